@@ -1,7 +1,47 @@
 package modeldiff.cli;
 
-public final class Main {
+import modeldiff.model.BadInputException;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+import java.io.PrintWriter;
+
+/**
+ * Entry point. Commands are thin: they parse flags and call the library. Errors in user input print one line
+ * and exit with code 2; a stack trace only with --debug.
+ */
+@Command(name = "modeldiff", mixinStandardHelpOptions = true, version = "modeldiff 0.1.0",
+        description = "Finds implementation bugs in open LLM releases by diffing independently coded forward passes.",
+        subcommands = {TraceCommand.class, InfoCommand.class, CommandLine.HelpCommand.class})
+public final class Main implements Runnable {
+    public static final int EXIT_BAD_INPUT = 2;
+
+    @Override
+    public void run() {
+        new CommandLine(this).usage(System.out);
+    }
+
     public static void main(String[] args) {
-        System.out.println("modeldiff");
+        System.exit(execute(args));
+    }
+
+    public static int execute(String... args) {
+        boolean debug = java.util.Arrays.asList(args).contains("--debug");
+        CommandLine cl = new CommandLine(new Main());
+        cl.setExecutionExceptionHandler((ex, cmd, parsed) -> {
+            PrintWriter err = cmd.getErr();
+            if (ex instanceof BadInputException || ex instanceof IllegalArgumentException) {
+                err.println("modeldiff: " + ex.getMessage());
+                if (debug) ex.printStackTrace(err);
+                err.flush();
+                return EXIT_BAD_INPUT;
+            }
+            err.println("modeldiff: internal error: " + ex);
+            if (debug) ex.printStackTrace(err);
+            else err.println("(rerun with --debug for the stack trace)");
+            err.flush();
+            return 1;
+        });
+        return cl.execute(args);
     }
 }

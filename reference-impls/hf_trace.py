@@ -1,0 +1,595 @@
+#!/usr/bin/env python3
+"""Record a modeldiff trace (format ``modeldiff-trace/1``) of one HF transformers forward pass.
+
+The Java side of modeldiff records the same probes from its own, independently coded forward
+pass; diffing the two traces probe by probe shows where (layer, sub-step) two implementations
+first disagree.  This script is the *reference* side: it runs the model exactly as HF
+transformers runs it (``attn_implementation="eager"``, no cache, batch 1, no attention mask)
+and captures intermediate tensors with forward hooks, without changing the computation.
+
+Trace file: a safetensors file, one 2-D tensor ``[tokens, width]`` per probe (batch removed,
+heads flattened), F64 when the run computed in float64, else F32 (bf16/fp16 values are exact
+in F32).  ``__metadata__`` holds format, producer, dtype, device, tokens, position_offset,
+probes (in order) and, when bugs were planted, planted.
+
+Probes (``--probes all``), in order::
+
+    embed,
+    for each layer i: layers.i.attn_norm, .q, .k, .v, .attn, .attn_out, .mlp_norm, .mlp_act,
+                      .mlp_out, layers.i
+    final_norm, logits
+
+``--probes layers`` keeps embed, layers.i, final_norm, logits.  A probe that cannot be
+captured for a family is left out of the file and of ``probes`` (and the reason is printed):
+it is never synthesised.
+
+``--plant BUG_ID`` deliberately reproduces a known class of implementation bug on top of the
+HF model (same weights), so that the Java diff tool can be tested on a divergence whose ground
+truth is known.  See PLANTS below.
+
+Example::
+
+    python3 hf_trace.py --model fixtures/llama/model --dtype float64 --device cpu \\
+        --tokens 1,5,9 --position-offset 0 --probes all --out /tmp/t.safetensors
+"""
+
+import argparse
+import json
+import math
+import sys
+import traceback
+
+import torch
+import torch.nn.functional as F
+
+FORMAT = "modeldiff-trace/1"
+
+DTYPES = {
+    "float64": torch.float64,
+    "float32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "float16": torch.float16,
+}
+
+# Per-layer sub-probes in trace order; "layers.i" itself follows them.
+SUB_PROBES = ["attn_norm", "q", "k", "v", "attn", "attn_out", "mlp_norm", "mlp_act", "mlp_out"]
+
+# Planted bugs: id -> one-line description.  Parametric ids use "name=value".
+PLANTS = {
+    "perturb.layerN": "layer N's mlp down-projection weight multiplied by 1.02 (e.g. perturb.layer1)",
+    "act.gelu_exact": "MLP activation replaced by exact erf GELU (instead of the tanh approximation)",
+    "norm.cast_before_weight": "Gemma (1+w) RMSNorm computes x_hat.to(dtype) * (1 + w) in the model dtype "
+    "(Llama style) instead of (x_hat * (1 + w.float())).to(dtype)",
+    "embed.scale_fp32": "embedding normaliser sqrt(hidden) applied in fp32 then cast, instead of being "
+    "rounded to the model dtype first",
+    "rope.bf16_angles": "RoPE positions and inv_freq rounded to bf16 before computing the angles",
+    "attn.no_softcap": "attention logit soft-capping dropped",
+    "window=N": "sliding window N instead of the config's value (config override at load)",
+    "rope.theta=X": "RoPE base X instead of the config's base (inv_freq recomputed)",
+    "norm.eps=X": "every norm's epsilon set to X instead of the config's value",
+}
+
+
+def log(*a):
+    print(*a, flush=True)
+
+
+def parse_tokens(s):
+    return [int(x) for x in s.split(",") if x.strip()]
+
+
+def producer_string():
+    import transformers
+
+    return "hf-transformers %s torch %s" % (transformers.__version__, torch.__version__)
+
+
+def _first_module(obj, names):
+    """First attribute among `names` that is an nn.Module (families name their parts differently)."""
+    if obj is None:
+        return None
+    for n in names:
+        m = getattr(obj, n, None)
+        if isinstance(m, torch.nn.Module):
+            return m
+    return None
+
+
+def find_parts(model):
+    """Locate decoder layers, final norm, embedding and the per-layer submodules we hook."""
+    base = getattr(model, "model", None)
+    if base is not None and hasattr(base, "layers"):
+        layers, final_norm, embed = base.layers, base.norm, base.embed_tokens
+    elif hasattr(model, "transformer") and hasattr(model.transformer, "h"):  # gpt2
+        layers, final_norm, embed = model.transformer.h, model.transformer.ln_f, model.transformer.wte
+    else:
+        raise RuntimeError("unsupported model layout: %s" % type(model).__name__)
+    per_layer = []
+    for layer in layers:
+        attn = _first_module(layer, ["self_attn", "attn", "self_attention"])
+        mlp = _first_module(layer, ["mlp", "feed_forward"])
+        per_layer.append(
+            dict(
+                layer=layer,
+                attn=attn,
+                mlp=mlp,
+                # gpt2: attn.c_proj / mlp.c_proj are the output / down projections (Conv1D).
+                o_proj=_first_module(attn, ["o_proj", "c_proj", "dense", "out_proj"]),
+                down=_first_module(mlp, ["down_proj", "c_proj", "fc2", "dense_4h_to_h"]),
+                v_proj=_first_module(attn, ["v_proj"]),
+            )
+        )
+    return dict(layers=layers, final_norm=final_norm, embed=embed, per_layer=per_layer)
+
+
+def _hidden_arg(args, kwargs, names=("hidden_states", "x", "input")):
+    if args:
+        return args[0]
+    for n in names:
+        if n in kwargs:
+            return kwargs[n]
+    return None
+
+
+def _out0(out):
+    return out[0] if isinstance(out, (tuple, list)) else out
+
+
+def to2d(t):
+    """[1,H,T,d] -> [T,H*d]; [1,T,W] -> [T,W]."""
+    t = t.detach()
+    if t.dim() == 4:
+        b, h, n, d = t.shape
+        if b != 1:
+            raise ValueError("batch must be 1, got shape %s" % (tuple(t.shape),))
+        return t[0].transpose(0, 1).reshape(n, h * d)
+    if t.dim() == 3:
+        if t.shape[0] != 1:
+            raise ValueError("batch must be 1, got shape %s" % (tuple(t.shape),))
+        return t[0]
+    if t.dim() == 2:
+        return t
+    raise ValueError("unexpected probe rank %d" % t.dim())
+
+
+def mask_summary(mask):
+    """Describe what an attention mask lets each query see: 'full' causal, {'window': W} (W most
+    recent keys including the query itself), or something unexpected.  Used to report how HF
+    interprets sliding_window, not for the trace itself."""
+    if mask is None:
+        return "none"
+    m = mask.detach()
+    while m.dim() > 2:
+        m = m[0]
+    if m.dtype == torch.bool:
+        allowed = m
+    else:
+        allowed = m > (torch.finfo(m.dtype).min / 2)
+    allowed = allowed.cpu()
+    widths = []
+    for q in range(allowed.shape[0]):
+        ks = allowed[q].nonzero().flatten().tolist()
+        if not ks:
+            return "row %d sees nothing" % q
+        if max(ks) > q:
+            return "non-causal (row %d sees key %d)" % (q, max(ks))
+        if ks != list(range(min(ks), q + 1)):
+            return "non-contiguous row %d: %s" % (q, ks)
+        widths.append(q - min(ks) + 1)
+    if all(w == q + 1 for q, w in enumerate(widths)):
+        return "full"
+    return {"window": max(widths)}
+
+
+class Recorder:
+    """Installs hooks + module-level wrappers and collects probe tensors for one forward."""
+
+    def __init__(self, model, probes):
+        self.model = model
+        self.mode = probes
+        self.parts = find_parts(model)
+        self.rec = {}
+        self.extra = {}  # fallback captures (rope outputs, v_proj outputs)
+        self.masks = {}
+        self.current = None  # index of the attention layer currently running
+        self.handles = []
+        self.patched = []  # (module_obj, attr, original)
+        self.attn_index = {}
+        self.notes = []
+
+    def _put(self, name, t):
+        if name in self.rec:
+            self.notes.append("probe %s recorded twice; keeping the first" % name)
+            return
+        self.rec[name] = t.detach().clone()
+
+    def install(self):
+        P = self.parts
+        full = self.mode == "all"
+
+        def embed_pre(mod, args, kwargs):
+            h = _hidden_arg(args, kwargs)
+            if h is not None:
+                self._put("embed", h)
+
+        self.handles.append(P["layers"][0].register_forward_pre_hook(embed_pre, with_kwargs=True))
+
+        for i, pl in enumerate(P["per_layer"]):
+            def layer_out(mod, args, out, i=i):
+                self._put("layers.%d" % i, _out0(out))
+
+            self.handles.append(pl["layer"].register_forward_hook(layer_out))
+            if pl["attn"] is not None:
+                self.attn_index[id(pl["attn"])] = i
+
+                def attn_pre(mod, args, kwargs, i=i):
+                    self.current = i
+                    if full:
+                        h = _hidden_arg(args, kwargs)
+                        if h is not None:
+                            self._put("layers.%d.attn_norm" % i, h)
+
+                def attn_post(mod, args, out, i=i):
+                    self.current = None
+                    if full:
+                        self._put("layers.%d.attn_out" % i, _out0(out))
+
+                self.handles.append(pl["attn"].register_forward_pre_hook(attn_pre, with_kwargs=True))
+                self.handles.append(pl["attn"].register_forward_hook(attn_post))
+            if not full:
+                continue
+            if pl["o_proj"] is not None:
+                self.handles.append(
+                    pl["o_proj"].register_forward_pre_hook(
+                        lambda mod, args, i=i: self._put("layers.%d.attn" % i, args[0])
+                    )
+                )
+            if pl["v_proj"] is not None:
+                self.handles.append(
+                    pl["v_proj"].register_forward_hook(
+                        lambda mod, args, out, i=i: self.extra.setdefault("v_proj.%d" % i, out.detach().clone())
+                    )
+                )
+            if pl["mlp"] is not None:
+                def mlp_pre(mod, args, kwargs, i=i):
+                    h = _hidden_arg(args, kwargs)
+                    if h is not None:
+                        self._put("layers.%d.mlp_norm" % i, h)
+
+                self.handles.append(pl["mlp"].register_forward_pre_hook(mlp_pre, with_kwargs=True))
+                self.handles.append(
+                    pl["mlp"].register_forward_hook(
+                        lambda mod, args, out, i=i: self._put("layers.%d.mlp_out" % i, _out0(out))
+                    )
+                )
+            if pl["down"] is not None:
+                self.handles.append(
+                    pl["down"].register_forward_pre_hook(
+                        lambda mod, args, i=i: self._put("layers.%d.mlp_act" % i, args[0])
+                    )
+                )
+
+        self.handles.append(
+            P["final_norm"].register_forward_hook(lambda mod, args, out: self._put("final_norm", _out0(out)))
+        )
+
+        # q/k/v exactly as handed to the attention kernel: wrap the module-level
+        # eager_attention_forward of each attention class's own module.  With
+        # attn_implementation="eager" the attention forward looks this global up at call time.
+        mods = {}
+        for pl in P["per_layer"]:
+            if pl["attn"] is not None:
+                mods[type(pl["attn"]).__module__] = sys.modules[type(pl["attn"]).__module__]
+        for modname, m in mods.items():
+            orig = getattr(m, "eager_attention_forward", None)
+            if orig is not None:
+                def eager_wrap(module, query, key, value, *args, _orig_fn=orig, **kwargs):
+                    i = self.attn_index.get(id(module), self.current)
+                    if i is not None:
+                        mask = args[0] if args else kwargs.get("attention_mask")
+                        self.masks.setdefault(i, mask_summary(mask))
+                        if full:
+                            self._put("layers.%d.q" % i, query)
+                            self._put("layers.%d.k" % i, key)
+                            self._put("layers.%d.v" % i, value)
+                    return _orig_fn(module, query, key, value, *args, **kwargs)
+
+                setattr(m, "eager_attention_forward", eager_wrap)
+                self.patched.append((m, "eager_attention_forward", orig))
+            # Fallback for attention classes that do not go through eager_attention_forward:
+            # the outputs of apply_rotary_pos_emb are q/k after RoPE, before the GQA repeat.
+            orig_rope = getattr(m, "apply_rotary_pos_emb", None)
+            if orig_rope is not None and full:
+                def rope_wrap(*args, _orig_fn=orig_rope, **kwargs):
+                    out = _orig_fn(*args, **kwargs)
+                    i = self.current
+                    if i is not None and isinstance(out, tuple) and len(out) == 2:
+                        self.extra.setdefault("rope_q.%d" % i, out[0].detach().clone())
+                        self.extra.setdefault("rope_k.%d" % i, out[1].detach().clone())
+                    return out
+
+                setattr(m, "apply_rotary_pos_emb", rope_wrap)
+                self.patched.append((m, "apply_rotary_pos_emb", orig_rope))
+
+    def remove(self):
+        for h in self.handles:
+            h.remove()
+        self.handles = []
+        for m, attr, orig in reversed(self.patched):
+            setattr(m, attr, orig)
+        self.patched = []
+
+    def ordered(self, logits):
+        """Return (ordered probe names, {name: 2-D tensor}, missing-probe reasons)."""
+        n_layers = len(self.parts["per_layer"])
+        names = ["embed"]
+        for i in range(n_layers):
+            if self.mode == "all":
+                names += ["layers.%d.%s" % (i, s) for s in SUB_PROBES]
+            names.append("layers.%d" % i)
+        names += ["final_norm", "logits"]
+        self.rec["logits"] = logits.detach().clone()
+        methods = set()
+        # Fill q/k/v from the fallback captures only where the eager wrapper saw nothing.
+        for i in range(n_layers):
+            if self.mode != "all":
+                break
+            if "layers.%d.q" % i in self.rec:
+                methods.add("eager_attention_forward")
+                continue
+            if "rope_q.%d" % i in self.extra:
+                self.rec["layers.%d.q" % i] = self.extra["rope_q.%d" % i]
+                self.rec["layers.%d.k" % i] = self.extra["rope_k.%d" % i]
+                methods.add("apply_rotary_pos_emb outputs")
+                if "v_proj.%d" % i in self.extra:
+                    self.rec["layers.%d.v" % i] = self.extra["v_proj.%d" % i]
+                    methods.add("v_proj output")
+        out, order, missing = {}, [], {}
+        for n in names:
+            if n not in self.rec:
+                missing[n] = "not captured (no hook point found for this family)"
+                continue
+            try:
+                out[n] = to2d(self.rec[n])
+                order.append(n)
+            except Exception as e:  # noqa: BLE001 - report and leave the probe out
+                missing[n] = "could not flatten: %s" % e
+        self.capture_methods = sorted(methods)
+        return order, out, missing
+
+
+# ----------------------------------------------------------------------------------------------
+# Planted bugs
+# ----------------------------------------------------------------------------------------------
+
+
+def plant_config_overrides(plants):
+    """Plants that must act on the config before the model is built."""
+    ov = {}
+    for p in plants:
+        if p.startswith("window="):
+            ov["sliding_window"] = int(p.split("=", 1)[1])
+    return ov
+
+
+def apply_plants(model, plants, ctx):
+    """Apply post-load plants.  Returns hook handles (kept for the whole run) and notes."""
+    handles, notes = [], []
+    parts = find_parts(model)
+    for p in plants:
+        if p.startswith("window="):
+            w = int(p.split("=", 1)[1])
+            # Some attention classes copy the window at init; keep them in line with the config.
+            for pl in parts["per_layer"]:
+                if pl["attn"] is not None and getattr(pl["attn"], "sliding_window", None) is not None:
+                    pl["attn"].sliding_window = w
+            notes.append("config.sliding_window=%s" % model.config.sliding_window)
+        elif p.startswith("perturb.layer"):
+            i = int(p[len("perturb.layer"):])
+            down = parts["per_layer"][i]["down"]
+            with torch.no_grad():
+                down.weight.mul_(1.02)
+            notes.append("layers[%d] down projection weight *= 1.02" % i)
+        elif p == "act.gelu_exact":
+            n = 0
+            for pl in parts["per_layer"]:
+                mlp = pl["mlp"]
+                for attr in ("act_fn", "act", "activation_fn"):
+                    if isinstance(getattr(mlp, attr, None), torch.nn.Module):
+                        setattr(mlp, attr, torch.nn.GELU(approximate="none"))
+                        n += 1
+                        break
+            if n != len(parts["per_layer"]):
+                raise RuntimeError("act.gelu_exact: replaced the activation in %d of %d layers" % (n, len(parts["per_layer"])))
+            notes.append("mlp activation -> nn.GELU(approximate='none') in %d layers" % n)
+        elif p == "norm.cast_before_weight":
+            norm_cls = type(parts["final_norm"])
+
+            def llama_style(self, x):
+                xf = x.float()
+                eps = getattr(self, "eps", getattr(self, "variance_epsilon", 1e-6))
+                xhat = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)
+                return xhat.to(x.dtype) * (1.0 + self.weight)  # (1 + w) rounded in the model dtype
+
+            n = 0
+            for mod in model.modules():
+                if type(mod) is norm_cls:
+                    mod.forward = llama_style.__get__(mod, type(mod))
+                    n += 1
+            notes.append("%d %s modules compute x_hat.to(dtype) * (1 + w)" % (n, norm_cls.__name__))
+        elif p == "embed.scale_fp32":
+            emb = parts["embed"]
+            hidden = model.config.hidden_size
+
+            def embed_pre(mod, args, kwargs):
+                raw = F.embedding(ctx["input_ids"], emb.weight)
+                planted = (raw.float() * math.sqrt(hidden)).to(raw.dtype)
+                if args:
+                    return (planted,) + tuple(args[1:]), kwargs
+                kwargs = dict(kwargs)
+                kwargs["hidden_states"] = planted
+                return args, kwargs
+
+            handles.append(parts["layers"][0].register_forward_pre_hook(embed_pre, with_kwargs=True))
+            notes.append("layer-0 input replaced by (embedding.float() * sqrt(%d)).to(dtype)" % hidden)
+        elif p == "rope.bf16_angles":
+            rot = model.model.rotary_emb
+
+            def bf16_angles(self, x, position_ids, *a, **k):
+                inv = self.inv_freq.to(torch.bfloat16).float().to(x.device)
+                pos = position_ids.to(torch.bfloat16).float()
+                freqs = pos[:, :, None] * inv[None, None, :]
+                emb_ = torch.cat((freqs, freqs), dim=-1)
+                sc = getattr(self, "attention_scaling", 1.0)
+                return (emb_.cos() * sc).to(x.dtype), (emb_.sin() * sc).to(x.dtype)
+
+            rot.forward = bf16_angles.__get__(rot, type(rot))
+            notes.append("rotary_emb.forward rounds positions and inv_freq to bf16")
+        elif p.startswith("rope.theta="):
+            theta = float(p.split("=", 1)[1])
+            rot = model.model.rotary_emb
+            dim = rot.inv_freq.numel() * 2
+            inv = 1.0 / (theta ** (torch.arange(0, dim, 2, dtype=torch.int64).to(dtype=torch.float) / dim))
+            with torch.no_grad():
+                rot.inv_freq.copy_(inv.to(rot.inv_freq.device, rot.inv_freq.dtype))
+                if hasattr(rot, "original_inv_freq"):
+                    rot.original_inv_freq = rot.inv_freq.clone()
+            notes.append("inv_freq recomputed with base %g (dim %d)" % (theta, dim))
+        elif p.startswith("norm.eps="):
+            eps = float(p.split("=", 1)[1])
+            n = 0
+            for mod in model.modules():
+                if "norm" in type(mod).__name__.lower():
+                    for attr in ("variance_epsilon", "eps"):
+                        if hasattr(mod, attr) and isinstance(getattr(mod, attr), float):
+                            setattr(mod, attr, eps)
+                            n += 1
+            notes.append("eps=%g set on %d norm attributes" % (eps, n))
+        elif p == "attn.no_softcap":
+            model.config.attn_logit_softcapping = None
+            n = 0
+            for pl in parts["per_layer"]:
+                if hasattr(pl["attn"], "attn_logit_softcapping"):
+                    pl["attn"].attn_logit_softcapping = None
+                    n += 1
+            notes.append("attn_logit_softcapping=None (config and %d attention modules)" % n)
+        else:
+            raise ValueError("unknown plant %r; known: %s" % (p, ", ".join(PLANTS)))
+    return handles, notes
+
+
+# ----------------------------------------------------------------------------------------------
+# The trace
+# ----------------------------------------------------------------------------------------------
+
+
+def load_model(model_dir, dtype, plants=()):
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    ov = plant_config_overrides(plants)
+    if ov:
+        # Plant that needs a different config: load the config, override, build from it.
+        config = AutoConfig.from_pretrained(model_dir)
+        for k, v in ov.items():
+            setattr(config, k, v)
+        model = AutoModelForCausalLM.from_pretrained(
+            model_dir, config=config, dtype=DTYPES[dtype], attn_implementation="eager"
+        )
+    else:
+        # The reference path: let HF load and cast the stored weights itself.
+        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=DTYPES[dtype], attn_implementation="eager")
+    return model.eval()
+
+
+def run_trace(model_dir, dtype, device, tokens, position_offset=0, probes="all", out=None,
+              plants=(), check_hooks=False, model=None):
+    """Run one forward and return a dict with the ordered probe tensors and diagnostics.
+    Writes the safetensors trace to `out` when given."""
+    plants = list(plants)
+    if model is None:
+        model = load_model(model_dir, dtype, plants)
+    if device != "cpu":
+        model = model.to(device)
+    ctx = {}
+    plant_handles, plant_notes = apply_plants(model, plants, ctx)
+    ids = torch.tensor([tokens], dtype=torch.long, device=device)
+    pos = torch.arange(position_offset, position_offset + len(tokens), dtype=torch.long, device=device)[None, :]
+    ctx["input_ids"] = ids
+    info = {"plant_notes": plant_notes}
+    info["param_dtypes"] = sorted({str(p.dtype) for p in model.parameters()})
+    with torch.no_grad():
+        if check_hooks:
+            ref = model(input_ids=ids, position_ids=pos, use_cache=False).logits.detach().clone()
+        rec = Recorder(model, probes)
+        rec.install()
+        try:
+            logits = model(input_ids=ids, position_ids=pos, use_cache=False).logits
+        finally:
+            rec.remove()
+            for h in plant_handles:
+                h.remove()
+    order, tensors, missing = rec.ordered(logits)
+    if check_hooks:
+        info["hooks_bitwise_equal"] = bool(torch.equal(ref, logits))
+        info["hooks_max_abs_diff"] = float((ref.double() - logits.double()).abs().max())
+    store = torch.float64 if dtype == "float64" else torch.float32
+    tensors = {k: v.to(store).cpu().contiguous() for k, v in tensors.items()}
+    dev_name = "cpu" if device == "cpu" else torch.cuda.get_device_name(torch.device(device))
+    meta = {
+        "format": FORMAT,
+        "producer": producer_string(),
+        "dtype": dtype,
+        "device": dev_name,
+        "tokens": json.dumps([int(t) for t in tokens]),
+        "position_offset": str(int(position_offset)),
+        "probes": json.dumps(order),
+    }
+    if plants:
+        meta["planted"] = json.dumps(plants)
+    info.update(
+        order=order,
+        tensors=tensors,
+        missing=missing,
+        meta=meta,
+        masks={int(k): v for k, v in rec.masks.items()},
+        capture_methods=getattr(rec, "capture_methods", []),
+        recorder_notes=rec.notes,
+    )
+    if out:
+        from safetensors.torch import save_file
+
+        save_file(tensors, out, metadata=meta)
+    return info
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", required=True, help="model directory written by save_pretrained")
+    ap.add_argument("--dtype", required=True, choices=sorted(DTYPES))
+    ap.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    ap.add_argument("--tokens", required=True, help="comma-separated token ids, e.g. 1,2,3")
+    ap.add_argument("--position-offset", type=int, default=0, help="position_ids = arange(offset, offset+n)")
+    ap.add_argument("--probes", choices=["layers", "all"], default="all")
+    ap.add_argument("--out", required=True, help="output .safetensors trace")
+    ap.add_argument("--plant", action="append", default=[], metavar="BUG_ID",
+                    help="plant a known bug (repeatable): " + "; ".join("%s: %s" % kv for kv in PLANTS.items()))
+    ap.add_argument("--check-hooks", action="store_true", help="also run a hook-free forward and compare logits")
+    a = ap.parse_args(argv)
+    try:
+        info = run_trace(a.model, a.dtype, a.device, parse_tokens(a.tokens), a.position_offset, a.probes,
+                         a.out, a.plant, a.check_hooks)
+    except Exception:
+        traceback.print_exc()
+        return 1
+    log("wrote %s: %d probes" % (a.out, len(info["order"])))
+    for k, v in info["missing"].items():
+        log("  left out %s: %s" % (k, v))
+    for n in info["plant_notes"]:
+        log("  plant: %s" % n)
+    if a.check_hooks:
+        log("  hooks vs no hooks: bitwise equal=%s max|diff|=%g" % (info["hooks_bitwise_equal"], info["hooks_max_abs_diff"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+package modeldiff.cli;
+
+import modeldiff.model.LayerSpec;
+import modeldiff.model.Model;
+import modeldiff.model.ModelConfig;
+import modeldiff.model.TensorInfo;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.nio.file.Path;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.concurrent.Callable;
+
+@Command(name = "info", mixinStandardHelpOptions = true,
+        description = "Show how modeldiff reads a model: normalised config, per-layer attention, defaults taken, tensors.")
+final class InfoCommand implements Callable<Integer> {
+    @Option(names = "--model", required = true, description = "Model folder.")
+    Path model;
+
+    @Option(names = "--debug", description = "Show stack traces.")
+    boolean debug;
+
+    @Override
+    public Integer call() {
+        Model m = Model.open(model);
+        ModelConfig c = m.config;
+        System.out.printf("model      %s (%s)%n", m.dir, c.modelType);
+        System.out.printf("shape      hidden %d, layers %d, heads %d (kv %d, head_dim %d), ffn %d, vocab %d%n",
+                c.hiddenSize, c.numLayers, c.numHeads, c.numKvHeads, c.headDim, c.intermediateSize, c.vocabSize);
+        System.out.printf("activation %s -> %s; norm %s eps %s; embed scale %s%n", c.activationName, c.activation.id(),
+                c.family.norm, c.normEps, c.embedScale);
+        System.out.printf("biases     qkv %s, o %s, mlp %s; tied embeddings %s%n", c.qkvBias, c.oBias, c.mlpBias, c.tieWordEmbeddings);
+        System.out.printf("softcaps   attention %s, final %s%n", c.attnSoftcap, c.finalSoftcap);
+        System.out.printf("tokens     bos %s, eos %s, pad %s; dtype %s%n", c.bosTokenIds, c.eosTokenIds, c.padTokenIds, c.declaredDtype);
+        for (LayerSpec l : c.layers) {
+            System.out.printf("layer %-3d  %s, scale %.6g, rope %s%n", l.index(),
+                    l.sliding() ? "sliding window " + l.slidingWindow() : "full attention", l.attnScale(),
+                    l.rope() == null ? "none (learned positions)" : l.rope().describe());
+        }
+        if (c.defaultsUsed.isEmpty()) System.out.println("defaults   none: every key came from config.json");
+        else c.defaultsUsed.forEach(d -> System.out.println("default    " + d));
+        Map<String, Integer> dtypes = new TreeMap<>();
+        long params = 0;
+        for (TensorInfo t : m.store.tensors().values()) {
+            dtypes.merge(t.dtype().name(), 1, Integer::sum);
+            params += t.elementCount();
+        }
+        System.out.printf("tensors    %d in %d file(s), %,d elements, dtypes %s%n", m.store.tensors().size(),
+                m.store.files().size(), params, dtypes);
+        return 0;
+    }
+}

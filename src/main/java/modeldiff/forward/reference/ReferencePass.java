@@ -1,0 +1,261 @@
+package modeldiff.forward.reference;
+
+import modeldiff.forward.ForwardInput;
+import modeldiff.forward.ForwardPass;
+import modeldiff.forward.ProbeLevel;
+import modeldiff.model.BadInputException;
+import modeldiff.model.Family;
+import modeldiff.model.LayerSpec;
+import modeldiff.model.LayerWeights;
+import modeldiff.model.LinearRef;
+import modeldiff.model.Model;
+import modeldiff.model.ModelConfig;
+import modeldiff.model.NormRef;
+import modeldiff.model.TensorInfo;
+import modeldiff.model.TensorStore;
+import modeldiff.numeric.Rope;
+import modeldiff.trace.Trace;
+
+/**
+ * The ground truth: the forward pass written straight from the math, float64 everywhere. Weights are widened
+ * exactly from their stored dtype; nothing is rounded on the way, and no shortcut a framework might take (fp32 RoPE
+ * angles, fp32 softmax, fused kernels) is imitated. Other passes are judged by their distance from this one.
+ *
+ * Layout convention: activations are row-major [tokens, width] double arrays.
+ */
+public final class ReferencePass implements ForwardPass {
+
+    @Override
+    public String name() {
+        return "reference";
+    }
+
+    @Override
+    public String dtype() {
+        return "float64";
+    }
+
+    @Override
+    public Trace run(Model model, ForwardInput input, ProbeLevel level) {
+        ModelConfig c = model.config;
+        Family f = model.family;
+        int T = input.length(), H = c.hiddenSize;
+        Trace trace = new Trace("modeldiff reference", dtype(), "cpu", input.tokens(), input.positionOffset());
+        boolean all = level == ProbeLevel.ALL;
+
+        double[] x = embed(model, input);                                  // [T, H]
+        trace.put("embed", H, x.clone());
+
+        for (int i = 0; i < c.numLayers; i++) {
+            LayerWeights w = model.layer(i);
+            LayerSpec spec = c.layers.get(i);
+            String p = "layers." + i + ".";
+
+            double[] a = norm(x, T, H, w.attnNorm(), f.norm, c.normEps);  // [T, H]
+            double[] q = linear(a, T, w.q());                              // [T, heads*hd]
+            double[] k = linear(a, T, w.k());                              // [T, kv_heads*hd]
+            double[] v = linear(a, T, w.v());                              // [T, kv_heads*hd]
+            if (f.qkNorm) {
+                q = norm(q, T * c.numHeads, c.headDim, w.qNorm(), f.norm, c.normEps);
+                k = norm(k, T * c.numKvHeads, c.headDim, w.kNorm(), f.norm, c.normEps);
+            }
+            if (!f.learnedPositions) {
+                Rope.Frequencies freq = Rope.frequencies(spec.rope(), Rope.rotaryDim(c.headDim, spec.rope().partialRotaryFactor()),
+                        input.positionOffset() + T);
+                rotate(q, T, c.numHeads, c.headDim, freq, input);
+                rotate(k, T, c.numKvHeads, c.headDim, freq, input);
+            }
+            double[] att = attention(q, k, v, T, c, spec);                 // [T, heads*hd]
+            double[] o = linear(att, T, w.o());                            // [T, H]
+            if (all) {
+                trace.put(p + "attn_norm", H, a);
+                trace.put(p + "q", c.qDim(), q);
+                trace.put(p + "k", c.kvDim(), k);
+                trace.put(p + "v", c.kvDim(), v);
+                trace.put(p + "attn", c.qDim(), att);
+                trace.put(p + "attn_out", H, o.clone());
+            }
+            if (w.postAttnNorm() != null) o = norm(o, T, H, w.postAttnNorm(), f.norm, c.normEps);
+            addInPlace(x, o);
+
+            double[] m = norm(x, T, H, w.mlpNorm(), f.norm, c.normEps);   // [T, H]
+            double[] act;                                                  // [T, ff]
+            if (f.mlp == Family.Mlp.GATED) {
+                act = linear(m, T, w.gate());
+                double[] up = linear(m, T, w.up());
+                for (int j = 0; j < act.length; j++) act[j] = c.activation.apply(act[j]) * up[j];
+            } else {
+                act = linear(m, T, w.up());
+                for (int j = 0; j < act.length; j++) act[j] = c.activation.apply(act[j]);
+            }
+            double[] mo = linear(act, T, w.down());                        // [T, H]
+            if (all) {
+                trace.put(p + "mlp_norm", H, m);
+                trace.put(p + "mlp_act", c.intermediateSize, act);
+                trace.put(p + "mlp_out", H, mo.clone());
+            }
+            if (w.postMlpNorm() != null) mo = norm(mo, T, H, w.postMlpNorm(), f.norm, c.normEps);
+            addInPlace(x, mo);
+            trace.put("layers." + i, H, x.clone());
+        }
+
+        double[] fn = norm(x, T, H, model.finalNorm(), f.norm, c.normEps);
+        trace.put("final_norm", H, fn);
+        double[] logits = matmulRows(fn, T, H, model.lmHead(), c.vocabSize);   // [T, vocab]
+        if (!Double.isNaN(c.finalSoftcap)) softcap(logits, c.finalSoftcap);
+        trace.put("logits", c.vocabSize, logits);
+        return trace;
+    }
+
+    /** Token rows times the embedding scale, plus learned position rows (GPT-2). */
+    static double[] embed(Model model, ForwardInput input) {
+        ModelConfig c = model.config;
+        int H = c.hiddenSize, T = input.length();
+        double[] x = new double[T * H];
+        for (int t = 0; t < T; t++) {
+            int id = input.tokens()[t];
+            if (id < 0 || id >= c.vocabSize)
+                throw new BadInputException("token id " + id + " at index " + t + " is outside the vocabulary [0, " + c.vocabSize + ")");
+            double[] row = TensorStore.readDoubles(model.embedding(), (long) id * H, H);
+            for (int j = 0; j < H; j++) x[t * H + j] = row[j] * c.embedScale;
+        }
+        TensorInfo wpe = model.positionEmbedding();
+        if (wpe != null) {
+            for (int t = 0; t < T; t++) {
+                long pos = input.position(t);
+                if (pos >= wpe.shape()[0])
+                    throw new BadInputException("position " + pos + " is beyond the model's " + wpe.shape()[0] + " learned positions");
+                double[] row = TensorStore.readDoubles(wpe, pos * H, H);
+                for (int j = 0; j < H; j++) x[t * H + j] += row[j];
+            }
+        }
+        return x;
+    }
+
+    /** RMSNorm or LayerNorm over each of {@code rows} rows of width {@code dim}. */
+    static double[] norm(double[] x, int rows, int dim, NormRef ref, Family.NormKind kind, double eps) {
+        double[] w = ref.loadWeight();
+        double[] b = ref.loadBias();
+        double offset = kind.unitOffset() ? 1.0 : 0.0;
+        double[] out = new double[rows * dim];
+        for (int r = 0; r < rows; r++) {
+            int base = r * dim;
+            double mean = 0;
+            if (kind.centered()) {
+                for (int j = 0; j < dim; j++) mean += x[base + j];
+                mean /= dim;
+            }
+            double sq = 0;
+            for (int j = 0; j < dim; j++) {
+                double d = x[base + j] - mean;
+                sq += d * d;
+            }
+            double inv = 1.0 / Math.sqrt(sq / dim + eps);
+            for (int j = 0; j < dim; j++) {
+                double y = (x[base + j] - mean) * inv * (w[j] + offset);
+                out[base + j] = b == null ? y : y + b[j];
+            }
+        }
+        return out;
+    }
+
+    /** y = x·Wᵀ + b for x [rows, in], W [out, in]. */
+    static double[] linear(double[] x, int rows, LinearRef ref) {
+        double[] w = ref.loadWeight();
+        double[] b = ref.loadBias();
+        int in = ref.in(), out = ref.out();
+        double[] y = new double[rows * out];
+        for (int r = 0; r < rows; r++) {
+            for (int o = 0; o < out; o++) {
+                double s = 0;
+                int wo = o * in, xr = r * in;
+                for (int i = 0; i < in; i++) s += x[xr + i] * w[wo + i];
+                y[r * out + o] = b == null ? s : s + b[o];
+            }
+        }
+        return y;
+    }
+
+    /** x [rows, in] times a stored [out, in] matrix read row by row (the LM head can be larger than we want to copy). */
+    static double[] matmulRows(double[] x, int rows, int in, TensorInfo weight, int out) {
+        double[] y = new double[rows * out];
+        final int block = 1024;
+        for (int o0 = 0; o0 < out; o0 += block) {
+            int n = Math.min(block, out - o0);
+            double[] w = TensorStore.readDoubles(weight, (long) o0 * in, (long) n * in);
+            for (int r = 0; r < rows; r++)
+                for (int o = 0; o < n; o++) {
+                    double s = 0;
+                    for (int i = 0; i < in; i++) s += x[r * in + i] * w[o * in + i];
+                    y[r * out + o0 + o] = s;
+                }
+        }
+        return y;
+    }
+
+    /** rotate_half RoPE on the first rotaryDim dimensions of each head; the rest pass through (partial rotary). */
+    static void rotate(double[] x, int T, int heads, int headDim, Rope.Frequencies freq, ForwardInput input) {
+        int half = freq.invFreq().length;
+        double scale = freq.attentionScaling();
+        for (int t = 0; t < T; t++) {
+            double pos = input.position(t);
+            for (int j = 0; j < half; j++) {
+                double angle = pos * freq.invFreq()[j];
+                double cos = Math.cos(angle) * scale, sin = Math.sin(angle) * scale;
+                for (int h = 0; h < heads; h++) {
+                    int base = (t * heads + h) * headDim;
+                    double x1 = x[base + j], x2 = x[base + j + half];
+                    x[base + j] = x1 * cos - x2 * sin;
+                    x[base + j + half] = x2 * cos + x1 * sin;
+                }
+            }
+        }
+    }
+
+    /**
+     * Causal (optionally sliding-window) attention with grouped KV heads and optional tanh soft-cap. Query t sees key
+     * s when s ≤ t and, with a window W, t − s < W (HF's sliding_window semantics: W keys including itself).
+     */
+    static double[] attention(double[] q, double[] k, double[] v, int T, ModelConfig c, LayerSpec spec) {
+        int heads = c.numHeads, kvHeads = c.numKvHeads, hd = c.headDim, group = heads / kvHeads;
+        double[] out = new double[T * heads * hd];
+        double[] scores = new double[T];
+        double cap = c.attnSoftcap;
+        for (int h = 0; h < heads; h++) {
+            int kvh = h / group;
+            for (int t = 0; t < T; t++) {
+                int first = spec.sliding() ? Math.max(0, t - spec.slidingWindow() + 1) : 0;
+                double max = Double.NEGATIVE_INFINITY;
+                for (int s = first; s <= t; s++) {
+                    double dot = 0;
+                    int qb = (t * heads + h) * hd, kb = (s * kvHeads + kvh) * hd;
+                    for (int d = 0; d < hd; d++) dot += q[qb + d] * k[kb + d];
+                    double sc = dot * spec.attnScale();
+                    if (!Double.isNaN(cap)) sc = cap * Math.tanh(sc / cap);
+                    scores[s] = sc;
+                    max = Math.max(max, sc);
+                }
+                double sum = 0;
+                for (int s = first; s <= t; s++) {
+                    scores[s] = Math.exp(scores[s] - max);
+                    sum += scores[s];
+                }
+                int ob = (t * heads + h) * hd;
+                for (int s = first; s <= t; s++) {
+                    double pr = scores[s] / sum;
+                    int vb = (s * kvHeads + kvh) * hd;
+                    for (int d = 0; d < hd; d++) out[ob + d] += pr * v[vb + d];
+                }
+            }
+        }
+        return out;
+    }
+
+    static void softcap(double[] x, double cap) {
+        for (int i = 0; i < x.length; i++) x[i] = cap * Math.tanh(x[i] / cap);
+    }
+
+    static void addInPlace(double[] x, double[] y) {
+        for (int i = 0; i < x.length; i++) x[i] += y[i];
+    }
+}

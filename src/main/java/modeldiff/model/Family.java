@@ -1,0 +1,288 @@
+package modeldiff.model;
+
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeSet;
+
+/**
+ * How one architecture family computes, as data. Every forward pass walks the same generic decoder and asks its
+ * {@link Family} what to do at each step; a new family is a few lines here, written as its differences from the family
+ * it descends from (as HF's modular_*.py files do), never a copy of a transformer.
+ *
+ * Each field mirrors a line of HF transformers' modeling_*.py for that family.
+ */
+public final class Family {
+
+    /** Where the weights live in the checkpoint. */
+    public enum Layout {
+        /** model.layers.{i}.self_attn.{q,k,v,o}_proj, mlp.{gate,up,down}_proj. */
+        LLAMA,
+        /** Phi-3: fused self_attn.qkv_proj and mlp.gate_up_proj (gate first). */
+        PHI3,
+        /** GPT-2: transformer.h.{i}.attn.c_attn (Conv1D, weight stored [in, out]), learned positions wpe. */
+        GPT2
+    }
+
+    public enum NormKind {
+        /** x / rms(x) · w. */
+        RMS,
+        /** x / rms(x) · (1 + w): Gemma stores the offset from one. */
+        RMS_UNIT_OFFSET,
+        /** (x − mean) / std · w + b. */
+        LAYER,
+        /** LayerNorm1P (Nemotron): (x − mean) / std · (1 + w) + b. */
+        LAYER_UNIT_OFFSET;
+
+        public boolean unitOffset() {
+            return this == RMS_UNIT_OFFSET || this == LAYER_UNIT_OFFSET;
+        }
+
+        public boolean centered() {
+            return this == LAYER || this == LAYER_UNIT_OFFSET;
+        }
+    }
+
+    /**
+     * Where a reduced-precision run rounds inside an RMSNorm. Llama: {@code w * x̂.to(dtype)} (round, then multiply);
+     * Gemma: {@code (x̂ * (1 + w.float())).to(dtype)} (multiply in fp32, round once). See HF PR #29402.
+     */
+    public enum NormCast { CAST_THEN_WEIGHT, WEIGHT_THEN_CAST }
+
+    public enum Mlp {
+        /** down(act(gate(x)) · up(x)). */
+        GATED,
+        /** proj(act(fc(x))). */
+        PLAIN
+    }
+
+    public enum Bias { NONE, ALWAYS, FROM_CONFIG }
+
+    public final String modelType;
+    public final Layout layout;
+    public final NormKind norm;
+    public final NormCast normCast;
+    /** Gemma 2/3: extra norms on the attention and MLP outputs before each residual add. */
+    public final boolean sandwichNorms;
+    /** Qwen3, Gemma 3: an RMSNorm over head_dim on q and k before RoPE. */
+    public final boolean qkNorm;
+    public final Mlp mlp;
+    /** Gemma: embeddings multiplied by sqrt(hidden_size), the constant rounded to the activation dtype. */
+    public final boolean embedScaleSqrtHidden;
+    public final boolean learnedPositions;
+    public final Bias qkvBias;
+    public final Bias oBias;
+    public final Bias mlpBias;
+    /** Config key naming the activation (first present wins). */
+    public final List<String> activationKeys;
+    /** Config key of the norm epsilon. */
+    public final String epsKey;
+    /** HF's default for each config key this family reads, used when the key is missing (and reported). */
+    public final Map<String, Object> defaults;
+    /** Sliding window applies on every layer when configured (Mistral, Phi-3) unless layer_types says otherwise. */
+    public final SlidingRule sliding;
+    /** Attention scale from query_pre_attn_scalar (Gemma 2/3) rather than head_dim. */
+    public final boolean queryPreAttnScalar;
+    /** Whether the family expects a BOS token first (Gemma: quality collapses without it). */
+    public final boolean requiresBos;
+
+    /** Which layers slide, when the config has no explicit layer_types. */
+    public enum SlidingRule {
+        NONE,
+        /** Every layer, when sliding_window is set (Mistral, Phi-3). */
+        ALL_IF_SET,
+        /** Qwen2/3: only with use_sliding_window, and only layers >= max_window_layers. */
+        QWEN,
+        /** Gemma 2: even layers slide (layer i slides when (i+1) % 2 != 0). */
+        ALTERNATE,
+        /** Gemma 3: every sliding_window_pattern-th layer is global, the rest slide. */
+        PATTERN
+    }
+
+    private Family(Builder b) {
+        modelType = b.modelType;
+        layout = b.layout;
+        norm = b.norm;
+        normCast = b.normCast;
+        sandwichNorms = b.sandwichNorms;
+        qkNorm = b.qkNorm;
+        mlp = b.mlp;
+        embedScaleSqrtHidden = b.embedScaleSqrtHidden;
+        learnedPositions = b.learnedPositions;
+        qkvBias = b.qkvBias;
+        oBias = b.oBias;
+        mlpBias = b.mlpBias;
+        activationKeys = List.copyOf(b.activationKeys);
+        epsKey = b.epsKey;
+        defaults = Map.copyOf(b.defaults);
+        sliding = b.sliding;
+        queryPreAttnScalar = b.queryPreAttnScalar;
+        requiresBos = b.requiresBos;
+    }
+
+    // ---- The families. Defaults are HF transformers' configuration_*.py defaults. ----
+
+    public static final Family LLAMA = new Builder("llama")
+            .defaults("rms_norm_eps", 1e-6, "hidden_act", "silu", "rope_theta", 10000.0, "attention_bias", false,
+                    "mlp_bias", false, "tie_word_embeddings", false, "max_position_embeddings", 2048,
+                    "bos_token_id", 1, "eos_token_id", 2)
+            .build();
+
+    public static final Family MISTRAL = LLAMA.derive("mistral")
+            .sliding(SlidingRule.ALL_IF_SET)
+            .defaults("sliding_window", 4096, "max_position_embeddings", 4096 * 32)
+            .build();
+
+    public static final Family QWEN2 = LLAMA.derive("qwen2")
+            .qkvBias(Bias.ALWAYS).oBias(Bias.NONE).mlpBias(Bias.NONE)
+            .sliding(SlidingRule.QWEN)
+            .defaults("use_sliding_window", false, "sliding_window", 4096, "max_window_layers", 28,
+                    "max_position_embeddings", 32768, "bos_token_id", null, "eos_token_id", null)
+            .build();
+
+    public static final Family QWEN3 = QWEN2.derive("qwen3")
+            .qkvBias(Bias.FROM_CONFIG).oBias(Bias.FROM_CONFIG).qkNorm(true)
+            .defaults("head_dim", 128)
+            .build();
+
+    public static final Family GEMMA = LLAMA.derive("gemma")
+            .norm(NormKind.RMS_UNIT_OFFSET).normCast(NormCast.WEIGHT_THEN_CAST)
+            .embedScale(true).requiresBos(true)
+            .activationKeys("hidden_activation", "hidden_act")
+            .defaults("hidden_activation", "gelu_pytorch_tanh", "head_dim", 256, "tie_word_embeddings", true,
+                    "max_position_embeddings", 8192, "bos_token_id", 2, "eos_token_id", 1, "pad_token_id", 0)
+            .build();
+
+    public static final Family GEMMA2 = GEMMA.derive("gemma2")
+            .sandwichNorms(true).queryPreAttnScalar(true).sliding(SlidingRule.ALTERNATE)
+            .activationKeys("hidden_activation")
+            .defaults("query_pre_attn_scalar", 256, "sliding_window", 4096, "final_logit_softcapping", 30.0,
+                    "attn_logit_softcapping", 50.0)
+            .build();
+
+    public static final Family GEMMA3_TEXT = GEMMA2.derive("gemma3_text")
+            .qkNorm(true).sliding(SlidingRule.PATTERN)
+            .defaults("rope_theta", 1_000_000.0, "rope_local_base_freq", 10_000.0, "sliding_window_pattern", 6,
+                    "final_logit_softcapping", null, "attn_logit_softcapping", null, "max_position_embeddings", 131072)
+            .build();
+
+    public static final Family PHI3 = LLAMA.derive("phi3")
+            .layout(Layout.PHI3).sliding(SlidingRule.ALL_IF_SET)
+            .defaults("rms_norm_eps", 1e-5, "partial_rotary_factor", 1.0, "sliding_window", null,
+                    "max_position_embeddings", 4096, "bos_token_id", 1, "eos_token_id", 32000)
+            .build();
+
+    public static final Family GPT2 = LLAMA.derive("gpt2")
+            .layout(Layout.GPT2).norm(NormKind.LAYER).mlp(Mlp.PLAIN).learnedPositions(true)
+            .qkvBias(Bias.ALWAYS).oBias(Bias.ALWAYS).mlpBias(Bias.ALWAYS)
+            .activationKeys("activation_function").epsKey("layer_norm_epsilon")
+            .defaults("activation_function", "gelu_new", "layer_norm_epsilon", 1e-5, "tie_word_embeddings", true,
+                    "n_positions", 1024, "bos_token_id", 50256, "eos_token_id", 50256, "scale_attn_weights", true,
+                    "scale_attn_by_inverse_layer_idx", false)
+            .build();
+
+    public static final Family NEMOTRON = LLAMA.derive("nemotron")
+            .norm(NormKind.LAYER_UNIT_OFFSET).mlp(Mlp.PLAIN).epsKey("norm_eps")
+            .defaults("hidden_act", "relu2", "norm_eps", 1e-5, "partial_rotary_factor", 0.5,
+                    "max_position_embeddings", 4096, "bos_token_id", 2, "eos_token_id", 3)
+            .build();
+
+    private static final Map<String, Family> BY_TYPE = new LinkedHashMap<>();
+
+    static {
+        for (Family f : List.of(LLAMA, MISTRAL, QWEN2, QWEN3, GEMMA, GEMMA2, GEMMA3_TEXT, PHI3, GPT2, NEMOTRON))
+            BY_TYPE.put(f.modelType, f);
+    }
+
+    public static Family forModelType(String modelType) {
+        return BY_TYPE.get(modelType);
+    }
+
+    public static String supportedTypes() {
+        return String.join(", ", new TreeSet<>(BY_TYPE.keySet()));
+    }
+
+    public Builder derive(String modelType) {
+        return new Builder(modelType, this);
+    }
+
+    @Override
+    public String toString() {
+        return modelType;
+    }
+
+    public static final class Builder {
+        private final String modelType;
+        private Layout layout = Layout.LLAMA;
+        private NormKind norm = NormKind.RMS;
+        private NormCast normCast = NormCast.CAST_THEN_WEIGHT;
+        private boolean sandwichNorms, qkNorm, embedScaleSqrtHidden, learnedPositions, queryPreAttnScalar, requiresBos;
+        private Mlp mlp = Mlp.GATED;
+        private Bias qkvBias = Bias.FROM_CONFIG, oBias = Bias.FROM_CONFIG, mlpBias = Bias.FROM_CONFIG;
+        private List<String> activationKeys = List.of("hidden_act");
+        private String epsKey = "rms_norm_eps";
+        private final Map<String, Object> defaults = new LinkedHashMap<>();
+        private SlidingRule sliding = SlidingRule.NONE;
+
+        Builder(String modelType) {
+            this.modelType = modelType;
+        }
+
+        Builder(String modelType, Family parent) {
+            this.modelType = modelType;
+            layout = parent.layout;
+            norm = parent.norm;
+            normCast = parent.normCast;
+            sandwichNorms = parent.sandwichNorms;
+            qkNorm = parent.qkNorm;
+            embedScaleSqrtHidden = parent.embedScaleSqrtHidden;
+            learnedPositions = parent.learnedPositions;
+            queryPreAttnScalar = parent.queryPreAttnScalar;
+            requiresBos = parent.requiresBos;
+            mlp = parent.mlp;
+            qkvBias = parent.qkvBias;
+            oBias = parent.oBias;
+            mlpBias = parent.mlpBias;
+            activationKeys = parent.activationKeys;
+            epsKey = parent.epsKey;
+            defaults.putAll(parent.defaults);
+            sliding = parent.sliding;
+        }
+
+        Builder layout(Layout v) { layout = v; return this; }
+        Builder norm(NormKind v) { norm = v; return this; }
+        Builder normCast(NormCast v) { normCast = v; return this; }
+        Builder sandwichNorms(boolean v) { sandwichNorms = v; return this; }
+        Builder qkNorm(boolean v) { qkNorm = v; return this; }
+        Builder mlp(Mlp v) { mlp = v; return this; }
+        Builder embedScale(boolean v) { embedScaleSqrtHidden = v; return this; }
+        Builder learnedPositions(boolean v) { learnedPositions = v; return this; }
+        Builder qkvBias(Bias v) { qkvBias = v; return this; }
+        Builder oBias(Bias v) { oBias = v; return this; }
+        Builder mlpBias(Bias v) { mlpBias = v; return this; }
+        Builder activationKeys(String... keys) { activationKeys = List.of(keys); return this; }
+        Builder epsKey(String v) { epsKey = v; return this; }
+        Builder sliding(SlidingRule v) { sliding = v; return this; }
+        Builder queryPreAttnScalar(boolean v) { queryPreAttnScalar = v; return this; }
+        Builder requiresBos(boolean v) { requiresBos = v; return this; }
+
+        /** Key/value pairs; a null value means "HF's default is None". Map.copyOf rejects nulls, so store a marker. */
+        Builder defaults(Object... kv) {
+            for (int i = 0; i < kv.length; i += 2)
+                defaults.put((String) kv[i], kv[i + 1] == null ? NONE : kv[i + 1]);
+            return this;
+        }
+
+        Family build() {
+            return new Family(this);
+        }
+    }
+
+    /** Stands for Python's None among {@link #defaults} (immutable maps hold no nulls). */
+    public static final Object NONE = new Object() {
+        @Override
+        public String toString() {
+            return "null";
+        }
+    };
+}

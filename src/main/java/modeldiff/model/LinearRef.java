@@ -1,0 +1,31 @@
+package modeldiff.model;
+
+/**
+ * Where a linear layer's weight lives: a tensor, or a block of rows of a fused tensor (Phi-3 qkv_proj), or a block of
+ * columns of a GPT-2 Conv1D weight stored [in, out]. {@link #loadWeight()} always yields PyTorch's nn.Linear layout
+ * [out, in], so every pass sees one convention. The bias, if any, is sliced the same way.
+ */
+public record LinearRef(TensorInfo weight, boolean conv1d, int outStart, int out, int in, TensorInfo bias) {
+
+    /** Weight as [out, in] row-major, widened exactly to float64. */
+    public double[] loadWeight() {
+        if (!conv1d) return TensorStore.readDoubles(weight, (long) outStart * in, (long) out * in);
+        // Conv1D stores [in, totalOut]: read it whole (it is one layer's worth) and take our columns.
+        int totalOut = (int) weight.shape()[1];
+        double[] stored = TensorStore.readDoubles(weight, 0, (long) in * totalOut);
+        double[] w = new double[out * in];
+        for (int i = 0; i < in; i++)
+            for (int o = 0; o < out; o++)
+                w[o * in + i] = stored[i * totalOut + outStart + o];
+        return w;
+    }
+
+    /** Bias [out] or null when the layer has none. */
+    public double[] loadBias() {
+        return bias == null ? null : TensorStore.readDoubles(bias, outStart, out);
+    }
+
+    public boolean hasBias() {
+        return bias != null;
+    }
+}

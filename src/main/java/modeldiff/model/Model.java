@@ -1,0 +1,166 @@
+package modeldiff.model;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Set;
+
+/**
+ * A model release as published: its folder, normalised config, family and tensors. Opening validates that every
+ * tensor the family needs exists with the shape the config implies, and reads no tensor data.
+ */
+public final class Model {
+    public final Path dir;
+    public final ModelConfig config;
+    public final Family family;
+    public final TensorStore store;
+    private final String prefix;       // "model." / "transformer." or "" when saved from the bare base model
+    private final List<LayerWeights> layers;
+    private final TensorInfo embedding, positionEmbedding, lmHead;
+    private final NormRef finalNorm;
+    private final Set<String> used = new LinkedHashSet<>();
+
+    private Model(Path dir, ModelConfig config, TensorStore store) {
+        this.dir = dir;
+        this.config = config;
+        this.family = config.family;
+        this.store = store;
+        String base = family.layout == Family.Layout.GPT2 ? "transformer." : "model.";
+        String embedName = family.layout == Family.Layout.GPT2 ? "wte.weight" : "embed_tokens.weight";
+        prefix = store.has(base + embedName) || !store.has(embedName) ? base : "";
+        int h = config.hiddenSize;
+        embedding = tensor(embedName, config.vocabSize, h);
+        positionEmbedding = family.learnedPositions ? tensor("wpe.weight", config.maxPositionEmbeddings, h) : null;
+        finalNorm = norm(family.layout == Family.Layout.GPT2 ? "ln_f" : "norm", h);
+        if (store.has("lm_head.weight")) {
+            lmHead = exact("lm_head.weight", config.vocabSize, h);
+        } else if (config.tieWordEmbeddings) {
+            lmHead = embedding;
+        } else {
+            throw BadInputException.at(dir, "tensor 'lm_head.weight'", "missing and tie_word_embeddings is false");
+        }
+        List<LayerWeights> ls = new ArrayList<>();
+        for (int i = 0; i < config.numLayers; i++) ls.add(layer(i));
+        layers = Collections.unmodifiableList(ls);
+    }
+
+    public static Model open(Path dir) {
+        if (!Files.isDirectory(dir)) throw BadInputException.at(dir, "model folder", "not a directory");
+        ModelConfig config = ModelConfig.load(dir);
+        return new Model(dir, config, TensorStore.open(dir));
+    }
+
+    public LayerWeights layer(int i) {
+        if (layers != null) return layers.get(i);
+        ModelConfig c = config;
+        int h = c.hiddenSize, qd = c.qDim(), kvd = c.kvDim(), ff = c.intermediateSize;
+        String p = (family.layout == Family.Layout.GPT2 ? "h." : "layers.") + i + ".";
+        switch (family.layout) {
+            case GPT2: {
+                TensorInfo cAttn = tensor(p + "attn.c_attn.weight", h, 3 * h);
+                TensorInfo cAttnB = tensor(p + "attn.c_attn.bias", 3 * h);
+                return new LayerWeights(norm(p + "ln_1", h),
+                        new LinearRef(cAttn, true, 0, h, h, cAttnB),
+                        new LinearRef(cAttn, true, h, h, h, cAttnB),
+                        new LinearRef(cAttn, true, 2 * h, h, h, cAttnB),
+                        new LinearRef(tensor(p + "attn.c_proj.weight", h, h), true, 0, h, h, tensor(p + "attn.c_proj.bias", h)),
+                        null, null, null, norm(p + "ln_2", h),
+                        null,
+                        new LinearRef(tensor(p + "mlp.c_fc.weight", h, ff), true, 0, ff, h, tensor(p + "mlp.c_fc.bias", ff)),
+                        new LinearRef(tensor(p + "mlp.c_proj.weight", ff, h), true, 0, h, ff, tensor(p + "mlp.c_proj.bias", h)),
+                        null);
+            }
+            case PHI3: {
+                TensorInfo qkv = tensor(p + "self_attn.qkv_proj.weight", qd + 2 * kvd, h);
+                TensorInfo qkvB = c.qkvBias ? tensor(p + "self_attn.qkv_proj.bias", qd + 2 * kvd) : null;
+                TensorInfo gateUp = tensor(p + "mlp.gate_up_proj.weight", 2 * ff, h);
+                TensorInfo gateUpB = c.mlpBias ? tensor(p + "mlp.gate_up_proj.bias", 2 * ff) : null;
+                return new LayerWeights(norm(p + "input_layernorm", h),
+                        new LinearRef(qkv, false, 0, qd, h, qkvB),
+                        new LinearRef(qkv, false, qd, kvd, h, qkvB),
+                        new LinearRef(qkv, false, qd + kvd, kvd, h, qkvB),
+                        linear(p + "self_attn.o_proj", h, qd, c.oBias), null, null, null,
+                        norm(p + "post_attention_layernorm", h),
+                        new LinearRef(gateUp, false, 0, ff, h, gateUpB),
+                        new LinearRef(gateUp, false, ff, ff, h, gateUpB),
+                        linear(p + "mlp.down_proj", h, ff, c.mlpBias), null);
+            }
+            default: {
+                boolean sandwich = family.sandwichNorms;
+                boolean gated = family.mlp == Family.Mlp.GATED;
+                return new LayerWeights(norm(p + "input_layernorm", h),
+                        linear(p + "self_attn.q_proj", qd, h, c.qkvBias),
+                        linear(p + "self_attn.k_proj", kvd, h, c.qkvBias),
+                        linear(p + "self_attn.v_proj", kvd, h, c.qkvBias),
+                        linear(p + "self_attn.o_proj", h, qd, c.oBias),
+                        family.qkNorm ? norm(p + "self_attn.q_norm", c.headDim) : null,
+                        family.qkNorm ? norm(p + "self_attn.k_norm", c.headDim) : null,
+                        sandwich ? norm(p + "post_attention_layernorm", h) : null,
+                        norm(p + (sandwich ? "pre_feedforward_layernorm" : "post_attention_layernorm"), h),
+                        gated ? linear(p + "mlp.gate_proj", ff, h, c.mlpBias) : null,
+                        linear(p + "mlp.up_proj", ff, h, c.mlpBias),
+                        linear(p + "mlp.down_proj", h, ff, c.mlpBias),
+                        sandwich ? norm(p + "post_feedforward_layernorm", h) : null);
+            }
+        }
+    }
+
+    private LinearRef linear(String name, int out, int in, boolean bias) {
+        return new LinearRef(tensor(name + ".weight", out, in), false, 0, out, in, bias ? tensor(name + ".bias", out) : null);
+    }
+
+    private NormRef norm(String name, int dim) {
+        return new NormRef(tensor(name + ".weight", dim), family.norm.centered() ? tensor(name + ".bias", dim) : null);
+    }
+
+    private TensorInfo tensor(String relative, long... shape) {
+        return exact(prefix + relative, shape);
+    }
+
+    private TensorInfo exact(String name, long... shape) {
+        TensorInfo t = store.info(name);
+        if (!Arrays.equals(t.shape(), shape))
+            throw BadInputException.at(t.file(), "tensor '" + name + "'", "shape " + t.shapeString() + " but the config implies " + Arrays.toString(shape));
+        if (!t.dtype().decodable)
+            throw BadInputException.at(t.file(), "tensor '" + name + "'", "dtype " + t.dtype() + " cannot hold weights");
+        used.add(name);
+        return t;
+    }
+
+    public List<LayerWeights> layers() {
+        return layers;
+    }
+
+    /** Token embedding [vocab, hidden]. */
+    public TensorInfo embedding() {
+        return embedding;
+    }
+
+    /** Learned position embedding [max_positions, hidden], or null for RoPE families. */
+    public TensorInfo positionEmbedding() {
+        return positionEmbedding;
+    }
+
+    /** Output projection [vocab, hidden]; the embedding itself when tied. */
+    public TensorInfo lmHead() {
+        return lmHead;
+    }
+
+    public NormRef finalNorm() {
+        return finalNorm;
+    }
+
+    /** Tensor names the family reads; anything else in the checkpoint is unexpected (lint). */
+    public Set<String> usedTensorNames() {
+        return Collections.unmodifiableSet(used);
+    }
+
+    public String name() {
+        Path n = dir.toAbsolutePath().normalize().getFileName();
+        return n == null ? dir.toString() : n.toString();
+    }
+}

@@ -1,0 +1,292 @@
+package modeldiff.model;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import modeldiff.numeric.Activation;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import java.util.Locale;
+
+/**
+ * A release's config.json as HF transformers interprets it, normalised across transformers v4 keys
+ * ({@code rope_theta}, {@code rope_scaling}, {@code torch_dtype}, {@code hidden_act}) and v5 keys
+ * ({@code rope_parameters}, possibly per layer type, {@code dtype}, {@code hidden_activation}). Immutable.
+ */
+public final class ModelConfig {
+    public final Path file;
+    public final JsonNode raw;
+    public final String modelType;
+    public final Family family;
+    public final int vocabSize, hiddenSize, numLayers, numHeads, numKvHeads, headDim, intermediateSize;
+    public final String activationName;
+    public final Activation activation;
+    public final double normEps;
+    public final boolean tieWordEmbeddings, qkvBias, oBias, mlpBias;
+    /** NaN when the family / config has no soft-cap. */
+    public final double attnSoftcap, finalSoftcap;
+    /** sqrt(hidden_size) for Gemma-style families, else 1. */
+    public final double embedScale;
+    public final int maxPositionEmbeddings;
+    public final List<LayerSpec> layers;
+    public final List<Integer> bosTokenIds, eosTokenIds, padTokenIds;
+    /** The dtype the release declares (v5 "dtype", v4 "torch_dtype"), or null. */
+    public final String declaredDtype;
+    public final List<String> defaultsUsed;
+
+    private ModelConfig(Path file, JsonNode raw, Family family, ConfigReader r) {
+        this.file = file;
+        this.raw = raw;
+        this.family = family;
+        this.modelType = family.modelType;
+
+        hiddenSize = r.requiredSize("hidden_size", "n_embd");
+        numLayers = r.requiredSize("num_hidden_layers", "n_layer");
+        numHeads = r.requiredSize("num_attention_heads", "n_head");
+        vocabSize = r.requiredSize("vocab_size");
+        JsonNode kv = r.node("num_key_value_heads");
+        numKvHeads = kv != null ? r.positive("num_key_value_heads", kv) : numHeads;
+        if (numHeads % numKvHeads != 0)
+            throw r.bad("num_key_value_heads", numKvHeads + " does not divide num_attention_heads " + numHeads);
+        JsonNode hd = r.node("head_dim");
+        if (hd != null) {
+            headDim = r.positive("head_dim", hd);
+        } else if (family.defaults.get("head_dim") instanceof Number n) {
+            headDim = n.intValue(); // HF's class default (Gemma 256, Qwen3 128), not hidden/heads
+            r.defaultsUsed.add("head_dim=" + headDim + " (HF default)");
+        } else {
+            if (hiddenSize % numHeads != 0)
+                throw r.bad("num_attention_heads", numHeads + " does not divide hidden_size " + hiddenSize + " and no head_dim is given");
+            headDim = hiddenSize / numHeads;
+        }
+        if (family.mlp == Family.Mlp.PLAIN && family.layout == Family.Layout.GPT2) {
+            JsonNode inner = r.node("n_inner", "intermediate_size");
+            intermediateSize = inner != null ? r.positive("n_inner", inner) : 4 * hiddenSize;
+        } else {
+            intermediateSize = r.requiredSize("intermediate_size");
+        }
+
+        activationName = r.string(family.activationKeys.toArray(new String[0]));
+        activation = Activation.fromConfigName(activationName);
+        if (activation == null)
+            throw r.bad(family.activationKeys.get(0), "unknown activation '" + activationName + "'");
+        normEps = r.number(family.epsKey);
+        if (!(normEps >= 0) || Double.isInfinite(normEps)) throw r.bad(family.epsKey, "must be a finite non-negative number");
+
+        tieWordEmbeddings = r.bool("tie_word_embeddings");
+        qkvBias = resolveBias(family.qkvBias, r, "attention_bias");
+        oBias = resolveBias(family.oBias, r, "attention_bias");
+        mlpBias = resolveBias(family.mlpBias, r, "mlp_bias");
+
+        attnSoftcap = r.optionalNumber("attn_logit_softcapping");
+        finalSoftcap = r.optionalNumber("final_logit_softcapping");
+        embedScale = family.embedScaleSqrtHidden ? Math.sqrt(hiddenSize) : 1.0;
+        maxPositionEmbeddings = r.sizeOr(family.layout == Family.Layout.GPT2 ? "n_positions" : "max_position_embeddings", 0);
+
+        layers = Collections.unmodifiableList(buildLayers(r));
+        bosTokenIds = List.copyOf(r.tokenIds("bos_token_id"));
+        eosTokenIds = List.copyOf(r.tokenIds("eos_token_id"));
+        padTokenIds = List.copyOf(r.tokenIds("pad_token_id"));
+        String dt = r.string("dtype", "torch_dtype");
+        declaredDtype = dt;
+        defaultsUsed = List.copyOf(r.defaultsUsed);
+    }
+
+    private static boolean resolveBias(Family.Bias rule, ConfigReader r, String key) {
+        return switch (rule) {
+            case NONE -> false;
+            case ALWAYS -> true;
+            case FROM_CONFIG -> r.bool(key);
+        };
+    }
+
+    public static ModelConfig load(Path modelDir) {
+        Path file = modelDir.resolve("config.json");
+        if (!Files.isRegularFile(file)) throw BadInputException.at(modelDir, "config.json", "missing from the model folder");
+        JsonNode root;
+        try {
+            root = SafeTensorsFile.JSON.readTree(file.toFile());
+        } catch (IOException e) {
+            throw BadInputException.at(file, "file", "not valid JSON: " + e.getMessage().lines().findFirst().orElse(""));
+        }
+        if (root == null || !root.isObject()) throw BadInputException.at(file, "file", "must hold a JSON object");
+        JsonNode mt = root.get("model_type");
+        if (mt == null || !mt.isTextual())
+            throw BadInputException.at(file, "key 'model_type'", "missing; supported: " + Family.supportedTypes());
+        Family family = Family.forModelType(mt.asText());
+        if (family == null)
+            throw BadInputException.at(file, "key 'model_type'", "unsupported model type '" + mt.asText() + "'; supported: " + Family.supportedTypes());
+        return new ModelConfig(file, root, family, new ConfigReader(file, root, family.defaults));
+    }
+
+    // ---- per-layer attention window and RoPE ----
+
+    private List<LayerSpec> buildLayers(ConfigReader r) {
+        boolean[] sliding = slidingLayers(r);
+        double window = r.optionalNumber("sliding_window");
+        boolean anySliding = false;
+        for (boolean s : sliding) anySliding |= s;
+        if (anySliding && (Double.isNaN(window) || window < 1 || window != Math.rint(window)))
+            throw r.bad("sliding_window", "layers are sliding but the window is " + (Double.isNaN(window) ? "null" : window));
+        RopeSpec global = null, local = null;
+        if (!family.learnedPositions) {
+            global = ropeFor(r, "full_attention");
+            local = ropeFor(r, "sliding_attention");
+        }
+        double scale = attentionScale(r);
+        boolean byInverseLayer = family.layout == Family.Layout.GPT2 && r.bool("scale_attn_by_inverse_layer_idx");
+        List<LayerSpec> out = new ArrayList<>(numLayers);
+        for (int i = 0; i < numLayers; i++) {
+            double s = byInverseLayer ? scale / (i + 1) : scale;
+            out.add(new LayerSpec(i, sliding[i] ? (int) window : 0, sliding[i] ? local : global, s));
+        }
+        return out;
+    }
+
+    private double attentionScale(ConfigReader r) {
+        if (family.queryPreAttnScalar) return 1.0 / Math.sqrt(r.number("query_pre_attn_scalar"));
+        if (family.layout == Family.Layout.GPT2 && !r.bool("scale_attn_weights")) return 1.0;
+        return 1.0 / Math.sqrt(headDim);
+    }
+
+    private boolean[] slidingLayers(ConfigReader r) {
+        boolean[] s = new boolean[numLayers];
+        JsonNode types = r.node("layer_types");
+        if (types != null) {
+            if (!types.isArray() || types.size() != numLayers)
+                throw r.bad("layer_types", "must list one type per layer (" + numLayers + ")");
+            for (int i = 0; i < numLayers; i++) {
+                String t = types.get(i).asText();
+                if (!t.equals("sliding_attention") && !t.equals("full_attention"))
+                    throw r.bad("layer_types", "unknown layer type '" + t + "'");
+                s[i] = t.equals("sliding_attention");
+            }
+            return s;
+        }
+        switch (family.sliding) {
+            case NONE -> { }
+            case ALL_IF_SET -> {
+                boolean set = r.has("sliding_window");
+                for (int i = 0; i < numLayers; i++) s[i] = set;
+            }
+            case QWEN -> {
+                boolean use = r.bool("use_sliding_window");
+                int from = r.sizeOr("max_window_layers", 0);
+                for (int i = 0; i < numLayers; i++) s[i] = use && i >= from && r.has("sliding_window");
+            }
+            case ALTERNATE -> {
+                for (int i = 0; i < numLayers; i++) s[i] = (i + 1) % 2 != 0;
+            }
+            case PATTERN -> {
+                int pattern = r.sizeOr("sliding_window_pattern", 6);
+                for (int i = 0; i < numLayers; i++) s[i] = (i + 1) % pattern != 0;
+            }
+        }
+        return s;
+    }
+
+    /**
+     * RoPE for layers of the given type. v5 may nest {@code rope_parameters} by layer type; v4 Gemma 3 uses
+     * {@code rope_local_base_freq} (unscaled) on sliding layers and rope_theta + rope_scaling on global ones.
+     */
+    private RopeSpec ropeFor(ConfigReader r, String layerType) {
+        JsonNode params = r.node("rope_parameters");
+        if (params != null && !params.isObject()) throw r.bad("rope_parameters", "must be an object");
+        if (params != null && (params.has("full_attention") || params.has("sliding_attention"))) {
+            JsonNode p = params.get(layerType);
+            if (p == null) p = params.get("full_attention");
+            return parseRope(r, p, "rope_parameters." + layerType);
+        }
+        if (params != null) return parseRope(r, params, "rope_parameters");
+        if (family == Family.GEMMA3_TEXT && layerType.equals("sliding_attention"))
+            return RopeSpec.plain(r.number("rope_local_base_freq"), partialFactor(r, null), maxPositionsForRope(r));
+        JsonNode scaling = r.node("rope_scaling");
+        return parseRope(r, scaling, "rope_scaling");
+    }
+
+    private int maxPositionsForRope(ConfigReader r) {
+        return r.sizeOr("max_position_embeddings", 0);
+    }
+
+    private double partialFactor(ConfigReader r, JsonNode params) {
+        JsonNode p = params == null ? null : params.get("partial_rotary_factor");
+        if (p != null && p.isNumber()) return p.asDouble();
+        if (r.has("partial_rotary_factor") || family.defaults.containsKey("partial_rotary_factor")) {
+            double v = r.number("partial_rotary_factor");
+            if (!(v > 0 && v <= 1)) throw r.bad("partial_rotary_factor", "must be in (0, 1], got " + v);
+            return v;
+        }
+        return 1.0;
+    }
+
+    /** One rope block (v5 rope_parameters, v4 rope_scaling, or null for plain RoPE from rope_theta). */
+    private RopeSpec parseRope(ConfigReader r, JsonNode p, String where) {
+        if (p != null && !p.isObject()) throw r.bad(where, "must be an object");
+        String type = "default";
+        if (p != null) {
+            JsonNode t = p.has("rope_type") ? p.get("rope_type") : p.get("type");
+            if (t != null && !t.isNull()) type = t.asText().toLowerCase(Locale.ROOT);
+        }
+        if (type.equals("su")) type = "longrope"; // Phi-3's original name for the same scheme
+        List<String> known = List.of("default", "linear", "dynamic", "llama3", "yarn", "longrope");
+        if (!known.contains(type)) throw r.bad(where, "unsupported rope type '" + type + "'; supported: " + known);
+        double theta = p != null && p.has("rope_theta") ? num(r, p, "rope_theta", where) : r.number("rope_theta");
+        int maxPos = maxPositionsForRope(r);
+        double partial = partialFactor(r, p);
+        int originalMax = 0;
+        if (p != null && p.has("original_max_position_embeddings"))
+            originalMax = (int) num(r, p, "original_max_position_embeddings", where);
+        else if (r.has("original_max_position_embeddings"))
+            originalMax = r.positive("original_max_position_embeddings", r.node("original_max_position_embeddings"));
+        double factor = p != null && p.has("factor") && !p.get("factor").isNull() ? num(r, p, "factor", where) : Double.NaN;
+        if ((type.equals("linear") || type.equals("dynamic") || type.equals("llama3") || type.equals("yarn"))
+                && !(factor > 0)) throw r.bad(where + ".factor", "rope type " + type + " needs a positive factor");
+        if (type.equals("llama3") && originalMax <= 0)
+            throw r.bad(where + ".original_max_position_embeddings", "llama3 rope needs it");
+        double[] shortF = null, longF = null;
+        if (type.equals("longrope")) {
+            int half = Math.max(1, (int) (headDim * partial) / 2);
+            shortF = factors(r, p, "short_factor", where, half);
+            longF = factors(r, p, "long_factor", where, half);
+        }
+        return new RopeSpec(type, theta, partial, factor,
+                opt(r, p, "low_freq_factor", where), opt(r, p, "high_freq_factor", where), originalMax,
+                opt(r, p, "beta_fast", where), opt(r, p, "beta_slow", where), opt(r, p, "mscale", where),
+                opt(r, p, "mscale_all_dim", where), opt(r, p, "attention_factor", where),
+                p == null || !p.has("truncate") || p.get("truncate").asBoolean(true), shortF, longF, maxPos);
+    }
+
+    private static double num(ConfigReader r, JsonNode p, String key, String where) {
+        JsonNode n = p.get(key);
+        if (n == null || !n.isNumber()) throw r.bad(where + "." + key, "expected a number, got " + (n == null ? "nothing" : ConfigReader.abbreviate(n)));
+        return n.asDouble();
+    }
+
+    private static double opt(ConfigReader r, JsonNode p, String key, String where) {
+        if (p == null || !p.has(key) || p.get(key).isNull()) return Double.NaN;
+        return num(r, p, key, where);
+    }
+
+    private static double[] factors(ConfigReader r, JsonNode p, String key, String where, int expected) {
+        JsonNode n = p.get(key);
+        if (n == null || !n.isArray() || n.size() != expected)
+            throw r.bad(where + "." + key, "longrope needs " + expected + " factors (rotary_dim / 2)");
+        double[] out = new double[expected];
+        for (int i = 0; i < expected; i++) {
+            if (!n.get(i).isNumber()) throw r.bad(where + "." + key, "entry " + i + " is not a number");
+            out[i] = n.get(i).asDouble();
+        }
+        return out;
+    }
+
+    public int qDim() {
+        return numHeads * headDim;
+    }
+
+    public int kvDim() {
+        return numKvHeads * headDim;
+    }
+}

@@ -1,0 +1,25 @@
+package modeldiff.model;
+
+import java.nio.file.Path;
+import java.util.Arrays;
+
+/**
+ * Where one tensor lives: file, element type, shape and its byte range relative to the start of the file
+ * (header already accounted for).
+ */
+public record TensorInfo(String name, Path file, DType dtype, long[] shape, long fileOffset, long byteLength) {
+
+    public long elementCount() {
+        long n = 1;
+        for (long d : shape) n *= d;
+        return n;
+    }
+
+    public int rank() {
+        return shape.length;
+    }
+
+    public String shapeString() {
+        return Arrays.toString(shape);
+    }
+}

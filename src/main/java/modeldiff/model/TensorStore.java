@@ -1,0 +1,180 @@
+package modeldiff.model;
+
+import com.fasterxml.jackson.databind.JsonNode;
+
+import java.io.IOException;
+import java.nio.ByteOrder;
+import java.nio.MappedByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * All tensors of a model folder: {@code model.safetensors}, or the shards named by
+ * {@code model.safetensors.index.json}. Opening reads headers only; {@link #readDoubles} maps and widens one tensor
+ * (or a row range of it) when a pass asks, so memory stays bounded by what a pass holds at once.
+ * Files are opened read-only: a model folder is never modified.
+ */
+public final class TensorStore {
+    public static final String SINGLE_FILE = "model.safetensors";
+    public static final String INDEX_FILE = "model.safetensors.index.json";
+
+    private final Path dir;
+    private final Map<String, TensorInfo> tensors;
+    private final Set<Path> files;
+
+    private TensorStore(Path dir, Map<String, TensorInfo> tensors, Set<Path> files) {
+        this.dir = dir;
+        this.tensors = tensors;
+        this.files = files;
+    }
+
+    public static TensorStore open(Path dir) {
+        Path index = dir.resolve(INDEX_FILE);
+        Path single = dir.resolve(SINGLE_FILE);
+        Map<String, TensorInfo> all = new LinkedHashMap<>();
+        Set<Path> files = new LinkedHashSet<>();
+        if (Files.isRegularFile(index)) {
+            Map<String, String> weightMap = readIndex(dir, index);
+            Map<String, SafeTensorsFile> shards = new LinkedHashMap<>();
+            for (String shardName : new LinkedHashSet<>(weightMap.values())) {
+                Path shard = resolveInside(dir, index, shardName);
+                shards.put(shardName, SafeTensorsFile.open(shard));
+                files.add(shard);
+            }
+            for (Map.Entry<String, String> e : weightMap.entrySet()) {
+                TensorInfo info = shards.get(e.getValue()).tensors().get(e.getKey());
+                if (info == null)
+                    throw BadInputException.at(index, "weight_map['" + e.getKey() + "']", "shard " + e.getValue() + " has no such tensor");
+                all.put(e.getKey(), info);
+            }
+            // Tensors present in a shard but absent from the index are ignored by HF too; keep them visible to lint.
+            for (SafeTensorsFile f : shards.values())
+                f.tensors().forEach(all::putIfAbsent);
+        } else if (Files.isRegularFile(single)) {
+            SafeTensorsFile f = SafeTensorsFile.open(single);
+            all.putAll(f.tensors());
+            files.add(single);
+        } else {
+            throw BadInputException.at(dir, "weights", "no " + SINGLE_FILE + " or " + INDEX_FILE + " in the model folder");
+        }
+        return new TensorStore(dir, Collections.unmodifiableMap(all), Collections.unmodifiableSet(files));
+    }
+
+    private static Map<String, String> readIndex(Path dir, Path index) {
+        JsonNode root;
+        try {
+            root = SafeTensorsFile.JSON.readTree(index.toFile());
+        } catch (IOException e) {
+            throw BadInputException.at(index, "file", "not valid JSON: " + e.getMessage());
+        }
+        JsonNode map = root == null ? null : root.get("weight_map");
+        if (map == null || !map.isObject()) throw BadInputException.at(index, "weight_map", "missing or not an object");
+        Map<String, String> out = new LinkedHashMap<>();
+        map.fields().forEachRemaining(e -> {
+            if (!e.getValue().isTextual())
+                throw BadInputException.at(index, "weight_map['" + e.getKey() + "']", "shard name must be a string");
+            out.put(e.getKey(), e.getValue().asText());
+        });
+        return out;
+    }
+
+    /** A shard name must name a regular file inside the model folder: no "..", no absolute path, no link out. */
+    private static Path resolveInside(Path dir, Path index, String shardName) {
+        String what = "shard '" + shardName + "'";
+        if (shardName.isEmpty() || shardName.contains("/") || shardName.contains("\\") || shardName.equals("..") || shardName.equals("."))
+            throw BadInputException.at(index, what, "shard names must be plain file names inside the model folder");
+        Path p = dir.resolve(shardName);
+        if (!Files.exists(p, LinkOption.NOFOLLOW_LINKS)) throw BadInputException.at(index, what, "file is missing");
+        try {
+            Path real = p.toRealPath();
+            if (!real.startsWith(dir.toRealPath()))
+                throw BadInputException.at(index, what, "resolves outside the model folder");
+        } catch (IOException e) {
+            throw BadInputException.at(index, what, "cannot resolve: " + e.getMessage());
+        }
+        if (!Files.isRegularFile(p)) throw BadInputException.at(index, what, "not a regular file");
+        return p;
+    }
+
+    public Path dir() {
+        return dir;
+    }
+
+    public Map<String, TensorInfo> tensors() {
+        return tensors;
+    }
+
+    public Set<Path> files() {
+        return files;
+    }
+
+    public boolean has(String name) {
+        return tensors.containsKey(name);
+    }
+
+    public TensorInfo info(String name) {
+        TensorInfo t = tensors.get(name);
+        if (t == null) throw BadInputException.at(dir, "tensor '" + name + "'", "missing from the model's safetensors");
+        return t;
+    }
+
+    /** The whole tensor widened exactly to float64, row-major. */
+    public double[] readDoubles(String name) {
+        TensorInfo t = info(name);
+        return readDoubles(t, 0, t.elementCount());
+    }
+
+    /**
+     * Elements [first, first+count) of a tensor, widened exactly to float64 (every F16/BF16/F32 value is a double).
+     */
+    public static double[] readDoubles(TensorInfo t, long first, long count) {
+        if (!t.dtype().decodable)
+            throw BadInputException.at(t.file(), "tensor '" + t.name() + "'", "dtype " + t.dtype() + " cannot hold weights");
+        if (first < 0 || count < 0 || first + count > t.elementCount())
+            throw new IllegalArgumentException("range outside tensor " + t.name());
+        if (count > Integer.MAX_VALUE - 8)
+            throw BadInputException.at(t.file(), "tensor '" + t.name() + "'", "slice of " + count + " elements is too large for one array");
+        double[] out = new double[(int) count];
+        int width = t.dtype().bytes;
+        // Map in chunks below 2 GiB: a MappedByteBuffer is int-indexed.
+        final long chunkElems = (1L << 30) / width;
+        try (FileChannel ch = FileChannel.open(t.file(), StandardOpenOption.READ)) {
+            for (long done = 0; done < count; ) {
+                long n = Math.min(chunkElems, count - done);
+                MappedByteBuffer buf = ch.map(FileChannel.MapMode.READ_ONLY, t.fileOffset() + (first + done) * width, n * width);
+                buf.order(ByteOrder.LITTLE_ENDIAN);
+                decode(t.dtype(), buf, out, (int) done, (int) n);
+                done += n;
+            }
+        } catch (IOException e) {
+            throw BadInputException.at(t.file(), "tensor '" + t.name() + "'", "cannot read: " + e.getMessage());
+        }
+        return out;
+    }
+
+    private static void decode(DType dtype, MappedByteBuffer buf, double[] out, int at, int n) {
+        switch (dtype) {
+            case F64 -> {
+                for (int i = 0; i < n; i++) out[at + i] = buf.getDouble(i * 8);
+            }
+            case F32 -> {
+                for (int i = 0; i < n; i++) out[at + i] = buf.getFloat(i * 4);
+            }
+            case BF16 -> {
+                for (int i = 0; i < n; i++) out[at + i] = Float.intBitsToFloat((buf.getShort(i * 2) & 0xffff) << 16);
+            }
+            case F16 -> {
+                for (int i = 0; i < n; i++) out[at + i] = HalfBits.toFloat(buf.getShort(i * 2) & 0xffff);
+            }
+            default -> throw new IllegalStateException("not decodable: " + dtype);
+        }
+    }
+}

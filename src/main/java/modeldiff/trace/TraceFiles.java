@@ -1,0 +1,167 @@
+package modeldiff.trace;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import modeldiff.model.BadInputException;
+import modeldiff.model.DType;
+import modeldiff.model.SafeTensorsFile;
+import modeldiff.model.TensorInfo;
+import modeldiff.model.TensorStore;
+import modeldiff.util.AtomicFiles;
+
+import java.io.BufferedOutputStream;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * Reads and writes trace files: safetensors with one F32 or F64 [tokens, width] tensor per probe and
+ * {@code __metadata__} naming the format, producer, dtype, device, tokens, position offset and probe order.
+ * The format is documented in docs/trace-format.md; files from other tools that follow it load here.
+ */
+public final class TraceFiles {
+    private static final ObjectMapper JSON = new ObjectMapper();
+    private static final Set<String> RESERVED = Set.of("format", "producer", "dtype", "device", "tokens", "position_offset", "probes");
+
+    private TraceFiles() {
+    }
+
+    /** Writes atomically; {@code storage} is F64 (exact) or F32 (half the size, rounds float64 values). */
+    public static void write(Trace trace, Path file, DType storage) {
+        if (storage != DType.F64 && storage != DType.F32) throw new IllegalArgumentException("trace storage must be F32 or F64");
+        ObjectNode header = JSON.createObjectNode();
+        ObjectNode meta = header.putObject("__metadata__");
+        meta.put("format", Trace.FORMAT);
+        meta.put("producer", trace.producer());
+        meta.put("dtype", trace.dtype());
+        meta.put("device", trace.device());
+        ArrayNode toks = JSON.createArrayNode();
+        for (int t : trace.tokens()) toks.add(t);
+        meta.put("tokens", toks.toString());
+        meta.put("position_offset", Long.toString(trace.positionOffset()));
+        ArrayNode names = JSON.createArrayNode();
+        trace.probeNames().forEach(names::add);
+        meta.put("probes", names.toString());
+        trace.extra().forEach((k, v) -> {
+            if (!RESERVED.contains(k)) meta.put(k, v);
+        });
+        long offset = 0;
+        for (Trace.Probe p : trace.probes().values()) {
+            ObjectNode e = header.putObject(p.name());
+            e.put("dtype", storage.name());
+            e.putArray("shape").add(p.rows()).add(p.cols());
+            long len = (long) p.data().length * storage.bytes;
+            e.putArray("data_offsets").add(offset).add(offset + len);
+            offset += len;
+        }
+        byte[] headerBytes;
+        try {
+            headerBytes = JSON.writeValueAsString(header).getBytes(StandardCharsets.UTF_8);
+        } catch (JsonProcessingException e) {
+            throw new IllegalStateException(e);
+        }
+        // Pad the header with spaces so tensor data starts 8-byte aligned, as the safetensors writers do.
+        int padded = (headerBytes.length + 7) / 8 * 8;
+        byte[] finalHeader = new byte[padded];
+        System.arraycopy(headerBytes, 0, finalHeader, 0, headerBytes.length);
+        for (int i = headerBytes.length; i < padded; i++) finalHeader[i] = ' ';
+        AtomicFiles.write(file, raw -> {
+            OutputStream out = new BufferedOutputStream(raw, 1 << 16);
+            ByteBuffer len = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(padded);
+            out.write(len.array());
+            out.write(finalHeader);
+            ByteBuffer buf = ByteBuffer.allocate(1 << 16).order(ByteOrder.LITTLE_ENDIAN);
+            for (Trace.Probe p : trace.probes().values()) {
+                for (double v : p.data()) {
+                    if (buf.remaining() < 8) flush(buf, out);
+                    if (storage == DType.F64) buf.putDouble(v);
+                    else buf.putFloat((float) v);
+                }
+            }
+            flush(buf, out);
+            out.flush();
+        });
+    }
+
+    private static void flush(ByteBuffer buf, OutputStream out) throws IOException {
+        out.write(buf.array(), 0, buf.position());
+        buf.clear();
+    }
+
+    public static Trace read(Path file) {
+        SafeTensorsFile st = SafeTensorsFile.open(file);
+        Map<String, String> meta = st.metadata();
+        String format = meta.get("format");
+        if (!Trace.FORMAT.equals(format))
+            throw BadInputException.at(file, "__metadata__.format", "expected '" + Trace.FORMAT + "', got " + (format == null ? "nothing" : "'" + format + "'"));
+        int[] tokens = parseTokens(file, meta.get("tokens"));
+        long offset;
+        try {
+            offset = Long.parseLong(required(file, meta, "position_offset").trim());
+        } catch (NumberFormatException e) {
+            throw BadInputException.at(file, "__metadata__.position_offset", "not an integer");
+        }
+        if (offset < 0) throw BadInputException.at(file, "__metadata__.position_offset", "negative");
+        Trace trace = new Trace(meta.getOrDefault("producer", "unknown"), required(file, meta, "dtype"),
+                meta.getOrDefault("device", "unknown"), tokens, offset);
+        meta.forEach((k, v) -> {
+            if (!RESERVED.contains(k)) trace.putExtra(k, v);
+        });
+        for (String name : parseProbeNames(file, required(file, meta, "probes"))) {
+            TensorInfo t = st.tensors().get(name);
+            String what = "probe '" + name + "'";
+            if (t == null) throw BadInputException.at(file, what, "listed in __metadata__.probes but absent");
+            if (t.dtype() != DType.F32 && t.dtype() != DType.F64)
+                throw BadInputException.at(file, what, "dtype " + t.dtype() + "; traces hold F32 or F64");
+            if (t.rank() != 2 || t.shape()[0] != tokens.length || t.shape()[1] > Integer.MAX_VALUE / Math.max(1, tokens.length))
+                throw BadInputException.at(file, what, "shape " + t.shapeString() + " is not [" + tokens.length + " tokens, width]");
+            trace.put(name, (int) t.shape()[1], TensorStore.readDoubles(t, 0, t.elementCount()));
+        }
+        return trace;
+    }
+
+    private static String required(Path file, Map<String, String> meta, String key) {
+        String v = meta.get(key);
+        if (v == null) throw BadInputException.at(file, "__metadata__." + key, "missing");
+        return v;
+    }
+
+    private static int[] parseTokens(Path file, String json) {
+        if (json == null) throw BadInputException.at(file, "__metadata__.tokens", "missing");
+        try {
+            JsonNode n = JSON.readTree(json);
+            if (n == null || !n.isArray() || n.isEmpty()) throw new IllegalArgumentException();
+            int[] out = new int[n.size()];
+            for (int i = 0; i < out.length; i++) {
+                if (!n.get(i).isIntegralNumber() || !n.get(i).canConvertToInt() || n.get(i).asInt() < 0) throw new IllegalArgumentException();
+                out[i] = n.get(i).asInt();
+            }
+            return out;
+        } catch (JsonProcessingException | IllegalArgumentException e) {
+            throw BadInputException.at(file, "__metadata__.tokens", "must be a non-empty JSON array of token ids");
+        }
+    }
+
+    private static String[] parseProbeNames(Path file, String json) {
+        try {
+            JsonNode n = JSON.readTree(json);
+            if (n == null || !n.isArray()) throw new IllegalArgumentException();
+            String[] out = new String[n.size()];
+            for (int i = 0; i < out.length; i++) {
+                if (!n.get(i).isTextual()) throw new IllegalArgumentException();
+                out[i] = n.get(i).asText();
+            }
+            return out;
+        } catch (JsonProcessingException | IllegalArgumentException e) {
+            throw BadInputException.at(file, "__metadata__.probes", "must be a JSON array of probe names");
+        }
+    }
+}
