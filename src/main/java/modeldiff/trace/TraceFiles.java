@@ -4,20 +4,13 @@ import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
-import com.fasterxml.jackson.databind.node.ObjectNode;
 import modeldiff.model.BadInputException;
 import modeldiff.model.DType;
 import modeldiff.model.SafeTensorsFile;
+import modeldiff.model.SafeTensorsWriter;
 import modeldiff.model.TensorInfo;
 import modeldiff.model.TensorStore;
-import modeldiff.util.AtomicFiles;
 
-import java.io.BufferedOutputStream;
-import java.io.IOException;
-import java.io.OutputStream;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.Map;
 import java.util.Set;
@@ -37,63 +30,23 @@ public final class TraceFiles {
     /** Writes atomically; {@code storage} is F64 (exact) or F32 (half the size, rounds float64 values). */
     public static void write(Trace trace, Path file, DType storage) {
         if (storage != DType.F64 && storage != DType.F32) throw new IllegalArgumentException("trace storage must be F32 or F64");
-        ObjectNode header = JSON.createObjectNode();
-        ObjectNode meta = header.putObject("__metadata__");
-        meta.put("format", Trace.FORMAT);
-        meta.put("producer", trace.producer());
-        meta.put("dtype", trace.dtype());
-        meta.put("device", trace.device());
+        SafeTensorsWriter w = new SafeTensorsWriter()
+                .metadata("format", Trace.FORMAT)
+                .metadata("producer", trace.producer())
+                .metadata("dtype", trace.dtype())
+                .metadata("device", trace.device());
         ArrayNode toks = JSON.createArrayNode();
         for (int t : trace.tokens()) toks.add(t);
-        meta.put("tokens", toks.toString());
-        meta.put("position_offset", Long.toString(trace.positionOffset()));
+        w.metadata("tokens", toks.toString()).metadata("position_offset", Long.toString(trace.positionOffset()));
         ArrayNode names = JSON.createArrayNode();
         trace.probeNames().forEach(names::add);
-        meta.put("probes", names.toString());
+        w.metadata("probes", names.toString());
         trace.extra().forEach((k, v) -> {
-            if (!RESERVED.contains(k)) meta.put(k, v);
+            if (!RESERVED.contains(k)) w.metadata(k, v);
         });
-        long offset = 0;
-        for (Trace.Probe p : trace.probes().values()) {
-            ObjectNode e = header.putObject(p.name());
-            e.put("dtype", storage.name());
-            e.putArray("shape").add(p.rows()).add(p.cols());
-            long len = (long) p.data().length * storage.bytes;
-            e.putArray("data_offsets").add(offset).add(offset + len);
-            offset += len;
-        }
-        byte[] headerBytes;
-        try {
-            headerBytes = JSON.writeValueAsString(header).getBytes(StandardCharsets.UTF_8);
-        } catch (JsonProcessingException e) {
-            throw new IllegalStateException(e);
-        }
-        // Pad the header with spaces so tensor data starts 8-byte aligned, as the safetensors writers do.
-        int padded = (headerBytes.length + 7) / 8 * 8;
-        byte[] finalHeader = new byte[padded];
-        System.arraycopy(headerBytes, 0, finalHeader, 0, headerBytes.length);
-        for (int i = headerBytes.length; i < padded; i++) finalHeader[i] = ' ';
-        AtomicFiles.write(file, raw -> {
-            OutputStream out = new BufferedOutputStream(raw, 1 << 16);
-            ByteBuffer len = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(padded);
-            out.write(len.array());
-            out.write(finalHeader);
-            ByteBuffer buf = ByteBuffer.allocate(1 << 16).order(ByteOrder.LITTLE_ENDIAN);
-            for (Trace.Probe p : trace.probes().values()) {
-                for (double v : p.data()) {
-                    if (buf.remaining() < 8) flush(buf, out);
-                    if (storage == DType.F64) buf.putDouble(v);
-                    else buf.putFloat((float) v);
-                }
-            }
-            flush(buf, out);
-            out.flush();
-        });
-    }
-
-    private static void flush(ByteBuffer buf, OutputStream out) throws IOException {
-        out.write(buf.array(), 0, buf.position());
-        buf.clear();
+        for (Trace.Probe p : trace.probes().values())
+            w.add(p.name(), storage, new long[]{p.rows(), p.cols()}, p.data());
+        w.write(file);
     }
 
     public static Trace read(Path file) {

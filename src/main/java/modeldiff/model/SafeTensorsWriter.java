@@ -1,0 +1,104 @@
+package modeldiff.model;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import modeldiff.util.AtomicFiles;
+
+import java.io.BufferedOutputStream;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Writes a safetensors file atomically: traces, synthetic models, test fixtures. Values are given as float64 and
+ * encoded to the requested dtype (F16/BF16 by round-to-nearest-even from the float32 value).
+ */
+public final class SafeTensorsWriter {
+    private record Entry(String name, DType dtype, long[] shape, double[] values) {
+    }
+
+    private final List<Entry> entries = new ArrayList<>();
+    private final Map<String, String> metadata = new LinkedHashMap<>();
+
+    public SafeTensorsWriter metadata(String key, String value) {
+        metadata.put(key, value);
+        return this;
+    }
+
+    public SafeTensorsWriter add(String name, DType dtype, long[] shape, double[] values) {
+        long n = 1;
+        for (long d : shape) n *= d;
+        if (n != values.length) throw new IllegalArgumentException(name + ": " + values.length + " values for shape of " + n);
+        if (dtype != DType.F64 && dtype != DType.F32 && dtype != DType.F16 && dtype != DType.BF16)
+            throw new IllegalArgumentException("cannot encode " + dtype);
+        entries.add(new Entry(name, dtype, shape.clone(), values));
+        return this;
+    }
+
+    public void write(Path file) {
+        ObjectNode header = SafeTensorsFile.JSON.createObjectNode();
+        if (!metadata.isEmpty()) {
+            ObjectNode meta = header.putObject("__metadata__");
+            metadata.forEach(meta::put);
+        }
+        long offset = 0;
+        for (Entry e : entries) {
+            ObjectNode node = header.putObject(e.name);
+            node.put("dtype", e.dtype.name());
+            var shape = node.putArray("shape");
+            for (long d : e.shape) shape.add(d);
+            long len = (long) e.values.length * e.dtype.bytes;
+            node.putArray("data_offsets").add(offset).add(offset + len);
+            offset += len;
+        }
+        byte[] json;
+        try {
+            json = SafeTensorsFile.JSON.writeValueAsString(header).getBytes(StandardCharsets.UTF_8);
+        } catch (JsonProcessingException ex) {
+            throw new IllegalStateException(ex);
+        }
+        // Pad with spaces so tensor data starts 8-byte aligned, as the reference writer does.
+        int padded = (json.length + 7) / 8 * 8;
+        AtomicFiles.write(file, raw -> {
+            OutputStream out = new BufferedOutputStream(raw, 1 << 16);
+            out.write(ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(padded).array());
+            out.write(json);
+            for (int i = json.length; i < padded; i++) out.write(' ');
+            ByteBuffer buf = ByteBuffer.allocate(1 << 16).order(ByteOrder.LITTLE_ENDIAN);
+            for (Entry e : entries) {
+                for (double v : e.values) {
+                    if (buf.remaining() < 8) flush(buf, out);
+                    switch (e.dtype) {
+                        case F64 -> buf.putDouble(v);
+                        case F32 -> buf.putFloat((float) v);
+                        case BF16 -> buf.putShort((short) bf16Bits((float) v));
+                        case F16 -> buf.putShort((short) HalfBits.fromFloat((float) v));
+                        default -> throw new IllegalStateException();
+                    }
+                }
+            }
+            flush(buf, out);
+            out.flush();
+        });
+    }
+
+    private static void flush(ByteBuffer buf, OutputStream out) throws IOException {
+        out.write(buf.array(), 0, buf.position());
+        buf.clear();
+    }
+
+    /** Round-to-nearest-even float32 → bfloat16 bits (NaN kept quiet). */
+    static int bf16Bits(float f) {
+        int bits = Float.floatToRawIntBits(f);
+        if (Float.isNaN(f)) return (bits >>> 16) | 0x40;
+        int lsb = (bits >>> 16) & 1;
+        return (bits + 0x7fff + lsb) >>> 16;
+    }
+}
