@@ -313,7 +313,8 @@ def init_weights(model, seed, qk_gain=1.0):
     owner = {}
     for mname, mod in model.named_modules():
         for pname, p in mod.named_parameters(recurse=False):
-            owner[id(p)] = (mname, mod)
+            # first owner wins: a tied lm_head must not turn the embedding into a "linear" weight
+            owner.setdefault(id(p), (mname, mod))
     kinds = {}
     for name, p in sorted(model.named_parameters()):
         mname, mod = owner[id(p)]
@@ -535,7 +536,7 @@ def build_fixture(fx, root, built, manifest):
         }
         parts = hf_trace.find_parts(m32)
         mlp = parts["per_layer"][0]["mlp"]
-        for a in ("act_fn", "act"):
+        for a in ("act_fn", "act", "activation_fn"):
             if hasattr(mlp, a):
                 desc["hf_observed"]["mlp_activation"] = type(getattr(mlp, a)).__name__
         log("  hf rope buffers: %s" % json.dumps(desc["hf_observed"]["rope"]))
