@@ -113,7 +113,8 @@ public enum Precision {
     /**
      * Bit pattern (in the low {@link #bits()} bits) of x rounded to this format. NaN becomes
      * torch's canonical NaN: 0x7FC0 for bfloat16 (sign dropped), sign|0x7E00 for float16,
-     * sign|0x7F for both fp8 formats.
+     * sign|0x7F for both fp8 formats. torch's vectorised CPU and CUDA paths emit other NaN
+     * patterns (0xFFFF, 0x7FFF), so compare NaN with isNaN, not by bits.
      */
     public int toBits(float x) {
         if (this == FP32) return Float.floatToRawIntBits(x);
