@@ -34,6 +34,7 @@ Example::
 """
 
 import argparse
+import contextlib
 import json
 import math
 import sys
@@ -478,6 +479,55 @@ def apply_plants(model, plants, ctx):
     return handles, notes
 
 
+
+# ----------------------------------------------------------------------------------------------
+# Strict float64
+# ----------------------------------------------------------------------------------------------
+# HF's modeling code upcasts to float32 on purpose in a few places (RMSNorm's variance, softmax
+# dtype=torch.float32, RoPE's inv_freq and angle matmul under "Force float32"). In a float64 run those
+# upcasts are *downcasts*, so HF "float64" is really ~float32 there (measured: about 1e-7 relative at
+# every probe after the first norm, 2e-5 on q/k at position 3000). To get a true float64 computation of
+# HF's modeling code we make torch.float32 / torch.float / Tensor.float() mean float64 while the model
+# runs, and rebuild the rotary buffers under the same rule. Only the precision changes, not the code path.
+
+
+@contextlib.contextmanager
+def float32_means_float64():
+    saved = (torch.float32, torch.float, torch.Tensor.float)
+    orig_float = torch.Tensor.float
+
+    def as_f64(self, *args, **kwargs):
+        return self.to(torch.float64, *args, **kwargs) if not args else orig_float(self, *args, **kwargs)
+
+    torch.float32 = torch.float64
+    torch.float = torch.float64
+    torch.Tensor.float = as_f64
+    try:
+        yield
+    finally:
+        torch.float32, torch.float, torch.Tensor.float = saved
+
+
+def rebuild_rotary_in_float64(model):
+    """Recompute every *inv_freq buffer in float64 by re-running each rotary module's constructor."""
+    rebuilt = []
+    for name, mod in model.named_modules():
+        if not type(mod).__name__.endswith("RotaryEmbedding"):
+            continue
+        with float32_means_float64():
+            try:
+                fresh = type(mod)(config=mod.config)
+            except TypeError:
+                fresh = type(mod)(mod.config)
+        for bname, buf in fresh.named_buffers(recurse=False):
+            if "inv_freq" in bname:
+                mod.register_buffer(bname, buf.to(torch.float64), persistent=False)
+                rebuilt.append("%s.%s" % (name, bname))
+        for attr in ("attention_scaling",):
+            if hasattr(fresh, attr):
+                setattr(mod, attr, getattr(fresh, attr))
+    return rebuilt
+
 # ----------------------------------------------------------------------------------------------
 # The trace
 # ----------------------------------------------------------------------------------------------
@@ -502,7 +552,7 @@ def load_model(model_dir, dtype, plants=()):
 
 
 def run_trace(model_dir, dtype, device, tokens, position_offset=0, probes="all", out=None,
-              plants=(), check_hooks=False, model=None):
+              plants=(), check_hooks=False, model=None, strict_float64=True):
     """Run one forward and return a dict with the ordered probe tensors and diagnostics.
     Writes the safetensors trace to `out` when given."""
     plants = list(plants)
@@ -511,13 +561,15 @@ def run_trace(model_dir, dtype, device, tokens, position_offset=0, probes="all",
     if device != "cpu":
         model = model.to(device)
     ctx = {}
+    strict = dtype == "float64" and strict_float64
+    rebuilt = rebuild_rotary_in_float64(model) if strict else []
     plant_handles, plant_notes = apply_plants(model, plants, ctx)
     ids = torch.tensor([tokens], dtype=torch.long, device=device)
     pos = torch.arange(position_offset, position_offset + len(tokens), dtype=torch.long, device=device)[None, :]
     ctx["input_ids"] = ids
     info = {"plant_notes": plant_notes}
     info["param_dtypes"] = sorted({str(p.dtype) for p in model.parameters()})
-    with torch.no_grad():
+    with torch.no_grad(), (float32_means_float64() if strict else contextlib.nullcontext()):
         if check_hooks:
             ref = model(input_ids=ids, position_ids=pos, use_cache=False).logits.detach().clone()
         rec = Recorder(model, probes)
@@ -546,6 +598,8 @@ def run_trace(model_dir, dtype, device, tokens, position_offset=0, probes="all",
     }
     if plants:
         meta["planted"] = json.dumps(plants)
+    if strict:
+        meta["float64_strict"] = json.dumps({"float32_upcasts": "made float64", "rotary_rebuilt": rebuilt})
     info.update(
         order=order,
         tensors=tensors,
@@ -565,9 +619,12 @@ def run_trace(model_dir, dtype, device, tokens, position_offset=0, probes="all",
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True, help="model directory written by save_pretrained")
-    ap.add_argument("--dtype", required=True, choices=sorted(DTYPES))
+    ap.add_argument("--dtype", choices=sorted(DTYPES), help="default: the --like trace's dtype")
     ap.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
-    ap.add_argument("--tokens", required=True, help="comma-separated token ids, e.g. 1,2,3")
+    ap.add_argument("--tokens", help="comma-separated token ids, e.g. 1,2,3")
+    ap.add_argument("--like", help="take tokens, position offset and plants from this existing trace")
+    ap.add_argument("--no-strict-float64", action="store_true",
+                    help="in float64 runs keep HF's float32 upcasts as they are (see float32_means_float64)")
     ap.add_argument("--position-offset", type=int, default=0, help="position_ids = arange(offset, offset+n)")
     ap.add_argument("--probes", choices=["layers", "all"], default="all")
     ap.add_argument("--out", required=True, help="output .safetensors trace")
@@ -575,9 +632,20 @@ def main(argv=None):
                     help="plant a known bug (repeatable): " + "; ".join("%s: %s" % kv for kv in PLANTS.items()))
     ap.add_argument("--check-hooks", action="store_true", help="also run a hook-free forward and compare logits")
     a = ap.parse_args(argv)
+    if a.like:
+        from safetensors import safe_open
+
+        with safe_open(a.like, "pt") as f:
+            meta = f.metadata()
+        a.tokens = a.tokens or ",".join(str(t) for t in json.loads(meta["tokens"]))
+        a.position_offset = a.position_offset or int(meta["position_offset"])
+        a.dtype = a.dtype or meta["dtype"]
+        a.plant = a.plant or json.loads(meta.get("planted", "[]"))
+    if not a.tokens or not a.dtype:
+        ap.error("--tokens and --dtype are required unless --like gives them")
     try:
         info = run_trace(a.model, a.dtype, a.device, parse_tokens(a.tokens), a.position_offset, a.probes,
-                         a.out, a.plant, a.check_hooks)
+                         a.out, a.plant, a.check_hooks, strict_float64=not a.no_strict_float64)
     except Exception:
         traceback.print_exc()
         return 1

@@ -120,6 +120,14 @@ public final class Family {
         requiresBos = b.requiresBos;
     }
 
+    /** Declared before the families, which use it in their static initialisers. Stands for Python's None among {@link #defaults} (immutable maps hold no nulls). */
+    public static final Object NONE = new Object() {
+        @Override
+        public String toString() {
+            return "null";
+        }
+    };
+
     // ---- The families. Defaults are HF transformers' configuration_*.py defaults. ----
 
     public static final Family LLAMA = new Builder("llama")
@@ -278,11 +286,4 @@ public final class Family {
         }
     }
 
-    /** Stands for Python's None among {@link #defaults} (immutable maps hold no nulls). */
-    public static final Object NONE = new Object() {
-        @Override
-        public String toString() {
-            return "null";
-        }
-    };
 }

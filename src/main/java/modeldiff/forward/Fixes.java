@@ -1,0 +1,221 @@
+package modeldiff.forward;
+
+import modeldiff.model.BadInputException;
+import modeldiff.model.Family;
+import modeldiff.model.LayerSpec;
+import modeldiff.model.ModelConfig;
+import modeldiff.model.RopeSpec;
+import modeldiff.numeric.Activation;
+
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import java.util.Locale;
+import java.util.Set;
+
+/**
+ * Deviations from the released config, as a forward pass should apply them: the switches the hunt flips to
+ * reproduce another implementation. Each pass asks this object at each decision point ("which activation?",
+ * "which window?") instead of reading the config directly, so every pass honours a fix the same way while keeping
+ * its own numerics. {@link #NONE} is the release as HF reads it.
+ *
+ * Ids (docs/fixes.md has the catalog with the real bug each mirrors):
+ * act.gelu_exact, act.gelu_tanh, rope.bf16_angles, rope.theta=V, rope.scaling_ignored, rope.partial=F,
+ * rope.inv_freq_lowp, qk.interleaved, norm.no_unit_offset, norm.unit_offset, norm.cast_before_weight, norm.eps=V,
+ * embed.scale_fp32, embed.scale_none, attn.no_softcap, logits.no_softcap, attn.scale=S, window=W, softmax.lowp,
+ * mlp.swap_gate_up, input.add_bos, input.drop_bos.
+ */
+public final class Fixes {
+    public static final Fixes NONE = new Fixes(List.of());
+
+    /** Ids that take no value. */
+    public static final Set<String> FLAGS = Set.of("act.gelu_exact", "act.gelu_tanh", "rope.bf16_angles",
+            "rope.scaling_ignored", "rope.inv_freq_lowp", "qk.interleaved", "norm.no_unit_offset", "norm.unit_offset",
+            "norm.cast_before_weight", "embed.scale_fp32", "embed.scale_none", "attn.no_softcap", "logits.no_softcap",
+            "softmax.lowp", "mlp.swap_gate_up", "input.add_bos", "input.drop_bos");
+    /** Ids written id=value. */
+    public static final Set<String> VALUED = Set.of("rope.theta", "rope.partial", "norm.eps", "attn.scale", "window");
+
+    private final List<String> ids;
+    private Activation activation;
+    public final boolean ropeBf16Angles, ropeScalingIgnored, ropeInvFreqLowp, qkInterleaved, noUnitOffset, unitOffset,
+            normCastBeforeWeight, embedScaleFp32, embedScaleNone, attnNoSoftcap, logitsNoSoftcap, softmaxLowp,
+            swapGateUp, addBos, dropBos;
+    private final double theta, partial, eps, attnScaleDenominator;
+    private final int window;
+
+    private Fixes(List<String> ids) {
+        this.ids = List.copyOf(ids);
+        boolean[] f = new boolean[15];
+        double th = Double.NaN, pa = Double.NaN, ep = Double.NaN, sc = Double.NaN;
+        int w = -1;
+        Activation act = null;
+        for (String id : ids) {
+            int eq = id.indexOf('=');
+            String key = eq < 0 ? id : id.substring(0, eq);
+            String val = eq < 0 ? null : id.substring(eq + 1);
+            if (eq < 0 ? !FLAGS.contains(key) : !VALUED.contains(key))
+                throw new BadInputException("unknown fix '" + id + "'; see `modeldiff fixes`");
+            switch (key) {
+                case "act.gelu_exact" -> act = Activation.GELU_EXACT;
+                case "act.gelu_tanh" -> act = Activation.GELU_TANH;
+                case "rope.bf16_angles" -> f[0] = true;
+                case "rope.scaling_ignored" -> f[1] = true;
+                case "rope.inv_freq_lowp" -> f[2] = true;
+                case "qk.interleaved" -> f[3] = true;
+                case "norm.no_unit_offset" -> f[4] = true;
+                case "norm.unit_offset" -> f[5] = true;
+                case "norm.cast_before_weight" -> f[6] = true;
+                case "embed.scale_fp32" -> f[7] = true;
+                case "embed.scale_none" -> f[8] = true;
+                case "attn.no_softcap" -> f[9] = true;
+                case "logits.no_softcap" -> f[10] = true;
+                case "softmax.lowp" -> f[11] = true;
+                case "mlp.swap_gate_up" -> f[12] = true;
+                case "input.add_bos" -> f[13] = true;
+                case "input.drop_bos" -> f[14] = true;
+                case "rope.theta" -> th = positive(id, val);
+                case "rope.partial" -> pa = positive(id, val);
+                case "norm.eps" -> ep = nonNegative(id, val);
+                case "attn.scale" -> sc = positive(id, val);
+                case "window" -> w = (int) positive(id, val);
+                default -> throw new IllegalStateException(key);
+            }
+        }
+        activation = act;
+        ropeBf16Angles = f[0];
+        ropeScalingIgnored = f[1];
+        ropeInvFreqLowp = f[2];
+        qkInterleaved = f[3];
+        noUnitOffset = f[4];
+        unitOffset = f[5];
+        normCastBeforeWeight = f[6];
+        embedScaleFp32 = f[7];
+        embedScaleNone = f[8];
+        attnNoSoftcap = f[9];
+        logitsNoSoftcap = f[10];
+        softmaxLowp = f[11];
+        swapGateUp = f[12];
+        addBos = f[13];
+        dropBos = f[14];
+        theta = th;
+        partial = pa;
+        eps = ep;
+        attnScaleDenominator = sc;
+        window = w;
+        if (pa > 1) throw new BadInputException("fix '" + "rope.partial=" + pa + "': fraction must be in (0, 1]");
+    }
+
+    public static Fixes of(List<String> ids) {
+        return ids.isEmpty() ? NONE : new Fixes(ids);
+    }
+
+    public static Fixes parse(String commaSeparated) {
+        if (commaSeparated == null || commaSeparated.isBlank()) return NONE;
+        List<String> ids = new ArrayList<>();
+        for (String s : commaSeparated.split(",")) if (!s.isBlank()) ids.add(s.trim().toLowerCase(Locale.ROOT));
+        return of(ids);
+    }
+
+    private static double positive(String id, String v) {
+        double d = number(id, v);
+        if (!(d > 0)) throw new BadInputException("fix '" + id + "': value must be positive");
+        return d;
+    }
+
+    private static double nonNegative(String id, String v) {
+        double d = number(id, v);
+        if (!(d >= 0)) throw new BadInputException("fix '" + id + "': value must be >= 0");
+        return d;
+    }
+
+    private static double number(String id, String v) {
+        try {
+            double d = Double.parseDouble(v);
+            if (!Double.isFinite(d)) throw new NumberFormatException();
+            return d;
+        } catch (NumberFormatException | NullPointerException e) {
+            throw new BadInputException("fix '" + id + "': '" + v + "' is not a number");
+        }
+    }
+
+    public List<String> ids() {
+        return Collections.unmodifiableList(ids);
+    }
+
+    public boolean isEmpty() {
+        return ids.isEmpty();
+    }
+
+    // ---- the questions a pass asks ----
+
+    public Activation activation(ModelConfig c) {
+        return activation != null ? activation : c.activation;
+    }
+
+    /** True when the activation is the one the config names (lowp then mirrors HF's exact kernel for that name). */
+    public boolean activationOverridden() {
+        return activation != null;
+    }
+
+    public double eps(ModelConfig c) {
+        return Double.isNaN(eps) ? c.normEps : eps;
+    }
+
+    public boolean unitOffset(Family.NormKind kind) {
+        if (noUnitOffset) return false;
+        if (unitOffset) return true;
+        return kind.unitOffset();
+    }
+
+    public int window(LayerSpec spec) {
+        if (window > 0 && spec.sliding()) return window;
+        return spec.slidingWindow();
+    }
+
+    public double attnScale(LayerSpec spec) {
+        return Double.isNaN(attnScaleDenominator) ? spec.attnScale() : 1.0 / Math.sqrt(attnScaleDenominator);
+    }
+
+    /** Whether the score scale was replaced (GPT-2's division by a rounded sqrt(d) then no longer applies). */
+    public boolean attnScaleOverridden() {
+        return !Double.isNaN(attnScaleDenominator);
+    }
+
+    public double attnSoftcap(ModelConfig c) {
+        return attnNoSoftcap ? Double.NaN : c.attnSoftcap;
+    }
+
+    public double finalSoftcap(ModelConfig c) {
+        return logitsNoSoftcap ? Double.NaN : c.finalSoftcap;
+    }
+
+    public RopeSpec rope(RopeSpec r) {
+        if (r == null) return null;
+        RopeSpec out = ropeScalingIgnored ? r.unscaled() : r;
+        if (!Double.isNaN(theta)) out = out.withTheta(theta);
+        if (!Double.isNaN(partial)) out = out.withPartial(partial);
+        return out;
+    }
+
+    public double embedScale(ModelConfig c) {
+        return embedScaleNone ? 1.0 : c.embedScale;
+    }
+
+    public int[] tokens(int[] tokens, ModelConfig c) {
+        int bos = c.bosTokenIds.isEmpty() ? -1 : c.bosTokenIds.get(0);
+        if (addBos && bos >= 0) {
+            int[] out = new int[tokens.length + 1];
+            out[0] = bos;
+            System.arraycopy(tokens, 0, out, 1, tokens.length);
+            return out;
+        }
+        if (dropBos && tokens.length > 1 && tokens[0] == bos) return java.util.Arrays.copyOfRange(tokens, 1, tokens.length);
+        return tokens;
+    }
+
+    @Override
+    public String toString() {
+        return ids.isEmpty() ? "[]" : ids.toString();
+    }
+}
