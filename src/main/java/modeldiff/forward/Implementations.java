@@ -1,7 +1,9 @@
 package modeldiff.forward;
 
 import modeldiff.forward.reference.ReferencePass;
+import modeldiff.forward.lowp.LowpPass;
 import modeldiff.model.BadInputException;
+import modeldiff.numeric.Precision;
 
 import java.util.List;
 
@@ -11,11 +13,25 @@ public final class Implementations {
     }
 
     public static List<String> available() {
-        return List.of("reference");
+        return List.of("reference", "lowp:bf16", "lowp:fp16", "lowp:fp32");
     }
 
     public static ForwardPass create(String spec) {
-        if (spec.equals("reference")) return new ReferencePass();
+        return create(spec, Fixes.NONE);
+    }
+
+    /** A pass with fixes applied (the hunt's configurable implementations: reference and lowp). */
+    public static ForwardPass create(String spec, Fixes fixes) {
+        if (spec.equals("reference")) return new ReferencePass(fixes);
+        if (spec.startsWith("lowp:")) {
+            Precision p;
+            try {
+                p = Precision.parse(spec.substring(5));
+            } catch (IllegalArgumentException e) {
+                throw new BadInputException("unknown precision in '" + spec + "'; use lowp:bf16, lowp:fp16 or lowp:fp32");
+            }
+            return new LowpPass(p, fixes);
+        }
         throw new BadInputException("unknown implementation '" + spec + "'; available: " + String.join(", ", available()));
     }
 }

@@ -85,6 +85,11 @@ public final class Family {
     public final boolean queryPreAttnScalar;
     /** Whether the family expects a BOS token first (Gemma: quality collapses without it). */
     public final boolean requiresBos;
+    /**
+     * GPT-2 divides scores by a sqrt(head_dim) tensor of the activation dtype; the others multiply by a Python float
+     * scale. Same math, different rounding in reduced precision.
+     */
+    public final boolean scoreScaleByDivision;
 
     /** Which layers slide, when the config has no explicit layer_types. */
     public enum SlidingRule {
@@ -118,6 +123,7 @@ public final class Family {
         sliding = b.sliding;
         queryPreAttnScalar = b.queryPreAttnScalar;
         requiresBos = b.requiresBos;
+        scoreScaleByDivision = b.layout == Layout.GPT2;
     }
 
     /** Declared before the families, which use it in their static initialisers. Stands for Python's None among {@link #defaults} (immutable maps hold no nulls). */

@@ -1,5 +1,6 @@
 package modeldiff.forward.reference;
 
+import modeldiff.forward.Fixes;
 import modeldiff.forward.ForwardInput;
 import modeldiff.forward.ForwardPass;
 import modeldiff.forward.ProbeLevel;
@@ -13,6 +14,8 @@ import modeldiff.model.ModelConfig;
 import modeldiff.model.NormRef;
 import modeldiff.model.TensorInfo;
 import modeldiff.model.TensorStore;
+import modeldiff.numeric.Activation;
+import modeldiff.numeric.Precision;
 import modeldiff.numeric.Rope;
 import modeldiff.trace.Trace;
 
@@ -24,6 +27,16 @@ import modeldiff.trace.Trace;
  * Layout convention: activations are row-major [tokens, width] double arrays.
  */
 public final class ReferencePass implements ForwardPass {
+    private final Fixes fixes;
+
+    public ReferencePass() {
+        this(Fixes.NONE);
+    }
+
+    /** Honours the fixes that change the math; rounding-only fixes (norm casts, softmax dtype) mean nothing in float64. */
+    public ReferencePass(Fixes fixes) {
+        this.fixes = fixes;
+    }
 
     @Override
     public String name() {
@@ -39,11 +52,17 @@ public final class ReferencePass implements ForwardPass {
     public Trace run(Model model, ForwardInput input, ProbeLevel level) {
         ModelConfig c = model.config;
         Family f = model.family;
+        input = new ForwardInput(fixes.tokens(input.tokens(), c), input.positionOffset());
         int T = input.length(), H = c.hiddenSize;
-        Trace trace = new Trace("modeldiff reference", dtype(), "cpu", input.tokens(), input.positionOffset());
+        Trace trace = new Trace("modeldiff reference" + (fixes.isEmpty() ? "" : " fixes=" + fixes.ids()), dtype(), "cpu",
+                input.tokens(), input.positionOffset());
+        if (!fixes.isEmpty()) trace.putExtra("fixes", fixes.ids().toString());
+        Family.NormKind normKind = effectiveNorm(f.norm);
+        double eps = fixes.eps(c);
+        Activation activation = fixes.activation(c);
         boolean all = level == ProbeLevel.ALL;
 
-        double[] x = embed(model, input);                                  // [T, H]
+        double[] x = embed(model, input, fixes.embedScale(c));                                  // [T, H]
         trace.put("embed", H, x.clone());
 
         for (int i = 0; i < c.numLayers; i++) {
@@ -51,21 +70,22 @@ public final class ReferencePass implements ForwardPass {
             LayerSpec spec = c.layers.get(i);
             String p = "layers." + i + ".";
 
-            double[] a = norm(x, T, H, w.attnNorm(), f.norm, c.normEps);  // [T, H]
+            double[] a = norm(x, T, H, w.attnNorm(), normKind, eps);  // [T, H]
             double[] q = linear(a, T, w.q());                              // [T, heads*hd]
             double[] k = linear(a, T, w.k());                              // [T, kv_heads*hd]
             double[] v = linear(a, T, w.v());                              // [T, kv_heads*hd]
             if (f.qkNorm) {
-                q = norm(q, T * c.numHeads, c.headDim, w.qNorm(), f.norm, c.normEps);
-                k = norm(k, T * c.numKvHeads, c.headDim, w.kNorm(), f.norm, c.normEps);
+                q = norm(q, T * c.numHeads, c.headDim, w.qNorm(), normKind, eps);
+                k = norm(k, T * c.numKvHeads, c.headDim, w.kNorm(), normKind, eps);
             }
             if (!f.learnedPositions) {
-                Rope.Frequencies freq = Rope.frequencies(spec.rope(), Rope.rotaryDim(c.headDim, spec.rope().partialRotaryFactor()),
+                var rope = fixes.rope(spec.rope());
+                Rope.Frequencies freq = Rope.frequencies(rope, Rope.rotaryDim(c.headDim, rope.partialRotaryFactor()),
                         input.positionOffset() + T);
-                rotate(q, T, c.numHeads, c.headDim, freq, input);
-                rotate(k, T, c.numKvHeads, c.headDim, freq, input);
+                rotate(q, T, c.numHeads, c.headDim, freq, input, fixes);
+                rotate(k, T, c.numKvHeads, c.headDim, freq, input, fixes);
             }
-            double[] att = attention(q, k, v, T, c, spec);                 // [T, heads*hd]
+            double[] att = attention(q, k, v, T, c, fixes.window(spec), fixes.attnScale(spec), fixes.attnSoftcap(c));                // [T, heads*hd]
             double[] o = linear(att, T, w.o());                            // [T, H]
             if (all) {
                 trace.put(p + "attn_norm", H, a);
@@ -75,18 +95,18 @@ public final class ReferencePass implements ForwardPass {
                 trace.put(p + "attn", c.qDim(), att);
                 trace.put(p + "attn_out", H, o.clone());
             }
-            if (w.postAttnNorm() != null) o = norm(o, T, H, w.postAttnNorm(), f.norm, c.normEps);
+            if (w.postAttnNorm() != null) o = norm(o, T, H, w.postAttnNorm(), normKind, eps);
             addInPlace(x, o);
 
-            double[] m = norm(x, T, H, w.mlpNorm(), f.norm, c.normEps);   // [T, H]
+            double[] m = norm(x, T, H, w.mlpNorm(), normKind, eps);   // [T, H]
             double[] act;                                                  // [T, ff]
             if (f.mlp == Family.Mlp.GATED) {
-                act = linear(m, T, w.gate());
-                double[] up = linear(m, T, w.up());
-                for (int j = 0; j < act.length; j++) act[j] = c.activation.apply(act[j]) * up[j];
+                act = linear(m, T, fixes.swapGateUp ? w.up() : w.gate());
+                double[] up = linear(m, T, fixes.swapGateUp ? w.gate() : w.up());
+                for (int j = 0; j < act.length; j++) act[j] = activation.apply(act[j]) * up[j];
             } else {
                 act = linear(m, T, w.up());
-                for (int j = 0; j < act.length; j++) act[j] = c.activation.apply(act[j]);
+                for (int j = 0; j < act.length; j++) act[j] = activation.apply(act[j]);
             }
             double[] mo = linear(act, T, w.down());                        // [T, H]
             if (all) {
@@ -94,21 +114,22 @@ public final class ReferencePass implements ForwardPass {
                 trace.put(p + "mlp_act", c.intermediateSize, act);
                 trace.put(p + "mlp_out", H, mo.clone());
             }
-            if (w.postMlpNorm() != null) mo = norm(mo, T, H, w.postMlpNorm(), f.norm, c.normEps);
+            if (w.postMlpNorm() != null) mo = norm(mo, T, H, w.postMlpNorm(), normKind, eps);
             addInPlace(x, mo);
             trace.put("layers." + i, H, x.clone());
         }
 
-        double[] fn = norm(x, T, H, model.finalNorm(), f.norm, c.normEps);
+        double[] fn = norm(x, T, H, model.finalNorm(), normKind, eps);
         trace.put("final_norm", H, fn);
         double[] logits = matmulRows(fn, T, H, model.lmHead(), c.vocabSize);   // [T, vocab]
-        if (!Double.isNaN(c.finalSoftcap)) softcap(logits, c.finalSoftcap);
+        double finalCap = fixes.finalSoftcap(c);
+        if (!Double.isNaN(finalCap)) softcap(logits, finalCap);
         trace.put("logits", c.vocabSize, logits);
         return trace;
     }
 
     /** Token rows times the embedding scale, plus learned position rows (GPT-2). */
-    static double[] embed(Model model, ForwardInput input) {
+    static double[] embed(Model model, ForwardInput input, double embedScale) {
         ModelConfig c = model.config;
         int H = c.hiddenSize, T = input.length();
         double[] x = new double[T * H];
@@ -117,7 +138,7 @@ public final class ReferencePass implements ForwardPass {
             if (id < 0 || id >= c.vocabSize)
                 throw new BadInputException("token id " + id + " at index " + t + " is outside the vocabulary [0, " + c.vocabSize + ")");
             double[] row = TensorStore.readDoubles(model.embedding(), (long) id * H, H);
-            for (int j = 0; j < H; j++) x[t * H + j] = row[j] * c.embedScale;
+            for (int j = 0; j < H; j++) x[t * H + j] = row[j] * embedScale;
         }
         TensorInfo wpe = model.positionEmbedding();
         if (wpe != null) {
@@ -193,20 +214,29 @@ public final class ReferencePass implements ForwardPass {
         return y;
     }
 
-    /** rotate_half RoPE on the first rotaryDim dimensions of each head; the rest pass through (partial rotary). */
-    static void rotate(double[] x, int T, int heads, int headDim, Rope.Frequencies freq, ForwardInput input) {
+    /**
+     * rotate_half RoPE on the first rotaryDim dimensions of each head; the rest pass through (partial rotary).
+     * With qk.interleaved the pairs are (2j, 2j+1) as in GPT-J / Meta's original layout; with rope.bf16_angles the
+     * position and frequency are rounded to bf16 before their product (the Keras mixed-precision bug).
+     */
+    static void rotate(double[] x, int T, int heads, int headDim, Rope.Frequencies freq, ForwardInput input, Fixes fixes) {
         int half = freq.invFreq().length;
         double scale = freq.attentionScaling();
         for (int t = 0; t < T; t++) {
             double pos = input.position(t);
             for (int j = 0; j < half; j++) {
-                double angle = pos * freq.invFreq()[j];
+                double inv = freq.invFreq()[j];
+                double angle = fixes.ropeBf16Angles
+                        ? Precision.BF16.round(pos) * Precision.BF16.round(inv)
+                        : pos * inv;
                 double cos = Math.cos(angle) * scale, sin = Math.sin(angle) * scale;
                 for (int h = 0; h < heads; h++) {
                     int base = (t * heads + h) * headDim;
-                    double x1 = x[base + j], x2 = x[base + j + half];
-                    x[base + j] = x1 * cos - x2 * sin;
-                    x[base + j + half] = x2 * cos + x1 * sin;
+                    int i1 = fixes.qkInterleaved ? base + 2 * j : base + j;
+                    int i2 = fixes.qkInterleaved ? base + 2 * j + 1 : base + j + half;
+                    double x1 = x[i1], x2 = x[i2];
+                    x[i1] = x1 * cos - x2 * sin;
+                    x[i2] = x2 * cos + x1 * sin;
                 }
             }
         }
@@ -216,21 +246,20 @@ public final class ReferencePass implements ForwardPass {
      * Causal (optionally sliding-window) attention with grouped KV heads and optional tanh soft-cap. Query t sees key
      * s when s ≤ t and, with a window W, t − s < W (HF's sliding_window semantics: W keys including itself).
      */
-    static double[] attention(double[] q, double[] k, double[] v, int T, ModelConfig c, LayerSpec spec) {
+    static double[] attention(double[] q, double[] k, double[] v, int T, ModelConfig c, int window, double scale, double cap) {
         int heads = c.numHeads, kvHeads = c.numKvHeads, hd = c.headDim, group = heads / kvHeads;
         double[] out = new double[T * heads * hd];
         double[] scores = new double[T];
-        double cap = c.attnSoftcap;
         for (int h = 0; h < heads; h++) {
             int kvh = h / group;
             for (int t = 0; t < T; t++) {
-                int first = spec.sliding() ? Math.max(0, t - spec.slidingWindow() + 1) : 0;
+                int first = window > 0 ? Math.max(0, t - window + 1) : 0;
                 double max = Double.NEGATIVE_INFINITY;
                 for (int s = first; s <= t; s++) {
                     double dot = 0;
                     int qb = (t * heads + h) * hd, kb = (s * kvHeads + kvh) * hd;
                     for (int d = 0; d < hd; d++) dot += q[qb + d] * k[kb + d];
-                    double sc = dot * spec.attnScale();
+                    double sc = dot * scale;
                     if (!Double.isNaN(cap)) sc = cap * Math.tanh(sc / cap);
                     scores[s] = sc;
                     max = Math.max(max, sc);
@@ -249,6 +278,14 @@ public final class ReferencePass implements ForwardPass {
             }
         }
         return out;
+    }
+
+    /** The norm kind after norm.unit_offset / norm.no_unit_offset. */
+    private Family.NormKind effectiveNorm(Family.NormKind kind) {
+        boolean unit = fixes.unitOffset(kind);
+        if (unit == kind.unitOffset()) return kind;
+        if (kind.centered()) return unit ? Family.NormKind.LAYER_UNIT_OFFSET : Family.NormKind.LAYER;
+        return unit ? Family.NormKind.RMS_UNIT_OFFSET : Family.NormKind.RMS;
     }
 
     static void softcap(double[] x, double cap) {

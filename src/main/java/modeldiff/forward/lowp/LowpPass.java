@@ -1,0 +1,447 @@
+package modeldiff.forward.lowp;
+
+import modeldiff.forward.Fixes;
+import modeldiff.forward.ForwardInput;
+import modeldiff.forward.ForwardPass;
+import modeldiff.forward.ProbeLevel;
+import modeldiff.model.BadInputException;
+import modeldiff.model.Family;
+import modeldiff.model.LayerSpec;
+import modeldiff.model.LayerWeights;
+import modeldiff.model.LinearRef;
+import modeldiff.model.Model;
+import modeldiff.model.ModelConfig;
+import modeldiff.model.NormRef;
+import modeldiff.model.RopeSpec;
+import modeldiff.model.TensorInfo;
+import modeldiff.model.TensorStore;
+import modeldiff.numeric.Activation;
+import modeldiff.numeric.Precision;
+import modeldiff.trace.Trace;
+import org.apache.commons.math3.special.Erf;
+
+/**
+ * The model as HF transformers' eager path computes it in bf16 / fp16 / fp32 on a GPU: every PyTorch op computes in
+ * fp32 ("opmath") from dtype inputs and rounds its result once; matmuls accumulate in fp32; reductions accumulate in
+ * fp32; and the explicit casts of each family's modeling code sit where HF put them ({@link RoundingPoint}, table in
+ * docs/precision.md). Activations are float arrays holding dtype-representable values.
+ *
+ * Written independently of the float64 reference: it shares the model description (which weights, which window),
+ * never the arithmetic.
+ */
+public final class LowpPass implements ForwardPass {
+    private final Precision p;
+    private final Fixes fixes;
+
+    public LowpPass(Precision precision, Fixes fixes) {
+        if (precision != Precision.BF16 && precision != Precision.FP16 && precision != Precision.FP32)
+            throw new BadInputException("lowp runs in bf16, fp16 or fp32, not " + precision.id());
+        this.p = precision;
+        this.fixes = fixes;
+    }
+
+    @Override
+    public String name() {
+        return "lowp:" + switch (p) {
+            case BF16 -> "bf16";
+            case FP16 -> "fp16";
+            default -> "fp32";
+        };
+    }
+
+    @Override
+    public String dtype() {
+        return p.id();
+    }
+
+    /** One PyTorch op's result: an fp32 value rounded to the dtype. */
+    private float r(float v) {
+        return p.round(v);
+    }
+
+    @Override
+    public Trace run(Model model, ForwardInput input, ProbeLevel level) {
+        ModelConfig c = model.config;
+        Family f = model.family;
+        int[] tokens = fixes.tokens(input.tokens(), c);
+        ForwardInput in = new ForwardInput(tokens, input.positionOffset());
+        int T = in.length(), H = c.hiddenSize, hd = c.headDim;
+        Trace trace = new Trace("modeldiff " + name() + (fixes.isEmpty() ? "" : " fixes=" + fixes.ids()), dtype(), "cpu (emulated)",
+                tokens, in.positionOffset());
+        if (!fixes.isEmpty()) trace.putExtra("fixes", fixes.ids().toString());
+        boolean all = level == ProbeLevel.ALL;
+
+        float[] x = embed(model, in);                                      // [T, H]
+        trace.put("embed", H, widen(x));
+        for (int i = 0; i < c.numLayers; i++) {
+            LayerWeights w = model.layer(i);
+            LayerSpec spec = c.layers.get(i);
+            String pre = "layers." + i + ".";
+
+            float[] a = norm(x, T, H, w.attnNorm(), f, c);                 // [T, H]
+            float[] q = linear(a, T, w.q());                               // [T, heads*hd]
+            float[] k = linear(a, T, w.k());                               // [T, kv*hd]
+            float[] v = linear(a, T, w.v());                               // [T, kv*hd]
+            if (f.qkNorm) {
+                q = norm(q, T * c.numHeads, hd, w.qNorm(), f, c);
+                k = norm(k, T * c.numKvHeads, hd, w.kNorm(), f, c);
+            }
+            if (!f.learnedPositions) {
+                float[][] cs = cosSin(fixes.rope(spec.rope()), hd, in);
+                rope(q, T, c.numHeads, hd, cs);
+                rope(k, T, c.numKvHeads, hd, cs);
+            }
+            float[] att = attention(q, k, v, T, c, f, spec);               // [T, heads*hd]
+            float[] o = linear(att, T, w.o());                             // [T, H]
+            if (all) {
+                trace.put(pre + "attn_norm", H, widen(a));
+                trace.put(pre + "q", c.qDim(), widen(q));
+                trace.put(pre + "k", c.kvDim(), widen(k));
+                trace.put(pre + "v", c.kvDim(), widen(v));
+                trace.put(pre + "attn", c.qDim(), widen(att));
+                trace.put(pre + "attn_out", H, widen(o));
+            }
+            if (w.postAttnNorm() != null) o = norm(o, T, H, w.postAttnNorm(), f, c);
+            residual(x, o);
+
+            float[] m = norm(x, T, H, w.mlpNorm(), f, c);                  // [T, H]
+            float[] act;                                                   // [T, ff]
+            if (f.mlp == Family.Mlp.GATED) {
+                LinearRef gateRef = fixes.swapGateUp ? w.up() : w.gate();
+                LinearRef upRef = fixes.swapGateUp ? w.gate() : w.up();
+                act = activation(linear(m, T, gateRef), c);
+                float[] up = linear(m, T, upRef);
+                for (int j = 0; j < act.length; j++) act[j] = r(act[j] * up[j]);   // MLP_PRODUCT
+            } else {
+                act = activation(linear(m, T, w.up()), c);
+            }
+            float[] mo = linear(act, T, w.down());                         // [T, H]
+            if (all) {
+                trace.put(pre + "mlp_norm", H, widen(m));
+                trace.put(pre + "mlp_act", c.intermediateSize, widen(act));
+                trace.put(pre + "mlp_out", H, widen(mo));
+            }
+            if (w.postMlpNorm() != null) mo = norm(mo, T, H, w.postMlpNorm(), f, c);
+            residual(x, mo);
+            trace.put("layers." + i, H, widen(x));
+        }
+        float[] fn = norm(x, T, H, model.finalNorm(), f, c);
+        trace.put("final_norm", H, widen(fn));
+        float[] logits = matmul(fn, T, H, weights(model.lmHead(), 0, (long) c.vocabSize * H), c.vocabSize, null);
+        double cap = fixes.finalSoftcap(c);
+        if (!Double.isNaN(cap)) softcap(logits, (float) cap);
+        trace.put("logits", c.vocabSize, widen(logits));
+        return trace;
+    }
+
+    // ---- embedding ----
+
+    private float[] embed(Model model, ForwardInput in) {
+        ModelConfig c = model.config;
+        int H = c.hiddenSize, T = in.length();
+        float[] x = new float[T * H];
+        double scale = fixes.embedScale(c);
+        // Gemma: normalizer = torch.tensor(hidden**0.5, dtype=dtype) — rounded (EMBED_SCALE_CONSTANT); the fp32 bug
+        // variant multiplies in fp32 by the fp32 constant and rounds once.
+        float scaleF = fixes.embedScaleFp32 ? (float) scale : r((float) scale);
+        for (int t = 0; t < T; t++) {
+            int id = in.tokens()[t];
+            if (id < 0 || id >= c.vocabSize) throw new BadInputException("token id " + id + " is outside the vocabulary");
+            float[] row = weights(model.embedding(), (long) id * H, H);
+            for (int j = 0; j < H; j++) x[t * H + j] = scale == 1.0 ? row[j] : r(row[j] * scaleF);
+        }
+        TensorInfo wpe = model.positionEmbedding();
+        if (wpe != null) {
+            for (int t = 0; t < T; t++) {
+                long pos = in.position(t);
+                if (pos >= wpe.shape()[0]) throw new BadInputException("position " + pos + " is beyond the learned positions");
+                float[] row = weights(wpe, pos * H, H);
+                for (int j = 0; j < H; j++) x[t * H + j] = r(x[t * H + j] + row[j]);
+            }
+        }
+        return x;
+    }
+
+    // ---- norms ----
+
+    private float[] norm(float[] x, int rows, int dim, NormRef ref, Family f, ModelConfig c) {
+        float[] w = weights(ref.weight(), 0, dim);
+        float[] b = ref.bias() == null ? null : weights(ref.bias(), 0, dim);
+        float eps = (float) fixes.eps(c);
+        boolean unit = fixes.unitOffset(f.norm);
+        float[] out = new float[rows * dim];
+        if (f.norm.centered()) {
+            // F.layer_norm: fp32 mean/var, y = (x − mean)·rstd·w + b in fp32, one rounding. LayerNorm1P passes
+            // weight + 1 computed in the dtype (a rounded parameter).
+            float[] gamma = new float[dim];
+            for (int j = 0; j < dim; j++) gamma[j] = unit ? r(w[j] + 1f) : w[j];
+            for (int row = 0; row < rows; row++) {
+                int base = row * dim;
+                double sum = 0;
+                for (int j = 0; j < dim; j++) sum += x[base + j];
+                float mean = (float) (sum / dim);
+                double sq = 0;
+                for (int j = 0; j < dim; j++) {
+                    double d = x[base + j] - (double) mean;
+                    sq += d * d;
+                }
+                float rstd = (float) (1.0 / Math.sqrt((float) ((float) (sq / dim) + eps)));
+                for (int j = 0; j < dim; j++) {
+                    float y = ((x[base + j] - mean) * rstd) * gamma[j];
+                    out[base + j] = r(b == null ? y : y + b[j]);
+                }
+            }
+            return out;
+        }
+        boolean weightThenCast = f.normCast == Family.NormCast.WEIGHT_THEN_CAST && !fixes.normCastBeforeWeight;
+        for (int row = 0; row < rows; row++) {
+            int base = row * dim;
+            double sq = 0;
+            for (int j = 0; j < dim; j++) sq += (double) x[base + j] * x[base + j];
+            float var = (float) (sq / dim);
+            float rs = (float) (1.0 / Math.sqrt(var + eps));
+            for (int j = 0; j < dim; j++) {
+                float xhat = x[base + j] * rs;
+                if (weightThenCast) {
+                    // Gemma: (x̂ · (1 + w.float())).to(dtype)
+                    float scale = unit ? 1f + w[j] : w[j];
+                    out[base + j] = r(xhat * scale);
+                } else {
+                    // Llama: w · x̂.to(dtype); a (1+w) norm computed this way rounds (1 + w) in the dtype too.
+                    float scale = unit ? r(1f + w[j]) : w[j];
+                    out[base + j] = r(scale * r(xhat));
+                }
+            }
+        }
+        return out;
+    }
+
+    // ---- linear layers ----
+
+    private float[] linear(float[] x, int rows, LinearRef ref) {
+        float[] w = toFloat(ref.loadWeight());
+        float[] b = ref.hasBias() ? toFloat(ref.loadBias()) : null;
+        return matmul(x, rows, ref.in(), w, ref.out(), b);
+    }
+
+    /** y = R(fp32(x·Wᵀ) + b): fp32 accumulation, bias in the fp32 epilogue, one rounding. */
+    private float[] matmul(float[] x, int rows, int in, float[] w, int out, float[] b) {
+        float[] y = new float[rows * out];
+        for (int r0 = 0; r0 < rows; r0++) {
+            int xr = r0 * in;
+            for (int o = 0; o < out; o++) {
+                int wo = o * in;
+                double s = 0;
+                for (int i = 0; i < in; i++) s += (double) x[xr + i] * w[wo + i];
+                float acc = (float) s;
+                if (b != null) acc += b[o];
+                y[r0 * out + o] = r(acc);
+            }
+        }
+        return y;
+    }
+
+    private float[] toFloat(double[] d) {
+        float[] f = new float[d.length];
+        for (int i = 0; i < d.length; i++) f[i] = r((float) d[i]);   // WEIGHT_LOAD
+        return f;
+    }
+
+    private float[] weights(TensorInfo t, long first, long count) {
+        return toFloat(TensorStore.readDoubles(t, first, count));
+    }
+
+    // ---- RoPE ----
+
+    /** cos and sin per [token][rotaryDim/2], computed in fp32 as HF does, then rounded to the dtype. */
+    private float[][] cosSin(RopeSpec spec, int headDim, ForwardInput in) {
+        int rot = modeldiff.numeric.Rope.rotaryDim(headDim, spec.partialRotaryFactor());
+        float[] inv = invFreqFp32(spec, rot, in.positionOffset() + in.length());
+        float scaling = (float) modeldiff.numeric.Rope.frequencies(spec, rot, in.positionOffset() + in.length()).attentionScaling();
+        if (fixes.ropeInvFreqLowp) for (int j = 0; j < inv.length; j++) inv[j] = r(inv[j]);
+        int T = in.length(), half = inv.length;
+        float[] cos = new float[T * half], sin = new float[T * half];
+        for (int t = 0; t < T; t++) {
+            float pos = (float) in.position(t);
+            for (int j = 0; j < half; j++) {
+                float angle = fixes.ropeBf16Angles
+                        ? Precision.BF16.round(pos) * Precision.BF16.round(inv[j])
+                        : pos * inv[j];
+                cos[t * half + j] = r((float) Math.cos(angle) * scaling);
+                sin[t * half + j] = r((float) Math.sin(angle) * scaling);
+            }
+        }
+        return new float[][]{cos, sin};
+    }
+
+    /**
+     * inv_freq as HF computes it at init, in fp32: 1 / base ** (arange(0, dim, 2).float() / dim), then the rope type's
+     * adjustments in fp32. Types other than default/linear/llama3 take the float64 formula rounded to fp32.
+     */
+    static float[] invFreqFp32(RopeSpec spec, int rot, long seqLen) {
+        int half = rot / 2;
+        float[] inv = new float[half];
+        float base = (float) spec.theta();
+        switch (spec.type()) {
+            case "default", "linear", "llama3" -> {
+                for (int j = 0; j < half; j++) {
+                    float e = (float) (2 * j) / rot;
+                    inv[j] = 1.0f / (float) Math.pow(base, e);
+                }
+                if (spec.type().equals("linear")) for (int j = 0; j < half; j++) inv[j] = inv[j] / (float) spec.factor();
+                if (spec.type().equals("llama3")) llama3(inv, spec);
+            }
+            default -> {
+                double[] d = modeldiff.numeric.Rope.frequencies(spec, rot, seqLen).invFreq();
+                for (int j = 0; j < half; j++) inv[j] = (float) d[j];
+            }
+        }
+        return inv;
+    }
+
+    private static void llama3(float[] inv, RopeSpec s) {
+        float factor = (float) s.factor(), low = (float) s.lowFreqFactor(), high = (float) s.highFreqFactor();
+        float old = s.originalMaxPositions();
+        float lowWavelen = (float) (s.originalMaxPositions() / s.lowFreqFactor());
+        float highWavelen = (float) (s.originalMaxPositions() / s.highFreqFactor());
+        for (int j = 0; j < inv.length; j++) {
+            float wavelen = (float) (2 * Math.PI) / inv[j];
+            float scaled = wavelen > lowWavelen ? inv[j] / factor : inv[j];
+            float smooth = (old / wavelen - low) / (high - low);
+            float smoothed = (1 - smooth) * scaled / factor + smooth * scaled;
+            boolean medium = !(wavelen < highWavelen) && !(wavelen > lowWavelen);
+            inv[j] = medium ? smoothed : scaled;
+        }
+    }
+
+    /** q·cos + rotate_half(q)·sin on the first rotary dims, each product and the sum rounded. */
+    private void rope(float[] x, int T, int heads, int hd, float[][] cs) {
+        int half = cs[0].length / T;
+        for (int t = 0; t < T; t++)
+            for (int h = 0; h < heads; h++) {
+                int base = (t * heads + h) * hd;
+                for (int j = 0; j < half; j++) {
+                    float cos = cs[0][t * half + j], sin = cs[1][t * half + j];
+                    float x1 = x[base + j], x2 = x[base + j + half];
+                    if (fixes.qkInterleaved) {
+                        x1 = x[base + 2 * j];
+                        x2 = x[base + 2 * j + 1];
+                    }
+                    float y1 = r(r(x1 * cos) + r(-x2 * sin));
+                    float y2 = r(r(x2 * cos) + r(x1 * sin));
+                    if (fixes.qkInterleaved) {
+                        x[base + 2 * j] = y1;
+                        x[base + 2 * j + 1] = y2;
+                    } else {
+                        x[base + j] = y1;
+                        x[base + j + half] = y2;
+                    }
+                }
+            }
+    }
+
+    // ---- attention ----
+
+    private float[] attention(float[] q, float[] k, float[] v, int T, ModelConfig c, Family f, LayerSpec spec) {
+        int heads = c.numHeads, kvHeads = c.numKvHeads, hd = c.headDim, group = heads / kvHeads;
+        int window = fixes.window(spec);
+        double capD = fixes.attnSoftcap(c);
+        float cap = (float) capD;
+        boolean divide = f.scoreScaleByDivision && !fixes.attnScaleOverridden();
+        float scaleMul = (float) fixes.attnScale(spec);
+        float scaleDiv = r((float) Math.sqrt(hd));
+        float[] out = new float[T * heads * hd];
+        float[] s = new float[T];
+        for (int h = 0; h < heads; h++) {
+            int kvh = h / group;
+            for (int t = 0; t < T; t++) {
+                int first = window > 0 ? Math.max(0, t - window + 1) : 0;
+                float max = Float.NEGATIVE_INFINITY;
+                for (int j = first; j <= t; j++) {
+                    double dot = 0;
+                    int qb = (t * heads + h) * hd, kb = (j * kvHeads + kvh) * hd;
+                    for (int d = 0; d < hd; d++) dot += (double) q[qb + d] * k[kb + d];
+                    float sc = r((float) dot);                                       // ATTN_SCORES (matmul)
+                    sc = divide ? r(sc / scaleDiv) : r(sc * scaleMul);               // ATTN_SCORES (scale)
+                    if (!Double.isNaN(capD)) sc = r(r((float) Math.tanh(r(sc / cap))) * cap);   // ATTN_SOFTCAP
+                    s[j] = sc;
+                    max = Math.max(max, sc);
+                }
+                // softmax(dtype=float32).to(dtype): exp and sum in fp32, one rounding of each probability.
+                double sum = 0;
+                for (int j = first; j <= t; j++) {
+                    float e = fixes.softmaxLowp ? r((float) Math.exp(r(s[j] - max))) : (float) Math.exp(s[j] - max);
+                    s[j] = e;
+                    sum += e;
+                }
+                float total = fixes.softmaxLowp ? r((float) sum) : (float) sum;
+                int ob = (t * heads + h) * hd;
+                double[] acc = new double[hd];
+                for (int j = first; j <= t; j++) {
+                    float pr = r(s[j] / total);                                     // ATTN_PROBS
+                    int vb = (j * kvHeads + kvh) * hd;
+                    for (int d = 0; d < hd; d++) acc[d] += (double) pr * v[vb + d];
+                }
+                for (int d = 0; d < hd; d++) out[ob + d] = r((float) acc[d]);        // ATTN_OUTPUT
+            }
+        }
+        return out;
+    }
+
+    // ---- MLP ----
+
+    /** The activation kernel HF's ACT2FN picks for the config's name, with its own rounding. */
+    private float[] activation(float[] g, ModelConfig c) {
+        Activation act = fixes.activation(c);
+        boolean pythonGeluNew = !fixes.activationOverridden() && "gelu_new".equals(c.activationName);
+        float[] out = new float[g.length];
+        for (int i = 0; i < g.length; i++) {
+            float x = g[i];
+            out[i] = switch (act) {
+                case GELU_TANH -> pythonGeluNew ? geluNewComposite(x) : r(geluTanhKernel(x));
+                case GELU_EXACT -> r(x * 0.5f * (1f + (float) Erf.erf(x * (float) (1 / Math.sqrt(2)))));
+                case SILU -> r(x / (1f + (float) Math.exp(-x)));
+                case RELU2 -> {
+                    float rl = Math.max(x, 0f);
+                    yield r(rl * rl);
+                }
+                case RELU -> Math.max(x, 0f);
+            };
+        }
+        return out;
+    }
+
+    /** PyTorch's fused tanh-GELU (F.gelu(approximate="tanh")): all in fp32. */
+    private static float geluTanhKernel(float x) {
+        final float kBeta = (float) (Math.sqrt(2) * (2 / Math.sqrt(Math.PI)) * 0.5);
+        final float kKappa = 0.044715f;
+        float cube = x * x * x;
+        float inner = kBeta * (x + kKappa * cube);
+        return 0.5f * x * (1f + (float) Math.tanh(inner));
+    }
+
+    /**
+     * HF's NewGELUActivation is a Python formula: each torch op rounds to the dtype. torch.pow(x, 3.0) on a
+     * reduced-precision tensor is evaluated as x·x·x with a rounding after each multiply.
+     */
+    private float geluNewComposite(float x) {
+        float cube = r(r(x * x) * x);
+        float inner = r(x + r(0.044715f * cube));
+        float t = r((float) Math.tanh(r((float) Math.sqrt(2.0 / Math.PI) * inner)));
+        return r(r(0.5f * x) * r(1f + t));
+    }
+
+    private void residual(float[] x, float[] y) {
+        for (int i = 0; i < x.length; i++) x[i] = r(x[i] + y[i]);          // RESIDUAL
+    }
+
+    private void softcap(float[] x, float cap) {
+        for (int i = 0; i < x.length; i++) x[i] = r(r((float) Math.tanh(r(x[i] / cap))) * cap);   // LOGITS
+    }
+
+    private static double[] widen(float[] f) {
+        double[] d = new double[f.length];
+        for (int i = 0; i < f.length; i++) d[i] = f[i];
+        return d;
+    }
+}
