@@ -36,7 +36,7 @@ import java.util.concurrent.Callable;
         description = {"Compare candidate forward passes against a reference, probe by probe, and say where excess error starts.",
                 "A SPEC is an implementation name (reference, ...) or the path of an existing trace file."})
 final class CompareCommand implements Callable<Integer> {
-    @Option(names = "--model", required = true, description = "Model folder (config.json + safetensors).")
+    @Option(names = "--model", required = true, paramLabel = "DIR", description = "Model folder (config.json + safetensors).")
     Path model;
 
     @Option(names = "--reference", required = true, paramLabel = "SPEC", description = "The side taken as truth: implementation name or trace file.")

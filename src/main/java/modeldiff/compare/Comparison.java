@@ -33,11 +33,22 @@ public final class Comparison {
     /**
      * One probe of one candidate. {@code failure} marks NaN/Inf (in the candidate's values or the metric itself):
      * always excess, whatever the floor. {@code localLogL2} is null unless a {@link LocalError} source could replay it.
+     * {@code nonFiniteByToken} counts the candidate's NaN/Inf per token.
      */
     public record ProbeResult(ProbeId id, Metrics.ProbeMetrics metrics, double noiseFloor, Status status, boolean failure,
-                              Double localLogL2) {
+                              Double localLogL2, int[] nonFiniteByToken) {
         public String name() {
             return id.name();
+        }
+
+        /**
+         * Per-token log-L2 for display: the metric's value, except NaN for a token with NaN/Inf in the candidate
+         * (the metric skips those elements, so an all-NaN row would read as "identical").
+         */
+        public double[] perTokenLogL2() {
+            double[] v = metrics.perTokenLogL2().clone();
+            for (int t = 0; t < v.length; t++) if (nonFiniteByToken[t] > 0) v[t] = Double.NaN;
+            return v;
         }
 
         /** log-L2 minus the floor: positive means decades of error that precision does not explain. */
@@ -134,7 +145,8 @@ public final class Comparison {
                 // Written as !(x <= bound) so a NaN error lands in EXCESS too.
                 Status status = failure || !(m.logL2() <= bound) ? Status.EXCESS : Status.EXPECTED;
                 Double local = localError == null ? null : localError.localLogL2(cand.label(), name);
-                probes.add(new ProbeResult(ProbeId.parse(name), m, bound, status, failure, local));
+                probes.add(new ProbeResult(ProbeId.parse(name), m, bound, status, failure, local,
+                        Metrics.nonFinitePerRow(p.data(), p.rows(), p.cols())));
                 if (name.equals("logits")) logits = Metrics.logits(r.data(), p.data(), r.rows(), r.cols());
             }
             List<String> missingInReference = new ArrayList<>();

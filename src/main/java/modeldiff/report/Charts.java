@@ -124,9 +124,10 @@ public final class Charts {
             m.setLabel("first excess: " + d.probe().id().describe());
             m.setLabelFont(new Font(Font.SANS_SERIF, Font.PLAIN, 11));
             m.setLabelPaint(color(ci));
-            m.setLabelAnchor(RectangleAnchor.TOP_RIGHT);
-            m.setLabelTextAnchor(TextAnchor.TOP_LEFT);
-            m.setLabelOffset(new RectangleInsets(4 + 14 * ci, 4, 4, 4));
+            // At the bottom: error curves climb after a divergence, so the top is where they run.
+            m.setLabelAnchor(RectangleAnchor.BOTTOM_RIGHT);
+            m.setLabelTextAnchor(TextAnchor.BOTTOM_LEFT);
+            m.setLabelOffset(new RectangleInsets(4, 4, 4 + 14 * ci, 4));
             m.setLabelBackgroundColor(new Color(255, 255, 255, 0));
             plot.addDomainMarker(m);
         }
@@ -157,7 +158,7 @@ public final class Charts {
             if (!p.id().isLayerLevel()) continue;
             // Table floors are the same for every probe; a per-probe floor breaks the colours at the layer outputs' one.
             if (Double.isNaN(floor) || p.id().kind() == ProbeId.Kind.LAYER) floor = p.noiseFloor();
-            double[] v = p.metrics().perTokenLogL2();
+            double[] v = p.perTokenLogL2();
             for (int t = 0; t < v.length; t++) {
                 cells.add(new double[]{t, p.id().axis(L), v[t]});
                 if (Double.isFinite(v[t])) {

@@ -115,9 +115,10 @@ public final class HtmlReport {
             Map<String, Object> d = new LinkedHashMap<>();
             d.put("probe", p.name());
             d.put("where", p.id().describe());
-            d.put("logL2", fixed(p.metrics().logL2(), 2));
-            d.put("floor", fixed(p.noiseFloor(), 2));
-            d.put("excessDecades", fixed(p.excessDecades(), 2));
+            long nf = p.metrics().nonFinite();
+            d.put("detail", nf > 0 ? nf + " NaN/Inf value" + (nf == 1 ? "" : "s") + " in the candidate"
+                    : "log-L2 " + fixed(p.metrics().logL2(), 2) + " against a floor of " + fixed(p.noiseFloor(), 2)
+                    + ": " + fixed(p.excessDecades(), 2) + " decades above");
             o.put("divergence", d);
         }
         if (c.logits() != null) {
@@ -141,9 +142,10 @@ public final class HtmlReport {
             r.put("sub", !p.id().isLayerLevel());
             r.put("excess", p.status() == Comparison.Status.EXCESS);
             r.put("status", p.failure() ? "excess (NaN/Inf)" : p.status().id());
-            r.put("logL2", fixed(m.logL2(), 2));
+            // The metric leaves NaN/Inf elements out; a number here would hide that the probe is broken.
+            r.put("logL2", m.nonFinite() > 0 ? "NaN/Inf" : fixed(m.logL2(), 2));
             r.put("floor", fixed(p.noiseFloor(), 1));
-            r.put("excessDecades", fixed(p.excessDecades(), 2));
+            r.put("excessDecades", m.nonFinite() > 0 ? "—" : fixed(p.excessDecades(), 2));
             r.put("nmse", sci(m.nmse()));
             r.put("maxAbs", sci(m.maxAbs()));
             r.put("oneMinusCos", sci(1 - m.cosine()));

@@ -140,7 +140,7 @@ public final class ReportJson {
             if (p.localLogL2() == null) po.putNull("local_log_l2");
             else num(po, "local_log_l2", p.localLogL2());
             ArrayNode pt = po.putArray("per_token_log_l2");
-            double[] v = m.perTokenLogL2();
+            double[] v = p.perTokenLogL2(); // NaN (null + flag) for tokens with NaN/Inf in the candidate
             for (int i = 0; i < v.length; i++) {
                 if (Double.isFinite(v[i])) pt.add(v[i]);
                 else {

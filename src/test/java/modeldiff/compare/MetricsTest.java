@@ -34,6 +34,9 @@ class MetricsTest {
         assertEquals(Metrics.LOG_L2_FLOOR, Metrics.logL2(new double[]{1, -2}, new double[]{1, -2}), 0);
         Metrics.ProbeMetrics m = Metrics.compare(new double[]{1, 2}, new double[]{1, Double.NaN}, 1, 2);
         assertEquals(1, m.nonFinite());
+        // Rows [NaN, +Inf], [1, 2], [3, NaN]: 2, 0, 1 non-finite.
+        assertArrayEquals(new int[]{2, 0, 1}, Metrics.nonFinitePerRow(
+                new double[]{Double.NaN, Double.POSITIVE_INFINITY, 1, 2, 3, Double.NaN}, 3, 2));
     }
 
     @Test

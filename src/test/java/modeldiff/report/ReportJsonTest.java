@@ -77,7 +77,7 @@ class ReportJsonTest {
                 assertEquals(p.noiseFloor(), ReportJson.readNumber(jp, "noise_floor"), 0, p.name());
                 assertEquals(m.nonFinite(), jp.get("non_finite_values").asLong());
                 assertTrue(jp.get("local_log_l2").isNull());
-                double[] pt = m.perTokenLogL2();
+                double[] pt = p.perTokenLogL2();
                 for (int t = 0; t < pt.length; t++) {
                     JsonNode v = jp.get("per_token_log_l2").get(t);
                     if (Double.isFinite(pt[t])) assertEquals(pt[t], v.asDouble(), 0);
@@ -104,6 +104,10 @@ class ReportJsonTest {
         JsonNode nan = probe(root.get("candidates").get(0), "layers.1.attn");
         assertEquals(1, nan.get("non_finite_values").asInt());
         assertTrue(nan.get("failure").asBoolean());
+        // Token 0 holds the NaN: its per-token error is NaN, not the "identical" its finite elements alone would give.
+        assertTrue(nan.get("per_token_log_l2").get(0).isNull());
+        assertEquals("NaN", nan.get("non_finite_fields").get("per_token_log_l2[0]").asText());
+        assertTrue(nan.get("per_token_log_l2").get(1).isNumber());
 
         JsonNode d = root.get("candidates").get(1).get("first_divergence");
         assertEquals("layers.2.mlp_act", d.get("probe").asText());
