@@ -1,11 +1,8 @@
 package modeldiff.cli;
 
+import modeldiff.compare.CompareRunner;
 import modeldiff.compare.Comparison;
-import modeldiff.compare.ProbeId;
-import modeldiff.compare.TableNoiseFloor;
 import modeldiff.forward.ForwardInput;
-import modeldiff.forward.ForwardPass;
-import modeldiff.forward.Implementations;
 import modeldiff.forward.ProbeLevel;
 import modeldiff.model.BadInputException;
 import modeldiff.model.Model;
@@ -13,8 +10,6 @@ import modeldiff.report.Charts;
 import modeldiff.report.HtmlReport;
 import modeldiff.report.ReportJson;
 import modeldiff.report.RunInfo;
-import modeldiff.trace.Trace;
-import modeldiff.trace.TraceFiles;
 import modeldiff.util.AtomicFiles;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -23,8 +18,6 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
 import java.io.PrintStream;
-import java.nio.file.Files;
-import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashSet;
@@ -63,6 +56,10 @@ final class CompareCommand implements Callable<Integer> {
     @Option(names = "--svg", paramLabel = "FILE", description = "Write the per-layer chart as SVG.")
     Path svg;
 
+    @Option(names = "--noise-floor", defaultValue = "measured", paramLabel = "measured|table",
+            description = "Expected-error bands: measured on this model and input (default), or the fixed table.")
+    String noiseFloor;
+
     @Option(names = "--force", description = "Replace existing output files.")
     boolean force;
 
@@ -72,41 +69,22 @@ final class CompareCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
 
-    /** A parsed SPEC: a trace read from disk, or an implementation still to run. */
-    private record Side(String spec, Trace trace, ForwardPass pass) {
-    }
-
     @Override
     public Integer call() {
         Progress progress = new Progress();
         checkOutputs();
-        List<Side> sides = new ArrayList<>();
-        sides.add(parse(reference, "--reference"));
-        for (String c : candidates) sides.add(parse(c, "--candidate"));
+        List<CompareRunner.Spec> specs = new ArrayList<>();
+        specs.add(CompareRunner.Spec.parse(reference, "--reference"));
+        for (String c : candidates) specs.add(CompareRunner.Spec.parse(c, "--candidate"));
 
         Model m = Model.open(model);
-        Trace firstTrace = sides.stream().map(Side::trace).filter(t -> t != null).findFirst().orElse(null);
-        // Traces fix the input: unless told otherwise, run implementations on the tokens a trace recorded.
-        if (firstTrace != null && input.tokens == null && input.tokensFrom == null) {
-            input.tokens = firstTrace.tokens();
-            if (input.positionOffset == null) input.positionOffset = firstTrace.positionOffset();
-        }
-        ForwardInput in = input.resolve(m.config);
-        ProbeLevel level = probes != null ? ProbeLevel.parse(probes) : inferLevel(sides);
-
-        List<Comparison.Side> resolved = new ArrayList<>();
-        int toRun = (int) sides.stream().filter(s -> s.pass != null).count(), ran = 0;
-        for (Side s : sides) {
-            if (s.trace != null) {
-                resolved.add(new Comparison.Side(s.spec, s.trace));
-            } else {
-                progress.show("running " + s.spec + " (" + (++ran) + "/" + toRun + ")");
-                resolved.add(new Comparison.Side(s.pass.name(), s.pass.run(m, in, level)));
-            }
-        }
-        progress.show("comparing");
-        Comparison cmp = Comparison.run(resolved.get(0), resolved.subList(1, resolved.size()),
-                TableNoiseFloor.provisionalDefault(), null);
+        boolean explicitInput = input.tokens != null || input.tokensFrom != null;
+        ForwardInput in = CompareRunner.inputFor(specs, explicitInput ? input.resolve(m.config) : null, null);
+        if (in == null) in = input.resolve(m.config);
+        else if (!explicitInput && input.positionOffset != null) in = new ForwardInput(in.tokens(), input.positionOffset);
+        ProbeLevel level = probes != null ? ProbeLevel.parse(probes) : CompareRunner.levelFor(specs);
+        Comparison cmp = CompareRunner.compare(m, in, level, specs.get(0), specs.subList(1, specs.size()),
+                CompareRunner.FloorMode.valueOf(noiseFloor.toUpperCase(java.util.Locale.ROOT)), progress::show);
         RunInfo run = new RunInfo(commandLine(), RunInfo.versions(version()), m.config);
 
         List<String> written = new ArrayList<>();
@@ -152,32 +130,6 @@ final class CompareCommand implements Callable<Integer> {
     }
 
     /** An existing file is a trace; a path-looking spec that does not exist is an error, not an implementation name. */
-    private static Side parse(String spec, String option) {
-        Path p = null;
-        try {
-            p = Path.of(spec);
-        } catch (InvalidPathException ignored) {
-            // not a path: must be an implementation name
-        }
-        if (p != null && Files.isRegularFile(p)) return new Side(spec, TraceFiles.read(p), null);
-        if (p != null && (Files.exists(p) || spec.contains("/") || spec.contains(java.io.File.separator) || spec.endsWith(".safetensors")))
-            throw new BadInputException(option + " " + spec + ": no such trace file");
-        try {
-            return new Side(spec, null, Implementations.create(spec));
-        } catch (BadInputException e) {
-            throw new BadInputException(option + " " + spec + ": neither a trace file nor an implementation; available: "
-                    + String.join(", ", Implementations.available()), e);
-        }
-    }
-
-    /** Record as much as the traces hold, so their sub-layer probes have a counterpart. */
-    private static ProbeLevel inferLevel(List<Side> sides) {
-        for (Side s : sides)
-            if (s.trace != null)
-                for (String n : s.trace.probeNames())
-                    if (ProbeId.parse(n).kind() == ProbeId.Kind.SUB_LAYER) return ProbeLevel.ALL;
-        return ProbeLevel.LAYERS;
-    }
 
     private List<String> commandLine() {
         // originalArgs() holds the whole command line from the top command down, "compare" included.
