@@ -13,7 +13,7 @@ public final class Implementations {
     }
 
     public static List<String> available() {
-        return List.of("reference", "lowp:bf16", "lowp:fp16", "lowp:fp32");
+        return List.of("reference", "lowp:bf16", "lowp:fp16", "lowp:fp32", "cuda:fp32", "cuda:bf16");
     }
 
     public static ForwardPass create(String spec) {
@@ -32,6 +32,9 @@ public final class Implementations {
             }
             return new LowpPass(p, fixes);
         }
+        if (spec.equals("cuda:fp32") || spec.equals("cuda:bf16")) return new modeldiff.forward.cuda.CudaPass(spec.endsWith("bf16"), fixes);
+        if (spec.startsWith("cuda:"))
+            throw new BadInputException("unknown precision in '" + spec + "'; use cuda:fp32 or cuda:bf16");
         throw new BadInputException("unknown implementation '" + spec + "'; available: " + String.join(", ", available()));
     }
 }
