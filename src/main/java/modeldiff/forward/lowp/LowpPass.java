@@ -44,8 +44,19 @@ public final class LowpPass implements ForwardPass {
         this(precision, fixes, 0);
     }
 
+    /**
+     * Dot products summed as a running fp32 sum (as a plain fp32 GEMM loop does) instead of exactly-then-rounded. Used
+     * to measure what fp32 accumulation costs against float64: CPU fp32 GEMMs accumulate in fp32.
+     */
+    private final boolean sequentialSums;
+
     /** @param nudgeSeed 0 for the faithful pass; otherwise the seed of the ±1-ulp nudges (see {@link #nudge}). */
     public LowpPass(Precision precision, Fixes fixes, long nudgeSeed) {
+        this(precision, fixes, nudgeSeed, false);
+    }
+
+    public LowpPass(Precision precision, Fixes fixes, long nudgeSeed, boolean sequentialSums) {
+        this.sequentialSums = sequentialSums;
         this.nudge = nudgeSeed == 0 ? null : new java.util.SplittableRandom(nudgeSeed);
         if (precision != Precision.BF16 && precision != Precision.FP16 && precision != Precision.FP32)
             throw new BadInputException("lowp runs in bf16, fp16 or fp32, not " + precision.id());
@@ -272,8 +283,13 @@ public final class LowpPass implements ForwardPass {
         return y;
     }
 
-    /** fp32 result of a dot product: the exact sum rounded once to fp32. */
+    /** fp32 result of a dot product: the exact sum rounded once to fp32 (or a running fp32 sum, see sequentialSums). */
     private float dot(float[] a, int ao, float[] b, int bo, int n) {
+        if (sequentialSums) {
+            float f = 0;
+            for (int i = 0; i < n; i++) f += a[ao + i] * b[bo + i];
+            return f;
+        }
         double s = 0;
         for (int i = 0; i < n; i++) s += (double) a[ao + i] * b[bo + i];
         return (float) s;
