@@ -31,33 +31,33 @@ public final class Catalog {
             new Entry("act.gelu_exact", "GELU computed with erf instead of the tanh approximation the config names",
                     "configs naming a tanh GELU", Honoured.BOTH, "https://github.com/huggingface/transformers/pull/29402"),
             new Entry("act.gelu_tanh", "GELU computed with the tanh approximation instead of the exact erf the config names",
-                    "configs naming exact GELU", Honoured.BOTH, "https://github.com/huggingface/transformers/pull/29402"),
+                    "configs naming exact GELU", Honoured.BOTH, "https://github.com/tinygrad/tinygrad/pull/16162"),
             new Entry("rope.bf16_angles", "RoPE angles from positions and inverse frequencies rounded to bf16",
                     "RoPE families", Honoured.BOTH, "https://github.com/huggingface/transformers/pull/29285"),
-            new Entry("rope.theta=V", "RoPE base V instead of the config's", "RoPE families", Honoured.BOTH, null),
+            new Entry("rope.theta=V", "RoPE base V instead of the config's", "RoPE families", Honoured.BOTH, "https://github.com/meta-pytorch/gpt-fast/issues/179"),
             new Entry("rope.scaling_ignored", "the config's rope scaling / rope type not applied",
-                    "configs with a rope type other than default", Honoured.BOTH, null),
-            new Entry("rope.partial=F", "rotary fraction F instead of the config's", "RoPE families", Honoured.BOTH, null),
+                    "configs with a rope type other than default", Honoured.BOTH, "https://github.com/unslothai/unsloth/pull/6197"),
+            new Entry("rope.partial=F", "rotary fraction F instead of the config's", "RoPE families", Honoured.BOTH, "https://github.com/AI-Hypercomputer/maxtext/issues/4616"),
             new Entry("rope.inv_freq_lowp", "RoPE inverse frequencies stored in the activation dtype (.to(dtype) rounds that buffer)",
                     "RoPE families, bf16/fp16 targets", Honoured.LOWP_ONLY, "https://github.com/huggingface/transformers/issues/25681"),
             new Entry("qk.interleaved", "q/k rotated as interleaved pairs (GPT-J / Meta layout) instead of rotate_half",
-                    "RoPE families", Honoured.BOTH, null),
-            new Entry("norm.no_unit_offset", "a (1+w) norm computed as w·x̂", "Gemma, Nemotron (unit-offset norms)", Honoured.BOTH, null),
-            new Entry("norm.unit_offset", "a w·x̂ norm computed as (1+w)·x̂ (the double +1)", "families with plain norm weights", Honoured.BOTH, null),
+                    "RoPE families", Honoured.BOTH, "https://github.com/huggingface/transformers/issues/25199"),
+            new Entry("norm.no_unit_offset", "a (1+w) norm computed as w·x̂", "Gemma, Nemotron (unit-offset norms)", Honoured.BOTH, "https://github.com/linkedin/Liger-Kernel/issues/74"),
+            new Entry("norm.unit_offset", "a w·x̂ norm computed as (1+w)·x̂ (the double +1)", "families with plain norm weights", Honoured.BOTH, "https://github.com/utensils/mold/pull/1078"),
             new Entry("norm.cast_before_weight", "Llama-style cast to the activation dtype before the weight multiply, in a family that casts after",
                     "Gemma family, bf16/fp16 targets", Honoured.LOWP_ONLY, "https://github.com/huggingface/transformers/pull/29402"),
-            new Entry("norm.eps=V", "norm epsilon V", "every family", Honoured.BOTH, null),
+            new Entry("norm.eps=V", "norm epsilon V", "every family", Honoured.BOTH, "https://github.com/ggml-org/llama.cpp/issues/2373"),
             new Entry("embed.scale_fp32", "embedding scale kept in fp32 instead of rounded to the dtype",
                     "Gemma family, bf16/fp16 targets", Honoured.LOWP_ONLY, "https://unsloth.ai/blog/gemma-bugs"),
-            new Entry("embed.scale_none", "embedding scale sqrt(hidden) not applied", "Gemma family", Honoured.BOTH, "https://unsloth.ai/blog/gemma-bugs"),
-            new Entry("attn.no_softcap", "attention soft-capping not applied", "configs with attn_logit_softcapping", Honoured.BOTH, null),
-            new Entry("logits.no_softcap", "final logit soft-capping not applied", "configs with final_logit_softcapping", Honoured.BOTH, null),
-            new Entry("attn.scale=S", "attention scores scaled by 1/sqrt(S) instead of the config's scale", "every family", Honoured.BOTH, null),
-            new Entry("window=W", "sliding window W instead of the config's", "configs with sliding layers", Honoured.BOTH, null),
-            new Entry("softmax.lowp", "attention softmax computed in the activation dtype", "bf16/fp16 targets", Honoured.LOWP_ONLY, null),
-            new Entry("mlp.swap_gate_up", "a fused gate/up projection split in the wrong order", "fused gate_up_proj (Phi-3)", Honoured.BOTH, null),
-            new Entry("input.add_bos", "a BOS token prepended", "tokens without BOS (not huntable from a trace: it changes the token count)", Honoured.BOTH, null),
-            new Entry("input.drop_bos", "the leading BOS removed", "tokens starting with BOS (not huntable from a trace: it changes the token count)", Honoured.BOTH, null));
+            new Entry("embed.scale_none", "embedding scale sqrt(hidden) not applied", "Gemma family", Honoured.BOTH, "https://github.com/SamLynnEvans/Transformer/issues/10"),
+            new Entry("attn.no_softcap", "attention soft-capping not applied", "configs with attn_logit_softcapping", Honoured.BOTH, "https://github.com/huggingface/transformers/pull/32865"),
+            new Entry("logits.no_softcap", "final logit soft-capping not applied", "configs with final_logit_softcapping", Honoured.BOTH, "https://github.com/keras-team/keras-hub/pull/1712"),
+            new Entry("attn.scale=S", "attention scores scaled by 1/sqrt(S) instead of the config's scale", "every family", Honoured.BOTH, "https://github.com/huggingface/transformers/issues/31891"),
+            new Entry("window=W", "sliding window W instead of the config's", "configs with sliding layers", Honoured.BOTH, "https://github.com/huggingface/transformers/issues/39408"),
+            new Entry("softmax.lowp", "attention softmax computed in the activation dtype", "bf16/fp16 targets", Honoured.LOWP_ONLY, "https://github.com/huggingface/transformers/pull/17437"),
+            new Entry("mlp.swap_gate_up", "a fused gate/up projection split in the wrong order", "fused gate_up_proj (Phi-3)", Honoured.BOTH, "https://github.com/nntrainer/nntrainer/pull/4194"),
+            new Entry("input.add_bos", "a BOS token prepended", "tokens without BOS (not huntable from a trace: it changes the token count)", Honoured.BOTH, "https://github.com/ggml-org/llama.cpp/pull/21500"),
+            new Entry("input.drop_bos", "the leading BOS removed", "tokens starting with BOS (not huntable from a trace: it changes the token count)", Honoured.BOTH, "https://github.com/ggml-org/llama.cpp/pull/7332"));
 
     public static Entry entry(String fixId) {
         int eq = fixId.indexOf('=');
@@ -135,8 +135,7 @@ public final class Catalog {
     /** Numbers as fix values: integers without ".0", others in the shortest exact form. */
     static String fmt(double v) {
         if (v == Math.rint(v) && Math.abs(v) < 1e15) return Long.toString((long) v);
-        String s = Double.toString(v);
-        return s.replace("E-", "e-").replace("E", "e");
+        return java.math.BigDecimal.valueOf(v).stripTrailingZeros().toString().replace("E", "e").replace("e+", "e");
     }
 
     /** Two fixes that cannot hold together (same key with different values, or opposite switches). */

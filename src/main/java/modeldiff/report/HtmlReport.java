@@ -32,15 +32,56 @@ public final class HtmlReport {
     private HtmlReport() {
     }
 
+    /**
+     * A block of text and an optional table placed above the comparison (the hunt's explanation, the demo's story).
+     * Every string is escaped like the rest of the report.
+     */
+    public record Section(String title, List<String> paragraphs, List<String> header, List<List<String>> rows) {
+        public static Section text(String title, String... paragraphs) {
+            return new Section(title, List.of(paragraphs), List.of(), List.of());
+        }
+    }
+
+    /** A banner above everything: the story's conclusion (bad = red). */
+    public record Headline(String text, List<String> lines, boolean bad) {
+    }
+
     public static String render(Comparison cmp, RunInfo run) {
+        return render(cmp, run, null, List.of());
+    }
+
+    public static String render(Comparison cmp, RunInfo run, Headline headline, List<Section> sections) {
         Mustache m = new DefaultMustacheFactory().compile(TEMPLATE);
         StringWriter out = new StringWriter();
-        m.execute(out, view(cmp, run));
+        Map<String, Object> v = view(cmp, run);
+        if (headline != null) {
+            v.put("headline", headline.text());
+            v.put("headlineLines", headline.lines());
+            v.put("headlineBad", headline.bad());
+        }
+        List<Map<String, Object>> secs = new ArrayList<>();
+        for (Section s : sections) {
+            Map<String, Object> o = new LinkedHashMap<>();
+            o.put("title", s.title());
+            o.put("paragraphs", s.paragraphs());
+            o.put("hasTable", !s.rows().isEmpty());
+            o.put("header", s.header());
+            List<Map<String, Object>> rows = new ArrayList<>();
+            for (List<String> r : s.rows()) rows.add(Map.of("cells", r));
+            o.put("rows", rows);
+            secs.add(o);
+        }
+        v.put("sections", secs);
+        m.execute(out, v);
         return out.toString();
     }
 
     public static void write(Comparison cmp, RunInfo run, java.nio.file.Path file) {
         AtomicFiles.writeString(file, render(cmp, run));
+    }
+
+    public static void write(Comparison cmp, RunInfo run, Headline headline, List<Section> sections, java.nio.file.Path file) {
+        AtomicFiles.writeString(file, render(cmp, run, headline, sections));
     }
 
     /** The template's data: plain maps and lists of pre-formatted strings, so the template holds no logic. */
