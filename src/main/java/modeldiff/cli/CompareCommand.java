@@ -71,7 +71,7 @@ final class CompareCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        Progress progress = new Progress();
+        Progress progress = Progress.stderr();
         checkOutputs();
         List<CompareRunner.Spec> specs = new ArrayList<>();
         specs.add(CompareRunner.Spec.parse(reference, "--reference"));
@@ -142,25 +142,5 @@ final class CompareCommand implements Callable<Integer> {
     private static String version() {
         String v = Main.class.getAnnotation(Command.class).version()[0];
         return v.startsWith("modeldiff ") ? v.substring("modeldiff ".length()) : v;
-    }
-
-    /** Status on stderr for people at a terminal; nothing when piped or in CI, where it would only be noise in logs. */
-    private static final class Progress {
-        private final boolean on = System.console() != null;
-        private int width;
-
-        void show(String what) {
-            if (!on) return;
-            String line = "modeldiff: " + what + "...";
-            System.err.print("\r" + line + " ".repeat(Math.max(0, width - line.length())));
-            System.err.flush();
-            width = line.length();
-        }
-
-        void done() {
-            if (!on || width == 0) return;
-            System.err.print("\r" + " ".repeat(width) + "\r");
-            System.err.flush();
-        }
     }
 }

@@ -22,7 +22,8 @@ import java.util.Map;
  * <li>Between two computations at the same precision (a trace against lowp:p), what remains is near-ties: values
  * within an fp32 ulp of a rounding midpoint, which another correct kernel rounds the other way. Measured as the
  * largest distance between lowp:p and {@link #NUDGED_RUNS} runs of lowp:p whose fp32 results are nudged ±1 ulp before
- * rounding, and never below the cost of {@link #FLIPS} elements one dtype-ulp off at the probe's largest value.</li>
+ * rounding (a different summation order, CUDA's 2-ulp rsqrtf), and never below the cost of a few elements
+ * ({@link #FLIPS}, or one in {@link #FLIP_RATE_INVERSE} for bf16, 8x that for fp16) one dtype-ulp off at the tensor's RMS magnitude.</li>
  * </ul>
  * Each bound is that distance plus {@link #MARGIN} decades: HF's own kernels round differently from the emulation at
  * near-ties, so a correct implementation lands anywhere in a band around the measured value (docs/metrics.md gives
@@ -35,6 +36,7 @@ public final class MeasuredNoiseFloor implements NoiseFloor {
     public static final double FLOAT64_BOUND = -9.0;
     public static final int NUDGED_RUNS = 2;
     public static final int FLIPS = 4;
+    public static final int FLIP_RATE_INVERSE = 1000;
 
     public enum Against { FLOAT64_REFERENCE, SAME_PRECISION }
 
@@ -79,18 +81,23 @@ public final class MeasuredNoiseFloor implements NoiseFloor {
         return out;
     }
 
-    /** log-L2 of {@link #FLIPS} elements each one ulp (of precision p) off at the tensor's largest magnitude. */
+    /** log-L2 of a few elements (see {@link #FLIPS}) each one ulp of precision p off at the tensor's RMS magnitude. */
     static double fewUlps(double[] x, Precision p) {
-        double max = 0, sq = 0;
+        double sq = 0;
+        int n = 0;
         for (double v : x) {
             if (!Double.isFinite(v)) continue;
-            max = Math.max(max, Math.abs(v));
             sq += v * v;
+            n++;
         }
         if (sq == 0) return Metrics.LOG_L2_FLOOR;
+        double rms = Math.sqrt(sq / n);
         int mantissa = p == Precision.BF16 ? 7 : p == Precision.FP16 ? 10 : 23;
-        double ulp = Math.scalb(1.0, Math.getExponent(max) - mantissa);
-        return Math.log10(Math.sqrt(FLIPS) * ulp / Math.sqrt(sq));
+        double ulp = Math.scalb(1.0, Math.getExponent(rms) - mantissa);
+        // A one-ulp fp32 difference crosses a rounding midpoint of the dtype with probability ~2^-(23 - mantissa):
+        // fp16 (10 bits) sees 8x the near-tie flips of bf16 (7 bits).
+        double flips = Math.max(FLIPS, (double) n / FLIP_RATE_INVERSE * Math.scalb(1.0, mantissa - 7));
+        return Math.log10(Math.sqrt(flips) * ulp / Math.sqrt(sq));
     }
 
     @Override

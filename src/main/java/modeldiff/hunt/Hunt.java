@@ -40,8 +40,8 @@ public final class Hunt {
     /** ...and at least this many decade-probes of it. */
     public static final double KEEP_MIN = 0.5;
     /**
-     * A fix joins an explanation that already matches only if it brings the worst probe this many decades closer:
-     * going from "within rounding noise" to "reproduced" is evidence, shaving noise is not.
+     * A fix joins an explanation that already matches only if it brings the probes this many decades closer on
+     * average (mean log-L2): going from "within rounding noise" to "reproduced" is evidence, shaving noise is not.
      */
     public static final double CLEAR = 1.0;
     /** Fixes the refinement may add to the best set found by the combination stage. */
@@ -54,8 +54,9 @@ public final class Hunt {
     }
 
     /** One tried fix set and how close its run came to the target. */
-    public record Attempt(List<String> fixes, Map<String, Double> perProbe, double worst, double excess, boolean matches,
-                          String firstExcessProbe, Trace trace) {
+    /** @param mean mean log-L2 over probes: moves with every probe, so a fix that reproduces many probes shows. */
+    public record Attempt(List<String> fixes, Map<String, Double> perProbe, double worst, double mean, double excess,
+                          boolean matches, String firstExcessProbe, Trace trace) {
     }
 
     /**
@@ -144,7 +145,7 @@ public final class Hunt {
             for (String f : candidates) {
                 Attempt a = tried.get(List.of(f));
                 double gain = baseline.excess() - a.excess();
-                if (a.worst() <= baseline.worst() - CLEAR || (!baseline.matches() && (a.matches()
+                if (a.mean() <= baseline.mean() - CLEAR || (!baseline.matches() && (a.matches()
                         || (gain >= KEEP_MIN && gain >= KEEP_SHARE * baseline.excess())))) kept.add(f);
             }
             kept.sort(Comparator.comparingDouble(f -> tried.get(List.of(f)).excess()));
@@ -201,7 +202,7 @@ public final class Hunt {
                 set.add(f);
                 if (!consistent(set)) continue;
                 Attempt a = attempt(set);
-                boolean better = best.matches() ? a.matches() && a.worst() <= best.worst() - CLEAR
+                boolean better = best.matches() ? a.matches() && a.mean() <= best.mean() - CLEAR
                         : a.matches() || a.excess() <= best.excess() - KEEP_MIN;
                 if (better && (step == null || RANKING_WORST.compare(a, step) < 0)) step = a;
             }
@@ -276,7 +277,7 @@ public final class Hunt {
 
     private Attempt score(List<String> fixes, Trace run) {
         Map<String, Double> per = new LinkedHashMap<>();
-        double worst = Double.NEGATIVE_INFINITY, excess = 0;
+        double worst = Double.NEGATIVE_INFINITY, excess = 0, sum = 0;
         String firstExcess = null;
         for (String name : target.probeNames()) {
             Trace.Probe t = target.probe(name), r = run.probe(name);
@@ -285,12 +286,13 @@ public final class Hunt {
             double e = m.nonFinite() > 0 ? Double.POSITIVE_INFINITY : m.logL2();
             per.put(name, e);
             worst = Math.max(worst, e);
+            sum += Double.isFinite(e) ? e : 20;
             double over = e - floor.upperBound(precision, name);
             if (over > 0 || Double.isNaN(e)) {
                 excess += Double.isFinite(over) ? over : 20;
                 if (firstExcess == null) firstExcess = name;
             }
         }
-        return new Attempt(fixes, per, worst, excess, firstExcess == null, firstExcess, run);
+        return new Attempt(fixes, per, worst, per.isEmpty() ? 0 : sum / per.size(), excess, firstExcess == null, firstExcess, run);
     }
 }

@@ -5,8 +5,10 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
+import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 
 /**
@@ -23,8 +25,15 @@ public final class Model {
     private final TensorInfo embedding, positionEmbedding, lmHead;
     private final NormRef finalNorm;
     private final Set<String> used = new LinkedHashSet<>();
+    /** Null when opening strictly; else {@link #inspect} collects each tensor's problem here instead of throwing. */
+    private final Map<String, String> problems;
 
     private Model(Path dir, ModelConfig config, TensorStore store) {
+        this(dir, config, store, null);
+    }
+
+    private Model(Path dir, ModelConfig config, TensorStore store, Map<String, String> problems) {
+        this.problems = problems;
         this.dir = dir;
         this.config = config;
         this.family = config.family;
@@ -39,6 +48,9 @@ public final class Model {
         if (store.has("lm_head.weight")) {
             lmHead = exact("lm_head.weight", config.vocabSize, h);
         } else if (config.tieWordEmbeddings) {
+            lmHead = embedding;
+        } else if (problems != null) {
+            problems.put("lm_head.weight", "missing and tie_word_embeddings is false");
             lmHead = embedding;
         } else {
             throw BadInputException.at(dir, "tensor 'lm_head.weight'", "missing and tie_word_embeddings is false");
@@ -122,6 +134,19 @@ public final class Model {
     }
 
     private TensorInfo exact(String name, long... shape) {
+        if (problems != null) {
+            used.add(name);
+            TensorInfo t = store.tensors().get(name);
+            if (t == null) {
+                problems.putIfAbsent(name, "missing");
+                return new TensorInfo(name, store.dir(), DType.F32, shape, 0, 0); // placeholder, never read
+            }
+            if (!Arrays.equals(t.shape(), shape))
+                problems.putIfAbsent(name, "shape " + t.shapeString() + " but the config implies " + Arrays.toString(shape));
+            else if (!t.dtype().decodable)
+                problems.putIfAbsent(name, "dtype " + t.dtype() + " cannot hold weights");
+            return t;
+        }
         TensorInfo t = store.info(name);
         if (!Arrays.equals(t.shape(), shape))
             throw BadInputException.at(t.file(), "tensor '" + name + "'", "shape " + t.shapeString() + " but the config implies " + Arrays.toString(shape));
@@ -157,6 +182,21 @@ public final class Model {
     /** Tensor names the family reads; anything else in the checkpoint is unexpected (lint). */
     public Set<String> usedTensorNames() {
         return Collections.unmodifiableSet(used);
+    }
+
+    /**
+     * What {@link #open} would check, without throwing: every tensor name the family reads, and for each one that is
+     * missing or malformed the reason (starting "missing", "shape" or "dtype"). Used by lint, which reports all
+     * problems at once instead of the first.
+     */
+    public record Inspection(Set<String> expected, Map<String, String> problems, String embedding, String lmHead) {
+    }
+
+    public static Inspection inspect(ModelConfig config, TensorStore store) {
+        Map<String, String> problems = new LinkedHashMap<>();
+        Model m = new Model(store.dir(), config, store, problems);
+        return new Inspection(Collections.unmodifiableSet(new LinkedHashSet<>(m.used)),
+                Collections.unmodifiableMap(new LinkedHashMap<>(problems)), m.embedding.name(), m.lmHead.name());
     }
 
     public String name() {

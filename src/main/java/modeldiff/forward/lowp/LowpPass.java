@@ -80,8 +80,18 @@ public final class LowpPass implements ForwardPass {
 
     /** One PyTorch op's result: an fp32 value rounded to the dtype. */
     private float r(float v) {
-        if (nudge != null && Float.isFinite(v) && v != 0) v = nudge.nextBoolean() ? Math.nextUp(v) : Math.nextDown(v);
         return p.round(v);
+    }
+
+    /**
+     * An fp32 result another correct kernel may compute one ulp apart: only results that were rounded to fp32 at
+     * all (exact products and sums of dtype values are the same in every kernel).
+     */
+    private float nudged(float f, double exact, int terms) {
+        if (nudge == null || f == exact || !Float.isFinite(f)) return f;
+        // Another order of an n-term fp32 sum lands about sqrt(n) ulps away (a random walk of rounding errors).
+        float step = (float) Math.max(1, Math.round(Math.sqrt(terms))) * Math.ulp(f);
+        return nudge.nextBoolean() ? f + step : f - step;
     }
 
     @Override
@@ -243,7 +253,8 @@ public final class LowpPass implements ForwardPass {
             double sq = 0;
             for (int j = 0; j < dim; j++) sq += (double) x[base + j] * x[base + j];
             float var = (float) (sq / dim);
-            float rs = (float) (1.0 / Math.sqrt(var + eps));
+            double rsExact = 1.0 / Math.sqrt(var + eps);
+            float rs = nudged((float) rsExact, rsExact, 1);
             for (int j = 0; j < dim; j++) {
                 float xhat = x[base + j] * rs;
                 if (weightThenCast) {
@@ -292,7 +303,7 @@ public final class LowpPass implements ForwardPass {
         }
         double s = 0;
         for (int i = 0; i < n; i++) s += (double) a[ao + i] * b[bo + i];
-        return (float) s;
+        return nudged((float) s, s, n);
     }
 
     private float[] toFloat(double[] d) {

@@ -1,0 +1,93 @@
+package modeldiff.cli;
+
+import modeldiff.hunt.ConfigCorrection;
+import modeldiff.hunt.Hunt;
+import modeldiff.hunt.HuntReport;
+import modeldiff.model.BadInputException;
+import modeldiff.model.Model;
+import modeldiff.report.RunInfo;
+import modeldiff.trace.Trace;
+import modeldiff.trace.TraceFiles;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.Callable;
+
+@Command(name = "hunt", mixinStandardHelpOptions = true,
+        description = "Find the set of catalog fixes that makes our implementation reproduce a target trace.")
+final class HuntCommand implements Callable<Integer> {
+    @Spec
+    CommandSpec spec;
+
+    @Option(names = "--model", required = true, paramLabel = "DIR", description = "Model folder.")
+    Path model;
+
+    @Option(names = "--target", required = true, paramLabel = "TRACE", description = "Trace of the implementation to explain.")
+    Path target;
+
+    @Option(names = "--base", paramLabel = "IMPL", description = "Our pass to fix (default: reference for float64/float32 targets, lowp:<dtype> for bf16/fp16).")
+    String base;
+
+    @Option(names = "--fixes", defaultValue = "all", paramLabel = "all|id,...", description = "Fixes to try (ids or id prefixes such as rope.theta).")
+    String fixes;
+
+    @Option(names = "--json", paramLabel = "FILE", description = "Write the result as JSON (docs/hunt.md).")
+    Path json;
+
+    @Option(names = "--report", paramLabel = "FILE.html", description = "Write an HTML report with one line per tried fix set.")
+    Path report;
+
+    @Option(names = "--write-config", paramLabel = "DIR",
+            description = "Write config.json corrected by the explaining fixes (and config.diff) into DIR: the reverse use, when the target is the original implementation.")
+    Path writeConfig;
+
+    @Option(names = "--force", description = "Replace existing outputs.")
+    boolean force;
+
+    @Option(names = "--debug", description = "Show stack traces.")
+    boolean debug;
+
+    @Override
+    public Integer call() {
+        for (Path p : new Path[]{json, report}) if (p != null) Common.checkOutput(p, model, force);
+        if (writeConfig != null) Common.checkOutput(writeConfig.resolve("config.json"), model, force);
+        if (!Files.isRegularFile(target)) throw new BadInputException(target + ": no such trace file");
+        Model m = Model.open(model);
+        Trace t = TraceFiles.read(target);
+        Set<String> only = null;
+        if (!fixes.equals("all")) {
+            only = new LinkedHashSet<>();
+            for (String f : fixes.split(",")) if (!f.isBlank()) only.add(f.trim());
+        }
+        Hunt.Result r = Hunt.run(m, t, base, only, Progress.stderr()::show);
+        Progress.stderr().done();
+        System.out.println(r.sentence());
+        if (!r.equivalent().isEmpty()) System.out.println("indistinguishable on this input: " + r.equivalent());
+        System.out.printf("%d runs in %.2f s (%.1f forwards' time)%n", r.runs(), r.seconds(), r.costInForwards());
+        List<String> command = new ArrayList<>();
+        command.add("modeldiff");
+        command.addAll(spec.commandLine().getParseResult().originalArgs());
+        if (json != null) {
+            HuntReport.writeJson(r, target.toString(), command, json);
+            System.out.println("wrote " + json);
+        }
+        if (report != null) {
+            HuntReport.writeHtml(r, target.toString(), t, new RunInfo(command, RunInfo.versions("0.1.0"), m.config), report);
+            System.out.println("wrote " + report);
+        }
+        if (writeConfig != null) {
+            ConfigCorrection.Result c = ConfigCorrection.write(m, r.best().fixes(), writeConfig);
+            System.out.println("wrote " + c.config() + " and " + c.diff());
+            for (String n : c.notExpressible()) System.out.println("  not expressible in config.json: " + n);
+        }
+        return 0;
+    }
+}

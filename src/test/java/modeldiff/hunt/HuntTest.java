@@ -1,0 +1,103 @@
+package modeldiff.hunt;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import modeldiff.Fixtures;
+import modeldiff.forward.Fixes;
+import modeldiff.model.Model;
+import modeldiff.model.ModelConfig;
+import modeldiff.trace.Trace;
+import modeldiff.trace.TraceFiles;
+import org.junit.jupiter.api.DynamicTest;
+import org.junit.jupiter.api.TestFactory;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.stream.Stream;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The hunt against traces made by HF transformers with bugs planted on purpose (reference-impls/hf_trace.py --plant;
+ * the planted ids are in each trace's metadata): the best fix set must be exactly the planted set, and on every clean
+ * HF trace (float64, float32, bfloat16, float16) the verdict is "match" with no fixes.
+ */
+class HuntTest {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    @TestFactory
+    List<DynamicTest> plantedBugsAreNamed() throws IOException {
+        List<DynamicTest> tests = new ArrayList<>();
+        for (Path t : traces("planted-")) {
+            tests.add(DynamicTest.dynamicTest(label(t), () -> {
+                Model model = Model.open(t.getParent().getParent().resolve("model"));
+                Trace target = TraceFiles.read(t);
+                Set<String> planted = new TreeSet<>();
+                for (JsonNode n : JSON.readTree(target.extra().get("planted"))) planted.add(n.asText());
+                Hunt.Result r = Hunt.run(model, target, null, null, s -> { });
+                if (planted.stream().anyMatch(p -> p.startsWith("perturb."))) {
+                    // Not a catalog fix: nothing may claim to explain it.
+                    assertEquals(Hunt.Verdict.UNEXPLAINED, r.verdict(), r.sentence());
+                    return;
+                }
+                Set<String> expected = new TreeSet<>();
+                for (String p : planted) if (!isNoOp(p, model.config)) expected.add(canonical(p));
+                List<Set<String>> accepted = new ArrayList<>();
+                accepted.add(canonicalSet(r.best().fixes()));
+                for (List<String> e : r.equivalent()) accepted.add(canonicalSet(e));
+                assertEquals(Hunt.Verdict.EXPLAINED, r.verdict(), r.sentence());
+                assertTrue(accepted.contains(expected), "planted " + expected + " but " + r.sentence() + "; equivalent: " + r.equivalent());
+            }));
+        }
+        return tests;
+    }
+
+    @TestFactory
+    List<DynamicTest> cleanTracesMatch() throws IOException {
+        List<DynamicTest> tests = new ArrayList<>();
+        for (Path t : traces("hf-")) {
+            tests.add(DynamicTest.dynamicTest(label(t), () -> {
+                Hunt.Result r = Hunt.run(Model.open(t.getParent().getParent().resolve("model")), TraceFiles.read(t), null, null, s -> { });
+                assertEquals(Hunt.Verdict.MATCH, r.verdict(), r.sentence());
+                assertTrue(r.best().fixes().isEmpty());
+            }));
+        }
+        return tests;
+    }
+
+    /** A plant whose value equals the config's own changes nothing (mistral's eps is already 1e-5). */
+    static boolean isNoOp(String plant, ModelConfig c) {
+        if (plant.startsWith("norm.eps=")) return Double.parseDouble(plant.substring(9)) == c.normEps;
+        if (plant.startsWith("rope.theta=")) return c.layers.stream().allMatch(l -> l.rope().theta() == Double.parseDouble(plant.substring(11)));
+        return false;
+    }
+
+    /** Ids compared by meaning: "rope.partial=1.0" and "rope.partial=1" are one fix. */
+    static String canonical(String id) {
+        Fixes.parse(id);
+        int eq = id.indexOf('=');
+        return eq < 0 ? id : id.substring(0, eq + 1) + Double.parseDouble(id.substring(eq + 1));
+    }
+
+    static Set<String> canonicalSet(List<String> ids) {
+        Set<String> out = new TreeSet<>();
+        for (String id : ids) out.add(canonical(id));
+        return out;
+    }
+
+    private static List<Path> traces(String prefix) throws IOException {
+        try (Stream<Path> s = Files.walk(Fixtures.ROOT)) {
+            return s.filter(p -> p.getFileName().toString().startsWith(prefix) && p.toString().endsWith(".safetensors")).sorted().toList();
+        }
+    }
+
+    private static String label(Path t) {
+        return t.getParent().getParent().getFileName() + "/" + t.getFileName();
+    }
+}
