@@ -68,6 +68,17 @@ PLANTS = {
     "window=N": "sliding window N instead of the config's value (config override at load)",
     "rope.theta=X": "RoPE base X instead of the config's base (inv_freq recomputed)",
     "norm.eps=X": "every norm's epsilon set to X instead of the config's value",
+    "rope.scaling_ignored": "the config's rope scaling dropped (plain RoPE with the same base)",
+    "rope.partial=F": "rotary fraction F instead of the config's",
+    "rope.inv_freq_lowp": "model loaded in float32 then cast with .to(dtype), which rounds the inv_freq buffer",
+    "norm.no_unit_offset": "a (1+w) RMSNorm computed as w*x_hat (Gemma-style cast kept)",
+    "norm.unit_offset": "a w*x_hat RMSNorm computed as (1+w)*x_hat (Llama-style cast kept)",
+    "embed.scale_none": "the sqrt(hidden) embedding normaliser not applied",
+    "logits.no_softcap": "final logit soft-capping dropped",
+    "attn.scale=S": "attention scores scaled by 1/sqrt(S)",
+    "mlp.swap_gate_up": "fused gate_up_proj halves swapped (act applied to the up half)",
+    "qk.interleaved": "RoPE applied to interleaved pairs (GPT-J / Meta layout) instead of rotate_half",
+    "softmax.lowp": "attention softmax computed step by step in the activation dtype",
 }
 
 
@@ -370,7 +381,26 @@ def plant_config_overrides(plants):
     for p in plants:
         if p.startswith("window="):
             ov["sliding_window"] = int(p.split("=", 1)[1])
+        elif p == "logits.no_softcap":
+            ov["final_logit_softcapping"] = None
+        elif p.startswith("attn.scale=") :
+            v = float(p.split("=", 1)[1])
+            ov["query_pre_attn_scalar"] = int(v) if v == int(v) else v  # the v5 config field is typed int
     return ov
+
+
+def plant_rope_overrides(config, plants):
+    """RoPE plants rewrite rope_parameters (transformers v5) before the model is built."""
+    rp = getattr(config, "rope_parameters", None)
+    for p in plants:
+        if p == "rope.scaling_ignored":
+            theta = rp.get("rope_theta") if isinstance(rp, dict) else config.rope_theta
+            config.rope_parameters = {"rope_type": "default", "rope_theta": theta}
+        elif p.startswith("rope.partial="):
+            f = float(p.split("=", 1)[1])
+            config.partial_rotary_factor = f
+            if isinstance(config.rope_parameters, dict):
+                config.rope_parameters = dict(config.rope_parameters, partial_rotary_factor=f)
 
 
 def apply_plants(model, plants, ctx):
@@ -474,6 +504,91 @@ def apply_plants(model, plants, ctx):
                     pl["attn"].attn_logit_softcapping = None
                     n += 1
             notes.append("attn_logit_softcapping=None (config and %d attention modules)" % n)
+        elif p in ("logits.no_softcap", "rope.scaling_ignored", "rope.inv_freq_lowp") or p.startswith("rope.partial="):
+            notes.append("%s applied at load" % p)
+        elif p.startswith("attn.scale="):
+            sc = float(p.split("=", 1)[1]) ** -0.5
+            for pl in parts["per_layer"]:
+                pl["attn"].scaling = sc
+            notes.append("attention scaling = %g on every layer" % sc)
+        elif p in ("norm.no_unit_offset", "norm.unit_offset"):
+            norm_cls = type(parts["final_norm"])
+
+            def gemma_no_offset(self, x):
+                xf = x.float()
+                eps = getattr(self, "eps", getattr(self, "variance_epsilon", 1e-6))
+                xhat = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)
+                return (xhat * self.weight.float()).type_as(x)
+
+            def llama_unit_offset(self, x):
+                xf = x.to(torch.float32)
+                eps = getattr(self, "variance_epsilon", getattr(self, "eps", 1e-6))
+                xhat = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)
+                return (1.0 + self.weight) * xhat.to(x.dtype)
+
+            fn = gemma_no_offset if p == "norm.no_unit_offset" else llama_unit_offset
+            n = 0
+            for mod in model.modules():
+                if type(mod) is norm_cls:
+                    mod.forward = fn.__get__(mod, type(mod))
+                    n += 1
+            notes.append("%d %s modules patched for %s" % (n, norm_cls.__name__, p))
+        elif p == "embed.scale_none":
+            emb = parts["embed"]
+
+            def embed_raw(mod, args, kwargs):
+                raw = F.embedding(ctx["input_ids"], emb.weight)
+                if args:
+                    return (raw,) + tuple(args[1:]), kwargs
+                kwargs = dict(kwargs)
+                kwargs["hidden_states"] = raw
+                return args, kwargs
+
+            handles.append(parts["layers"][0].register_forward_pre_hook(embed_raw, with_kwargs=True))
+            notes.append("layer-0 input replaced by the unscaled embedding")
+        elif p == "mlp.swap_gate_up":
+            n = 0
+            for pl in parts["per_layer"]:
+                gu = getattr(pl["mlp"], "gate_up_proj", None)
+                if gu is None:
+                    raise RuntimeError("mlp.swap_gate_up needs a fused gate_up_proj")
+                with torch.no_grad():
+                    half = gu.weight.shape[0] // 2
+                    gu.weight.copy_(torch.cat([gu.weight[half:], gu.weight[:half]], dim=0))
+                n += 1
+            notes.append("gate_up_proj halves swapped in %d layers" % n)
+        elif p == "qk.interleaved":
+            mods = {sys.modules[type(pl["attn"]).__module__] for pl in parts["per_layer"]}
+
+            def interleaved(q, k, cos, sin, *a, unsqueeze_dim=1, **kw):
+                # cos/sin arrive as cat(f, f); GPT-J pairs dims (2j, 2j+1) with frequency j.
+                half = cos.shape[-1] // 2
+                c = cos[..., :half].repeat_interleave(2, dim=-1).unsqueeze(unsqueeze_dim)
+                s_ = sin[..., :half].repeat_interleave(2, dim=-1).unsqueeze(unsqueeze_dim)
+
+                def rot2(x):
+                    return torch.stack((-x[..., 1::2], x[..., ::2]), dim=-1).flatten(-2)
+
+                return (q * c) + (rot2(q) * s_), (k * c) + (rot2(k) * s_)
+
+            for m in mods:
+                if not hasattr(m, "apply_rotary_pos_emb"):
+                    raise RuntimeError("qk.interleaved: %s has no apply_rotary_pos_emb" % m.__name__)
+                ctx.setdefault("restore", []).append((m, "apply_rotary_pos_emb", m.apply_rotary_pos_emb))
+                m.apply_rotary_pos_emb = interleaved
+            notes.append("apply_rotary_pos_emb replaced by the interleaved (GPT-J) layout")
+        elif p == "softmax.lowp":
+            orig_softmax = torch.nn.functional.softmax
+
+            def lowp_softmax(x, dim=None, *a, dtype=None, **kw):
+                if x.dim() == 4 and dim in (-1, 3):  # attention probabilities only
+                    e = (x - x.amax(dim=-1, keepdim=True)).exp()
+                    return e / e.sum(dim=-1, keepdim=True)
+                return orig_softmax(x, dim, *a, dtype=dtype, **kw)
+
+            ctx.setdefault("restore", []).append((torch.nn.functional, "softmax", orig_softmax))
+            torch.nn.functional.softmax = lowp_softmax
+            notes.append("attention softmax computed in the activation dtype, op by op")
         else:
             raise ValueError("unknown plant %r; known: %s" % (p, ", ".join(PLANTS)))
     return handles, notes
@@ -537,11 +652,16 @@ def load_model(model_dir, dtype, plants=()):
     from transformers import AutoConfig, AutoModelForCausalLM
 
     ov = plant_config_overrides(plants)
-    if ov:
+    if "rope.inv_freq_lowp" in plants:
+        # Load in float32, then cast the whole module: .to() also rounds the inv_freq buffer.
+        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="eager")
+        return model.to(DTYPES[dtype]).eval()
+    if ov or any(p.startswith("rope.") for p in plants):
         # Plant that needs a different config: load the config, override, build from it.
         config = AutoConfig.from_pretrained(model_dir)
         for k, v in ov.items():
             setattr(config, k, v)
+        plant_rope_overrides(config, plants)
         model = AutoModelForCausalLM.from_pretrained(
             model_dir, config=config, dtype=DTYPES[dtype], attn_implementation="eager"
         )
@@ -580,6 +700,8 @@ def run_trace(model_dir, dtype, device, tokens, position_offset=0, probes="all",
             rec.remove()
             for h in plant_handles:
                 h.remove()
+            for obj, attr, orig in ctx.get("restore", []):
+                setattr(obj, attr, orig)
     order, tensors, missing = rec.ordered(logits)
     if check_hooks:
         info["hooks_bitwise_equal"] = bool(torch.equal(ref, logits))

@@ -12,7 +12,7 @@ import java.io.PrintWriter;
  */
 @Command(name = "modeldiff", mixinStandardHelpOptions = true, version = "modeldiff 0.1.0",
         description = "Finds implementation bugs in open LLM releases by diffing independently coded forward passes.",
-        subcommands = {TraceCommand.class, InfoCommand.class, CommandLine.HelpCommand.class})
+        subcommands = {TraceCommand.class, CompareCommand.class, InfoCommand.class, CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
     public static final int EXIT_BAD_INPUT = 2;
 

@@ -55,6 +55,18 @@ public final class Metrics {
         return new ProbeMetrics(log10Ratio(diff2, ref2), nmse, maxAbs, cosine, nonFinite, perToken, identical, ref.length);
     }
 
+    /**
+     * NaN/Inf count per row of the candidate. {@link #compare} leaves such elements out of the per-token norms, so a
+     * row of NaN would otherwise look identical; callers use this to mark those tokens as failures.
+     */
+    public static int[] nonFinitePerRow(double[] cand, int rows, int cols) {
+        int[] out = new int[rows];
+        for (int r = 0; r < rows; r++)
+            for (int j = 0; j < cols; j++)
+                if (!Double.isFinite(cand[r * cols + j])) out[r]++;
+        return out;
+    }
+
     /** ½·log10(diff²/ref²), clamped below at {@link #LOG_L2_FLOOR}; +∞ when the reference is zero and c is not. */
     static double log10Ratio(double diff2, double ref2) {
         if (diff2 == 0) return LOG_L2_FLOOR;

@@ -15,4 +15,19 @@ public interface ForwardPass {
     String dtype();
 
     Trace run(Model model, ForwardInput input, ProbeLevel level);
+
+    /** Whether {@link #runLayers} works: the pass can start in the middle of the model (local error, hunt reuse). */
+    default boolean canReplay() {
+        return false;
+    }
+
+    /**
+     * Runs decoder layers [from, to) starting from {@code residualIn}, the residual stream entering layer
+     * {@code from} ([tokens, hidden]; a pass at reduced precision rounds it to its dtype first). Records the probes of
+     * those layers, plus final_norm and logits when {@code to} is the number of layers. With a null
+     * {@code residualIn} it starts from the embedding (from must be 0) and records "embed" too.
+     */
+    default Trace runLayers(Model model, ForwardInput input, ProbeLevel level, int from, int to, double[] residualIn) {
+        throw new UnsupportedOperationException(name() + " cannot start in the middle of a model");
+    }
 }

@@ -32,8 +32,32 @@ import org.apache.commons.math3.special.Erf;
 public final class LowpPass implements ForwardPass {
     private final Precision p;
     private final Fixes fixes;
+    /**
+     * When non-null, every fp32 result is nudged one fp32 ulp up or down (seeded) before it is rounded to the dtype.
+     * That is what another correct kernel does (a different summation order, CUDA's 2-ulp rsqrtf): values sitting
+     * on a near-tie round the other way. The distance between a nudged and a plain run is the measured noise floor of
+     * "same ops, same precision".
+     */
+    private final java.util.SplittableRandom nudge;
 
     public LowpPass(Precision precision, Fixes fixes) {
+        this(precision, fixes, 0);
+    }
+
+    /**
+     * Dot products summed as a running fp32 sum (as a plain fp32 GEMM loop does) instead of exactly-then-rounded. Used
+     * to measure what fp32 accumulation costs against float64: CPU fp32 GEMMs accumulate in fp32.
+     */
+    private final boolean sequentialSums;
+
+    /** @param nudgeSeed 0 for the faithful pass; otherwise the seed of the ±1-ulp nudges (see {@link #nudge}). */
+    public LowpPass(Precision precision, Fixes fixes, long nudgeSeed) {
+        this(precision, fixes, nudgeSeed, false);
+    }
+
+    public LowpPass(Precision precision, Fixes fixes, long nudgeSeed, boolean sequentialSums) {
+        this.sequentialSums = sequentialSums;
+        this.nudge = nudgeSeed == 0 ? null : new java.util.SplittableRandom(nudgeSeed);
         if (precision != Precision.BF16 && precision != Precision.FP16 && precision != Precision.FP32)
             throw new BadInputException("lowp runs in bf16, fp16 or fp32, not " + precision.id());
         this.p = precision;
@@ -56,11 +80,22 @@ public final class LowpPass implements ForwardPass {
 
     /** One PyTorch op's result: an fp32 value rounded to the dtype. */
     private float r(float v) {
+        if (nudge != null && Float.isFinite(v) && v != 0) v = nudge.nextBoolean() ? Math.nextUp(v) : Math.nextDown(v);
         return p.round(v);
     }
 
     @Override
     public Trace run(Model model, ForwardInput input, ProbeLevel level) {
+        return runLayers(model, input, level, 0, model.config.numLayers, null);
+    }
+
+    @Override
+    public boolean canReplay() {
+        return true;
+    }
+
+    @Override
+    public Trace runLayers(Model model, ForwardInput input, ProbeLevel level, int from, int to, double[] residualIn) {
         ModelConfig c = model.config;
         Family f = model.family;
         int[] tokens = fixes.tokens(input.tokens(), c);
@@ -71,9 +106,17 @@ public final class LowpPass implements ForwardPass {
         if (!fixes.isEmpty()) trace.putExtra("fixes", fixes.ids().toString());
         boolean all = level == ProbeLevel.ALL;
 
-        float[] x = embed(model, in);                                      // [T, H]
-        trace.put("embed", H, widen(x));
-        for (int i = 0; i < c.numLayers; i++) {
+        float[] x;                                                         // [T, H] residual stream
+        if (residualIn == null) {
+            if (from != 0) throw new IllegalArgumentException("starting at layer " + from + " needs its input");
+            x = embed(model, in);
+            trace.put("embed", H, widen(x));
+        } else {
+            if (residualIn.length != T * H) throw new IllegalArgumentException("residual must be [" + T + ", " + H + "]");
+            x = new float[T * H];
+            for (int j = 0; j < x.length; j++) x[j] = (float) p.round(residualIn[j]);
+        }
+        for (int i = from; i < to; i++) {
             LayerWeights w = model.layer(i);
             LayerSpec spec = c.layers.get(i);
             String pre = "layers." + i + ".";
@@ -125,6 +168,7 @@ public final class LowpPass implements ForwardPass {
             residual(x, mo);
             trace.put("layers." + i, H, widen(x));
         }
+        if (to < c.numLayers) return trace;
         float[] fn = norm(x, T, H, model.finalNorm(), f, c);
         trace.put("final_norm", H, widen(fn));
         float[] logits = matmul(fn, T, H, weights(model.lmHead(), 0, (long) c.vocabSize * H), c.vocabSize, null);
@@ -231,14 +275,24 @@ public final class LowpPass implements ForwardPass {
             int xr = r0 * in;
             for (int o = 0; o < out; o++) {
                 int wo = o * in;
-                double s = 0;
-                for (int i = 0; i < in; i++) s += (double) x[xr + i] * w[wo + i];
-                float acc = (float) s;
+                float acc = dot(x, xr, w, wo, in);
                 if (b != null) acc += b[o];
                 y[r0 * out + o] = r(acc);
             }
         }
         return y;
+    }
+
+    /** fp32 result of a dot product: the exact sum rounded once to fp32 (or a running fp32 sum, see sequentialSums). */
+    private float dot(float[] a, int ao, float[] b, int bo, int n) {
+        if (sequentialSums) {
+            float f = 0;
+            for (int i = 0; i < n; i++) f += a[ao + i] * b[bo + i];
+            return f;
+        }
+        double s = 0;
+        for (int i = 0; i < n; i++) s += (double) a[ao + i] * b[bo + i];
+        return (float) s;
     }
 
     private float[] toFloat(double[] d) {
@@ -358,10 +412,8 @@ public final class LowpPass implements ForwardPass {
                 int first = window > 0 ? Math.max(0, t - window + 1) : 0;
                 float max = Float.NEGATIVE_INFINITY;
                 for (int j = first; j <= t; j++) {
-                    double dot = 0;
                     int qb = (t * heads + h) * hd, kb = (j * kvHeads + kvh) * hd;
-                    for (int d = 0; d < hd; d++) dot += (double) q[qb + d] * k[kb + d];
-                    float sc = r((float) dot);                                       // ATTN_SCORES (matmul)
+                    float sc = r(dot(q, qb, k, kb, hd));                             // ATTN_SCORES (matmul)
                     sc = divide ? r(sc / scaleDiv) : r(sc * scaleMul);               // ATTN_SCORES (scale)
                     if (!Double.isNaN(capD)) sc = r(r((float) Math.tanh(r(sc / cap))) * cap);   // ATTN_SOFTCAP
                     s[j] = sc;

@@ -50,6 +50,16 @@ public final class ReferencePass implements ForwardPass {
 
     @Override
     public Trace run(Model model, ForwardInput input, ProbeLevel level) {
+        return runLayers(model, input, level, 0, model.config.numLayers, null);
+    }
+
+    @Override
+    public boolean canReplay() {
+        return true;
+    }
+
+    @Override
+    public Trace runLayers(Model model, ForwardInput input, ProbeLevel level, int from, int to, double[] residualIn) {
         ModelConfig c = model.config;
         Family f = model.family;
         input = new ForwardInput(fixes.tokens(input.tokens(), c), input.positionOffset());
@@ -62,10 +72,17 @@ public final class ReferencePass implements ForwardPass {
         Activation activation = fixes.activation(c);
         boolean all = level == ProbeLevel.ALL;
 
-        double[] x = embed(model, input, fixes.embedScale(c));                                  // [T, H]
-        trace.put("embed", H, x.clone());
+        double[] x;                                                        // [T, H] residual stream
+        if (residualIn == null) {
+            if (from != 0) throw new IllegalArgumentException("starting at layer " + from + " needs its input");
+            x = embed(model, input, fixes.embedScale(c));
+            trace.put("embed", H, x.clone());
+        } else {
+            if (residualIn.length != T * H) throw new IllegalArgumentException("residual must be [" + T + ", " + H + "]");
+            x = residualIn.clone();
+        }
 
-        for (int i = 0; i < c.numLayers; i++) {
+        for (int i = from; i < to; i++) {
             LayerWeights w = model.layer(i);
             LayerSpec spec = c.layers.get(i);
             String p = "layers." + i + ".";
@@ -119,6 +136,7 @@ public final class ReferencePass implements ForwardPass {
             trace.put("layers." + i, H, x.clone());
         }
 
+        if (to < c.numLayers) return trace;
         double[] fn = norm(x, T, H, model.finalNorm(), normKind, eps);
         trace.put("final_norm", H, fn);
         double[] logits = matmulRows(fn, T, H, model.lmHead(), c.vocabSize);   // [T, vocab]

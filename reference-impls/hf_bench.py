@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""HF transformers side of `bench gpu` (docs/benchmarks.md, section GPU): the same forward as modeldiff's cuda:bf16
+bench — a llama3-8b-shaped LlamaForCausalLM with seeded random bf16 weights made on the GPU, 2048 tokens, every
+decoder layer's output copied to the host by forward hooks — plus torch.matmul bf16 / fp32 at 4096^3.
+
+Usage (on the GPU box): python3 reference-impls/hf_bench.py --tokens 2048 --json OUT.json
+"""
+import argparse
+import json
+import time
+
+import torch
+
+LLAMA3_8B = dict(hidden_size=4096, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8,
+                 intermediate_size=14336, vocab_size=128256, hidden_act="silu", rms_norm_eps=1e-5,
+                 rope_theta=500000.0, max_position_embeddings=131072,
+                 rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                               "original_max_position_embeddings": 8192},
+                 tie_word_embeddings=False)
+
+
+def time_cuda(fn, reps):
+    fn()
+    torch.cuda.synchronize()
+    a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    a.record()
+    for _ in range(reps):
+        fn()
+    b.record()
+    b.synchronize()
+    return a.elapsed_time(b) / reps
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tokens", type=int, default=2048)
+    ap.add_argument("--json")
+    ap.add_argument("--attn", default="sdpa,eager")
+    args = ap.parse_args()
+    out = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__}
+    import transformers
+    out["transformers"] = transformers.__version__
+    n = 4096
+    for dt, name, reps in ((torch.bfloat16, "bf16", 20), (torch.float32, "fp32", 5)):
+        torch.backends.cuda.matmul.allow_tf32 = False
+        a = torch.randn(n, n, device="cuda", dtype=dt)
+        w = torch.randn(n, n, device="cuda", dtype=dt)
+        ms = time_cuda(lambda: torch.matmul(a, w.t()), reps)
+        out[f"torch_matmul_{name}_4096_ms"] = round(ms, 4)
+        out[f"torch_matmul_{name}_4096_tflops"] = round(2 * n ** 3 / (ms * 1e-3) / 1e12, 2)
+        print(name, out[f"torch_matmul_{name}_4096_tflops"], "TFLOP/s", flush=True)
+        del a, w
+
+    from transformers import LlamaConfig, LlamaForCausalLM
+    torch.manual_seed(0)
+    g = torch.Generator(device="cuda").manual_seed(0)
+    ids = torch.randint(0, LLAMA3_8B["vocab_size"], (1, args.tokens), device="cuda", generator=g)
+    for impl in args.attn.split(","):
+        cfg = LlamaConfig(**LLAMA3_8B, attn_implementation=impl)
+        t0 = time.time()
+        torch.set_default_dtype(torch.bfloat16)
+        with torch.device("cuda"):
+            model = LlamaForCausalLM(cfg).eval()
+        torch.set_default_dtype(torch.float32)
+        out["init_s"] = round(time.time() - t0, 1)
+        captured = []
+        hooks = [layer.register_forward_hook(lambda m, i, o: captured.append(
+            (o[0] if isinstance(o, tuple) else o).float().cpu())) for layer in model.model.layers]
+
+        def fwd():
+            captured.clear()
+            with torch.no_grad():
+                logits = model(ids).logits
+            return logits.float().cpu()
+
+        fwd()
+        torch.cuda.synchronize()
+        times = []
+        for _ in range(3):
+            s = time.perf_counter()
+            fwd()
+            torch.cuda.synchronize()
+            times.append((time.perf_counter() - s) * 1e3)
+        for h in hooks:
+            h.remove()
+        out[f"hf_{impl}_forward_ms_best"] = round(min(times), 2)
+        out[f"hf_{impl}_forward_ms_mean"] = round(sum(times) / len(times), 2)
+        print(impl, times, flush=True)
+        del model
+        torch.cuda.empty_cache()
+    out["tokens"] = args.tokens
+    print(json.dumps(out, indent=1))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

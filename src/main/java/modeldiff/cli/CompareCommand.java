@@ -1,0 +1,166 @@
+package modeldiff.cli;
+
+import modeldiff.compare.CompareRunner;
+import modeldiff.compare.Comparison;
+import modeldiff.forward.ForwardInput;
+import modeldiff.forward.ProbeLevel;
+import modeldiff.model.BadInputException;
+import modeldiff.model.Model;
+import modeldiff.report.Charts;
+import modeldiff.report.HtmlReport;
+import modeldiff.report.ReportJson;
+import modeldiff.report.RunInfo;
+import modeldiff.util.AtomicFiles;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+import java.io.PrintStream;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.Callable;
+
+@Command(name = "compare", mixinStandardHelpOptions = true,
+        description = {"Compare candidate forward passes against a reference, probe by probe, and say where excess error starts.",
+                "A SPEC is an implementation name (reference, ...) or the path of an existing trace file."})
+final class CompareCommand implements Callable<Integer> {
+    @Option(names = "--model", required = true, paramLabel = "DIR", description = "Model folder (config.json + safetensors).")
+    Path model;
+
+    @Option(names = "--reference", required = true, paramLabel = "SPEC", description = "The side taken as truth: implementation name or trace file.")
+    String reference;
+
+    @Option(names = "--candidate", required = true, paramLabel = "SPEC", description = "A side to judge (repeatable): implementation name or trace file.")
+    List<String> candidates;
+
+    @Mixin
+    Common.InputOptions input;
+
+    @Option(names = "--probes", description = "layers | all, for implementations run here (default: all when a trace has sub-layer probes, else layers).")
+    String probes;
+
+    @Option(names = "--report", paramLabel = "FILE.html", description = "Write a self-contained HTML report.")
+    Path report;
+
+    @Option(names = "--json", paramLabel = "FILE", description = "Write the machine-readable report (docs/report-json.md).")
+    Path json;
+
+    @Option(names = "--png", paramLabel = "FILE", description = "Write the per-layer chart as PNG.")
+    Path png;
+
+    @Option(names = "--svg", paramLabel = "FILE", description = "Write the per-layer chart as SVG.")
+    Path svg;
+
+    @Option(names = "--noise-floor", defaultValue = "measured", paramLabel = "measured|table",
+            description = "Expected-error bands: measured on this model and input (default), or the fixed table.")
+    String noiseFloor;
+
+    @Option(names = "--force", description = "Replace existing output files.")
+    boolean force;
+
+    @Option(names = "--debug", description = "Show stack traces.")
+    boolean debug;
+
+    @Spec
+    CommandSpec spec;
+
+    @Override
+    public Integer call() {
+        Progress progress = new Progress();
+        checkOutputs();
+        List<CompareRunner.Spec> specs = new ArrayList<>();
+        specs.add(CompareRunner.Spec.parse(reference, "--reference"));
+        for (String c : candidates) specs.add(CompareRunner.Spec.parse(c, "--candidate"));
+
+        Model m = Model.open(model);
+        boolean explicitInput = input.tokens != null || input.tokensFrom != null;
+        ForwardInput in = CompareRunner.inputFor(specs, explicitInput ? input.resolve(m.config) : null, null);
+        if (in == null) in = input.resolve(m.config);
+        else if (!explicitInput && input.positionOffset != null) in = new ForwardInput(in.tokens(), input.positionOffset);
+        ProbeLevel level = probes != null ? ProbeLevel.parse(probes) : CompareRunner.levelFor(specs);
+        Comparison cmp = CompareRunner.compare(m, in, level, specs.get(0), specs.subList(1, specs.size()),
+                CompareRunner.FloorMode.valueOf(noiseFloor.toUpperCase(java.util.Locale.ROOT)), progress::show);
+        RunInfo run = new RunInfo(commandLine(), RunInfo.versions(version()), m.config);
+
+        List<String> written = new ArrayList<>();
+        if (json != null) {
+            progress.show("writing " + json);
+            ReportJson.write(cmp, run, json);
+            written.add(json.toString());
+        }
+        if (png != null || svg != null) {
+            progress.show("drawing the layer chart");
+            var chart = Charts.layerChart(cmp);
+            if (png != null) {
+                byte[] bytes = Charts.png(chart, HtmlReport.CHART_WIDTH, HtmlReport.CHART_HEIGHT);
+                AtomicFiles.write(png, out -> out.write(bytes));
+                written.add(png.toString());
+            }
+            if (svg != null) {
+                AtomicFiles.writeString(svg, Charts.svg(chart, HtmlReport.CHART_WIDTH, HtmlReport.CHART_HEIGHT));
+                written.add(svg.toString());
+            }
+        }
+        if (report != null) {
+            progress.show("rendering " + report);
+            HtmlReport.write(cmp, run, report);
+            written.add(report.toString());
+        }
+        progress.done();
+        PrintStream outStream = System.out;
+        if (cmp.candidates().size() == 1) outStream.println(cmp.verdict());
+        else for (Comparison.CandidateResult c : cmp.candidates()) outStream.println(c.side().label() + ": " + c.verdict());
+        if (cmp.noiseFloor().provisional()) outStream.println("(noise floor: " + cmp.noiseFloor().describe() + ")");
+        for (String w : written) outStream.println("wrote " + w);
+        return 0;
+    }
+
+    private void checkOutputs() {
+        Set<Path> seen = new HashSet<>();
+        for (Path p : new Path[]{report, json, png, svg}) {
+            if (p == null) continue;
+            Common.checkOutput(p, model, force);
+            if (!seen.add(p.toAbsolutePath().normalize())) throw new BadInputException(p + ": named for two outputs");
+        }
+    }
+
+    /** An existing file is a trace; a path-looking spec that does not exist is an error, not an implementation name. */
+
+    private List<String> commandLine() {
+        // originalArgs() holds the whole command line from the top command down, "compare" included.
+        List<String> argv = new ArrayList<>();
+        argv.add("modeldiff");
+        argv.addAll(spec.commandLine().getParseResult().originalArgs());
+        return argv;
+    }
+
+    private static String version() {
+        String v = Main.class.getAnnotation(Command.class).version()[0];
+        return v.startsWith("modeldiff ") ? v.substring("modeldiff ".length()) : v;
+    }
+
+    /** Status on stderr for people at a terminal; nothing when piped or in CI, where it would only be noise in logs. */
+    private static final class Progress {
+        private final boolean on = System.console() != null;
+        private int width;
+
+        void show(String what) {
+            if (!on) return;
+            String line = "modeldiff: " + what + "...";
+            System.err.print("\r" + line + " ".repeat(Math.max(0, width - line.length())));
+            System.err.flush();
+            width = line.length();
+        }
+
+        void done() {
+            if (!on || width == 0) return;
+            System.err.print("\r" + " ".repeat(width) + "\r");
+            System.err.flush();
+        }
+    }
+}

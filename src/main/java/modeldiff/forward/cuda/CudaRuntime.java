@@ -1,0 +1,179 @@
+package modeldiff.forward.cuda;
+
+import jcuda.Pointer;
+import jcuda.Sizeof;
+import jcuda.driver.CUcontext;
+import jcuda.driver.CUdevice;
+import jcuda.driver.CUdeviceptr;
+import jcuda.driver.CUfunction;
+import jcuda.driver.CUmodule;
+import jcuda.driver.JCudaDriver;
+
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.util.HashMap;
+import java.util.Map;
+
+import static jcuda.driver.JCudaDriver.*;
+
+/**
+ * The process's one CUDA device, through JCuda's driver API only: the primary context of device 0, made current on
+ * every calling thread, and the module of modeldiff's own kernels (PTX built from src/main/cuda by nvcc during the
+ * Maven build, packaged at {@value #PTX_RESOURCE}). JCublas is not used (the GPU box has no libcublas.so.12).
+ *
+ * {@link #get()} never throws for a missing GPU, driver, native library or PTX: it records the reason, which
+ * {@link #unavailableReason()} returns and the passes put into their "unavailable" error.
+ */
+public final class CudaRuntime {
+    public static final String PTX_RESOURCE = "/cuda/modeldiff_kernels.ptx";
+
+    private static CudaRuntime instance;
+    private static String failure;
+
+    public final CUdevice device;
+    public final CUcontext context;
+    public final String deviceName;
+    private final CUmodule module;
+    private final Map<String, CUfunction> functions = new HashMap<>();
+
+    private CudaRuntime(byte[] ptx) {
+        JCudaDriver.setExceptionsEnabled(true);
+        cuInit(0);
+        int[] count = new int[1];
+        cuDeviceGetCount(count);
+        if (count[0] == 0) throw new IllegalStateException("no CUDA device");
+        device = new CUdevice();
+        cuDeviceGet(device, 0);
+        byte[] name = new byte[256];
+        cuDeviceGetName(name, name.length, device);
+        String n = new String(name, java.nio.charset.StandardCharsets.US_ASCII);
+        deviceName = n.indexOf(0) >= 0 ? n.substring(0, n.indexOf(0)) : n;
+        context = new CUcontext();
+        cuDevicePrimaryCtxRetain(context, device);
+        cuCtxSetCurrent(context);
+        module = new CUmodule();
+        cuModuleLoadData(module, ptx);
+    }
+
+    /** The runtime, or null when CUDA cannot be used here ({@link #unavailableReason()} says why). */
+    public static synchronized CudaRuntime get() {
+        if (instance != null) {
+            instance.makeCurrent();
+            return instance;
+        }
+        if (failure != null) return null;
+        try {
+            byte[] ptx = loadPtx();
+            if (ptx == null) {
+                failure = "kernels not built (no " + PTX_RESOURCE + " on the class path: the build found no nvcc)";
+                return null;
+            }
+            instance = new CudaRuntime(ptx);
+        } catch (Throwable t) {   // UnsatisfiedLinkError (no libcuda / JCuda natives), CudaException (no device), ...
+            failure = t.getClass().getSimpleName() + ": " + String.valueOf(t.getMessage()).lines().findFirst().orElse("");
+            return null;
+        }
+        return instance;
+    }
+
+    public static synchronized boolean available() {
+        return get() != null;
+    }
+
+    public static synchronized String unavailableReason() {
+        get();
+        return failure;
+    }
+
+    /** PTX text with the trailing NUL cuModuleLoadData needs, or null when the resource is absent. */
+    static byte[] loadPtx() throws IOException {
+        try (InputStream in = CudaRuntime.class.getResourceAsStream(PTX_RESOURCE)) {
+            if (in == null) return null;
+            ByteArrayOutputStream out = new ByteArrayOutputStream();
+            in.transferTo(out);
+            out.write(0);
+            return out.toByteArray();
+        }
+    }
+
+    /** The primary context is per device, but "current" is per thread: set it on every thread that calls CUDA. */
+    public void makeCurrent() {
+        cuCtxSetCurrent(context);
+    }
+
+    public synchronized CUfunction function(String name) {
+        return functions.computeIfAbsent(name, k -> {
+            CUfunction f = new CUfunction();
+            cuModuleGetFunction(f, module, k);
+            return f;
+        });
+    }
+
+    // ---- small helpers ----
+
+    public static CUdeviceptr alloc(long bytes) {
+        CUdeviceptr p = new CUdeviceptr();
+        cuMemAlloc(p, Math.max(bytes, 4));
+        return p;
+    }
+
+    public static CUdeviceptr upload(float[] data) {
+        CUdeviceptr p = alloc((long) data.length * Sizeof.FLOAT);
+        if (data.length > 0) cuMemcpyHtoD(p, Pointer.to(data), (long) data.length * Sizeof.FLOAT);
+        return p;
+    }
+
+    public static CUdeviceptr upload(short[] data) {
+        CUdeviceptr p = alloc((long) data.length * Sizeof.SHORT);
+        if (data.length > 0) cuMemcpyHtoD(p, Pointer.to(data), (long) data.length * Sizeof.SHORT);
+        return p;
+    }
+
+    public static CUdeviceptr upload(int[] data) {
+        CUdeviceptr p = alloc((long) data.length * Sizeof.INT);
+        if (data.length > 0) cuMemcpyHtoD(p, Pointer.to(data), (long) data.length * Sizeof.INT);
+        return p;
+    }
+
+    public static float[] download(CUdeviceptr p, int n) {
+        float[] out = new float[n];
+        if (n > 0) cuMemcpyDtoH(Pointer.to(out), p, (long) n * Sizeof.FLOAT);
+        return out;
+    }
+
+    public static void free(CUdeviceptr p) {
+        if (p != null) cuMemFree(p);
+    }
+
+    /** Launches a kernel on the default stream; args are CUdeviceptr (or null for a null pointer), Integer, Long, Float. */
+    public void launch(String kernel, int gx, int gy, int bx, int sharedBytes, Object... args) {
+        Pointer[] ps = new Pointer[args.length];
+        for (int i = 0; i < args.length; i++) {
+            Object a = args[i];
+            if (a == null) ps[i] = Pointer.to(new CUdeviceptr());
+            else if (a instanceof CUdeviceptr d) ps[i] = Pointer.to(d);
+            else if (a instanceof Integer v) ps[i] = Pointer.to(new int[]{v});
+            else if (a instanceof Long v) ps[i] = Pointer.to(new long[]{v});
+            else if (a instanceof Float v) ps[i] = Pointer.to(new float[]{v});
+            else throw new IllegalArgumentException("kernel argument " + i + ": " + a.getClass());
+        }
+        cuLaunchKernel(function(kernel), gx, gy, 1, bx, 1, 1, sharedBytes, null, Pointer.to(ps), null);
+    }
+
+    public static void sync() {
+        cuCtxSynchronize();
+    }
+
+    /** float → bfloat16 bits, round to nearest even (NaN kept as a quiet NaN). */
+    public static short bf16Bits(float f) {
+        int b = Float.floatToRawIntBits(f);
+        if ((b & 0x7fffffff) > 0x7f800000) return (short) 0x7fc0;
+        int rounded = b + 0x7fff + ((b >>> 16) & 1);
+        return (short) (rounded >>> 16);
+    }
+
+    public static float bf16Round(float f) {
+        return Float.intBitsToFloat((bf16Bits(f) & 0xffff) << 16);
+    }
+}

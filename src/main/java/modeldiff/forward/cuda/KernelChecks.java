@@ -1,0 +1,286 @@
+package modeldiff.forward.cuda;
+
+import jcuda.driver.CUdeviceptr;
+import modeldiff.compare.Metrics;
+import modeldiff.numeric.Activation;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+import java.util.function.Consumer;
+
+/**
+ * Each kernel against a float64 CPU computation on the same inputs, at several shapes including sizes that do not
+ * divide the tiles, with {@value #GUARD} sentinel words on both sides of every output buffer to catch out-of-bounds
+ * writes. Kernels run in fp32 mode (bf = false) except where a check says bf16. Used by the GPU JUnit tests and by
+ * {@link CudaSelfTest}.
+ */
+public final class KernelChecks {
+    static final int GUARD = 64;
+    static final float SENTINEL = -7.77e33f;
+
+    public record Result(String kernel, String shape, double logL2, double limit, boolean guardsIntact) {
+        public boolean ok() {
+            return guardsIntact && logL2 <= limit;
+        }
+
+        @Override
+        public String toString() {
+            return String.format("%-10s %-40s log-L2 %7.2f (limit %5.1f) guards %s  %s", kernel, shape, logL2, limit,
+                    guardsIntact ? "intact" : "OVERWRITTEN", ok() ? "ok" : "FAIL");
+        }
+    }
+
+    private final CudaRuntime rt;
+    private final Kernels k;
+    private final Random rnd = new Random(20240611);
+    private final List<Result> results = new ArrayList<>();
+
+    public KernelChecks(CudaRuntime rt) {
+        this.rt = rt;
+        this.k = new Kernels(rt);
+    }
+
+    /** A device output of n floats with guards: the kernel writes at {@link Guarded#ptr}. */
+    private static final class Guarded implements AutoCloseable {
+        final CUdeviceptr base, ptr;
+        final int n;
+
+        Guarded(int n, float[] init) {
+            this.n = n;
+            float[] h = new float[n + 2 * GUARD];
+            java.util.Arrays.fill(h, SENTINEL);
+            if (init != null) System.arraycopy(init, 0, h, GUARD, n);
+            base = CudaRuntime.upload(h);
+            ptr = base.withByteOffset(GUARD * 4L);
+        }
+
+        float[] all() {
+            return CudaRuntime.download(base, n + 2 * GUARD);
+        }
+
+        @Override
+        public void close() {
+            CudaRuntime.free(base);
+        }
+    }
+
+    private void check(String kernel, String shape, Guarded out, double[] expected, double limit) {
+        CudaRuntime.sync();
+        float[] h = out.all();
+        boolean guards = true;
+        for (int i = 0; i < GUARD; i++)
+            if (h[i] != SENTINEL || h[GUARD + out.n + i] != SENTINEL) guards = false;
+        double[] got = new double[out.n];
+        for (int i = 0; i < out.n; i++) got[i] = h[GUARD + i];
+        results.add(new Result(kernel, shape, Metrics.logL2(expected, got), limit, guards));
+    }
+
+    private float[] randn(int n, double scale, boolean bf) {
+        float[] f = new float[n];
+        for (int i = 0; i < n; i++) {
+            f[i] = (float) (rnd.nextGaussian() * scale);
+            if (bf) f[i] = CudaRuntime.bf16Round(f[i]);
+        }
+        return f;
+    }
+
+    private static short[] bits(float[] f) {
+        short[] s = new short[f.length];
+        for (int i = 0; i < f.length; i++) s[i] = CudaRuntime.bf16Bits(f[i]);
+        return s;
+    }
+
+    public List<Result> runAll() {
+        int[][] gemmShapes = {{1, 1, 1}, {7, 13, 5}, {64, 64, 16}, {65, 129, 33}, {100, 300, 64}, {3, 1000, 17},
+                {129, 257, 300}, {200, 130, 96}};
+        for (int[] s : gemmShapes) {
+            gemm(s[0], s[1], s[2], false, true);
+            gemm(s[0], s[1], s[2], true, true);
+        }
+        gemm(77, 150, 40, true, false);
+        for (int dim : new int[]{1, 7, 64, 300, 1000})
+            for (int kind = 0; kind < 4; kind++) norm(5, dim, kind);
+        rope(5, 3, 16, 8, false);
+        rope(4, 2, 32, 8, false);     // partial rotary
+        rope(3, 2, 16, 8, true);      // interleaved
+        int[][] attShapes = {{1, 2, 1, 16, 0}, {5, 4, 2, 16, 0}, {17, 4, 2, 32, 0}, {40, 4, 1, 100, 0}, {37, 2, 2, 256, 0},
+                {33, 4, 2, 16, 5}, {50, 6, 3, 64, 16}};
+        for (int[] s : attShapes) {
+            attention(s[0], s[1], s[2], s[3], s[4], Float.NaN);
+        }
+        attention(21, 4, 2, 32, 0, 5f);
+        attention(19, 2, 1, 16, 4, 3f);
+        for (Activation a : Activation.values()) {
+            mlpAct(1001, a, true);
+            mlpAct(37, a, false);
+        }
+        elementwise(1, 0);
+        elementwise(1000, 0);
+        elementwise(777, 1);
+        embed(5, 33, 50, false);
+        embed(3, 64, 10, true);
+        return results;
+    }
+
+    private void gemm(int M, int N, int K, boolean bf16W, boolean bias) {
+        float[] a = randn(M * K, 1, bf16W), w = randn(N * K, 1, bf16W), b = bias ? randn(N, 1, bf16W) : null;
+        double[] exp = new double[M * N];
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++) {
+                double s = 0;
+                for (int kk = 0; kk < K; kk++) s += (double) a[i * K + kk] * w[j * K + kk];
+                exp[i * N + j] = s + (b == null ? 0 : b[j]);
+            }
+        CUdeviceptr da = CudaRuntime.upload(a), dw = bf16W ? CudaRuntime.upload(bits(w)) : CudaRuntime.upload(w);
+        CUdeviceptr db = b == null ? null : CudaRuntime.upload(b);
+        for (boolean round : bf16W ? new boolean[]{false, true} : new boolean[]{false}) {
+            try (Guarded out = new Guarded(M * N, null)) {
+                k.gemm(out.ptr, da, dw, bf16W, db, M, N, K, round);
+                check(bf16W ? "gemm_bf16" : "gemm_f32", M + "x" + N + "x" + K + (bias ? " +bias" : "") + (round ? " bf16-out" : ""),
+                        out, exp, round ? -2.2 : -5.5);
+            }
+        }
+        CudaRuntime.free(da);
+        CudaRuntime.free(dw);
+        CudaRuntime.free(db);
+    }
+
+    /** kind: 0 RMS, 1 RMS (1+w), 2 LayerNorm, 3 LayerNorm1P. */
+    private void norm(int rows, int dim, int kind) {
+        boolean centered = kind >= 2, unit = kind == 1 || kind == 3;
+        float[] x = randn(rows * dim, 2, false), w = randn(dim, 1, false), b = centered ? randn(dim, 1, false) : null;
+        double eps = 1e-6;
+        double[] exp = new double[rows * dim];
+        for (int r = 0; r < rows; r++) {
+            double mean = 0, sq = 0;
+            if (centered) {
+                for (int j = 0; j < dim; j++) mean += x[r * dim + j];
+                mean /= dim;
+            }
+            for (int j = 0; j < dim; j++) sq += Math.pow(x[r * dim + j] - mean, 2);
+            double inv = 1 / Math.sqrt(sq / dim + eps);
+            for (int j = 0; j < dim; j++)
+                exp[r * dim + j] = (x[r * dim + j] - mean) * inv * (w[j] + (unit ? 1 : 0)) + (b == null ? 0 : b[j]);
+        }
+        CUdeviceptr dx = CudaRuntime.upload(x), dw = CudaRuntime.upload(w), db = b == null ? null : CudaRuntime.upload(b);
+        try (Guarded out = new Guarded(rows * dim, null)) {
+            k.norm(out.ptr, dx, dw, db, rows, dim, (float) eps, centered, unit, kind == 1, false);
+            check("norm", rows + "x" + dim + " " + new String[]{"rms", "rms(1+w)", "layernorm", "layernorm1p"}[kind], out, exp, -5.5);
+        }
+        CudaRuntime.free(dx);
+        CudaRuntime.free(dw);
+        CudaRuntime.free(db);
+    }
+
+    private void rope(int T, int heads, int hd, int half, boolean interleaved) {
+        float[] x = randn(T * heads * hd, 1, false);
+        float[] inv = new float[half];
+        for (int j = 0; j < half; j++) inv[j] = (float) (1 / Math.pow(10000, 2.0 * j / (2 * half)));
+        int pos0 = 7;
+        double[] exp = new double[x.length];
+        for (int i = 0; i < x.length; i++) exp[i] = x[i];
+        for (int t = 0; t < T; t++)
+            for (int h = 0; h < heads; h++)
+                for (int j = 0; j < half; j++) {
+                    double ang = (double) (float) ((float) (pos0 + t) * inv[j]);
+                    int base = (t * heads + h) * hd;
+                    int i1 = interleaved ? base + 2 * j : base + j, i2 = interleaved ? base + 2 * j + 1 : base + j + half;
+                    double x1 = x[i1], x2 = x[i2];
+                    exp[i1] = x1 * Math.cos(ang) - x2 * Math.sin(ang);
+                    exp[i2] = x2 * Math.cos(ang) + x1 * Math.sin(ang);
+                }
+        CUdeviceptr dinv = CudaRuntime.upload(inv);
+        try (Guarded out = new Guarded(x.length, x)) {
+            k.rope(out.ptr, T, heads, hd, half, dinv, pos0, 1f, interleaved, false, false);
+            check("rope", T + "x" + heads + "x" + hd + " half " + half + (interleaved ? " interleaved" : ""), out, exp, -5.5);
+        }
+        CudaRuntime.free(dinv);
+    }
+
+    private void attention(int T, int heads, int kvHeads, int hd, int window, float cap) {
+        float[] q = randn(T * heads * hd, 1, false), kk = randn(T * kvHeads * hd, 1, false), v = randn(T * kvHeads * hd, 1, false);
+        double scale = 1 / Math.sqrt(hd);
+        int group = heads / kvHeads;
+        double[] exp = new double[T * heads * hd];
+        double[] sc = new double[T];
+        for (int h = 0; h < heads; h++)
+            for (int t = 0; t < T; t++) {
+                int first = window > 0 ? Math.max(0, t - window + 1) : 0;
+                double max = Double.NEGATIVE_INFINITY;
+                for (int s = first; s <= t; s++) {
+                    double d = 0;
+                    for (int e = 0; e < hd; e++) d += (double) q[(t * heads + h) * hd + e] * kk[(s * kvHeads + h / group) * hd + e];
+                    d *= scale;
+                    if (!Float.isNaN(cap)) d = cap * Math.tanh(d / cap);
+                    sc[s] = d;
+                    max = Math.max(max, d);
+                }
+                double sum = 0;
+                for (int s = first; s <= t; s++) sum += (sc[s] = Math.exp(sc[s] - max));
+                for (int s = first; s <= t; s++)
+                    for (int e = 0; e < hd; e++) exp[(t * heads + h) * hd + e] += sc[s] / sum * v[(s * kvHeads + h / group) * hd + e];
+            }
+        CUdeviceptr dq = CudaRuntime.upload(q), dk = CudaRuntime.upload(kk), dv = CudaRuntime.upload(v);
+        try (Guarded out = new Guarded(exp.length, null)) {
+            k.attention(out.ptr, dq, dk, dv, T, heads, kvHeads, hd, window, (float) scale, false, 1f, cap, false);
+            check("attention", "T" + T + " h" + heads + "/" + kvHeads + " d" + hd + " win " + window + (Float.isNaN(cap) ? "" : " cap " + cap),
+                    out, exp, -5.5);
+        }
+        CudaRuntime.free(dq);
+        CudaRuntime.free(dk);
+        CudaRuntime.free(dv);
+    }
+
+    private void mlpAct(int n, Activation a, boolean gated) {
+        float[] g = randn(n, 2, false), u = randn(n, 1, false);
+        double[] exp = new double[n];
+        for (int i = 0; i < n; i++) exp[i] = a.apply(g[i]) * (gated ? u[i] : 1);
+        CUdeviceptr dg = CudaRuntime.upload(g), du = CudaRuntime.upload(u);
+        try (Guarded out = new Guarded(n, null)) {
+            k.mlpAct(out.ptr, dg, gated ? du : null, n, a.ordinal(), false, false);
+            check("mlp_act", n + " " + a.id() + (gated ? " gated" : ""), out, exp, -5.5);
+        }
+        CudaRuntime.free(dg);
+        CudaRuntime.free(du);
+    }
+
+    /** which: 0 residual add, 1 soft-cap. */
+    private void elementwise(int n, int which) {
+        float[] x = randn(n, 20, false), y = randn(n, 1, false);
+        double[] exp = new double[n];
+        for (int i = 0; i < n; i++) exp[i] = which == 0 ? (double) x[i] + y[i] : 30 * Math.tanh(x[i] / 30.0);
+        CUdeviceptr dy = CudaRuntime.upload(y);
+        try (Guarded out = new Guarded(n, x)) {
+            if (which == 0) k.residualAdd(out.ptr, dy, n, false);
+            else k.softcap(out.ptr, n, 30f, false);
+            check(which == 0 ? "residual" : "softcap", Integer.toString(n), out, exp, -5.5);
+        }
+        CudaRuntime.free(dy);
+    }
+
+    private void embed(int T, int H, int vocab, boolean bf16Table) {
+        float[] table = randn(vocab * H, 1, bf16Table), wpe = randn(T * 2 * H, 1, false);
+        int[] ids = new int[T];
+        for (int t = 0; t < T; t++) ids[t] = rnd.nextInt(vocab);
+        float scale = 2.5f;
+        int pos0 = 1;
+        double[] exp = new double[T * H];
+        for (int t = 0; t < T; t++)
+            for (int j = 0; j < H; j++) exp[t * H + j] = (double) (table[ids[t] * H + j] * scale) + wpe[(pos0 + t) * H + j];
+        CUdeviceptr dt = bf16Table ? CudaRuntime.upload(bits(table)) : CudaRuntime.upload(table), di = CudaRuntime.upload(ids),
+                dp = CudaRuntime.upload(wpe);
+        try (Guarded out = new Guarded(T * H, null)) {
+            k.embed(out.ptr, dt, bf16Table, di, T, H, scale, true, false);
+            k.addPositions(out.ptr, dp, T, H, pos0, false);
+            check("embed", T + "x" + H + " vocab " + vocab + (bf16Table ? " bf16" : " f32") + " +positions", out, exp, -5.5);
+        }
+        CudaRuntime.free(dt);
+        CudaRuntime.free(di);
+        CudaRuntime.free(dp);
+    }
+
+    public static void print(List<Result> rs, Consumer<String> out) {
+        for (Result r : rs) out.accept(r.toString());
+    }
+}

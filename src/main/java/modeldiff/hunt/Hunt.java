@@ -1,0 +1,296 @@
+package modeldiff.hunt;
+
+import modeldiff.compare.MeasuredNoiseFloor;
+import modeldiff.compare.Metrics;
+import modeldiff.compare.NoiseFloor;
+import modeldiff.forward.Fixes;
+import modeldiff.forward.ForwardInput;
+import modeldiff.forward.ForwardPass;
+import modeldiff.forward.Implementations;
+import modeldiff.forward.ProbeLevel;
+import modeldiff.model.BadInputException;
+import modeldiff.model.Model;
+import modeldiff.numeric.Precision;
+import modeldiff.trace.Trace;
+
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ForkJoinPool;
+import java.util.function.Consumer;
+
+/**
+ * Finds the set of catalog fixes that makes our configurable pass reproduce a target trace. The answer is the
+ * smallest set whose run <em>matches</em> the target (every probe within the noise floor of the target's precision),
+ * not the set with the lowest loss: an extra fix that shaves noise is not part of the explanation.
+ * <p>
+ * Search: the base pass alone; every applicable single fix; the singles that cut the excess error clearly are kept;
+ * then combinations of the kept ones (exhaustive up to {@link #EXHAUSTIVE_LIMIT}, greedy beyond). A fix that first
+ * acts at layer k starts from the base run's cached residual stream entering layer k.
+ */
+public final class Hunt {
+    /** Kept singles beyond this are combined greedily (2^8 = 256 runs at most). */
+    public static final int EXHAUSTIVE_LIMIT = 8;
+    /** A single is kept when it removes at least this share of the base's excess error... */
+    public static final double KEEP_SHARE = 0.2;
+    /** ...and at least this many decade-probes of it. */
+    public static final double KEEP_MIN = 0.5;
+    /**
+     * A fix joins an explanation that already matches only if it brings the worst probe this many decades closer:
+     * going from "within rounding noise" to "reproduced" is evidence, shaving noise is not.
+     */
+    public static final double CLEAR = 1.0;
+    /** Fixes the refinement may add to the best set found by the combination stage. */
+    public static final int MAX_REFINE = 4;
+
+    public enum Verdict { MATCH, EXPLAINED, UNEXPLAINED;
+        public String id() {
+            return name().toLowerCase(java.util.Locale.ROOT);
+        }
+    }
+
+    /** One tried fix set and how close its run came to the target. */
+    public record Attempt(List<String> fixes, Map<String, Double> perProbe, double worst, double excess, boolean matches,
+                          String firstExcessProbe, Trace trace) {
+    }
+
+    /**
+     * @param equivalent other fix sets of the same size whose runs are bit-identical to the best one's: on this input
+     *                   nothing can tell them apart (e.g. bf16 positions are exact below 256, so rope.bf16_angles and
+     *                   rope.inv_freq_lowp compute the same angles there); a longer input or a position offset would.
+     */
+    public record Result(Verdict verdict, String base, Precision precision, Attempt baseline, Attempt best,
+                         List<List<String>> equivalent, List<Attempt> explanations, List<String> candidates,
+                         List<String> kept, int runs, double seconds, double forwardSeconds, NoiseFloor floor) {
+        public double costInForwards() {
+            return forwardSeconds > 0 ? seconds / forwardSeconds : Double.NaN;
+        }
+
+        public String sentence() {
+            return switch (verdict) {
+                case MATCH -> base + " already matches the target within the " + precision.id() + " noise floor: nothing to explain";
+                case EXPLAINED -> "explained by " + best.fixes() + ": " + base + " with these fixes matches the target at every probe"
+                        + " (worst log-L2 " + String.format("%.2f", best.worst()) + ")";
+                case UNEXPLAINED -> "unexplained: no fix set brings " + base + " within the noise floor; closest "
+                        + best.fixes() + " (worst log-L2 " + String.format("%.2f", best.worst()) + ", first excess at "
+                        + best.firstExcessProbe() + "); baseline first excess at " + baseline.firstExcessProbe();
+            };
+        }
+    }
+
+    private final Model model;
+    private final Trace target;
+    private final ForwardInput input;
+    private final ProbeLevel level;
+    private final String baseSpec;
+    private final Precision precision;
+    private final NoiseFloor floor;
+    private final Consumer<String> progress;
+    private Trace baseTrace;
+    private final Map<List<String>, Attempt> tried = new ConcurrentHashMap<>();
+
+    private Hunt(Model model, Trace target, String baseSpec, Consumer<String> progress) {
+        this.model = model;
+        this.target = target;
+        this.input = new ForwardInput(target.tokens(), target.positionOffset());
+        this.level = target.has("layers.0.q") ? ProbeLevel.ALL : ProbeLevel.LAYERS;
+        Precision p;
+        try {
+            p = Precision.parse(target.dtype());
+        } catch (IllegalArgumentException e) {
+            throw new BadInputException("target trace dtype '" + target.dtype() + "' is not a precision modeldiff knows");
+        }
+        this.precision = p;
+        this.baseSpec = baseSpec != null ? baseSpec : defaultBase(p);
+        boolean floatRef = this.baseSpec.equals("reference");
+        this.floor = new MeasuredNoiseFloor(model, input, floatRef ? MeasuredNoiseFloor.Against.FLOAT64_REFERENCE
+                : MeasuredNoiseFloor.Against.SAME_PRECISION);
+        this.progress = progress;
+    }
+
+    /** float64/float32 targets are judged from the float64 reference; bf16/fp16 from the faithful lowp pass. */
+    public static String defaultBase(Precision p) {
+        return switch (p) {
+            case BF16 -> "lowp:bf16";
+            case FP16 -> "lowp:fp16";
+            case FP64, FP32 -> "reference";
+            default -> throw new BadInputException("no hunt base for " + p.id() + " targets");
+        };
+    }
+
+    public static Result run(Model model, Trace target, String baseSpec, Set<String> only, Consumer<String> progress) {
+        return new Hunt(model, target, baseSpec, progress).search(only);
+    }
+
+    private Result search(Set<String> only) {
+        long t0 = System.nanoTime();
+        ForwardPass base = Implementations.create(baseSpec);
+        progress.accept("running " + baseSpec);
+        baseTrace = base.run(model, input, level);
+        double forwardSeconds = (System.nanoTime() - t0) / 1e9;
+        Attempt baseline = score(List.of(), baseTrace);
+        tried.put(List.of(), baseline);
+        boolean lowp = baseSpec.startsWith("lowp:");
+        List<String> candidates = Catalog.candidates(model, lowp, only);
+        progress.accept("trying " + candidates.size() + " single fixes");
+        ForkJoinPool pool = new ForkJoinPool(Math.max(1, Runtime.getRuntime().availableProcessors()));
+        try {
+            pool.submit(() -> candidates.parallelStream().forEach(f -> attempt(List.of(f)))).join();
+            List<String> kept = new ArrayList<>();
+            for (String f : candidates) {
+                Attempt a = tried.get(List.of(f));
+                double gain = baseline.excess() - a.excess();
+                if (a.worst() <= baseline.worst() - CLEAR || (!baseline.matches() && (a.matches()
+                        || (gain >= KEEP_MIN && gain >= KEEP_SHARE * baseline.excess())))) kept.add(f);
+            }
+            kept.sort(Comparator.comparingDouble(f -> tried.get(List.of(f)).excess()));
+            progress.accept("combining " + kept.size() + " kept fixes");
+            if (kept.size() <= EXHAUSTIVE_LIMIT) {
+                List<List<String>> sets = new ArrayList<>();
+                for (int mask = 1; mask < (1 << kept.size()); mask++) {
+                    List<String> set = new ArrayList<>();
+                    for (int i = 0; i < kept.size(); i++) if ((mask & (1 << i)) != 0) set.add(kept.get(i));
+                    if (set.size() > 1 && consistent(set)) sets.add(set);
+                }
+                pool.submit(() -> sets.parallelStream().forEach(this::attempt)).join();
+            } else {
+                greedy(kept);
+            }
+            List<Attempt> ranked = new ArrayList<>(tried.values());
+            ranked.sort(RANKING);
+            Attempt best = refine(ranked.get(0), candidates);
+            ranked = new ArrayList<>(tried.values());
+            ranked.sort(RANKING);
+            ranked.remove(best);
+            ranked.add(0, best);
+            Verdict v = best.fixes().isEmpty() ? (best.matches() ? Verdict.MATCH : Verdict.UNEXPLAINED)
+                    : best.matches() ? Verdict.EXPLAINED : Verdict.UNEXPLAINED;
+            List<List<String>> equivalent = new ArrayList<>();
+            for (Attempt a : ranked)
+                if (a != best && a.fixes().size() == best.fixes().size() && !a.fixes().isEmpty() && sameRun(a.trace(), best.trace()))
+                    equivalent.add(a.fixes());
+            return new Result(v, baseSpec, precision, baseline, best, equivalent, ranked, candidates, kept, tried.size(),
+                    (System.nanoTime() - t0) / 1e9, forwardSeconds, floor);
+        } finally {
+            pool.shutdown();
+        }
+    }
+
+    /** Matching sets first, the smallest of them first; then the closest by worst probe. */
+    static final Comparator<Attempt> RANKING = Comparator
+            .comparing((Attempt a) -> !a.matches())
+            .thenComparing((Attempt a) -> a.matches() ? a.fixes().size() : 0)
+            .thenComparingDouble(Attempt::worst)
+            .thenComparingInt(a -> a.fixes().size());
+
+    /**
+     * Grows the best set one fix at a time while that either removes clear excess (the set does not match yet: a
+     * second bug hidden behind the first) or brings the worst probe {@link #CLEAR} decades closer (it matches only
+     * within noise, and the extra fix reproduces the target).
+     */
+    private Attempt refine(Attempt best, List<String> candidates) {
+        for (int round = 0; round < MAX_REFINE; round++) {
+            Attempt step = null;
+            for (String f : candidates) {
+                if (best.fixes().contains(f)) continue;
+                List<String> set = new ArrayList<>(best.fixes());
+                set.add(f);
+                if (!consistent(set)) continue;
+                Attempt a = attempt(set);
+                boolean better = best.matches() ? a.matches() && a.worst() <= best.worst() - CLEAR
+                        : a.matches() || a.excess() <= best.excess() - KEEP_MIN;
+                if (better && (step == null || RANKING_WORST.compare(a, step) < 0)) step = a;
+            }
+            if (step == null) return best;
+            best = step;
+        }
+        return best;
+    }
+
+    private static final Comparator<Attempt> RANKING_WORST = Comparator
+            .comparing((Attempt a) -> !a.matches()).thenComparingDouble(Attempt::excess).thenComparingDouble(Attempt::worst);
+
+    private void greedy(List<String> kept) {
+        List<String> current = new ArrayList<>();
+        Attempt best = tried.get(List.of());
+        while (true) {
+            Attempt step = null;
+            for (String f : kept) {
+                if (current.contains(f)) continue;
+                List<String> set = new ArrayList<>(current);
+                set.add(f);
+                if (!consistent(set)) continue;
+                Attempt a = attempt(set);
+                if (step == null || a.excess() < step.excess()) step = a;
+            }
+            if (step == null || step.excess() >= best.excess()) return;
+            best = step;
+            current = new ArrayList<>(step.fixes());
+            if (best.matches()) return;
+        }
+    }
+
+    private static boolean sameRun(Trace a, Trace b) {
+        for (String name : a.probeNames()) {
+            Trace.Probe x = a.probe(name), y = b.probe(name);
+            if (y == null || !java.util.Arrays.equals(x.data(), y.data())) return false;
+        }
+        return true;
+    }
+
+    private static boolean consistent(List<String> set) {
+        for (int i = 0; i < set.size(); i++)
+            for (int j = i + 1; j < set.size(); j++) if (Catalog.conflict(set.get(i), set.get(j))) return false;
+        return true;
+    }
+
+    private Attempt attempt(List<String> fixes) {
+        List<String> key = List.copyOf(fixes);
+        Attempt known = tried.get(key);
+        if (known != null) return known;
+        ForwardPass pass = Implementations.create(baseSpec, Fixes.of(key));
+        int from = Integer.MAX_VALUE;
+        for (String f : key) from = Math.min(from, Catalog.firstLayerAffected(f, model.config));
+        Trace t = from >= 0 && pass.canReplay() ? replayFrom(pass, from) : pass.run(model, input, level);
+        Attempt a = score(key, t);
+        tried.put(key, a);
+        return a;
+    }
+
+    /** Reuses the base run's probes before layer {@code from} and runs the rest from its residual stream. */
+    private Trace replayFrom(ForwardPass pass, int from) {
+        int layers = model.config.numLayers;
+        String entry = from == 0 ? "embed" : "layers." + (from - 1);
+        Trace tail = pass.runLayers(model, input, level, Math.min(from, layers), layers, baseTrace.probe(entry).data());
+        Trace merged = new Trace(tail.producer(), tail.dtype(), tail.device(), input.tokens(), input.positionOffset());
+        for (String name : baseTrace.probeNames()) {
+            Trace.Probe p = tail.has(name) ? tail.probe(name) : baseTrace.probe(name);
+            merged.put(name, p.cols(), p.data());
+        }
+        return merged;
+    }
+
+    private Attempt score(List<String> fixes, Trace run) {
+        Map<String, Double> per = new LinkedHashMap<>();
+        double worst = Double.NEGATIVE_INFINITY, excess = 0;
+        String firstExcess = null;
+        for (String name : target.probeNames()) {
+            Trace.Probe t = target.probe(name), r = run.probe(name);
+            if (r == null) continue;
+            Metrics.ProbeMetrics m = Metrics.compare(t.data(), r.data(), t.rows(), t.cols());
+            double e = m.nonFinite() > 0 ? Double.POSITIVE_INFINITY : m.logL2();
+            per.put(name, e);
+            worst = Math.max(worst, e);
+            double over = e - floor.upperBound(precision, name);
+            if (over > 0 || Double.isNaN(e)) {
+                excess += Double.isFinite(over) ? over : 20;
+                if (firstExcess == null) firstExcess = name;
+            }
+        }
+        return new Attempt(fixes, per, worst, excess, firstExcess == null, firstExcess, run);
+    }
+}

@@ -1,0 +1,42 @@
+package modeldiff.forward.cuda;
+
+import modeldiff.Fixtures;
+import modeldiff.forward.ForwardInput;
+import modeldiff.forward.Implementations;
+import modeldiff.forward.ProbeLevel;
+import modeldiff.model.BadInputException;
+import modeldiff.model.Model;
+import org.junit.jupiter.api.Test;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeFalse;
+
+class CudaPassTest {
+    @Test
+    void registered() {
+        assertTrue(Implementations.available().contains("cuda:fp32"));
+        assertTrue(Implementations.available().contains("cuda:bf16"));
+        assertEquals("cuda:bf16", Implementations.create("cuda:bf16").name());
+        assertThrows(BadInputException.class, () -> Implementations.create("cuda:fp8"));
+    }
+
+    /** CI (no GPU, maybe no nvcc): the pass says clearly why it cannot run. */
+    @Test
+    void unavailableIsABadInputWithTheReason() {
+        assumeFalse(CudaRuntime.available(), "CUDA is available here; the unavailable path is not exercised");
+        Model m = Model.open(Fixtures.model("llama"));
+        BadInputException e = assertThrows(BadInputException.class,
+                () -> Implementations.create("cuda:bf16").run(m, new ForwardInput(new int[]{1, 2}, 0), ProbeLevel.LAYERS));
+        assertTrue(e.getMessage().startsWith("cuda:bf16 unavailable: "), e.getMessage());
+        System.out.println("as expected: " + e.getMessage());
+    }
+
+    /** fp32 within −5 of the reference and bf16 within the bf16 noise, on every fixture family (GPU only). */
+    @Test
+    void everyFixtureFamily() throws Exception {
+        Gpu.require();
+        assertTrue(CudaSelfTest.fixtures(Fixtures.ROOT, System.out), "see the table above");
+    }
+}
