@@ -1,0 +1,478 @@
+package modeldiff.forward.torch;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.pytorch.engine.PtNDArray;
+import ai.djl.pytorch.jni.JniUtils;
+import modeldiff.forward.Fixes;
+import modeldiff.forward.ForwardInput;
+import modeldiff.forward.ForwardPass;
+import modeldiff.forward.ProbeLevel;
+import modeldiff.model.BadInputException;
+import modeldiff.model.Family;
+import modeldiff.model.LayerSpec;
+import modeldiff.model.LayerWeights;
+import modeldiff.model.LinearRef;
+import modeldiff.model.Model;
+import modeldiff.model.ModelConfig;
+import modeldiff.model.NormRef;
+import modeldiff.model.RopeSpec;
+import modeldiff.model.TensorInfo;
+import modeldiff.model.TensorStore;
+import modeldiff.numeric.Activation;
+import modeldiff.numeric.Precision;
+import modeldiff.numeric.Rope;
+import modeldiff.trace.Trace;
+
+/**
+ * The forward pass computed by PyTorch's own CPU kernels (libtorch 2.7.1 through DJL 0.36.0): every arithmetic step is
+ * a torch op on a torch tensor (F.linear, matmul, softmax, layer_norm, tanh, erf, ...), written after HF transformers'
+ * eager modeling code, explicit casts included: in fp16 the RMSNorm statistics, the attention softmax and the RoPE
+ * cos/sin are computed in fp32 and cast, as HF does. From the model it takes only the description (which weights, which
+ * window, RoPE inverse frequencies for the scaled rope types), never the arithmetic.
+ *
+ * <p>Memory: one NDManager per forward, a sub-manager per layer that owns the layer's weights and intermediates and is
+ * closed when the layer ends (only the new residual stream is moved up); probes are copied to double[] before their
+ * tensors are freed. Nothing native outlives {@link #run}.
+ *
+ * <p>bf16 is refused in Java (constructor and {@link TorchRuntime#checked}): DJL 0.36.0 aborts the JVM on any
+ * bfloat16 tensor (docs/torch.md).
+ */
+public final class TorchPass implements ForwardPass {
+    private final Precision precision;
+    private final DataType dtype;
+    private final Fixes fixes;
+    private final int threads;
+
+    public TorchPass(Precision precision, Fixes fixes) {
+        this(precision, fixes, TorchRuntime.defaultThreads());
+    }
+
+    /** @param threads torch intra-op threads while this pass runs (torch.set_num_threads) */
+    public TorchPass(Precision precision, Fixes fixes, int threads) {
+        if (precision == Precision.BF16)
+            throw new BadInputException("torch:bf16 is not available: DJL 0.36.0 / PyTorch 2.7.1 aborts the JVM on any "
+                    + "bfloat16 tensor (its JNI has no bfloat16 dtype mapping); use lowp:bf16, or torch:fp16 / torch:fp32 (docs/torch.md)");
+        if (precision != Precision.FP32 && precision != Precision.FP16)
+            throw new BadInputException("torch runs in fp32 or fp16, not " + precision.id());
+        if (fixes.ropeBf16Angles)
+            throw new BadInputException("torch pass cannot honour fix rope.bf16_angles: it needs bfloat16 tensors, which "
+                    + "DJL 0.36.0 cannot create (docs/torch.md)");
+        if (threads < 1) throw new IllegalArgumentException("threads must be positive, got " + threads);
+        this.precision = precision;
+        this.dtype = precision == Precision.FP32 ? DataType.FLOAT32 : DataType.FLOAT16;
+        this.fixes = fixes;
+        this.threads = threads;
+    }
+
+    @Override
+    public String name() {
+        return precision == Precision.FP32 ? "torch:fp32" : "torch:fp16";
+    }
+
+    @Override
+    public String dtype() {
+        return precision.id();
+    }
+
+    public int threads() {
+        return threads;
+    }
+
+    // ---- the forward ----
+
+    @Override
+    public Trace run(Model model, ForwardInput input, ProbeLevel level) {
+        TorchRuntime.require();
+        TorchRuntime.setThreads(threads);
+        ModelConfig c = model.config;
+        Family f = model.family;
+        int[] tokens = fixes.tokens(input.tokens(), c);
+        ForwardInput in = new ForwardInput(tokens, input.positionOffset());
+        int T = in.length(), H = c.hiddenSize;
+        Trace trace = new Trace("modeldiff " + name() + " (libtorch " + TorchRuntime.version() + " via DJL)"
+                + (fixes.isEmpty() ? "" : " fixes=" + fixes.ids()), dtype(), "cpu", tokens, in.positionOffset());
+        if (!fixes.isEmpty()) trace.putExtra("fixes", fixes.ids().toString());
+        trace.putExtra("torch_threads", Integer.toString(threads));
+        boolean all = level == ProbeLevel.ALL;
+
+        try (NDManager fm = NDManager.newBaseManager()) {
+            NDArray x = embed(fm, model, in);                                   // [T, H]
+            trace.put("embed", H, doubles(x));
+            for (int i = 0; i < c.numLayers; i++) {
+                try (NDManager lm = fm.newSubManager()) {
+                    x.attach(lm);           // the old residual stream dies with this layer
+                    x = layer(lm, model, i, x, in, trace, all);
+                    x.attach(fm);           // the new one survives it
+                }
+                trace.put("layers." + i, H, doubles(x));
+            }
+            try (NDManager lm = fm.newSubManager()) {
+                x.attach(lm);
+                NDArray fn = norm(lm, x, model.finalNorm(), H, f, c);
+                trace.put("final_norm", H, doubles(fn));
+                NDArray lmHead = param(lm, model.lmHead(), c.vocabSize, H);
+                NDArray logits = JniUtils.linear(pt(fn), pt(lmHead), null);     // [T, vocab]
+                double cap = fixes.finalSoftcap(c);
+                if (!Double.isNaN(cap)) logits = logits.div(cap).tanh().mul(cap);
+                trace.put("logits", c.vocabSize, doubles(logits));
+            }
+        }
+        return trace;
+    }
+
+    private NDArray layer(NDManager m, Model model, int i, NDArray x, ForwardInput in, Trace trace, boolean all) {
+        ModelConfig c = model.config;
+        Family f = model.family;
+        LayerWeights w = model.layer(i);
+        LayerSpec spec = c.layers.get(i);
+        int T = in.length(), H = c.hiddenSize, hd = c.headDim;
+        String p = "layers." + i + ".";
+
+        NDArray a = norm(m, x, w.attnNorm(), H, f, c);                          // [T, H]
+        NDArray q = linear(m, a, w.q()).reshape(T, c.numHeads, hd);            // [T, heads, hd]
+        NDArray k = linear(m, a, w.k()).reshape(T, c.numKvHeads, hd);          // [T, kv, hd]
+        NDArray v = linear(m, a, w.v()).reshape(T, c.numKvHeads, hd);          // [T, kv, hd]
+        if (f.qkNorm) {
+            q = norm(m, q, w.qNorm(), hd, f, c);
+            k = norm(m, k, w.kNorm(), hd, f, c);
+        }
+        if (!f.learnedPositions) {
+            NDArray[] cs = cosSin(m, fixes.rope(spec.rope()), hd, in);          // [T, 1, rot] each
+            q = rope(q, cs);
+            k = rope(k, cs);
+        }
+        NDArray att = attention(m, q, k, v, T, c, f, spec);                     // [T, heads*hd]
+        NDArray o = linear(m, att, w.o());                                       // [T, H]
+        if (all) {
+            trace.put(p + "attn_norm", H, doubles(a));
+            trace.put(p + "q", c.qDim(), doubles(q));
+            trace.put(p + "k", c.kvDim(), doubles(k));
+            trace.put(p + "v", c.kvDim(), doubles(v));
+            trace.put(p + "attn", c.qDim(), doubles(att));
+            trace.put(p + "attn_out", H, doubles(o));
+        }
+        if (w.postAttnNorm() != null) o = norm(m, o, w.postAttnNorm(), H, f, c);
+        x = x.add(o);                                                            // residual + attn
+
+        NDArray mn = norm(m, x, w.mlpNorm(), H, f, c);                          // [T, H]
+        NDArray act;                                                             // [T, ff]
+        if (f.mlp == Family.Mlp.GATED) {
+            NDArray gate = linear(m, mn, fixes.swapGateUp ? w.up() : w.gate());
+            NDArray up = linear(m, mn, fixes.swapGateUp ? w.gate() : w.up());
+            act = activation(gate, c).mul(up);
+        } else {
+            act = activation(linear(m, mn, w.up()), c);
+        }
+        NDArray mo = linear(m, act, w.down());                                   // [T, H]
+        if (all) {
+            trace.put(p + "mlp_norm", H, doubles(mn));
+            trace.put(p + "mlp_act", c.intermediateSize, doubles(act));
+            trace.put(p + "mlp_out", H, doubles(mo));
+        }
+        if (w.postMlpNorm() != null) mo = norm(m, mo, w.postMlpNorm(), H, f, c);
+        return x.add(mo);                                                        // residual + mlp
+    }
+
+    // ---- embedding ----
+
+    /**
+     * embed_tokens(ids) in the dtype; Gemma multiplies by normalizer = tensor(sqrt(H), dtype) (the constant rounded
+     * to the dtype, or the fp32 variant with embed.scale_fp32); GPT-2 adds wpe(positions).
+     */
+    private NDArray embed(NDManager m, Model model, ForwardInput in) {
+        ModelConfig c = model.config;
+        int H = c.hiddenSize, T = in.length();
+        double[] rows = new double[T * H];
+        for (int t = 0; t < T; t++) {
+            int id = in.tokens()[t];
+            if (id < 0 || id >= c.vocabSize)
+                throw new BadInputException("token id " + id + " at index " + t + " is outside the vocabulary [0, " + c.vocabSize + ")");
+            System.arraycopy(TensorStore.readDoubles(model.embedding(), (long) id * H, H), 0, rows, t * H, H);
+        }
+        NDArray x = toDtype(m.create(rows, new Shape(T, H)));
+        double scale = fixes.embedScale(c);
+        if (scale != 1.0) {
+            if (fixes.embedScaleFp32) {
+                x = cast(cast(x, DataType.FLOAT32).mul(scale), dtype);
+            } else {
+                NDArray normalizer = cast(m.create(scale), dtype);          // torch.tensor(sqrt(H), dtype=dtype)
+                x = x.mul(normalizer);
+            }
+        }
+        TensorInfo wpe = model.positionEmbedding();
+        if (wpe != null) {
+            double[] pos = new double[T * H];
+            for (int t = 0; t < T; t++) {
+                long position = in.position(t);
+                if (position >= wpe.shape()[0])
+                    throw new BadInputException("position " + position + " is beyond the model's " + wpe.shape()[0] + " learned positions");
+                System.arraycopy(TensorStore.readDoubles(wpe, position * H, H), 0, pos, t * H, H);
+            }
+            x = x.add(toDtype(m.create(pos, new Shape(T, H))));
+        }
+        return x;
+    }
+
+    // ---- norms ----
+
+    /** The family's norm over the last axis (width dim) of x, any leading shape. */
+    private NDArray norm(NDManager m, NDArray x, NormRef ref, int dim, Family f, ModelConfig c) {
+        double eps = fixes.eps(c);
+        boolean unit = fixes.unitOffset(f.norm);
+        NDArray w = param(m, ref.weight(), dim);
+        if (f.norm.centered()) {
+            // nn.LayerNorm / Nemotron's LayerNorm1P: F.layer_norm(x, shape, weight (+ 1 in the dtype), bias, eps).
+            NDArray gamma = unit ? w.add(1) : w;
+            NDArray beta = ref.bias() == null ? null : param(m, ref.bias(), dim);
+            return JniUtils.layerNorm(pt(x), new Shape(dim), pt(gamma), beta == null ? null : pt(beta), eps);
+        }
+        // RMSNorm: x.float(); x * rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
+        NDArray xf = cast(x, DataType.FLOAT32);
+        NDArray variance = xf.square().mean(new int[]{-1}, true);
+        NDArray xhat = xf.mul(reciprocal(m, variance.add(eps).sqrt()));         // torch.rsqrt on CPU is 1 / sqrt
+        boolean weightThenCast = f.normCast == Family.NormCast.WEIGHT_THEN_CAST && !fixes.normCastBeforeWeight;
+        if (weightThenCast) {
+            // Gemma: (x̂ * (1.0 + weight.float())).type_as(x)
+            NDArray wf = cast(w, DataType.FLOAT32);
+            return cast(xhat.mul(unit ? wf.add(1.0) : wf), dtype);
+        }
+        // Llama: weight * x̂.to(input_dtype); a (1 + w) norm written this way adds the 1 in the dtype.
+        return (unit ? w.add(1) : w).mul(cast(xhat, dtype));
+    }
+
+    // ---- linear ----
+
+    /** F.linear(x, W, b) with W [out, in] in the dtype. */
+    private NDArray linear(NDManager m, NDArray x, LinearRef ref) {
+        NDArray w = toDtype(m.create(ref.loadWeight(), new Shape(ref.out(), ref.in())));
+        NDArray b = ref.hasBias() ? toDtype(m.create(ref.loadBias(), new Shape(ref.out()))) : null;
+        return JniUtils.linear(pt(x), pt(w), b == null ? null : pt(b));
+    }
+
+    // ---- RoPE ----
+
+    /**
+     * HF's rotary embedding: inv_freq in fp32, freqs = inv_freq ⊗ positions in fp32, emb = cat(freqs, freqs),
+     * cos = emb.cos() * attention_scaling, then .to(dtype). Shapes [T, 1, rotaryDim].
+     */
+    private NDArray[] cosSin(NDManager m, RopeSpec spec, int headDim, ForwardInput in) {
+        int rot = Rope.rotaryDim(headDim, spec.partialRotaryFactor());
+        int T = in.length();
+        long seqLen = in.positionOffset() + T;
+        Rope.Frequencies described = Rope.frequencies(spec, rot, seqLen);
+        NDArray inv = invFreq(m, spec, rot, described);                          // [rot/2] fp32
+        if (fixes.ropeInvFreqLowp) inv = cast(cast(inv, dtype), DataType.FLOAT32);
+        if (seqLen > Integer.MAX_VALUE) throw new BadInputException("position " + (seqLen - 1) + " is too large for torch's RoPE here");
+        NDArray pos = m.arange((int) in.positionOffset(), (int) seqLen, 1, DataType.INT64).toType(DataType.FLOAT32, false);
+        NDArray freqs = inv.reshape(rot / 2, 1).matMul(pos.reshape(1, T)).transpose();   // [T, rot/2]
+        NDArray emb = NDArrays.concat(new NDList(freqs, freqs), -1);           // [T, rot]
+        double scaling = described.attentionScaling();
+        NDArray cos = cast(emb.cos().mul(scaling), dtype).reshape(T, 1, rot);
+        NDArray sin = cast(emb.sin().mul(scaling), dtype).reshape(T, 1, rot);
+        return new NDArray[]{cos, sin};
+    }
+
+    /**
+     * inv_freq as HF computes it at init, in fp32 torch ops: 1.0 / (base ** (arange(0, dim, 2).float() / dim)), then
+     * linear's division by the factor or llama3's wavelength blend. Dynamic, yarn and longrope take the described
+     * float64 frequencies rounded to fp32 (no fixture uses them).
+     */
+    private NDArray invFreq(NDManager m, RopeSpec spec, int rot, Rope.Frequencies described) {
+        switch (spec.type()) {
+            case "default", "linear", "llama3" -> {
+                NDArray exponent = m.arange(0, rot, 2, DataType.INT64).toType(DataType.FLOAT32, false).div(rot);
+                NDArray base = m.full(exponent.getShape(), (float) spec.theta(), DataType.FLOAT32);
+                NDArray inv = reciprocal(m, base.pow(exponent));
+                if (spec.type().equals("linear")) inv = inv.div(spec.factor());
+                if (spec.type().equals("llama3")) inv = llama3(m, inv, spec);
+                return inv;
+            }
+            default -> {
+                return m.create(described.invFreq()).toType(DataType.FLOAT32, false);
+            }
+        }
+    }
+
+    /** HF's _compute_llama3_parameters, op for op (Python's scalar / tensor is reciprocal(tensor) * scalar). */
+    private NDArray llama3(NDManager m, NDArray inv, RopeSpec s) {
+        double factor = s.factor(), low = s.lowFreqFactor(), high = s.highFreqFactor();
+        double old = s.originalMaxPositions();
+        double lowWavelen = old / low, highWavelen = old / high;
+        NDArray wavelen = reciprocal(m, inv).mul(2 * Math.PI);
+        NDArray scaled = NDArrays.where(wavelen.gt(lowWavelen), inv.div(factor), inv);
+        NDArray smooth = reciprocal(m, wavelen).mul(old).sub(low).div(high - low);
+        NDArray smoothed = smooth.neg().add(1).mul(scaled).div(factor).add(smooth.mul(scaled));
+        NDArray medium = wavelen.lt(highWavelen).logicalNot().logicalAnd(wavelen.gt(lowWavelen).logicalNot());
+        return NDArrays.where(medium, smoothed, scaled);
+    }
+
+    /** q·cos + rotate_half(q)·sin on the first rotaryDim dims of each head, the rest passed through. x [T, heads, hd]. */
+    private NDArray rope(NDArray x, NDArray[] cs) {
+        NDArray cos = cs[0], sin = cs[1];
+        long rot = cos.getShape().get(2), hd = x.getShape().get(2);
+        NDArray xr = rot == hd ? x : x.get(":, :, 0:" + rot);
+        NDArray out;
+        if (fixes.qkInterleaved) {
+            // GPT-J / Meta layout: pairs (2j, 2j+1) share frequency j.
+            long T = x.getShape().get(0), heads = x.getShape().get(1), half = rot / 2;
+            NDArray pairs = xr.reshape(T, heads, half, 2);
+            NDArray x1 = pairs.get(":, :, :, 0"), x2 = pairs.get(":, :, :, 1");
+            NDArray c = cos.get(":, :, 0:" + half), s = sin.get(":, :, 0:" + half);
+            NDArray y1 = x1.mul(c).sub(x2.mul(s));
+            NDArray y2 = x2.mul(c).add(x1.mul(s));
+            out = NDArrays.stack(new NDList(y1, y2), -1).reshape(T, heads, rot);
+        } else {
+            long half = rot / 2;
+            NDArray x1 = xr.get(":, :, 0:" + half), x2 = xr.get(":, :, " + half + ":" + rot);
+            NDArray rotated = NDArrays.concat(new NDList(x2.neg(), x1), -1);
+            out = xr.mul(cos).add(rotated.mul(sin));
+        }
+        return rot == hd ? out : NDArrays.concat(new NDList(out, x.get(":, :, " + rot + ":")), -1);
+    }
+
+    // ---- attention ----
+
+    /**
+     * HF's eager attention: repeat_kv, scores = q·kᵀ * scaling (GPT-2: / tensor(sqrt(hd), dtype), then / (layer+1)),
+     * Gemma 2's soft-cap (s / cap, tanh, * cap), the causal (sliding) mask, softmax(dim=-1, dtype=float32).to(dtype)
+     * (GPT-2: softmax in the dtype), then probs·V. q [T, heads, hd], k/v [T, kv, hd] → [T, heads*hd].
+     */
+    private NDArray attention(NDManager m, NDArray q, NDArray k, NDArray v, int T, ModelConfig c, Family f, LayerSpec spec) {
+        int heads = c.numHeads, kvHeads = c.numKvHeads, hd = c.headDim, group = heads / kvHeads;
+        NDArray qh = q.transpose(1, 0, 2);                                       // [heads, T, hd]
+        NDArray kh = repeatKv(k.transpose(1, 0, 2), kvHeads, group, T, hd);     // [heads, T, hd]
+        NDArray vh = repeatKv(v.transpose(1, 0, 2), kvHeads, group, T, hd);
+        NDArray scores = qh.matMul(kh.transpose(0, 2, 1));                      // [heads, T, T]
+        boolean gpt2Division = f.scoreScaleByDivision && !fixes.attnScaleOverridden();
+        if (gpt2Division) {
+            if (c.raw.path("scale_attn_weights").asBoolean(true))
+                scores = scores.div(cast(m.create(Math.sqrt(hd)), dtype));      // torch.full([], hd ** 0.5, dtype)
+            if (c.raw.path("scale_attn_by_inverse_layer_idx").asBoolean(false))
+                scores = scores.div((double) (spec.index() + 1));
+        } else {
+            scores = scores.mul(fixes.attnScale(spec));
+        }
+        double cap = fixes.attnSoftcap(c);
+        if (!Double.isNaN(cap)) scores = scores.div(cap).tanh().mul(cap);
+        scores = scores.add(causalMask(m, T, fixes.window(spec)));
+        NDArray probs;
+        if (f.scoreScaleByDivision || fixes.softmaxLowp) {
+            probs = scores.softmax(-1);                                          // GPT-2: softmax in the dtype
+        } else {
+            probs = cast(cast(scores, DataType.FLOAT32).softmax(-1), dtype);     // softmax(dtype=float32).to(dtype)
+        }
+        NDArray out = probs.matMul(vh);                                          // [heads, T, hd]
+        return out.transpose(1, 0, 2).reshape(T, (long) heads * hd);
+    }
+
+    /** repeat_kv: [kv, T, hd] → [kv * group, T, hd], each KV head repeated group times. */
+    private static NDArray repeatKv(NDArray x, int kvHeads, int group, int T, int hd) {
+        if (group == 1) return x;
+        return x.reshape(kvHeads, 1, T, hd).broadcast(kvHeads, group, T, hd).reshape((long) kvHeads * group, T, hd);
+    }
+
+    /** 0 where query t sees key s (s ≤ t, and t − s < window when sliding), −inf elsewhere; in the dtype. */
+    private NDArray causalMask(NDManager m, int T, int window) {
+        float[] mask = new float[T * T];
+        for (int t = 0; t < T; t++)
+            for (int s = 0; s < T; s++) {
+                boolean visible = s <= t && (window <= 0 || t - s < window);
+                mask[t * T + s] = visible ? 0f : Float.NEGATIVE_INFINITY;
+            }
+        return cast(m.create(mask, new Shape(T, T)), dtype);
+    }
+
+    // ---- MLP activations ----
+
+    /**
+     * ACT2FN's kernel for the config's activation: F.silu and F.gelu(approximate="tanh") are fused kernels computing
+     * in fp32 and rounding once, written here as their fp32 formula then one cast; gelu_new is HF's Python formula
+     * (each op rounds to the dtype); exact GELU is torch's gelu (erf) kernel; relu2 is relu then square.
+     */
+    private NDArray activation(NDArray g, ModelConfig c) {
+        Activation act = fixes.activation(c);
+        boolean pythonGeluNew = !fixes.activationOverridden() && "gelu_new".equals(c.activationName);
+        switch (act) {
+            case SILU -> {
+                NDArray gf = cast(g, DataType.FLOAT32);
+                return cast(gf.div(gf.neg().exp().add(1)), dtype);              // x / (1 + exp(-x))
+            }
+            case GELU_TANH -> {
+                if (pythonGeluNew) {
+                    // 0.5 * x * (1.0 + tanh(sqrt(2/pi) * (x + 0.044715 * pow(x, 3.0))))
+                    NDArray inner = g.add(g.pow(3.0).mul(0.044715)).mul(Math.sqrt(2.0 / Math.PI));
+                    return g.mul(0.5).mul(inner.tanh().add(1.0));
+                }
+                NDArray gf = cast(g, DataType.FLOAT32);
+                double kBeta = Math.sqrt(2) * (2 / Math.sqrt(Math.PI)) * 0.5;
+                NDArray inner = gf.add(gf.mul(gf).mul(gf).mul(0.044715)).mul(kBeta);
+                return cast(gf.mul(0.5).mul(inner.tanh().add(1)), dtype);
+            }
+            case GELU_EXACT -> {
+                return JniUtils.gelu(pt(g));
+            }
+            case RELU2 -> {
+                return JniUtils.relu(pt(g)).square();
+            }
+            case RELU -> {
+                return JniUtils.relu(pt(g));
+            }
+            default -> throw new IllegalStateException(act.toString());
+        }
+    }
+
+    // ---- tensors in and out ----
+
+    /** A stored parameter (whole tensor, given shape) in the dtype. */
+    private NDArray param(NDManager m, TensorInfo t, long... shape) {
+        long n = 1;
+        for (long s : shape) n *= s;
+        return toDtype(m.create(TensorStore.readDoubles(t, 0, n), new Shape(shape)));
+    }
+
+    /** from_pretrained(dtype=...): float64-widened stored values cast by torch (via their exact fp32 value). */
+    private NDArray toDtype(NDArray f64) {
+        NDArray f32 = f64.toType(DataType.FLOAT32, false);
+        return cast(f32, dtype);
+    }
+
+    private static NDArray cast(NDArray x, DataType t) {
+        return x.toType(TorchRuntime.checked(t), false);
+    }
+
+    /** 1 / x as a true division (torch's CPU reciprocal and rsqrt compute exactly this). */
+    private static NDArray reciprocal(NDManager m, NDArray x) {
+        NDArray one = m.ones(x.getShape(), x.getDataType());
+        return one.div(x);
+    }
+
+    /** A probe: the tensor widened exactly to float64 and copied to the Java heap, flattened row-major. */
+    private static double[] doubles(NDArray x) {
+        try (NDArray d = x.toType(DataType.FLOAT64, true)) {
+            return d.toDoubleArray();
+        }
+    }
+
+    private static PtNDArray pt(NDArray x) {
+        return (PtNDArray) x;
+    }
+
+    // ---- timing hook ----
+
+    /**
+     * Runs {@code n} forwards of {@code pass} back to back (after one untimed warm-up) and returns the wall-clock
+     * seconds they took. For benchmarks; tests never assert on it.
+     */
+    public static double timeForwards(ForwardPass pass, Model model, ForwardInput input, ProbeLevel level, int n) {
+        if (n < 1) throw new IllegalArgumentException("n must be positive");
+        pass.run(model, input, level);
+        long t0 = System.nanoTime();
+        for (int i = 0; i < n; i++) pass.run(model, input, level);
+        return (System.nanoTime() - t0) / 1e9;
+    }
+}
