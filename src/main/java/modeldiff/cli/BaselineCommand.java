@@ -1,0 +1,32 @@
+package modeldiff.cli;
+
+import modeldiff.release.Baseline;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+
+@Command(name = "baseline", mixinStandardHelpOptions = true,
+        description = "Accept a known deviation of a release check, with a reason (the only way the baseline changes).")
+final class BaselineCommand implements Callable<Integer> {
+    @Option(names = "--release", required = true, description = "Release name (the model folder's name, or its parent's when it is called 'model').")
+    String release;
+
+    @Option(names = "--accept", required = true, paramLabel = "CHECK", description = "Check id, e.g. impl:torch:fp16 or trace:hf-bfloat16.safetensors.")
+    String check;
+
+    @Option(names = "--reason", required = true, description = "Why this deviation is acceptable.")
+    String reason;
+
+    @Option(names = "--dir", defaultValue = "src/test/resources/baselines", description = "Baseline folder (default: ${DEFAULT-VALUE}).")
+    Path dir;
+
+    @Override
+    public Integer call() {
+        Baseline b = new Baseline(dir);
+        b.accept(release, check, reason);
+        System.out.println("accepted " + check + " for " + release + " in " + b.file(release));
+        return 0;
+    }
+}
