@@ -6,6 +6,7 @@ import modeldiff.forward.ForwardInput;
 import modeldiff.forward.Implementations;
 import modeldiff.forward.ProbeLevel;
 import modeldiff.hunt.Hunt;
+import modeldiff.demo.DemoAssets;
 import modeldiff.hunt.HuntReport;
 import modeldiff.model.BadInputException;
 import modeldiff.model.Model;
@@ -34,12 +35,9 @@ import java.util.stream.Stream;
 @Command(name = "demo", mixinStandardHelpOptions = true,
         description = "Run the whole story on the shipped model: compare, locate the divergence, hunt its cause.")
 final class DemoCommand implements Callable<Integer> {
-    static final String RES = "/modeldiff/demo/";
-    static final List<String> MODEL_FILES = List.of("config.json", "generation_config.json", "model.safetensors", "TRAINING.txt");
-    static final String CLEAN = "hf-bfloat16.safetensors";
-    static final String BUGGY = "planted-act.gelu_exact-bfloat16.safetensors";
-    static final String LONG_CLEAN = "hf-bfloat16-off8150.safetensors";
-    static final String LONG_BUGGY = "planted-rope.bf16_angles-bfloat16-off8150.safetensors";
+    static final String CLEAN = DemoAssets.CLEAN;
+    static final String BUGGY = DemoAssets.GELU_BUG;
+    static final String LONG_BUGGY = DemoAssets.ROPE_BUG;
 
     @Option(names = "--out", defaultValue = "reports", paramLabel = "DIR", description = "Where demo.html goes (default: ${DEFAULT-VALUE}).")
     Path out;
@@ -51,13 +49,8 @@ final class DemoCommand implements Callable<Integer> {
     public Integer call() throws IOException {
         Path work = Files.createTempDirectory("modeldiff-demo");
         try {
-            Path modelDir = work.resolve("model");
-            Files.createDirectories(modelDir);
-            for (String f : MODEL_FILES) extract("model/" + f, modelDir.resolve(f));
-            Path traces = work.resolve("traces");
-            Files.createDirectories(traces);
-            for (String f : List.of(CLEAN, BUGGY, LONG_CLEAN, LONG_BUGGY)) extract("traces/" + f, traces.resolve(f));
-            return run(modelDir, traces);
+            DemoAssets.extract(work);
+            return run(work.resolve("model"), work.resolve("traces"));
         } finally {
             try (Stream<Path> s = Files.walk(work)) {
                 s.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
@@ -66,7 +59,6 @@ final class DemoCommand implements Callable<Integer> {
     }
 
     private int run(Path modelDir, Path traces) {
-        Files.isDirectory(out);
         Model model = Model.open(modelDir);
         Trace clean = TraceFiles.read(traces.resolve(CLEAN)), buggy = TraceFiles.read(traces.resolve(BUGGY));
         ForwardInput in = new ForwardInput(clean.tokens(), clean.positionOffset());
@@ -125,17 +117,7 @@ final class DemoCommand implements Callable<Integer> {
         return 0;
     }
 
-    private static void extract(String resource, Path to) throws IOException {
-        try (InputStream in = DemoCommand.class.getResourceAsStream(RES + resource)) {
-            if (in == null) throw new BadInputException("demo resource " + resource + " is missing from the build");
-            Files.copy(in, to);
-        }
-    }
-
-    /** The demo's tokens are bytes (plus BOS=256): show them as text. */
     static String asText(int[] tokens) {
-        StringBuilder sb = new StringBuilder();
-        for (int t : tokens) if (t < 256) sb.append((char) t);
-        return sb.toString();
+        return DemoAssets.asText(tokens);
     }
 }

@@ -1,0 +1,29 @@
+package modeldiff.cli;
+
+import modeldiff.notebook.NotebookRunner;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+
+@Command(name = "notebook", mixinStandardHelpOptions = true, description = "Run a walkthrough (notebooks/*.jsh) and render it to HTML.")
+final class NotebookCommand implements Callable<Integer> {
+    @Parameters(index = "0", paramLabel = "SCRIPT.jsh")
+    Path script;
+
+    @Option(names = "--out", required = true, paramLabel = "FILE.html")
+    Path out;
+
+    @Option(names = "--debug", description = "Show stack traces.")
+    boolean debug;
+
+    @Override
+    public Integer call() throws Exception {
+        NotebookRunner.Result r = NotebookRunner.run(script);
+        NotebookRunner.render(r, out);
+        System.out.println("ran " + r.cells().size() + " cells of " + script + "; wrote " + out);
+        return 0;
+    }
+}
