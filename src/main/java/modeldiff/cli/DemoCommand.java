@@ -112,8 +112,12 @@ final class DemoCommand implements Callable<Integer> {
         HtmlReport.write(vsLowp, run, new HtmlReport.Headline("modeldiff demo: " + (hunt.verdict() == Hunt.Verdict.EXPLAINED
                         ? "the suspect computes GELU differently" : "see below"),
                 List.of("input: \"" + text + "\"", hunt.sentence()), true), story, html);
+        Path png = out.resolve("demo.png");
+        byte[] chart = modeldiff.report.Charts.png(modeldiff.report.Charts.layerChart(vsLowp), HtmlReport.CHART_WIDTH, HtmlReport.CHART_HEIGHT);
+        modeldiff.util.AtomicFiles.write(png, o -> o.write(chart));
         System.out.println("wrote " + html);
         System.out.println("wrote " + huntHtml);
+        System.out.println("wrote " + png);
         return 0;
     }
 
