@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """HF transformers side of `bench gpu` (docs/benchmarks.md, section GPU): the same forward as modeldiff's cuda:bf16
 bench — a llama3-8b-shaped LlamaForCausalLM with seeded random bf16 weights made on the GPU, 2048 tokens, every
-decoder layer's output copied to the host by forward hooks — plus torch.matmul bf16 / fp32 at 4096^3.
+decoder layer's output copied to the host by forward hooks, and the forward alone (no hooks, logits left on the GPU) —
+plus torch.matmul bf16 at 4096^3 and at the forward's GEMM shapes (fp32 with --fp32).
 
 Usage (on the GPU box): python3 reference-impls/hf_bench.py --tokens 2048 --json OUT.json
 """
@@ -35,13 +36,14 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--tokens", type=int, default=2048)
     ap.add_argument("--json")
-    ap.add_argument("--attn", default="sdpa,eager")
+    ap.add_argument("--attn", default="sdpa")
+    ap.add_argument("--fp32", action="store_true")
     args = ap.parse_args()
     out = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__}
     import transformers
     out["transformers"] = transformers.__version__
     n = 4096
-    for dt, name, reps in ((torch.bfloat16, "bf16", 20), (torch.float32, "fp32", 5)):
+    for dt, name, reps in ((torch.bfloat16, "bf16", 20),) + (((torch.float32, "fp32", 5),) if args.fp32 else ()):
         torch.backends.cuda.matmul.allow_tf32 = False
         a = torch.randn(n, n, device="cuda", dtype=dt)
         w = torch.randn(n, n, device="cuda", dtype=dt)
@@ -49,6 +51,14 @@ def main():
         out[f"torch_matmul_{name}_4096_ms"] = round(ms, 4)
         out[f"torch_matmul_{name}_4096_tflops"] = round(2 * n ** 3 / (ms * 1e-3) / 1e12, 2)
         print(name, out[f"torch_matmul_{name}_4096_tflops"], "TFLOP/s", flush=True)
+        del a, w
+    T = args.tokens
+    for M, N, K in ((T, 14336, 4096), (T, 4096, 14336), (T, 1024, 4096), (T, 128256, 4096)):
+        a = torch.randn(M, K, device="cuda", dtype=torch.bfloat16)
+        w = torch.randn(N, K, device="cuda", dtype=torch.bfloat16)
+        ms = time_cuda(lambda: torch.matmul(a, w.t()), 20)
+        out[f"torch_matmul_bf16_{M}x{N}x{K}_tflops"] = round(2 * M * N * K / (ms * 1e-3) / 1e12, 2)
+        print(f"bf16 {M}x{N}x{K}", out[f"torch_matmul_bf16_{M}x{N}x{K}_tflops"], "TFLOP/s", flush=True)
         del a, w
 
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -85,7 +95,23 @@ def main():
             h.remove()
         out[f"hf_{impl}_forward_ms_best"] = round(min(times), 2)
         out[f"hf_{impl}_forward_ms_mean"] = round(sum(times) / len(times), 2)
-        print(impl, times, flush=True)
+        print(impl, "hooks", times, flush=True)
+
+        def bare():
+            with torch.no_grad():
+                return model(ids).logits
+
+        bare()
+        torch.cuda.synchronize()
+        times = []
+        for _ in range(5):
+            s = time.perf_counter()
+            bare()
+            torch.cuda.synchronize()
+            times.append((time.perf_counter() - s) * 1e3)
+        out[f"hf_{impl}_forward_nohooks_ms_best"] = round(min(times), 2)
+        out[f"hf_{impl}_forward_nohooks_ms_mean"] = round(sum(times) / len(times), 2)
+        print(impl, "no hooks", times, flush=True)
         del model
         torch.cuda.empty_cache()
     out["tokens"] = args.tokens

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Compiles src/main/cuda/*.cu to PTX for compute capability 9.0 (Hopper; the driver JIT-compiles it) into $1.
-# Without nvcc it prints why and succeeds: the build (CI) goes on and the cuda passes report themselves unavailable.
+# Compiles src/main/cuda/*.cu to PTX into $1: for compute capability 9.0 (Hopper; the driver JIT-compiles it), and
+# *_wgmma.cu for 9.0a (wgmma; loaded as an optional module of its own). Without nvcc it prints why and succeeds: the
+# build (CI) goes on and the cuda passes report themselves unavailable.
 set -euo pipefail
 out="${1:?usage: build-ptx.sh OUTDIR}"
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -11,10 +12,13 @@ if [ -z "$nvcc" ]; then
   exit 0
 fi
 mkdir -p "$out"
+newest="$(ls -t "$here"/*.cu "$here"/*.cuh | head -1)"
 for cu in "$here"/*.cu; do
   name="$(basename "$cu" .cu)"
-  if [ ! "$out/$name.ptx" -nt "$cu" ]; then
-    "$nvcc" -arch=compute_90 -ptx -O3 -o "$out/$name.ptx" "$cu"
-    echo "[cuda] $cu -> $out/$name.ptx"
+  arch=compute_90
+  case "$name" in *_wgmma) arch=compute_90a ;; esac
+  if [ ! "$out/$name.ptx" -nt "$newest" ]; then
+    "$nvcc" -arch=$arch -ptx -O3 -o "$out/$name.ptx" "$cu"
+    echo "[cuda] $cu -> $out/$name.ptx ($arch)"
   fi
 done

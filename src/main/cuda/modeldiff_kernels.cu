@@ -9,6 +9,7 @@
 #include <cuda_bf16.h>
 #include <mma.h>
 #include <math.h>
+#include "tc_common.cuh"
 
 using namespace nvcuda;
 typedef __nv_bfloat16 bf16;
@@ -58,7 +59,8 @@ __device__ float block_sum(float v, float* red) {
 // One block per row. RMSNorm (centered = 0) or LayerNorm (centered = 1); unit: weight is stored as offset from 1.
 // weightThenCast (Gemma): R(x̂·(1+w)); else (Llama): R(w'·R(x̂)) with w' = R(1+w) for a unit-offset weight.
 // LayerNorm: R((x−mean)·rstd·γ + b), γ = R(1+w) for LayerNorm1P.
-extern "C" __global__ void norm_rows(float* out, const float* x, const float* w, const float* b, int rows, int dim,
+// outB (may be null): the same values as bf16 (the next GEMM's A operand; exact in bf16 mode).
+extern "C" __global__ void norm_rows(float* out, bf16* outB, const float* x, const float* w, const float* b, int rows, int dim,
                                      float eps, int centered, int unit, int weightThenCast, int bf) {
     __shared__ float red[32];
     int row = blockIdx.x;
@@ -91,6 +93,7 @@ extern "C" __global__ void norm_rows(float* out, const float* x, const float* w,
             else y = R((unit ? R(1.f + w[j], bf) : w[j]) * R(xh, bf), bf);
         }
         yr[j] = y;
+        if (outB) outB[(long long)row * dim + j] = __float2bfloat16_rn(y);
     }
 }
 
@@ -338,7 +341,7 @@ __device__ float gelu_new_composite(float x, int bf) {
     float t = R(tanhf(R(0.7978845608028654f * inner, bf)), bf);
     return R(R(0.5f * x, bf) * R(1.f + t, bf), bf);
 }
-extern "C" __global__ void mlp_act(float* out, const float* g, const float* up, long long n, int kind, int gated,
+extern "C" __global__ void mlp_act(float* out, bf16* outB, const float* g, const float* up, long long n, int kind, int gated,
                                    int geluNew, int bf) {
     long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
@@ -357,7 +360,9 @@ extern "C" __global__ void mlp_act(float* out, const float* g, const float* up, 
         case 3: { float r = fmaxf(x, 0.f); a = R(r * r, bf); break; }
         default: a = fmaxf(x, 0.f);
     }
-    out[i] = gated ? R(a * up[i], bf) : a;
+    float y = gated ? R(a * up[i], bf) : a;
+    out[i] = y;
+    if (outB) outB[i] = __float2bfloat16_rn(y);
 }
 
 // ---------------------------------------------------------------- residual add, soft-cap
@@ -389,3 +394,247 @@ extern "C" __global__ void fill_f32(float* w, long long n, unsigned long long se
     float u = (hash32(seed * 0x9E3779B97F4A7C15ULL + i) >> 8) * (1.0f / 16777216.0f);
     w[i] = offset + amp * (2.f * u - 1.f);
 }
+
+// ---------------------------------------------------------------- fp32 -> bf16 (GEMM / attention operands)
+extern "C" __global__ void f32_to_bf16(bf16* out, const float* in, long long n) {
+    long long i = ((long long)blockIdx.x * blockDim.x + threadIdx.x) * 4;
+    if (i + 4 <= n && ((((unsigned long long)in) & 15) == 0)) {
+        float4 v = *(const float4*)(in + i);
+        out[i] = __float2bfloat16_rn(v.x);
+        out[i + 1] = __float2bfloat16_rn(v.y);
+        out[i + 2] = __float2bfloat16_rn(v.z);
+        out[i + 3] = __float2bfloat16_rn(v.w);
+    } else {
+        for (long long j = i; j < n && j < i + 4; j++) out[j] = __float2bfloat16_rn(in[j]);
+    }
+}
+
+// ---------------------------------------------------------------- GEMM, bf16 tensor cores (mma.sync)
+// C[M, N] = R(A[M, K] · W[N, K]ᵀ + bias[N]), A and W bf16 (K % 8 == 0, 16-byte aligned rows), fp32 accumulate.
+// 128×256×64 block tile, 8 warps as 2 (M) × 4 (N) of 64×64, mma.sync m16n8k16 fed by ldmatrix from 128-byte-swizzled
+// shared memory, MM_ST-stage cp.async pipeline (zero-filled beyond M, N, K). Grid: (M tiles, N tiles).
+#define MM_BM 128
+#define MM_BN 256
+#define MM_ST 4
+extern "C" __global__ void __launch_bounds__(256, 1) gemm_mma(float* C, const bf16* A, const bf16* W, const float* bias,
+                                                               int M, int N, int K, int bf) {
+    extern __shared__ unsigned char smem_raw[];
+    const unsigned STAGE = (MM_BM + MM_BN) * 128;
+    unsigned sb = (smem_u32(smem_raw) + 1023u) & ~1023u;
+    int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    int wm = warp >> 2, wn = warp & 3;
+    int m0 = blockIdx.x * MM_BM, n0 = blockIdx.y * MM_BN;
+    int KT = (K + 63) / 64;
+    float acc[4][8][4];
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+#pragma unroll
+        for (int j = 0; j < 8; j++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) acc[i][j][e] = 0.f;
+#pragma unroll
+    for (int s = 0; s < MM_ST - 1; s++) {
+        if (s < KT) {
+            load_tile64<MM_BM, 256>(sb + s * STAGE, A, m0, M, s * 64, K, tid);
+            load_tile64<MM_BN, 256>(sb + s * STAGE + MM_BM * 128, W, n0, N, s * 64, K, tid);
+        }
+        cp_async_commit();
+    }
+    for (int kt = 0; kt < KT; kt++) {
+        cp_async_wait<MM_ST - 2>();
+        __syncthreads();
+        int nk = kt + MM_ST - 1;
+        if (nk < KT) {
+            unsigned st = sb + (nk % MM_ST) * STAGE;
+            load_tile64<MM_BM, 256>(st, A, m0, M, nk * 64, K, tid);
+            load_tile64<MM_BN, 256>(st + MM_BM * 128, W, n0, N, nk * 64, K, tid);
+        }
+        cp_async_commit();
+        unsigned As = sb + (kt % MM_ST) * STAGE, Bs = As + MM_BM * 128;
+#pragma unroll
+        for (int kk = 0; kk < 4; kk++) {
+            unsigned af[4][4], bfr[8][2];
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+                ldsm_x4(As + swz128(wm * 64 + i * 16 + (lane & 15), kk * 2 + (lane >> 4)), af[i][0], af[i][1], af[i][2], af[i][3]);
+#pragma unroll
+            for (int j = 0; j < 4; j++)
+                ldsm_x4(Bs + swz128(wn * 64 + j * 16 + (lane & 7) + ((lane >> 4) << 3), kk * 2 + ((lane >> 3) & 1)),
+                        bfr[2 * j][0], bfr[2 * j][1], bfr[2 * j + 1][0], bfr[2 * j + 1][1]);
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+#pragma unroll
+                for (int j = 0; j < 8; j++) mma_bf16(acc[i][j], af[i], bfr[j][0], bfr[j][1]);
+        }
+    }
+    cp_async_wait<0>();
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            int row = m0 + wm * 64 + i * 16 + (lane >> 2), col = n0 + wn * 64 + j * 8 + (lane & 3) * 2;
+            store2(C, bias, M, N, row, col, acc[i][j][0], acc[i][j][1], bf);
+            store2(C, bias, M, N, row + 8, col, acc[i][j][2], acc[i][j][3], bf);
+        }
+}
+
+// ---------------------------------------------------------------- attention on tensor cores (bf16 operands)
+// Causal (optionally sliding, soft-capped, grouped-KV) attention, flash-style: a block = 64 queries of one head,
+// 4 warps × 16 query rows; K/V tiles of 64 keys in shared memory (cp.async, double-buffered, swizzled); S = Q·Kᵀ and
+// O += P·V with mma.sync m16n8k16 (fp32 accumulate); online softmax in fp32; P is rounded to bf16 for the P·V product.
+// Scores are rounded as HF rounds them in bf16 mode (q·k, ·scale, soft-cap), the output once. q/k/v are bf16 copies
+// of the [T, heads·hd] / [T, kvHeads·hd] activations. out: fp32 [T, heads·hd]; outB (may be null): same, as bf16.
+#define FA_BQ 64
+#define FA_BK 64
+template <int HD>
+__device__ __forceinline__ void attn_tc_impl(float* out, bf16* outB, const bf16* q, const bf16* k, const bf16* v, int T,
+                                             int heads, int kvHeads, int window, float scale, int divide, float scaleDiv,
+                                             float cap, int bf) {
+    constexpr int CH = HD / 8;             // 16-byte chunks per row
+    constexpr int SW = CH < 8 ? CH : 8;    // swizzle width (chunks)
+    constexpr int ROWB = HD * 2;
+    constexpr int KD = HD / 16;            // k16 steps over the head dim
+    constexpr int ND = HD / 8;             // n8 tiles over the head dim
+    extern __shared__ unsigned char fa_smem[];
+    unsigned sQ = (smem_u32(fa_smem) + 127u) & ~127u;
+    unsigned sK = sQ + FA_BQ * ROWB, sV = sK + 2 * FA_BK * ROWB;
+    int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    int h = blockIdx.y, kvh = h / (heads / kvHeads);
+    int q0 = (gridDim.x - 1 - blockIdx.x) * FA_BQ;   // heaviest (latest) query blocks first
+    long long qStride = (long long)heads * HD, kStride = (long long)kvHeads * HD;
+    auto sw = [](int r, int c) { return (unsigned)(r * ROWB + ((c ^ (r & (SW - 1))) << 4)); };
+    auto loadRows = [&](unsigned base, const bf16* g, long long stride, int col0, int t0, int n) {
+        for (int id = tid; id < n * CH; id += 128) {
+            int r = id / CH, c = id % CH;
+            int t = t0 + r;
+            bool ok = t < T;
+            const bf16* src = ok ? g + (long long)t * stride + col0 + c * 8 : g;
+            cp_async16(base + sw(r, c), src, ok);
+        }
+    };
+    int kEnd = min(T, q0 + FA_BQ);
+    int kStart = window > 0 ? max(0, q0 - window + 1) : 0;
+    int nTiles = (kEnd - kStart + FA_BK - 1) / FA_BK;
+    loadRows(sQ, q, qStride, h * HD, q0, FA_BQ);
+    loadRows(sK, k, kStride, kvh * HD, kStart, FA_BK);
+    loadRows(sV, v, kStride, kvh * HD, kStart, FA_BK);
+    cp_async_commit();
+
+    unsigned qf[KD][4];
+    float o[ND][4];
+#pragma unroll
+    for (int n = 0; n < ND; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
+    float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.f, 0.f};
+    int tRow = q0 + warp * 16 + (lane >> 2);   // and tRow + 8
+
+    for (int it = 0; it < nTiles; it++) {
+        int k0 = kStart + it * FA_BK, buf = it & 1;
+        if (it + 1 < nTiles) {
+            int nb = buf ^ 1;
+            loadRows(sK + nb * FA_BK * ROWB, k, kStride, kvh * HD, k0 + FA_BK, FA_BK);
+            loadRows(sV + nb * FA_BK * ROWB, v, kStride, kvh * HD, k0 + FA_BK, FA_BK);
+        }
+        cp_async_commit();
+        cp_async_wait<1>();
+        __syncthreads();
+        if (it == 0) {
+#pragma unroll
+            for (int kk = 0; kk < KD; kk++)
+                ldsm_x4(sQ + sw(warp * 16 + (lane & 15), kk * 2 + (lane >> 4)), qf[kk][0], qf[kk][1], qf[kk][2], qf[kk][3]);
+        }
+        unsigned Kb = sK + buf * FA_BK * ROWB, Vb = sV + buf * FA_BK * ROWB;
+        float s[8][4];
+#pragma unroll
+        for (int j = 0; j < 8; j++) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+#pragma unroll
+        for (int kk = 0; kk < KD; kk++)
+#pragma unroll
+            for (int jp = 0; jp < 4; jp++) {
+                unsigned b0, b1, b2, b3;
+                ldsm_x4(Kb + sw(jp * 16 + (lane & 7) + ((lane >> 4) << 3), kk * 2 + ((lane >> 3) & 1)), b0, b1, b2, b3);
+                mma_bf16(s[2 * jp], qf[kk], b0, b1);
+                mma_bf16(s[2 * jp + 1], qf[kk], b2, b3);
+            }
+        float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+        for (int j = 0; j < 8; j++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                int key = k0 + j * 8 + (lane & 3) * 2 + (e & 1), t = tRow + (e >> 1) * 8;
+                float x = round_bf(s[j][e], bf);
+                x = divide ? round_bf(x / scaleDiv, bf) : round_bf(x * scale, bf);
+                if (cap > 0.f) x = bf ? round_bf(round_bf(tanhf(round_bf(x / cap, 1)), 1) * cap, 1) : cap * tanhf(x / cap);
+                bool valid = key < T && key <= t && (window <= 0 || t - key < window);
+                x = valid ? x : -INFINITY;
+                s[j][e] = x;
+                mx[e >> 1] = fmaxf(mx[e >> 1], x);
+            }
+        float corr[2], base[2];
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+            float mn = fmaxf(mrow[r], mx[r]);
+            base[r] = mn == -INFINITY ? 0.f : mn;
+            corr[r] = expf(mrow[r] - base[r]);
+            mrow[r] = mn;
+            lrow[r] *= corr[r];
+        }
+#pragma unroll
+        for (int j = 0; j < 8; j++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                float p = expf(s[j][e] - base[e >> 1]);
+                s[j][e] = p;
+                lrow[e >> 1] += p;
+            }
+#pragma unroll
+        for (int n = 0; n < ND; n++) {
+            o[n][0] *= corr[0]; o[n][1] *= corr[0];
+            o[n][2] *= corr[1]; o[n][3] *= corr[1];
+        }
+#pragma unroll
+        for (int kk = 0; kk < 4; kk++) {   // 16 keys per step
+            unsigned pa[4] = {pack_bf16(s[2 * kk][0], s[2 * kk][1]), pack_bf16(s[2 * kk][2], s[2 * kk][3]),
+                              pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]), pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+#pragma unroll
+            for (int dp = 0; dp < HD / 16; dp++) {
+                unsigned b0, b1, b2, b3;
+                ldsm_x4_t(Vb + sw(kk * 16 + (lane & 7) + (((lane >> 3) & 1) << 3), dp * 2 + (lane >> 4)), b0, b1, b2, b3);
+                mma_bf16(o[2 * dp], pa, b0, b1);
+                mma_bf16(o[2 * dp + 1], pa, b2, b3);
+            }
+        }
+        __syncthreads();   // this buffer is refilled two tiles on
+    }
+    cp_async_wait<0>();
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        lrow[r] += __shfl_xor_sync(0xffffffffu, lrow[r], 1);
+        lrow[r] += __shfl_xor_sync(0xffffffffu, lrow[r], 2);
+    }
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        int t = tRow + r * 8;
+        if (t >= T) continue;
+        float inv = 1.f / lrow[r];
+#pragma unroll
+        for (int n = 0; n < ND; n++) {
+            int d = n * 8 + (lane & 3) * 2;
+            float v0 = round_bf(o[n][2 * r] * inv, bf), v1 = round_bf(o[n][2 * r + 1] * inv, bf);
+            long long at = (long long)t * qStride + h * HD + d;
+            *(float2*)(out + at) = make_float2(v0, v1);
+            if (outB) *(__nv_bfloat162*)(outB + at) = __floats2bfloat162_rn(v0, v1);
+        }
+    }
+}
+#define ATTN_TC(HD)                                                                                                    \
+    extern "C" __global__ void __launch_bounds__(128) attention_tc##HD(float* out, bf16* outB, const bf16* q,          \
+            const bf16* k, const bf16* v, int T, int heads, int kvHeads, int window, float scale, int divide,         \
+            float scaleDiv, float cap, int bf) {                                                                       \
+        attn_tc_impl<HD>(out, outB, q, k, v, T, heads, kvHeads, window, scale, divide, scaleDiv, cap, bf);            \
+    }
+ATTN_TC(16)
+ATTN_TC(32)
+ATTN_TC(64)
+ATTN_TC(128)

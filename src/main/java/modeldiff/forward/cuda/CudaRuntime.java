@@ -6,13 +6,18 @@ import jcuda.driver.CUcontext;
 import jcuda.driver.CUdevice;
 import jcuda.driver.CUdeviceptr;
 import jcuda.driver.CUfunction;
+import jcuda.driver.CUevent;
+import jcuda.driver.CUfunction_attribute;
 import jcuda.driver.CUmodule;
+import jcuda.driver.CUstream;
 import jcuda.driver.JCudaDriver;
 
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
+import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 
 import static jcuda.driver.JCudaDriver.*;
@@ -27,6 +32,8 @@ import static jcuda.driver.JCudaDriver.*;
  */
 public final class CudaRuntime {
     public static final String PTX_RESOURCE = "/cuda/modeldiff_kernels.ptx";
+    /** Hopper-only kernels (wgmma, PTX for sm_90a): optional, loaded into a module of their own. */
+    public static final String PTX_SM90A_RESOURCE = "/cuda/modeldiff_wgmma.ptx";
 
     private static CudaRuntime instance;
     private static String failure;
@@ -34,8 +41,13 @@ public final class CudaRuntime {
     public final CUdevice device;
     public final CUcontext context;
     public final String deviceName;
-    private final CUmodule module;
+    private final List<CUmodule> modules = new ArrayList<>();
     private final Map<String, CUfunction> functions = new HashMap<>();
+    private final Map<String, Integer> dynamicSmem = new HashMap<>();
+    /** Why the sm_90a module is not loaded (null when it is). */
+    public final String sm90aFailure;
+    /** Non-blocking streams (no implicit synchronisation with the legacy default stream, where kernels run). */
+    private CUstream copyStream, uploadStream;
 
     private CudaRuntime(byte[] ptx) {
         JCudaDriver.setExceptionsEnabled(true);
@@ -52,8 +64,22 @@ public final class CudaRuntime {
         context = new CUcontext();
         cuDevicePrimaryCtxRetain(context, device);
         cuCtxSetCurrent(context);
-        module = new CUmodule();
+        CUmodule module = new CUmodule();
         cuModuleLoadData(module, ptx);
+        modules.add(module);
+        String why = null;
+        try {
+            byte[] ptx90a = loadPtx(PTX_SM90A_RESOURCE);
+            if (ptx90a == null) why = "no " + PTX_SM90A_RESOURCE;
+            else {
+                CUmodule m = new CUmodule();
+                cuModuleLoadData(m, ptx90a);
+                modules.add(m);
+            }
+        } catch (Throwable t) {
+            why = t.getClass().getSimpleName() + ": " + String.valueOf(t.getMessage()).lines().findFirst().orElse("");
+        }
+        sm90aFailure = why;
     }
 
     /** The runtime, or null when CUDA cannot be used here ({@link #unavailableReason()} says why). */
@@ -64,7 +90,7 @@ public final class CudaRuntime {
         }
         if (failure != null) return null;
         try {
-            byte[] ptx = loadPtx();
+            byte[] ptx = loadPtx(PTX_RESOURCE);
             if (ptx == null) {
                 failure = "kernels not built (no " + PTX_RESOURCE + " on the class path: the build found no nvcc)";
                 return null;
@@ -87,8 +113,8 @@ public final class CudaRuntime {
     }
 
     /** PTX text with the trailing NUL cuModuleLoadData needs, or null when the resource is absent. */
-    static byte[] loadPtx() throws IOException {
-        try (InputStream in = CudaRuntime.class.getResourceAsStream(PTX_RESOURCE)) {
+    static byte[] loadPtx(String resource) throws IOException {
+        try (InputStream in = CudaRuntime.class.getResourceAsStream(resource)) {
             if (in == null) return null;
             ByteArrayOutputStream out = new ByteArrayOutputStream();
             in.transferTo(out);
@@ -103,11 +129,70 @@ public final class CudaRuntime {
     }
 
     public synchronized CUfunction function(String name) {
-        return functions.computeIfAbsent(name, k -> {
-            CUfunction f = new CUfunction();
-            cuModuleGetFunction(f, module, k);
-            return f;
-        });
+        CUfunction f = functions.get(name);
+        if (f != null) return f;
+        RuntimeException last = null;
+        for (CUmodule m : modules) {
+            try {
+                f = new CUfunction();
+                cuModuleGetFunction(f, m, name);
+                functions.put(name, f);
+                return f;
+            } catch (RuntimeException e) {   // CUDA_ERROR_NOT_FOUND in this module
+                last = e;
+            }
+        }
+        throw last != null ? last : new IllegalStateException("no kernel " + name);
+    }
+
+    /** Whether a kernel of this name is loaded (the sm_90a ones only when their module loaded). */
+    public synchronized boolean has(String name) {
+        try {
+            function(name);
+            return true;
+        } catch (RuntimeException e) {
+            return false;
+        }
+    }
+
+    /** Lets {@code kernel} use {@code bytes} of dynamic shared memory (over 48 KB must be opted into). */
+    public synchronized void allowDynamicSmem(String kernel, int bytes) {
+        Integer have = dynamicSmem.get(kernel);
+        if (have != null && have >= bytes) return;
+        cuFuncSetAttribute(function(kernel), CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, bytes);
+        dynamicSmem.put(kernel, bytes);
+    }
+
+    /** The stream for device-to-host copies of probes (non-blocking). */
+    public synchronized CUstream copyStream() {
+        if (copyStream == null) {
+            copyStream = new CUstream();
+            cuStreamCreate(copyStream, jcuda.driver.CUstream_flags.CU_STREAM_NON_BLOCKING);
+        }
+        return copyStream;
+    }
+
+    /** The stream for host-to-device weight uploads of streamed layers (non-blocking). */
+    public synchronized CUstream uploadStream() {
+        if (uploadStream == null) {
+            uploadStream = new CUstream();
+            cuStreamCreate(uploadStream, jcuda.driver.CUstream_flags.CU_STREAM_NON_BLOCKING);
+        }
+        return uploadStream;
+    }
+
+    /** An event without timing (for ordering between streams). */
+    public static CUevent event() {
+        CUevent e = new CUevent();
+        cuEventCreate(e, jcuda.driver.CUevent_flags.CU_EVENT_DISABLE_TIMING);
+        return e;
+    }
+
+    /** Free and total device memory in bytes. */
+    public static long[] memInfo() {
+        long[] free = new long[1], total = new long[1];
+        cuMemGetInfo(free, total);
+        return new long[]{free[0], total[0]};
     }
 
     // ---- small helpers ----
@@ -142,6 +227,12 @@ public final class CudaRuntime {
         return out;
     }
 
+    public static short[] downloadShorts(CUdeviceptr p, int n) {
+        short[] out = new short[n];
+        if (n > 0) cuMemcpyDtoH(Pointer.to(out), p, (long) n * Sizeof.SHORT);
+        return out;
+    }
+
     public static void free(CUdeviceptr p) {
         if (p != null) cuMemFree(p);
     }
@@ -158,6 +249,7 @@ public final class CudaRuntime {
             else if (a instanceof Float v) ps[i] = Pointer.to(new float[]{v});
             else throw new IllegalArgumentException("kernel argument " + i + ": " + a.getClass());
         }
+        if (sharedBytes > 48 * 1024) allowDynamicSmem(kernel, sharedBytes);
         cuLaunchKernel(function(kernel), gx, gy, 1, bx, 1, 1, sharedBytes, null, Pointer.to(ps), null);
     }
 

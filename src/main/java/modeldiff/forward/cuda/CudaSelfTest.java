@@ -47,9 +47,17 @@ public final class CudaSelfTest {
         }
         System.out.println("device: " + rt.deviceName);
         boolean ok = true;
+        System.out.println("sm_90a module: " + (rt.sm90aFailure == null ? "loaded" : rt.sm90aFailure)
+                + "; gemm " + Kernels.defaultGemm(rt) + ", attention " + new Kernels(rt).attention);
         if (mode.equals("selftest")) {
             ok = kernels(rt, System.out);
             ok &= fixtures(Path.of(args.length > 1 ? args[1] : "src/test/resources/fixtures"), System.out);
+        } else if (mode.equals("gemmcheck") || mode.equals("attncheck")) {
+            KernelChecks kc = new KernelChecks(rt);
+            List<KernelChecks.Result> rs = mode.equals("attncheck") ? kc.attentionTcOnly()
+                    : kc.gemmOnly(Kernels.Gemm.valueOf(args[1].toUpperCase(Locale.ROOT)));
+            KernelChecks.print(rs, System.out::println);
+            ok = rs.stream().allMatch(KernelChecks.Result::ok);
         } else if (mode.equals("bench")) {
             bench(rt, args.length > 1 ? args[1] : "llama3-8b", args.length > 2 ? Integer.parseInt(args[2]) : 2048,
                     args.length > 3 ? Path.of(args[3]) : null);
@@ -87,9 +95,15 @@ public final class CudaSelfTest {
             Trace low = new LowpPass(Precision.BF16, Fixes.NONE).run(model, in, ProbeLevel.ALL);
             Trace f32 = new CudaPass(false, Fixes.NONE).run(model, in, ProbeLevel.ALL);
             Trace b16 = new CudaPass(true, Fixes.NONE).run(model, in, ProbeLevel.ALL);
+            // the same passes with the layers streamed through two device slots: identical, bit for bit
+            CudaPass s32 = new CudaPass(false, Fixes.NONE), s16 = new CudaPass(true, Fixes.NONE);
+            s32.forceStreamed = true;
+            s16.forceStreamed = true;
+            boolean streamedSame = identical(f32, s32.run(model, in, ProbeLevel.ALL), out, name + " fp32")
+                    & identical(b16, s16.run(model, in, ProbeLevel.ALL), out, name + " bf16");
             double[] fp32Ref = worst(ref, f32, ref), b16Ref = worst(ref, b16, ref), lowRef = worst(ref, low, ref),
                     b16Low = worst(low, b16, ref), b16Hf = hf == null ? null : worst(hf, b16, hf), lowHf = hf == null ? null : worst(hf, low, hf);
-            boolean famOk = fp32Ref[0] <= -5;
+            boolean famOk = fp32Ref[0] <= -5 && streamedSame;
             // bf16 within the bf16 noise: at every probe no farther from the reference than lowp:bf16 / HF bf16 are, + 0.5
             for (String p : ref.probeNames()) {
                 double c = lg(ref, b16, p), l = lg(ref, low, p), h = hf != null && hf.has(p) ? lg(ref, hf, p) : l;
@@ -99,10 +113,21 @@ public final class CudaSelfTest {
                 }
             }
             ok &= famOk;
-            out.println(String.format("%-14s %17s %17s %17s %17s %17s %17s %s", name, fmt(fp32Ref), fmt(b16Ref), fmt(lowRef),
-                    fmt(b16Low), fmt(b16Hf), fmt(lowHf), famOk ? "ok" : "FAIL"));
+            out.println(String.format("%-14s %17s %17s %17s %17s %17s %17s %s %s", name, fmt(fp32Ref), fmt(b16Ref), fmt(lowRef),
+                    fmt(b16Low), fmt(b16Hf), fmt(lowHf), streamedSame ? "streamed=resident" : "STREAMED DIFFERS", famOk ? "ok" : "FAIL"));
         }
         return ok;
+    }
+
+    /** Every probe of a equal, bit for bit, in b. */
+    static boolean identical(Trace a, Trace b, PrintStream out, String what) {
+        for (String p : a.probeNames()) {
+            if (!b.has(p) || !java.util.Arrays.equals(a.probe(p).data(), b.probe(p).data())) {
+                out.println("  " + what + ": streamed differs from resident at " + p);
+                return false;
+            }
+        }
+        return true;
     }
 
     private static double lg(Trace a, Trace b, String p) {
@@ -138,59 +163,137 @@ public final class CudaSelfTest {
     public static void bench(CudaRuntime rt, String shape, int tokens, Path json) throws IOException {
         if (!shape.equals("llama3-8b")) throw new IllegalArgumentException("known shapes: llama3-8b");
         Kernels k = new Kernels(rt);
-        StringBuilder js = new StringBuilder("{\n  \"device\": \"" + rt.deviceName + "\",\n");
-        // GEMM 4096³
-        int n = 4096;
-        for (boolean bf : new boolean[]{true, false}) {
-            CUdeviceptr a = CudaRuntime.alloc(4L * n * n), w = CudaRuntime.alloc((bf ? 2L : 4L) * n * n), c = CudaRuntime.alloc(4L * n * n);
-            k.fillF32(a, (long) n * n, 1, 1f, 0f);
-            if (bf) k.fillBf16(w, (long) n * n, 2, 1f, 0f);
-            else k.fillF32(w, (long) n * n, 2, 1f, 0f);
-            int reps = bf ? 20 : 3;
-            double ms = time(() -> k.gemm(c, a, w, bf, null, n, n, n, false), reps);
-            double tflops = 2.0 * n * n * n / (ms * 1e-3) / 1e12;
-            System.out.printf("gemm %s 4096^3: %.3f ms, %.1f TFLOP/s%n", bf ? "bf16 (wmma)" : "fp32 (ffma)", ms, tflops);
-            js.append(String.format("  \"gemm_%s_4096_ms\": %.4f,\n  \"gemm_%s_4096_tflops\": %.2f,\n", bf ? "bf16" : "fp32", ms, bf ? "bf16" : "fp32", tflops));
-            CudaRuntime.free(a);
-            CudaRuntime.free(w);
-            CudaRuntime.free(c);
+        StringBuilder js = new StringBuilder("{\n  \"device\": \"" + rt.deviceName + "\",\n  \"gemm_default\": \"" + k.gemm
+                + "\",\n  \"attention_default\": \"" + k.attention + "\",\n");
+        // GEMM 4096³ (and the forward's shapes): each kernel, CUDA-event timing, mean of reps after a warm-up
+        List<Kernels.Gemm> variants = new ArrayList<>();
+        if (rt.has("gemm_wgmma") && !Boolean.getBoolean("modeldiff.cuda.skipWgmmaChecks")) variants.add(Kernels.Gemm.WGMMA);
+        variants.add(Kernels.Gemm.MMA);
+        variants.add(Kernels.Gemm.WMMA);
+        int[][] shapes = {{4096, 4096, 4096}, {tokens, 14336, 4096}, {tokens, 4096, 14336}, {tokens, 1024, 4096}, {tokens, 128256, 4096}};
+        for (int[] sh : shapes) {
+            int M = sh[0], N = sh[1], K = sh[2];
+            CUdeviceptr a = CudaRuntime.alloc(4L * M * K), aB = CudaRuntime.alloc(2L * M * K), w = CudaRuntime.alloc(2L * N * K),
+                    c = CudaRuntime.alloc(4L * M * N);
+            k.fillF32(a, (long) M * K, 1, 1f, 0f);
+            k.toBf16(aB, a, (long) M * K);
+            k.fillBf16(w, (long) N * K, 2, 1f, 0f);
+            for (Kernels.Gemm g : variants) {
+                if (g == Kernels.Gemm.WMMA && M != 4096) continue;
+                k.gemm = g;
+                int reps = g == Kernels.Gemm.WMMA ? 10 : 20;
+                double ms = time(() -> k.gemm(c, a, g == Kernels.Gemm.WMMA ? null : aB, w, true, null, M, N, K, false), reps);
+                double tflops = 2.0 * M * N * K / (ms * 1e-3) / 1e12;
+                String key = String.format("gemm_%s_%dx%dx%d", g.name().toLowerCase(Locale.ROOT), M, N, K);
+                System.out.printf("%s: %.3f ms, %.1f TFLOP/s%n", key, ms, tflops);
+                js.append(String.format("  \"%s_ms\": %.4f,\n  \"%s_tflops\": %.2f,\n", key, ms, key, tflops));
+            }
+            for (CUdeviceptr p : new CUdeviceptr[]{a, aB, w, c}) CudaRuntime.free(p);
         }
-        // full forward, synthetic bf16 weights of the real shape, every layer output copied to the host
+        k.gemm = Kernels.defaultGemm(rt);
+        if (Boolean.getBoolean("modeldiff.cuda.benchFp32Gemm")) {
+            int n = 4096;
+            CUdeviceptr a = CudaRuntime.alloc(4L * n * n), w = CudaRuntime.alloc(4L * n * n), c = CudaRuntime.alloc(4L * n * n);
+            k.fillF32(a, (long) n * n, 1, 1f, 0f);
+            k.fillF32(w, (long) n * n, 2, 1f, 0f);
+            double ms = time(() -> k.gemm(c, a, w, false, null, n, n, n, false), 3);
+            System.out.printf("gemm fp32 (ffma) 4096^3: %.3f ms, %.1f TFLOP/s%n", ms, 2.0 * n * n * n / (ms * 1e-3) / 1e12);
+            for (CUdeviceptr p : new CUdeviceptr[]{a, w, c}) CudaRuntime.free(p);
+        }
+        // attention alone, llama3-8b layer shape
+        {
+            int T = tokens, heads = 32, kvh = 8, hd = 128;
+            CUdeviceptr q = CudaRuntime.alloc(4L * T * heads * hd), kk = CudaRuntime.alloc(4L * T * kvh * hd), v = CudaRuntime.alloc(4L * T * kvh * hd);
+            CUdeviceptr qB = CudaRuntime.alloc(2L * T * heads * hd), kB = CudaRuntime.alloc(2L * T * kvh * hd), vB = CudaRuntime.alloc(2L * T * kvh * hd);
+            CUdeviceptr o = CudaRuntime.alloc(4L * T * heads * hd), oB = CudaRuntime.alloc(2L * T * heads * hd);
+            k.fillF32(q, (long) T * heads * hd, 3, 1f, 0f);
+            k.fillF32(kk, (long) T * kvh * hd, 4, 1f, 0f);
+            k.fillF32(v, (long) T * kvh * hd, 5, 1f, 0f);
+            k.toBf16(qB, q, (long) T * heads * hd);
+            k.toBf16(kB, kk, (long) T * kvh * hd);
+            k.toBf16(vB, v, (long) T * kvh * hd);
+            float sc = (float) (1 / Math.sqrt(hd));
+            double flops = 4.0 * heads * hd * T * (T + 1) / 2.0;
+            double tc = time(() -> k.attentionTc(o, oB, qB, kB, vB, T, heads, kvh, hd, 0, sc, false, 1f, Float.NaN, true), 10);
+            double simt = time(() -> k.attention(o, q, kk, v, T, heads, kvh, hd, 0, sc, false, 1f, Float.NaN, true), 3);
+            System.out.printf("attention T=%d 32/8 heads d128 causal: tensor cores %.3f ms (%.1f TFLOP/s), CUDA cores %.3f ms%n",
+                    T, tc, flops / (tc * 1e-3) / 1e12, simt);
+            js.append(String.format("  \"attention_tc_ms\": %.4f,\n  \"attention_simt_ms\": %.4f,\n", tc, simt));
+            for (CUdeviceptr p : new CUdeviceptr[]{q, kk, v, qB, kB, vB, o, oB}) CudaRuntime.free(p);
+        }
+        // full forward, synthetic bf16 weights of the real shape, every layer output and the logits to the host
         Path dir = Files.createTempDirectory("modeldiff-bench");
         Files.writeString(dir.resolve("config.json"), LLAMA3_8B, StandardCharsets.UTF_8);
         ModelConfig c = ModelConfig.load(dir);
+        int[] ids = new int[tokens];
+        java.util.Random r = new java.util.Random(7);
+        for (int i = 0; i < tokens; i++) ids[i] = r.nextInt(c.vocabSize);
+        CudaPass pass = new CudaPass(true, Fixes.NONE);
+        long[] copied = {0};
+        double[] touch = {0};
+        CudaPass.ProbeSink sink = (name, cols, data) -> {
+            copied[0] += data.remaining();
+            touch[0] += data.get(0) + data.get(data.remaining() - 1);   // the values are in host memory
+        };
+        float[] residentLogits;
         long t0 = System.nanoTime();
         try (DeviceModel dm = DeviceModel.synthetic(c, true, 42, k)) {
             System.out.printf("synthetic weights: %.2f GB in %.1f s%n", dm.bytes() / 1e9, (System.nanoTime() - t0) / 1e9);
-            int[] ids = new int[tokens];
-            java.util.Random r = new java.util.Random(7);
-            for (int i = 0; i < tokens; i++) ids[i] = r.nextInt(c.vocabSize);
-            CudaPass pass = new CudaPass(true, Fixes.NONE);
-            long[] copied = {0};
-            CudaPass.ProbeSink sink = (name, cols, data) -> copied[0] += data.length;
-            pass.forward(rt, dm, ids, 0, ProbeLevel.LAYERS, sink);   // warm-up
-            int reps = 3;
-            double best = Double.MAX_VALUE, sum = 0;
-            for (int i = 0; i < reps; i++) {
-                long s = System.nanoTime();
-                pass.forward(rt, dm, ids, 0, ProbeLevel.LAYERS, sink);
-                double ms = (System.nanoTime() - s) / 1e6;
-                best = Math.min(best, ms);
-                sum += ms;
-            }
-            double noCopy = Double.MAX_VALUE;
-            for (int i = 0; i < reps; i++) {
-                long s = System.nanoTime();
-                pass.forward(rt, dm, ids, 0, ProbeLevel.LAYERS, null);
-                noCopy = Math.min(noCopy, (System.nanoTime() - s) / 1e6);
-            }
-            System.out.printf("forward llama3-8b bf16 T=%d: best %.1f ms, mean %.1f ms (layer outputs copied to host); %.1f ms without copies%n",
-                    tokens, best, sum / reps, noCopy);
-            js.append(String.format("  \"shape\": \"%s\",\n  \"tokens\": %d,\n  \"forward_ms_best\": %.2f,\n  \"forward_ms_mean\": %.2f,\n  \"forward_ms_no_copies\": %.2f,\n  \"weights_gb\": %.3f\n}\n",
-                    shape, tokens, best, sum / reps, noCopy, dm.bytes() / 1e9));
+            residentLogits = logits(rt, pass, dm, ids);   // also the warm-up
+            double[] withCopies = timeForward(rt, pass, dm, ids, ProbeLevel.LAYERS, sink, 3);
+            double[] noCopies = timeForward(rt, pass, dm, ids, ProbeLevel.LAYERS, null, 3);
+            System.out.printf("forward llama3-8b bf16 T=%d: best %.1f ms, mean %.1f ms (layer outputs + logits to host, %.2f GB);"
+                            + " best %.1f ms, mean %.1f ms without copies%n", tokens, withCopies[0], withCopies[1],
+                    copied[0] * 4.0 / 3 / 1e9, noCopies[0], noCopies[1]);
+            js.append(String.format("  \"shape\": \"%s\",\n  \"tokens\": %d,\n  \"forward_ms_best\": %.2f,\n  \"forward_ms_mean\": %.2f,\n"
+                            + "  \"forward_ms_no_copies\": %.2f,\n  \"forward_ms_no_copies_mean\": %.2f,\n  \"weights_gb\": %.3f,\n",
+                    shape, tokens, withCopies[0], withCopies[1], noCopies[0], noCopies[1], dm.bytes() / 1e9));
+        }
+        // the same weights streamed layer by layer under an imposed device budget
+        String cap = System.getProperty("modeldiff.cuda.benchStreamBudget", "6g");
+        long budget = DeviceModel.parseBytes(cap);
+        t0 = System.nanoTime();
+        try (DeviceModel dm = DeviceModel.synthetic(c, true, 42, k, true)) {
+            long resident = 2L * c.vocabSize * c.hiddenSize * 2;
+            System.out.printf("streamed: %.2f GB of weights, budget %s; made in %.1f s%n", dm.bytes() / 1e9, cap, (System.nanoTime() - t0) / 1e9);
+            if (dm.bytes() <= budget) System.out.println("  (the model fits the budget: streaming forced anyway)");
+            float[] streamedLogits = logits(rt, pass, dm, ids);
+            boolean same = java.util.Arrays.equals(residentLogits, streamedLogits);
+            double[] st = timeForward(rt, pass, dm, ids, ProbeLevel.LAYERS, sink, 2);
+            double[] stNo = timeForward(rt, pass, dm, ids, ProbeLevel.LAYERS, null, 2);
+            System.out.printf("streamed forward: best %.1f ms with copies, %.1f ms without; logits %s resident's%n", st[0], stNo[0],
+                    same ? "identical to" : "DIFFER from");
+            js.append(String.format("  \"streamed_budget\": \"%s\",\n  \"streamed_forward_ms_best\": %.2f,\n  \"streamed_forward_ms_no_copies\": %.2f,\n"
+                    + "  \"streamed_logits_identical\": %s\n}\n", cap, st[0], stNo[0], same));
+            if (!same) throw new IllegalStateException("streamed logits differ from resident");
         }
         if (json != null) Files.writeString(json, js.toString());
         System.out.print(js);
+    }
+
+    private static float[] logits(CudaRuntime rt, CudaPass pass, DeviceModel dm, int[] ids) {
+        float[][] out = new float[1][];
+        pass.forward(rt, dm, ids, 0, ProbeLevel.LAYERS, (name, cols, data) -> {
+            if (name.equals("logits")) {
+                out[0] = new float[data.remaining()];
+                data.get(0, out[0]);
+            }
+        });
+        return out[0];
+    }
+
+    /** {best, mean} wall ms of reps forwards (the sink has every probe when forward returns). */
+    private static double[] timeForward(CudaRuntime rt, CudaPass pass, DeviceModel dm, int[] ids, ProbeLevel level,
+                                        CudaPass.ProbeSink sink, int reps) {
+        double best = Double.MAX_VALUE, sum = 0;
+        for (int i = 0; i < reps; i++) {
+            long s = System.nanoTime();
+            pass.forward(rt, dm, ids, 0, level, sink);
+            double ms = (System.nanoTime() - s) / 1e6;
+            best = Math.min(best, ms);
+            sum += ms;
+        }
+        return new double[]{best, sum / reps};
     }
 
     private static double time(Runnable r, int reps) {

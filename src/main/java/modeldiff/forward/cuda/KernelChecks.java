@@ -91,14 +91,44 @@ public final class KernelChecks {
         return s;
     }
 
+    /** Only the GEMM checks of one variant (a first, separate look at a new kernel). */
+    public List<Result> gemmOnly(Kernels.Gemm g) {
+        for (int[] s : TC_SHAPES) gemm(s[0], s[1], s[2], true, true, g);
+        return results;
+    }
+
+    /** Only the tensor-core attention checks. */
+    public List<Result> attentionTcOnly() {
+        attentionTcChecks();
+        return results;
+    }
+
+    static final int[][] TC_SHAPES = {{1, 1, 1}, {7, 13, 5}, {64, 64, 16}, {65, 129, 33}, {100, 300, 64}, {3, 1000, 17},
+            {129, 257, 300}, {200, 130, 96}, {1, 8, 8}, {257, 520, 200}, {130, 1000, 1024}, {300, 70, 136},
+            {128, 256, 64}, {384, 777, 2056}};
+
+    private void attentionTcChecks() {
+        // tensor-core attention (bf16 operands, P rounded to bf16 for P·V): T around the 64-row tiles
+        int[][] tcAtt = {{1, 2, 1, 16, 0}, {5, 4, 2, 16, 0}, {63, 4, 2, 32, 0}, {64, 2, 2, 64, 0}, {65, 4, 1, 128, 0},
+                {130, 4, 2, 64, 0}, {200, 8, 2, 128, 0}, {150, 4, 2, 32, 50}, {100, 4, 4, 16, 7}, {77, 2, 1, 128, 64}};
+        for (int[] s : tcAtt) attentionTc(s[0], s[1], s[2], s[3], s[4], Float.NaN, false);
+        attentionTc(90, 4, 2, 32, 0, 5f, false);
+        attentionTc(70, 2, 1, 16, 20, 3f, false);
+        attentionTc(129, 4, 2, 64, 0, Float.NaN, true);   // GPT-2 style: divide by sqrt(hd)
+    }
+
     public List<Result> runAll() {
         int[][] gemmShapes = {{1, 1, 1}, {7, 13, 5}, {64, 64, 16}, {65, 129, 33}, {100, 300, 64}, {3, 1000, 17},
                 {129, 257, 300}, {200, 130, 96}};
-        for (int[] s : gemmShapes) {
-            gemm(s[0], s[1], s[2], false, true);
-            gemm(s[0], s[1], s[2], true, true);
-        }
-        gemm(77, 150, 40, true, false);
+        for (int[] s : gemmShapes) gemm(s[0], s[1], s[2], false, true, null);
+        // bf16: every kernel, at shapes that divide no tile (128×256×64) and ones that span several tiles
+        List<Kernels.Gemm> variants = new ArrayList<>(List.of(Kernels.Gemm.MMA, Kernels.Gemm.WMMA));
+        if (!rt.has("gemm_wgmma")) results.add(new Result("gemm_wgmma", "not loaded: " + rt.sm90aFailure, 0, 0, true));
+        else if (Boolean.getBoolean("modeldiff.cuda.skipWgmmaChecks")) results.add(new Result("gemm_wgmma", "checks skipped", 0, 0, true));
+        else variants.add(Kernels.Gemm.WGMMA);
+        for (Kernels.Gemm g : variants)
+            for (int[] s : TC_SHAPES) gemm(s[0], s[1], s[2], true, true, g);
+        gemm(77, 150, 40, true, false, k.gemm);
         for (int dim : new int[]{1, 7, 64, 300, 1000})
             for (int kind = 0; kind < 4; kind++) norm(5, dim, kind);
         rope(5, 3, 16, 8, false);
@@ -111,6 +141,7 @@ public final class KernelChecks {
         }
         attention(21, 4, 2, 32, 0, 5f);
         attention(19, 2, 1, 16, 4, 3f);
+        attentionTcChecks();
         for (Activation a : Activation.values()) {
             mlpAct(1001, a, true);
             mlpAct(37, a, false);
@@ -123,7 +154,7 @@ public final class KernelChecks {
         return results;
     }
 
-    private void gemm(int M, int N, int K, boolean bf16W, boolean bias) {
+    private void gemm(int M, int N, int K, boolean bf16W, boolean bias, Kernels.Gemm variant) {
         float[] a = randn(M * K, 1, bf16W), w = randn(N * K, 1, bf16W), b = bias ? randn(N, 1, bf16W) : null;
         double[] exp = new double[M * N];
         for (int i = 0; i < M; i++)
@@ -134,16 +165,23 @@ public final class KernelChecks {
             }
         CUdeviceptr da = CudaRuntime.upload(a), dw = bf16W ? CudaRuntime.upload(bits(w)) : CudaRuntime.upload(w);
         CUdeviceptr db = b == null ? null : CudaRuntime.upload(b);
+        CUdeviceptr daB = bf16W && variant != Kernels.Gemm.WMMA ? CudaRuntime.upload(bits(a)) : null;
+        Kernels.Gemm saved = k.gemm;
+        if (variant != null) k.gemm = variant;
+        Kernels.Gemm used = k.gemmFor(daB, bf16W, K);
+        String name = used == null ? "gemm_f32" : "gemm_" + used.name().toLowerCase(java.util.Locale.ROOT);
         for (boolean round : bf16W ? new boolean[]{false, true} : new boolean[]{false}) {
             try (Guarded out = new Guarded(M * N, null)) {
-                k.gemm(out.ptr, da, dw, bf16W, db, M, N, K, round);
-                check(bf16W ? "gemm_bf16" : "gemm_f32", M + "x" + N + "x" + K + (bias ? " +bias" : "") + (round ? " bf16-out" : ""),
+                k.gemm(out.ptr, da, daB, dw, bf16W, db, M, N, K, round);
+                check(name, M + "x" + N + "x" + K + (bias ? " +bias" : "") + (round ? " bf16-out" : ""),
                         out, exp, round ? -2.2 : -5.5);
             }
         }
+        k.gemm = saved;
         CudaRuntime.free(da);
         CudaRuntime.free(dw);
         CudaRuntime.free(db);
+        CudaRuntime.free(daB);
     }
 
     /** kind: 0 RMS, 1 RMS (1+w), 2 LayerNorm, 3 LayerNorm1P. */
@@ -164,10 +202,14 @@ public final class KernelChecks {
                 exp[r * dim + j] = (x[r * dim + j] - mean) * inv * (w[j] + (unit ? 1 : 0)) + (b == null ? 0 : b[j]);
         }
         CUdeviceptr dx = CudaRuntime.upload(x), dw = CudaRuntime.upload(w), db = b == null ? null : CudaRuntime.upload(b);
+        CUdeviceptr outB = CudaRuntime.alloc(2L * rows * dim);
         try (Guarded out = new Guarded(rows * dim, null)) {
-            k.norm(out.ptr, dx, dw, db, rows, dim, (float) eps, centered, unit, kind == 1, false);
-            check("norm", rows + "x" + dim + " " + new String[]{"rms", "rms(1+w)", "layernorm", "layernorm1p"}[kind], out, exp, -5.5);
+            k.norm(out.ptr, outB, dx, dw, db, rows, dim, (float) eps, centered, unit, kind == 1, false);
+            String shape = rows + "x" + dim + " " + new String[]{"rms", "rms(1+w)", "layernorm", "layernorm1p"}[kind];
+            check("norm", shape, out, exp, -5.5);
+            checkBf16Copy("norm", shape, out, outB);
         }
+        CudaRuntime.free(outB);
         CudaRuntime.free(dx);
         CudaRuntime.free(dw);
         CudaRuntime.free(db);
@@ -201,6 +243,62 @@ public final class KernelChecks {
     private void attention(int T, int heads, int kvHeads, int hd, int window, float cap) {
         float[] q = randn(T * heads * hd, 1, false), kk = randn(T * kvHeads * hd, 1, false), v = randn(T * kvHeads * hd, 1, false);
         double scale = 1 / Math.sqrt(hd);
+        double[] exp = attentionRef(q, kk, v, T, heads, kvHeads, hd, window, cap);
+        CUdeviceptr dq = CudaRuntime.upload(q), dk = CudaRuntime.upload(kk), dv = CudaRuntime.upload(v);
+        try (Guarded out = new Guarded(exp.length, null)) {
+            k.attention(out.ptr, dq, dk, dv, T, heads, kvHeads, hd, window, (float) scale, false, 1f, cap, false);
+            check("attention", "T" + T + " h" + heads + "/" + kvHeads + " d" + hd + " win " + window + (Float.isNaN(cap) ? "" : " cap " + cap),
+                    out, exp, -5.5);
+        }
+        CudaRuntime.free(dq);
+        CudaRuntime.free(dk);
+        CudaRuntime.free(dv);
+    }
+
+    /**
+     * The tensor-core kernel on bf16 inputs against float64 (fp32 mode: scores not rounded; P is rounded to bf16 for
+     * P·V inside the kernel, hence the bf16-level limit), its bf16 output copy, and in bf16 mode against the CUDA-core
+     * kernel on the same inputs.
+     */
+    private void attentionTc(int T, int heads, int kvHeads, int hd, int window, float cap, boolean divide) {
+        float[] q = randn(T * heads * hd, 1, true), kk = randn(T * kvHeads * hd, 1, true), v = randn(T * kvHeads * hd, 1, true);
+        double scale = 1 / Math.sqrt(hd);
+        float scaleDiv = (float) Math.sqrt(hd);
+        double[] exp = attentionRef(q, kk, v, T, heads, kvHeads, hd, window, cap);
+        CUdeviceptr dq = CudaRuntime.upload(bits(q)), dk = CudaRuntime.upload(bits(kk)), dv = CudaRuntime.upload(bits(v));
+        CUdeviceptr fq = CudaRuntime.upload(q), fk = CudaRuntime.upload(kk), fv = CudaRuntime.upload(v);
+        CUdeviceptr outB = CudaRuntime.alloc(2L * exp.length);
+        String shape = "T" + T + " h" + heads + "/" + kvHeads + " d" + hd + " win " + window + (Float.isNaN(cap) ? "" : " cap " + cap)
+                + (divide ? " divide" : "");
+        try (Guarded out = new Guarded(exp.length, null)) {
+            k.attentionTc(out.ptr, outB, dq, dk, dv, T, heads, kvHeads, hd, window, (float) scale, divide, scaleDiv, cap, false);
+            check("attn_tc", shape, out, exp, -2.5);
+            checkBf16Copy("attn_tc", shape, out, outB);
+        }
+        try (Guarded simt = new Guarded(exp.length, null); Guarded tc = new Guarded(exp.length, null)) {
+            k.attention(simt.ptr, fq, fk, fv, T, heads, kvHeads, hd, window, (float) scale, divide, scaleDiv, cap, true);
+            k.attentionTc(tc.ptr, null, dq, dk, dv, T, heads, kvHeads, hd, window, (float) scale, divide, scaleDiv, cap, true);
+            CudaRuntime.sync();
+            float[] s = simt.all();
+            double[] ref = new double[exp.length];
+            for (int i = 0; i < ref.length; i++) ref[i] = s[GUARD + i];
+            check("attn_tc", shape + " bf16 vs simt", tc, ref, -2.0);
+        }
+        for (CUdeviceptr p : new CUdeviceptr[]{dq, dk, dv, fq, fk, fv, outB}) CudaRuntime.free(p);
+    }
+
+    /** The bf16 copy a kernel wrote next to its fp32 output must be that output rounded to bf16, bit for bit. */
+    private void checkBf16Copy(String kernel, String shape, Guarded out, CUdeviceptr outB) {
+        CudaRuntime.sync();
+        float[] h = out.all();
+        short[] b = CudaRuntime.downloadShorts(outB, out.n);
+        int bad = 0;
+        for (int i = 0; i < out.n; i++) if (b[i] != CudaRuntime.bf16Bits(h[GUARD + i])) bad++;
+        results.add(new Result(kernel, shape + " bf16 copy (" + bad + " differ)", bad == 0 ? -20 : 0, -20, true));
+    }
+
+    private static double[] attentionRef(float[] q, float[] kk, float[] v, int T, int heads, int kvHeads, int hd, int window, float cap) {
+        double scale = 1 / Math.sqrt(hd);
         int group = heads / kvHeads;
         double[] exp = new double[T * heads * hd];
         double[] sc = new double[T];
@@ -221,15 +319,7 @@ public final class KernelChecks {
                 for (int s = first; s <= t; s++)
                     for (int e = 0; e < hd; e++) exp[(t * heads + h) * hd + e] += sc[s] / sum * v[(s * kvHeads + h / group) * hd + e];
             }
-        CUdeviceptr dq = CudaRuntime.upload(q), dk = CudaRuntime.upload(kk), dv = CudaRuntime.upload(v);
-        try (Guarded out = new Guarded(exp.length, null)) {
-            k.attention(out.ptr, dq, dk, dv, T, heads, kvHeads, hd, window, (float) scale, false, 1f, cap, false);
-            check("attention", "T" + T + " h" + heads + "/" + kvHeads + " d" + hd + " win " + window + (Float.isNaN(cap) ? "" : " cap " + cap),
-                    out, exp, -5.5);
-        }
-        CudaRuntime.free(dq);
-        CudaRuntime.free(dk);
-        CudaRuntime.free(dv);
+        return exp;
     }
 
     private void mlpAct(int n, Activation a, boolean gated) {
@@ -237,10 +327,13 @@ public final class KernelChecks {
         double[] exp = new double[n];
         for (int i = 0; i < n; i++) exp[i] = a.apply(g[i]) * (gated ? u[i] : 1);
         CUdeviceptr dg = CudaRuntime.upload(g), du = CudaRuntime.upload(u);
+        CUdeviceptr outB = CudaRuntime.alloc(2L * n);
         try (Guarded out = new Guarded(n, null)) {
-            k.mlpAct(out.ptr, dg, gated ? du : null, n, a.ordinal(), false, false);
+            k.mlpAct(out.ptr, outB, dg, gated ? du : null, n, a.ordinal(), false, false);
             check("mlp_act", n + " " + a.id() + (gated ? " gated" : ""), out, exp, -5.5);
+            checkBf16Copy("mlp_act", n + " " + a.id() + (gated ? " gated" : ""), out, outB);
         }
+        CudaRuntime.free(outB);
         CudaRuntime.free(dg);
         CudaRuntime.free(du);
     }

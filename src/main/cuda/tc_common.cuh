@@ -1,0 +1,73 @@
+// Shared helpers of the tensor-core kernels (modeldiff_kernels.cu, modeldiff_wgmma.cu): cp.async, ldmatrix, mma.sync
+// and the swizzled shared-memory tile layout.
+#pragma once
+#include <cuda_bf16.h>
+#include <stdint.h>
+
+__device__ __forceinline__ unsigned smem_u32(const void* p) { return (unsigned)__cvta_generic_to_shared(p); }
+
+// 16-byte global -> shared copy; pred false writes 16 zero bytes (src-size 0, nothing is read).
+__device__ __forceinline__ void cp_async16(unsigned dst, const void* src, bool pred) {
+    int n = pred ? 16 : 0;
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(n));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+
+__device__ __forceinline__ void ldsm_x4(unsigned addr, unsigned& r0, unsigned& r1, unsigned& r2, unsigned& r3) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(addr));
+}
+__device__ __forceinline__ void ldsm_x4_t(unsigned addr, unsigned& r0, unsigned& r1, unsigned& r2, unsigned& r3) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(addr));
+}
+// D += A·B, m16n8k16, bf16 operands, fp32 accumulators.
+__device__ __forceinline__ void mma_bf16(float* d, const unsigned* a, unsigned b0, unsigned b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+__device__ __forceinline__ unsigned pack_bf16(float lo, float hi) {
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *(unsigned*)&v;
+}
+
+// Tiles of 64 bf16 (128 bytes) per row: 16-byte chunk c of row r lives at chunk c ^ (r & 7) (the hardware's 128-byte
+// swizzle when the tile starts on a 1024-byte boundary): ldmatrix over 8 rows and wgmma reads are bank-conflict free.
+__device__ __forceinline__ unsigned swz128(int r, int c) { return (unsigned)(r * 128 + ((c ^ (r & 7)) << 4)); }
+
+// ROWS × 64 tile of a row-major [rowsMax, K] bf16 matrix (K % 8 == 0) from (row0, k0); rows ≥ rowsMax and columns ≥ K
+// are zero-filled.
+template <int ROWS, int THREADS>
+__device__ __forceinline__ void load_tile64(unsigned sbase, const __nv_bfloat16* G, int row0, int rowsMax, int k0, int K, int tid) {
+#pragma unroll
+    for (int i = 0; i < ROWS * 8 / THREADS; i++) {
+        int id = tid + i * THREADS;
+        int r = id >> 3, c = id & 7;
+        int gr = row0 + r, gk = k0 + c * 8;
+        bool ok = gr < rowsMax && gk < K;
+        const __nv_bfloat16* src = ok ? G + (long long)gr * K + gk : G;
+        cp_async16(sbase + swz128(r, c), src, ok);
+    }
+}
+
+__device__ __forceinline__ float round_bf(float x, int bf) {
+    return bf ? __bfloat162float(__float2bfloat16_rn(x)) : x;
+}
+// GEMM epilogue for two adjacent columns (col, col + 1) of one row: + bias, rounded in bf16 mode.
+__device__ __forceinline__ void store2(float* C, const float* bias, int M, int N, int row, int col, float v0, float v1, int bf) {
+    if (row >= M) return;
+    float* p = C + (long long)row * N + col;
+    if (col + 1 < N) {
+        if (bias) { v0 += bias[col]; v1 += bias[col + 1]; }
+        v0 = round_bf(v0, bf);
+        v1 = round_bf(v1, bf);
+        if ((N & 1) == 0) *(float2*)p = make_float2(v0, v1);
+        else { p[0] = v0; p[1] = v1; }
+    } else if (col < N) {
+        if (bias) v0 += bias[col];
+        p[0] = round_bf(v0, bf);
+    }
+}
