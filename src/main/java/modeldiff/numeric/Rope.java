@@ -133,4 +133,47 @@ public final class Rope {
         for (int i = 0; i < inv.length; i++) inv[i] = 1.0 / (ext[i] * Math.pow(s.theta(), (2.0 * i) / dim));
         return new Frequencies(inv, attention);
     }
+
+    /**
+     * inv_freq as HF computes it at init, in fp32: 1 / base ** (arange(0, dim, 2).float() / dim), then the rope type's
+     * adjustments in fp32. Types other than default/linear/llama3 take the float64 formula rounded to fp32. This is the
+     * table a GPU framework starts from (the buffer is fp32 even in a bf16 model), so the reduced-precision passes
+     * share it.
+     */
+    public static float[] invFreqFp32(RopeSpec spec, int rot, long seqLen) {
+        int half = rot / 2;
+        float[] inv = new float[half];
+        float base = (float) spec.theta();
+        switch (spec.type()) {
+            case "default", "linear", "llama3" -> {
+                for (int j = 0; j < half; j++) {
+                    float e = (float) (2 * j) / rot;
+                    inv[j] = 1.0f / (float) Math.pow(base, e);
+                }
+                if (spec.type().equals("linear")) for (int j = 0; j < half; j++) inv[j] = inv[j] / (float) spec.factor();
+                if (spec.type().equals("llama3")) llama3(inv, spec);
+            }
+            default -> {
+                double[] d = frequencies(spec, rot, seqLen).invFreq();
+                for (int j = 0; j < half; j++) inv[j] = (float) d[j];
+            }
+        }
+        return inv;
+    }
+
+    private static void llama3(float[] inv, RopeSpec s) {
+        float factor = (float) s.factor(), low = (float) s.lowFreqFactor(), high = (float) s.highFreqFactor();
+        float old = s.originalMaxPositions();
+        float lowWavelen = (float) (s.originalMaxPositions() / s.lowFreqFactor());
+        float highWavelen = (float) (s.originalMaxPositions() / s.highFreqFactor());
+        for (int j = 0; j < inv.length; j++) {
+            float wavelen = (float) (2 * Math.PI) / inv[j];
+            float scaled = wavelen > lowWavelen ? inv[j] / factor : inv[j];
+            float smooth = (old / wavelen - low) / (high - low);
+            float smoothed = (1 - smooth) * scaled / factor + smooth * scaled;
+            boolean medium = !(wavelen < highWavelen) && !(wavelen > lowWavelen);
+            inv[j] = medium ? smoothed : scaled;
+        }
+    }
+
 }

@@ -225,7 +225,7 @@ public final class CudaPass implements ForwardPass {
                     if (invD.containsKey(rope)) continue;
                     int rot = Rope.rotaryDim(hd, rope.partialRotaryFactor());
                     Rope.Frequencies fr = Rope.frequencies(rope, rot, positionOffset + T);
-                    float[] inv = bf ? invFreqFp32(rope, rot, positionOffset + T) : toFloat(fr.invFreq());
+                    float[] inv = bf ? Rope.invFreqFp32(rope, rot, positionOffset + T) : toFloat(fr.invFreq());
                     if (bf && fixes.ropeInvFreqLowp) for (int j = 0; j < inv.length; j++) inv[j] = CudaRuntime.bf16Round(inv[j]);
                     invD.put(rope, keep(tmp, CudaRuntime.upload(inv)));
                     invH.put(rope, inv);
@@ -343,40 +343,5 @@ public final class CudaPass implements ForwardPass {
         float[] f = new float[d.length];
         for (int i = 0; i < d.length; i++) f[i] = (float) d[i];
         return f;
-    }
-
-    /**
-     * inv_freq as HF computes it at init, in fp32 (1 / base ** (arange(0, dim, 2).float() / dim), then the rope type's
-     * adjustments in fp32); types other than default / linear / llama3 take the float64 formula rounded to fp32.
-     */
-    static float[] invFreqFp32(RopeSpec spec, int rot, long seqLen) {
-        int half = rot / 2;
-        float[] inv = new float[half];
-        float base = (float) spec.theta();
-        switch (spec.type()) {
-            case "default", "linear", "llama3" -> {
-                for (int j = 0; j < half; j++) inv[j] = 1.0f / (float) Math.pow(base, (float) (2 * j) / rot);
-                if (spec.type().equals("linear")) for (int j = 0; j < half; j++) inv[j] = inv[j] / (float) spec.factor();
-                if (spec.type().equals("llama3")) {
-                    float factor = (float) spec.factor(), low = (float) spec.lowFreqFactor(), high = (float) spec.highFreqFactor();
-                    float old = spec.originalMaxPositions();
-                    float lowWavelen = (float) (spec.originalMaxPositions() / spec.lowFreqFactor());
-                    float highWavelen = (float) (spec.originalMaxPositions() / spec.highFreqFactor());
-                    for (int j = 0; j < half; j++) {
-                        float wavelen = (float) (2 * Math.PI) / inv[j];
-                        float scaled = wavelen > lowWavelen ? inv[j] / factor : inv[j];
-                        float smooth = (old / wavelen - low) / (high - low);
-                        float smoothed = (1 - smooth) * scaled / factor + smooth * scaled;
-                        boolean medium = !(wavelen < highWavelen) && !(wavelen > lowWavelen);
-                        inv[j] = medium ? smoothed : scaled;
-                    }
-                }
-            }
-            default -> {
-                double[] d = Rope.frequencies(spec, rot, seqLen).invFreq();
-                for (int j = 0; j < half; j++) inv[j] = (float) d[j];
-            }
-        }
-        return inv;
     }
 }

@@ -325,7 +325,7 @@ public final class LowpPass implements ForwardPass {
     /** cos and sin per [token][rotaryDim/2], computed in fp32 as HF does, then rounded to the dtype. */
     private float[][] cosSin(RopeSpec spec, int headDim, ForwardInput in) {
         int rot = modeldiff.numeric.Rope.rotaryDim(headDim, spec.partialRotaryFactor());
-        float[] inv = invFreqFp32(spec, rot, in.positionOffset() + in.length());
+        float[] inv = modeldiff.numeric.Rope.invFreqFp32(spec, rot, in.positionOffset() + in.length());
         float scaling = (float) modeldiff.numeric.Rope.frequencies(spec, rot, in.positionOffset() + in.length()).attentionScaling();
         if (fixes.ropeInvFreqLowp) for (int j = 0; j < inv.length; j++) inv[j] = r(inv[j]);
         int T = in.length(), half = inv.length;
@@ -341,46 +341,6 @@ public final class LowpPass implements ForwardPass {
             }
         }
         return new float[][]{cos, sin};
-    }
-
-    /**
-     * inv_freq as HF computes it at init, in fp32: 1 / base ** (arange(0, dim, 2).float() / dim), then the rope type's
-     * adjustments in fp32. Types other than default/linear/llama3 take the float64 formula rounded to fp32.
-     */
-    static float[] invFreqFp32(RopeSpec spec, int rot, long seqLen) {
-        int half = rot / 2;
-        float[] inv = new float[half];
-        float base = (float) spec.theta();
-        switch (spec.type()) {
-            case "default", "linear", "llama3" -> {
-                for (int j = 0; j < half; j++) {
-                    float e = (float) (2 * j) / rot;
-                    inv[j] = 1.0f / (float) Math.pow(base, e);
-                }
-                if (spec.type().equals("linear")) for (int j = 0; j < half; j++) inv[j] = inv[j] / (float) spec.factor();
-                if (spec.type().equals("llama3")) llama3(inv, spec);
-            }
-            default -> {
-                double[] d = modeldiff.numeric.Rope.frequencies(spec, rot, seqLen).invFreq();
-                for (int j = 0; j < half; j++) inv[j] = (float) d[j];
-            }
-        }
-        return inv;
-    }
-
-    private static void llama3(float[] inv, RopeSpec s) {
-        float factor = (float) s.factor(), low = (float) s.lowFreqFactor(), high = (float) s.highFreqFactor();
-        float old = s.originalMaxPositions();
-        float lowWavelen = (float) (s.originalMaxPositions() / s.lowFreqFactor());
-        float highWavelen = (float) (s.originalMaxPositions() / s.highFreqFactor());
-        for (int j = 0; j < inv.length; j++) {
-            float wavelen = (float) (2 * Math.PI) / inv[j];
-            float scaled = wavelen > lowWavelen ? inv[j] / factor : inv[j];
-            float smooth = (old / wavelen - low) / (high - low);
-            float smoothed = (1 - smooth) * scaled / factor + smooth * scaled;
-            boolean medium = !(wavelen < highWavelen) && !(wavelen > lowWavelen);
-            inv[j] = medium ? smoothed : scaled;
-        }
     }
 
     /** q·cos + rotate_half(q)·sin on the first rotary dims, each product and the sum rounded. */
