@@ -357,6 +357,8 @@ trace("tr-offset-not-integer", "__metadata__.position_offset: not an integer", "
       meta={"position_offset": "1.5"})
 trace("tr-offset-huge", "__metadata__.position_offset: 9223372036854775807 is past", "a position offset that would overflow",
       meta={"position_offset": str((1 << 63) - 1)})
+trace("tr-token-out-of-vocabulary", "__metadata__.tokens: token id 9999 at index 1 is outside the vocabulary [0, 256)",
+      "a token id past the model's vocabulary", meta={"tokens": "[1, 9999, 3]"})
 trace("tr-probes-not-array", "__metadata__.probes: must be a JSON array of probe names", "probes as a string",
       meta={"probes": "embed,logits"})
 trace("tr-probes-missing", "__metadata__.probes: missing", "no probes key", drop_meta=("probes",))

@@ -43,11 +43,17 @@ final class Common {
             }
             if (ids.length == 0) throw new BadInputException("--tokens: no tokens given");
             if (offset < 0) throw new BadInputException("--position-offset must be >= 0, got " + offset);
-            for (int i = 0; i < ids.length; i++)
-                if (ids[i] < 0 || ids[i] >= config.vocabSize)
-                    throw new BadInputException("token id " + ids[i] + " at index " + i + " is outside the vocabulary [0, " + config.vocabSize + ")");
+            checkVocabulary(ids, config, tokensFrom != null ? tokensFrom + ": __metadata__.tokens" : "--tokens");
             return new ForwardInput(ids, offset);
         }
+    }
+
+    /** Every id inside the vocabulary; {@code source} names where the ids came from (a flag, or a trace file). */
+    static void checkVocabulary(int[] ids, ModelConfig config, String source) {
+        for (int i = 0; i < ids.length; i++)
+            if (ids[i] < 0 || ids[i] >= config.vocabSize)
+                throw new BadInputException(source + ": token id " + ids[i] + " at index " + i + " is outside the vocabulary [0, "
+                        + config.vocabSize + ") of " + config.file);
     }
 
     /** BOS (when the config names one) followed by ids spread evenly over the vocabulary: deterministic and documented. */

@@ -89,6 +89,12 @@ final class CompareCommand implements Callable<Integer> {
         ForwardInput in = CompareRunner.inputFor(specs, explicitInput ? input.resolve(m.config) : null, null);
         if (in == null) in = input.resolve(m.config);
         else if (!explicitInput && input.positionOffset != null) in = new ForwardInput(in.tokens(), input.positionOffset);
+        if (!explicitInput)
+            for (CompareRunner.Spec s : specs)
+                if (s.trace() != null) {
+                    Common.checkVocabulary(in.tokens(), m.config, s.text() + ": __metadata__.tokens");
+                    break;
+                }
         limits.checkTokens(in.length());
         ProbeLevel level = probes != null ? ProbeLevel.parse(probes) : CompareRunner.levelFor(specs);
         // Every side's trace, plus the passes the measured noise floor runs.

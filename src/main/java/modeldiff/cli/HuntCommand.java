@@ -69,6 +69,7 @@ final class HuntCommand implements Callable<Integer> {
         if (!Files.isRegularFile(target)) throw new BadInputException(target + ": no such trace file");
         Model m = Model.open(model);
         Trace t = TraceFiles.read(target);
+        Common.checkVocabulary(t.tokens(), m.config, target + ": __metadata__.tokens");
         limits.checkTokens(t.tokens().length);
         // The target, the base run and the candidate runs the search keeps side by side.
         limits.checkMemory(m, t.tokens().length, modeldiff.forward.ProbeLevel.ALL, 4);
