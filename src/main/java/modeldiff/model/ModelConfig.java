@@ -111,7 +111,8 @@ public final class ModelConfig {
 
     public static ModelConfig load(Path modelDir) {
         Path file = modelDir.resolve("config.json");
-        if (!Files.isRegularFile(file)) throw BadInputException.at(modelDir, "config.json", "missing from the model folder");
+        if (!Files.exists(file)) throw BadInputException.at(modelDir, "config.json", "missing from the model folder");
+        if (!Files.isRegularFile(file)) throw BadInputException.at(file, "file", "not a regular file");
         byte[] bytes;
         try {
             long size = Files.size(file);

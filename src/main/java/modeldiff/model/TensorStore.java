@@ -41,7 +41,8 @@ public final class TensorStore {
         Path single = dir.resolve(SINGLE_FILE);
         Map<String, TensorInfo> all = new LinkedHashMap<>();
         Set<Path> files = new LinkedHashSet<>();
-        if (Files.isRegularFile(index)) {
+        if (Files.exists(index)) {
+            if (!Files.isRegularFile(index)) throw BadInputException.at(index, "file", "not a regular file");
             Map<String, String> weightMap = readIndex(dir, index);
             Map<String, SafeTensorsFile> shards = new LinkedHashMap<>();
             for (String shardName : new LinkedHashSet<>(weightMap.values())) {
@@ -59,7 +60,7 @@ public final class TensorStore {
             // Tensors present in a shard but absent from the index are ignored by HF too; keep them visible to lint.
             for (SafeTensorsFile f : shards.values())
                 f.tensors().forEach(all::putIfAbsent);
-        } else if (Files.isRegularFile(single)) {
+        } else if (Files.exists(single)) {
             SafeTensorsFile f = SafeTensorsFile.open(single);
             all.putAll(f.tensors());
             files.add(single);

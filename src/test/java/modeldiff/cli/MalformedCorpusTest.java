@@ -51,6 +51,28 @@ class MalformedCorpusTest {
         assertTrue(cases().count() >= 30);
     }
 
+    /** A FIFO where the weights or a trace should be (git cannot hold one, so it is made here): refused, not read. */
+    @Test
+    @org.junit.jupiter.api.Timeout(60)
+    void fifoIsRefusedNotWaitedOn() throws Exception {
+        Path model = tmp.resolve("fifo-model");
+        Files.createDirectories(model);
+        Files.copy(ROOT.resolve("models/st-empty-file/config.json"), model.resolve("config.json"));
+        Process p = new ProcessBuilder("mkfifo", model.resolve("model.safetensors").toString(), tmp.resolve("fifo.safetensors").toString())
+                .redirectErrorStream(true).start();
+        org.junit.jupiter.api.Assumptions.assumeTrue(p.waitFor() == 0, "mkfifo unavailable");
+        Result r = run("info", "--model", model.toString());
+        assertEquals(Main.EXIT_BAD_INPUT, r.code, r.err);
+        assertTrue(r.err.contains("model.safetensors: file: not a regular file"), r.err);
+        r = run("compare", "--model", Fixtures.model("llama").toString(), "--reference", "reference", "--candidate",
+                tmp.resolve("fifo.safetensors").toString());
+        assertEquals(Main.EXIT_BAD_INPUT, r.code, r.err);
+        r = run("trace", "--model", Fixtures.model("llama").toString(), "--tokens-from", tmp.resolve("fifo.safetensors").toString(),
+                "--out", tmp.resolve("o.safetensors").toString());
+        assertEquals(Main.EXIT_BAD_INPUT, r.code, r.err);
+        assertTrue(r.err.contains("fifo.safetensors: file: not a regular file"), r.err);
+    }
+
     @ParameterizedTest(name = "{0}")
     @MethodSource("cases")
     void failsWithOneLineAndExitTwo(String name, String kind, String expected) throws IOException {
