@@ -29,6 +29,15 @@ public final class Main implements Runnable {
     public static int execute(String... args) {
         boolean debug = java.util.Arrays.asList(args).contains("--debug");
         CommandLine cl = new CommandLine(new Main());
+        // A wrong flag is bad input too: one line naming it, not the whole usage text.
+        cl.setParameterExceptionHandler((ex, argv) -> {
+            PrintWriter err = ex.getCommandLine().getErr();
+            err.println("modeldiff: " + BadInputException.oneLine(ex.getMessage()) + " (see "
+                    + ex.getCommandLine().getCommandSpec().qualifiedName() + " --help)");
+            if (debug) ex.printStackTrace(err);
+            err.flush();
+            return EXIT_BAD_INPUT;
+        });
         cl.setExecutionExceptionHandler((ex, cmd, parsed) -> {
             PrintWriter err = cmd.getErr();
             if (ex instanceof BadInputException || ex instanceof IllegalArgumentException) {

@@ -49,6 +49,9 @@ class LimitsAndOutputsTest {
         assertBadInput(run("compare", "--model", llama(), "--reference", "reference", "--candidate", trace.toString(),
                 "--max-tokens", "4"), "over --max-tokens 4");
         assertBadInput(run("hunt", "--model", llama(), "--target", trace.toString(), "--max-tokens", "4"), "over --max-tokens 4");
+        // A malformed flag is one line too (not the usage text).
+        assertBadInput(run("trace", "--model", llama(), "--max-tokens", "many", "--out", out.toString()),
+                "Invalid value for option '--max-tokens'");
         // The default is 4096.
         StringJoiner many = new StringJoiner(",");
         for (int i = 0; i < 4097; i++) many.add(Integer.toString(i % 200));
