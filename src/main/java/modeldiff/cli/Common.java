@@ -8,6 +8,7 @@ import modeldiff.trace.TraceFiles;
 import picocli.CommandLine.Option;
 
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.util.Arrays;
 
@@ -42,11 +43,17 @@ final class Common {
             }
             if (ids.length == 0) throw new BadInputException("--tokens: no tokens given");
             if (offset < 0) throw new BadInputException("--position-offset must be >= 0, got " + offset);
-            for (int i = 0; i < ids.length; i++)
-                if (ids[i] < 0 || ids[i] >= config.vocabSize)
-                    throw new BadInputException("token id " + ids[i] + " at index " + i + " is outside the vocabulary [0, " + config.vocabSize + ")");
+            checkVocabulary(ids, config, tokensFrom != null ? tokensFrom + ": __metadata__.tokens" : "--tokens");
             return new ForwardInput(ids, offset);
         }
+    }
+
+    /** Every id inside the vocabulary; {@code source} names where the ids came from (a flag, or a trace file). */
+    static void checkVocabulary(int[] ids, ModelConfig config, String source) {
+        for (int i = 0; i < ids.length; i++)
+            if (ids[i] < 0 || ids[i] >= config.vocabSize)
+                throw new BadInputException(source + ": token id " + ids[i] + " at index " + i + " is outside the vocabulary [0, "
+                        + config.vocabSize + ") of " + config.file);
     }
 
     /** BOS (when the config names one) followed by ids spread evenly over the vocabulary: deterministic and documented. */
@@ -58,20 +65,52 @@ final class Common {
         return ids;
     }
 
-    /** Outputs never land inside the model folder, and never replace a file without --force. */
+    /**
+     * Outputs never land inside the model folder (compared after resolving links, also for folders not created yet),
+     * are never a directory, and never replace a file (or a link) without --force. {@code modelDir} may be null.
+     */
     static void checkOutput(Path out, Path modelDir, boolean force) {
-        Path o = out.toAbsolutePath().normalize();
-        Path m = modelDir.toAbsolutePath().normalize();
-        try {
-            if (Files.exists(m)) m = m.toRealPath();
-            Path parent = o.getParent();
-            if (parent != null && Files.exists(parent)) o = parent.toRealPath().resolve(o.getFileName());
-        } catch (java.io.IOException ignored) {
-            // fall back to the normalised paths
-        }
-        if (o.startsWith(m)) throw new BadInputException(out + ": refusing to write inside the model folder " + modelDir);
+        Path o = resolved(out);
+        if (modelDir != null && o.startsWith(resolved(modelDir)))
+            throw new BadInputException(out + ": refusing to write inside the model folder " + modelDir);
         if (Files.isDirectory(out)) throw new BadInputException(out + ": is a directory");
-        if (Files.exists(out) && !force) throw new BadInputException(out + ": exists; pass --force to replace it");
+        for (Path p = o.getParent(); p != null; p = p.getParent())
+            if (Files.exists(p)) {
+                if (!Files.isDirectory(p)) throw new BadInputException(out + ": " + p + " is not a directory");
+                break;
+            }
+        if (Files.exists(out, LinkOption.NOFOLLOW_LINKS) && !force)
+            throw new BadInputException(out + ": exists; pass --force to replace it");
+    }
+
+    /** Absolute, normalised, with the longest existing prefix replaced by its real path (links resolved). */
+    static Path resolved(Path p) {
+        Path abs = p.toAbsolutePath().normalize();
+        Path existing = abs;
+        while (existing != null && !Files.exists(existing)) existing = existing.getParent();
+        if (existing == null) return abs;
+        try {
+            return existing.toRealPath().resolve(existing.relativize(abs)).normalize();
+        } catch (java.io.IOException e) {
+            return abs;
+        }
+    }
+
+    /** A one-line note on stderr when a trace holds NaN/Inf: reported, not fatal (compare flags such probes). */
+    static void warnNonFinite(modeldiff.trace.Trace t, String what) {
+        int bad = 0;
+        String first = null;
+        for (modeldiff.trace.Trace.Probe p : t.probes().values()) {
+            for (double d : p.data())
+                if (!Double.isFinite(d)) {
+                    bad++;
+                    if (first == null) first = p.name();
+                    break;
+                }
+        }
+        if (bad > 0)
+            System.err.println("modeldiff: warning: " + what + ": " + bad + " probe(s) hold NaN/Inf, first " + first
+                    + " (non-finite weights or overflow; `modeldiff lint` checks the weights)");
     }
 
     static String join(int[] ids) {

@@ -18,6 +18,9 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
 import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.util.LinkedHashMap;
+import java.util.Map;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashSet;
@@ -40,6 +43,9 @@ final class CompareCommand implements Callable<Integer> {
 
     @Mixin
     Common.InputOptions input;
+
+    @Mixin
+    Limits limits;
 
     @Option(names = "--probes", description = "layers | all, for implementations run here (default: all when a trace has sub-layer probes, else layers).")
     String probes;
@@ -73,43 +79,57 @@ final class CompareCommand implements Callable<Integer> {
     public Integer call() {
         Progress progress = Progress.stderr();
         checkOutputs();
+        limits.checkTimeout();
         List<CompareRunner.Spec> specs = new ArrayList<>();
-        specs.add(CompareRunner.Spec.parse(reference, "--reference"));
-        for (String c : candidates) specs.add(CompareRunner.Spec.parse(c, "--candidate"));
+        specs.add(timed(CompareRunner.Spec.parse(reference, "--reference")));
+        for (String c : candidates) specs.add(timed(CompareRunner.Spec.parse(c, "--candidate")));
 
         Model m = Model.open(model);
         boolean explicitInput = input.tokens != null || input.tokensFrom != null;
         ForwardInput in = CompareRunner.inputFor(specs, explicitInput ? input.resolve(m.config) : null, null);
         if (in == null) in = input.resolve(m.config);
         else if (!explicitInput && input.positionOffset != null) in = new ForwardInput(in.tokens(), input.positionOffset);
+        if (!explicitInput)
+            for (CompareRunner.Spec s : specs)
+                if (s.trace() != null) {
+                    Common.checkVocabulary(in.tokens(), m.config, s.text() + ": __metadata__.tokens");
+                    break;
+                }
+        limits.checkTokens(in.length());
         ProbeLevel level = probes != null ? ProbeLevel.parse(probes) : CompareRunner.levelFor(specs);
+        // Every side's trace, plus the passes the measured noise floor runs.
+        limits.checkMemory(m, in.length(), level, specs.size() + 2);
         Comparison cmp = CompareRunner.compare(m, in, level, specs.get(0), specs.subList(1, specs.size()),
                 CompareRunner.FloorMode.valueOf(noiseFloor.toUpperCase(java.util.Locale.ROOT)), progress::show);
+        Set<String> ranHere = new HashSet<>();
+        for (CompareRunner.Spec s : specs) if (s.pass() != null) ranHere.add(s.pass().name());
+        List<Comparison.Side> sides = new ArrayList<>();
+        sides.add(cmp.reference());
+        for (Comparison.CandidateResult c : cmp.candidates()) sides.add(c.side());
+        for (Comparison.Side s : sides) if (ranHere.contains(s.label())) Common.warnNonFinite(s.trace(), s.label());
         RunInfo run = new RunInfo(commandLine(), RunInfo.versions(version()), m.config);
 
-        List<String> written = new ArrayList<>();
+        // Everything is rendered first and written after, so a failure while rendering leaves no output at all.
+        Map<Path, byte[]> outputs = new LinkedHashMap<>();
         if (json != null) {
-            progress.show("writing " + json);
-            ReportJson.write(cmp, run, json);
-            written.add(json.toString());
+            progress.show("rendering " + json);
+            outputs.put(json, ReportJson.toJson(cmp, run).getBytes(StandardCharsets.UTF_8));
         }
         if (png != null || svg != null) {
             progress.show("drawing the layer chart");
             var chart = Charts.layerChart(cmp);
-            if (png != null) {
-                byte[] bytes = Charts.png(chart, HtmlReport.CHART_WIDTH, HtmlReport.CHART_HEIGHT);
-                AtomicFiles.write(png, out -> out.write(bytes));
-                written.add(png.toString());
-            }
-            if (svg != null) {
-                AtomicFiles.writeString(svg, Charts.svg(chart, HtmlReport.CHART_WIDTH, HtmlReport.CHART_HEIGHT));
-                written.add(svg.toString());
-            }
+            if (png != null) outputs.put(png, Charts.png(chart, HtmlReport.CHART_WIDTH, HtmlReport.CHART_HEIGHT));
+            if (svg != null) outputs.put(svg, Charts.svg(chart, HtmlReport.CHART_WIDTH, HtmlReport.CHART_HEIGHT).getBytes(StandardCharsets.UTF_8));
         }
         if (report != null) {
             progress.show("rendering " + report);
-            HtmlReport.write(cmp, run, report);
-            written.add(report.toString());
+            outputs.put(report, HtmlReport.render(cmp, run).getBytes(StandardCharsets.UTF_8));
+        }
+        List<String> written = new ArrayList<>();
+        for (Map.Entry<Path, byte[]> o : outputs.entrySet()) {
+            progress.show("writing " + o.getKey());
+            AtomicFiles.writeBytes(o.getKey(), o.getValue());
+            written.add(o.getKey().toString());
         }
         progress.done();
         PrintStream outStream = System.out;
@@ -118,6 +138,10 @@ final class CompareCommand implements Callable<Integer> {
         if (cmp.noiseFloor().provisional()) outStream.println("(noise floor: " + cmp.noiseFloor().describe() + ")");
         for (String w : written) outStream.println("wrote " + w);
         return 0;
+    }
+
+    private CompareRunner.Spec timed(CompareRunner.Spec s) {
+        return s.pass() == null ? s : new CompareRunner.Spec(s.text(), null, limits.timed(s.pass()));
     }
 
     private void checkOutputs() {

@@ -42,11 +42,17 @@ final class DemoCommand implements Callable<Integer> {
     @Option(names = "--out", defaultValue = "reports", paramLabel = "DIR", description = "Where demo.html goes (default: ${DEFAULT-VALUE}).")
     Path out;
 
+    @Option(names = "--force", description = "Replace demo.html and demo-hunt.html when they exist.")
+    boolean force;
+
     @Option(names = "--debug", description = "Show stack traces.")
     boolean debug;
 
     @Override
     public Integer call() throws IOException {
+        if (Files.exists(out) && !Files.isDirectory(out)) throw new BadInputException(out + ": not a directory");
+        Common.checkOutput(out.resolve("demo.html"), null, force);
+        Common.checkOutput(out.resolve("demo-hunt.html"), null, force);
         Path work = Files.createTempDirectory("modeldiff-demo");
         try {
             DemoAssets.extract(work);

@@ -49,6 +49,9 @@ final class HuntCommand implements Callable<Integer> {
             description = "Write config.json corrected by the explaining fixes (and config.diff) into DIR: the reverse use, when the target is the original implementation.")
     Path writeConfig;
 
+    @picocli.CommandLine.Mixin
+    Limits limits;
+
     @Option(names = "--force", description = "Replace existing outputs.")
     boolean force;
 
@@ -58,16 +61,27 @@ final class HuntCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         for (Path p : new Path[]{json, report}) if (p != null) Common.checkOutput(p, model, force);
-        if (writeConfig != null) Common.checkOutput(writeConfig.resolve("config.json"), model, force);
+        if (writeConfig != null) {
+            Common.checkOutput(writeConfig.resolve("config.json"), model, force);
+            Common.checkOutput(writeConfig.resolve("config.diff"), model, force);
+        }
+        limits.checkTimeout();
         if (!Files.isRegularFile(target)) throw new BadInputException(target + ": no such trace file");
         Model m = Model.open(model);
         Trace t = TraceFiles.read(target);
+        Common.checkVocabulary(t.tokens(), m.config, target + ": __metadata__.tokens");
+        limits.checkTokens(t.tokens().length);
+        // The target, the base run and the candidate runs the search keeps side by side.
+        limits.checkMemory(m, t.tokens().length, modeldiff.forward.ProbeLevel.ALL, 4);
         Set<String> only = null;
         if (!fixes.equals("all")) {
             only = new LinkedHashSet<>();
             for (String f : fixes.split(",")) if (!f.isBlank()) only.add(f.trim());
         }
-        Hunt.Result r = Hunt.run(m, t, base, only, Progress.stderr()::show);
+        Set<String> fixSet = only;
+        // The hunt runs its base implementation many times inside hunt/; --timeout bounds the whole search.
+        Hunt.Result r = limits.timeoutSeconds == null ? Hunt.run(m, t, base, fixSet, Progress.stderr()::show)
+                : Limits.withTimeout("hunt", limits.timeoutSeconds, () -> Hunt.run(m, t, base, fixSet, Progress.stderr()::show));
         Progress.stderr().done();
         System.out.println(r.sentence());
         if (!r.equivalent().isEmpty()) System.out.println("indistinguishable on this input: " + r.equivalent());

@@ -30,20 +30,37 @@ public final class Main implements Runnable {
     public static int execute(String... args) {
         boolean debug = java.util.Arrays.asList(args).contains("--debug");
         CommandLine cl = new CommandLine(new Main());
+        // A wrong flag is bad input too: one line naming it, not the whole usage text.
+        cl.setParameterExceptionHandler((ex, argv) -> {
+            PrintWriter err = ex.getCommandLine().getErr();
+            err.println("modeldiff: " + BadInputException.oneLine(ex.getMessage()) + " (see "
+                    + ex.getCommandLine().getCommandSpec().qualifiedName() + " --help)");
+            if (debug) ex.printStackTrace(err);
+            err.flush();
+            return EXIT_BAD_INPUT;
+        });
         cl.setExecutionExceptionHandler((ex, cmd, parsed) -> {
             PrintWriter err = cmd.getErr();
             if (ex instanceof BadInputException || ex instanceof IllegalArgumentException) {
-                err.println("modeldiff: " + ex.getMessage());
+                err.println("modeldiff: " + BadInputException.oneLine(ex.getMessage()));
                 if (debug) ex.printStackTrace(err);
                 err.flush();
                 return EXIT_BAD_INPUT;
             }
-            err.println("modeldiff: internal error: " + ex);
+            err.println("modeldiff: internal error: " + BadInputException.oneLine(String.valueOf(ex)));
             if (debug) ex.printStackTrace(err);
             else err.println("(rerun with --debug for the stack trace)");
             err.flush();
             return 1;
         });
-        return cl.execute(args);
+        try {
+            return cl.execute(args);
+        } catch (OutOfMemoryError e) {
+            // Limits estimate memory before loading; this is the backstop, still one line.
+            System.err.println("modeldiff: out of Java heap (" + BadInputException.oneLine(e.getMessage())
+                    + "); give fewer tokens or more heap (MODELDIFF_JAVA_OPTS=-Xmx...)");
+            if (debug) e.printStackTrace();
+            return 1;
+        }
     }
 }

@@ -49,7 +49,7 @@ final class OpsCommand implements Callable<Integer> {
         } catch (RuntimeException e) {
             throw new BadInputException("--range must be two numbers a,b; got '" + range + "'");
         }
-        if (png != null && java.nio.file.Files.exists(png) && !force) throw new BadInputException(png + ": exists; pass --force to replace it");
+        if (png != null) Common.checkOutput(png, null, force);
         OpsComparison.Result res = OpsComparison.compare(a, b, lo, hi);
         System.out.printf("%s vs %s on [%g, %g]%n", f, g, lo, hi);
         System.out.printf("  max |f-g|    %.6e at x = %.4f%n", res.maxAbsDiff(), res.argMax());

@@ -27,6 +27,9 @@ final class TraceCommand implements Callable<Integer> {
     @Mixin
     Common.InputOptions input;
 
+    @Mixin
+    Limits limits;
+
     @Option(names = "--probes", defaultValue = "layers", description = "layers | all (default: ${DEFAULT-VALUE}).")
     String probes;
 
@@ -51,10 +54,14 @@ final class TraceCommand implements Callable<Integer> {
             default -> throw new IllegalArgumentException("--storage must be f64 or f32, got '" + storage + "'");
         };
         Common.checkOutput(out, model, force);
-        ForwardPass pass = Implementations.create(impl);
+        limits.checkTimeout();
+        ForwardPass pass = limits.timed(Implementations.create(impl));
         Model m = Model.open(model);
         ForwardInput in = input.resolve(m.config);
+        limits.checkTokens(in.length());
+        limits.checkMemory(m, in.length(), level, 1);
         Trace t = pass.run(m, in, level);
+        Common.warnNonFinite(t, pass.name());
         TraceFiles.write(t, out, st);
         System.out.println("wrote " + out + ": " + t.probeNames().size() + " probes, " + in.length() + " tokens, "
                 + pass.name() + " (" + pass.dtype() + ")");

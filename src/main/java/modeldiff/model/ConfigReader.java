@@ -70,6 +70,7 @@ final class ConfigReader {
         JsonNode n = node(key);
         if (n != null) {
             if (!n.isNumber()) throw bad(key, "expected a number, got " + abbreviate(n));
+            if (!Double.isFinite(n.asDouble())) throw bad(key, "must be finite, got " + abbreviate(n));
             return n.asDouble();
         }
         Object d = defaults.get(key);
@@ -86,6 +87,7 @@ final class ConfigReader {
         if (n != null) {
             if (n.isNull()) return Double.NaN;
             if (!n.isNumber()) throw bad(key, "expected a number or null, got " + abbreviate(n));
+            if (!Double.isFinite(n.asDouble())) throw bad(key, "must be finite, got " + abbreviate(n));
             return n.asDouble();
         }
         Object d = defaults.get(key);

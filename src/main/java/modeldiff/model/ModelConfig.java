@@ -86,6 +86,7 @@ public final class ModelConfig {
         embedScale = family.embedScaleSqrtHidden ? Math.sqrt(hiddenSize) : 1.0;
         maxPositionEmbeddings = r.sizeOr(family.layout == Family.Layout.GPT2 ? "n_positions" : "max_position_embeddings", 0);
 
+        checkDerivedSizes(r);
         layers = Collections.unmodifiableList(buildLayers(r));
         bosTokenIds = List.copyOf(r.tokenIds("bos_token_id"));
         eosTokenIds = List.copyOf(r.tokenIds("eos_token_id"));
@@ -103,14 +104,35 @@ public final class ModelConfig {
         };
     }
 
+    /** A config.json larger than this is not a config (the largest real ones are a few hundred KiB). */
+    public static final long MAX_CONFIG_BYTES = 16L * 1024 * 1024;
+    /** Sizes past these are refused before anything is allocated from them (the largest releases are far below). */
+    public static final int MAX_LAYERS = 4096;
+
     public static ModelConfig load(Path modelDir) {
         Path file = modelDir.resolve("config.json");
-        if (!Files.isRegularFile(file)) throw BadInputException.at(modelDir, "config.json", "missing from the model folder");
+        if (!Files.exists(file)) throw BadInputException.at(modelDir, "config.json", "missing from the model folder");
+        if (!Files.isRegularFile(file)) throw BadInputException.at(file, "file", "not a regular file");
+        byte[] bytes;
+        try {
+            long size = Files.size(file);
+            if (size > MAX_CONFIG_BYTES)
+                throw BadInputException.at(file, "file", size + " bytes; a config.json over " + MAX_CONFIG_BYTES + " bytes is refused");
+            bytes = Files.readAllBytes(file);
+        } catch (IOException e) {
+            throw BadInputException.at(file, "file", "cannot read: " + e.getMessage());
+        }
+        return parse(file, bytes);
+    }
+
+    /** config.json's bytes as read from {@code file} (which only names it in messages; the fuzz tests' entry point). */
+    public static ModelConfig parse(Path file, byte[] bytes) {
         JsonNode root;
         try {
-            root = SafeTensorsFile.JSON.readTree(file.toFile());
+            root = SafeTensorsFile.JSON.readTree(bytes);
         } catch (IOException e) {
-            throw BadInputException.at(file, "file", "not valid JSON: " + e.getMessage().lines().findFirst().orElse(""));
+            String m = e instanceof com.fasterxml.jackson.core.JsonProcessingException j ? j.getOriginalMessage() : e.getMessage();
+            throw BadInputException.at(file, "file", "not valid JSON: " + String.valueOf(m).lines().findFirst().orElse(""));
         }
         if (root == null || !root.isObject()) throw BadInputException.at(file, "file", "must hold a JSON object");
         JsonNode mt = root.get("model_type");
@@ -118,8 +140,21 @@ public final class ModelConfig {
             throw BadInputException.at(file, "key 'model_type'", "missing; supported: " + Family.supportedTypes());
         Family family = Family.forModelType(mt.asText());
         if (family == null)
-            throw BadInputException.at(file, "key 'model_type'", "unsupported model type '" + mt.asText() + "'; supported: " + Family.supportedTypes());
+            throw BadInputException.at(file, "key 'model_type'", "unsupported model type '" + SafeTensorsFile.abbreviate(mt.asText())
+                    + "'; supported: " + Family.supportedTypes());
         return new ModelConfig(file, root, family, new ConfigReader(file, root, family.defaults));
+    }
+
+    /** Every weight shape the layouts derive from the sizes must fit an int (and so a Java array dimension). */
+    private void checkDerivedSizes(ConfigReader r) {
+        if (numLayers > MAX_LAYERS) throw r.bad("num_hidden_layers", numLayers + " layers; more than " + MAX_LAYERS + " is refused");
+        long q = (long) numHeads * headDim, kv = (long) numKvHeads * headDim;
+        if (q > Integer.MAX_VALUE || q + 2 * kv > Integer.MAX_VALUE)
+            throw r.bad("num_attention_heads", numHeads + " heads of head_dim " + headDim + " overflow a weight dimension");
+        if (2L * intermediateSize > Integer.MAX_VALUE)
+            throw r.bad("intermediate_size", intermediateSize + " overflows a weight dimension (2 x intermediate_size)");
+        if (3L * hiddenSize > Integer.MAX_VALUE)
+            throw r.bad("hidden_size", hiddenSize + " overflows a weight dimension (3 x hidden_size)");
     }
 
     // ---- per-layer attention window and RoPE ----
@@ -147,7 +182,11 @@ public final class ModelConfig {
     }
 
     private double attentionScale(ConfigReader r) {
-        if (family.queryPreAttnScalar) return 1.0 / Math.sqrt(r.number("query_pre_attn_scalar"));
+        if (family.queryPreAttnScalar) {
+            double q = r.number("query_pre_attn_scalar");
+            if (!(q > 0)) throw r.bad("query_pre_attn_scalar", "must be positive, got " + q);
+            return 1.0 / Math.sqrt(q);
+        }
         if (family.layout == Family.Layout.GPT2 && !r.bool("scale_attn_weights")) return 1.0;
         return 1.0 / Math.sqrt(headDim);
     }
@@ -202,7 +241,11 @@ public final class ModelConfig {
         }
         if (params != null) return parseRope(r, params, "rope_parameters");
         if (family == Family.GEMMA3_TEXT && layerType.equals("sliding_attention"))
-            return RopeSpec.plain(r.number("rope_local_base_freq"), partialFactor(r, null), maxPositionsForRope(r));
+        {
+            double local = r.number("rope_local_base_freq");
+            if (!(local > 0)) throw r.bad("rope_local_base_freq", "must be positive, got " + local);
+            return RopeSpec.plain(local, partialFactor(r, null), maxPositionsForRope(r));
+        }
         JsonNode scaling = r.node("rope_scaling");
         return parseRope(r, scaling, "rope_scaling");
     }
@@ -213,13 +256,21 @@ public final class ModelConfig {
 
     private double partialFactor(ConfigReader r, JsonNode params) {
         JsonNode p = params == null ? null : params.get("partial_rotary_factor");
-        if (p != null && p.isNumber()) return p.asDouble();
-        if (r.has("partial_rotary_factor") || family.defaults.containsKey("partial_rotary_factor")) {
-            double v = r.number("partial_rotary_factor");
-            if (!(v > 0 && v <= 1)) throw r.bad("partial_rotary_factor", "must be in (0, 1], got " + v);
-            return v;
+        double v;
+        String key = "partial_rotary_factor";
+        if (p != null && p.isNumber()) {
+            v = p.asDouble();
+            key = "rope_parameters.partial_rotary_factor";
+        } else if (r.has("partial_rotary_factor") || family.defaults.containsKey("partial_rotary_factor")) {
+            v = r.number("partial_rotary_factor");
+        } else {
+            v = 1.0;
         }
-        return 1.0;
+        if (!(v > 0 && v <= 1)) throw r.bad(key, "must be in (0, 1], got " + v);
+        int rotary = (int) (headDim * v);
+        if (rotary < 2 || rotary % 2 != 0)
+            throw r.bad(key, "head_dim " + headDim + " x " + v + " gives " + rotary + " rotated dimensions; RoPE needs an even number >= 2");
+        return v;
     }
 
     /** One rope block (v5 rope_parameters, v4 rope_scaling, or null for plain RoPE from rope_theta). */
@@ -234,18 +285,27 @@ public final class ModelConfig {
         List<String> known = List.of("default", "linear", "dynamic", "llama3", "yarn", "longrope");
         if (!known.contains(type)) throw r.bad(where, "unsupported rope type '" + type + "'; supported: " + known);
         double theta = p != null && p.has("rope_theta") ? num(r, p, "rope_theta", where) : r.number("rope_theta");
+        if (!(theta > 0)) throw r.bad(p != null && p.has("rope_theta") ? where + ".rope_theta" : "rope_theta", "must be positive, got " + theta);
         int maxPos = maxPositionsForRope(r);
         double partial = partialFactor(r, p);
         int originalMax = 0;
-        if (p != null && p.has("original_max_position_embeddings"))
-            originalMax = (int) num(r, p, "original_max_position_embeddings", where);
+        if (p != null && p.has("original_max_position_embeddings")) {
+            double om = num(r, p, "original_max_position_embeddings", where);
+            if (om != Math.rint(om) || om > Integer.MAX_VALUE)
+                throw r.bad(where + ".original_max_position_embeddings", "expected an integer, got " + om);
+            originalMax = (int) om;
+        }
         else if (r.has("original_max_position_embeddings"))
             originalMax = r.positive("original_max_position_embeddings", r.node("original_max_position_embeddings"));
         double factor = p != null && p.has("factor") && !p.get("factor").isNull() ? num(r, p, "factor", where) : Double.NaN;
         if ((type.equals("linear") || type.equals("dynamic") || type.equals("llama3") || type.equals("yarn"))
                 && !(factor > 0)) throw r.bad(where + ".factor", "rope type " + type + " needs a positive factor");
+        if (originalMax < 0) throw r.bad(where + ".original_max_position_embeddings", "must be positive, got " + originalMax);
         if (type.equals("llama3") && originalMax <= 0)
             throw r.bad(where + ".original_max_position_embeddings", "llama3 rope needs it");
+        if (type.equals("llama3"))
+            for (String k : List.of("low_freq_factor", "high_freq_factor"))
+                if (!(opt(r, p, k, where) > 0)) throw r.bad(where + "." + k, "llama3 rope needs a positive " + k);
         double[] shortF = null, longF = null;
         if (type.equals("longrope")) {
             int half = Math.max(1, (int) (headDim * partial) / 2);
@@ -262,6 +322,7 @@ public final class ModelConfig {
     private static double num(ConfigReader r, JsonNode p, String key, String where) {
         JsonNode n = p.get(key);
         if (n == null || !n.isNumber()) throw r.bad(where + "." + key, "expected a number, got " + (n == null ? "nothing" : ConfigReader.abbreviate(n)));
+        if (!Double.isFinite(n.asDouble())) throw r.bad(where + "." + key, "must be finite, got " + ConfigReader.abbreviate(n));
         return n.asDouble();
     }
 
@@ -276,7 +337,8 @@ public final class ModelConfig {
             throw r.bad(where + "." + key, "longrope needs " + expected + " factors (rotary_dim / 2)");
         double[] out = new double[expected];
         for (int i = 0; i < expected; i++) {
-            if (!n.get(i).isNumber()) throw r.bad(where + "." + key, "entry " + i + " is not a number");
+            if (!n.get(i).isNumber() || !Double.isFinite(n.get(i).asDouble()))
+                throw r.bad(where + "." + key, "entry " + i + " is not a finite number");
             out[i] = n.get(i).asDouble();
         }
         return out;

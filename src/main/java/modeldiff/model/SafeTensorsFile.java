@@ -2,6 +2,7 @@ package modeldiff.model;
 
 import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 
@@ -9,6 +10,8 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -31,8 +34,14 @@ public final class SafeTensorsFile {
     /** The reference implementation refuses headers over 100 MB; so do we (a hostile length must not allocate). */
     public static final long MAX_HEADER_BYTES = 100L * 1024 * 1024;
 
+    /**
+     * Shared by every JSON reader of untrusted files (headers, config.json, shard indexes): duplicate keys and
+     * anything after the top-level value are errors, and Jackson's default stream limits (nesting depth, number and
+     * string length) hold.
+     */
     static final ObjectMapper JSON = new ObjectMapper()
-            .enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION);
+            .enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION)
+            .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
 
     private final Path path;
     private final Map<String, TensorInfo> tensors;
@@ -58,6 +67,9 @@ public final class SafeTensorsFile {
     }
 
     public static SafeTensorsFile open(Path path) {
+        if (!Files.exists(path)) throw BadInputException.at(path, "file", "no such file");
+        // Not a FIFO or device: opening one would block or read forever.
+        if (!Files.isRegularFile(path)) throw BadInputException.at(path, "file", "not a regular file");
         long fileSize;
         byte[] headerBytes;
         try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
@@ -87,14 +99,37 @@ public final class SafeTensorsFile {
         }
     }
 
+    /**
+     * Parses a whole safetensors file held in memory (the fuzz tests' entry point; {@link #open} reads only the header
+     * of a file on disk). {@code path} only names the file in messages.
+     */
+    public static SafeTensorsFile parse(Path path, byte[] file) {
+        if (file.length < 8) throw BadInputException.at(path, "header", "file is " + file.length + " bytes, too short for safetensors");
+        long headerLen = ByteBuffer.wrap(file, 0, 8).order(ByteOrder.LITTLE_ENDIAN).getLong();
+        if (headerLen < 2 || headerLen > MAX_HEADER_BYTES || headerLen > file.length - 8L)
+            throw BadInputException.at(path, "header", "declared header length " + Long.toUnsignedString(headerLen)
+                    + " is impossible for a file of " + file.length + " bytes");
+        return parseHeader(path, java.util.Arrays.copyOfRange(file, 8, 8 + (int) headerLen), file.length);
+    }
+
     static SafeTensorsFile parseHeader(Path path, byte[] headerBytes, long fileSize) {
         long dataStart = 8L + headerBytes.length;
         long dataSize = fileSize - dataStart;
+        String text;
+        try {
+            text = StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
+                    .onUnmappableCharacter(CodingErrorAction.REPORT).decode(ByteBuffer.wrap(headerBytes)).toString();
+        } catch (CharacterCodingException e) {
+            throw BadInputException.at(path, "header", "not UTF-8 text");
+        }
         JsonNode root;
         try {
-            root = JSON.readTree(new String(headerBytes, StandardCharsets.UTF_8).stripTrailing());
+            root = JSON.readTree(text.stripTrailing());
         } catch (JsonProcessingException e) {
-            throw BadInputException.at(path, "header", "not valid JSON: " + e.getOriginalMessage());
+            String m = String.valueOf(e.getOriginalMessage());
+            if (m.startsWith("Duplicate field"))
+                throw BadInputException.at(path, "header", "duplicate entry: " + m.substring("Duplicate field".length()).trim());
+            throw BadInputException.at(path, "header", "not valid JSON: " + m);
         }
         if (root == null || !root.isObject()) throw BadInputException.at(path, "header", "must be a JSON object");
 
@@ -120,24 +155,25 @@ public final class SafeTensorsFile {
     }
 
     private static TensorInfo parseEntry(Path path, String name, JsonNode node, long dataStart, long dataSize) {
-        String what = "tensor '" + name + "'";
+        String what = "tensor '" + abbreviate(name, 200) + "'";
         if (!node.isObject()) throw BadInputException.at(path, what, "entry must be an object");
         JsonNode dt = node.get("dtype"), sh = node.get("shape"), off = node.get("data_offsets");
         if (dt == null || !dt.isTextual()) throw BadInputException.at(path, what, "missing dtype");
         DType dtype = DType.parse(dt.asText());
-        if (dtype == null) throw BadInputException.at(path, what, "unknown dtype '" + dt.asText() + "'");
+        if (dtype == null) throw BadInputException.at(path, what, "unknown dtype '" + abbreviate(dt.asText()) + "'; known: "
+                + java.util.Arrays.toString(DType.values()));
         if (sh == null || !sh.isArray()) throw BadInputException.at(path, what, "missing shape");
         long[] shape = new long[sh.size()];
         long elements = 1;
         for (int i = 0; i < shape.length; i++) {
             JsonNode d = sh.get(i);
             if (!d.isIntegralNumber() || !d.canConvertToLong() || d.asLong() < 0)
-                throw BadInputException.at(path, what, "shape entry " + d + " is not a non-negative integer");
+                throw BadInputException.at(path, what, "shape entry " + abbreviate(d) + " is not a non-negative integer");
             shape[i] = d.asLong();
             try {
                 elements = Math.multiplyExact(elements, shape[i]);
             } catch (ArithmeticException ex) {
-                throw BadInputException.at(path, what, "shape " + sh + " overflows");
+                throw BadInputException.at(path, what, "shape " + abbreviate(sh) + " overflows");
             }
         }
         if (off == null || !off.isArray() || off.size() != 2 || !off.get(0).canConvertToLong() || !off.get(1).canConvertToLong()
@@ -150,20 +186,32 @@ public final class SafeTensorsFile {
         try {
             expected = Math.multiplyExact(elements, dtype.bytes);
         } catch (ArithmeticException ex) {
-            throw BadInputException.at(path, what, "shape " + sh + " overflows");
+            throw BadInputException.at(path, what, "shape " + abbreviate(sh) + " overflows");
         }
         if (end - begin != expected)
-            throw BadInputException.at(path, what, "shape " + sh + " of " + dtype + " needs " + expected + " bytes but data_offsets span " + (end - begin));
+            throw BadInputException.at(path, what, "shape " + abbreviate(sh) + " of " + dtype + " needs " + expected + " bytes but data_offsets span " + (end - begin));
         return new TensorInfo(name, path, dtype, shape, dataStart + begin, end - begin);
     }
 
+    /** Two non-empty byte ranges may not share a byte (compared with the furthest-reaching range seen so far). */
     private static void checkNoOverlap(Path path, Map<String, TensorInfo> tensors) {
-        List<TensorInfo> sorted = new ArrayList<>(tensors.values());
+        List<TensorInfo> sorted = new ArrayList<>();
+        for (TensorInfo t : tensors.values()) if (t.byteLength() > 0) sorted.add(t);
         sorted.sort(Comparator.comparingLong(TensorInfo::fileOffset));
-        for (int i = 1; i < sorted.size(); i++) {
-            TensorInfo a = sorted.get(i - 1), b = sorted.get(i);
-            if (b.fileOffset() < a.fileOffset() + a.byteLength() && b.byteLength() > 0 && a.byteLength() > 0)
-                throw BadInputException.at(path, "tensor '" + b.name() + "'", "data overlaps tensor '" + a.name() + "'");
+        TensorInfo reach = null;
+        for (TensorInfo b : sorted) {
+            if (reach != null && b.fileOffset() < reach.fileOffset() + reach.byteLength())
+                throw BadInputException.at(path, "tensor '" + b.name() + "'", "data overlaps tensor '" + reach.name() + "'");
+            if (reach == null || b.fileOffset() + b.byteLength() > reach.fileOffset() + reach.byteLength()) reach = b;
         }
+    }
+
+    static String abbreviate(Object o) {
+        return abbreviate(o, 80);
+    }
+
+    static String abbreviate(Object o, int max) {
+        String s = String.valueOf(o);
+        return s.length() > max ? s.substring(0, max - 3) + "..." : s;
     }
 }

@@ -41,7 +41,8 @@ public final class TensorStore {
         Path single = dir.resolve(SINGLE_FILE);
         Map<String, TensorInfo> all = new LinkedHashMap<>();
         Set<Path> files = new LinkedHashSet<>();
-        if (Files.isRegularFile(index)) {
+        if (Files.exists(index)) {
+            if (!Files.isRegularFile(index)) throw BadInputException.at(index, "file", "not a regular file");
             Map<String, String> weightMap = readIndex(dir, index);
             Map<String, SafeTensorsFile> shards = new LinkedHashMap<>();
             for (String shardName : new LinkedHashSet<>(weightMap.values())) {
@@ -52,13 +53,14 @@ public final class TensorStore {
             for (Map.Entry<String, String> e : weightMap.entrySet()) {
                 TensorInfo info = shards.get(e.getValue()).tensors().get(e.getKey());
                 if (info == null)
-                    throw BadInputException.at(index, "weight_map['" + e.getKey() + "']", "shard " + e.getValue() + " has no such tensor");
+                    throw BadInputException.at(index, "weight_map['" + SafeTensorsFile.abbreviate(e.getKey(), 200) + "']",
+                            "shard " + e.getValue() + " has no such tensor");
                 all.put(e.getKey(), info);
             }
             // Tensors present in a shard but absent from the index are ignored by HF too; keep them visible to lint.
             for (SafeTensorsFile f : shards.values())
                 f.tensors().forEach(all::putIfAbsent);
-        } else if (Files.isRegularFile(single)) {
+        } else if (Files.exists(single)) {
             SafeTensorsFile f = SafeTensorsFile.open(single);
             all.putAll(f.tensors());
             files.add(single);
@@ -71,16 +73,21 @@ public final class TensorStore {
     private static Map<String, String> readIndex(Path dir, Path index) {
         JsonNode root;
         try {
-            root = SafeTensorsFile.JSON.readTree(index.toFile());
+            long size = Files.size(index);
+            if (size > ModelConfig.MAX_CONFIG_BYTES)
+                throw BadInputException.at(index, "file", size + " bytes; an index over " + ModelConfig.MAX_CONFIG_BYTES + " bytes is refused");
+            root = SafeTensorsFile.JSON.readTree(Files.readAllBytes(index));
+        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+            throw BadInputException.at(index, "file", "not valid JSON: " + e.getOriginalMessage());
         } catch (IOException e) {
-            throw BadInputException.at(index, "file", "not valid JSON: " + e.getMessage());
+            throw BadInputException.at(index, "file", "cannot read: " + e.getMessage());
         }
-        JsonNode map = root == null ? null : root.get("weight_map");
+        JsonNode map = root == null || !root.isObject() ? null : root.get("weight_map");
         if (map == null || !map.isObject()) throw BadInputException.at(index, "weight_map", "missing or not an object");
         Map<String, String> out = new LinkedHashMap<>();
         map.fields().forEachRemaining(e -> {
             if (!e.getValue().isTextual())
-                throw BadInputException.at(index, "weight_map['" + e.getKey() + "']", "shard name must be a string");
+                throw BadInputException.at(index, "weight_map['" + SafeTensorsFile.abbreviate(e.getKey(), 200) + "']", "shard name must be a string");
             out.put(e.getKey(), e.getValue().asText());
         });
         return out;
@@ -88,10 +95,16 @@ public final class TensorStore {
 
     /** A shard name must name a regular file inside the model folder: no "..", no absolute path, no link out. */
     private static Path resolveInside(Path dir, Path index, String shardName) {
-        String what = "shard '" + shardName + "'";
-        if (shardName.isEmpty() || shardName.contains("/") || shardName.contains("\\") || shardName.equals("..") || shardName.equals("."))
+        String what = "shard '" + SafeTensorsFile.abbreviate(shardName, 200) + "'";
+        if (shardName.isEmpty() || shardName.contains("/") || shardName.contains("\\") || shardName.equals("..") || shardName.equals(".")
+                || shardName.chars().anyMatch(c -> c < 0x20 || c == 0x7f))
             throw BadInputException.at(index, what, "shard names must be plain file names inside the model folder");
-        Path p = dir.resolve(shardName);
+        Path p;
+        try {
+            p = dir.resolve(shardName);
+        } catch (java.nio.file.InvalidPathException e) {
+            throw BadInputException.at(index, what, "not a valid file name");
+        }
         if (!Files.exists(p, LinkOption.NOFOLLOW_LINKS)) throw BadInputException.at(index, what, "file is missing");
         try {
             Path real = p.toRealPath();

@@ -21,7 +21,12 @@ import java.util.Set;
  * The format is documented in docs/trace-format.md; files from other tools that follow it load here.
  */
 public final class TraceFiles {
-    private static final ObjectMapper JSON = new ObjectMapper();
+    private static final ObjectMapper JSON = new ObjectMapper()
+            .enable(com.fasterxml.jackson.databind.DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
+    /** Positions past 2^40 are refused: no model has such a context, and position arithmetic must not overflow. */
+    public static final long MAX_POSITION = 1L << 40;
+    /** A trace of more tokens than this is refused on reading (the CLI's --max-tokens is far lower by default). */
+    public static final int MAX_TOKENS = 1 << 20;
     private static final Set<String> RESERVED = Set.of("format", "producer", "dtype", "device", "tokens", "position_offset", "probes");
 
     private TraceFiles() {
@@ -63,6 +68,7 @@ public final class TraceFiles {
             throw BadInputException.at(file, "__metadata__.position_offset", "not an integer");
         }
         if (offset < 0) throw BadInputException.at(file, "__metadata__.position_offset", "negative");
+        if (offset > MAX_POSITION) throw BadInputException.at(file, "__metadata__.position_offset", offset + " is past " + MAX_POSITION);
         Trace trace = new Trace(meta.getOrDefault("producer", "unknown"), required(file, meta, "dtype"),
                 meta.getOrDefault("device", "unknown"), tokens, offset);
         meta.forEach((k, v) -> {
@@ -71,11 +77,13 @@ public final class TraceFiles {
         for (String name : parseProbeNames(file, required(file, meta, "probes"))) {
             TensorInfo t = st.tensors().get(name);
             String what = "probe '" + name + "'";
+            if (trace.has(name)) throw BadInputException.at(file, what, "listed twice in __metadata__.probes");
             if (t == null) throw BadInputException.at(file, what, "listed in __metadata__.probes but absent");
             if (t.dtype() != DType.F32 && t.dtype() != DType.F64)
                 throw BadInputException.at(file, what, "dtype " + t.dtype() + "; traces hold F32 or F64");
             if (t.rank() != 2 || t.shape()[0] != tokens.length || t.shape()[1] > Integer.MAX_VALUE / Math.max(1, tokens.length))
                 throw BadInputException.at(file, what, "shape " + t.shapeString() + " is not [" + tokens.length + " tokens, width]");
+            if (t.shape()[1] == 0) throw BadInputException.at(file, what, "width 0; a probe holds at least one value per token");
             trace.put(name, (int) t.shape()[1], TensorStore.readDoubles(t, 0, t.elementCount()));
         }
         return trace;
@@ -89,9 +97,11 @@ public final class TraceFiles {
 
     private static int[] parseTokens(Path file, String json) {
         if (json == null) throw BadInputException.at(file, "__metadata__.tokens", "missing");
+        if (json.isBlank()) throw BadInputException.at(file, "__metadata__.tokens", "must be a non-empty JSON array of token ids");
         try {
             JsonNode n = JSON.readTree(json);
             if (n == null || !n.isArray() || n.isEmpty()) throw new IllegalArgumentException();
+            if (n.size() > MAX_TOKENS) throw BadInputException.at(file, "__metadata__.tokens", n.size() + " tokens; more than " + MAX_TOKENS + " is refused");
             int[] out = new int[n.size()];
             for (int i = 0; i < out.length; i++) {
                 if (!n.get(i).isIntegralNumber() || !n.get(i).canConvertToInt() || n.get(i).asInt() < 0) throw new IllegalArgumentException();
@@ -104,6 +114,7 @@ public final class TraceFiles {
     }
 
     private static String[] parseProbeNames(Path file, String json) {
+        if (json.isBlank()) throw BadInputException.at(file, "__metadata__.probes", "must be a JSON array of probe names");
         try {
             JsonNode n = JSON.readTree(json);
             if (n == null || !n.isArray()) throw new IllegalArgumentException();

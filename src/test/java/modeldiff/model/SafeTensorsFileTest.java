@@ -90,7 +90,7 @@ class SafeTensorsFileTest {
         assertTrue(error("{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,16],\"data_offsets\":[0,4]}}", 4).contains("overflows"));
         assertTrue(error("{\"a\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}", 4).contains("non-negative"));
         assertTrue(error("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4)
-                .contains("not valid JSON"), "duplicate names are refused");
+                .contains("duplicate entry: 'a'"), "duplicate names are refused");
         assertTrue(error("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8)
                 .contains("overlaps"));
         assertTrue(error("{\"__metadata__\":{\"k\":3}}", 0).contains("must be a string"));
