@@ -5,5 +5,5 @@ cd "$(dirname "$0")/.."
 ./modeldiff demo --out reports
 mkdir -p reports/notebooks
 for nb in notebooks/*.jsh; do
-  ./modeldiff notebook "$nb" --out "reports/notebooks/$(basename "$nb" .jsh).html"
+  ./modeldiff notebook "$nb" --out "reports/notebooks/$(basename "$nb" .jsh).html" --force
 done

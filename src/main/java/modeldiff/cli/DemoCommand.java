@@ -42,7 +42,7 @@ final class DemoCommand implements Callable<Integer> {
     @Option(names = "--out", defaultValue = "reports", paramLabel = "DIR", description = "Where demo.html goes (default: ${DEFAULT-VALUE}).")
     Path out;
 
-    @Option(names = "--force", description = "Replace demo.html and demo-hunt.html when they exist.")
+    @Option(names = "--force", description = "Replace demo.html, demo-hunt.html and demo.png in a folder other than reports/ when they exist.")
     boolean force;
 
     @Option(names = "--debug", description = "Show stack traces.")
@@ -51,8 +51,9 @@ final class DemoCommand implements Callable<Integer> {
     @Override
     public Integer call() throws IOException {
         if (Files.exists(out) && !Files.isDirectory(out)) throw new BadInputException(out + ": not a directory");
-        Common.checkOutput(out.resolve("demo.html"), null, force);
-        Common.checkOutput(out.resolve("demo-hunt.html"), null, force);
+        // The default folder holds the demo's own committed outputs: regenerating them is what `./modeldiff demo` is for.
+        boolean replace = force || out.normalize().equals(Path.of("reports"));
+        for (String f : new String[]{"demo.html", "demo-hunt.html", "demo.png"}) Common.checkOutput(out.resolve(f), null, replace);
         Path work = Files.createTempDirectory("modeldiff-demo");
         try {
             DemoAssets.extract(work);

@@ -16,11 +16,15 @@ final class NotebookCommand implements Callable<Integer> {
     @Option(names = "--out", required = true, paramLabel = "FILE.html")
     Path out;
 
+    @Option(names = "--force", description = "Replace an existing output.")
+    boolean force;
+
     @Option(names = "--debug", description = "Show stack traces.")
     boolean debug;
 
     @Override
     public Integer call() throws Exception {
+        Common.checkOutput(out, null, force);
         NotebookRunner.Result r = NotebookRunner.run(script);
         NotebookRunner.render(r, out);
         System.out.println("ran " + r.cells().size() + " cells of " + script + "; wrote " + out);
