@@ -160,6 +160,20 @@ public final class TensorStore {
         return out;
     }
 
+    /**
+     * Elements [first, first+count) as float32: exact for BF16/F16/F32, F64 rounded to nearest, as
+     * {@code (float)} of {@link #readDoubles} would give, at half the memory and without the float64 detour.
+     */
+    public static float[] readFloats(TensorInfo t, long first, long count) {
+        if (count > Integer.MAX_VALUE - 8)
+            throw BadInputException.at(t.file(), "tensor '" + t.name() + "'", "slice of " + count + " elements is too large for one array");
+        float[] out = new float[(int) count];
+        try (MappedTensor m = MappedTensor.open(t)) {
+            m.decodeFloats(first, (int) count, out, 0);
+        }
+        return out;
+    }
+
     private static void decode(DType dtype, MappedByteBuffer buf, double[] out, int at, int n) {
         switch (dtype) {
             case F64 -> {
