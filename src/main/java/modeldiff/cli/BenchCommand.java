@@ -47,7 +47,7 @@ import java.util.concurrent.Callable;
 import java.util.stream.Stream;
 
 @Command(name = "bench", mixinStandardHelpOptions = true, description = "Benchmarks (docs/benchmarks.md).",
-        subcommands = {BenchCommand.Cpu.class, BenchCommand.Gpu.class})
+        subcommands = {BenchCommand.Cpu.class, BenchCommand.HuntCost.class, BenchCommand.Gpu.class})
 final class BenchCommand implements Runnable {
     @Override
     public void run() {
@@ -187,6 +187,10 @@ final class BenchCommand implements Runnable {
             return (System.nanoTime() - t) / 1e9;
         }
 
+        static double medianOf(double[] v) {
+            return median(v);
+        }
+
         /**
          * GFLOP/s of one MLP-shaped product with the weights already in memory (no decoding): what each side's kernel
          * does on this machine, apart from everything else a forward pass does. Medians of 5 after a warm-up.
@@ -216,6 +220,117 @@ final class BenchCommand implements Runnable {
                 }
             }
             return new double[]{flop / median(ours) / 1e9, flop / median(theirs) / 1e9};
+        }
+    }
+
+    /**
+     * A full hunt as a multiple of one warm forward of its base pass, both timed in this process: forwards before and
+     * after the hunt (median of all of them), so the ratio is not flattered by the hunt's own first, cold run.
+     */
+    @Command(name = "hunt", mixinStandardHelpOptions = true,
+            description = "Time a full hunt against the median of warm forwards of its base pass, in one process.")
+    static final class HuntCost implements Callable<Integer> {
+        @Option(names = "--model", required = true, paramLabel = "DIR", description = "Model folder.")
+        Path model;
+
+        @Option(names = "--target", required = true, paramLabel = "TRACE", description = "Target trace of the hunt.")
+        Path target;
+
+        @Option(names = "--runs", defaultValue = "4", description = "Warm forwards timed, half before and half after the hunt (default: ${DEFAULT-VALUE}).")
+        int runs;
+
+        @Option(names = "--no-prune", description = "Also run the hunt without pruning and report both.")
+        boolean alsoUnpruned;
+
+        @Option(names = "--json", paramLabel = "FILE", description = "Write the figures as JSON.")
+        Path json;
+
+        @Option(names = "--debug", description = "Show stack traces.")
+        boolean debug;
+
+        @Override
+        public Integer call() {
+            Model m = Model.open(model);
+            Trace t = modeldiff.trace.TraceFiles.read(target);
+            ForwardInput in = new ForwardInput(t.tokens(), t.positionOffset());
+            ProbeLevel level = t.has("layers.0.q") ? ProbeLevel.ALL : ProbeLevel.LAYERS;
+            Precision p;
+            try {
+                p = Precision.parse(t.dtype());
+            } catch (IllegalArgumentException e) {
+                throw new BadInputException("target trace dtype '" + t.dtype() + "' is not a precision modeldiff knows");
+            }
+            String base = modeldiff.hunt.Hunt.defaultBase(p);
+            ForwardPass pass = modeldiff.forward.Implementations.create(base);
+            Progress pr = Progress.stderr();
+            pr.show("warming up " + base);
+            pass.run(m, in, level);
+            double[] fw = new double[Math.max(2, runs)];
+            int half = fw.length / 2;
+            for (int i = 0; i < half; i++) fw[i] = time(pass, m, in, level);
+            pr.show("hunting");
+            long t0 = System.nanoTime();
+            modeldiff.hunt.Hunt.Result r = modeldiff.hunt.Hunt.run(m, t, null, null, true, pr::show);
+            double huntSeconds = (System.nanoTime() - t0) / 1e9;
+            double unpruned = Double.NaN;
+            int unprunedRuns = 0;
+            if (alsoUnpruned) {
+                pr.show("hunting without pruning");
+                t0 = System.nanoTime();
+                modeldiff.hunt.Hunt.Result u = modeldiff.hunt.Hunt.run(m, t, null, null, false, pr::show);
+                unpruned = (System.nanoTime() - t0) / 1e9;
+                unprunedRuns = u.runs();
+                if (u.verdict() != r.verdict() || !u.best().fixes().equals(r.best().fixes()))
+                    System.out.println("note: without pruning: " + u.sentence());
+            }
+            for (int i = half; i < fw.length; i++) fw[i] = time(pass, m, in, level);
+            pr.done();
+            double forward = Cpu.medianOf(fw);
+            ObjectMapper om = new ObjectMapper();
+            ObjectNode o = om.createObjectNode();
+            o.put("format", "modeldiff-bench-hunt/1");
+            o.put("model", m.name());
+            o.put("target", target.toString());
+            o.put("tokens", in.length());
+            o.put("probes", level.name().toLowerCase(Locale.ROOT));
+            o.put("base", base);
+            o.put("verdict", r.verdict().id());
+            o.put("sentence", r.sentence());
+            o.put("candidates", r.candidates().size());
+            o.put("runs", r.runs());
+            o.put("stopped_early", r.pruned());
+            o.put("hunt_seconds", huntSeconds);
+            o.put("forward_seconds_median", forward);
+            o.put("hunt_in_forwards", huntSeconds / forward);
+            if (alsoUnpruned) {
+                o.put("unpruned_runs", unprunedRuns);
+                o.put("unpruned_hunt_seconds", unpruned);
+                o.put("unpruned_hunt_in_forwards", unpruned / forward);
+            }
+            ArrayNode a = o.putArray("forward_runs_seconds");
+            for (double v : fw) a.add(v);
+            o.put("cores", Runtime.getRuntime().availableProcessors());
+            o.put("cpu_model", cpuModel());
+            System.out.println(r.sentence());
+            System.out.printf("hunt: %d runs (%d stopped early) in %.1f s = %.1f forwards (warm %s forward: median %.2f s of %d)%n",
+                    r.runs(), r.pruned(), huntSeconds, huntSeconds / forward, base, forward, fw.length);
+            if (alsoUnpruned)
+                System.out.printf("without pruning: %d runs in %.1f s = %.1f forwards%n", unprunedRuns, unpruned, unpruned / forward);
+            if (json != null) {
+                try {
+                    AtomicFiles.writeString(json, om.writerWithDefaultPrettyPrinter().writeValueAsString(o) + "\n");
+                } catch (IOException e) {
+                    throw new IllegalStateException(e);
+                }
+                System.out.println("wrote " + json);
+            }
+            return 0;
+        }
+
+        private static double time(ForwardPass pass, Model m, ForwardInput in, ProbeLevel level) {
+            long t = System.nanoTime();
+            pass.run(m, in, level);
+            return (System.nanoTime() - t) / 1e9;
         }
     }
 

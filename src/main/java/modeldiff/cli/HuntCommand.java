@@ -49,6 +49,9 @@ final class HuntCommand implements Callable<Integer> {
             description = "Write config.json corrected by the explaining fixes (and config.diff) into DIR: the reverse use, when the target is the original implementation.")
     Path writeConfig;
 
+    @Option(names = "--no-prune", description = "Run every fix set to the end instead of stopping those clearly farther from the target than the run they extend.")
+    boolean noPrune;
+
     @Option(names = "--force", description = "Replace existing outputs.")
     boolean force;
 
@@ -67,11 +70,11 @@ final class HuntCommand implements Callable<Integer> {
             only = new LinkedHashSet<>();
             for (String f : fixes.split(",")) if (!f.isBlank()) only.add(f.trim());
         }
-        Hunt.Result r = Hunt.run(m, t, base, only, Progress.stderr()::show);
+        Hunt.Result r = Hunt.run(m, t, base, only, !noPrune, Progress.stderr()::show);
         Progress.stderr().done();
         System.out.println(r.sentence());
         if (!r.equivalent().isEmpty()) System.out.println("indistinguishable on this input: " + r.equivalent());
-        System.out.printf("%d runs in %.2f s (%.1f forwards' time)%n", r.runs(), r.seconds(), r.costInForwards());
+        System.out.printf("%d runs (%d stopped early) in %.2f s (%.1f forwards' time)%n", r.runs(), r.pruned(), r.seconds(), r.costInForwards());
         List<String> command = new ArrayList<>();
         command.add("modeldiff");
         command.addAll(spec.commandLine().getParseResult().originalArgs());

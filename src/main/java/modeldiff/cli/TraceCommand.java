@@ -24,6 +24,10 @@ final class TraceCommand implements Callable<Integer> {
     @Option(names = "--impl", defaultValue = "reference", description = "Implementation (default: ${DEFAULT-VALUE}).")
     String impl;
 
+    @Option(names = "--fixes", paramLabel = "id,...",
+            description = "Run the implementation with these catalog fixes applied (`modeldiff fixes`): a deliberately buggy run, e.g. a hunt target.")
+    String fixes;
+
     @Mixin
     Common.InputOptions input;
 
@@ -51,7 +55,7 @@ final class TraceCommand implements Callable<Integer> {
             default -> throw new IllegalArgumentException("--storage must be f64 or f32, got '" + storage + "'");
         };
         Common.checkOutput(out, model, force);
-        ForwardPass pass = Implementations.create(impl);
+        ForwardPass pass = Implementations.create(impl, modeldiff.forward.Fixes.parse(fixes));
         Model m = Model.open(model);
         ForwardInput in = input.resolve(m.config);
         Trace t = pass.run(m, in, level);

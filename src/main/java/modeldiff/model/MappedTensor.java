@@ -120,22 +120,26 @@ public final class MappedTensor implements AutoCloseable {
             int n = Math.min(run, count - done);
             long byteStart = (first + done) * width;
             ByteBuffer buf = chunks[(int) (byteStart / CHUNK)];
-            int at = (int) (byteStart % CHUNK), o = dstOff + done;
-            switch (info.dtype()) {
-                case BF16 -> {
-                    for (int i = 0; i < n; i++) dst[o + i] = Float.intBitsToFloat((buf.getShort(at + 2 * i) & 0xffff) << 16);
-                }
-                case F16 -> {
-                    for (int i = 0; i < n; i++) dst[o + i] = HalfBits.toFloat(buf.getShort(at + 2 * i) & 0xffff);
-                }
-                case F32 -> {
-                    for (int i = 0; i < n; i++) dst[o + i] = buf.getFloat(at + 4 * i);
-                }
-                case F64 -> {
-                    for (int i = 0; i < n; i++) dst[o + i] = (float) buf.getDouble(at + 8 * i);
-                }
-                default -> throw new IllegalStateException("not decodable: " + info.dtype());
+            decodeFloats(info.dtype(), buf, (int) (byteStart % CHUNK), n, dst, dstOff + done);
+        }
+    }
+
+    /** n elements of {@code dtype} at byte {@code at} of {@code buf} (little-endian) as float32 into dst[o...]. */
+    static void decodeFloats(DType dtype, ByteBuffer buf, int at, int n, float[] dst, int o) {
+        switch (dtype) {
+            case BF16 -> {
+                for (int i = 0; i < n; i++) dst[o + i] = Float.intBitsToFloat((buf.getShort(at + 2 * i) & 0xffff) << 16);
             }
+            case F16 -> {
+                for (int i = 0; i < n; i++) dst[o + i] = HalfBits.toFloat(buf.getShort(at + 2 * i) & 0xffff);
+            }
+            case F32 -> {
+                for (int i = 0; i < n; i++) dst[o + i] = buf.getFloat(at + 4 * i);
+            }
+            case F64 -> {
+                for (int i = 0; i < n; i++) dst[o + i] = (float) buf.getDouble(at + 8 * i);
+            }
+            default -> throw new IllegalStateException("not decodable: " + dtype);
         }
     }
 

@@ -2,6 +2,7 @@ package modeldiff.synth;
 
 import com.fasterxml.jackson.core.util.DefaultIndenter;
 import com.fasterxml.jackson.core.util.DefaultPrettyPrinter;
+import com.fasterxml.jackson.core.util.Separators;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import modeldiff.forward.kernel.Parallel;
@@ -87,14 +88,8 @@ public final class SyntheticModel {
         String declared = config.has("torch_dtype") || !config.has("dtype") ? "torch_dtype" : "dtype";
         config.put(declared, dtype.torchName());
         prepareDir(out, force);
-        try {
-            // HF writes config.json with json.dumps(indent=2, sort_keys=True); the resources are already sorted.
-            DefaultPrettyPrinter pp = new DefaultPrettyPrinter().withObjectIndenter(new DefaultIndenter("  ", "\n"))
-                    .withArrayIndenter(new DefaultIndenter("  ", "\n"));
-            AtomicFiles.writeString(out.resolve("config.json"), JSON.writer(pp).writeValueAsString(config) + "\n");
-        } catch (IOException e) {
-            throw new IllegalStateException(e);
-        }
+        // The resources are already in sort_keys order.
+        AtomicFiles.writeString(out.resolve("config.json"), pythonJson(config));
         ModelConfig c = ModelConfig.load(out);
         List<Tensor> tensors = stateDict(c);
         double std = config.path("initializer_range").asDouble(0.02);
@@ -132,11 +127,7 @@ public final class SyntheticModel {
             index.putObject("metadata").put("total_size", total);
             ObjectNode map = index.putObject("weight_map");
             weightMap.forEach(map::put);
-            try {
-                AtomicFiles.writeString(out.resolve(TensorStore.INDEX_FILE), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(index) + "\n");
-            } catch (IOException e) {
-                throw new IllegalStateException(e);
-            }
+            AtomicFiles.writeString(out.resolve(TensorStore.INDEX_FILE), pythonJson(index));
         }
         ObjectNode prov = JSON.createObjectNode();
         prov.put("generator", "modeldiff synth");
@@ -146,11 +137,7 @@ public final class SyntheticModel {
         prov.put("dtype", dtype.torchName());
         prov.put("num_hidden_layers", c.numLayers);
         prov.put("values", "matrices U(±sqrt(3)·" + std + "), norms identity ± 0.1, biases U(±" + std + "); random, not trained");
-        try {
-            AtomicFiles.writeString(out.resolve(PROVENANCE), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(prov) + "\n");
-        } catch (IOException e) {
-            throw new IllegalStateException(e);
-        }
+        AtomicFiles.writeString(out.resolve(PROVENANCE), pythonJson(prov));
         Model.open(out); // every tensor the family reads exists with the shape the config implies
         return new Result(out, shards.size(), total, tensors.size());
     }
@@ -211,6 +198,18 @@ public final class SyntheticModel {
                 for (int i = lo; i < hi; i++) out[i] = center + (2 * r.nextDouble() - 1) * half;
             });
         };
+    }
+
+    /** As HF writes its JSON files: json.dumps(obj, indent=2) + newline ("key": value, two-space indents). */
+    static String pythonJson(ObjectNode node) {
+        DefaultPrettyPrinter pp = new DefaultPrettyPrinter(Separators.createDefaultInstance()
+                .withObjectFieldValueSpacing(Separators.Spacing.AFTER))
+                .withObjectIndenter(new DefaultIndenter("  ", "\n")).withArrayIndenter(new DefaultIndenter("  ", "\n"));
+        try {
+            return JSON.writer(pp).writeValueAsString(node) + "\n";
+        } catch (IOException e) {
+            throw new IllegalStateException(e);
+        }
     }
 
     /** SplitMix64's finalizer: spreads a seed over all 64 bits. */

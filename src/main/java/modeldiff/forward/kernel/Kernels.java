@@ -6,6 +6,18 @@ final class Kernels {
     }
 
     static final PanelKernel BEST = pick();
+    static final FloatChainKernel BEST_FLOAT = pickFloat();
+
+    private static FloatChainKernel pickFloat() {
+        if (Boolean.getBoolean("modeldiff.scalar")) return FloatChainKernel.scalar();
+        if (ModuleLayer.boot().findModule("jdk.incubator.vector").isEmpty()) return FloatChainKernel.scalar();
+        try {
+            FloatChainKernel v = FloatVectorKernel.create();
+            return v != null ? v : FloatChainKernel.scalar();
+        } catch (LinkageError e) {
+            return FloatChainKernel.scalar();
+        }
+    }
 
     private static PanelKernel pick() {
         if (Boolean.getBoolean("modeldiff.scalar")) return ScalarKernel.INSTANCE;

@@ -39,6 +39,33 @@ class GemmTest {
         }
     }
 
+    /** lowp's model of a CPU fp32 GEMM: the running float sum {@code f += a·b}, k ascending, whatever the kernel. */
+    @Test
+    void floatChainsMatchTheScalarLoop() {
+        SplittableRandom r = new SplittableRandom(5);
+        FloatChainKernel[] kernels = {FloatChainKernel.scalar(), FloatChainKernel.best()};
+        for (int[] s : SHAPES) {
+            int rows = s[0], k = s[1], n = s[2];
+            float[] x = new float[rows * k];
+            double[] w = new double[n * k];
+            for (int i = 0; i < x.length; i++) x[i] = (float) r.nextDouble(-1, 1);
+            for (int i = 0; i < w.length; i++) w[i] = (float) r.nextDouble(-1, 1);
+            float[] expected = new float[rows * n];
+            for (int i = 0; i < rows; i++)
+                for (int o = 0; o < n; o++) {
+                    float f = 0;
+                    for (int j = 0; j < k; j++) f += x[i * k + j] * (float) w[o * k + j];
+                    expected[i * n + o] = f;
+                }
+            for (FloatChainKernel kernel : kernels)
+                for (int threads = 1; threads <= 3; threads++) {
+                    float[] y = new float[rows * n];
+                    FloatGemm.multiply(x, rows, k, PanelSource.ofRows(w, 0, k), n, y, Parallel.of(threads), kernel);
+                    assertArrayEquals(expected, y, kernel.name() + " " + threads + " threads " + java.util.Arrays.toString(s));
+                }
+        }
+    }
+
     @Test
     void transposedSourceMatchesRowSource() {
         SplittableRandom r = new SplittableRandom(3);
