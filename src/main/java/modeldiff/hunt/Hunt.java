@@ -65,11 +65,20 @@ public final class Hunt {
 
     /** One tried fix set and how close its run came to the target. */
     /** @param mean mean log-L2 over probes: moves with every probe, so a fix that reproduces many probes shows. */
-    /** @param stoppedAt the probe where pruning ended the run (then perProbe is partial, worst/mean/excess infinite, trace null) */
+    /**
+     * @param trace     the run's probes; null when pruned, or dropped to keep the heap bounded (see {@link #keepTraces})
+     * @param digest    a 64-bit hash of every probe's bits: equal runs have equal digests (how equivalents are found
+     *                  once traces are dropped)
+     * @param stoppedAt the probe where pruning ended the run (then perProbe is partial, worst/mean/excess infinite)
+     */
     public record Attempt(List<String> fixes, Map<String, Double> perProbe, double worst, double mean, double excess,
-                          boolean matches, String firstExcessProbe, Trace trace, String stoppedAt) {
+                          boolean matches, String firstExcessProbe, Trace trace, long digest, String stoppedAt) {
         public boolean pruned() {
             return stoppedAt != null;
+        }
+
+        Attempt withoutTrace() {
+            return new Attempt(fixes, perProbe, worst, mean, excess, matches, firstExcessProbe, null, digest, stoppedAt);
         }
     }
 
@@ -107,6 +116,12 @@ public final class Hunt {
     private final Consumer<String> progress;
     private final boolean prune;
     private Trace baseTrace;
+    /**
+     * Runs whose full trace is kept besides the base run's: the best ranked so far (the report charts a few of them).
+     * The others keep their scores and digest only, so a hunt's heap does not grow with the number of sets it tries
+     * (a Gemma-2B-shaped trace of 64 tokens with every probe is ~0.4 GB).
+     */
+    private int keepTraces;
     private final Map<List<String>, Attempt> tried = new ConcurrentHashMap<>();
 
     private Hunt(Model model, Trace target, String baseSpec, boolean prune, Consumer<String> progress) {
@@ -159,6 +174,9 @@ public final class Hunt {
             if (baseSpec.equals("reference")) m.reuse(baseTrace, null, null);
             else if (baseSpec.equals(defaultBase(precision))) m.reuse(null, baseTrace, precision);
         }
+        long traceBytes = 0;
+        for (Trace.Probe p : baseTrace.probes().values()) traceBytes += 8L * p.data().length;
+        keepTraces = (int) Math.max(HuntReport.CHART_SETS + 2, Math.min(64, Runtime.getRuntime().maxMemory() * 3 / 10 / Math.max(1, traceBytes)));
         Attempt baseline = score(List.of(), baseTrace);
         tried.put(List.of(), baseline);
         boolean lowp = baseSpec.startsWith("lowp:");
@@ -189,7 +207,7 @@ public final class Hunt {
             }
             List<Attempt> ranked = new ArrayList<>(tried.values());
             ranked.sort(RANKING);
-            Attempt best = refine(ranked.get(0), candidates);
+            Attempt best = withTrace(refine(ranked.get(0), candidates));
             ranked = new ArrayList<>(tried.values());
             ranked.sort(RANKING);
             ranked.remove(best);
@@ -198,7 +216,7 @@ public final class Hunt {
                     : best.matches() ? Verdict.EXPLAINED : Verdict.UNEXPLAINED;
             List<List<String>> equivalent = new ArrayList<>();
             for (Attempt a : ranked)
-                if (a != best && !a.pruned() && a.fixes().size() == best.fixes().size() && !a.fixes().isEmpty() && sameRun(a.trace(), best.trace()))
+                if (a != best && !a.pruned() && a.fixes().size() == best.fixes().size() && !a.fixes().isEmpty() && a.digest() == best.digest())
                     equivalent.add(a.fixes());
             int pruned = (int) tried.values().stream().filter(Attempt::pruned).count();
             return new Result(v, baseSpec, precision, baseline, best, equivalent, ranked, candidates, kept, tried.size(),
@@ -262,12 +280,48 @@ public final class Hunt {
         }
     }
 
-    private static boolean sameRun(Trace a, Trace b) {
-        for (String name : a.probeNames()) {
-            Trace.Probe x = a.probe(name), y = b.probe(name);
-            if (y == null || !java.util.Arrays.equals(x.data(), y.data())) return false;
+    /** The attempt as recorded, with its trace run again if the budget had dropped it (the best set needs one). */
+    private Attempt withTrace(Attempt a) {
+        Attempt current = tried.get(a.fixes());
+        if (current == null) current = a;
+        if (current.trace() != null || current.pruned()) return current;
+        ForwardPass pass = Implementations.create(baseSpec, Fixes.of(current.fixes()));
+        int from = firstLayer(current.fixes());
+        Trace t = from >= 0 && pass.canReplay() ? merge(tail(pass, from)) : pass.run(model, input, level);
+        Attempt again = score(current.fixes(), t);
+        tried.put(current.fixes(), again);
+        return again;
+    }
+
+    /** Drops the traces of all but the {@link #keepTraces} best-ranked attempts (the base run's stays in baseTrace). */
+    private synchronized void keepTraceBudget() {
+        List<Attempt> holding = new ArrayList<>();
+        for (Attempt a : tried.values()) if (a.trace() != null && !a.fixes().isEmpty()) holding.add(a);
+        if (holding.size() <= keepTraces) return;
+        holding.sort(RANKING);
+        for (Attempt a : holding.subList(keepTraces, holding.size())) tried.put(a.fixes(), a.withoutTrace());
+    }
+
+    /** 64-bit hash of every probe's name and bits, in trace order. */
+    static long digest(Trace t) {
+        long h = 0x9E3779B97F4A7C15L;
+        for (String name : t.probeNames()) {
+            h = mix(h ^ name.hashCode());
+            for (double v : t.probe(name).data()) h = mix(h ^ Double.doubleToRawLongBits(v));
         }
-        return true;
+        return h;
+    }
+
+    private static long mix(long z) {
+        z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;
+        z = (z ^ (z >>> 27)) * 0x94D049BB133111EBL;
+        return z ^ (z >>> 31);
+    }
+
+    private int firstLayer(List<String> fixes) {
+        int from = Integer.MAX_VALUE;
+        for (String f : fixes) from = Math.min(from, Catalog.firstLayerAffected(f, model.config));
+        return from;
     }
 
     private static boolean consistent(List<String> set) {
@@ -282,9 +336,7 @@ public final class Hunt {
         Attempt known = tried.get(key);
         if (known != null) return known;
         ForwardPass pass = Implementations.create(baseSpec, Fixes.of(key));
-        int from = Integer.MAX_VALUE;
-        for (String f : key) from = Math.min(from, Catalog.firstLayerAffected(f, model.config));
-        int start = from;
+        int start = firstLayer(key);
         Map<String, Double> seen = new LinkedHashMap<>();
         Attempt a;
         try {
@@ -294,9 +346,10 @@ public final class Hunt {
         } catch (Trace.Stop stop) {
             String at = seen.keySet().stream().reduce((x, y) -> y).orElse(null);
             a = new Attempt(key, seen, Double.POSITIVE_INFINITY, Double.POSITIVE_INFINITY, Double.POSITIVE_INFINITY, false,
-                    at, null, at);
+                    at, null, 0, at);
         }
         tried.put(key, a);
+        keepTraceBudget();
         return a;
     }
 
@@ -350,6 +403,7 @@ public final class Hunt {
                 if (firstExcess == null) firstExcess = name;
             }
         }
-        return new Attempt(fixes, per, worst, per.isEmpty() ? 0 : sum / per.size(), excess, firstExcess == null, firstExcess, run, null);
+        return new Attempt(fixes, per, worst, per.isEmpty() ? 0 : sum / per.size(), excess, firstExcess == null, firstExcess, run,
+                digest(run), null);
     }
 }

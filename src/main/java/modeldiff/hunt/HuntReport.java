@@ -84,7 +84,7 @@ public final class HuntReport {
         if (r.best() != r.baseline()) sides.add(new Comparison.Side(label(r.best(), r.base()) + " (chosen)", r.best().trace()));
         for (Hunt.Attempt a : r.explanations()) {
             if (sides.size() >= CHART_SETS + 2) break;
-            if (a == r.best() || a == r.baseline() || a.pruned()) continue;
+            if (a == r.best() || a == r.baseline() || a.trace() == null) continue;   // pruned, or dropped for memory
             sides.add(new Comparison.Side(label(a, r.base()), a.trace()));
         }
         return Comparison.run(new Comparison.Side(targetLabel, target), sides, r.floor(), null);
