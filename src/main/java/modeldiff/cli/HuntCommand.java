@@ -52,6 +52,9 @@ final class HuntCommand implements Callable<Integer> {
     @picocli.CommandLine.Mixin
     Limits limits;
 
+    @Option(names = "--no-prune", description = "Run every fix set to the end instead of stopping those clearly farther from the target than the run they extend.")
+    boolean noPrune;
+
     @Option(names = "--force", description = "Replace existing outputs.")
     boolean force;
 
@@ -80,12 +83,12 @@ final class HuntCommand implements Callable<Integer> {
         }
         Set<String> fixSet = only;
         // The hunt runs its base implementation many times inside hunt/; --timeout bounds the whole search.
-        Hunt.Result r = limits.timeoutSeconds == null ? Hunt.run(m, t, base, fixSet, Progress.stderr()::show)
-                : Limits.withTimeout("hunt", limits.timeoutSeconds, () -> Hunt.run(m, t, base, fixSet, Progress.stderr()::show));
+        Hunt.Result r = limits.timeoutSeconds == null ? Hunt.run(m, t, base, fixSet, !noPrune, Progress.stderr()::show)
+                : Limits.withTimeout("hunt", limits.timeoutSeconds, () -> Hunt.run(m, t, base, fixSet, !noPrune, Progress.stderr()::show));
         Progress.stderr().done();
         System.out.println(r.sentence());
         if (!r.equivalent().isEmpty()) System.out.println("indistinguishable on this input: " + r.equivalent());
-        System.out.printf("%d runs in %.2f s (%.1f forwards' time)%n", r.runs(), r.seconds(), r.costInForwards());
+        System.out.printf("%d runs (%d stopped early) in %.2f s (%.1f forwards' time)%n", r.runs(), r.pruned(), r.seconds(), r.costInForwards());
         List<String> command = new ArrayList<>();
         command.add("modeldiff");
         command.addAll(spec.commandLine().getParseResult().originalArgs());

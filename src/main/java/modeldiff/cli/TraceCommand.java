@@ -24,6 +24,10 @@ final class TraceCommand implements Callable<Integer> {
     @Option(names = "--impl", defaultValue = "reference", description = "Implementation (default: ${DEFAULT-VALUE}).")
     String impl;
 
+    @Option(names = "--fixes", paramLabel = "id,...",
+            description = "Run the implementation with these catalog fixes applied (`modeldiff fixes`): a deliberately buggy run, e.g. a hunt target.")
+    String fixes;
+
     @Mixin
     Common.InputOptions input;
 
@@ -55,7 +59,7 @@ final class TraceCommand implements Callable<Integer> {
         };
         Common.checkOutput(out, model, force);
         limits.checkTimeout();
-        ForwardPass pass = limits.timed(Implementations.create(impl));
+        ForwardPass pass = limits.timed(Implementations.create(impl, modeldiff.forward.Fixes.parse(fixes)));
         Model m = Model.open(model);
         ForwardInput in = input.resolve(m.config);
         limits.checkTokens(in.length());

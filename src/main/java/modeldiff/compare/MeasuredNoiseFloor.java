@@ -44,11 +44,30 @@ public final class MeasuredNoiseFloor implements NoiseFloor {
     private final ForwardInput input;
     private final Against against;
     private final Map<Precision, Map<String, Double>> measured = new EnumMap<>(Precision.class);
+    /** A run the caller already has of exactly the pass a measurement would run (see {@link #reuse}); else null. */
+    private Trace reference, lowpRun;
+    private Precision lowpRunPrecision;
 
     public MeasuredNoiseFloor(Model model, ForwardInput input, Against against) {
         this.model = model;
         this.input = input;
         this.against = against;
+    }
+
+    /**
+     * Hands over runs the caller made anyway, so measuring does not repeat them: {@code reference} a float64 reference
+     * run without fixes, {@code lowp} a faithful lowp run (no fixes, no nudges) at {@code lowpPrecision}; either may be
+     * null. They must be of this floor's model and input and record every probe the floor will be asked about.
+     */
+    public synchronized MeasuredNoiseFloor reuse(Trace reference, Trace lowp, Precision lowpPrecision) {
+        this.reference = reference;
+        this.lowpRun = lowp;
+        this.lowpRunPrecision = lowp == null ? null : lowpPrecision;
+        return this;
+    }
+
+    private Trace faithfulLowp(Precision p) {
+        return lowpRun != null && lowpRunPrecision == p ? lowpRun : new LowpPass(p, Fixes.NONE).run(model, input, ProbeLevel.ALL);
     }
 
     @Override
@@ -64,14 +83,14 @@ public final class MeasuredNoiseFloor implements NoiseFloor {
 
     private Map<String, Double> measure(Precision p) {
         Map<String, Double> out = new HashMap<>();
-        Trace lowp = new LowpPass(p, Fixes.NONE).run(model, input, ProbeLevel.ALL);
         if (against == Against.FLOAT64_REFERENCE) {
-            Trace ref = new ReferencePass().run(model, input, ProbeLevel.ALL);
+            Trace ref = reference != null ? reference : new ReferencePass().run(model, input, ProbeLevel.ALL);
             // In fp32 the rounding of each op is not the whole cost: GEMMs accumulate in fp32 too.
-            if (p == Precision.FP32) lowp = new LowpPass(p, Fixes.NONE, 0, true).run(model, input, ProbeLevel.ALL);
+            Trace lowp = p == Precision.FP32 ? new LowpPass(p, Fixes.NONE, 0, true).run(model, input, ProbeLevel.ALL) : faithfulLowp(p);
             for (String name : ref.probeNames()) out.put(name, Metrics.logL2(ref.probe(name).data(), lowp.probe(name).data()));
             return out;
         }
+        Trace lowp = faithfulLowp(p);
         for (String name : lowp.probeNames()) out.put(name, fewUlps(lowp.probe(name).data(), p));
         for (int seed = 1; seed <= NUDGED_RUNS; seed++) {
             Trace nudged = new LowpPass(p, Fixes.NONE, seed).run(model, input, ProbeLevel.ALL);

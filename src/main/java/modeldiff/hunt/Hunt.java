@@ -31,6 +31,14 @@ import java.util.function.Consumer;
  * Search: the base pass alone; every applicable single fix; the singles that cut the excess error clearly are kept;
  * then combinations of the kept ones (exhaustive up to {@link #EXHAUSTIVE_LIMIT}, greedy beyond). A fix that first
  * acts at layer k starts from the base run's cached residual stream entering layer k.
+ * <p>
+ * Pruning (on unless turned off): a candidate run is scored probe by probe as it records them and stopped at the first
+ * probe where it is both outside the noise floor (so it can no longer match) and {@link #PRUNE_MARGIN} decades farther
+ * from the target than the run it was derived from (the base run for singles and combinations, the set being extended
+ * in refinement). Such a set is recorded as stopped, with excess and worst infinite, so it is never kept, never chosen
+ * and never extended. The rule is a judgement, not a theorem: a set that is a decade worse at one probe could in
+ * principle end closer overall; over every planted and clean fixture trace the results with and without pruning are
+ * the same (HuntTest), and {@code --no-prune} runs every set to the end.
  */
 public final class Hunt {
     /** Kept singles beyond this are combined greedily (2^8 = 256 runs at most). */
@@ -46,6 +54,8 @@ public final class Hunt {
     public static final double CLEAR = 1.0;
     /** Fixes the refinement may add to the best set found by the combination stage. */
     public static final int MAX_REFINE = 4;
+    /** Decades a candidate may be farther from the target than the run it was derived from, at one probe, before it stops. */
+    public static final double PRUNE_MARGIN = CLEAR;
 
     public enum Verdict { MATCH, EXPLAINED, UNEXPLAINED;
         public String id() {
@@ -55,8 +65,21 @@ public final class Hunt {
 
     /** One tried fix set and how close its run came to the target. */
     /** @param mean mean log-L2 over probes: moves with every probe, so a fix that reproduces many probes shows. */
+    /**
+     * @param trace     the run's probes; null when pruned, or dropped to keep the heap bounded (see {@link #keepTraces})
+     * @param digest    a 64-bit hash of every probe's bits: equal runs have equal digests (how equivalents are found
+     *                  once traces are dropped)
+     * @param stoppedAt the probe where pruning ended the run (then perProbe is partial, worst/mean/excess infinite)
+     */
     public record Attempt(List<String> fixes, Map<String, Double> perProbe, double worst, double mean, double excess,
-                          boolean matches, String firstExcessProbe, Trace trace) {
+                          boolean matches, String firstExcessProbe, Trace trace, long digest, String stoppedAt) {
+        public boolean pruned() {
+            return stoppedAt != null;
+        }
+
+        Attempt withoutTrace() {
+            return new Attempt(fixes, perProbe, worst, mean, excess, matches, firstExcessProbe, null, digest, stoppedAt);
+        }
     }
 
     /**
@@ -66,7 +89,7 @@ public final class Hunt {
      */
     public record Result(Verdict verdict, String base, Precision precision, Attempt baseline, Attempt best,
                          List<List<String>> equivalent, List<Attempt> explanations, List<String> candidates,
-                         List<String> kept, int runs, double seconds, double forwardSeconds, NoiseFloor floor) {
+                         List<String> kept, int runs, double seconds, double forwardSeconds, NoiseFloor floor, int pruned) {
         public double costInForwards() {
             return forwardSeconds > 0 ? seconds / forwardSeconds : Double.NaN;
         }
@@ -91,10 +114,18 @@ public final class Hunt {
     private final Precision precision;
     private final NoiseFloor floor;
     private final Consumer<String> progress;
+    private final boolean prune;
     private Trace baseTrace;
+    /**
+     * Runs whose full trace is kept besides the base run's: the best ranked so far (the report charts a few of them).
+     * The others keep their scores and digest only, so a hunt's heap does not grow with the number of sets it tries
+     * (a Gemma-2B-shaped trace of 64 tokens with every probe is ~0.4 GB).
+     */
+    private int keepTraces;
     private final Map<List<String>, Attempt> tried = new ConcurrentHashMap<>();
 
-    private Hunt(Model model, Trace target, String baseSpec, Consumer<String> progress) {
+    private Hunt(Model model, Trace target, String baseSpec, boolean prune, Consumer<String> progress) {
+        this.prune = prune;
         this.model = model;
         this.target = target;
         this.input = new ForwardInput(target.tokens(), target.positionOffset());
@@ -124,7 +155,12 @@ public final class Hunt {
     }
 
     public static Result run(Model model, Trace target, String baseSpec, Set<String> only, Consumer<String> progress) {
-        return new Hunt(model, target, baseSpec, progress).search(only);
+        return run(model, target, baseSpec, only, true, progress);
+    }
+
+    /** @param prune stop candidate runs that are clearly going nowhere (see the class comment) */
+    public static Result run(Model model, Trace target, String baseSpec, Set<String> only, boolean prune, Consumer<String> progress) {
+        return new Hunt(model, target, baseSpec, prune, progress).search(only);
     }
 
     private Result search(Set<String> only) {
@@ -133,6 +169,14 @@ public final class Hunt {
         progress.accept("running " + baseSpec);
         baseTrace = base.run(model, input, level);
         double forwardSeconds = (System.nanoTime() - t0) / 1e9;
+        // The floor measurement would run this very pass again (the reference, or faithful lowp at the target's dtype).
+        if (floor instanceof MeasuredNoiseFloor m) {
+            if (baseSpec.equals("reference")) m.reuse(baseTrace, null, null);
+            else if (baseSpec.equals(defaultBase(precision))) m.reuse(null, baseTrace, precision);
+        }
+        long traceBytes = 0;
+        for (Trace.Probe p : baseTrace.probes().values()) traceBytes += 8L * p.data().length;
+        keepTraces = (int) Math.max(HuntReport.CHART_SETS + 2, Math.min(64, Runtime.getRuntime().maxMemory() * 3 / 10 / Math.max(1, traceBytes)));
         Attempt baseline = score(List.of(), baseTrace);
         tried.put(List.of(), baseline);
         boolean lowp = baseSpec.startsWith("lowp:");
@@ -140,7 +184,7 @@ public final class Hunt {
         progress.accept("trying " + candidates.size() + " single fixes");
         ForkJoinPool pool = new ForkJoinPool(Math.max(1, Runtime.getRuntime().availableProcessors()));
         try {
-            pool.submit(() -> candidates.parallelStream().forEach(f -> attempt(List.of(f)))).join();
+            pool.submit(() -> candidates.parallelStream().forEach(f -> attempt(List.of(f), baseline))).join();
             List<String> kept = new ArrayList<>();
             for (String f : candidates) {
                 Attempt a = tried.get(List.of(f));
@@ -157,13 +201,13 @@ public final class Hunt {
                     for (int i = 0; i < kept.size(); i++) if ((mask & (1 << i)) != 0) set.add(kept.get(i));
                     if (set.size() > 1 && consistent(set)) sets.add(set);
                 }
-                pool.submit(() -> sets.parallelStream().forEach(this::attempt)).join();
+                pool.submit(() -> sets.parallelStream().forEach(set -> attempt(set, baseline))).join();
             } else {
                 greedy(kept);
             }
             List<Attempt> ranked = new ArrayList<>(tried.values());
             ranked.sort(RANKING);
-            Attempt best = refine(ranked.get(0), candidates);
+            Attempt best = withTrace(refine(ranked.get(0), candidates));
             ranked = new ArrayList<>(tried.values());
             ranked.sort(RANKING);
             ranked.remove(best);
@@ -172,10 +216,11 @@ public final class Hunt {
                     : best.matches() ? Verdict.EXPLAINED : Verdict.UNEXPLAINED;
             List<List<String>> equivalent = new ArrayList<>();
             for (Attempt a : ranked)
-                if (a != best && a.fixes().size() == best.fixes().size() && !a.fixes().isEmpty() && sameRun(a.trace(), best.trace()))
+                if (a != best && !a.pruned() && a.fixes().size() == best.fixes().size() && !a.fixes().isEmpty() && a.digest() == best.digest())
                     equivalent.add(a.fixes());
+            int pruned = (int) tried.values().stream().filter(Attempt::pruned).count();
             return new Result(v, baseSpec, precision, baseline, best, equivalent, ranked, candidates, kept, tried.size(),
-                    (System.nanoTime() - t0) / 1e9, forwardSeconds, floor);
+                    (System.nanoTime() - t0) / 1e9, forwardSeconds, floor, pruned);
         } finally {
             pool.shutdown();
         }
@@ -201,7 +246,7 @@ public final class Hunt {
                 List<String> set = new ArrayList<>(best.fixes());
                 set.add(f);
                 if (!consistent(set)) continue;
-                Attempt a = attempt(set);
+                Attempt a = attempt(set, best);
                 boolean better = best.matches() ? a.matches() && a.mean() <= best.mean() - CLEAR
                         : a.matches() || a.excess() <= best.excess() - KEEP_MIN;
                 if (better && (step == null || RANKING_WORST.compare(a, step) < 0)) step = a;
@@ -225,7 +270,7 @@ public final class Hunt {
                 List<String> set = new ArrayList<>(current);
                 set.add(f);
                 if (!consistent(set)) continue;
-                Attempt a = attempt(set);
+                Attempt a = attempt(set, best);
                 if (step == null || a.excess() < step.excess()) step = a;
             }
             if (step == null || step.excess() >= best.excess()) return;
@@ -235,12 +280,48 @@ public final class Hunt {
         }
     }
 
-    private static boolean sameRun(Trace a, Trace b) {
-        for (String name : a.probeNames()) {
-            Trace.Probe x = a.probe(name), y = b.probe(name);
-            if (y == null || !java.util.Arrays.equals(x.data(), y.data())) return false;
+    /** The attempt as recorded, with its trace run again if the budget had dropped it (the best set needs one). */
+    private Attempt withTrace(Attempt a) {
+        Attempt current = tried.get(a.fixes());
+        if (current == null) current = a;
+        if (current.trace() != null || current.pruned()) return current;
+        ForwardPass pass = Implementations.create(baseSpec, Fixes.of(current.fixes()));
+        int from = firstLayer(current.fixes());
+        Trace t = from >= 0 && pass.canReplay() ? merge(tail(pass, from)) : pass.run(model, input, level);
+        Attempt again = score(current.fixes(), t);
+        tried.put(current.fixes(), again);
+        return again;
+    }
+
+    /** Drops the traces of all but the {@link #keepTraces} best-ranked attempts (the base run's stays in baseTrace). */
+    private synchronized void keepTraceBudget() {
+        List<Attempt> holding = new ArrayList<>();
+        for (Attempt a : tried.values()) if (a.trace() != null && !a.fixes().isEmpty()) holding.add(a);
+        if (holding.size() <= keepTraces) return;
+        holding.sort(RANKING);
+        for (Attempt a : holding.subList(keepTraces, holding.size())) tried.put(a.fixes(), a.withoutTrace());
+    }
+
+    /** 64-bit hash of every probe's name and bits, in trace order. */
+    static long digest(Trace t) {
+        long h = 0x9E3779B97F4A7C15L;
+        for (String name : t.probeNames()) {
+            h = mix(h ^ name.hashCode());
+            for (double v : t.probe(name).data()) h = mix(h ^ Double.doubleToRawLongBits(v));
         }
-        return true;
+        return h;
+    }
+
+    private static long mix(long z) {
+        z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;
+        z = (z ^ (z >>> 27)) * 0x94D049BB133111EBL;
+        return z ^ (z >>> 31);
+    }
+
+    private int firstLayer(List<String> fixes) {
+        int from = Integer.MAX_VALUE;
+        for (String f : fixes) from = Math.min(from, Catalog.firstLayerAffected(f, model.config));
+        return from;
     }
 
     private static boolean consistent(List<String> set) {
@@ -249,24 +330,54 @@ public final class Hunt {
         return true;
     }
 
-    private Attempt attempt(List<String> fixes) {
+    /** Runs (or recalls) a fix set; {@code parent} is the run it was derived from, the yardstick for pruning. */
+    private Attempt attempt(List<String> fixes, Attempt parent) {
         List<String> key = List.copyOf(fixes);
         Attempt known = tried.get(key);
         if (known != null) return known;
         ForwardPass pass = Implementations.create(baseSpec, Fixes.of(key));
-        int from = Integer.MAX_VALUE;
-        for (String f : key) from = Math.min(from, Catalog.firstLayerAffected(f, model.config));
-        Trace t = from >= 0 && pass.canReplay() ? replayFrom(pass, from) : pass.run(model, input, level);
-        Attempt a = score(key, t);
+        int start = firstLayer(key);
+        Map<String, Double> seen = new LinkedHashMap<>();
+        Attempt a;
+        try {
+            Trace t = Trace.watching(prune ? probe -> watch(probe, parent, seen) : probe -> { },
+                    () -> start >= 0 && pass.canReplay() ? tail(pass, start) : pass.run(model, input, level));
+            a = score(key, start >= 0 && pass.canReplay() ? merge(t) : t);
+        } catch (Trace.Stop stop) {
+            String at = seen.keySet().stream().reduce((x, y) -> y).orElse(null);
+            a = new Attempt(key, seen, Double.POSITIVE_INFINITY, Double.POSITIVE_INFINITY, Double.POSITIVE_INFINITY, false,
+                    at, null, 0, at);
+        }
         tried.put(key, a);
+        keepTraceBudget();
         return a;
     }
 
-    /** Reuses the base run's probes before layer {@code from} and runs the rest from its residual stream. */
-    private Trace replayFrom(ForwardPass pass, int from) {
+    /** Scores one probe as the candidate records it and stops the run when it is clearly going nowhere. */
+    private void watch(Trace.Probe probe, Attempt parent, Map<String, Double> seen) {
+        Trace.Probe t = target.probe(probe.name());
+        if (t == null || t.cols() != probe.cols() || t.rows() != probe.rows()) return;
+        double e = error(t, probe);
+        seen.put(probe.name(), e);
+        Double before = parent.perProbe().get(probe.name());
+        if (before == null || !Double.isFinite(before)) return;
+        if (e > floor.upperBound(precision, probe.name()) && e > before + PRUNE_MARGIN) throw new Trace.Stop(probe.name());
+    }
+
+    private static double error(Trace.Probe target, Trace.Probe run) {
+        Metrics.ProbeMetrics m = Metrics.compare(target.data(), run.data(), target.rows(), target.cols());
+        return m.nonFinite() > 0 ? Double.POSITIVE_INFINITY : m.logL2();
+    }
+
+    /** Runs the layers from {@code from} on, starting from the base run's residual stream entering it. */
+    private Trace tail(ForwardPass pass, int from) {
         int layers = model.config.numLayers;
         String entry = from == 0 ? "embed" : "layers." + (from - 1);
-        Trace tail = pass.runLayers(model, input, level, Math.min(from, layers), layers, baseTrace.probe(entry).data());
+        return pass.runLayers(model, input, level, Math.min(from, layers), layers, baseTrace.probe(entry).data());
+    }
+
+    /** The base run's probes before the tail, the tail's after: the whole trace of the replayed run. */
+    private Trace merge(Trace tail) {
         Trace merged = new Trace(tail.producer(), tail.dtype(), tail.device(), input.tokens(), input.positionOffset());
         for (String name : baseTrace.probeNames()) {
             Trace.Probe p = tail.has(name) ? tail.probe(name) : baseTrace.probe(name);
@@ -282,8 +393,7 @@ public final class Hunt {
         for (String name : target.probeNames()) {
             Trace.Probe t = target.probe(name), r = run.probe(name);
             if (r == null) continue;
-            Metrics.ProbeMetrics m = Metrics.compare(t.data(), r.data(), t.rows(), t.cols());
-            double e = m.nonFinite() > 0 ? Double.POSITIVE_INFINITY : m.logL2();
+            double e = error(t, r);
             per.put(name, e);
             worst = Math.max(worst, e);
             sum += Double.isFinite(e) ? e : 20;
@@ -293,6 +403,7 @@ public final class Hunt {
                 if (firstExcess == null) firstExcess = name;
             }
         }
-        return new Attempt(fixes, per, worst, per.isEmpty() ? 0 : sum / per.size(), excess, firstExcess == null, firstExcess, run);
+        return new Attempt(fixes, per, worst, per.isEmpty() ? 0 : sum / per.size(), excess, firstExcess == null, firstExcess, run,
+                digest(run), null);
     }
 }

@@ -41,6 +41,7 @@ public final class HuntReport {
         root.set("candidates", JSON.valueToTree(r.candidates()));
         root.set("kept", JSON.valueToTree(r.kept()));
         root.put("runs", r.runs());
+        root.put("pruned", r.pruned());
         root.put("seconds", r.seconds());
         root.put("forward_seconds", r.forwardSeconds());
         root.put("cost_in_forwards", r.costInForwards());
@@ -54,8 +55,9 @@ public final class HuntReport {
         o.set("fixes", JSON.valueToTree(a.fixes()));
         o.put("matches", a.matches());
         putNumber(o, "worst_log_l2", a.worst());
-        o.put("excess", a.excess());
+        putNumber(o, "excess", a.excess());
         o.put("first_excess_probe", a.firstExcessProbe());
+        if (a.pruned()) o.put("stopped_at", a.stoppedAt());
         ObjectNode per = o.putObject("per_probe");
         for (Map.Entry<String, Double> e : a.perProbe().entrySet()) putNumber(per, e.getKey(), e.getValue());
         return o;
@@ -82,7 +84,7 @@ public final class HuntReport {
         if (r.best() != r.baseline()) sides.add(new Comparison.Side(label(r.best(), r.base()) + " (chosen)", r.best().trace()));
         for (Hunt.Attempt a : r.explanations()) {
             if (sides.size() >= CHART_SETS + 2) break;
-            if (a == r.best() || a == r.baseline()) continue;
+            if (a == r.best() || a == r.baseline() || a.trace() == null) continue;   // pruned, or dropped for memory
             sides.add(new Comparison.Side(label(a, r.base()), a.trace()));
         }
         return Comparison.run(new Comparison.Side(targetLabel, target), sides, r.floor(), null);
@@ -101,10 +103,11 @@ public final class HuntReport {
         List<List<String>> rows = new ArrayList<>();
         for (Hunt.Attempt a : r.explanations().subList(0, Math.min(15, r.explanations().size())))
             rows.add(List.of(a.fixes().isEmpty() ? "(none)" : String.join(", ", a.fixes()), a.matches() ? "yes" : "no",
-                    String.format("%.2f", a.worst()), String.format("%.2f", a.excess()),
-                    a.firstExcessProbe() == null ? "-" : a.firstExcessProbe()));
+                    a.pruned() ? "-" : String.format("%.2f", a.worst()), a.pruned() ? "-" : String.format("%.2f", a.excess()),
+                    a.pruned() ? "stopped at " + a.stoppedAt() + " (a decade worse than the run it extends)"
+                            : a.firstExcessProbe() == null ? "-" : a.firstExcessProbe()));
         var table = new HtmlReport.Section("Fix sets tried, best first",
-                List.of(r.runs() + " runs of " + r.base() + " in " + String.format("%.1f", r.seconds()) + " s ("
+                List.of(r.runs() + " runs of " + r.base() + (r.pruned() > 0 ? " (" + r.pruned() + " stopped early)" : "") + " in " + String.format("%.1f", r.seconds()) + " s ("
                         + String.format("%.1f", r.costInForwards()) + " forwards' time). A set explains the target when every probe"
                         + " is within the noise floor; among those the smallest wins, and an extra fix must bring the worst probe "
                         + Hunt.CLEAR + " decade closer to be added.", "Noise floor: " + r.floor().describe()),

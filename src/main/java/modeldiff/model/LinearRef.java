@@ -20,6 +20,23 @@ public record LinearRef(TensorInfo weight, boolean conv1d, int outStart, int out
         return w;
     }
 
+    /** Weight as [out, in] row-major in float32 (see {@link TensorStore#readFloats}): for passes that load in fp32. */
+    public float[] loadWeightFloats() {
+        if (!conv1d) return TensorStore.readFloats(weight, (long) outStart * in, (long) out * in);
+        int totalOut = (int) weight.shape()[1];
+        float[] stored = TensorStore.readFloats(weight, 0, (long) in * totalOut);
+        float[] w = new float[out * in];
+        for (int i = 0; i < in; i++)
+            for (int o = 0; o < out; o++)
+                w[o * in + i] = stored[i * totalOut + outStart + o];
+        return w;
+    }
+
+    /** Bias [out] in float32, or null. */
+    public float[] loadBiasFloats() {
+        return bias == null ? null : TensorStore.readFloats(bias, outStart, out);
+    }
+
     /** Bias [out] or null when the layer has none. */
     public double[] loadBias() {
         return bias == null ? null : TensorStore.readDoubles(bias, outStart, out);

@@ -5,6 +5,8 @@ import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.Consumer;
+import java.util.function.Supplier;
 
 /**
  * The probes one forward pass recorded, in order, with what produced them. Values are held as float64 whatever the
@@ -48,7 +50,37 @@ public final class Trace {
 
     public void put(String name, int cols, double[] data) {
         if (probes.containsKey(name)) throw new IllegalStateException("probe recorded twice: " + name);
-        probes.put(name, new Probe(name, tokens.length, cols, data));
+        Probe p = new Probe(name, tokens.length, cols, data);
+        probes.put(name, p);
+        Consumer<Probe> w = WATCHER.get();
+        if (w != null) w.accept(p);
+    }
+
+    /** Thrown by a watcher (see {@link #watching}) to end the run that is recording; carries no stack trace. */
+    public static final class Stop extends RuntimeException {
+        private static final long serialVersionUID = 1L;
+
+        public Stop(String probe) {
+            super("stopped at " + probe, null, false, false);
+        }
+    }
+
+    private static final ThreadLocal<Consumer<Probe>> WATCHER = new ThreadLocal<>();
+
+    /**
+     * Runs {@code run} with {@code watcher} seeing every probe any trace records on this thread, as it is recorded
+     * (passes record from the thread that called them). The hunt scores a candidate run probe by probe this way and
+     * may end it early by throwing {@link Stop}, without every pass needing a hook of its own.
+     */
+    public static <T> T watching(Consumer<Probe> watcher, Supplier<T> run) {
+        Consumer<Probe> previous = WATCHER.get();
+        WATCHER.set(watcher);
+        try {
+            return run.get();
+        } finally {
+            if (previous == null) WATCHER.remove();
+            else WATCHER.set(previous);
+        }
     }
 
     /** Extra metadata (e.g. "planted"), kept in the file's __metadata__. */

@@ -71,6 +71,38 @@ class HuntTest {
         return tests;
     }
 
+    /**
+     * Pruning (stopping a candidate a decade worse than the run it extends, outside the floor) is a judgement; on every
+     * planted and clean trace it must change nothing the hunt reports as its answer: verdict, and for a match or an
+     * explanation the set and its equivalents. (For an unexplained target the "closest" set is a by-product and may
+     * differ: llama's perturbed layer 1 is closest to rope.scaling_ignored run in full, to no fix when that set is
+     * stopped for being a decade worse at an earlier probe.)
+     */
+    @TestFactory
+    List<DynamicTest> pruningChangesNoAnswer() throws IOException {
+        List<DynamicTest> tests = new ArrayList<>();
+        List<Path> all = new ArrayList<>(traces("planted-"));
+        all.addAll(traces("hf-"));
+        for (Path t : all) {
+            tests.add(DynamicTest.dynamicTest(label(t), () -> {
+                Model model = Model.open(t.getParent().getParent().resolve("model"));
+                Trace target = TraceFiles.read(t);
+                Hunt.Result full = Hunt.run(model, target, null, null, false, s -> { });
+                Hunt.Result pruned = Hunt.run(model, target, null, null, true, s -> { });
+                assertEquals(0, full.pruned());
+                assertEquals(full.verdict(), pruned.verdict(), pruned.sentence());
+                if (full.verdict() == Hunt.Verdict.UNEXPLAINED) return;
+                assertEquals(canonicalSet(full.best().fixes()), canonicalSet(pruned.best().fixes()), pruned.sentence());
+                Set<Set<String>> fe = new java.util.HashSet<>(), pe = new java.util.HashSet<>();
+                for (List<String> e : full.equivalent()) fe.add(canonicalSet(e));
+                for (List<String> e : pruned.equivalent()) pe.add(canonicalSet(e));
+                assertEquals(fe, pe, "equivalent sets");
+                assertTrue(pruned.runs() <= full.runs());
+            }));
+        }
+        return tests;
+    }
+
     /** A plant whose value equals the config's own changes nothing (mistral's eps is already 1e-5). */
     static boolean isNoOp(String plant, ModelConfig c) {
         if (plant.startsWith("norm.eps=")) return Double.parseDouble(plant.substring(9)) == c.normEps;

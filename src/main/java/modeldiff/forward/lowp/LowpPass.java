@@ -3,12 +3,20 @@ package modeldiff.forward.lowp;
 import modeldiff.forward.Fixes;
 import modeldiff.forward.ForwardInput;
 import modeldiff.forward.ForwardPass;
+import modeldiff.forward.MemoryEstimate;
 import modeldiff.forward.ProbeLevel;
+import modeldiff.forward.kernel.FloatGemm;
+import modeldiff.forward.kernel.Gemm;
+import modeldiff.forward.kernel.PanelSource;
+import modeldiff.forward.kernel.Parallel;
+import modeldiff.forward.kernel.WeightPanels;
 import modeldiff.model.BadInputException;
 import modeldiff.model.Family;
 import modeldiff.model.LayerSpec;
 import modeldiff.model.LayerWeights;
+import modeldiff.model.DType;
 import modeldiff.model.LinearRef;
+import modeldiff.model.MappedTensor;
 import modeldiff.model.Model;
 import modeldiff.model.ModelConfig;
 import modeldiff.model.NormRef;
@@ -39,6 +47,8 @@ public final class LowpPass implements ForwardPass {
      * "same ops, same precision".
      */
     private final java.util.SplittableRandom nudge;
+    /** Threads for the matrix products; results do not depend on it (see Gemm). */
+    private final Parallel par = Parallel.of(Parallel.defaultThreads());
 
     public LowpPass(Precision precision, Fixes fixes) {
         this(precision, fixes, 0);
@@ -115,6 +125,8 @@ public final class LowpPass implements ForwardPass {
         int[] tokens = fixes.tokens(input.tokens(), c);
         ForwardInput in = new ForwardInput(tokens, input.positionOffset());
         int T = in.length(), H = c.hiddenSize, hd = c.headDim;
+        MemoryEstimate.of(c, T, level, par.threads(), 4).require(name() + " on " + model.name() + " (" + T + " tokens, --probes "
+                + level.name().toLowerCase(java.util.Locale.ROOT) + ")");
         Trace trace = new Trace("modeldiff " + name() + (fixes.isEmpty() ? "" : " fixes=" + fixes.ids()), dtype(), "cpu (emulated)",
                 tokens, in.positionOffset());
         if (!fixes.isEmpty()) trace.putExtra("fixes", fixes.ids().toString());
@@ -185,7 +197,10 @@ public final class LowpPass implements ForwardPass {
         if (to < c.numLayers) return trace;
         float[] fn = norm(x, T, H, model.finalNorm(), f, c);
         trace.put("final_norm", H, widen(fn));
-        float[] logits = matmul(fn, T, H, weights(model.lmHead(), 0, (long) c.vocabSize * H), c.vocabSize, null);
+        float[] logits;
+        try (WeightPanels head = WeightPanels.ofMatrix(model.lmHead(), weightRounding(model.lmHead().dtype()))) {
+            logits = matmul(fn, T, H, head, c.vocabSize, null);                // the head streamed in tiles
+        }
         double cap = fixes.finalSoftcap(c);
         if (!Double.isNaN(cap)) softcap(logits, (float) cap);
         trace.put("logits", c.vocabSize, widen(logits));
@@ -278,23 +293,50 @@ public final class LowpPass implements ForwardPass {
     // ---- linear layers ----
 
     private float[] linear(float[] x, int rows, LinearRef ref) {
-        float[] w = toFloat(ref.loadWeight());
         float[] b = ref.hasBias() ? toFloat(ref.loadBias()) : null;
-        return matmul(x, rows, ref.in(), w, ref.out(), b);
+        try (WeightPanels w = WeightPanels.of(ref, weightRounding(ref.weight().dtype()))) {
+            return matmul(x, rows, ref.in(), w, ref.out(), b);
+        }
     }
 
-    /** y = R(fp32(x·Wᵀ) + b): fp32 accumulation, bias in the fp32 epilogue, one rounding. */
-    private float[] matmul(float[] x, int rows, int in, float[] w, int out, float[] b) {
+    /** WEIGHT_LOAD: stored values rounded to the dtype; null (no work) where every stored value is already one. */
+    private MappedTensor.FloatRounding weightRounding(DType stored) {
+        boolean exact = switch (stored) {
+            case BF16 -> p == Precision.BF16 || p == Precision.FP32;
+            case F16 -> p == Precision.FP16 || p == Precision.FP32;
+            case F32 -> p == Precision.FP32;
+            default -> false;
+        };
+        return exact ? null : this::r;
+    }
+
+    /**
+     * y = R(fp32(x·Wᵀ) + b): fp32 accumulation, bias in the fp32 epilogue, one rounding. The dot products run in the
+     * shared tiled kernels, element for element the sums {@link #dot} describes: the exact mode's float64 sum of
+     * float products is an fma chain (each product of two floats is exact in float64), and the sequential mode is
+     * the running fp32 sum of FloatGemm. Nudges and the epilogue then go in row-major order, as before.
+     */
+    private float[] matmul(float[] x, int rows, int in, PanelSource w, int out, float[] b) {
         float[] y = new float[rows * out];
-        for (int r0 = 0; r0 < rows; r0++) {
-            int xr = r0 * in;
+        if (sequentialSums) {
+            FloatGemm.multiply(x, rows, in, w, out, y, par);
+            for (int r0 = 0; r0 < rows; r0++)
+                for (int o = 0; o < out; o++) {
+                    float acc = y[r0 * out + o];
+                    if (b != null) acc += b[o];
+                    y[r0 * out + o] = r(acc);
+                }
+            return y;
+        }
+        double[] s = new double[rows * out];
+        Gemm.multiply(widen(x), rows, in, w, out, null, s, par);
+        for (int r0 = 0; r0 < rows; r0++)
             for (int o = 0; o < out; o++) {
-                int wo = o * in;
-                float acc = dot(x, xr, w, wo, in);
+                double exact = s[r0 * out + o];
+                float acc = nudged((float) exact, exact, in);
                 if (b != null) acc += b[o];
                 y[r0 * out + o] = r(acc);
             }
-        }
         return y;
     }
 

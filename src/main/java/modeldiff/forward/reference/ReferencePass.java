@@ -3,7 +3,11 @@ package modeldiff.forward.reference;
 import modeldiff.forward.Fixes;
 import modeldiff.forward.ForwardInput;
 import modeldiff.forward.ForwardPass;
+import modeldiff.forward.MemoryEstimate;
 import modeldiff.forward.ProbeLevel;
+import modeldiff.forward.kernel.Gemm;
+import modeldiff.forward.kernel.Parallel;
+import modeldiff.forward.kernel.WeightPanels;
 import modeldiff.model.BadInputException;
 import modeldiff.model.Family;
 import modeldiff.model.LayerSpec;
@@ -25,9 +29,15 @@ import modeldiff.trace.Trace;
  * angles, fp32 softmax, fused kernels) is imitated. Other passes are judged by their distance from this one.
  *
  * Layout convention: activations are row-major [tokens, width] double arrays.
+ * <p>
+ * Speed without giving up exactness: matrix products go through {@link Gemm} (float64 fused multiply-add chains,
+ * Vector API kernels, weights decoded tile by tile from the memory-mapped checkpoint, one layer's matrices mapped at a
+ * time), and the work of a product or of attention is split over threads so that each output element is computed by
+ * one task in a fixed order: the trace is bit-identical for any thread count.
  */
 public final class ReferencePass implements ForwardPass {
     private final Fixes fixes;
+    private final Parallel par;
 
     public ReferencePass() {
         this(Fixes.NONE);
@@ -35,7 +45,17 @@ public final class ReferencePass implements ForwardPass {
 
     /** Honours the fixes that change the math; rounding-only fixes (norm casts, softmax dtype) mean nothing in float64. */
     public ReferencePass(Fixes fixes) {
+        this(fixes, Parallel.defaultThreads());
+    }
+
+    /** @param threads threads for matrix products and attention; the result does not depend on it */
+    public ReferencePass(Fixes fixes, int threads) {
         this.fixes = fixes;
+        this.par = Parallel.of(threads);
+    }
+
+    public int threads() {
+        return par.threads();
     }
 
     @Override
@@ -46,6 +66,11 @@ public final class ReferencePass implements ForwardPass {
     @Override
     public String dtype() {
         return "float64";
+    }
+
+    /** Peak heap of one run of this pass: weights stay mapped, so it is the trace plus one layer's working set. */
+    public MemoryEstimate memoryEstimate(ModelConfig c, int tokens, ProbeLevel level) {
+        return MemoryEstimate.of(c, tokens, level, par.threads(), 8);
     }
 
     @Override
@@ -64,6 +89,8 @@ public final class ReferencePass implements ForwardPass {
         Family f = model.family;
         input = new ForwardInput(fixes.tokens(input.tokens(), c), input.positionOffset());
         int T = input.length(), H = c.hiddenSize;
+        memoryEstimate(c, T, level).require("the reference pass on " + model.name() + " (" + T + " tokens, --probes "
+                + level.name().toLowerCase(java.util.Locale.ROOT) + ")");
         Trace trace = new Trace("modeldiff reference" + (fixes.isEmpty() ? "" : " fixes=" + fixes.ids()), dtype(), "cpu",
                 input.tokens(), input.positionOffset());
         if (!fixes.isEmpty()) trace.putExtra("fixes", fixes.ids().toString());
@@ -88,9 +115,9 @@ public final class ReferencePass implements ForwardPass {
             String p = "layers." + i + ".";
 
             double[] a = norm(x, T, H, w.attnNorm(), normKind, eps);  // [T, H]
-            double[] q = linear(a, T, w.q());                              // [T, heads*hd]
-            double[] k = linear(a, T, w.k());                              // [T, kv_heads*hd]
-            double[] v = linear(a, T, w.v());                              // [T, kv_heads*hd]
+            double[] q = linear(a, T, w.q(), par);                              // [T, heads*hd]
+            double[] k = linear(a, T, w.k(), par);                              // [T, kv_heads*hd]
+            double[] v = linear(a, T, w.v(), par);                              // [T, kv_heads*hd]
             if (f.qkNorm) {
                 q = norm(q, T * c.numHeads, c.headDim, w.qNorm(), normKind, eps);
                 k = norm(k, T * c.numKvHeads, c.headDim, w.kNorm(), normKind, eps);
@@ -102,8 +129,8 @@ public final class ReferencePass implements ForwardPass {
                 rotate(q, T, c.numHeads, c.headDim, freq, input, fixes);
                 rotate(k, T, c.numKvHeads, c.headDim, freq, input, fixes);
             }
-            double[] att = attention(q, k, v, T, c, fixes.window(spec), fixes.attnScale(spec), fixes.attnSoftcap(c));                // [T, heads*hd]
-            double[] o = linear(att, T, w.o());                            // [T, H]
+            double[] att = attention(q, k, v, T, c, fixes.window(spec), fixes.attnScale(spec), fixes.attnSoftcap(c), par); // [T, heads*hd]
+            double[] o = linear(att, T, w.o(), par);                            // [T, H]
             if (all) {
                 trace.put(p + "attn_norm", H, a);
                 trace.put(p + "q", c.qDim(), q);
@@ -118,14 +145,14 @@ public final class ReferencePass implements ForwardPass {
             double[] m = norm(x, T, H, w.mlpNorm(), normKind, eps);   // [T, H]
             double[] act;                                                  // [T, ff]
             if (f.mlp == Family.Mlp.GATED) {
-                act = linear(m, T, fixes.swapGateUp ? w.up() : w.gate());
-                double[] up = linear(m, T, fixes.swapGateUp ? w.gate() : w.up());
+                act = linear(m, T, fixes.swapGateUp ? w.up() : w.gate(), par);
+                double[] up = linear(m, T, fixes.swapGateUp ? w.gate() : w.up(), par);
                 for (int j = 0; j < act.length; j++) act[j] = activation.apply(act[j]) * up[j];
             } else {
-                act = linear(m, T, w.up());
+                act = linear(m, T, w.up(), par);
                 for (int j = 0; j < act.length; j++) act[j] = activation.apply(act[j]);
             }
-            double[] mo = linear(act, T, w.down());                        // [T, H]
+            double[] mo = linear(act, T, w.down(), par);                        // [T, H]
             if (all) {
                 trace.put(p + "mlp_norm", H, m);
                 trace.put(p + "mlp_act", c.intermediateSize, act);
@@ -139,7 +166,10 @@ public final class ReferencePass implements ForwardPass {
         if (to < c.numLayers) return trace;
         double[] fn = norm(x, T, H, model.finalNorm(), normKind, eps);
         trace.put("final_norm", H, fn);
-        double[] logits = matmulRows(fn, T, H, model.lmHead(), c.vocabSize);   // [T, vocab]
+        double[] logits = new double[T * c.vocabSize];                       // [T, vocab], the head streamed in tiles
+        try (WeightPanels head = WeightPanels.ofMatrix(model.lmHead(), null)) {
+            Gemm.multiply(fn, T, H, head, c.vocabSize, null, logits, par);
+        }
         double finalCap = fixes.finalSoftcap(c);
         if (!Double.isNaN(finalCap)) softcap(logits, finalCap);
         trace.put("logits", c.vocabSize, logits);
@@ -198,36 +228,12 @@ public final class ReferencePass implements ForwardPass {
         return out;
     }
 
-    /** y = x·Wᵀ + b for x [rows, in], W [out, in]. */
-    static double[] linear(double[] x, int rows, LinearRef ref) {
-        double[] w = ref.loadWeight();
+    /** y = x·Wᵀ + b for x [rows, in], W [out, in]: each element a float64 fma chain over in, then + b. */
+    static double[] linear(double[] x, int rows, LinearRef ref, Parallel par) {
         double[] b = ref.loadBias();
-        int in = ref.in(), out = ref.out();
-        double[] y = new double[rows * out];
-        for (int r = 0; r < rows; r++) {
-            for (int o = 0; o < out; o++) {
-                double s = 0;
-                int wo = o * in, xr = r * in;
-                for (int i = 0; i < in; i++) s += x[xr + i] * w[wo + i];
-                y[r * out + o] = b == null ? s : s + b[o];
-            }
-        }
-        return y;
-    }
-
-    /** x [rows, in] times a stored [out, in] matrix read row by row (the LM head can be larger than we want to copy). */
-    static double[] matmulRows(double[] x, int rows, int in, TensorInfo weight, int out) {
-        double[] y = new double[rows * out];
-        final int block = 1024;
-        for (int o0 = 0; o0 < out; o0 += block) {
-            int n = Math.min(block, out - o0);
-            double[] w = TensorStore.readDoubles(weight, (long) o0 * in, (long) n * in);
-            for (int r = 0; r < rows; r++)
-                for (int o = 0; o < n; o++) {
-                    double s = 0;
-                    for (int i = 0; i < in; i++) s += x[r * in + i] * w[o * in + i];
-                    y[r * out + o0 + o] = s;
-                }
+        double[] y = new double[rows * ref.out()];
+        try (WeightPanels w = WeightPanels.of(ref, null)) {
+            Gemm.multiply(x, rows, ref.in(), w, ref.out(), b, y, par);
         }
         return y;
     }
@@ -264,11 +270,13 @@ public final class ReferencePass implements ForwardPass {
      * Causal (optionally sliding-window) attention with grouped KV heads and optional tanh soft-cap. Query t sees key
      * s when s ≤ t and, with a window W, t − s < W (HF's sliding_window semantics: W keys including itself).
      */
-    static double[] attention(double[] q, double[] k, double[] v, int T, ModelConfig c, int window, double scale, double cap) {
+    static double[] attention(double[] q, double[] k, double[] v, int T, ModelConfig c, int window, double scale, double cap,
+                              Parallel par) {
         int heads = c.numHeads, kvHeads = c.numKvHeads, hd = c.headDim, group = heads / kvHeads;
         double[] out = new double[T * heads * hd];
-        double[] scores = new double[T];
-        for (int h = 0; h < heads; h++) {
+        // One task per head: a head writes only its own columns of out, in the same order whatever thread runs it.
+        par.forEach(heads, h -> {
+            double[] scores = new double[T];
             int kvh = h / group;
             for (int t = 0; t < T; t++) {
                 int first = window > 0 ? Math.max(0, t - window + 1) : 0;
@@ -294,7 +302,7 @@ public final class ReferencePass implements ForwardPass {
                     for (int d = 0; d < hd; d++) out[ob + d] += pr * v[vb + d];
                 }
             }
-        }
+        });
         return out;
     }
 

@@ -249,8 +249,8 @@ public final class TorchPass implements ForwardPass {
 
     /** F.linear(x, W, b) with W [out, in] in the dtype. */
     private NDArray linear(NDManager m, NDArray x, LinearRef ref) {
-        NDArray w = toDtype(m.create(ref.loadWeight(), new Shape(ref.out(), ref.in())));
-        NDArray b = ref.hasBias() ? toDtype(m.create(ref.loadBias(), new Shape(ref.out()))) : null;
+        NDArray w = fromFloats(m.create(ref.loadWeightFloats(), new Shape(ref.out(), ref.in())));
+        NDArray b = ref.hasBias() ? fromFloats(m.create(ref.loadBiasFloats(), new Shape(ref.out()))) : null;
         return JniUtils.linear(pt(x), pt(w), b == null ? null : pt(b));
     }
 
@@ -432,7 +432,15 @@ public final class TorchPass implements ForwardPass {
     private NDArray param(NDManager m, TensorInfo t, long... shape) {
         long n = 1;
         for (long s : shape) n *= s;
-        return toDtype(m.create(TensorStore.readDoubles(t, 0, n), new Shape(shape)));
+        return fromFloats(m.create(TensorStore.readFloats(t, 0, n), new Shape(shape)));
+    }
+
+    /**
+     * Weights read straight to fp32 (TensorStore.readFloats: the same values toDtype's float64 → fp32 cast gives,
+     * without a float64 copy of every matrix on the heap and in native memory), then cast to the dtype.
+     */
+    private NDArray fromFloats(NDArray f32) {
+        return dtype == DataType.FLOAT32 ? f32 : cast(f32, dtype);
     }
 
     /** from_pretrained(dtype=...): float64-widened stored values cast by torch (via their exact fp32 value). */
