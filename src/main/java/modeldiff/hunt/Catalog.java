@@ -145,8 +145,7 @@ public final class Catalog {
         if (ka.equals(kb)) return true;
         Set<String> pair = Set.of(ka, kb);
         return pair.equals(Set.of("act.gelu_exact", "act.gelu_tanh")) || pair.equals(Set.of("norm.unit_offset", "norm.no_unit_offset"))
-                || pair.equals(Set.of("embed.scale_fp32", "embed.scale_none")) || pair.equals(Set.of("input.add_bos", "input.drop_bos"))
-                || pair.equals(Set.of("rope.scaling_ignored", "rope.theta")) && false;
+                || pair.equals(Set.of("embed.scale_fp32", "embed.scale_none")) || pair.equals(Set.of("input.add_bos", "input.drop_bos"));
     }
 
     /** The first layer a fix can change: -1 = the embedding, numLayers = only the final norm / logits. */

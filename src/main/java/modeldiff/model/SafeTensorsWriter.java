@@ -2,6 +2,7 @@ package modeldiff.model;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import modeldiff.numeric.Precision;
 import modeldiff.util.AtomicFiles;
 
 import java.io.BufferedOutputStream;
@@ -101,8 +102,8 @@ public final class SafeTensorsWriter {
                         switch (e.dtype) {
                             case F64 -> buf.putDouble(v);
                             case F32 -> buf.putFloat((float) v);
-                            case BF16 -> buf.putShort((short) bf16Bits((float) v));
-                            case F16 -> buf.putShort((short) HalfBits.fromFloat((float) v));
+                            case BF16 -> buf.putShort((short) Precision.BF16.toBits((float) v));
+                            case F16 -> buf.putShort((short) Precision.FP16.toBits((float) v));
                             default -> throw new IllegalStateException();
                         }
                     }
@@ -129,13 +130,5 @@ public final class SafeTensorsWriter {
     private static void flush(ByteBuffer buf, OutputStream out) throws IOException {
         out.write(buf.array(), 0, buf.position());
         buf.clear();
-    }
-
-    /** Round-to-nearest-even float32 → bfloat16 bits (NaN kept quiet). */
-    static int bf16Bits(float f) {
-        int bits = Float.floatToRawIntBits(f);
-        if (Float.isNaN(f)) return (bits >>> 16) | 0x40;
-        int lsb = (bits >>> 16) & 1;
-        return (bits + 0x7fff + lsb) >>> 16;
     }
 }

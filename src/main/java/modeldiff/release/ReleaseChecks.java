@@ -15,7 +15,6 @@ import modeldiff.lint.LintReport;
 import modeldiff.lint.Linter;
 import modeldiff.lint.Severity;
 import modeldiff.model.Model;
-import modeldiff.numeric.Precision;
 import modeldiff.report.HtmlReport;
 import modeldiff.report.RunInfo;
 import modeldiff.trace.Trace;
@@ -243,10 +242,5 @@ public final class ReleaseChecks {
         } catch (IOException e) {
             return List.of();
         }
-    }
-
-    /** Precision of a trace, for reports. */
-    static Precision precisionOf(Trace t) {
-        return Precision.parse(t.dtype());
     }
 }

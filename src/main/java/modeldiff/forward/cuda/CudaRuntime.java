@@ -257,12 +257,9 @@ public final class CudaRuntime {
         cuCtxSynchronize();
     }
 
-    /** float → bfloat16 bits, round to nearest even (NaN kept as a quiet NaN). */
+    /** float → bfloat16 bits, round to nearest even (the exhaustively tested codec in numeric.Precision). */
     public static short bf16Bits(float f) {
-        int b = Float.floatToRawIntBits(f);
-        if ((b & 0x7fffffff) > 0x7f800000) return (short) 0x7fc0;
-        int rounded = b + 0x7fff + ((b >>> 16) & 1);
-        return (short) (rounded >>> 16);
+        return (short) modeldiff.numeric.Precision.BF16.toBits(f);
     }
 
     public static float bf16Round(float f) {
