@@ -48,14 +48,14 @@ public final class CudaSelfTest {
         System.out.println("device: " + rt.deviceName);
         boolean ok = true;
         System.out.println("sm_90a module: " + (rt.sm90aFailure == null ? "loaded" : rt.sm90aFailure)
-                + "; gemm " + Kernels.defaultGemm(rt) + ", attention " + new Kernels(rt).attention);
+                + "; gemm " + DeviceKernels.defaultGemm(rt) + ", attention " + new DeviceKernels(rt).attention);
         if (mode.equals("selftest")) {
             ok = kernels(rt, System.out);
             ok &= fixtures(Path.of(args.length > 1 ? args[1] : "src/test/resources/fixtures"), System.out);
         } else if (mode.equals("gemmcheck") || mode.equals("attncheck")) {
             KernelChecks kc = new KernelChecks(rt);
             List<KernelChecks.Result> rs = mode.equals("attncheck") ? kc.attentionTcOnly()
-                    : kc.gemmOnly(Kernels.Gemm.valueOf(args[1].toUpperCase(Locale.ROOT)));
+                    : kc.gemmOnly(DeviceKernels.GemmVariant.valueOf(args[1].toUpperCase(Locale.ROOT)));
             KernelChecks.print(rs, System.out::println);
             ok = rs.stream().allMatch(KernelChecks.Result::ok);
         } else if (mode.equals("bench")) {
@@ -162,14 +162,14 @@ public final class CudaSelfTest {
 
     public static void bench(CudaRuntime rt, String shape, int tokens, Path json) throws IOException {
         if (!shape.equals("llama3-8b")) throw new IllegalArgumentException("known shapes: llama3-8b");
-        Kernels k = new Kernels(rt);
+        DeviceKernels k = new DeviceKernels(rt);
         StringBuilder js = new StringBuilder("{\n  \"device\": \"" + rt.deviceName + "\",\n  \"gemm_default\": \"" + k.gemm
                 + "\",\n  \"attention_default\": \"" + k.attention + "\",\n");
         // GEMM 4096³ (and the forward's shapes): each kernel, CUDA-event timing, mean of reps after a warm-up
-        List<Kernels.Gemm> variants = new ArrayList<>();
-        if (rt.has("gemm_wgmma") && !Boolean.getBoolean("modeldiff.cuda.skipWgmmaChecks")) variants.add(Kernels.Gemm.WGMMA);
-        variants.add(Kernels.Gemm.MMA);
-        variants.add(Kernels.Gemm.WMMA);
+        List<DeviceKernels.GemmVariant> variants = new ArrayList<>();
+        if (rt.has("gemm_wgmma") && !Boolean.getBoolean("modeldiff.cuda.skipWgmmaChecks")) variants.add(DeviceKernels.GemmVariant.WGMMA);
+        variants.add(DeviceKernels.GemmVariant.MMA);
+        variants.add(DeviceKernels.GemmVariant.WMMA);
         int[][] shapes = {{4096, 4096, 4096}, {tokens, 14336, 4096}, {tokens, 4096, 14336}, {tokens, 1024, 4096}, {tokens, 128256, 4096}};
         for (int[] sh : shapes) {
             int M = sh[0], N = sh[1], K = sh[2];
@@ -178,11 +178,11 @@ public final class CudaSelfTest {
             k.fillF32(a, (long) M * K, 1, 1f, 0f);
             k.toBf16(aB, a, (long) M * K);
             k.fillBf16(w, (long) N * K, 2, 1f, 0f);
-            for (Kernels.Gemm g : variants) {
-                if (g == Kernels.Gemm.WMMA && M != 4096) continue;
+            for (DeviceKernels.GemmVariant g : variants) {
+                if (g == DeviceKernels.GemmVariant.WMMA && M != 4096) continue;
                 k.gemm = g;
-                int reps = g == Kernels.Gemm.WMMA ? 10 : 20;
-                double ms = time(() -> k.gemm(c, a, g == Kernels.Gemm.WMMA ? null : aB, w, true, null, M, N, K, false), reps);
+                int reps = g == DeviceKernels.GemmVariant.WMMA ? 10 : 20;
+                double ms = time(() -> k.gemm(c, new DeviceKernels.Act(a, g == DeviceKernels.GemmVariant.WMMA ? null : aB), new DeviceKernels.Linear(w, null, N, K, true), M, false), reps);
                 double tflops = 2.0 * M * N * K / (ms * 1e-3) / 1e12;
                 String key = String.format("gemm_%s_%dx%dx%d", g.name().toLowerCase(Locale.ROOT), M, N, K);
                 System.out.printf("%s: %.3f ms, %.1f TFLOP/s%n", key, ms, tflops);
@@ -190,13 +190,13 @@ public final class CudaSelfTest {
             }
             for (CUdeviceptr p : new CUdeviceptr[]{a, aB, w, c}) CudaRuntime.free(p);
         }
-        k.gemm = Kernels.defaultGemm(rt);
+        k.gemm = DeviceKernels.defaultGemm(rt);
         if (Boolean.getBoolean("modeldiff.cuda.benchFp32Gemm")) {
             int n = 4096;
             CUdeviceptr a = CudaRuntime.alloc(4L * n * n), w = CudaRuntime.alloc(4L * n * n), c = CudaRuntime.alloc(4L * n * n);
             k.fillF32(a, (long) n * n, 1, 1f, 0f);
             k.fillF32(w, (long) n * n, 2, 1f, 0f);
-            double ms = time(() -> k.gemm(c, a, w, false, null, n, n, n, false), 3);
+            double ms = time(() -> k.gemm(c, DeviceKernels.Act.of(a), new DeviceKernels.Linear(w, null, n, n, false), n, false), 3);
             System.out.printf("gemm fp32 (ffma) 4096^3: %.3f ms, %.1f TFLOP/s%n", ms, 2.0 * n * n * n / (ms * 1e-3) / 1e12);
             for (CUdeviceptr p : new CUdeviceptr[]{a, w, c}) CudaRuntime.free(p);
         }
@@ -214,8 +214,9 @@ public final class CudaSelfTest {
             k.toBf16(vB, v, (long) T * kvh * hd);
             float sc = (float) (1 / Math.sqrt(hd));
             double flops = 4.0 * heads * hd * T * (T + 1) / 2.0;
-            double tc = time(() -> k.attentionTc(o, oB, qB, kB, vB, T, heads, kvh, hd, 0, sc, false, 1f, Float.NaN, true), 10);
-            double simt = time(() -> k.attention(o, q, kk, v, T, heads, kvh, hd, 0, sc, false, 1f, Float.NaN, true), 3);
+            DeviceKernels.AttnArgs args = new DeviceKernels.AttnArgs(T, heads, kvh, hd, 0, sc, false, 1f, Float.NaN, true);
+            double tc = time(() -> k.attentionTc(new DeviceKernels.Act(o, oB), qB, kB, vB, args), 10);
+            double simt = time(() -> k.attention(o, q, kk, v, args), 3);
             System.out.printf("attention T=%d 32/8 heads d128 causal: tensor cores %.3f ms (%.1f TFLOP/s), CUDA cores %.3f ms%n",
                     T, tc, flops / (tc * 1e-3) / 1e12, simt);
             js.append(String.format("  \"attention_tc_ms\": %.4f,\n  \"attention_simt_ms\": %.4f,\n", tc, simt));

@@ -4,6 +4,8 @@ import jcuda.Pointer;
 import jcuda.Sizeof;
 import jcuda.driver.CUdeviceptr;
 import jcuda.driver.CUevent;
+import modeldiff.forward.cuda.DeviceKernels.Linear;
+import modeldiff.forward.cuda.DeviceKernels.Norm;
 import modeldiff.model.BadInputException;
 import modeldiff.model.Family;
 import modeldiff.model.LayerWeights;
@@ -40,14 +42,9 @@ import static jcuda.driver.JCudaDriver.cuStreamWaitEvent;
  * queues layer i + 2 into the slot layer i used, once the compute stream is done with it.
  */
 public final class DeviceModel implements AutoCloseable {
-    public record Lin(CUdeviceptr w, CUdeviceptr b, int out, int in) {
-    }
-
-    public record Nrm(CUdeviceptr w, CUdeviceptr b, int dim) {
-    }
-
-    public record Layer(Nrm attnNorm, Lin q, Lin k, Lin v, Lin o, Nrm qNorm, Nrm kNorm, Nrm postAttnNorm, Nrm mlpNorm,
-                        Lin gate, Lin up, Lin down, Nrm postMlpNorm) {
+    /** One decoder layer's weights on the device (null: the family has no such weight). */
+    public record Layer(Norm attnNorm, Linear q, Linear k, Linear v, Linear o, Norm qNorm, Norm kNorm, Norm postAttnNorm,
+                        Norm mlpNorm, Linear gate, Linear up, Linear down, Norm postMlpNorm) {
     }
 
     public static final String MAX_WEIGHT_BYTES = "modeldiff.cuda.maxWeightBytes";
@@ -56,7 +53,7 @@ public final class DeviceModel implements AutoCloseable {
     public final ModelConfig config;
     public final Object key;
     CUdeviceptr embedding, positions, lmHead;
-    Nrm finalNorm;
+    Norm finalNorm;
     final List<Layer> layers = new ArrayList<>();
     private final List<CUdeviceptr> owned = new ArrayList<>();
     long bytes;
@@ -171,7 +168,7 @@ public final class DeviceModel implements AutoCloseable {
      * page-locked host memory (generated on the device, copied down) and are streamed as in {@link #upload}; the
      * values are the same as resident.
      */
-    public static DeviceModel synthetic(ModelConfig c, boolean bf16, long seed, Kernels k, boolean streamed) {
+    public static DeviceModel synthetic(ModelConfig c, boolean bf16, long seed, DeviceKernels k, boolean streamed) {
         DeviceModel dm = new DeviceModel(c, bf16, new Object());
         int H = c.hiddenSize, ff = c.intermediateSize;
         long[] s = {seed};
@@ -197,7 +194,7 @@ public final class DeviceModel implements AutoCloseable {
         return dm;
     }
 
-    public static DeviceModel synthetic(ModelConfig c, boolean bf16, long seed, Kernels k) {
+    public static DeviceModel synthetic(ModelConfig c, boolean bf16, long seed, DeviceKernels k) {
         return synthetic(c, bf16, seed, k, false);
     }
 
@@ -339,7 +336,7 @@ public final class DeviceModel implements AutoCloseable {
 
     // ---------------------------------------------------------------- resident helpers
 
-    private CUdeviceptr random(long n, long seed, float amp, Kernels k) {
+    private CUdeviceptr random(long n, long seed, float amp, DeviceKernels k) {
         CUdeviceptr p = own(CudaRuntime.alloc(n * es()));
         bytes += n * es();
         if (bf16) k.fillBf16(p, n, seed, amp, 0f);
@@ -347,21 +344,21 @@ public final class DeviceModel implements AutoCloseable {
         return p;
     }
 
-    private Lin randomLin(int out, int in, long seed, Kernels k, Placer p) {
+    private Linear randomLin(int out, int in, long seed, DeviceKernels k, Placer p) {
         long n = (long) out * in;
         float amp = (float) (1 / Math.sqrt(in));
-        if (p == null) return new Lin(random(n, seed, amp, k), null, out, in);
+        if (p == null) return new Linear(random(n, seed, amp, k), null, out, in, bf16);
         CUdeviceptr w = p.place(n, (d, cnt) -> {
             if (bf16) k.fillBf16(d, cnt, seed, amp, 0f);
             else k.fillF32(d, cnt, seed, amp, 0f);
         }, null, null, 0);
-        return new Lin(w, null, out, in);
+        return new Linear(w, null, out, in, bf16);
     }
 
-    private Nrm constNorm(int dim, float value, Kernels k) {
+    private Norm constNorm(int dim, float value, DeviceKernels k) {
         CUdeviceptr p = own(CudaRuntime.alloc((long) dim * 4));
         k.fillF32(p, dim, 0, 0f, value);
-        return new Nrm(p, null, dim);
+        return new Norm(p, null, dim);
     }
 
     private CUdeviceptr own(CUdeviceptr p) {
@@ -382,12 +379,12 @@ public final class DeviceModel implements AutoCloseable {
         return own(CudaRuntime.upload(f));
     }
 
-    private Nrm norm(NormRef r) {
+    private Norm norm(NormRef r) {
         if (r == null) return null;
-        return new Nrm(vector(r.loadWeight()), vector(r.loadBias()), (int) r.weight().elementCount());
+        return new Norm(vector(r.loadWeight()), vector(r.loadBias()), (int) r.weight().elementCount());
     }
 
-    private Lin linear(LinearRef r, Placer p) {
+    private Linear linear(LinearRef r, Placer p) {
         if (r == null) return null;
         CUdeviceptr w;
         if (p != null) {
@@ -395,7 +392,7 @@ public final class DeviceModel implements AutoCloseable {
             else w = p.place(linElems(r), null, null, r.weight(), (long) r.outStart() * r.in());
         } else if (r.conv1d()) w = matrix(r.loadWeight());
         else w = matrix(r.weight(), (long) r.outStart() * r.in(), (long) r.out() * r.in());
-        return new Lin(w, vector(r.loadBias()), r.out(), r.in());
+        return new Linear(w, vector(r.loadBias()), r.out(), r.in(), bf16);
     }
 
     private CUdeviceptr matrix(double[] d) {
