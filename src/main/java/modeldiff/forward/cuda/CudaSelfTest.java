@@ -29,6 +29,7 @@ import static jcuda.driver.JCudaDriver.*;
  * The GPU self-test and benchmark, runnable where there is no Maven (the GPU box):
  * <pre>
  *   java -cp ... modeldiff.forward.cuda.CudaSelfTest selftest FIXTURES_DIR      # kernels + every fixture family
+ *   java -cp ... modeldiff.forward.cuda.CudaSelfTest forced FIXTURES_DIR        # teacher-forced by HF fp32 / bf16 traces
  *   java -cp ... modeldiff.forward.cuda.CudaSelfTest bench llama3-8b 2048 OUT.json
  * </pre>
  * Exit code 0 when every check passes.
@@ -52,6 +53,10 @@ public final class CudaSelfTest {
         if (mode.equals("selftest")) {
             ok = kernels(rt, System.out);
             ok &= fixtures(Path.of(args.length > 1 ? args[1] : "src/test/resources/fixtures"), System.out);
+        } else if (mode.equals("forced")) {
+            Path root = Path.of(args.length > 1 ? args[1] : "src/test/resources/fixtures");
+            ok = forced(root, System.out, false);
+            ok &= forced(root, System.out, true);
         } else if (mode.equals("gemmcheck") || mode.equals("attncheck")) {
             KernelChecks kc = new KernelChecks(rt);
             List<KernelChecks.Result> rs = mode.equals("attncheck") ? kc.attentionTcOnly()
@@ -115,6 +120,84 @@ public final class CudaSelfTest {
             ok &= famOk;
             out.println(String.format("%-14s %17s %17s %17s %17s %17s %17s %s %s", name, fmt(fp32Ref), fmt(b16Ref), fmt(lowRef),
                     fmt(b16Low), fmt(b16Hf), fmt(lowHf), streamedSame ? "streamed=resident" : "STREAMED DIFFERS", famOk ? "ok" : "FAIL"));
+        }
+        return ok;
+    }
+
+    /** The ops of a trace, in a layer's order: the columns of {@link #forced}'s bf16 table. */
+    private static final List<String> OPS = List.of("embed", "attn_norm", "q", "k", "v", "attn", "attn_out", "mlp_norm",
+            "mlp_act", "mlp_out", "layers", "final_norm", "logits");
+
+    private static String opOf(String probe) {
+        if (probe.matches("layers\\.\\d+")) return "layers";
+        return probe.substring(probe.lastIndexOf('.') + 1);
+    }
+
+    /**
+     * Teacher forcing on the GPU, every fixture with the HF trace of that dtype. fp32: cuda:fp32 forced by HF's float32
+     * run is within fp32 noise of it at every probe (log-L2 ≤ −5, the band cuda:fp32 is held to against float64).
+     * bf16: cuda:bf16 forced by HF's bf16 run, per op the lowest fraction of bit-identical elements over the layers
+     * (≥ 99% required at every probe), and the streamed pass forced the same way identical to the resident one.
+     */
+    public static boolean forced(Path root, PrintStream out, boolean bf16) throws IOException {
+        List<String> names;
+        try (var s = Files.list(root)) {
+            names = s.filter(p -> Files.isDirectory(p.resolve("model"))).map(p -> p.getFileName().toString()).sorted().toList();
+        }
+        String file = bf16 ? "hf-bfloat16.safetensors" : "hf-float32.safetensors";
+        out.println("== teacher-forced cuda:" + (bf16 ? "bf16" : "fp32") + " vs " + file + (bf16
+                ? ": lowest % of bit-identical elements per op over the layers" : ": worst log-L2 over the probes"));
+        if (bf16) {
+            StringBuilder h = new StringBuilder(String.format("%-14s", "family"));
+            for (String op : OPS) h.append(String.format(" %10s", op));
+            out.println(h);
+        }
+        boolean ok = true;
+        int checked = 0;
+        for (String name : names) {
+            Path tp = root.resolve(name).resolve("traces").resolve(file);
+            if (!Files.exists(tp)) continue;
+            checked++;
+            Model model = Model.open(root.resolve(name).resolve("model"));
+            Trace hf = TraceFiles.read(tp);
+            ForwardInput in = ForwardInput.forcedBy(hf);
+            Trace t = new CudaPass(bf16, Fixes.NONE).run(model, in, ProbeLevel.ALL);
+            boolean famOk = t.extra().containsKey("teacher_forced");
+            if (!bf16) {
+                double worst = -99;
+                String at = null;
+                for (String p : hf.probeNames()) {
+                    double e = lg(hf, t, p);
+                    if (e > worst) {
+                        worst = e;
+                        at = p;
+                    }
+                }
+                famOk &= worst <= -5;
+                out.println(String.format("%-14s worst %7.2f at %-22s %s", name, worst, at, famOk ? "ok" : "FAIL"));
+            } else {
+                java.util.Map<String, Double> lowest = new java.util.HashMap<>();
+                List<String> below = new ArrayList<>();
+                for (String p : hf.probeNames()) {
+                    double same = 1 - modeldiff.compare.UlpDiff.of(hf.probe(p).data(), t.probe(p).data(), Precision.BF16).fractionDiffering();
+                    lowest.merge(opOf(p), same, Math::min);
+                    if (same < 0.99) below.add(p + String.format(" %.2f%%", 100 * same));
+                }
+                CudaPass streamed = new CudaPass(true, Fixes.NONE);
+                streamed.forceStreamed = true;
+                boolean streamedSame = identical(t, streamed.run(model, in, ProbeLevel.ALL), out, name + " forced bf16");
+                famOk &= below.isEmpty() && streamedSame;
+                StringBuilder row = new StringBuilder(String.format("%-14s", name));
+                for (String op : OPS) row.append(lowest.containsKey(op) ? String.format(" %9.2f%%", 100 * lowest.get(op)) : String.format(" %10s", "-"));
+                row.append(streamedSame ? "  streamed=resident" : "  STREAMED DIFFERS").append(famOk ? "  ok" : "  FAIL");
+                out.println(row);
+                if (!below.isEmpty()) out.println("  below 99%: " + String.join(", ", below));
+            }
+            ok &= famOk;
+        }
+        if (checked < 10) {
+            out.println("only " + checked + " fixtures have " + file);
+            return false;
         }
         return ok;
     }
