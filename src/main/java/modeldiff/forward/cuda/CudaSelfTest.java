@@ -321,7 +321,7 @@ public final class CudaSelfTest {
         };
         float[] residentLogits;
         long t0 = System.nanoTime();
-        try (DeviceModel dm = DeviceModel.synthetic(c, true, 42, k)) {
+        try (DeviceModel dm = SyntheticModel.generate(c, true, 42, k)) {
             System.out.printf("synthetic weights: %.2f GB in %.1f s%n", dm.bytes() / 1e9, (System.nanoTime() - t0) / 1e9);
             residentLogits = logits(rt, pass, dm, ids);   // also the warm-up
             double[] withCopies = timeForward(rt, pass, dm, ids, ProbeLevel.LAYERS, sink, 3);
@@ -337,7 +337,7 @@ public final class CudaSelfTest {
         String cap = System.getProperty("modeldiff.cuda.benchStreamBudget", "6g");
         long budget = DeviceModel.parseBytes(cap);
         t0 = System.nanoTime();
-        try (DeviceModel dm = DeviceModel.synthetic(c, true, 42, k, true)) {
+        try (DeviceModel dm = StreamedModel.synthetic(c, true, 42, k)) {
             long resident = 2L * c.vocabSize * c.hiddenSize * 2;
             System.out.printf("streamed: %.2f GB of weights, budget %s; made in %.1f s%n", dm.bytes() / 1e9, cap, (System.nanoTime() - t0) / 1e9);
             if (dm.bytes() <= budget) System.out.println("  (the model fits the budget: streaming forced anyway)");
