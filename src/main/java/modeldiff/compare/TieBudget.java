@@ -37,12 +37,15 @@ public final class TieBudget implements NoiseFloor {
     public static final double RATE_BF16 = 0.002, RATE_FP16 = 0.01, RATE_FP32 = 0.002;
 
     public static double rate(Precision p) {
-        return switch (p) {
+        double r = switch (p) {
             case BF16 -> RATE_BF16;
             case FP16 -> RATE_FP16;
             case FP32 -> RATE_FP32;
             default -> throw new BadInputException("no tie budget for " + p.id() + ": same-precision verdicts are for bf16, fp16 and fp32");
         };
+        // -Dmodeldiff.tie_rate.bfloat16=R: a rate calibrated on another input (reference-impls/realscale.sh does this).
+        String o = System.getProperty("modeldiff.tie_rate." + p.id());
+        return o == null ? r : Double.parseDouble(o);
     }
 
     public static long allowedDiffering(long n, Precision p) {
