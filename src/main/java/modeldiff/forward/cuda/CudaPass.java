@@ -98,6 +98,9 @@ public final class CudaPass implements ForwardPass {
     /** Test hook: stream the layers (maxWeightBytes applies only when not forced). */
     boolean forceStreamed;
 
+    /** Test hook: the attention kernel (null: -Dmodeldiff.cuda.attention, default tc). */
+    DeviceKernels.AttentionVariant attention;
+
     private synchronized DeviceModel weights(Model model) {
         synchronized (CudaPass.class) {
             if (cached != null && cached.key == model && cached.bf16 == bf16 && (!forceStreamed || cached.streamed())) return cached;
@@ -251,6 +254,7 @@ public final class CudaPass implements ForwardPass {
             this.c = dm.config;
             this.f = c.family;
             this.k = new DeviceKernels(rt);
+            if (attention != null) k.attention = attention;
             this.ws = ws;
             this.pc = ws.copier;
             this.teacher = teacher;

@@ -136,8 +136,11 @@ public final class CudaSelfTest {
     /**
      * Teacher forcing on the GPU, every fixture with the HF trace of that dtype. fp32: cuda:fp32 forced by HF's float32
      * run is within fp32 noise of it at every probe (log-L2 ≤ −5, the band cuda:fp32 is held to against float64).
-     * bf16: cuda:bf16 forced by HF's bf16 run, per op the lowest fraction of bit-identical elements over the layers
-     * (≥ 99% required at every probe), and the streamed pass forced the same way identical to the resident one.
+     * bf16: cuda:bf16 forced by HF's bf16 run with the eager attention kernel (HF's softmax op for op) is ≥ 99%
+     * bit-identical at every probe, per op the lowest fraction over the layers is printed, and the streamed pass forced
+     * the same way is identical to the resident one. With the default tensor-core attention every op but attention
+     * must still be ≥ 99% bit-identical; its attention (unnormalised probabilities rounded for P·V, docs/cuda.md) is
+     * measured and printed, not judged.
      */
     public static boolean forced(Path root, PrintStream out, boolean bf16) throws IOException {
         List<String> names;
@@ -146,11 +149,12 @@ public final class CudaSelfTest {
         }
         String file = bf16 ? "hf-bfloat16.safetensors" : "hf-float32.safetensors";
         out.println("== teacher-forced cuda:" + (bf16 ? "bf16" : "fp32") + " vs " + file + (bf16
-                ? ": lowest % of bit-identical elements per op over the layers" : ": worst log-L2 over the probes"));
+                ? ": lowest % of bit-identical elements per op over the layers (attention=eager; last column: attn with the default tc kernel)"
+                : ": worst log-L2 over the probes"));
         if (bf16) {
             StringBuilder h = new StringBuilder(String.format("%-14s", "family"));
             for (String op : OPS) h.append(String.format(" %10s", op));
-            out.println(h);
+            out.println(h.append(String.format(" %10s", "attn (tc)")));
         }
         boolean ok = true;
         int checked = 0;
@@ -160,46 +164,67 @@ public final class CudaSelfTest {
             checked++;
             Model model = Model.open(root.resolve(name).resolve("model"));
             Trace hf = TraceFiles.read(tp);
-            ForwardInput in = ForwardInput.forcedBy(hf);
-            Trace t = new CudaPass(bf16, Fixes.NONE).run(model, in, ProbeLevel.ALL);
-            boolean famOk = t.extra().containsKey("teacher_forced");
-            if (!bf16) {
-                double worst = -99;
-                String at = null;
-                for (String p : hf.probeNames()) {
-                    double e = lg(hf, t, p);
-                    if (e > worst) {
-                        worst = e;
-                        at = p;
-                    }
-                }
-                famOk &= worst <= -5;
-                out.println(String.format("%-14s worst %7.2f at %-22s %s", name, worst, at, famOk ? "ok" : "FAIL"));
-            } else {
-                java.util.Map<String, Double> lowest = new java.util.HashMap<>();
-                List<String> below = new ArrayList<>();
-                for (String p : hf.probeNames()) {
-                    double same = 1 - modeldiff.compare.UlpDiff.of(hf.probe(p).data(), t.probe(p).data(), Precision.BF16).fractionDiffering();
-                    lowest.merge(opOf(p), same, Math::min);
-                    if (same < 0.99) below.add(p + String.format(" %.2f%%", 100 * same));
-                }
-                CudaPass streamed = new CudaPass(true, Fixes.NONE);
-                streamed.forceStreamed = true;
-                boolean streamedSame = identical(t, streamed.run(model, in, ProbeLevel.ALL), out, name + " forced bf16");
-                famOk &= below.isEmpty() && streamedSame;
-                StringBuilder row = new StringBuilder(String.format("%-14s", name));
-                for (String op : OPS) row.append(lowest.containsKey(op) ? String.format(" %9.2f%%", 100 * lowest.get(op)) : String.format(" %10s", "-"));
-                row.append(streamedSame ? "  streamed=resident" : "  STREAMED DIFFERS").append(famOk ? "  ok" : "  FAIL");
-                out.println(row);
-                if (!below.isEmpty()) out.println("  below 99%: " + String.join(", ", below));
-            }
-            ok &= famOk;
+            ok &= bf16 ? forcedBf16(name, model, hf, out) : forcedFp32(name, model, hf, out);
         }
         if (checked < 10) {
             out.println("only " + checked + " fixtures have " + file);
             return false;
         }
         return ok;
+    }
+
+    private static boolean forcedFp32(String name, Model model, Trace hf, PrintStream out) {
+        Trace t = new CudaPass(false, Fixes.NONE).run(model, ForwardInput.forcedBy(hf), ProbeLevel.ALL);
+        double worst = -99;
+        String at = null;
+        for (String p : hf.probeNames()) {
+            double e = lg(hf, t, p);
+            if (e > worst) {
+                worst = e;
+                at = p;
+            }
+        }
+        boolean ok = t.extra().containsKey("teacher_forced") && worst <= -5;
+        out.println(String.format("%-14s worst %7.2f at %-22s %s", name, worst, at, ok ? "ok" : "FAIL"));
+        return ok;
+    }
+
+    private static boolean forcedBf16(String name, Model model, Trace hf, PrintStream out) {
+        ForwardInput in = ForwardInput.forcedBy(hf);
+        CudaPass eager = new CudaPass(true, Fixes.NONE), streamed = new CudaPass(true, Fixes.NONE), tc = new CudaPass(true, Fixes.NONE);
+        eager.attention = DeviceKernels.AttentionVariant.EAGER;
+        streamed.attention = DeviceKernels.AttentionVariant.EAGER;
+        streamed.forceStreamed = true;
+        tc.attention = DeviceKernels.AttentionVariant.TC;
+        Trace t = eager.run(model, in, ProbeLevel.ALL);
+        java.util.Map<String, Double> lowest = identical(hf, t);
+        List<String> below = new ArrayList<>();
+        for (String p : hf.probeNames()) if (same(hf, t, p) < 0.99) below.add(p + String.format(" %.2f%%", 100 * same(hf, t, p)));
+        boolean streamedSame = identical(t, streamed.run(model, in, ProbeLevel.ALL), out, name + " forced bf16");
+        Trace d = tc.run(model, in, ProbeLevel.ALL);
+        java.util.Map<String, Double> lowestTc = identical(hf, d);
+        for (String p : hf.probeNames())
+            if (!opOf(p).equals("attn") && same(hf, d, p) < 0.99) below.add("(tc) " + p + String.format(" %.2f%%", 100 * same(hf, d, p)));
+        boolean ok = t.extra().containsKey("teacher_forced") && below.isEmpty() && streamedSame;
+        StringBuilder row = new StringBuilder(String.format("%-14s", name));
+        for (String op : OPS) row.append(lowest.containsKey(op) ? String.format(" %9.2f%%", 100 * lowest.get(op)) : String.format(" %10s", "-"));
+        row.append(String.format(" %9.2f%%", 100 * lowestTc.getOrDefault("attn", Double.NaN)));
+        row.append(streamedSame ? "  streamed=resident" : "  STREAMED DIFFERS").append(ok ? "  ok" : "  FAIL");
+        out.println(row);
+        if (!below.isEmpty()) out.println("  below 99%: " + String.join(", ", below));
+        return ok;
+    }
+
+    /** Fraction of the elements of probe p that are the same bf16 value in a and b. */
+    private static double same(Trace a, Trace b, String p) {
+        return 1 - modeldiff.compare.UlpDiff.of(a.probe(p).data(), b.probe(p).data(), Precision.BF16).fractionDiffering();
+    }
+
+    /** Per op, the lowest fraction of identical elements over the layers. */
+    private static java.util.Map<String, Double> identical(Trace a, Trace b) {
+        java.util.Map<String, Double> lowest = new java.util.HashMap<>();
+        for (String p : a.probeNames()) lowest.merge(opOf(p), same(a, b, p), Math::min);
+        return lowest;
     }
 
     /** Every probe of a equal, bit for bit, in b. */
@@ -300,6 +325,11 @@ public final class CudaSelfTest {
             DeviceKernels.AttnArgs args = new DeviceKernels.AttnArgs(T, heads, kvh, hd, 0, sc, false, 1f, Float.NaN, true);
             double tc = time(() -> k.attentionTc(new DeviceKernels.Act(o, oB), qB, kB, vB, args), 10);
             double simt = time(() -> k.attention(o, q, kk, v, args), 3);
+            k.attention = DeviceKernels.AttentionVariant.EAGER;
+            double eager = time(() -> k.attention(o, q, kk, v, args), 1);
+            k.attention = DeviceKernels.defaultAttention();
+            System.out.printf("attention T=%d eager (HF's softmax op for op): %.3f ms%n", T, eager);
+            js.append(String.format("  \"attention_eager_ms\": %.4f,\n", eager));
             System.out.printf("attention T=%d 32/8 heads d128 causal: tensor cores %.3f ms (%.1f TFLOP/s), CUDA cores %.3f ms%n",
                     T, tc, flops / (tc * 1e-3) / 1e12, simt);
             js.append(String.format("  \"attention_tc_ms\": %.4f,\n  \"attention_simt_ms\": %.4f,\n", tc, simt));

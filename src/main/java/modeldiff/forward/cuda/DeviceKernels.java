@@ -14,8 +14,12 @@ public final class DeviceKernels {
     /** bf16 GEMM kernels: wgmma (sm_90a module), mma.sync, and the first wmma one (fp32 A, any K). */
     public enum GemmVariant { WGMMA, MMA, WMMA }
 
-    /** Attention kernels in bf16 mode: tensor cores (head_dim 16/32/64/128) or the CUDA-core one (any head_dim ≤ 256). */
-    public enum AttentionVariant { TC, SIMT }
+    /**
+     * Attention kernels: tensor cores (bf16 mode, head_dim 16/32/64/128), the CUDA-core flash kernel (any head_dim ≤
+     * 256), or EAGER: HF's eager softmax op for op (normalised probabilities rounded to the dtype; slow, for
+     * comparisons at the level of rounding ties).
+     */
+    public enum AttentionVariant { TC, SIMT, EAGER }
 
     /** An activation buffer: fp32 values and, where a kernel writes or a GEMM reads one, their bf16 copy (else null). */
     public record Act(CUdeviceptr f32, CUdeviceptr bf16) {
@@ -70,8 +74,12 @@ public final class DeviceKernels {
     public DeviceKernels(CudaRuntime rt) {
         this.rt = rt;
         this.gemm = defaultGemm(rt);
-        this.attention = "simt".equalsIgnoreCase(System.getProperty("modeldiff.cuda.attention", "tc"))
-                ? AttentionVariant.SIMT : AttentionVariant.TC;
+        this.attention = defaultAttention();
+    }
+
+    /** -Dmodeldiff.cuda.attention=tc|simt|eager, default tc. */
+    public static AttentionVariant defaultAttention() {
+        return AttentionVariant.valueOf(System.getProperty("modeldiff.cuda.attention", "tc").toUpperCase(java.util.Locale.ROOT));
     }
 
     /** -Dmodeldiff.cuda.gemm=wgmma|mma|wmma; default wgmma where its module loaded, else mma. */
@@ -160,10 +168,19 @@ public final class DeviceKernels {
                 a.heads(), a.kvHeads(), a.window(), a.scale(), i(a.divide()), a.scaleDiv(), cap(a), i(a.bf()));
     }
 
-    /** The CUDA-core attention over fp32 q/k/v (any head_dim ≤ {@value #ATTN_MAX_HEAD_DIM}). */
+    /**
+     * Attention over fp32 q/k/v (any head_dim ≤ {@value #ATTN_MAX_HEAD_DIM}) on CUDA cores: the eager kernel when
+     * {@link #attention} is EAGER, else the flash one.
+     */
     public void attention(CUdeviceptr out, CUdeviceptr q, CUdeviceptr k, CUdeviceptr v, AttnArgs a) {
         int hd = a.headDim();
         if (hd > ATTN_MAX_HEAD_DIM) throw new IllegalArgumentException("head_dim " + hd + " > " + ATTN_MAX_HEAD_DIM);
+        if (attention == AttentionVariant.EAGER) {
+            if (a.T() == 0) return;
+            rt.launch("attention_eager", a.T(), a.heads(), 32, 0, out, q, k, v, a.T(), a.heads(), a.kvHeads(), hd, a.window(),
+                    a.scale(), i(a.divide()), a.scaleDiv(), cap(a), i(a.bf()));
+            return;
+        }
         rt.launch("attention", blocks(a.T(), 16), a.heads(), 128, 2 * 16 * hd * 4, out, q, k, v, a.T(), a.heads(), a.kvHeads(),
                 hd, a.window(), a.scale(), i(a.divide()), a.scaleDiv(), cap(a), i(a.bf()));
     }

@@ -150,6 +150,13 @@ public final class KernelChecks {
         }
         attention(21, 4, 2, 32, 0, 5f);
         attention(19, 2, 1, 16, 4, 3f);
+        // HF's eager softmax op for op (the same float64 truth; fp32 mode rounds nothing)
+        DeviceKernels.AttentionVariant saved = k.attention;
+        k.attention = DeviceKernels.AttentionVariant.EAGER;
+        for (int[] s : attShapes) attention(s[0], s[1], s[2], s[3], s[4], Float.NaN);
+        attention(200, 2, 1, 128, 50, Float.NaN);
+        attention(21, 4, 2, 32, 0, 5f);
+        k.attention = saved;
         attentionTcChecks();
         for (Activation a : Activation.values()) {
             mlpAct(1001, a, true);
@@ -256,7 +263,7 @@ public final class KernelChecks {
         CUdeviceptr dq = CudaRuntime.upload(q), dk = CudaRuntime.upload(kk), dv = CudaRuntime.upload(v);
         try (Guarded out = new Guarded(exp.length, null)) {
             k.attention(out.ptr, dq, dk, dv, new AttnArgs(T, heads, kvHeads, hd, window, (float) scale, false, 1f, cap, false));
-            check("attention", "T" + T + " h" + heads + "/" + kvHeads + " d" + hd + " win " + window + (Float.isNaN(cap) ? "" : " cap " + cap),
+            check(k.attention == DeviceKernels.AttentionVariant.EAGER ? "att_eager" : "attention", "T" + T + " h" + heads + "/" + kvHeads + " d" + hd + " win " + window + (Float.isNaN(cap) ? "" : " cap " + cap),
                     out, exp, -5.5);
         }
         CudaRuntime.free(dq);
