@@ -54,12 +54,12 @@ public final class CudaPass implements ForwardPass {
 
     /**
      * Why this pass cannot apply one of {@code fixes}, or null when it applies them all. softmax.lowp rounds the
-     * exponentials and their sum to the dtype; both attention kernels keep them in fp32 registers (the tensor-core one
-     * never even forms the normalised probabilities), so the fix would be silently ignored.
+     * exponentials and their sum to the dtype; every attention kernel here keeps them in fp32 registers (the flash
+     * ones never even form the normalised probabilities), so the fix would be silently ignored.
      */
     static String refusal(Fixes fixes) {
         if (fixes.softmaxLowp)
-            return "softmax.lowp: its attention kernels keep the softmax in fp32 (online softmax); use lowp or torch (docs/cuda.md)";
+            return "softmax.lowp: its attention kernels keep the softmax's exponentials and sum in fp32; use lowp or torch (docs/cuda.md)";
         return null;
     }
 
