@@ -221,11 +221,11 @@ public final class CudaPass implements ForwardPass {
             Map<RopeSpec, Float> ropeScaling = new HashMap<>();
             if (!f.learnedPositions) {
                 for (int i = 0; i < c.numLayers; i++) {
-                    RopeSpec rope = fixes.rope(c.layers.get(i).rope());
-                    if (invD.containsKey(rope)) continue;
+                    RopeSpec rope = fixes.layerRope(c.layers.get(i), c);
+                    if (rope == null || invD.containsKey(rope)) continue;
                     int rot = Rope.rotaryDim(hd, rope.partialRotaryFactor());
-                    Rope.Frequencies fr = Rope.frequencies(rope, rot, positionOffset + T);
-                    float[] inv = bf ? Rope.invFreqFp32(rope, rot, positionOffset + T) : toFloat(fr.invFreq());
+                    modeldiff.forward.lowp.RopeTable.Fp32 fr = modeldiff.forward.lowp.RopeTable.of(rope, rot, positionOffset + T);
+                    float[] inv = fr.invFreq().clone();
                     if (bf && fixes.ropeInvFreqLowp) for (int j = 0; j < inv.length; j++) inv[j] = CudaRuntime.bf16Round(inv[j]);
                     invD.put(rope, keep(tmp, CudaRuntime.upload(inv)));
                     invH.put(rope, inv);
@@ -248,8 +248,9 @@ public final class CudaPass implements ForwardPass {
                     norm(k, q, null, q, w.qNorm(), T * c.numHeads, hd, eps, centered, unit, weightThenCast);
                     norm(k, kk, null, kk, w.kNorm(), T * c.numKvHeads, hd, eps, centered, unit, weightThenCast);
                 }
-                if (!f.learnedPositions) {
-                    RopeSpec rope = fixes.rope(spec.rope());
+                RopeSpec layerRope = f.learnedPositions ? null : fixes.layerRope(spec, c);
+                if (layerRope != null) {
+                    RopeSpec rope = layerRope;
                     int half = invH.get(rope).length;
                     CUdeviceptr inv = invD.get(rope);
                     float sc = ropeScaling.get(rope);

@@ -391,9 +391,9 @@ public final class DeviceModel implements AutoCloseable {
         if (r == null) return null;
         CUdeviceptr w;
         if (p != null) {
-            if (r.conv1d()) w = p.place(linElems(r), null, r.loadWeight(), null, 0);
+            if (r.conv1d() || r.strided()) w = p.place(linElems(r), null, r.loadWeight(), null, 0);
             else w = p.place(linElems(r), null, null, r.weight(), (long) r.outStart() * r.in());
-        } else if (r.conv1d()) w = matrix(r.loadWeight());
+        } else if (r.conv1d() || r.strided()) w = matrix(r.loadWeight());
         else w = matrix(r.weight(), (long) r.outStart() * r.in(), (long) r.out() * r.in());
         return new Lin(w, vector(r.loadBias()), r.out(), r.in());
     }

@@ -147,16 +147,17 @@ public final class LowpPass implements ForwardPass {
             LayerSpec spec = c.layers.get(i);
             String pre = "layers." + i + ".";
 
-            float[] a = norm(x, T, H, w.attnNorm(), f, c);                 // [T, H]
+            float[] a = w.attnNorm() == null ? x.clone() : norm(x, T, H, w.attnNorm(), f, c); // [T, H]
             float[] q = linear(a, T, w.q());                               // [T, heads*hd]
             float[] k = linear(a, T, w.k());                               // [T, kv*hd]
             float[] v = linear(a, T, w.v());                               // [T, kv*hd]
             if (f.qkNorm) {
-                q = norm(q, T * c.numHeads, hd, w.qNorm(), f, c);
-                k = norm(k, T * c.numKvHeads, hd, w.kNorm(), f, c);
+                q = qkNorm(q, T, c.numHeads, hd, w.qNorm(), f, c);
+                k = qkNorm(k, T, c.numKvHeads, hd, w.kNorm(), f, c);
             }
-            if (!f.learnedPositions) {
-                float[][] cs = cosSin(fixes.rope(spec.rope()), hd, in);
+            RopeSpec layerRope = f.learnedPositions ? null : fixes.layerRope(spec, c);
+            if (layerRope != null) {
+                float[][] cs = cosSin(layerRope, hd, in);
                 rope(q, T, c.numHeads, hd, cs);
                 rope(k, T, c.numKvHeads, hd, cs);
             }
@@ -171,9 +172,12 @@ public final class LowpPass implements ForwardPass {
                 trace.put(pre + "attn_out", H, widen(o));
             }
             if (w.postAttnNorm() != null) o = norm(o, T, H, w.postAttnNorm(), f, c);
-            residual(x, o);
+            boolean parallel = fixes.parallelResidual(c);   // GPT-NeoX: the MLP reads the block's input too
+            float[] mIn = x;
+            if (parallel) mIn = x.clone();
+            else residual(x, o);
 
-            float[] m = norm(x, T, H, w.mlpNorm(), f, c);                  // [T, H]
+            float[] m = w.mlpNorm() == null ? mIn.clone() : norm(mIn, T, H, w.mlpNorm(), f, c); // [T, H]
             float[] act;                                                   // [T, ff]
             if (f.mlp == Family.Mlp.GATED) {
                 LinearRef gateRef = fixes.swapGateUp ? w.up() : w.gate();
@@ -191,6 +195,7 @@ public final class LowpPass implements ForwardPass {
                 trace.put(pre + "mlp_out", H, widen(mo));
             }
             if (w.postMlpNorm() != null) mo = norm(mo, T, H, w.postMlpNorm(), f, c);
+            if (parallel) residual(mo, o);       // HF: (mlp_output + attn_output) + hidden_states, each add rounded
             residual(x, mo);
             trace.put("layers." + i, H, widen(x));
         }
@@ -238,8 +243,13 @@ public final class LowpPass implements ForwardPass {
     // ---- norms ----
 
     private float[] norm(float[] x, int rows, int dim, NormRef ref, Family f, ModelConfig c) {
-        float[] w = weights(ref.weight(), 0, dim);
-        float[] b = ref.bias() == null ? null : weights(ref.bias(), 0, dim);
+        return norm(x, rows, dim, ref, f, c, 0);
+    }
+
+    /** @param first index of the first weight (and bias) element used: a slice of a longer norm weight */
+    private float[] norm(float[] x, int rows, int dim, NormRef ref, Family f, ModelConfig c, long first) {
+        float[] w = weights(ref.weight(), first, dim);
+        float[] b = ref.bias() == null ? null : weights(ref.bias(), first, dim);
         float eps = (float) fixes.eps(c);
         boolean unit = fixes.unitOffset(f.norm);
         float[] out = new float[rows * dim];
@@ -286,6 +296,23 @@ public final class LowpPass implements ForwardPass {
                     out[base + j] = r(scale * r(xhat));
                 }
             }
+        }
+        return out;
+    }
+
+    /**
+     * q/k norm over each head (weight of head_dim), over the whole projection (OLMo 2), or, with qk_norm.per_head, a
+     * whole-projection norm computed per head: each head's rows take their slice of the full weight.
+     */
+    private float[] qkNorm(float[] x, int T, int heads, int hd, NormRef ref, Family f, ModelConfig c) {
+        if (ref.weight().elementCount() == hd) return norm(x, T * heads, hd, ref, f, c);
+        if (!fixes.qkNormPerHead) return norm(x, T, heads * hd, ref, f, c);
+        float[] out = new float[x.length];
+        for (int h = 0; h < heads; h++) {
+            float[] rows = new float[T * hd];
+            for (int t = 0; t < T; t++) System.arraycopy(x, (t * heads + h) * hd, rows, t * hd, hd);
+            float[] y = norm(rows, T, hd, ref, f, c, (long) h * hd);
+            for (int t = 0; t < T; t++) System.arraycopy(y, t * hd, out, (t * heads + h) * hd, hd);
         }
         return out;
     }
@@ -367,8 +394,9 @@ public final class LowpPass implements ForwardPass {
     /** cos and sin per [token][rotaryDim/2], computed in fp32 as HF does, then rounded to the dtype. */
     private float[][] cosSin(RopeSpec spec, int headDim, ForwardInput in) {
         int rot = modeldiff.numeric.Rope.rotaryDim(headDim, spec.partialRotaryFactor());
-        float[] inv = modeldiff.numeric.Rope.invFreqFp32(spec, rot, in.positionOffset() + in.length());
-        float scaling = (float) modeldiff.numeric.Rope.frequencies(spec, rot, in.positionOffset() + in.length()).attentionScaling();
+        RopeTable.Fp32 table = RopeTable.of(spec, rot, in.positionOffset() + in.length());
+        float[] inv = table.invFreq();
+        float scaling = (float) table.attentionScaling();
         if (fixes.ropeInvFreqLowp) for (int j = 0; j < inv.length; j++) inv[j] = r(inv[j]);
         int T = in.length(), half = inv.length;
         float[] cos = new float[T * half], sin = new float[T * half];
@@ -431,7 +459,13 @@ public final class LowpPass implements ForwardPass {
                 for (int j = first; j <= t; j++) {
                     int qb = (t * heads + h) * hd, kb = (j * kvHeads + kvh) * hd;
                     float sc = r(dot(q, qb, k, kb, hd));                             // ATTN_SCORES (matmul)
-                    sc = divide ? r(sc / scaleDiv) : r(sc * scaleMul);               // ATTN_SCORES (scale)
+                    if (!divide) sc = r(sc * scaleMul);                              // ATTN_SCORES (scale)
+                    else {
+                        // GPT-2: / sqrt(d) as a dtype tensor when scale_attn_weights, then / (layer + 1) when
+                        // scale_attn_by_inverse_layer_idx, each a rounded op.
+                        if (c.scaleAttnWeights) sc = r(sc / scaleDiv);
+                        if (c.scaleAttnByInverseLayer) sc = r(sc / (float) (spec.index() + 1));
+                    }
                     if (!Double.isNaN(capD)) sc = r(r((float) Math.tanh(r(sc / cap))) * cap);   // ATTN_SOFTCAP
                     s[j] = sc;
                     max = Math.max(max, sc);
