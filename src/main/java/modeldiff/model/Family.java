@@ -85,6 +85,11 @@ public final class Family {
     public final boolean preNorms;
     /** GPT-NeoX: x + attn(ln1(x)) + mlp(ln2(x)) when the config's use_parallel_residual is true. */
     public final boolean parallelResidualFromConfig;
+    /**
+     * OLMo 2 (OlmoRotaryEmbedding): cos/sin are returned in fp32 and apply_rotary_pos_emb casts q·cos + rotate_half(q)·sin
+     * back to the dtype once, instead of rounding cos/sin and every product to the dtype.
+     */
+    public final boolean ropeInFp32;
     /** SmolLM3: per-layer no_rope_layers (1 = the layer uses RoPE), else derived from no_rope_layer_interval. */
     public final boolean noRopeLayers;
     public final Mlp mlp;
@@ -136,6 +141,7 @@ public final class Family {
         preNorms = b.preNorms;
         parallelResidualFromConfig = b.parallelResidual;
         noRopeLayers = b.noRopeLayers;
+        ropeInFp32 = b.ropeInFp32;
         mlp = b.mlp;
         embedScaleSqrtHidden = b.embedScaleSqrtHidden;
         learnedPositions = b.learnedPositions;
@@ -231,7 +237,7 @@ public final class Family {
      * projection, and the norm multiplies by the weight in fp32 before casting back (weight * x̂).to(dtype).
      */
     public static final Family OLMO2 = LLAMA.derive("olmo2")
-            .preNorms(false).sandwichNorms(true).qkNorm(true).qkNormScope(QkNormScope.FULL)
+            .preNorms(false).sandwichNorms(true).qkNorm(true).qkNormScope(QkNormScope.FULL).ropeInFp32(true)
             .normCast(NormCast.WEIGHT_THEN_CAST)
             .defaults("rms_norm_eps", 1e-5, "max_position_embeddings", 2048, "bos_token_id", null,
                     "eos_token_id", 50279, "pad_token_id", 1)
@@ -287,7 +293,7 @@ public final class Family {
         private NormCast normCast = NormCast.CAST_THEN_WEIGHT;
         private boolean sandwichNorms, qkNorm, embedScaleSqrtHidden, learnedPositions, queryPreAttnScalar, requiresBos;
         private QkNormScope qkNormScope = QkNormScope.HEAD;
-        private boolean preNorms = true, parallelResidual, noRopeLayers;
+        private boolean preNorms = true, parallelResidual, noRopeLayers, ropeInFp32;
         private Mlp mlp = Mlp.GATED;
         private Bias qkvBias = Bias.FROM_CONFIG, oBias = Bias.FROM_CONFIG, mlpBias = Bias.FROM_CONFIG;
         private List<String> activationKeys = List.of("hidden_act");
@@ -314,6 +320,7 @@ public final class Family {
             preNorms = parent.preNorms;
             parallelResidual = parent.parallelResidualFromConfig;
             noRopeLayers = parent.noRopeLayers;
+            ropeInFp32 = parent.ropeInFp32;
             mlp = parent.mlp;
             qkvBias = parent.qkvBias;
             oBias = parent.oBias;
@@ -344,6 +351,7 @@ public final class Family {
         Builder preNorms(boolean v) { preNorms = v; return this; }
         Builder parallelResidual(boolean v) { parallelResidual = v; return this; }
         Builder noRopeLayers(boolean v) { noRopeLayers = v; return this; }
+        Builder ropeInFp32(boolean v) { ropeInFp32 = v; return this; }
 
         /** Key/value pairs; a null value means "HF's default is None". Map.copyOf rejects nulls, so store a marker. */
         Builder defaults(Object... kv) {

@@ -65,6 +65,9 @@ public final class LowpPass implements ForwardPass {
         this(precision, fixes, nudgeSeed, false);
     }
 
+    /** Set per run from the family: OLMo 2 keeps cos/sin in fp32 (Family.ropeInFp32). */
+    private boolean cosSinFp32;
+
     public LowpPass(Precision precision, Fixes fixes, long nudgeSeed, boolean sequentialSums) {
         this.sequentialSums = sequentialSums;
         this.nudge = nudgeSeed == 0 ? null : new java.util.SplittableRandom(nudgeSeed);
@@ -122,6 +125,7 @@ public final class LowpPass implements ForwardPass {
     public Trace runLayers(Model model, ForwardInput input, ProbeLevel level, int from, int to, double[] residualIn) {
         ModelConfig c = model.config;
         Family f = model.family;
+        cosSinFp32 = f.ropeInFp32;
         int[] tokens = fixes.tokens(input.tokens(), c);
         ForwardInput in = new ForwardInput(tokens, input.positionOffset());
         int T = in.length(), H = c.hiddenSize, hd = c.headDim;
@@ -406,8 +410,8 @@ public final class LowpPass implements ForwardPass {
                 float angle = fixes.ropeBf16Angles
                         ? Precision.BF16.round(pos) * Precision.BF16.round(inv[j])
                         : pos * inv[j];
-                cos[t * half + j] = r((float) Math.cos(angle) * scaling);
-                sin[t * half + j] = r((float) Math.sin(angle) * scaling);
+                cos[t * half + j] = cosSinFp32 ? (float) Math.cos(angle) * scaling : r((float) Math.cos(angle) * scaling);
+                sin[t * half + j] = cosSinFp32 ? (float) Math.sin(angle) * scaling : r((float) Math.sin(angle) * scaling);
             }
         }
         return new float[][]{cos, sin};
@@ -426,8 +430,9 @@ public final class LowpPass implements ForwardPass {
                         x1 = x[base + 2 * j];
                         x2 = x[base + 2 * j + 1];
                     }
-                    float y1 = r(r(x1 * cos) + r(-x2 * sin));
-                    float y2 = r(r(x2 * cos) + r(x1 * sin));
+                    // OLMo 2: fp32 cos/sin promote the products and the sum to fp32; one cast back at the end.
+                    float y1 = cosSinFp32 ? r(x1 * cos + -x2 * sin) : r(r(x1 * cos) + r(-x2 * sin));
+                    float y2 = cosSinFp32 ? r(x2 * cos + x1 * sin) : r(r(x2 * cos) + r(x1 * sin));
                     if (fixes.qkInterleaved) {
                         x[base + 2 * j] = y1;
                         x[base + 2 * j + 1] = y2;
