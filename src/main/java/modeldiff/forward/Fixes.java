@@ -226,7 +226,12 @@ public final class Fixes {
         RopeSpec r = spec.rope();
         if (scalingAllLayers && spec.sliding() && c.fullAttentionRope != null && !c.fullAttentionRope.type().equals("default"))
             r = c.fullAttentionRope.withTheta(r.theta()).withPartial(r.partialRotaryFactor());
-        return rope(r);
+        r = rope(r);
+        int pairs = modeldiff.numeric.Rope.rotaryDim(c.headDim, r.partialRotaryFactor()) / 2;
+        if (r.type().equals("longrope") && (r.shortFactor().length != pairs || r.longFactor().length != pairs))
+            throw new BadInputException("longrope has " + r.shortFactor().length + " factors but the rotary fraction "
+                    + r.partialRotaryFactor() + " rotates " + pairs + " pairs");
+        return r;
     }
 
     /** Whether the block is computed parallel (GPT-NeoX use_parallel_residual), after block.sequential. */
