@@ -306,7 +306,14 @@ extern "C" __global__ void __launch_bounds__(128) attention(float* out, const fl
                 }
                 for (int o = 16; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
                 float s = R(dot, bf);
-                s = divide ? R(s / scaleDiv, bf) : R(s * scale, bf);
+                // divide: bit 1 = GPT-2 scale_attn_weights (/ scaleDiv), bit 2 = scale_attn_by_inverse_layer_idx
+                // (/ scale, the layer number), each a rounded op; 0 = multiply by scale.
+                if (divide) {
+                    if (divide & 1) s = R(s / scaleDiv, bf);
+                    if (divide & 2) s = R(s / scale, bf);
+                } else {
+                    s = R(s * scale, bf);
+                }
                 if (cap > 0.f) s = bf ? R(R(tanhf(R(s / cap, 1)), 1) * cap, 1) : cap * tanhf(s / cap);
                 float mn = fmaxf(m[a], s);
                 float corr = expf(m[a] - mn);
@@ -562,7 +569,12 @@ __device__ __forceinline__ void attn_tc_impl(float* out, bf16* outB, const bf16*
             for (int e = 0; e < 4; e++) {
                 int key = k0 + j * 8 + (lane & 3) * 2 + (e & 1), t = tRow + (e >> 1) * 8;
                 float x = round_bf(s[j][e], bf);
-                x = divide ? round_bf(x / scaleDiv, bf) : round_bf(x * scale, bf);
+                if (divide) {   // see attention: bit 1 / scaleDiv, bit 2 / scale (GPT-2 layer number)
+                    if (divide & 1) x = round_bf(x / scaleDiv, bf);
+                    if (divide & 2) x = round_bf(x / scale, bf);
+                } else {
+                    x = round_bf(x * scale, bf);
+                }
                 if (cap > 0.f) x = bf ? round_bf(round_bf(tanhf(round_bf(x / cap, 1)), 1) * cap, 1) : cap * tanhf(x / cap);
                 bool valid = key < T && key <= t && (window <= 0 || t - key < window);
                 x = valid ? x : -INFINITY;

@@ -58,8 +58,23 @@ public final class CudaPass implements ForwardPass {
         return rt;
     }
 
+    /**
+     * Family switches of issue #15 this pass has no kernels for yet: refused by name rather than computed wrong.
+     * (NoPE layers, every RoPE type, GPT-NeoX's strided qkv and GPT-2's score switches are implemented.)
+     */
+    static void refuseUnimplemented(Model model) {
+        Family f = model.family;
+        String missing = !f.preNorms ? "a block without pre-norms (" + f + ")"
+                : f.qkNorm && f.qkNormScope == Family.QkNormScope.FULL ? "a q/k norm over the whole projection (" + f + ")"
+                : f.ropeInFp32 ? "fp32 cos/sin (" + f + ")"
+                : model.config.parallelResidual ? "a parallel residual block (use_parallel_residual)"
+                : null;
+        if (missing != null) throw new BadInputException("the cuda pass does not implement " + missing + " yet; use reference, lowp or torch");
+    }
+
     @Override
     public Trace run(Model model, ForwardInput input, ProbeLevel level) {
+        refuseUnimplemented(model);
         CudaRuntime rt = runtime();
         DeviceModel dm = weights(model);
         int[] tokens = fixes.tokens(input.tokens(), model.config);
@@ -263,15 +278,19 @@ public final class CudaPass implements ForwardPass {
                     pc.probe(p + "v", v, T, kvd, false);
                 }
                 float attScale = (float) fixes.attnScale(spec);
+                // GPT-2 in bf16: / sqrt(d) when scale_attn_weights (bit 1), then / (layer + 1) when
+                // scale_attn_by_inverse_layer_idx (bit 2, the divisor passed as the scale); neither: multiply by 1.
+                int divideMode = !divide ? 0 : (c.scaleAttnWeights ? 1 : 0) | (c.scaleAttnByInverseLayer ? 2 : 0);
+                if ((divideMode & 2) != 0) attScale = spec.index() + 1;
                 int window = fixes.window(spec);
                 if (tcAtt) {
                     k.toBf16(ws.qB, q, (long) T * qd);
                     k.toBf16(ws.kB, kk, (long) T * kvd);
                     k.toBf16(ws.vB, v, (long) T * kvd);
-                    k.attentionTc(att, attB, ws.qB, ws.kB, ws.vB, T, c.numHeads, c.numKvHeads, hd, window, attScale, divide,
+                    k.attentionTc(att, attB, ws.qB, ws.kB, ws.vB, T, c.numHeads, c.numKvHeads, hd, window, attScale, divideMode,
                             scaleDiv, attnCap, bf);
                 } else {
-                    k.attention(att, q, kk, v, T, c.numHeads, c.numKvHeads, hd, window, attScale, divide, scaleDiv, attnCap, bf);
+                    k.attention(att, q, kk, v, T, c.numHeads, c.numKvHeads, hd, window, attScale, divideMode, scaleDiv, attnCap, bf);
                     if (attB != null) k.toBf16(attB, att, (long) T * qd);
                 }
                 if (all) pc.probe(p + "attn", att, T, qd, false);

@@ -114,19 +114,34 @@ public final class Kernels {
 
     /** Tensor-core attention over bf16 copies of q/k/v; out fp32, outB (may be null) the same as bf16. */
     public void attentionTc(CUdeviceptr out, CUdeviceptr outB, CUdeviceptr qB, CUdeviceptr kB, CUdeviceptr vB, int T, int heads,
-                            int kvHeads, int hd, int window, float scale, boolean divide, float scaleDiv, float cap, boolean bf) {
+                            int kvHeads, int hd, int window, float scale, int divide, float scaleDiv, float cap, boolean bf) {
         if (T == 0) return;
         int smem = 5 * 64 * hd * 2 + 128;
         rt.launch("attention_tc" + hd, blocks(T, 64), heads, 128, smem, out, outB, qB, kB, vB, T, heads, kvHeads, window,
-                scale, i(divide), scaleDiv, Float.isNaN(cap) ? 0f : cap, i(bf));
+                scale, divide, scaleDiv, Float.isNaN(cap) ? 0f : cap, i(bf));
     }
 
-    /** scale multiplies the scores, or with divide they are divided by scaleDiv (GPT-2); cap NaN = no soft-cap. */
+    /** divide true = GPT-2's division by scaleDiv only (mode 1). */
+    public void attentionTc(CUdeviceptr out, CUdeviceptr outB, CUdeviceptr qB, CUdeviceptr kB, CUdeviceptr vB, int T, int heads,
+                            int kvHeads, int hd, int window, float scale, boolean divide, float scaleDiv, float cap, boolean bf) {
+        attentionTc(out, outB, qB, kB, vB, T, heads, kvHeads, hd, window, scale, divide ? 1 : 0, scaleDiv, cap, bf);
+    }
+
+    /** divide true = GPT-2's division by scaleDiv only (mode 1). */
     public void attention(CUdeviceptr out, CUdeviceptr q, CUdeviceptr k, CUdeviceptr v, int T, int heads, int kvHeads,
                           int hd, int window, float scale, boolean divide, float scaleDiv, float cap, boolean bf) {
+        attention(out, q, k, v, T, heads, kvHeads, hd, window, scale, divide ? 1 : 0, scaleDiv, cap, bf);
+    }
+
+    /**
+     * scale multiplies the scores, or (GPT-2) divide's bit 1 divides them by scaleDiv and bit 2 then by scale (the
+     * layer number, scale_attn_by_inverse_layer_idx), each a rounded op; cap NaN = no soft-cap.
+     */
+    public void attention(CUdeviceptr out, CUdeviceptr q, CUdeviceptr k, CUdeviceptr v, int T, int heads, int kvHeads,
+                          int hd, int window, float scale, int divide, float scaleDiv, float cap, boolean bf) {
         if (hd > ATTN_MAX_HEAD_DIM) throw new IllegalArgumentException("head_dim " + hd + " > " + ATTN_MAX_HEAD_DIM);
         rt.launch("attention", blocks(T, 16), heads, 128, 2 * 16 * hd * 4, out, q, k, v, T, heads, kvHeads, hd, window,
-                scale, i(divide), scaleDiv, Float.isNaN(cap) ? 0f : cap, i(bf));
+                scale, divide, scaleDiv, Float.isNaN(cap) ? 0f : cap, i(bf));
     }
 
     /** kind: Activation ordinal (0 gelu, 1 gelu tanh, 2 silu, 3 relu², 4 relu). up null = not gated. */
