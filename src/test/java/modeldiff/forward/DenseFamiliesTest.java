@@ -4,7 +4,9 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import modeldiff.Fixtures;
 import modeldiff.compare.Metrics;
+import modeldiff.forward.lowp.LowpPass;
 import modeldiff.forward.lowp.RopeTable;
+import modeldiff.numeric.Precision;
 import modeldiff.forward.reference.ReferencePass;
 import modeldiff.forward.reference.RopeFormulas;
 import modeldiff.hunt.Catalog;
@@ -204,5 +206,54 @@ class DenseFamiliesTest {
             assertEquals(longInv[j], longF[j], 1e-6 * longInv[j]);
         }
         assertArrayEquals(RopeTable.of(s.withLongropeFactors(true), rot, 1).invFreq(), longF, "rope.longrope_factors=long");
+    }
+
+    /** lowp:fp32 honours each new fix as the reference does (the hunt proves the reference's reading against HF). */
+    @TestFactory
+    List<DynamicTest> lowpHonoursTheNewFixes() {
+        String[][] cases = {{"phi3-longrope", "hf-float64.safetensors", "rope.longrope_factors=long"},
+                {"phi3-longrope", "hf-float64-off20.safetensors", "rope.longrope_factors=short"},
+                {"smollm3", "hf-float64.safetensors", "rope.nope_inverted"},
+                {"gpt_neox", "hf-float64.safetensors", "block.sequential"},
+                {"olmo2", "hf-float64.safetensors", "qk_norm.per_head"},
+                {"gemma3", "hf-float64.safetensors", "rope.scaling_all_layers"}};
+        List<DynamicTest> tests = new ArrayList<>();
+        for (String[] c : cases) {
+            tests.add(DynamicTest.dynamicTest(c[0] + " " + c[2], () -> {
+                Trace hf = TraceFiles.read(Fixtures.trace(c[0], c[1]));
+                Model model = Model.open(Fixtures.model(c[0]));
+                ForwardInput in = new ForwardInput(hf.tokens(), hf.positionOffset());
+                Fixes fixes = Fixes.parse(c[2]);
+                Trace ref = new ReferencePass(fixes).run(model, in, ProbeLevel.ALL);
+                double withFix = worst(ref, new LowpPass(Precision.FP32, fixes).run(model, in, ProbeLevel.ALL));
+                double without = worst(ref, new LowpPass(Precision.FP32, Fixes.NONE).run(model, in, ProbeLevel.ALL));
+                System.out.printf("lowp:fp32 vs reference with %-28s %7.2f (lowp without the fix %7.2f)%n", c[2], withFix, without);
+                assertTrue(withFix <= -5 && without > -3, c[2] + ": with " + withFix + ", without " + without);
+            }));
+        }
+        return tests;
+    }
+
+    /** The measurement behind docs/reference.md's rows for these fixtures (HfParityTest asserts the same bound). */
+    @TestFactory
+    List<DynamicTest> referenceVsHfPerTrace() {
+        List<DynamicTest> tests = new ArrayList<>();
+        for (String name : List.of("olmo2", "smollm3", "gpt_neox", "llama-dynamic", "phi3-longrope", "qwen2-yarn",
+                "llama-yarn-ds", "gemma2-derived", "gemma3-v4", "qwen2-swa", "gpt2-scaled")) {
+            tests.add(DynamicTest.dynamicTest(name, () -> {
+                Model model = Model.open(Fixtures.model(name));
+                StringBuilder row = new StringBuilder(String.format("%-15s", name));
+                for (String t : List.of("hf-float64", "hf-float32", "hf-float64-off20", "hf-float64-off40")) {
+                    Path tp = Fixtures.trace(name, t + ".safetensors");
+                    if (!java.nio.file.Files.exists(tp)) continue;
+                    Trace hf = TraceFiles.read(tp);
+                    double w = worst(hf, new ReferencePass().run(model, new ForwardInput(hf.tokens(), hf.positionOffset()), ProbeLevel.ALL));
+                    row.append(String.format("  %s %7.2f", t, w));
+                    assertTrue(w <= (t.contains("64") ? -10 : -4.5), name + "/" + t + " " + w);
+                }
+                System.out.println("reference vs " + row);
+            }));
+        }
+        return tests;
     }
 }
