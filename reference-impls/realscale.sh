@@ -19,9 +19,11 @@ T() { # name dtype tokens offset probes [plant args...]
   python3 "$HERE/hf_trace.py" --model $W/model --dtype $dt --device cuda --tokens "$tok" --position-offset $off \
     --probes $pr "$@" --out $W/traces/$name.safetensors 2>&1 | grep -e wrote -e plant -e Error | tee -a "$LOG"
   log "hf $name: $(python3 -c "print(round($(date +%s.%N)-$t0,1))") s"
+  touch $W/traces/$name.done
 }
-H() { # name [java -D...]
+H() { # name [java -D...]   (waits for the HF trace, made in the background)
   local name=$1; shift
+  while [ ! -f $W/traces/$name.done ]; do sleep 1; done
   local t0=$(date +%s.%N)
   $J "$@" hunt --model $W/model --target $W/traces/$name.safetensors --json $W/$name.hunt.json --force 2>&1 \
     | grep -v -e WARNING -e "^$" | tee -a "$LOG"
@@ -53,25 +55,22 @@ print(" ".join(out))
 PY
 )
 log "calibrated: $RATES"
-# Judged input B.
+# Judged input B: HF traces made in the background (GPU) while the hunts run (CPU).
+(
 T B-clean-bf16 bfloat16 "$B" 0 all
-H B-clean-bf16 $RATES
 T B-norm-bf16 bfloat16 "$B" 0 all --plant norm.cast_before_weight
-H B-norm-bf16 $RATES
 T B-norm9-17-bf16 bfloat16 "$B" 0 all --plant norm.cast_before_weight --plant-layers 9-17
-H B-norm9-17-bf16 $RATES
 T B-norm-layers-bf16 bfloat16 "$B" 0 layers --plant norm.cast_before_weight
-H B-norm-layers-bf16 $RATES
-T B-embed-bf16 bfloat16 "$B" 0 all --plant embed.scale_fp32
-H B-embed-bf16 $RATES
 T B-invfreq-bf16 bfloat16 "$B" 0 all --plant rope.inv_freq_lowp
-H B-invfreq-bf16 $RATES
 T B-angles4000-bf16 bfloat16 "$B" 4000 all --plant rope.bf16_angles
-H B-angles4000-bf16 $RATES
+T B-embed-bf16 bfloat16 "$B" 0 all --plant embed.scale_fp32
 T B-clean-fp16 float16 "$B" 0 all
-H B-clean-fp16 $RATES
 T B-norm-fp16 float16 "$B" 0 all --plant norm.cast_before_weight
-H B-norm-fp16 $RATES
+) &
+for n in B-clean-bf16 B-norm-bf16 B-norm9-17-bf16 B-norm-layers-bf16 B-invfreq-bf16 B-angles4000-bf16 B-embed-bf16 B-clean-fp16 B-norm-fp16; do
+  H $n $RATES
+  rm -f $W/traces/$n.safetensors   # disk: each all-probe trace is ~1.2 GB
+done
 python3 - "$W" "$OUT/realscale.json" <<'PY'
 import glob, json, os, sys
 w, out = sys.argv[1], sys.argv[2]

@@ -48,6 +48,14 @@ public final class TieBudget implements NoiseFloor {
         return o == null ? r : Double.parseDouble(o);
     }
 
+    /**
+     * Whether a teacher forces op by op (it recorded sub-layer probes). Only then is each probe one operation, where a
+     * tie moves one element; a layers-only teacher forces layer inputs, and a tie early in a layer spreads through it.
+     */
+    public static boolean opByOp(modeldiff.trace.Trace teacher) {
+        return teacher.has("layers.0.attn_norm") || teacher.has("layers.0.q");
+    }
+
     public static long allowedDiffering(long n, Precision p) {
         return Math.max(MIN_DIFFERING, (long) Math.ceil(rate(p) * n));
     }

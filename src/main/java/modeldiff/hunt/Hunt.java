@@ -179,7 +179,7 @@ public final class Hunt {
         this.precision = p;
         this.baseSpec = baseSpec != null ? baseSpec : defaultBase(p);
         boolean floatRef = this.baseSpec.equals("reference");
-        this.floor = forced && !floatRef && this.baseSpec.equals(defaultBase(p)) ? new TieBudget()
+        this.floor = forced && !floatRef && this.baseSpec.equals(defaultBase(p)) && TieBudget.opByOp(target) ? new TieBudget()
                 : new MeasuredNoiseFloor(model, input, floatRef ? MeasuredNoiseFloor.Against.FLOAT64_REFERENCE
                 : MeasuredNoiseFloor.Against.SAME_PRECISION);
         this.progress = progress;
