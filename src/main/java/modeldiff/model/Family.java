@@ -127,7 +127,9 @@ public final class Family {
         /** Gemma 2: even layers slide (layer i slides when (i+1) % 2 != 0). */
         ALTERNATE,
         /** Gemma 3: every sliding_window_pattern-th layer is global, the rest slide. */
-        PATTERN
+        PATTERN,
+        /** SmolLM3: with use_sliding_window and a sliding_window, the NoPE layers slide (configuration_smollm3.py). */
+        NOPE_LAYERS
     }
 
     private Family(Builder b) {
@@ -245,8 +247,8 @@ public final class Family {
 
     /** SmolLM3 (modeling_smollm3.py): Llama with NoPE layers; no_rope_layers[i] == 1 means layer i USES RoPE. */
     public static final Family SMOLLM3 = LLAMA.derive("smollm3")
-            .noRopeLayers(true)
-            .defaults("no_rope_layer_interval", 4, "rope_theta", 2_000_000.0, "max_position_embeddings", 32768)
+            .noRopeLayers(true).sliding(SlidingRule.NOPE_LAYERS)
+            .defaults("use_sliding_window", false, "sliding_window", null, "no_rope_layer_interval", 4, "rope_theta", 2_000_000.0, "max_position_embeddings", 32768)
             .build();
 
     /**

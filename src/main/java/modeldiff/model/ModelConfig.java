@@ -260,6 +260,11 @@ public final class ModelConfig {
                 int pattern = r.sizeOr("sliding_window_pattern", 6);
                 for (int i = 0; i < numLayers; i++) s[i] = (i + 1) % pattern != 0;
             }
+            case NOPE_LAYERS -> {
+                boolean use = r.bool("use_sliding_window") && !Double.isNaN(r.optionalNumber("sliding_window"));
+                boolean[] nope = nopeLayers(r);
+                for (int i = 0; i < numLayers; i++) s[i] = use && nope[i];
+            }
         }
         return s;
     }
