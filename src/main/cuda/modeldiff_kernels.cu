@@ -239,10 +239,17 @@ extern "C" __global__ void rope(float* x, int T, int heads, int hd, int half, co
     float pos = (float)(pos0 + t);
     float inv = invFreq[j];
     float angle = bf16Angles ? R(pos, 1) * R(inv, 1) : pos * inv;
-    float c = R(cosf(angle) * scaling, bf), s = R(sinf(angle) * scaling, bf);
     float* base = x + th * hd;
     int i1 = interleaved ? 2 * j : j, i2 = interleaved ? 2 * j + 1 : j + half;
     float x1 = base[i1], x2 = base[i2];
+    if (bf == 2) {
+        // OLMo 2: cos/sin stay fp32, products and sum in fp32 (no contraction), one rounding at the end
+        float c = cosf(angle) * scaling, s = sinf(angle) * scaling;
+        base[i1] = R(__fadd_rn(__fmul_rn(x1, c), __fmul_rn(-x2, s)), 1);
+        base[i2] = R(__fadd_rn(__fmul_rn(x2, c), __fmul_rn(x1, s)), 1);
+        return;
+    }
+    float c = R(cosf(angle) * scaling, bf), s = R(sinf(angle) * scaling, bf);
     base[i1] = R(R(x1 * c, bf) + R(-x2 * s, bf), bf);
     base[i2] = R(R(x2 * c, bf) + R(x1 * s, bf), bf);
 }
@@ -373,6 +380,10 @@ extern "C" __global__ void mlp_act(float* out, bf16* outB, const float* g, const
 }
 
 // ---------------------------------------------------------------- residual add, soft-cap
+extern "C" __global__ void copy_f32(float* dst, const float* src, long long n) {
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) dst[i] = src[i];
+}
 extern "C" __global__ void residual_add(float* x, const float* y, long long n, int bf) {
     long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) x[i] = R(x[i] + y[i], bf);

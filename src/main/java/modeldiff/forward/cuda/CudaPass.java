@@ -59,23 +59,26 @@ public final class CudaPass implements ForwardPass {
     }
 
     /**
-     * Family switches of issue #15 this pass has no kernels for yet: refused by name rather than computed wrong.
-     * (NoPE layers, every RoPE type, GPT-NeoX's strided qkv and GPT-2's score switches are implemented.)
+     * What this pass refuses by name rather than compute wrong: qk_norm.per_head on a whole-projection q/k norm (its
+     * norm kernel takes one weight slice per row width). Everything else of issue #15 is implemented: NoPE layers, the
+     * RoPE types (lowp.RopeTable), GPT-NeoX's strided qkv and parallel residual, OLMo 2's missing pre-norms,
+     * whole-projection q/k norms and fp32 cos/sin, GPT-2's score switches.
      */
     static void refuseUnimplemented(Model model) {
+        refuseUnimplemented(model, Fixes.NONE);
+    }
+
+    static void refuseUnimplemented(Model model, Fixes fixes) {
         Family f = model.family;
-        String missing = !f.preNorms ? "a block without pre-norms (" + f + ")"
-                : f.qkNorm && f.qkNormScope == Family.QkNormScope.FULL ? "a q/k norm over the whole projection (" + f + ")"
-                : f.ropeInFp32 ? "fp32 cos/sin (" + f + ")"
-                : model.config.parallelResidual ? "a parallel residual block (use_parallel_residual)"
-                : null;
+        String missing = fixes.qkNormPerHead && f.qkNormScope == Family.QkNormScope.FULL
+                ? "qk_norm.per_head (a whole-projection q/k norm taken per head)" : null;
         // "not available": the release suite reports it as skipped, not failed (ReleaseChecks.isUnavailable)
         if (missing != null) throw new BadInputException("the cuda pass is not available for " + missing + ": not implemented yet; use reference, lowp or torch");
     }
 
     @Override
     public Trace run(Model model, ForwardInput input, ProbeLevel level) {
-        refuseUnimplemented(model);
+        refuseUnimplemented(model, fixes);
         CudaRuntime rt = runtime();
         DeviceModel dm = weights(model);
         int[] tokens = fixes.tokens(input.tokens(), model.config);
@@ -110,7 +113,7 @@ public final class CudaPass implements ForwardPass {
     static final class Workspace implements AutoCloseable {
         final int T;
         final List<CUdeviceptr> all = new ArrayList<>();
-        CUdeviceptr ids, x, a, o, q, k, v, att, g, u, act, logits;
+        CUdeviceptr ids, x, a, o, ao, q, k, v, att, g, u, act, logits;
         CUdeviceptr aB, attB, actB, qB, kB, vB;   // bf16 copies (bf16 mode)
         final ProbeCopier copier;
 
@@ -121,6 +124,7 @@ public final class CudaPass implements ForwardPass {
             x = f((long) T * H);
             a = f((long) T * H);
             o = f((long) T * H);
+            ao = f((long) T * H);   // a parallel block's attention output while its MLP runs
             q = f((long) T * qd);
             k = f((long) T * kvd);
             v = f((long) T * kvd);
@@ -255,14 +259,16 @@ public final class CudaPass implements ForwardPass {
                 DeviceModel.Layer w = dm.layers.get(i);
                 LayerSpec spec = c.layers.get(i);
                 String p = "layers." + i + ".";
-                norm(k, a, aB, x, w.attnNorm(), T, H, eps, centered, unit, weightThenCast);
+                normOrCopy(k, a, aB, x, w.attnNorm(), T, H, eps, centered, unit, weightThenCast);
                 if (all) pc.probe(p + "attn_norm", a, T, H, false);
                 linear(k, dm, q, a, aB, w.q(), T);
                 linear(k, dm, kk, a, aB, w.k(), T);
                 linear(k, dm, v, a, aB, w.v(), T);
                 if (f.qkNorm) {
-                    norm(k, q, null, q, w.qNorm(), T * c.numHeads, hd, eps, centered, unit, weightThenCast);
-                    norm(k, kk, null, kk, w.kNorm(), T * c.numKvHeads, hd, eps, centered, unit, weightThenCast);
+                    // per head (weight of head_dim) or over the whole projection (OLMo 2)
+                    boolean perHead = w.qNorm().dim() == hd;
+                    norm(k, q, null, q, w.qNorm(), perHead ? T * c.numHeads : T, perHead ? hd : qd, eps, centered, unit, weightThenCast);
+                    norm(k, kk, null, kk, w.kNorm(), perHead ? T * c.numKvHeads : T, perHead ? hd : kvd, eps, centered, unit, weightThenCast);
                 }
                 RopeSpec layerRope = f.learnedPositions ? null : fixes.layerRope(spec, c);
                 if (layerRope != null) {
@@ -270,8 +276,8 @@ public final class CudaPass implements ForwardPass {
                     int half = invH.get(rope).length;
                     CUdeviceptr inv = invD.get(rope);
                     float sc = ropeScaling.get(rope);
-                    k.rope(q, T, c.numHeads, hd, half, inv, pos0, sc, fixes.qkInterleaved, fixes.ropeBf16Angles, bf);
-                    k.rope(kk, T, c.numKvHeads, hd, half, inv, pos0, sc, fixes.qkInterleaved, fixes.ropeBf16Angles, bf);
+                    k.rope(q, T, c.numHeads, hd, half, inv, pos0, sc, fixes.qkInterleaved, fixes.ropeBf16Angles, bf, f.ropeInFp32);
+                    k.rope(kk, T, c.numKvHeads, hd, half, inv, pos0, sc, fixes.qkInterleaved, fixes.ropeBf16Angles, bf, f.ropeInFp32);
                 }
                 if (all) {
                     pc.probe(p + "q", q, T, qd, false);
@@ -298,9 +304,11 @@ public final class CudaPass implements ForwardPass {
                 linear(k, dm, o, att, attB, w.o(), T);
                 if (all) pc.probe(p + "attn_out", o, T, H, false);
                 if (w.postAttnNorm() != null) norm(k, o, null, o, w.postAttnNorm(), T, H, eps, centered, unit, weightThenCast);
-                k.residualAdd(x, o, (long) T * H, bf);
+                boolean parallel = fixes.parallelResidual(c);    // GPT-NeoX: the MLP reads the block's input too
+                if (parallel) k.copy(ws.ao, o, (long) T * H);
+                else k.residualAdd(x, o, (long) T * H, bf);
 
-                norm(k, a, aB, x, w.mlpNorm(), T, H, eps, centered, unit, weightThenCast);
+                normOrCopy(k, a, aB, x, w.mlpNorm(), T, H, eps, centered, unit, weightThenCast);
                 if (all) pc.probe(p + "mlp_norm", a, T, H, false);
                 if (f.mlp == Family.Mlp.GATED) {
                     linear(k, dm, g, a, aB, fixes.swapGateUp ? w.up() : w.gate(), T);
@@ -315,6 +323,7 @@ public final class CudaPass implements ForwardPass {
                 dm.release(i);
                 if (all) pc.probe(p + "mlp_out", o, T, H, false);
                 if (w.postMlpNorm() != null) norm(k, o, null, o, w.postMlpNorm(), T, H, eps, centered, unit, weightThenCast);
+                if (parallel) k.residualAdd(o, ws.ao, (long) T * H, bf);   // HF: (mlp + attn) + x, each add rounded
                 k.residualAdd(x, o, (long) T * H, bf);
                 pc.probe("layers." + i, x, T, H, false);
                 pc.poll();
@@ -338,6 +347,17 @@ public final class CudaPass implements ForwardPass {
         } finally {
             for (CUdeviceptr d : tmp) CudaRuntime.free(d);
         }
+    }
+
+    /** The norm, or (OLMo 2's missing pre-norms) the input itself, with its bf16 copy for the GEMMs. */
+    private void normOrCopy(Kernels k, CUdeviceptr out, CUdeviceptr outB, CUdeviceptr in, DeviceModel.Nrm n, int rows, int dim,
+                            float eps, boolean centered, boolean unit, boolean weightThenCast) {
+        if (n != null) {
+            norm(k, out, outB, in, n, rows, dim, eps, centered, unit, weightThenCast);
+            return;
+        }
+        k.copy(out, in, (long) rows * dim);
+        if (outB != null) k.toBf16(outB, out, (long) rows * dim);
     }
 
     private void norm(Kernels k, CUdeviceptr out, CUdeviceptr outB, CUdeviceptr in, DeviceModel.Nrm n, int rows, int dim, float eps,

@@ -100,9 +100,20 @@ public final class Kernels {
 
     public void rope(CUdeviceptr x, int T, int heads, int hd, int half, CUdeviceptr invFreq, int pos0, float scaling,
                      boolean interleaved, boolean bf16Angles, boolean bf) {
+        rope(x, T, heads, hd, half, invFreq, pos0, scaling, interleaved, bf16Angles, bf, false);
+    }
+
+    /** cosSinFp32 (OLMo 2, bf16 only): cos/sin and the rotation stay fp32, one rounding of the result. */
+    public void rope(CUdeviceptr x, int T, int heads, int hd, int half, CUdeviceptr invFreq, int pos0, float scaling,
+                     boolean interleaved, boolean bf16Angles, boolean bf, boolean cosSinFp32) {
         if (half == 0) return;
         rt.launch("rope", blocks((long) T * heads * half, 256), 1, 256, 0, x, T, heads, hd, half, invFreq, pos0, scaling,
-                i(interleaved), i(bf16Angles), i(bf));
+                i(interleaved), i(bf16Angles), bf ? (cosSinFp32 ? 2 : 1) : 0);
+    }
+
+    /** dst = src, n floats (a block without pre-norm hands its input on; a parallel block keeps its attention output). */
+    public void copy(CUdeviceptr dst, CUdeviceptr src, long n) {
+        rt.launch("copy_f32", blocks(n, 256), 1, 256, 0, dst, src, n);
     }
 
     public static final int ATTN_MAX_HEAD_DIM = 256;
