@@ -204,7 +204,7 @@ public final class CompareRunner {
     }
 
     /** The free-running comparison's log-L2 per candidate and probe, shown beside the forced verdict. */
-    static final class Propagated implements LocalError {
+    public static final class Propagated implements LocalError {
         private final Comparison free;
 
         Propagated(Comparison free) {
