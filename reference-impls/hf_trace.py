@@ -43,6 +43,8 @@ import traceback
 import torch
 import torch.nn.functional as F
 
+import dense_plants
+
 FORMAT = "modeldiff-trace/1"
 
 DTYPES = {
@@ -83,6 +85,7 @@ PLANTS = {
     "qk.interleaved": "RoPE applied to interleaved pairs (GPT-J / Meta layout) instead of rotate_half",
     "softmax.lowp": "attention softmax computed step by step in the activation dtype",
 }
+PLANTS.update(dense_plants.PLANTS)
 
 
 def log(*a):
@@ -117,11 +120,14 @@ def find_parts(model):
         layers, final_norm, embed = base.layers, base.norm, base.embed_tokens
     elif hasattr(model, "transformer") and hasattr(model.transformer, "h"):  # gpt2
         layers, final_norm, embed = model.transformer.h, model.transformer.ln_f, model.transformer.wte
+    elif hasattr(model, "gpt_neox"):  # gpt_neox / pythia
+        g = model.gpt_neox
+        layers, final_norm, embed = g.layers, g.final_layer_norm, g.embed_in
     else:
         raise RuntimeError("unsupported model layout: %s" % type(model).__name__)
     per_layer = []
     for layer in layers:
-        attn = _first_module(layer, ["self_attn", "attn", "self_attention"])
+        attn = _first_module(layer, ["self_attn", "attn", "self_attention", "attention"])
         mlp = _first_module(layer, ["mlp", "feed_forward"])
         per_layer.append(
             dict(
@@ -389,6 +395,7 @@ def plant_config_overrides(plants):
         elif p.startswith("attn.scale=") :
             v = float(p.split("=", 1)[1])
             ov["query_pre_attn_scalar"] = int(v) if v == int(v) else v  # the v5 config field is typed int
+    ov.update(dense_plants.config_overrides(plants))
     return ov
 
 
@@ -404,6 +411,7 @@ def plant_rope_overrides(config, plants):
             config.partial_rotary_factor = f
             if isinstance(config.rope_parameters, dict):
                 config.rope_parameters = dict(config.rope_parameters, partial_rotary_factor=f)
+    dense_plants.rope_overrides(config, plants)
 
 
 def apply_plants(model, plants, ctx):
@@ -595,6 +603,8 @@ def apply_plants(model, plants, ctx):
             ctx.setdefault("restore", []).append((torch.nn.functional, "softmax", orig_softmax))
             torch.nn.functional.softmax = lowp_softmax
             notes.append("attention softmax computed in the activation dtype, op by op")
+        elif dense_plants.apply(p, model, parts, notes):
+            pass
         else:
             raise ValueError("unknown plant %r; known: %s" % (p, ", ".join(PLANTS)))
     return handles, notes
@@ -612,6 +622,11 @@ def apply_plants(model, plants, ctx):
 # runs, and rebuild the rotary buffers under the same rule. Only the precision changes, not the code path.
 
 
+# Strict float64 also makes float64 the default dtype (False reproduces the earlier dumper, for the evidence in
+# docs/reference.md).
+STRICT_DEFAULT_DTYPE = True
+
+
 @contextlib.contextmanager
 def float32_means_float64():
     saved = (torch.float32, torch.float, torch.Tensor.float)
@@ -623,10 +638,17 @@ def float32_means_float64():
     torch.float32 = torch.float64
     torch.float = torch.float64
     torch.Tensor.float = as_f64
+    # Python scalars times integer tensors land in the *default* dtype: HF's dynamic NTK computes its scaled base as
+    # factor * seq_len (an int64 tensor) / max_position_embeddings, a float32 tensor unless the default is float64
+    # (docs/reference.md, "dynamic NTK").
+    saved_default = torch.get_default_dtype()
+    if STRICT_DEFAULT_DTYPE:
+        torch.set_default_dtype(torch.float64)
     try:
         yield
     finally:
         torch.float32, torch.float, torch.Tensor.float = saved
+        torch.set_default_dtype(saved_default)
 
 
 def rebuild_rotary_in_float64(model):

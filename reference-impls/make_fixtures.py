@@ -525,6 +525,9 @@ def build_fixture(fx, root, built, manifest):
             log("  FAIL v4 rewrite:\n%s" % traceback.format_exc())
             SUMMARY.append(("%s/v4-config" % name, "FAIL", traceback.format_exc().strip().splitlines()[-1]))
 
+    if fx.get("post_save"):
+        desc["config_rewrite"] = fx["post_save"](model_dir)  # e.g. layer_types dropped so HF derives them
+
     # What HF made of the config: rope tables, activation, attention windows.
     try:
         m32 = hf_trace.load_model(model_dir, "float32")

@@ -239,10 +239,17 @@ extern "C" __global__ void rope(float* x, int T, int heads, int hd, int half, co
     float pos = (float)(pos0 + t);
     float inv = invFreq[j];
     float angle = bf16Angles ? R(pos, 1) * R(inv, 1) : pos * inv;
-    float c = R(cosf(angle) * scaling, bf), s = R(sinf(angle) * scaling, bf);
     float* base = x + th * hd;
     int i1 = interleaved ? 2 * j : j, i2 = interleaved ? 2 * j + 1 : j + half;
     float x1 = base[i1], x2 = base[i2];
+    if (bf == 2) {
+        // OLMo 2: cos/sin stay fp32, products and sum in fp32 (no contraction), one rounding at the end
+        float c = cosf(angle) * scaling, s = sinf(angle) * scaling;
+        base[i1] = R(__fadd_rn(__fmul_rn(x1, c), __fmul_rn(-x2, s)), 1);
+        base[i2] = R(__fadd_rn(__fmul_rn(x2, c), __fmul_rn(x1, s)), 1);
+        return;
+    }
+    float c = R(cosf(angle) * scaling, bf), s = R(sinf(angle) * scaling, bf);
     base[i1] = R(R(x1 * c, bf) + R(-x2 * s, bf), bf);
     base[i2] = R(R(x2 * c, bf) + R(x1 * s, bf), bf);
 }
@@ -306,7 +313,14 @@ extern "C" __global__ void __launch_bounds__(128) attention(float* out, const fl
                 }
                 for (int o = 16; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
                 float s = R(dot, bf);
-                s = divide ? R(s / scaleDiv, bf) : R(s * scale, bf);
+                // divide: bit 1 = GPT-2 scale_attn_weights (/ scaleDiv), bit 2 = scale_attn_by_inverse_layer_idx
+                // (/ scale, the layer number), each a rounded op; 0 = multiply by scale.
+                if (divide) {
+                    if (divide & 1) s = R(s / scaleDiv, bf);
+                    if (divide & 2) s = R(s / scale, bf);
+                } else {
+                    s = R(s * scale, bf);
+                }
                 if (cap > 0.f) s = bf ? R(R(tanhf(R(s / cap, 1)), 1) * cap, 1) : cap * tanhf(s / cap);
                 float mn = fmaxf(m[a], s);
                 float corr = expf(m[a] - mn);
@@ -346,7 +360,12 @@ __device__ __forceinline__ float eager_score(const float* qr, const float* kr, i
     for (int d = lane; d < hd; d += 32) dot = fmaf(qr[d], kr[d], dot);
     for (int o = 16; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
     float s = R(dot, bf);
-    s = divide ? R(s / scaleDiv, bf) : R(s * scale, bf);
+    if (divide) {   // see attention: bit 1 / scaleDiv, bit 2 / scale (GPT-2 layer number)
+        if (divide & 1) s = R(s / scaleDiv, bf);
+        if (divide & 2) s = R(s / scale, bf);
+    } else {
+        s = R(s * scale, bf);
+    }
     if (cap > 0.f) s = bf ? R(R(tanhf(R(s / cap, 1)), 1) * cap, 1) : cap * tanhf(s / cap);
     return s;
 }
@@ -415,6 +434,10 @@ extern "C" __global__ void mlp_act(float* out, bf16* outB, const float* g, const
 }
 
 // ---------------------------------------------------------------- residual add, soft-cap
+extern "C" __global__ void copy_f32(float* dst, const float* src, long long n) {
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) dst[i] = src[i];
+}
 extern "C" __global__ void residual_add(float* x, const float* y, long long n, int bf) {
     long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) x[i] = R(x[i] + y[i], bf);
@@ -611,7 +634,12 @@ __device__ __forceinline__ void attn_tc_impl(float* out, bf16* outB, const bf16*
             for (int e = 0; e < 4; e++) {
                 int key = k0 + j * 8 + (lane & 3) * 2 + (e & 1), t = tRow + (e >> 1) * 8;
                 float x = round_bf(s[j][e], bf);
-                x = divide ? round_bf(x / scaleDiv, bf) : round_bf(x * scale, bf);
+                if (divide) {   // see attention: bit 1 / scaleDiv, bit 2 / scale (GPT-2 layer number)
+                    if (divide & 1) x = round_bf(x / scaleDiv, bf);
+                    if (divide & 2) x = round_bf(x / scale, bf);
+                } else {
+                    x = round_bf(x * scale, bf);
+                }
                 if (cap > 0.f) x = bf ? round_bf(round_bf(tanhf(round_bf(x / cap, 1)), 1) * cap, 1) : cap * tanhf(x / cap);
                 bool valid = key < T && key <= t && (window <= 0 || t - key < window);
                 x = valid ? x : -INFINITY;

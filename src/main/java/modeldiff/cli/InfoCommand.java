@@ -36,7 +36,7 @@ final class InfoCommand implements Callable<Integer> {
         for (LayerSpec l : c.layers) {
             System.out.printf("layer %-3d  %s, scale %.6g, rope %s%n", l.index(),
                     l.sliding() ? "sliding window " + l.slidingWindow() : "full attention", l.attnScale(),
-                    l.rope() == null ? "none (learned positions)" : l.rope().describe());
+                    l.rope() == null ? "none (learned positions)" : l.nope() ? "none (NoPE layer)" : l.rope().describe());
         }
         if (c.defaultsUsed.isEmpty()) System.out.println("defaults   none: every key came from config.json");
         else c.defaultsUsed.forEach(d -> System.out.println("default    " + d));

@@ -23,7 +23,8 @@ import java.util.Set;
  * act.gelu_exact, act.gelu_tanh, rope.bf16_angles, rope.theta=V, rope.scaling_ignored, rope.partial=F,
  * rope.inv_freq_lowp, qk.interleaved, norm.no_unit_offset, norm.unit_offset, norm.cast_before_weight, norm.eps=V,
  * embed.scale_fp32, embed.scale_none, attn.no_softcap, logits.no_softcap, attn.scale=S, window=W, softmax.lowp,
- * mlp.swap_gate_up, input.add_bos, input.drop_bos.
+ * mlp.swap_gate_up, input.add_bos, input.drop_bos, rope.nope_inverted, rope.longrope_factors=short|long,
+ * block.sequential, qk_norm.per_head, rope.scaling_all_layers.
  */
 public final class Fixes {
     public static final Fixes NONE = new Fixes(List.of());
@@ -32,9 +33,11 @@ public final class Fixes {
     public static final Set<String> FLAGS = Set.of("act.gelu_exact", "act.gelu_tanh", "rope.bf16_angles",
             "rope.scaling_ignored", "rope.inv_freq_lowp", "qk.interleaved", "norm.no_unit_offset", "norm.unit_offset",
             "norm.cast_before_weight", "embed.scale_fp32", "embed.scale_none", "attn.no_softcap", "logits.no_softcap",
-            "softmax.lowp", "mlp.swap_gate_up", "input.add_bos", "input.drop_bos");
+            "softmax.lowp", "mlp.swap_gate_up", "input.add_bos", "input.drop_bos",
+            "rope.nope_inverted", "block.sequential", "qk_norm.per_head", "rope.scaling_all_layers");
     /** Ids written id=value. */
-    public static final Set<String> VALUED = Set.of("rope.theta", "rope.partial", "norm.eps", "attn.scale", "window");
+    public static final Set<String> VALUED = Set.of("rope.theta", "rope.partial", "norm.eps", "attn.scale", "window",
+            "rope.longrope_factors");
 
     private final List<String> ids;
     private Activation activation;
@@ -43,6 +46,10 @@ public final class Fixes {
             swapGateUp, addBos, dropBos;
     private final double theta, partial, eps, attnScaleDenominator;
     private final int window;
+    /** rope.nope_inverted, block.sequential, qk_norm.per_head, rope.scaling_all_layers. */
+    public final boolean nopeInverted, blockSequential, qkNormPerHead, scalingAllLayers;
+    /** rope.longrope_factors: "short", "long" or null (chosen by the input's length, as HF does). */
+    private final String longropeFactors;
 
     private Fixes(List<String> ids) {
         this.ids = List.copyOf(ids);
@@ -50,6 +57,8 @@ public final class Fixes {
         double th = Double.NaN, pa = Double.NaN, ep = Double.NaN, sc = Double.NaN;
         int w = -1;
         Activation act = null;
+        boolean[] g = new boolean[4];
+        String lf = null;
         for (String id : ids) {
             int eq = id.indexOf('=');
             String key = eq < 0 ? id : id.substring(0, eq);
@@ -79,10 +88,24 @@ public final class Fixes {
                 case "norm.eps" -> ep = nonNegative(id, val);
                 case "attn.scale" -> sc = positive(id, val);
                 case "window" -> w = (int) positive(id, val);
+                case "rope.nope_inverted" -> g[0] = true;
+                case "block.sequential" -> g[1] = true;
+                case "qk_norm.per_head" -> g[2] = true;
+                case "rope.scaling_all_layers" -> g[3] = true;
+                case "rope.longrope_factors" -> {
+                    if (!"short".equals(val) && !"long".equals(val))
+                        throw new BadInputException("fix '" + id + "': value must be short or long");
+                    lf = val;
+                }
                 default -> throw new IllegalStateException(key);
             }
         }
         activation = act;
+        nopeInverted = g[0];
+        blockSequential = g[1];
+        qkNormPerHead = g[2];
+        scalingAllLayers = g[3];
+        longropeFactors = lf;
         ropeBf16Angles = f[0];
         ropeScalingIgnored = f[1];
         ropeInvFreqLowp = f[2];
@@ -190,9 +213,36 @@ public final class Fixes {
         return logitsNoSoftcap ? Double.NaN : c.finalSoftcap;
     }
 
+    /**
+     * The RoPE a layer applies, or null when it applies none (SmolLM3's NoPE layers, learned positions):
+     * rope.nope_inverted flips the per-layer polarity, rope.scaling_all_layers gives a sliding layer the full-attention
+     * layers' scaling (with its own base), then {@link #rope} applies the spec-level fixes.
+     */
+    public RopeSpec layerRope(LayerSpec spec, ModelConfig c) {
+        if (spec.rope() == null) return null;
+        boolean usesRope = !spec.nope();
+        if (nopeInverted && c.family.noRopeLayers) usesRope = !usesRope;
+        if (!usesRope) return null;
+        RopeSpec r = spec.rope();
+        if (scalingAllLayers && spec.sliding() && c.fullAttentionRope != null && !c.fullAttentionRope.type().equals("default"))
+            r = c.fullAttentionRope.withTheta(r.theta()).withPartial(r.partialRotaryFactor());
+        r = rope(r);
+        int pairs = modeldiff.numeric.Rope.rotaryDim(c.headDim, r.partialRotaryFactor()) / 2;
+        if (r.type().equals("longrope") && (r.shortFactor().length != pairs || r.longFactor().length != pairs))
+            throw new BadInputException("longrope has " + r.shortFactor().length + " factors but the rotary fraction "
+                    + r.partialRotaryFactor() + " rotates " + pairs + " pairs");
+        return r;
+    }
+
+    /** Whether the block is computed parallel (GPT-NeoX use_parallel_residual), after block.sequential. */
+    public boolean parallelResidual(ModelConfig c) {
+        return c.parallelResidual && !blockSequential;
+    }
+
     public RopeSpec rope(RopeSpec r) {
         if (r == null) return null;
         RopeSpec out = ropeScalingIgnored ? r.unscaled() : r;
+        if (longropeFactors != null && out.type().equals("longrope")) out = out.withLongropeFactors(longropeFactors.equals("long"));
         if (!Double.isNaN(theta)) out = out.withTheta(theta);
         if (!Double.isNaN(partial)) out = out.withPartial(partial);
         return out;

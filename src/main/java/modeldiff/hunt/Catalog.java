@@ -57,12 +57,25 @@ public final class Catalog {
             new Entry("softmax.lowp", "attention softmax computed in the activation dtype", "bf16/fp16 targets", Honoured.LOWP_ONLY, "https://github.com/huggingface/transformers/pull/17437"),
             new Entry("mlp.swap_gate_up", "a fused gate/up projection split in the wrong order", "fused gate_up_proj (Phi-3)", Honoured.BOTH, "https://github.com/nntrainer/nntrainer/pull/4194"),
             new Entry("input.add_bos", "a BOS token prepended", "tokens without BOS (not huntable from a trace: it changes the token count)", Honoured.BOTH, "https://github.com/ggml-org/llama.cpp/pull/21500"),
-            new Entry("input.drop_bos", "the leading BOS removed", "tokens starting with BOS (not huntable from a trace: it changes the token count)", Honoured.BOTH, "https://github.com/ggml-org/llama.cpp/pull/7332"));
+            new Entry("input.drop_bos", "the leading BOS removed", "tokens starting with BOS (not huntable from a trace: it changes the token count)", Honoured.BOTH, "https://github.com/ggml-org/llama.cpp/pull/7332"),
+            new Entry("rope.nope_inverted", "no_rope_layers read with the wrong polarity (1 taken as 'skip RoPE'; HF: 1 = use RoPE)",
+                    "families with NoPE layers (SmolLM3)", Honoured.BOTH, "https://github.com/onnxruntime/mobius/pull/233"),
+            new Entry("rope.longrope_factors=short", "LongRoPE short factors whatever the input's length (HF: long once it exceeds original_max_position_embeddings)",
+                    "longrope configs", Honoured.BOTH, "https://github.com/mlc-ai/mlc-llm/pull/3375"),
+            new Entry("rope.longrope_factors=long", "LongRoPE long factors whatever the input's length (chosen from the allocated context, not the sequence)",
+                    "longrope configs", Honoured.BOTH, "https://github.com/ggml-org/llama.cpp/issues/24823"),
+            new Entry("block.sequential", "a parallel-residual block (x + attn(ln1 x) + mlp(ln2 x)) computed sequentially",
+                    "configs with use_parallel_residual true (GPT-NeoX, Pythia)", Honoured.BOTH, "https://github.com/ml-explore/mlx-lm/pull/586"),
+            new Entry("qk_norm.per_head", "a whole-projection q/k norm (OLMo 2) taken per head",
+                    "families whose q/k norm spans heads x head_dim", Honoured.BOTH, "https://github.com/vllm-project/vllm-metal/issues/767"),
+            new Entry("rope.scaling_all_layers", "the full-attention layers' rope scaling applied to the sliding layers too",
+                    "configs whose layer types differ in rope scaling (Gemma 3)", Honoured.BOTH, "https://github.com/antonellof/ferrox/issues/39"));
 
     public static Entry entry(String fixId) {
         int eq = fixId.indexOf('=');
         String key = eq < 0 ? fixId : fixId.substring(0, eq) + "=";
-        for (Entry e : ENTRIES) if (e.id.equals(fixId) || (eq >= 0 && e.id.startsWith(key))) return e;
+        for (Entry e : ENTRIES) if (e.id.equals(fixId)) return e;
+        for (Entry e : ENTRIES) if (eq >= 0 && e.id.startsWith(key)) return e;
         return null;
     }
 
@@ -87,7 +100,9 @@ public final class Catalog {
             }
             for (double v : new double[]{1e4, 5e5, 1e6, 1e7}) if (!thetas.contains(v)) out.add("rope.theta=" + fmt(v));
             if (scaled) out.add("rope.scaling_ignored");
-            for (double v : new double[]{0.25, 0.5, 1.0}) if (!partials.contains(v)) out.add("rope.partial=" + fmt(v));
+            // LongRoPE carries one factor per rotated pair: another rotary fraction is not a config HF would accept.
+            boolean longrope = c.layers.stream().anyMatch(l -> l.rope().type().equals("longrope"));
+            if (!longrope) for (double v : new double[]{0.25, 0.5, 1.0}) if (!partials.contains(v)) out.add("rope.partial=" + fmt(v));
             if (lowp) out.add("rope.inv_freq_lowp");
             out.add("qk.interleaved");
         }
@@ -113,6 +128,9 @@ public final class Catalog {
         }
         if (lowp) out.add("softmax.lowp");
         if (f.layout == Family.Layout.PHI3) out.add("mlp.swap_gate_up");
+        addDenseCandidates(c, out);
+        // A value the caller names (--fixes norm.eps=0.001) is tried even where the catalog would not generate it.
+        if (only != null) for (String id : only) if (id.contains("=")) out.add(id);
         List<String> list = new ArrayList<>();
         for (String id : out) {
             if (only != null && !only.contains(id) && !only.contains(id.contains("=") ? id.substring(0, id.indexOf('=')) : id)) continue;
@@ -120,6 +138,26 @@ public final class Catalog {
             list.add(id);
         }
         return list;
+    }
+
+    /** Where the ids of the 2024-26 dense families apply: NoPE layers, LongRoPE, parallel blocks, full q/k norms, per-type scaling. */
+    private static void addDenseCandidates(ModelConfig c, Set<String> out) {
+        Family f = c.family;
+        if (f.learnedPositions) {
+            if (c.parallelResidual) out.add("block.sequential");
+            return;
+        }
+        if (f.noRopeLayers) out.add("rope.nope_inverted");
+        if (c.layers.stream().anyMatch(l -> l.rope().type().equals("longrope"))) {
+            out.add("rope.longrope_factors=short");
+            out.add("rope.longrope_factors=long");
+        }
+        if (c.parallelResidual) out.add("block.sequential");
+        if (f.qkNorm && f.qkNormScope == Family.QkNormScope.FULL) out.add("qk_norm.per_head");
+        RopeSpec full = c.fullAttentionRope;
+        if (full != null && !full.type().equals("default")
+                && c.layers.stream().anyMatch(l -> l.sliding() && !l.rope().type().equals(full.type())))
+            out.add("rope.scaling_all_layers");
     }
 
     private static double queryPreAttnScalar(ModelConfig c) {
@@ -152,6 +190,10 @@ public final class Catalog {
     public static int firstLayerAffected(String fix, ModelConfig c) {
         if (fix.startsWith("embed.") || fix.startsWith("input.")) return -1;
         if (fix.equals("logits.no_softcap")) return c.numLayers;
+        if (fix.equals("rope.scaling_all_layers")) {
+            for (LayerSpec l : c.layers) if (l.sliding()) return l.index();
+            return c.numLayers;
+        }
         if (fix.startsWith("window=")) {
             for (LayerSpec l : c.layers) if (l.sliding()) return l.index();
             return c.numLayers;

@@ -95,7 +95,7 @@ final class WeightRules {
         List<String> missing = new ArrayList<>();
         c.inspection.problems().forEach((name, why) -> {
             if (why.startsWith("missing")) {
-                if (name.equals("lm_head.weight")) return; // config.tie_mismatch says it better
+                if (name.equals(headName(c))) return; // config.tie_mismatch says it better
                 missing.add(name);
             } else if (why.startsWith("shape")) {
                 if (!c.explainedTensors.contains(name))
@@ -132,16 +132,21 @@ final class WeightRules {
 
     // ---------------------------------------------------------------- embedding / lm_head rows, tying
 
+    /** The untied output head's tensor name: GPT-NeoX calls it embed_out. */
+    private static String headName(LintContext c) {
+        return c.family != null && c.family.layout == modeldiff.model.Family.Layout.NEOX ? "embed_out.weight" : "lm_head.weight";
+    }
+
     private static void matrices(LintContext c) {
         TensorInfo emb, head;
         boolean tied;
         if (c.inspection != null) {
             emb = c.tensor(c.inspection.embedding());
-            head = c.tensor("lm_head.weight");
+            head = c.tensor(headName(c));
             tied = c.config.tieWordEmbeddings;
         } else {
             emb = c.firstTensor("model.embed_tokens.weight", "embed_tokens.weight", "transformer.wte.weight", "wte.weight");
-            head = c.tensor("lm_head.weight");
+            head = c.tensor(headName(c));
             tied = c.raw != null && c.raw.has("tie_word_embeddings") ? c.raw.get("tie_word_embeddings").asBoolean(false)
                     : c.family != null && Boolean.TRUE.equals(c.family.defaults.get("tie_word_embeddings"));
         }
@@ -162,12 +167,12 @@ final class WeightRules {
                         "set tie_word_embeddings false if lm_head.weight is the trained head, else drop lm_head.weight",
                         "embedding", s.tensor(), "lm_head", "lm_head.weight", "differing_rows", s.differingRows(),
                         "first_differing_rows", s.firstDifferingRows(), "max_abs_diff", finite(s.maxAbsDiff()));
-        } else if (tied && emb != null && c.tensor("lm_head.weight") != null) {
-            TensorInfo h = c.tensor("lm_head.weight");
+        } else if (tied && emb != null && c.tensor(headName(c)) != null) {
+            TensorInfo h = c.tensor(headName(c));
             c.add(Rules.TIE_MISMATCH, ERROR, "tie_word_embeddings is true but the stored lm_head.weight " + h.shapeString() + " / "
                             + h.dtype() + " cannot be compared with " + emb.name() + " " + emb.shapeString(),
                     "drop lm_head.weight or set tie_word_embeddings false", "embedding", emb.name(), "lm_head", h.name());
-        } else if (!tied && c.tensor("lm_head.weight") == null && (c.inspection != null || emb != null)) {
+        } else if (!tied && c.tensor(headName(c)) == null && (c.inspection != null || emb != null)) {
             c.add(Rules.TIE_MISMATCH, ERROR, "tie_word_embeddings is false but there is no lm_head.weight: HF initialises the head "
                             + "randomly (with a warning), implementations that fall back to the embedding compute other logits",
                     "set tie_word_embeddings true if the head is the embedding, else add lm_head.weight",

@@ -21,7 +21,20 @@ public final class Family {
         /** Phi-3: fused self_attn.qkv_proj and mlp.gate_up_proj (gate first). */
         PHI3,
         /** GPT-2: transformer.h.{i}.attn.c_attn (Conv1D, weight stored [in, out]), learned positions wpe. */
-        GPT2
+        GPT2,
+        /**
+         * GPT-NeoX / Pythia: gpt_neox.layers.{i}.attention.query_key_value fused with rows laid out [heads, 3, head_dim],
+         * attention.dense, mlp.dense_h_to_4h / dense_4h_to_h, embed_in, final_layer_norm, embed_out.
+         */
+        NEOX
+    }
+
+    /** What a q/k norm normalises over. */
+    public enum QkNormScope {
+        /** Qwen3, Gemma 3: RMSNorm over head_dim, one weight of head_dim shared by the heads. */
+        HEAD,
+        /** OLMo 2: RMSNorm over the whole projection (heads · head_dim) before the head split. */
+        FULL
     }
 
     public enum NormKind {
@@ -66,6 +79,19 @@ public final class Family {
     public final boolean sandwichNorms;
     /** Qwen3, Gemma 3: an RMSNorm over head_dim on q and k before RoPE. */
     public final boolean qkNorm;
+    /** Over what the q/k norm is taken (HEAD unless the family says FULL). */
+    public final QkNormScope qkNormScope;
+    /** False for OLMo 2: no norm before attention and MLP (only the post norms of {@link #sandwichNorms}). */
+    public final boolean preNorms;
+    /** GPT-NeoX: x + attn(ln1(x)) + mlp(ln2(x)) when the config's use_parallel_residual is true. */
+    public final boolean parallelResidualFromConfig;
+    /**
+     * OLMo 2 (OlmoRotaryEmbedding): cos/sin are returned in fp32 and apply_rotary_pos_emb casts q·cos + rotate_half(q)·sin
+     * back to the dtype once, instead of rounding cos/sin and every product to the dtype.
+     */
+    public final boolean ropeInFp32;
+    /** SmolLM3: per-layer no_rope_layers (1 = the layer uses RoPE), else derived from no_rope_layer_interval. */
+    public final boolean noRopeLayers;
     public final Mlp mlp;
     /** Gemma: embeddings multiplied by sqrt(hidden_size), the constant rounded to the activation dtype. */
     public final boolean embedScaleSqrtHidden;
@@ -101,7 +127,9 @@ public final class Family {
         /** Gemma 2: even layers slide (layer i slides when (i+1) % 2 != 0). */
         ALTERNATE,
         /** Gemma 3: every sliding_window_pattern-th layer is global, the rest slide. */
-        PATTERN
+        PATTERN,
+        /** SmolLM3: with use_sliding_window and a sliding_window, the NoPE layers slide (configuration_smollm3.py). */
+        NOPE_LAYERS
     }
 
     private Family(Builder b) {
@@ -111,6 +139,11 @@ public final class Family {
         normCast = b.normCast;
         sandwichNorms = b.sandwichNorms;
         qkNorm = b.qkNorm;
+        qkNormScope = b.qkNormScope;
+        preNorms = b.preNorms;
+        parallelResidualFromConfig = b.parallelResidual;
+        noRopeLayers = b.noRopeLayers;
+        ropeInFp32 = b.ropeInFp32;
         mlp = b.mlp;
         embedScaleSqrtHidden = b.embedScaleSqrtHidden;
         learnedPositions = b.learnedPositions;
@@ -201,10 +234,40 @@ public final class Family {
                     "max_position_embeddings", 4096, "bos_token_id", 2, "eos_token_id", 3)
             .build();
 
+    /**
+     * OLMo 2 (modeling_olmo2.py): no pre-norms, RMSNorm after attention and after the MLP, q/k RMSNorm over the whole
+     * projection, and the norm multiplies by the weight in fp32 before casting back (weight * x̂).to(dtype).
+     */
+    public static final Family OLMO2 = LLAMA.derive("olmo2")
+            .preNorms(false).sandwichNorms(true).qkNorm(true).qkNormScope(QkNormScope.FULL).ropeInFp32(true)
+            .normCast(NormCast.WEIGHT_THEN_CAST)
+            .defaults("rms_norm_eps", 1e-5, "max_position_embeddings", 2048, "bos_token_id", null,
+                    "eos_token_id", 50279, "pad_token_id", 1)
+            .build();
+
+    /** SmolLM3 (modeling_smollm3.py): Llama with NoPE layers; no_rope_layers[i] == 1 means layer i USES RoPE. */
+    public static final Family SMOLLM3 = LLAMA.derive("smollm3")
+            .noRopeLayers(true).sliding(SlidingRule.NOPE_LAYERS)
+            .defaults("use_sliding_window", false, "sliding_window", null, "no_rope_layer_interval", 4, "rope_theta", 2_000_000.0, "max_position_embeddings", 32768)
+            .build();
+
+    /**
+     * GPT-NeoX / Pythia (modeling_gpt_neox.py): LayerNorm with bias, fused query_key_value [heads, 3, head_dim],
+     * partial rotary (rotary_pct / partial_rotary_factor, default 0.25), plain MLP with biases, parallel residual.
+     */
+    public static final Family GPT_NEOX = LLAMA.derive("gpt_neox")
+            .layout(Layout.NEOX).norm(NormKind.LAYER).mlp(Mlp.PLAIN).parallelResidual(true)
+            .qkvBias(Bias.FROM_CONFIG).oBias(Bias.FROM_CONFIG).mlpBias(Bias.ALWAYS)
+            .epsKey("layer_norm_eps")
+            .defaults("hidden_act", "gelu", "layer_norm_eps", 1e-5, "partial_rotary_factor", 0.25, "attention_bias", true,
+                    "use_parallel_residual", true, "max_position_embeddings", 2048, "bos_token_id", 0, "eos_token_id", 2)
+            .build();
+
     private static final Map<String, Family> BY_TYPE = new LinkedHashMap<>();
 
     static {
-        for (Family f : List.of(LLAMA, MISTRAL, QWEN2, QWEN3, GEMMA, GEMMA2, GEMMA3_TEXT, PHI3, GPT2, NEMOTRON))
+        for (Family f : List.of(LLAMA, MISTRAL, QWEN2, QWEN3, GEMMA, GEMMA2, GEMMA3_TEXT, PHI3, GPT2, NEMOTRON,
+                OLMO2, SMOLLM3, GPT_NEOX))
             BY_TYPE.put(f.modelType, f);
     }
 
@@ -231,6 +294,8 @@ public final class Family {
         private NormKind norm = NormKind.RMS;
         private NormCast normCast = NormCast.CAST_THEN_WEIGHT;
         private boolean sandwichNorms, qkNorm, embedScaleSqrtHidden, learnedPositions, queryPreAttnScalar, requiresBos;
+        private QkNormScope qkNormScope = QkNormScope.HEAD;
+        private boolean preNorms = true, parallelResidual, noRopeLayers, ropeInFp32;
         private Mlp mlp = Mlp.GATED;
         private Bias qkvBias = Bias.FROM_CONFIG, oBias = Bias.FROM_CONFIG, mlpBias = Bias.FROM_CONFIG;
         private List<String> activationKeys = List.of("hidden_act");
@@ -253,6 +318,11 @@ public final class Family {
             learnedPositions = parent.learnedPositions;
             queryPreAttnScalar = parent.queryPreAttnScalar;
             requiresBos = parent.requiresBos;
+            qkNormScope = parent.qkNormScope;
+            preNorms = parent.preNorms;
+            parallelResidual = parent.parallelResidualFromConfig;
+            noRopeLayers = parent.noRopeLayers;
+            ropeInFp32 = parent.ropeInFp32;
             mlp = parent.mlp;
             qkvBias = parent.qkvBias;
             oBias = parent.oBias;
@@ -279,6 +349,11 @@ public final class Family {
         Builder sliding(SlidingRule v) { sliding = v; return this; }
         Builder queryPreAttnScalar(boolean v) { queryPreAttnScalar = v; return this; }
         Builder requiresBos(boolean v) { requiresBos = v; return this; }
+        Builder qkNormScope(QkNormScope v) { qkNormScope = v; return this; }
+        Builder preNorms(boolean v) { preNorms = v; return this; }
+        Builder parallelResidual(boolean v) { parallelResidual = v; return this; }
+        Builder noRopeLayers(boolean v) { noRopeLayers = v; return this; }
+        Builder ropeInFp32(boolean v) { ropeInFp32 = v; return this; }
 
         /** Key/value pairs; a null value means "HF's default is None". Map.copyOf rejects nulls, so store a marker. */
         Builder defaults(Object... kv) {

@@ -38,22 +38,35 @@ public final class Model {
         this.config = config;
         this.family = config.family;
         this.store = store;
-        String base = family.layout == Family.Layout.GPT2 ? "transformer." : "model.";
-        String embedName = family.layout == Family.Layout.GPT2 ? "wte.weight" : "embed_tokens.weight";
+        String base = switch (family.layout) {
+            case GPT2 -> "transformer.";
+            case NEOX -> "gpt_neox.";
+            default -> "model.";
+        };
+        String embedName = switch (family.layout) {
+            case GPT2 -> "wte.weight";
+            case NEOX -> "embed_in.weight";
+            default -> "embed_tokens.weight";
+        };
         prefix = store.has(base + embedName) || !store.has(embedName) ? base : "";
         int h = config.hiddenSize;
         embedding = tensor(embedName, config.vocabSize, h);
         positionEmbedding = family.learnedPositions ? tensor("wpe.weight", config.maxPositionEmbeddings, h) : null;
-        finalNorm = norm(family.layout == Family.Layout.GPT2 ? "ln_f" : "norm", h);
-        if (store.has("lm_head.weight")) {
-            lmHead = exact("lm_head.weight", config.vocabSize, h);
+        finalNorm = norm(switch (family.layout) {
+            case GPT2 -> "ln_f";
+            case NEOX -> "final_layer_norm";
+            default -> "norm";
+        }, h);
+        String headName = family.layout == Family.Layout.NEOX ? "embed_out.weight" : "lm_head.weight";
+        if (store.has(headName)) {
+            lmHead = exact(headName, config.vocabSize, h);
         } else if (config.tieWordEmbeddings) {
             lmHead = embedding;
         } else if (problems != null) {
-            problems.put("lm_head.weight", "missing and tie_word_embeddings is false");
+            problems.put(headName, "missing and tie_word_embeddings is false");
             lmHead = embedding;
         } else {
-            throw BadInputException.at(dir, "tensor 'lm_head.weight'", "missing and tie_word_embeddings is false");
+            throw BadInputException.at(dir, "tensor '" + headName + "'", "missing and tie_word_embeddings is false");
         }
         List<LayerWeights> ls = new ArrayList<>();
         for (int i = 0; i < config.numLayers; i++) ls.add(layer(i));
@@ -101,24 +114,46 @@ public final class Model {
                         new LinearRef(gateUp, false, ff, ff, h, gateUpB),
                         linear(p + "mlp.down_proj", h, ff, c.mlpBias), null);
             }
+            case NEOX:
+                return neoxLayer(p, h, ff);
             default: {
-                boolean sandwich = family.sandwichNorms;
+                boolean sandwich = family.sandwichNorms, pre = family.preNorms;
                 boolean gated = family.mlp == Family.Mlp.GATED;
-                return new LayerWeights(norm(p + "input_layernorm", h),
+                boolean full = family.qkNormScope == Family.QkNormScope.FULL;
+                return new LayerWeights(pre ? norm(p + "input_layernorm", h) : null,
                         linear(p + "self_attn.q_proj", qd, h, c.qkvBias),
                         linear(p + "self_attn.k_proj", kvd, h, c.qkvBias),
                         linear(p + "self_attn.v_proj", kvd, h, c.qkvBias),
                         linear(p + "self_attn.o_proj", h, qd, c.oBias),
-                        family.qkNorm ? norm(p + "self_attn.q_norm", c.headDim) : null,
-                        family.qkNorm ? norm(p + "self_attn.k_norm", c.headDim) : null,
+                        family.qkNorm ? norm(p + "self_attn.q_norm", full ? qd : c.headDim) : null,
+                        family.qkNorm ? norm(p + "self_attn.k_norm", full ? kvd : c.headDim) : null,
                         sandwich ? norm(p + "post_attention_layernorm", h) : null,
-                        norm(p + (sandwich ? "pre_feedforward_layernorm" : "post_attention_layernorm"), h),
+                        pre ? norm(p + (sandwich ? "pre_feedforward_layernorm" : "post_attention_layernorm"), h) : null,
                         gated ? linear(p + "mlp.gate_proj", ff, h, c.mlpBias) : null,
                         linear(p + "mlp.up_proj", ff, h, c.mlpBias),
                         linear(p + "mlp.down_proj", h, ff, c.mlpBias),
                         sandwich ? norm(p + "post_feedforward_layernorm", h) : null);
             }
         }
+    }
+
+    /** GPT-NeoX: query_key_value rows are [heads, 3, head_dim]; q, k, v take every third block of head_dim rows. */
+    private LayerWeights neoxLayer(String p, int h, int ff) {
+        ModelConfig c = config;
+        int hd = c.headDim, qkvRows = 3 * c.qDim();
+        if (c.numKvHeads != c.numHeads) throw BadInputException.at(dir, "config 'num_key_value_heads'", "GPT-NeoX has no grouped KV heads");
+        TensorInfo qkv = tensor(p + "attention.query_key_value.weight", qkvRows, h);
+        TensorInfo qkvB = c.qkvBias ? tensor(p + "attention.query_key_value.bias", qkvRows) : null;
+        return new LayerWeights(norm(p + "input_layernorm", h),
+                new LinearRef(qkv, false, 0, c.qDim(), h, qkvB, hd, 3 * hd),
+                new LinearRef(qkv, false, hd, c.qDim(), h, qkvB, hd, 3 * hd),
+                new LinearRef(qkv, false, 2 * hd, c.qDim(), h, qkvB, hd, 3 * hd),
+                linear(p + "attention.dense", h, c.qDim(), c.oBias), null, null, null,
+                norm(p + "post_attention_layernorm", h),
+                null,
+                linear(p + "mlp.dense_h_to_4h", ff, h, c.mlpBias),
+                linear(p + "mlp.dense_4h_to_h", h, ff, c.mlpBias),
+                null);
     }
 
     private LinearRef linear(String name, int out, int in, boolean bias) {

@@ -32,6 +32,16 @@ public final class ModelConfig {
     public final double embedScale;
     public final int maxPositionEmbeddings;
     public final List<LayerSpec> layers;
+    /**
+     * GPT-2's two score switches, as its eager attention applies them in turn: divide by a sqrt(head_dim) tensor of the
+     * activation dtype when scale_attn_weights, then by float(layer_idx + 1) when scale_attn_by_inverse_layer_idx.
+     * (Their product is each layer's {@link LayerSpec#attnScale}; reduced-precision passes need the two steps.)
+     */
+    public final boolean scaleAttnWeights, scaleAttnByInverseLayer;
+    /** GPT-NeoX use_parallel_residual: attention and MLP both read the block's input. */
+    public final boolean parallelResidual;
+    /** RoPE of the full-attention layers (what a per-layer-type scaling bug applies everywhere); null without RoPE. */
+    public final RopeSpec fullAttentionRope;
     public final List<Integer> bosTokenIds, eosTokenIds, padTokenIds;
     /** The dtype the release declares (v5 "dtype", v4 "torch_dtype"), or null. */
     public final String declaredDtype;
@@ -87,6 +97,10 @@ public final class ModelConfig {
         maxPositionEmbeddings = r.sizeOr(family.layout == Family.Layout.GPT2 ? "n_positions" : "max_position_embeddings", 0);
 
         checkDerivedSizes(r);
+        parallelResidual = family.parallelResidualFromConfig && r.bool("use_parallel_residual");
+        scaleAttnWeights = family.layout != Family.Layout.GPT2 || r.bool("scale_attn_weights");
+        scaleAttnByInverseLayer = family.layout == Family.Layout.GPT2 && r.bool("scale_attn_by_inverse_layer_idx");
+        fullAttentionRope = family.learnedPositions ? null : ropeFor(r, "full_attention");
         layers = Collections.unmodifiableList(buildLayers(r));
         bosTokenIds = List.copyOf(r.tokenIds("bos_token_id"));
         eosTokenIds = List.copyOf(r.tokenIds("eos_token_id"));
@@ -173,12 +187,35 @@ public final class ModelConfig {
         }
         double scale = attentionScale(r);
         boolean byInverseLayer = family.layout == Family.Layout.GPT2 && r.bool("scale_attn_by_inverse_layer_idx");
+        boolean[] nope = nopeLayers(r);
         List<LayerSpec> out = new ArrayList<>(numLayers);
         for (int i = 0; i < numLayers; i++) {
             double s = byInverseLayer ? scale / (i + 1) : scale;
-            out.add(new LayerSpec(i, sliding[i] ? (int) window : 0, sliding[i] ? local : global, s));
+            out.add(new LayerSpec(i, sliding[i] ? (int) window : 0, sliding[i] ? local : global, s, nope[i]));
         }
         return out;
+    }
+
+    /**
+     * SmolLM3: no_rope_layers[i] == 1 means layer i USES RoPE (HF: self.use_rope = config.no_rope_layers[layer_idx]);
+     * absent, HF derives int((i + 1) % no_rope_layer_interval != 0).
+     */
+    private boolean[] nopeLayers(ConfigReader r) {
+        boolean[] nope = new boolean[numLayers];
+        if (!family.noRopeLayers) return nope;
+        JsonNode list = r.node("no_rope_layers");
+        if (list != null && list.isArray() && list.size() > 0) {
+            if (list.size() != numLayers) throw r.bad("no_rope_layers", "must list one flag per layer (" + numLayers + ")");
+            for (int i = 0; i < numLayers; i++) {
+                JsonNode v = list.get(i);
+                if (!v.isNumber() && !v.isBoolean()) throw r.bad("no_rope_layers", "entry " + i + " is not 0/1");
+                nope[i] = v.isBoolean() ? !v.asBoolean() : v.asInt() == 0;
+            }
+            return nope;
+        }
+        int interval = r.sizeOr("no_rope_layer_interval", 4);
+        for (int i = 0; i < numLayers; i++) nope[i] = (i + 1) % interval == 0;
+        return nope;
     }
 
     private double attentionScale(ConfigReader r) {
@@ -223,6 +260,11 @@ public final class ModelConfig {
                 int pattern = r.sizeOr("sliding_window_pattern", 6);
                 for (int i = 0; i < numLayers; i++) s[i] = (i + 1) % pattern != 0;
             }
+            case NOPE_LAYERS -> {
+                boolean use = r.bool("use_sliding_window") && !Double.isNaN(r.optionalNumber("sliding_window"));
+                boolean[] nope = nopeLayers(r);
+                for (int i = 0; i < numLayers; i++) s[i] = use && nope[i];
+            }
         }
         return s;
     }
@@ -261,6 +303,9 @@ public final class ModelConfig {
         if (p != null && p.isNumber()) {
             v = p.asDouble();
             key = "rope_parameters.partial_rotary_factor";
+        } else if (family.layout == Family.Layout.NEOX && r.has("rotary_pct") && !r.has("partial_rotary_factor")) {
+            v = r.number("rotary_pct"); // transformers v4 GPT-NeoX configs
+            key = "rotary_pct";
         } else if (r.has("partial_rotary_factor") || family.defaults.containsKey("partial_rotary_factor")) {
             v = r.number("partial_rotary_factor");
         } else {
@@ -284,7 +329,9 @@ public final class ModelConfig {
         if (type.equals("su")) type = "longrope"; // Phi-3's original name for the same scheme
         List<String> known = List.of("default", "linear", "dynamic", "llama3", "yarn", "longrope");
         if (!known.contains(type)) throw r.bad(where, "unsupported rope type '" + type + "'; supported: " + known);
-        double theta = p != null && p.has("rope_theta") ? num(r, p, "rope_theta", where) : r.number("rope_theta");
+        double theta = p != null && p.has("rope_theta") ? num(r, p, "rope_theta", where)
+                : family.layout == Family.Layout.NEOX && r.has("rotary_emb_base") && !r.has("rope_theta") ? r.number("rotary_emb_base")
+                : r.number("rope_theta");
         if (!(theta > 0)) throw r.bad(p != null && p.has("rope_theta") ? where + ".rope_theta" : "rope_theta", "must be positive, got " + theta);
         int maxPos = maxPositionsForRope(r);
         double partial = partialFactor(r, p);

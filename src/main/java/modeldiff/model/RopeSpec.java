@@ -39,6 +39,13 @@ public record RopeSpec(
                 betaFast, betaSlow, mscale, mscaleAllDim, attentionFactor, truncate, shortFactor, longFactor, maxPositionEmbeddings);
     }
 
+    /** LongRoPE with one factor set whatever the length (the rope.longrope_factors fix). */
+    public RopeSpec withLongropeFactors(boolean useLong) {
+        double[] f = useLong ? longFactor : shortFactor;
+        return new RopeSpec(type, theta, partialRotaryFactor, factor, lowFreqFactor, highFreqFactor, originalMaxPositions,
+                betaFast, betaSlow, mscale, mscaleAllDim, attentionFactor, truncate, f, f, maxPositionEmbeddings);
+    }
+
     /** The same base and rotary fraction with no scaling: what a framework that ignores rope_scaling computes. */
     public RopeSpec unscaled() {
         return plain(theta, partialRotaryFactor, maxPositionEmbeddings);

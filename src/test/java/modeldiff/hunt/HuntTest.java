@@ -114,7 +114,9 @@ class HuntTest {
     static String canonical(String id) {
         Fixes.parse(id);
         int eq = id.indexOf('=');
-        return eq < 0 ? id : id.substring(0, eq + 1) + Double.parseDouble(id.substring(eq + 1));
+        if (eq < 0) return id;
+        String v = id.substring(eq + 1);
+        return v.matches("[-+0-9.eE]+") ? id.substring(0, eq + 1) + Double.parseDouble(v) : id;
     }
 
     static Set<String> canonicalSet(List<String> ids) {

@@ -9,7 +9,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 class RopeTest {
     @Test
     void defaultFrequenciesAreThetaPowers() {
-        Rope.Frequencies f = Rope.frequencies(RopeSpec.plain(10000, 1.0, 2048), 8, 10);
+        Rope.Frequencies f = modeldiff.forward.reference.RopeFormulas.frequencies(RopeSpec.plain(10000, 1.0, 2048), 8, 10);
         // dim 8: exponents 0, 2/8, 4/8, 6/8 → 1, 10^-1, 10^-2, 10^-3
         assertEquals(1.0, f.invFreq()[0], 0);
         assertEquals(0.1, f.invFreq()[1], 1e-16);
@@ -23,7 +23,7 @@ class RopeTest {
         // Llama 3.1 8B settings: theta 5e5, head_dim 128, factor 8, low 1, high 4, original 8192.
         RopeSpec s = new RopeSpec("llama3", 500000, 1.0, 8, 1, 4, 8192, Double.NaN, Double.NaN, Double.NaN, Double.NaN,
                 Double.NaN, true, null, null, 131072);
-        double[] inv = Rope.frequencies(s, 128, 10).invFreq();
+        double[] inv = modeldiff.forward.reference.RopeFormulas.frequencies(s, 128, 10).invFreq();
         // i = 0: wavelength 2π < 8192/4, untouched.
         assertEquals(1.0, inv[0], 0);
         // i = 63: wavelength 2π·5e5^(126/128) ≈ 2.4e6 > 8192, divided by the factor.
@@ -41,7 +41,7 @@ class RopeTest {
     void linearDividesEveryFrequency() {
         RopeSpec s = new RopeSpec("linear", 10000, 1.0, 4, Double.NaN, Double.NaN, 0, Double.NaN, Double.NaN, Double.NaN,
                 Double.NaN, Double.NaN, true, null, null, 2048);
-        assertEquals(0.25, Rope.frequencies(s, 8, 10).invFreq()[0], 0);
+        assertEquals(0.25, modeldiff.forward.reference.RopeFormulas.frequencies(s, 8, 10).invFreq()[0], 0);
     }
 
     @Test

@@ -80,8 +80,19 @@ public final class CudaPass implements ForwardPass {
         return rt;
     }
 
+    /**
+     * What this pass refuses by name rather than compute wrong: qk_norm.per_head on a whole-projection q/k norm (its
+     * norm kernel takes one weight slice per row width).
+     */
+    static void refuseUnimplemented(Model model, Fixes fixes) {
+        if (fixes.qkNormPerHead && model.family.qkNormScope == Family.QkNormScope.FULL)
+            throw new BadInputException("the cuda pass is not available for qk_norm.per_head (a whole-projection q/k norm"
+                    + " taken per head): not implemented yet; use reference, lowp or torch");
+    }
+
     @Override
     public Trace run(Model model, ForwardInput input, ProbeLevel level) {
+        refuseUnimplemented(model, fixes);
         CudaRuntime rt = runtime();
         DeviceModel dm = weights(model);
         int[] tokens = fixes.tokens(input.tokens(), model.config);
@@ -120,7 +131,7 @@ public final class CudaPass implements ForwardPass {
     static final class Workspace implements AutoCloseable {
         final int T;
         final List<CUdeviceptr> all = new ArrayList<>();
-        CUdeviceptr ids, x, a, o, q, k, v, att, g, u, act, logits;
+        CUdeviceptr ids, x, a, o, ao, q, k, v, att, g, u, act, logits;
         CUdeviceptr aB, attB, actB, qB, kB, vB;   // bf16 copies (bf16 mode)
         final ProbeCopier copier;
 
@@ -131,6 +142,7 @@ public final class CudaPass implements ForwardPass {
             x = f((long) T * H);
             a = f((long) T * H);
             o = f((long) T * H);
+            ao = f((long) T * H);   // a parallel block's attention output while its MLP runs
             q = f((long) T * qd);
             k = f((long) T * kvd);
             v = f((long) T * kvd);
@@ -304,15 +316,16 @@ public final class CudaPass implements ForwardPass {
         void uploadRopeTables() {
             if (f.learnedPositions) return;
             for (int i = 0; i < c.numLayers; i++) {
-                RopeSpec rope = fixes.rope(c.layers.get(i).rope());
-                if (ropes.containsKey(rope)) continue;
+                RopeSpec rope = fixes.layerRope(c.layers.get(i), c);     // null: a NoPE layer
+                if (rope == null || ropes.containsKey(rope)) continue;
                 int rot = Rope.rotaryDim(hd, rope.partialRotaryFactor());
                 long end = (long) pos0 + T;
-                Rope.Frequencies fr = Rope.frequencies(rope, rot, end);
-                float[] inv = bf ? Rope.invFreqFp32(rope, rot, end) : toFloat(fr.invFreq());
+                // fp32 as HF computes the table (lowp.RopeTable; cuda:fp32 too: the float64 formulas are the reference's)
+                modeldiff.forward.lowp.RopeTable.Fp32 fr = modeldiff.forward.lowp.RopeTable.of(rope, rot, end);
+                float[] inv = fr.invFreq().clone();
                 if (bf && fixes.ropeInvFreqLowp) for (int j = 0; j < inv.length; j++) inv[j] = CudaRuntime.bf16Round(inv[j]);
                 ropes.put(rope, new RopeArgs(hd, inv.length, CudaRuntime.upload(inv), pos0, (float) fr.attentionScaling(),
-                        fixes.qkInterleaved, fixes.ropeBf16Angles, bf));
+                        fixes.qkInterleaved, fixes.ropeBf16Angles, bf, f.ropeInFp32));
             }
         }
 
@@ -343,17 +356,19 @@ public final class CudaPass implements ForwardPass {
 
         /** x += [post-norm] o_proj(attention(rope(q, k), v)) of attn_norm(x). */
         private void attentionBlock(String p, DeviceModel.Layer w, LayerSpec spec) {
-            k.norm(a, ws.x, w.attnNorm(), T, normArgs);
+            normOrCopy(a, ws.x, w.attnNorm());
             subProbe(p + "attn_norm", a, H);
             k.gemm(ws.q, a, w.q(), T, bf);
             k.gemm(ws.k, a, w.k(), T, bf);
             k.gemm(ws.v, a, w.v(), T, bf);
             if (f.qkNorm) {
-                k.norm(Act.of(ws.q), ws.q, w.qNorm(), T * c.numHeads, normArgs);
-                k.norm(Act.of(ws.k), ws.k, w.kNorm(), T * c.numKvHeads, normArgs);
+                // per head (a weight of head_dim) or over the whole projection (OLMo 2)
+                k.norm(Act.of(ws.q), ws.q, w.qNorm(), w.qNorm().dim() == hd ? T * c.numHeads : T, normArgs);
+                k.norm(Act.of(ws.k), ws.k, w.kNorm(), w.kNorm().dim() == hd ? T * c.numKvHeads : T, normArgs);
             }
-            if (!f.learnedPositions) {
-                RopeArgs rope = ropes.get(fixes.rope(spec.rope()));
+            RopeSpec layerRope = f.learnedPositions ? null : fixes.layerRope(spec, c);
+            if (layerRope != null) {
+                RopeArgs rope = ropes.get(layerRope);
                 k.rope(ws.q, T, c.numHeads, rope);
                 k.rope(ws.k, T, c.numKvHeads, rope);
             }
@@ -365,14 +380,29 @@ public final class CudaPass implements ForwardPass {
             k.gemm(ws.o, att, w.o(), T, bf);
             subProbe(p + "attn_out", Act.of(ws.o), H);
             if (w.postAttnNorm() != null) k.norm(Act.of(ws.o), ws.o, w.postAttnNorm(), T, normArgs);
-            k.residualAdd(ws.x, ws.o, (long) T * H, bf);
+            if (fixes.parallelResidual(c)) k.copy(ws.ao, ws.o, (long) T * H);   // GPT-NeoX: the MLP reads the block's input too
+            else k.residualAdd(ws.x, ws.o, (long) T * H, bf);
+        }
+
+        /** The norm, or (OLMo 2's missing pre-norms) the input itself, with its bf16 copy for the GEMMs. */
+        private void normOrCopy(Act out, CUdeviceptr in, DeviceKernels.Norm n) {
+            if (n != null) {
+                k.norm(out, in, n, T, normArgs);
+                return;
+            }
+            k.copy(out.f32(), in, (long) T * H);
+            if (out.bf16() != null) k.toBf16(out.bf16(), out.f32(), (long) T * H);
         }
 
         /** att = softmax(q·kᵀ·scale [soft-capped], causal [sliding]) · v, on tensor cores where the head_dim allows. */
         private void attention(LayerSpec spec) {
             boolean divide = bf && f.scoreScaleByDivision && !fixes.attnScaleOverridden();
-            AttnArgs args = new AttnArgs(T, c.numHeads, c.numKvHeads, hd, fixes.window(spec), (float) fixes.attnScale(spec),
-                    divide, CudaRuntime.bf16Round((float) Math.sqrt(hd)), (float) fixes.attnSoftcap(c), bf);
+            // GPT-2 in bf16: / sqrt(d) when scale_attn_weights (bit 1), then / (layer + 1) when
+            // scale_attn_by_inverse_layer_idx (bit 2, the divisor passed as the scale); neither: multiply by 1.
+            int divideMode = !divide ? 0 : (c.scaleAttnWeights ? 1 : 0) | (c.scaleAttnByInverseLayer ? 2 : 0);
+            float scale = (divideMode & 2) != 0 ? spec.index() + 1 : (float) fixes.attnScale(spec);
+            AttnArgs args = new AttnArgs(T, c.numHeads, c.numKvHeads, hd, fixes.window(spec), scale,
+                    divideMode, CudaRuntime.bf16Round((float) Math.sqrt(hd)), (float) fixes.attnSoftcap(c), bf);
             if (tcAtt) {
                 k.toBf16(ws.qB, ws.q, (long) T * qd);
                 k.toBf16(ws.kB, ws.k, (long) T * kvd);
@@ -386,7 +416,7 @@ public final class CudaPass implements ForwardPass {
 
         /** x += [post-norm] down(act(gate(m)) · up(m)) of m = mlp_norm(x) (not gated: down(act(up(m)))). */
         private void mlpBlock(String p, DeviceModel.Layer w) {
-            k.norm(a, ws.x, w.mlpNorm(), T, normArgs);
+            normOrCopy(a, ws.x, w.mlpNorm());
             subProbe(p + "mlp_norm", a, H);
             if (f.mlp == Family.Mlp.GATED) {
                 k.gemm(ws.g, a, fixes.swapGateUp ? w.up() : w.gate(), T, bf);
@@ -400,6 +430,7 @@ public final class CudaPass implements ForwardPass {
             k.gemm(ws.o, act, w.down(), T, bf);
             subProbe(p + "mlp_out", Act.of(ws.o), H);
             if (w.postMlpNorm() != null) k.norm(Act.of(ws.o), ws.o, w.postMlpNorm(), T, normArgs);
+            if (fixes.parallelResidual(c)) k.residualAdd(ws.o, ws.ao, (long) T * H, bf);   // HF: (mlp + attn) + x, each add rounded
             k.residualAdd(ws.x, ws.o, (long) T * H, bf);
         }
 

@@ -92,6 +92,12 @@ public final class CudaSelfTest {
         boolean ok = true;
         for (String name : names) {
             Model model = Model.open(root.resolve(name).resolve("model"));
+            try {
+                CudaPass.refuseUnimplemented(model, Fixes.NONE);
+            } catch (modeldiff.model.BadInputException e) {
+                out.println(String.format("%-14s skipped: %s", name, e.getMessage()));   // named, not hidden (issue #15)
+                continue;
+            }
             Path hfPath = root.resolve(name).resolve("traces").resolve("hf-bfloat16.safetensors");
             Trace hf = Files.exists(hfPath) ? TraceFiles.read(hfPath) : null;
             int[] tokens = hf != null ? hf.tokens() : TraceFiles.read(root.resolve(name).resolve("traces").resolve("hf-float64.safetensors")).tokens();
@@ -322,7 +328,7 @@ public final class CudaSelfTest {
             k.toBf16(vB, v, (long) T * kvh * hd);
             float sc = (float) (1 / Math.sqrt(hd));
             double flops = 4.0 * heads * hd * T * (T + 1) / 2.0;
-            DeviceKernels.AttnArgs args = new DeviceKernels.AttnArgs(T, heads, kvh, hd, 0, sc, false, 1f, Float.NaN, true);
+            DeviceKernels.AttnArgs args = new DeviceKernels.AttnArgs(T, heads, kvh, hd, 0, sc, 0, 1f, Float.NaN, true);
             double tc = time(() -> k.attentionTc(new DeviceKernels.Act(o, oB), qB, kB, vB, args), 10);
             double simt = time(() -> k.attention(o, q, kk, v, args), 3);
             k.attention = DeviceKernels.AttentionVariant.EAGER;

@@ -50,15 +50,17 @@ public final class DeviceKernels {
     }
 
     /** RoPE over heads of headDim: {@code half} rotated pairs, fp32 inverse frequencies on the device. */
+    /** cosSinFp32 (OLMo 2, bf16 only): cos/sin and the rotation stay fp32, one rounding of the result. */
     public record RopeArgs(int headDim, int half, CUdeviceptr invFreq, int pos0, float scaling, boolean interleaved,
-                           boolean bf16Angles, boolean bf) {
+                           boolean bf16Angles, boolean bf, boolean cosSinFp32) {
     }
 
     /**
-     * Causal attention of T tokens: scores multiplied by {@code scale}, or divided by {@code scaleDiv} when
-     * {@code divide} (GPT-2); {@code cap} NaN = no soft-cap; window ≤ 0 = no sliding window.
+     * Causal attention of T tokens: scores multiplied by {@code scale}, or (GPT-2) {@code divide}'s bit 1 divides them
+     * by {@code scaleDiv} and bit 2 then by {@code scale} (the layer number, scale_attn_by_inverse_layer_idx), each a
+     * rounded op; {@code cap} NaN = no soft-cap; window ≤ 0 = no sliding window.
      */
-    public record AttnArgs(int T, int heads, int kvHeads, int headDim, int window, float scale, boolean divide,
+    public record AttnArgs(int T, int heads, int kvHeads, int headDim, int window, float scale, int divide,
                            float scaleDiv, float cap, boolean bf) {
     }
 
@@ -145,11 +147,16 @@ public final class DeviceKernels {
                     c, a.bf16(), w.w(), w.bias(), M, N, K, i(bf));
     }
 
+    /** dst = src, n floats (a block without pre-norm hands its input on; a parallel block keeps its attention output). */
+    public void copy(CUdeviceptr dst, CUdeviceptr src, long n) {
+        rt.launch("copy_f32", blocks(n, 256), 1, 256, 0, dst, src, n);
+    }
+
     /** RoPE in place on x [T, heads, headDim]. */
     public void rope(CUdeviceptr x, int T, int heads, RopeArgs r) {
         if (r.half() == 0) return;
         rt.launch("rope", blocks((long) T * heads * r.half(), 256), 1, 256, 0, x, T, heads, r.headDim(), r.half(), r.invFreq(),
-                r.pos0(), r.scaling(), i(r.interleaved()), i(r.bf16Angles()), i(r.bf()));
+                r.pos0(), r.scaling(), i(r.interleaved()), i(r.bf16Angles()), r.bf() ? (r.cosSinFp32() ? 2 : 1) : 0);
     }
 
     public static final int ATTN_MAX_HEAD_DIM = 256;
@@ -165,7 +172,7 @@ public final class DeviceKernels {
         int hd = a.headDim();
         int smem = 5 * 64 * hd * 2 + 128;
         rt.launch("attention_tc" + hd, blocks(a.T(), 64), a.heads(), 128, smem, out.f32(), out.bf16(), qB, kB, vB, a.T(),
-                a.heads(), a.kvHeads(), a.window(), a.scale(), i(a.divide()), a.scaleDiv(), cap(a), i(a.bf()));
+                a.heads(), a.kvHeads(), a.window(), a.scale(), a.divide(), a.scaleDiv(), cap(a), i(a.bf()));
     }
 
     /**
@@ -178,11 +185,11 @@ public final class DeviceKernels {
         if (attention == AttentionVariant.EAGER) {
             if (a.T() == 0) return;
             rt.launch("attention_eager", a.T(), a.heads(), 32, 0, out, q, k, v, a.T(), a.heads(), a.kvHeads(), hd, a.window(),
-                    a.scale(), i(a.divide()), a.scaleDiv(), cap(a), i(a.bf()));
+                    a.scale(), a.divide(), a.scaleDiv(), cap(a), i(a.bf()));
             return;
         }
         rt.launch("attention", blocks(a.T(), 16), a.heads(), 128, 2 * 16 * hd * 4, out, q, k, v, a.T(), a.heads(), a.kvHeads(),
-                hd, a.window(), a.scale(), i(a.divide()), a.scaleDiv(), cap(a), i(a.bf()));
+                hd, a.window(), a.scale(), a.divide(), a.scaleDiv(), cap(a), i(a.bf()));
     }
 
     private static float cap(AttnArgs a) {

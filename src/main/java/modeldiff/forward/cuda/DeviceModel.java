@@ -190,7 +190,9 @@ public abstract class DeviceModel implements AutoCloseable {
 
     /** A linear weight resident on the device. */
     Linear residentLinear(LinearRef r) {
-        CUdeviceptr w = r.conv1d() ? matrix(r.loadWeight()) : matrix(r.weight(), (long) r.outStart() * r.in(), (long) r.out() * r.in());
+        // Conv1D (transposed) and strided row blocks (GPT-NeoX fused qkv) are gathered on the host first
+        CUdeviceptr w = r.conv1d() || r.strided() ? matrix(r.loadWeight())
+                : matrix(r.weight(), (long) r.outStart() * r.in(), (long) r.out() * r.in());
         return new Linear(w, vector(r.loadBias()), r.out(), r.in(), bf16);
     }
 

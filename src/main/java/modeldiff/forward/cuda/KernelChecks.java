@@ -250,7 +250,7 @@ public final class KernelChecks {
                 }
         CUdeviceptr dinv = CudaRuntime.upload(inv);
         try (Guarded out = new Guarded(x.length, x)) {
-            k.rope(out.ptr, T, heads, new RopeArgs(hd, half, dinv, pos0, 1f, interleaved, false, false));
+            k.rope(out.ptr, T, heads, new RopeArgs(hd, half, dinv, pos0, 1f, interleaved, false, false, false));
             check("rope", T + "x" + heads + "x" + hd + " half " + half + (interleaved ? " interleaved" : ""), out, exp, -5.5);
         }
         CudaRuntime.free(dinv);
@@ -262,7 +262,7 @@ public final class KernelChecks {
         double[] exp = attentionRef(q, kk, v, T, heads, kvHeads, hd, window, cap);
         CUdeviceptr dq = CudaRuntime.upload(q), dk = CudaRuntime.upload(kk), dv = CudaRuntime.upload(v);
         try (Guarded out = new Guarded(exp.length, null)) {
-            k.attention(out.ptr, dq, dk, dv, new AttnArgs(T, heads, kvHeads, hd, window, (float) scale, false, 1f, cap, false));
+            k.attention(out.ptr, dq, dk, dv, new AttnArgs(T, heads, kvHeads, hd, window, (float) scale, 0, 1f, cap, false));
             check(k.attention == DeviceKernels.AttentionVariant.EAGER ? "att_eager" : "attention", "T" + T + " h" + heads + "/" + kvHeads + " d" + hd + " win " + window + (Float.isNaN(cap) ? "" : " cap " + cap),
                     out, exp, -5.5);
         }
@@ -287,13 +287,13 @@ public final class KernelChecks {
         String shape = "T" + T + " h" + heads + "/" + kvHeads + " d" + hd + " win " + window + (Float.isNaN(cap) ? "" : " cap " + cap)
                 + (divide ? " divide" : "");
         try (Guarded out = new Guarded(exp.length, null)) {
-            k.attentionTc(new Act(out.ptr, outB), dq, dk, dv, new AttnArgs(T, heads, kvHeads, hd, window, (float) scale, divide, scaleDiv, cap, false));
+            k.attentionTc(new Act(out.ptr, outB), dq, dk, dv, new AttnArgs(T, heads, kvHeads, hd, window, (float) scale, divide ? 1 : 0, scaleDiv, cap, false));
             check("attn_tc", shape, out, exp, -2.5);
             checkBf16Copy("attn_tc", shape, out, outB);
         }
         try (Guarded simt = new Guarded(exp.length, null); Guarded tc = new Guarded(exp.length, null)) {
-            k.attention(simt.ptr, fq, fk, fv, new AttnArgs(T, heads, kvHeads, hd, window, (float) scale, divide, scaleDiv, cap, true));
-            k.attentionTc(Act.of(tc.ptr), dq, dk, dv, new AttnArgs(T, heads, kvHeads, hd, window, (float) scale, divide, scaleDiv, cap, true));
+            k.attention(simt.ptr, fq, fk, fv, new AttnArgs(T, heads, kvHeads, hd, window, (float) scale, divide ? 1 : 0, scaleDiv, cap, true));
+            k.attentionTc(Act.of(tc.ptr), dq, dk, dv, new AttnArgs(T, heads, kvHeads, hd, window, (float) scale, divide ? 1 : 0, scaleDiv, cap, true));
             CudaRuntime.sync();
             float[] s = simt.all();
             double[] ref = new double[exp.length];

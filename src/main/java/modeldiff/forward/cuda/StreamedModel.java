@@ -117,7 +117,7 @@ public final class StreamedModel extends DeviceModel {
         long count = linElems(r);
         int firstPiece = layerPieces.get(layer).size();
         CUdeviceptr w = reserve(layer, count);
-        if (r.conv1d()) {
+        if (r.conv1d() || r.strided()) {
             put(layer, firstPiece, 0, r.loadWeight());
         } else {
             final long chunk = 1 << 22;

@@ -14,8 +14,15 @@ public final class WeightPanels implements PanelSource {
     private final MappedTensor tensor;
     private final long base, oStride, kStride;
     private final MappedTensor.FloatRounding rounding;
+    /** Non-null for strided row blocks (GPT-NeoX's fused qkv): maps an output to its stored row. */
+    private final LinearRef strided;
 
     private WeightPanels(TensorInfo t, long base, long oStride, long kStride, MappedTensor.FloatRounding rounding) {
+        this(t, base, oStride, kStride, rounding, null);
+    }
+
+    private WeightPanels(TensorInfo t, long base, long oStride, long kStride, MappedTensor.FloatRounding rounding, LinearRef strided) {
+        this.strided = strided;
         this.tensor = MappedTensor.open(t);
         this.base = base;
         this.oStride = oStride;
@@ -25,6 +32,7 @@ public final class WeightPanels implements PanelSource {
 
     /** A linear layer's weight in nn.Linear layout; {@code rounding} null for exact float64 values. */
     public static WeightPanels of(LinearRef ref, MappedTensor.FloatRounding rounding) {
+        if (ref.strided()) return new WeightPanels(ref.weight(), 0, ref.in(), 1, rounding, ref);
         if (!ref.conv1d()) return new WeightPanels(ref.weight(), (long) ref.outStart() * ref.in(), ref.in(), 1, rounding);
         long totalOut = ref.weight().shape()[1];
         return new WeightPanels(ref.weight(), ref.outStart(), 1, totalOut, rounding);
@@ -41,7 +49,8 @@ public final class WeightPanels implements PanelSource {
         if (kStride == 1) {
             // Row-major: each output's inputs are contiguous; they land NR apart in the panel.
             for (int j = 0; j < n; j++)
-                tensor.decode(base + (o0 + j) * oStride + k0, kc, dst, (j / nr) * kc * nr + j % nr, nr, rounding);
+                tensor.decode((strided != null ? strided.row(o0 + j) * oStride : base + (o0 + j) * oStride) + k0, kc, dst,
+                        (j / nr) * kc * nr + j % nr, nr, rounding);
         } else {
             // Conv1D: for one input the outputs are contiguous, a panel row at a time.
             for (int k = 0; k < kc; k++)

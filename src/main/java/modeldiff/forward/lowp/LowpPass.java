@@ -66,6 +66,9 @@ public final class LowpPass implements ForwardPass {
         this(precision, fixes, nudgeSeed, false);
     }
 
+    /** Set per run from the family: OLMo 2 keeps cos/sin in fp32 (Family.ropeInFp32). */
+    private boolean cosSinFp32;
+
     public LowpPass(Precision precision, Fixes fixes, long nudgeSeed, boolean sequentialSums) {
         this.sequentialSums = sequentialSums;
         this.nudge = nudgeSeed == 0 ? null : new java.util.SplittableRandom(nudgeSeed);
@@ -123,6 +126,7 @@ public final class LowpPass implements ForwardPass {
     public Trace runLayers(Model model, ForwardInput input, ProbeLevel level, int from, int to, double[] residualIn) {
         ModelConfig c = model.config;
         Family f = model.family;
+        cosSinFp32 = f.ropeInFp32;
         int[] tokens = fixes.tokens(input.tokens(), c);
         ForwardInput in = input.withTokens(tokens);
         int T = in.length(), H = c.hiddenSize, hd = c.headDim;
@@ -147,16 +151,17 @@ public final class LowpPass implements ForwardPass {
             LayerSpec spec = c.layers.get(i);
             String pre = "layers." + i + ".";
 
-            float[] a = rec.put(pre + "attn_norm", H, norm(x, T, H, w.attnNorm(), f, c), p);   // [T, H]
+            float[] a = rec.put(pre + "attn_norm", H, w.attnNorm() == null ? x.clone() : norm(x, T, H, w.attnNorm(), f, c), p); // [T, H]
             float[] q = linear(a, T, w.q());                               // [T, heads*hd]
             float[] k = linear(a, T, w.k());                               // [T, kv*hd]
             float[] v = linear(a, T, w.v());                               // [T, kv*hd]
             if (f.qkNorm) {
-                q = norm(q, T * c.numHeads, hd, w.qNorm(), f, c);
-                k = norm(k, T * c.numKvHeads, hd, w.kNorm(), f, c);
+                q = qkNorm(q, T, c.numHeads, hd, w.qNorm(), f, c);
+                k = qkNorm(k, T, c.numKvHeads, hd, w.kNorm(), f, c);
             }
-            if (!f.learnedPositions) {
-                float[][] cs = cosSin(fixes.rope(spec.rope()), hd, in);
+            RopeSpec layerRope = f.learnedPositions ? null : fixes.layerRope(spec, c);
+            if (layerRope != null) {
+                float[][] cs = cosSin(layerRope, hd, in);
                 rope(q, T, c.numHeads, hd, cs);
                 rope(k, T, c.numKvHeads, hd, cs);
             }
@@ -166,9 +171,12 @@ public final class LowpPass implements ForwardPass {
             float[] att = rec.put(pre + "attn", c.qDim(), attention(q, k, v, T, c, f, spec), p);   // [T, heads*hd]
             float[] o = rec.put(pre + "attn_out", H, linear(att, T, w.o()), p);                  // [T, H]
             if (w.postAttnNorm() != null) o = norm(o, T, H, w.postAttnNorm(), f, c);
-            residual(x, o);
+            boolean parallel = fixes.parallelResidual(c);   // GPT-NeoX: the MLP reads the block's input too
+            float[] mIn = x;
+            if (parallel) mIn = x.clone();
+            else residual(x, o);
 
-            float[] m = rec.put(pre + "mlp_norm", H, norm(x, T, H, w.mlpNorm(), f, c), p);      // [T, H]
+            float[] m = rec.put(pre + "mlp_norm", H, w.mlpNorm() == null ? mIn.clone() : norm(mIn, T, H, w.mlpNorm(), f, c), p); // [T, H]
             float[] act;                                                   // [T, ff]
             if (f.mlp == Family.Mlp.GATED) {
                 LinearRef gateRef = fixes.swapGateUp ? w.up() : w.gate();
@@ -182,6 +190,7 @@ public final class LowpPass implements ForwardPass {
             act = rec.put(pre + "mlp_act", c.intermediateSize, act, p);
             float[] mo = rec.put(pre + "mlp_out", H, linear(act, T, w.down()), p);                // [T, H]
             if (w.postMlpNorm() != null) mo = norm(mo, T, H, w.postMlpNorm(), f, c);
+            if (parallel) residual(mo, o);       // HF: (mlp_output + attn_output) + hidden_states, each add rounded
             residual(x, mo);
             x = rec.put("layers." + i, H, x, p);
         }
@@ -228,8 +237,13 @@ public final class LowpPass implements ForwardPass {
     // ---- norms ----
 
     private float[] norm(float[] x, int rows, int dim, NormRef ref, Family f, ModelConfig c) {
-        float[] w = weights(ref.weight(), 0, dim);
-        float[] b = ref.bias() == null ? null : weights(ref.bias(), 0, dim);
+        return norm(x, rows, dim, ref, f, c, 0);
+    }
+
+    /** @param first index of the first weight (and bias) element used: a slice of a longer norm weight */
+    private float[] norm(float[] x, int rows, int dim, NormRef ref, Family f, ModelConfig c, long first) {
+        float[] w = weights(ref.weight(), first, dim);
+        float[] b = ref.bias() == null ? null : weights(ref.bias(), first, dim);
         float eps = (float) fixes.eps(c);
         boolean unit = fixes.unitOffset(f.norm);
         float[] out = new float[rows * dim];
@@ -276,6 +290,23 @@ public final class LowpPass implements ForwardPass {
                     out[base + j] = r(scale * r(xhat));
                 }
             }
+        }
+        return out;
+    }
+
+    /**
+     * q/k norm over each head (weight of head_dim), over the whole projection (OLMo 2), or, with qk_norm.per_head, a
+     * whole-projection norm computed per head: each head's rows take their slice of the full weight.
+     */
+    private float[] qkNorm(float[] x, int T, int heads, int hd, NormRef ref, Family f, ModelConfig c) {
+        if (ref.weight().elementCount() == hd) return norm(x, T * heads, hd, ref, f, c);
+        if (!fixes.qkNormPerHead) return norm(x, T, heads * hd, ref, f, c);
+        float[] out = new float[x.length];
+        for (int h = 0; h < heads; h++) {
+            float[] rows = new float[T * hd];
+            for (int t = 0; t < T; t++) System.arraycopy(x, (t * heads + h) * hd, rows, t * hd, hd);
+            float[] y = norm(rows, T, hd, ref, f, c, (long) h * hd);
+            for (int t = 0; t < T; t++) System.arraycopy(y, t * hd, out, (t * heads + h) * hd, hd);
         }
         return out;
     }
@@ -357,8 +388,9 @@ public final class LowpPass implements ForwardPass {
     /** cos and sin per [token][rotaryDim/2], computed in fp32 as HF does, then rounded to the dtype. */
     private float[][] cosSin(RopeSpec spec, int headDim, ForwardInput in) {
         int rot = modeldiff.numeric.Rope.rotaryDim(headDim, spec.partialRotaryFactor());
-        float[] inv = modeldiff.numeric.Rope.invFreqFp32(spec, rot, in.positionOffset() + in.length());
-        float scaling = (float) modeldiff.numeric.Rope.frequencies(spec, rot, in.positionOffset() + in.length()).attentionScaling();
+        RopeTable.Fp32 table = RopeTable.of(spec, rot, in.positionOffset() + in.length());
+        float[] inv = table.invFreq();
+        float scaling = (float) table.attentionScaling();
         if (fixes.ropeInvFreqLowp) for (int j = 0; j < inv.length; j++) inv[j] = r(inv[j]);
         int T = in.length(), half = inv.length;
         float[] cos = new float[T * half], sin = new float[T * half];
@@ -368,8 +400,8 @@ public final class LowpPass implements ForwardPass {
                 float angle = fixes.ropeBf16Angles
                         ? Precision.BF16.round(pos) * Precision.BF16.round(inv[j])
                         : pos * inv[j];
-                cos[t * half + j] = r((float) Math.cos(angle) * scaling);
-                sin[t * half + j] = r((float) Math.sin(angle) * scaling);
+                cos[t * half + j] = cosSinFp32 ? (float) Math.cos(angle) * scaling : r((float) Math.cos(angle) * scaling);
+                sin[t * half + j] = cosSinFp32 ? (float) Math.sin(angle) * scaling : r((float) Math.sin(angle) * scaling);
             }
         }
         return new float[][]{cos, sin};
@@ -388,8 +420,9 @@ public final class LowpPass implements ForwardPass {
                         x1 = x[base + 2 * j];
                         x2 = x[base + 2 * j + 1];
                     }
-                    float y1 = r(r(x1 * cos) + r(-x2 * sin));
-                    float y2 = r(r(x2 * cos) + r(x1 * sin));
+                    // OLMo 2: fp32 cos/sin promote the products and the sum to fp32; one cast back at the end.
+                    float y1 = cosSinFp32 ? r(x1 * cos + -x2 * sin) : r(r(x1 * cos) + r(-x2 * sin));
+                    float y2 = cosSinFp32 ? r(x2 * cos + x1 * sin) : r(r(x2 * cos) + r(x1 * sin));
                     if (fixes.qkInterleaved) {
                         x[base + 2 * j] = y1;
                         x[base + 2 * j + 1] = y2;
@@ -421,7 +454,13 @@ public final class LowpPass implements ForwardPass {
                 for (int j = first; j <= t; j++) {
                     int qb = (t * heads + h) * hd, kb = (j * kvHeads + kvh) * hd;
                     float sc = r(dot(q, qb, k, kb, hd));                             // ATTN_SCORES (matmul)
-                    sc = divide ? r(sc / scaleDiv) : r(sc * scaleMul);               // ATTN_SCORES (scale)
+                    if (!divide) sc = r(sc * scaleMul);                              // ATTN_SCORES (scale)
+                    else {
+                        // GPT-2: / sqrt(d) as a dtype tensor when scale_attn_weights, then / (layer + 1) when
+                        // scale_attn_by_inverse_layer_idx, each a rounded op.
+                        if (c.scaleAttnWeights) sc = r(sc / scaleDiv);
+                        if (c.scaleAttnByInverseLayer) sc = r(sc / (float) (spec.index() + 1));
+                    }
                     if (!Double.isNaN(capD)) sc = r(r((float) Math.tanh(r(sc / cap))) * cap);   // ATTN_SOFTCAP
                     s[j] = sc;
                     max = Math.max(max, sc);

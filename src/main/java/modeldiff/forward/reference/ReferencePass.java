@@ -114,17 +114,18 @@ public final class ReferencePass implements ForwardPass {
             LayerSpec spec = c.layers.get(i);
             String p = "layers." + i + ".";
 
-            double[] a = rec.put(p + "attn_norm", H, norm(x, T, H, w.attnNorm(), normKind, eps));   // [T, H]
+            double[] a = rec.put(p + "attn_norm", H,
+                    w.attnNorm() == null ? x.clone() : norm(x, T, H, w.attnNorm(), normKind, eps));   // [T, H]
             double[] q = linear(a, T, w.q(), par);                              // [T, heads*hd]
             double[] k = linear(a, T, w.k(), par);                              // [T, kv_heads*hd]
             double[] v = linear(a, T, w.v(), par);                              // [T, kv_heads*hd]
             if (f.qkNorm) {
-                q = norm(q, T * c.numHeads, c.headDim, w.qNorm(), normKind, eps);
-                k = norm(k, T * c.numKvHeads, c.headDim, w.kNorm(), normKind, eps);
+                q = qkNorm(q, T, c.numHeads, c.headDim, w.qNorm(), normKind, eps);
+                k = qkNorm(k, T, c.numKvHeads, c.headDim, w.kNorm(), normKind, eps);
             }
-            if (!f.learnedPositions) {
-                var rope = fixes.rope(spec.rope());
-                Rope.Frequencies freq = Rope.frequencies(rope, Rope.rotaryDim(c.headDim, rope.partialRotaryFactor()),
+            var rope = f.learnedPositions ? null : fixes.layerRope(spec, c);
+            if (rope != null) {
+                Rope.Frequencies freq = RopeFormulas.frequencies(rope, Rope.rotaryDim(c.headDim, rope.partialRotaryFactor()),
                         input.positionOffset() + T);
                 rotate(q, T, c.numHeads, c.headDim, freq, input, fixes);
                 rotate(k, T, c.numKvHeads, c.headDim, freq, input, fixes);
@@ -136,9 +137,13 @@ public final class ReferencePass implements ForwardPass {
                     attention(q, k, v, T, c, fixes.window(spec), fixes.attnScale(spec), fixes.attnSoftcap(c), par)); // [T, heads*hd]
             double[] o = rec.put(p + "attn_out", H, linear(att, T, w.o(), par));   // [T, H]
             if (w.postAttnNorm() != null) o = norm(o, T, H, w.postAttnNorm(), normKind, eps);
-            addInPlace(x, o);
+            boolean parallel = fixes.parallelResidual(c);   // GPT-NeoX: the MLP reads the block's input too
+            double[] blockIn = parallel ? x.clone() : null;
+            if (!parallel) addInPlace(x, o);
 
-            double[] m = rec.put(p + "mlp_norm", H, norm(x, T, H, w.mlpNorm(), normKind, eps));   // [T, H]
+            double[] mIn = parallel ? blockIn : x;
+            double[] m = rec.put(p + "mlp_norm", H,
+                    w.mlpNorm() == null ? mIn.clone() : norm(mIn, T, H, w.mlpNorm(), normKind, eps));   // [T, H]
             double[] act;                                                  // [T, ff]
             if (f.mlp == Family.Mlp.GATED) {
                 act = linear(m, T, fixes.swapGateUp ? w.up() : w.gate(), par);
@@ -151,6 +156,7 @@ public final class ReferencePass implements ForwardPass {
             act = rec.put(p + "mlp_act", c.intermediateSize, act);
             double[] mo = rec.put(p + "mlp_out", H, linear(act, T, w.down(), par));   // [T, H]
             if (w.postMlpNorm() != null) mo = norm(mo, T, H, w.postMlpNorm(), normKind, eps);
+            if (parallel) addInPlace(mo, o);     // HF: mlp_output + attn_output + hidden_states
             addInPlace(x, mo);
             x = rec.put("layers." + i, H, x);
         }
@@ -165,6 +171,26 @@ public final class ReferencePass implements ForwardPass {
         if (!Double.isNaN(finalCap)) softcap(logits, finalCap);
         rec.put("logits", c.vocabSize, logits);
         return trace;
+    }
+
+    /**
+     * q/k norm: over each head (Qwen3, Gemma 3), or over the whole projection (OLMo 2). qk_norm.per_head takes a
+     * whole-projection norm per head, each head scaled by its own slice of the full-length weight.
+     */
+    private double[] qkNorm(double[] x, int T, int heads, int hd, NormRef ref, Family.NormKind kind, double eps) {
+        if (ref.weight().elementCount() == hd) return norm(x, T * heads, hd, ref, kind, eps);
+        if (!fixes.qkNormPerHead) return norm(x, T, heads * hd, ref, kind, eps);
+        double[] w = ref.loadWeight();
+        double offset = kind.unitOffset() ? 1.0 : 0.0;
+        double[] out = new double[x.length];
+        for (int r = 0; r < T * heads; r++) {
+            int base = r * hd, wb = (r % heads) * hd;
+            double sq = 0;
+            for (int j = 0; j < hd; j++) sq += x[base + j] * x[base + j];
+            double inv = 1.0 / Math.sqrt(sq / hd + eps);
+            for (int j = 0; j < hd; j++) out[base + j] = x[base + j] * inv * (w[wb + j] + offset);
+        }
+        return out;
     }
 
     /** Token rows times the embedding scale, plus learned position rows (GPT-2). */

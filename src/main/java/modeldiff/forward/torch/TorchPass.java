@@ -144,16 +144,17 @@ public final class TorchPass implements ForwardPass {
         int T = in.length(), H = c.hiddenSize, hd = c.headDim;
         String p = "layers." + i + ".";
 
-        NDArray a = put(rec, m, p + "attn_norm", H, norm(m, x, w.attnNorm(), H, f, c));   // [T, H]
+        NDArray a = put(rec, m, p + "attn_norm", H, w.attnNorm() == null ? x : norm(m, x, w.attnNorm(), H, f, c));   // [T, H]
         NDArray q = linear(m, a, w.q()).reshape(T, c.numHeads, hd);            // [T, heads, hd]
         NDArray k = linear(m, a, w.k()).reshape(T, c.numKvHeads, hd);          // [T, kv, hd]
         NDArray v = linear(m, a, w.v()).reshape(T, c.numKvHeads, hd);          // [T, kv, hd]
         if (f.qkNorm) {
-            q = norm(m, q, w.qNorm(), hd, f, c);
-            k = norm(m, k, w.kNorm(), hd, f, c);
+            q = qkNorm(m, q, w.qNorm(), T, c.numHeads, hd, f, c);
+            k = qkNorm(m, k, w.kNorm(), T, c.numKvHeads, hd, f, c);
         }
-        if (!f.learnedPositions) {
-            NDArray[] cs = cosSin(m, fixes.rope(spec.rope()), hd, in);          // [T, 1, rot] each
+        RopeSpec layerRope = f.learnedPositions ? null : fixes.layerRope(spec, c);
+        if (layerRope != null) {
+            NDArray[] cs = cosSin(m, layerRope, hd, in);                         // [T, 1, rot] each
             q = rope(q, cs);
             k = rope(k, cs);
         }
@@ -163,9 +164,12 @@ public final class TorchPass implements ForwardPass {
         NDArray att = put(rec, m, p + "attn", c.qDim(), attention(m, q, k, v, T, c, f, spec));   // [T, heads*hd]
         NDArray o = put(rec, m, p + "attn_out", H, linear(m, att, w.o()));     // [T, H]
         if (w.postAttnNorm() != null) o = norm(m, o, w.postAttnNorm(), H, f, c);
-        x = x.add(o);                                                            // residual + attn
+        boolean parallel = fixes.parallelResidual(c);      // GPT-NeoX: the MLP reads the block's input too
+        NDArray blockIn = x;
+        if (!parallel) x = x.add(o);                                             // residual + attn
 
-        NDArray mn = put(rec, m, p + "mlp_norm", H, norm(m, x, w.mlpNorm(), H, f, c));   // [T, H]
+        NDArray mIn = parallel ? blockIn : x;
+        NDArray mn = put(rec, m, p + "mlp_norm", H, w.mlpNorm() == null ? mIn : norm(m, mIn, w.mlpNorm(), H, f, c));   // [T, H]
         NDArray act;                                                             // [T, ff]
         if (f.mlp == Family.Mlp.GATED) {
             NDArray gate = linear(m, mn, fixes.swapGateUp ? w.up() : w.gate());
@@ -177,6 +181,7 @@ public final class TorchPass implements ForwardPass {
         act = put(rec, m, p + "mlp_act", c.intermediateSize, act);
         NDArray mo = put(rec, m, p + "mlp_out", H, linear(m, act, w.down()));  // [T, H]
         if (w.postMlpNorm() != null) mo = norm(m, mo, w.postMlpNorm(), H, f, c);
+        if (parallel) return mo.add(o).add(x);                                   // mlp + attn + hidden_states
         return x.add(mo);                                                        // residual + mlp
     }
 
@@ -247,6 +252,20 @@ public final class TorchPass implements ForwardPass {
         return (unit ? w.add(1) : w).mul(cast(xhat, dtype));
     }
 
+    /**
+     * q/k norm [T, heads, hd]: per head (weight of head_dim), over the whole projection (OLMo 2, weight of
+     * heads·head_dim), or with qk_norm.per_head a whole-projection weight applied after a per-head RMS.
+     */
+    private NDArray qkNorm(NDManager m, NDArray x, NormRef ref, int T, int heads, int hd, Family f, ModelConfig c) {
+        if (ref.weight().elementCount() == hd) return norm(m, x, ref, hd, f, c);
+        if (!fixes.qkNormPerHead) return norm(m, x.reshape(T, (long) heads * hd), ref, heads * hd, f, c).reshape(T, heads, hd);
+        NDArray xf = cast(x, DataType.FLOAT32);
+        NDArray variance = xf.square().mean(new int[]{-1}, true);
+        NDArray xhat = xf.mul(reciprocal(m, variance.add(fixes.eps(c)).sqrt()));
+        NDArray wf = cast(param(m, ref.weight(), heads * hd), DataType.FLOAT32).reshape(heads, hd);
+        return cast(xhat.mul(wf), dtype);   // OLMo 2's (weight * x̂).to(dtype)
+    }
+
     // ---- linear ----
 
     /** F.linear(x, W, b) with W [out, in] in the dtype. */
@@ -266,14 +285,13 @@ public final class TorchPass implements ForwardPass {
         int rot = Rope.rotaryDim(headDim, spec.partialRotaryFactor());
         int T = in.length();
         long seqLen = in.positionOffset() + T;
-        Rope.Frequencies described = Rope.frequencies(spec, rot, seqLen);
-        NDArray inv = invFreq(m, spec, rot, described);                          // [rot/2] fp32
+        NDArray inv = invFreq(m, spec, rot, seqLen);                             // [rot/2] fp32
         if (fixes.ropeInvFreqLowp) inv = cast(cast(inv, dtype), DataType.FLOAT32);
         if (seqLen > Integer.MAX_VALUE) throw new BadInputException("position " + (seqLen - 1) + " is too large for torch's RoPE here");
         NDArray pos = m.arange((int) in.positionOffset(), (int) seqLen, 1, DataType.INT64).toType(DataType.FLOAT32, false);
         NDArray freqs = inv.reshape(rot / 2, 1).matMul(pos.reshape(1, T)).transpose();   // [T, rot/2]
         NDArray emb = NDArrays.concat(new NDList(freqs, freqs), -1);           // [T, rot]
-        double scaling = described.attentionScaling();
+        double scaling = attentionScaling(spec);
         NDArray cos = cast(emb.cos().mul(scaling), dtype).reshape(T, 1, rot);
         NDArray sin = cast(emb.sin().mul(scaling), dtype).reshape(T, 1, rot);
         return new NDArray[]{cos, sin};
@@ -284,20 +302,76 @@ public final class TorchPass implements ForwardPass {
      * linear's division by the factor or llama3's wavelength blend. Dynamic, yarn and longrope take the described
      * float64 frequencies rounded to fp32 (no fixture uses them).
      */
-    private NDArray invFreq(NDManager m, RopeSpec spec, int rot, Rope.Frequencies described) {
+    private NDArray invFreq(NDManager m, RopeSpec spec, int rot, long seqLen) {
+        NDArray exponent = m.arange(0, rot, 2, DataType.INT64).toType(DataType.FLOAT32, false).div(rot);
+        NDArray base = m.full(exponent.getShape(), (float) spec.theta(), DataType.FLOAT32);
         switch (spec.type()) {
-            case "default", "linear", "llama3" -> {
-                NDArray exponent = m.arange(0, rot, 2, DataType.INT64).toType(DataType.FLOAT32, false).div(rot);
-                NDArray base = m.full(exponent.getShape(), (float) spec.theta(), DataType.FLOAT32);
+            case "dynamic" -> {
+                // base * ((factor * seq_len / max_pos) - (factor - 1)) ** (dim / (dim - 2)), seq_len an int64 tensor
+                long len = Math.max(seqLen, spec.maxPositionEmbeddings());
+                NDArray t = m.create(new long[]{len}).toType(DataType.FLOAT32, false).mul(spec.factor())
+                        .div(spec.maxPositionEmbeddings()).sub(spec.factor() - 1).pow(rot / (rot - 2.0)).mul(spec.theta());
+                return reciprocal(m, t.pow(exponent));
+            }
+            case "yarn" -> {
+                return yarn(m, spec, rot, base.pow(exponent));
+            }
+            case "longrope" -> {
+                double[] ext = seqLen > ropeOriginalMax(spec) ? spec.longFactor() : spec.shortFactor();
+                NDArray e = m.create(ext).toType(DataType.FLOAT32, false);
+                return reciprocal(m, e.mul(base.pow(exponent)));
+            }
+            default -> {
                 NDArray inv = reciprocal(m, base.pow(exponent));
                 if (spec.type().equals("linear")) inv = inv.div(spec.factor());
                 if (spec.type().equals("llama3")) inv = llama3(m, inv, spec);
                 return inv;
             }
-            default -> {
-                return m.create(described.invFreq()).toType(DataType.FLOAT32, false);
-            }
         }
+    }
+
+    private static int ropeOriginalMax(RopeSpec s) {
+        return s.originalMaxPositions() > 0 ? s.originalMaxPositions() : s.maxPositionEmbeddings();
+    }
+
+    private static double ropeFactor(RopeSpec s) {
+        return Double.isNaN(s.factor()) ? (double) s.maxPositionEmbeddings() / ropeOriginalMax(s) : s.factor();
+    }
+
+    private static double mscale(double scale, double m) {
+        return scale <= 1 ? 1.0 : 0.1 * m * Math.log(scale) + 1.0;
+    }
+
+    /** The Python-float factor HF multiplies cos/sin by: yarn's mscale ratio, longrope's sqrt(1 + ln f / ln L). */
+    private static double attentionScaling(RopeSpec s) {
+        if (!s.type().equals("yarn") && !s.type().equals("longrope")) return 1.0;
+        if (!Double.isNaN(s.attentionFactor())) return s.attentionFactor();
+        double f = ropeFactor(s);
+        if (s.type().equals("longrope")) return f <= 1 ? 1.0 : Math.sqrt(1 + Math.log(f) / Math.log(ropeOriginalMax(s)));
+        boolean both = !Double.isNaN(s.mscale()) && !Double.isNaN(s.mscaleAllDim()) && s.mscale() != 0 && s.mscaleAllDim() != 0;
+        return both ? mscale(f, s.mscale()) / mscale(f, s.mscaleAllDim()) : mscale(f, 1);
+    }
+
+    /** HF's _compute_yarn_parameters: correction range in Python floats, the blend in fp32 tensor ops. */
+    private NDArray yarn(NDManager m, RopeSpec s, int rot, NDArray posFreqs) {
+        double base = s.theta(), factor = ropeFactor(s);
+        double fast = Double.isNaN(s.betaFast()) || s.betaFast() == 0 ? 32 : s.betaFast();
+        double slow = Double.isNaN(s.betaSlow()) || s.betaSlow() == 0 ? 1 : s.betaSlow();
+        int om = ropeOriginalMax(s);
+        double low = rot * Math.log(om / (fast * 2 * Math.PI)) / (2 * Math.log(base));
+        double high = rot * Math.log(om / (slow * 2 * Math.PI)) / (2 * Math.log(base));
+        if (s.truncate()) {
+            low = Math.floor(low);
+            high = Math.ceil(high);
+        }
+        low = Math.max(low, 0);
+        high = Math.min(high, rot - 1);
+        if (low == high) high += 0.001;
+        NDArray extrapolation = reciprocal(m, posFreqs);
+        NDArray interpolation = reciprocal(m, posFreqs.mul(factor));
+        NDArray ramp = m.arange(0, rot / 2, 1, DataType.INT64).toType(DataType.FLOAT32, false).sub(low).div(high - low).clip(0, 1);
+        NDArray extrapolationFactor = ramp.neg().add(1);
+        return interpolation.mul(extrapolationFactor.neg().add(1)).add(extrapolation.mul(extrapolationFactor));
     }
 
     /** HF's _compute_llama3_parameters, op for op (Python's scalar / tensor is reciprocal(tensor) * scalar). */
