@@ -33,7 +33,8 @@ class FixRefusalTest {
 
     /** A valid value for each valued fix. */
     private static final Map<String, String> VALUES = Map.of(
-            "rope.theta", "10000", "rope.partial", "0.5", "norm.eps", "1e-5", "attn.scale", "64", "window", "4");
+            "rope.theta", "10000", "rope.partial", "0.5", "norm.eps", "1e-5", "attn.scale", "64", "window", "4",
+            "rope.longrope_factors", "short");
 
     private static List<String> everyFix() {
         Set<String> ids = new TreeSet<>(Fixes.FLAGS);
