@@ -64,7 +64,8 @@ final class BenchCommand implements Runnable {
         @Option(names = "--shape", paramLabel = "NAME", description = "Synthesize a model of this shape (deleted afterwards).")
         String shape;
 
-        @Option(names = "--model", paramLabel = "DIR", description = "Use this model folder instead of synthesizing one.")
+        @Option(names = "--model", paramLabel = "DIR|ORG/NAME[@REV]", converter = ModelLocator.Converter.class,
+                description = "Use this model instead of synthesizing one. " + ModelLocator.HELP)
         Path model;
 
         @Option(names = "--tokens", defaultValue = "64", description = "Input length (default: ${DEFAULT-VALUE}).")
@@ -82,8 +83,9 @@ final class BenchCommand implements Runnable {
         @Option(names = "--seed", defaultValue = "0", description = "Seed of the synthesized weights (default: ${DEFAULT-VALUE}).")
         long seed;
 
-        @Option(names = "--debug", description = "Show stack traces.")
-        boolean debug;
+        @picocli.CommandLine.Mixin
+
+        GlobalOptions global;
 
         @Override
         public Integer call() throws IOException {
@@ -119,15 +121,18 @@ final class BenchCommand implements Runnable {
             Trace t0 = torch.run(m, in, level);
             double agreement = Metrics.logL2(r0.probe("logits").data(), t0.probe("logits").data());
             double[] refTimes = new double[runs], torchTimes = new double[runs];
-            for (int i = 0; i < runs; i++) {
-                p.show("round " + (i + 1) + " of " + runs);
-                // Alternate which pass goes first so slow drift in the machine's load lands on both.
-                if (i % 2 == 0) {
-                    refTimes[i] = time(ref, m, in, level);
-                    torchTimes[i] = time(torch, m, in, level);
-                } else {
-                    torchTimes[i] = time(torch, m, in, level);
-                    refTimes[i] = time(ref, m, in, level);
+            p.done();
+            try (Progress.Counter bar = p.counter("bench rounds", runs)) {
+                for (int i = 0; i < runs; i++) {
+                    // Alternate which pass goes first so slow drift in the machine's load lands on both.
+                    if (i % 2 == 0) {
+                        refTimes[i] = time(ref, m, in, level);
+                        torchTimes[i] = time(torch, m, in, level);
+                    } else {
+                        torchTimes[i] = time(torch, m, in, level);
+                        refTimes[i] = time(ref, m, in, level);
+                    }
+                    bar.step();
                 }
             }
             p.show("timing one GEMM of each");
@@ -230,7 +235,8 @@ final class BenchCommand implements Runnable {
     @Command(name = "hunt", mixinStandardHelpOptions = true,
             description = "Time a full hunt against the median of warm forwards of its base pass, in one process.")
     static final class HuntCost implements Callable<Integer> {
-        @Option(names = "--model", required = true, paramLabel = "DIR", description = "Model folder.")
+        @Option(names = "--model", required = true, paramLabel = "DIR|ORG/NAME[@REV]", converter = ModelLocator.Converter.class,
+                description = ModelLocator.HELP)
         Path model;
 
         @Option(names = "--target", required = true, paramLabel = "TRACE", description = "Target trace of the hunt.")
@@ -245,8 +251,9 @@ final class BenchCommand implements Runnable {
         @Option(names = "--json", paramLabel = "FILE", description = "Write the figures as JSON.")
         Path json;
 
-        @Option(names = "--debug", description = "Show stack traces.")
-        boolean debug;
+        @picocli.CommandLine.Mixin
+
+        GlobalOptions global;
 
         @Override
         public Integer call() {
@@ -346,8 +353,9 @@ final class BenchCommand implements Runnable {
         @Option(names = "--json", paramLabel = "FILE", description = "Write the figures as JSON.")
         Path json;
 
-        @Option(names = "--debug", description = "Show stack traces.")
-        boolean debug;
+        @picocli.CommandLine.Mixin
+
+        GlobalOptions global;
 
         @Override
         public Integer call() throws IOException {

@@ -116,4 +116,13 @@ final class Common {
     static String join(int[] ids) {
         return Arrays.toString(ids);
     }
+
+    /** --probes, with a wrong value as bad input (exit 2) rather than the parser's IllegalArgumentException. */
+    static modeldiff.forward.ProbeLevel probeLevel(String s) {
+        try {
+            return modeldiff.forward.ProbeLevel.parse(s);
+        } catch (IllegalArgumentException e) {
+            throw new BadInputException(e.getMessage());
+        }
+    }
 }
