@@ -7,7 +7,7 @@ import picocli.CommandLine.Option;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 
-@Command(name = "baseline", mixinStandardHelpOptions = true,
+@Command(name = "baseline", mixinStandardHelpOptions = true, sortOptions = false,
         description = "Accept a known deviation of a release check, with a reason (the only way the baseline changes).")
 final class BaselineCommand implements Callable<Integer> {
     @Option(names = "--release", required = true, paramLabel = "NAME", description = "Release name (the model folder's name, or its parent's when it is called 'model').")

@@ -46,7 +46,7 @@ import java.util.Locale;
 import java.util.concurrent.Callable;
 import java.util.stream.Stream;
 
-@Command(name = "bench", mixinStandardHelpOptions = true, description = "Benchmarks (docs/benchmarks.md).",
+@Command(name = "bench", mixinStandardHelpOptions = true, sortOptions = false, description = "Benchmarks (docs/benchmarks.md).",
         subcommands = {BenchCommand.Cpu.class, BenchCommand.HuntCost.class, BenchCommand.Gpu.class})
 final class BenchCommand implements Runnable {
     @Override
@@ -58,7 +58,7 @@ final class BenchCommand implements Runnable {
      * The float64 reference against torch:fp32 on one model of a real shape, in one process: a warm-up of each, then
      * R rounds alternating which pass goes first (so drift in machine load hits both alike); medians, never means.
      */
-    @Command(name = "cpu", mixinStandardHelpOptions = true,
+    @Command(name = "cpu", mixinStandardHelpOptions = true, sortOptions = false,
             description = "Time the float64 reference and torch:fp32 side by side on a model of a real shape.")
     static final class Cpu implements Callable<Integer> {
         @Option(names = "--shape", paramLabel = "NAME", description = "Synthesize a model of this shape (deleted afterwards).")
@@ -232,7 +232,7 @@ final class BenchCommand implements Runnable {
      * A full hunt as a multiple of one warm forward of its base pass, both timed in this process: forwards before and
      * after the hunt (median of all of them), so the ratio is not flattered by the hunt's own first, cold run.
      */
-    @Command(name = "hunt", mixinStandardHelpOptions = true,
+    @Command(name = "hunt", mixinStandardHelpOptions = true, sortOptions = false,
             description = "Time a full hunt against the median of warm forwards of its base pass, in one process.")
     static final class HuntCost implements Callable<Integer> {
         @Option(names = "--model", required = true, paramLabel = "DIR|ORG/NAME[@REV]", converter = ModelLocator.Converter.class,
@@ -341,7 +341,7 @@ final class BenchCommand implements Runnable {
         }
     }
 
-    @Command(name = "gpu", mixinStandardHelpOptions = true,
+    @Command(name = "gpu", mixinStandardHelpOptions = true, sortOptions = false,
             description = "The CUDA benchmark (modeldiff.forward.cuda.CudaSelfTest bench): GEMMs and a full llama3-8b-shaped forward.")
     static final class Gpu implements Callable<Integer> {
         @Option(names = "--shape", defaultValue = "llama3-8b", description = "Shape (default: ${DEFAULT-VALUE}; the only one).")

@@ -12,7 +12,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
 
-@Command(name = "check", mixinStandardHelpOptions = true,
+@Command(name = "check", mixinStandardHelpOptions = true, sortOptions = false,
         description = {"Run the release checks (the ModelReleaseTest suite) on one model folder and write an HTML report of every check.",
                 "Exit 0 when every check passes (or is skipped / accepted), 1 when any fails, 2 for bad input, 3 for an internal error."})
 final class CheckCommand implements Callable<Integer> {

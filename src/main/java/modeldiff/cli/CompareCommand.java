@@ -28,7 +28,7 @@ import java.util.List;
 import java.util.Set;
 import java.util.concurrent.Callable;
 
-@Command(name = "compare", mixinStandardHelpOptions = true,
+@Command(name = "compare", mixinStandardHelpOptions = true, sortOptions = false,
         description = {"Compare candidate forward passes against a reference, probe by probe, and say where excess error starts.",
                 "A SPEC is an implementation name (reference, ...) or the path of an existing trace file.",
                 "Exit 0 when no candidate shows excess error, 1 when one does, 2 for bad input, 3 for an internal error."})

@@ -33,7 +33,7 @@ import java.util.stream.Stream;
  * reference-impls/train_demo.py) and traces of it made by HF transformers, one of them with a known bug planted
  * (exact GELU where Gemma uses the tanh approximation, transformers PR #29402). Compare, locate, hunt, fix.
  */
-@Command(name = "demo", mixinStandardHelpOptions = true,
+@Command(name = "demo", mixinStandardHelpOptions = true, sortOptions = false,
         description = "Run the whole story on the shipped model: compare, locate the divergence, hunt its cause.")
 final class DemoCommand implements Callable<Integer> {
     static final String CLEAN = DemoAssets.CLEAN;

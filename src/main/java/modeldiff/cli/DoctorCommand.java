@@ -6,7 +6,7 @@ import picocli.CommandLine.Mixin;
 import java.util.List;
 import java.util.concurrent.Callable;
 
-@Command(name = "doctor", mixinStandardHelpOptions = true,
+@Command(name = "doctor", mixinStandardHelpOptions = true, sortOptions = false,
         description = {"Say what this machine can run: Java, the Vector API, torch, CUDA and the tokenizer, in one table.",
                 "Always exits 0: a missing optional part is information, not an error."})
 final class DoctorCommand implements Callable<Integer> {

@@ -21,7 +21,7 @@ import java.util.List;
 import java.util.Set;
 import java.util.concurrent.Callable;
 
-@Command(name = "hunt", mixinStandardHelpOptions = true,
+@Command(name = "hunt", mixinStandardHelpOptions = true, sortOptions = false,
         description = {"Find the set of catalog fixes that makes our implementation reproduce a target trace.",
                 "Exit 0 when the target matches or is explained, 1 when it is unexplained, 2 for bad input, 3 for an internal error."})
 final class HuntCommand implements Callable<Integer> {

@@ -12,7 +12,7 @@ import java.util.Map;
 import java.util.TreeMap;
 import java.util.concurrent.Callable;
 
-@Command(name = "info", mixinStandardHelpOptions = true,
+@Command(name = "info", mixinStandardHelpOptions = true, sortOptions = false,
         description = "Show how modeldiff reads a model: normalised config, per-layer attention, defaults taken, tensors.")
 final class InfoCommand implements Callable<Integer> {
     @Option(names = "--model", required = true, paramLabel = "DIR|ORG/NAME[@REV]", converter = ModelLocator.Converter.class,

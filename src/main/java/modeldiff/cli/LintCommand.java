@@ -12,7 +12,7 @@ import picocli.CommandLine.Option;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 
-@Command(name = "lint", mixinStandardHelpOptions = true,
+@Command(name = "lint", mixinStandardHelpOptions = true, sortOptions = false,
         description = {"Check a model release for the config, weight, tokenizer and input mistakes that make implementations disagree.",
                 "Exit 1 when any finding is an error, 0 otherwise, 2 for bad input. Rules and references: docs/lint.md."})
 final class LintCommand implements Callable<Integer> {

@@ -36,11 +36,15 @@ public final class Main implements Runnable {
 
     public static int execute(String... args) {
         List<String> argv = Arrays.asList(args);
-        boolean debug = argv.contains("--debug");
         Quiet.configure(argv.contains("--verbose"));
         Progress.setQuiet(argv.contains("--quiet"));
         if (argv.contains("--help") || argv.contains("-h") || argv.contains("help")) Help.describeImplementations();
-        CommandLine cl = new CommandLine(new Main());
+        return execute(new CommandLine(new Main()), args);
+    }
+
+    /** Runs {@code cl} with modeldiff's error handling and exit codes (a seam for tests with commands of their own). */
+    static int execute(CommandLine cl, String... args) {
+        boolean debug = Arrays.asList(args).contains("--debug");
         // A wrong flag is bad input too: one line naming it, not the whole usage text.
         cl.setParameterExceptionHandler((ex, ignored) -> {
             PrintWriter err = ex.getCommandLine().getErr();

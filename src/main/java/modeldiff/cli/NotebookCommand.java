@@ -8,7 +8,7 @@ import picocli.CommandLine.Parameters;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 
-@Command(name = "notebook", mixinStandardHelpOptions = true, description = "Run a walkthrough (notebooks/*.jsh) and render it to HTML.")
+@Command(name = "notebook", mixinStandardHelpOptions = true, sortOptions = false, description = "Run a walkthrough (notebooks/*.jsh) and render it to HTML.")
 final class NotebookCommand implements Callable<Integer> {
     @Parameters(index = "0", paramLabel = "SCRIPT.jsh", description = "The walkthrough to run (a JShell script, e.g. notebooks/3-linting-a-release.jsh).")
     Path script;

@@ -20,7 +20,7 @@ import picocli.CommandLine.Parameters;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 
-@Command(name = "ops", mixinStandardHelpOptions = true,
+@Command(name = "ops", mixinStandardHelpOptions = true, sortOptions = false,
         description = "Compare two scalar functions of the catalog (gelu_exact, gelu_tanh, silu, relu2, relu).")
 final class OpsCommand implements Callable<Integer> {
     @Parameters(index = "0", paramLabel = "F", description = "The first function: gelu_exact, gelu_tanh, silu, relu2 or relu.")

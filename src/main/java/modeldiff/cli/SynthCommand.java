@@ -9,7 +9,7 @@ import picocli.CommandLine.Option;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 
-@Command(name = "synth", mixinStandardHelpOptions = true,
+@Command(name = "synth", mixinStandardHelpOptions = true, sortOptions = false,
         description = "Write a model of a real release's shape (its exact config.json, HF sharding) with seeded random weights.")
 final class SynthCommand implements Callable<Integer> {
     @Option(names = "--shape", required = true, paramLabel = "NAME",

@@ -16,7 +16,7 @@ import picocli.CommandLine.Option;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 
-@Command(name = "trace", mixinStandardHelpOptions = true,
+@Command(name = "trace", mixinStandardHelpOptions = true, sortOptions = false,
         description = "Run one implementation on a model and write its probes as a trace file.")
 final class TraceCommand implements Callable<Integer> {
     @Option(names = "--model", required = true, paramLabel = "DIR|ORG/NAME[@REV]", converter = ModelLocator.Converter.class,

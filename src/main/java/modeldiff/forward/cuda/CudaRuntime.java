@@ -98,7 +98,7 @@ public final class CudaRuntime {
             instance = new CudaRuntime(ptx);
         } catch (UnsatisfiedLinkError t) {
             // JCuda's driver library links against libcuda.so, which only an NVIDIA driver installs.
-            failure = "no NVIDIA GPU driver here (JCuda could not load libcuda: " + String.valueOf(t.getMessage()).lines().findFirst().orElse("") + ")";
+            failure = "no NVIDIA GPU driver (JCuda could not load libcuda: " + String.valueOf(t.getMessage()).lines().findFirst().orElse("") + ")";
             return null;
         } catch (Throwable t) {   // CudaException (no device), ...
             failure = t.getClass().getSimpleName() + ": " + String.valueOf(t.getMessage()).lines().findFirst().orElse("");
