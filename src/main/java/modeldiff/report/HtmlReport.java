@@ -91,7 +91,7 @@ public final class HtmlReport {
     /** Trace metadata keys that hold the answer (what a fixture maker planted): shown only under a visible label. */
     public static final java.util.Set<String> ANSWER_KEYS = java.util.Set.of("planted", "planted_note");
     /** How an answer key is labelled in the HTML report. */
-    public static final String ANSWER_KEY_LABEL = "answer key (set by the trace's maker; modeldiff does not read it): ";
+    public static final String ANSWER_KEY_LABEL = "answer key (set by whoever made the trace, never read by modeldiff): ";
 
     /** A page without a comparison (a release check where no implementation ran): model and provenance only. */
     private static Map<String, Object> runView(RunInfo run) {

@@ -70,4 +70,12 @@ class HelpTest {
             assertTrue(r.out().lines().anyMatch(l -> l.startsWith(row)), row + " missing:\n" + r.out());
         assertEquals(5, r.out().lines().count(), r.out());
     }
+
+    @Test
+    void checkAndBaselineShareOneDefaultFolder() {
+        CommandLine main = new CommandLine(new Main());
+        assertEquals(modeldiff.release.Baseline.DEFAULT_DIR_TEXT, main.getSubcommands().get("baseline").getCommandSpec().findOption("--dir").defaultValue());
+        assertTrue(String.join(" ", main.getSubcommands().get("check").getCommandSpec().findOption("--baselines").description())
+                .contains(modeldiff.release.Baseline.DEFAULT_DIR_TEXT));
+    }
 }
