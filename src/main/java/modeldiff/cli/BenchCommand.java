@@ -84,7 +84,6 @@ final class BenchCommand implements Runnable {
         long seed;
 
         @picocli.CommandLine.Mixin
-
         GlobalOptions global;
 
         @Override
@@ -252,7 +251,6 @@ final class BenchCommand implements Runnable {
         Path json;
 
         @picocli.CommandLine.Mixin
-
         GlobalOptions global;
 
         @Override
@@ -354,7 +352,6 @@ final class BenchCommand implements Runnable {
         Path json;
 
         @picocli.CommandLine.Mixin
-
         GlobalOptions global;
 
         @Override

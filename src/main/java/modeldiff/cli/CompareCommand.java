@@ -76,7 +76,6 @@ final class CompareCommand implements Callable<Integer> {
     boolean force;
 
     @picocli.CommandLine.Mixin
-
     GlobalOptions global;
 
     @Spec

@@ -48,7 +48,6 @@ final class DemoCommand implements Callable<Integer> {
     boolean force;
 
     @picocli.CommandLine.Mixin
-
     GlobalOptions global;
 
     @Override
@@ -121,7 +120,7 @@ final class DemoCommand implements Callable<Integer> {
                 "HF bf16: " + step1a, "suspect: " + step1b));
         story.add(HtmlReport.Section.text("2. Against a faithful bf16 pass, it stands out",
                 "lowp:bf16 rounds exactly where PyTorch rounds. The clean trace matches it; the suspect does not, and the first divergence names the step. The chart and tables below are this comparison."));
-        story.add(HtmlReport.Section.text("3. The hunt names the cause",
+        story.add(HtmlReport.Section.text(hunt.verdict() == Hunt.Verdict.EXPLAINED ? "3. The hunt names the cause" : "3. The hunt",
                 hunt.sentence() + " " + hunt.runs() + " runs, " + String.format("%.1f", hunt.costInForwards()) + " forwards' time. The chart of every tried fix set is in demo-hunt.html.",
                 "The same at positions " + longBuggy.positionOffset() + "+: " + rope.sentence()));
         HtmlReport.write(vsLowp, run, new HtmlReport.Headline("modeldiff demo: " + conclusion,

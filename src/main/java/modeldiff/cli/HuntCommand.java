@@ -61,7 +61,6 @@ final class HuntCommand implements Callable<Integer> {
     boolean force;
 
     @picocli.CommandLine.Mixin
-
     GlobalOptions global;
 
     @Override

@@ -20,7 +20,6 @@ final class InfoCommand implements Callable<Integer> {
     Path model;
 
     @picocli.CommandLine.Mixin
-
     GlobalOptions global;
 
     @Override

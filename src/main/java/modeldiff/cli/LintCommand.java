@@ -39,7 +39,6 @@ final class LintCommand implements Callable<Integer> {
     boolean listRules;
 
     @picocli.CommandLine.Mixin
-
     GlobalOptions global;
 
     @Override

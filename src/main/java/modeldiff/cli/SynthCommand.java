@@ -32,7 +32,6 @@ final class SynthCommand implements Callable<Integer> {
     boolean force;
 
     @picocli.CommandLine.Mixin
-
     GlobalOptions global;
 
     @Override

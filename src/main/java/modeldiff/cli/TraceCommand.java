@@ -56,7 +56,6 @@ final class TraceCommand implements Callable<Integer> {
     boolean force;
 
     @picocli.CommandLine.Mixin
-
     GlobalOptions global;
 
     @Override
