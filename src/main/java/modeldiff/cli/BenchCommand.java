@@ -356,6 +356,7 @@ final class BenchCommand implements Runnable {
 
         @Override
         public Integer call() throws IOException {
+            if (!shape.equals("llama3-8b")) throw new BadInputException("bench gpu: --shape must be llama3-8b, got '" + shape + "'");
             CudaRuntime rt = CudaRuntime.get();
             if (rt == null) throw new BadInputException("bench gpu: CUDA unavailable: " + CudaRuntime.unavailableReason());
             CudaSelfTest.bench(rt, shape, tokens, json);
