@@ -22,10 +22,10 @@ import modeldiff.numeric.Precision;
  */
 public final class TieBudget implements NoiseFloor {
     /**
-     * Differing elements always allowed per probe. Measured: at most 2 per probe on the calibration fixtures' clean
-     * bf16/fp16 traces (probes of 384–3072 elements); 2× margin.
+     * Differing elements always allowed per probe. Measured: at most 4 per probe on the calibration fixtures' clean
+     * bf16/fp16 traces (probes of 384–3072 elements; TeacherForcedVerdictsTest); 2× margin.
      */
-    public static final int MIN_DIFFERING = 4;
+    public static final int MIN_DIFFERING = 8;
     /** Elements beyond {@link #FAR_ULPS} always allowed. Measured: at most 1 per probe (calibration fixtures); 2×. */
     public static final int MIN_FAR = 2;
     public static final double FAR_ULPS = 2;
