@@ -26,15 +26,57 @@ final class Progress {
         return !quiet && System.console() != null;
     }
 
+    /** A counted step: "running reference (2/3)" or "teacher-forced comparison 2/3: label". */
+    private static final java.util.regex.Pattern COUNTED = java.util.regex.Pattern.compile(".*\\((\\d+)/(\\d+)\\)|.* (\\d+)/(\\d+): .*");
+    private ProgressBar counted;
+
+    /**
+     * A stage of work. A message with a count (the convention of the library's progress callbacks where they know
+     * their total, as above) drives a bar with counts and time left, the message shown beside it; any other message
+     * is a status line.
+     */
     synchronized void show(String what) {
         if (!on()) return;
+        java.util.regex.Matcher m = COUNTED.matcher(what);
+        if (m.matches()) {
+            boolean paren = m.group(1) != null;
+            long i = Long.parseLong(paren ? m.group(1) : m.group(3)), n = Long.parseLong(paren ? m.group(2) : m.group(4));
+            if (n > 1 && i >= 1 && i <= n) {
+                count(what, i, n);
+                return;
+            }
+        }
+        closeCounted();
         String line = "modeldiff: " + what + "...";
         System.err.print("\r" + line + " ".repeat(Math.max(0, width - line.length())));
         System.err.flush();
         width = line.length();
     }
 
+    /** Step {@code i} of {@code n} has started (i - 1 are done); a count that does not continue the bar starts a new one. */
+    private void count(String what, long i, long n) {
+        if (counted == null || counted.getMax() != n || counted.getCurrent() > i - 1) {
+            closeCounted();
+            clearLine();
+            counted = new ProgressBarBuilder().setTaskName("modeldiff").setInitialMax(n).setStyle(ProgressBarStyle.ASCII)
+                    .continuousUpdate().build();
+        }
+        counted.stepTo(i - 1);
+        counted.setExtraMessage(what);
+    }
+
+    private void closeCounted() {
+        if (counted == null) return;
+        counted.close();
+        counted = null;
+    }
+
     synchronized void done() {
+        closeCounted();
+        clearLine();
+    }
+
+    private void clearLine() {
         if (width == 0) return;
         System.err.print("\r" + " ".repeat(width) + "\r");
         System.err.flush();
