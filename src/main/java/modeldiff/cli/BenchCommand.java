@@ -110,7 +110,7 @@ final class BenchCommand implements Runnable {
 
         private int bench(Model m, ProbeLevel level, Progress p) {
             ModelConfig c = m.config;
-            ForwardInput in = new ForwardInput(tokens(c, tokens), 0);
+            ForwardInput in = new ForwardInput(ForwardInput.defaultTokens(c, tokens), 0);
             ReferencePass ref = new ReferencePass(Fixes.NONE, Parallel.defaultThreads());
             TorchPass torch = new TorchPass(Precision.FP32, Fixes.NONE);
             double gflop = forwardFlops(c, tokens) / 1e9;
@@ -362,15 +362,6 @@ final class BenchCommand implements Runnable {
             CudaSelfTest.bench(rt, shape, tokens, json);
             return 0;
         }
-    }
-
-    /** BOS (when the config names one) then ids spread over the vocabulary, as the default input but n long. */
-    static int[] tokens(ModelConfig c, int n) {
-        int[] ids = new int[n];
-        int start = 0;
-        if (!c.bosTokenIds.isEmpty() && c.bosTokenIds.get(0) < c.vocabSize) ids[start++] = c.bosTokenIds.get(0);
-        for (int i = start; i < n; i++) ids[i] = (int) ((i * 7919L + 13) % c.vocabSize);
-        return ids;
     }
 
     /**

@@ -170,7 +170,7 @@ public final class ReleaseChecks {
             model = Model.open(modelDir);
             // The implementations run on a shipped trace's tokens when there is one at position 0 (long-position traces
             // are checked with their own input); otherwise on fixed tokens.
-            input = new ForwardInput(defaultTokens(model), 0);
+            input = new ForwardInput(ForwardInput.defaultTokens(model.config, ForwardInput.DEFAULT_LENGTH), 0);
             for (Path p : traces()) {
                 Trace t = TraceFiles.read(p);
                 if (t.positionOffset() == 0) {
@@ -181,15 +181,6 @@ public final class ReleaseChecks {
             reference = Implementations.create("reference").run(model, input, ProbeLevel.ALL);
         }
         return model;
-    }
-
-    static int[] defaultTokens(Model m) {
-        int n = 16, vocab = m.config.vocabSize;
-        int[] ids = new int[n];
-        int start = 0;
-        if (!m.config.bosTokenIds.isEmpty()) ids[start++] = m.config.bosTokenIds.get(0);
-        for (int i = start; i < n; i++) ids[i] = (int) ((i * 7919L + 13) % vocab);
-        return ids;
     }
 
     private void lint() {
