@@ -10,7 +10,7 @@ import modeldiff.compare.*;
 import modeldiff.report.*;
 import modeldiff.notebook.Nb;
 import java.nio.file.*;
-Path dir = DemoAssets.extract(Files.createTempDirectory("nb-gemma"));
+Path dir = DemoAssets.extract(Nb.tempDir("nb-gemma"));
 Model model = Model.open(dir.resolve("model"));
 Path traces = dir.resolve("traces");
 System.out.println(model.config.modelType + ": " + model.config.numLayers + " layers, hidden " + model.config.hiddenSize + ", activation " + model.config.activationName);

@@ -2,13 +2,14 @@
 //md Some release bugs are visible without running anything: Phi-3 shipped sliding_window 2047 (vLLM issue 4380); several models ship pad_token_id equal to eos_token_id, so masking the pad masks EOS (transformers issue 23530); Llama 3 base has embedding rows that were never trained and give NaN when a prompt uses them (Unsloth issue 658). Here we plant each in a copy of a clean fixture and let `modeldiff lint` find it. The fixture folders themselves are never modified.
 import modeldiff.lint.*;
 import modeldiff.model.*;
+import modeldiff.notebook.Nb;
 import java.nio.file.*;
 import java.util.*;
 import com.fasterxml.jackson.databind.*;
 import com.fasterxml.jackson.databind.node.*;
 ObjectMapper json = new ObjectMapper();
 Path copy(String fixture) throws Exception {
-    Path to = Files.createTempDirectory("nb-lint-" + fixture);
+    Path to = Nb.tempDir("nb-lint-" + fixture);
     try (var s = Files.list(Path.of("src/test/resources/fixtures", fixture, "model"))) {
         for (Path p : s.toList()) Files.copy(p, to.resolve(p.getFileName()));
     }

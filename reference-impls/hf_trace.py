@@ -37,6 +37,7 @@ import argparse
 import contextlib
 import json
 import math
+import os
 import sys
 import traceback
 
@@ -384,6 +385,43 @@ class Recorder:
 # ----------------------------------------------------------------------------------------------
 
 
+# Numeric plants and the config keys whose value they replace (the first key present wins; the default applies when
+# none is). A plant equal to the config's own value changes nothing and would make a fixture claim a bug it lacks.
+PLANT_CONFIG_KEYS = {
+    "window": (("sliding_window",), None),
+    "norm.eps": (("rms_norm_eps", "layer_norm_eps", "layer_norm_epsilon", "norm_eps", "norm_epsilon"), None),
+    "rope.theta": (("rope_theta",), 10000.0),
+    "rope.partial": (("partial_rotary_factor",), 1.0),
+    "attn.scale": (("query_pre_attn_scalar",), None),
+}
+
+
+def config_value(config, keys, default):
+    for k in keys:
+        if k in config and config[k] is not None:
+            return config[k]
+        rp = config.get("rope_parameters") or config.get("rope_scaling")
+        if isinstance(rp, dict) and rp.get(k) is not None:
+            return rp[k]
+    return default
+
+
+def reject_noop_plants(model_dir, plants):
+    """Raise when a numeric plant sets a value the config already has (e.g. norm.eps=1e-5 on a model whose eps is 1e-5)."""
+    with open(os.path.join(model_dir, "config.json")) as f:
+        config = json.load(f)
+    for p in plants:
+        if "=" not in p:
+            continue
+        key, value = p.split("=", 1)
+        if key not in PLANT_CONFIG_KEYS:
+            continue
+        keys, default = PLANT_CONFIG_KEYS[key]
+        current = config_value(config, keys, default)
+        if current is not None and float(current) == float(value):
+            raise ValueError("plant %r changes nothing: the config's %s is already %r" % (p, "/".join(keys), current))
+
+
 def plant_config_overrides(plants):
     """Plants that must act on the config before the model is built."""
     ov = {}
@@ -704,6 +742,7 @@ def run_trace(model_dir, dtype, device, tokens, position_offset=0, probes="all",
     """Run one forward and return a dict with the ordered probe tensors and diagnostics.
     Writes the safetensors trace to `out` when given."""
     plants = list(plants)
+    reject_noop_plants(model_dir, plants)
     if model is None:
         model = load_model(model_dir, dtype, plants)
     if device != "cpu":

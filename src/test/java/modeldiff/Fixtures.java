@@ -28,4 +28,32 @@ public final class Fixtures {
     public static Path trace(String name, String file) {
         return ROOT.resolve(name).resolve("traces").resolve(file);
     }
+
+    /** The fixes a fixture maker planted in a trace (its "planted" metadata: the answer key tests may use). */
+    public static java.util.List<String> planted(modeldiff.trace.Trace t) {
+        String json = t.extra().get("planted");
+        if (json == null) return java.util.List.of();
+        try {
+            java.util.List<String> out = new java.util.ArrayList<>();
+            for (com.fasterxml.jackson.databind.JsonNode n : new com.fasterxml.jackson.databind.ObjectMapper().readTree(json)) out.add(n.asText());
+            return out;
+        } catch (IOException e) {
+            throw new IllegalStateException("planted metadata is not a JSON list: " + json, e);
+        }
+    }
+
+    /** Ids compared by meaning: "rope.partial=1.0" and "rope.partial=1" are one fix. */
+    public static String canonical(String id) {
+        modeldiff.forward.Fixes.parse(id);
+        int eq = id.indexOf('=');
+        if (eq < 0) return id;
+        String v = id.substring(eq + 1);     // numbers by value ("rope.partial=1.0" = "=1"); words as written ("=short")
+        return v.matches("[-+0-9.eE]+") ? id.substring(0, eq + 1) + Double.parseDouble(v) : id;
+    }
+
+    public static java.util.Set<String> canonicalSet(java.util.Collection<String> ids) {
+        java.util.Set<String> out = new java.util.TreeSet<>();
+        for (String id : ids) out.add(canonical(id));
+        return out;
+    }
 }

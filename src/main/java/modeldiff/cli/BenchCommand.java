@@ -46,7 +46,7 @@ import java.util.Locale;
 import java.util.concurrent.Callable;
 import java.util.stream.Stream;
 
-@Command(name = "bench", mixinStandardHelpOptions = true, description = "Benchmarks (docs/benchmarks.md).",
+@Command(name = "bench", mixinStandardHelpOptions = true, sortOptions = false, description = "Benchmarks (docs/benchmarks.md).",
         subcommands = {BenchCommand.Cpu.class, BenchCommand.HuntCost.class, BenchCommand.Gpu.class})
 final class BenchCommand implements Runnable {
     @Override
@@ -58,13 +58,14 @@ final class BenchCommand implements Runnable {
      * The float64 reference against torch:fp32 on one model of a real shape, in one process: a warm-up of each, then
      * R rounds alternating which pass goes first (so drift in machine load hits both alike); medians, never means.
      */
-    @Command(name = "cpu", mixinStandardHelpOptions = true,
+    @Command(name = "cpu", mixinStandardHelpOptions = true, sortOptions = false,
             description = "Time the float64 reference and torch:fp32 side by side on a model of a real shape.")
     static final class Cpu implements Callable<Integer> {
         @Option(names = "--shape", paramLabel = "NAME", description = "Synthesize a model of this shape (deleted afterwards).")
         String shape;
 
-        @Option(names = "--model", paramLabel = "DIR", description = "Use this model folder instead of synthesizing one.")
+        @Option(names = "--model", paramLabel = "DIR|ORG/NAME[@REV]", converter = ModelLocator.Converter.class,
+                description = "Use this model instead of synthesizing one. " + ModelLocator.HELP)
         Path model;
 
         @Option(names = "--tokens", defaultValue = "64", description = "Input length (default: ${DEFAULT-VALUE}).")
@@ -82,8 +83,8 @@ final class BenchCommand implements Runnable {
         @Option(names = "--seed", defaultValue = "0", description = "Seed of the synthesized weights (default: ${DEFAULT-VALUE}).")
         long seed;
 
-        @Option(names = "--debug", description = "Show stack traces.")
-        boolean debug;
+        @picocli.CommandLine.Mixin
+        GlobalOptions global;
 
         @Override
         public Integer call() throws IOException {
@@ -109,7 +110,7 @@ final class BenchCommand implements Runnable {
 
         private int bench(Model m, ProbeLevel level, Progress p) {
             ModelConfig c = m.config;
-            ForwardInput in = new ForwardInput(tokens(c, tokens), 0);
+            ForwardInput in = new ForwardInput(ForwardInput.defaultTokens(c, tokens), 0);
             ReferencePass ref = new ReferencePass(Fixes.NONE, Parallel.defaultThreads());
             TorchPass torch = new TorchPass(Precision.FP32, Fixes.NONE);
             double gflop = forwardFlops(c, tokens) / 1e9;
@@ -119,15 +120,18 @@ final class BenchCommand implements Runnable {
             Trace t0 = torch.run(m, in, level);
             double agreement = Metrics.logL2(r0.probe("logits").data(), t0.probe("logits").data());
             double[] refTimes = new double[runs], torchTimes = new double[runs];
-            for (int i = 0; i < runs; i++) {
-                p.show("round " + (i + 1) + " of " + runs);
-                // Alternate which pass goes first so slow drift in the machine's load lands on both.
-                if (i % 2 == 0) {
-                    refTimes[i] = time(ref, m, in, level);
-                    torchTimes[i] = time(torch, m, in, level);
-                } else {
-                    torchTimes[i] = time(torch, m, in, level);
-                    refTimes[i] = time(ref, m, in, level);
+            p.done();
+            try (Progress.Counter bar = p.counter("bench rounds", runs)) {
+                for (int i = 0; i < runs; i++) {
+                    // Alternate which pass goes first so slow drift in the machine's load lands on both.
+                    if (i % 2 == 0) {
+                        refTimes[i] = time(ref, m, in, level);
+                        torchTimes[i] = time(torch, m, in, level);
+                    } else {
+                        torchTimes[i] = time(torch, m, in, level);
+                        refTimes[i] = time(ref, m, in, level);
+                    }
+                    bar.step();
                 }
             }
             p.show("timing one GEMM of each");
@@ -227,10 +231,11 @@ final class BenchCommand implements Runnable {
      * A full hunt as a multiple of one warm forward of its base pass, both timed in this process: forwards before and
      * after the hunt (median of all of them), so the ratio is not flattered by the hunt's own first, cold run.
      */
-    @Command(name = "hunt", mixinStandardHelpOptions = true,
+    @Command(name = "hunt", mixinStandardHelpOptions = true, sortOptions = false,
             description = "Time a full hunt against the median of warm forwards of its base pass, in one process.")
     static final class HuntCost implements Callable<Integer> {
-        @Option(names = "--model", required = true, paramLabel = "DIR", description = "Model folder.")
+        @Option(names = "--model", required = true, paramLabel = "DIR|ORG/NAME[@REV]", converter = ModelLocator.Converter.class,
+                description = ModelLocator.HELP)
         Path model;
 
         @Option(names = "--target", required = true, paramLabel = "TRACE", description = "Target trace of the hunt.")
@@ -245,8 +250,8 @@ final class BenchCommand implements Runnable {
         @Option(names = "--json", paramLabel = "FILE", description = "Write the figures as JSON.")
         Path json;
 
-        @Option(names = "--debug", description = "Show stack traces.")
-        boolean debug;
+        @picocli.CommandLine.Mixin
+        GlobalOptions global;
 
         @Override
         public Integer call() {
@@ -334,7 +339,7 @@ final class BenchCommand implements Runnable {
         }
     }
 
-    @Command(name = "gpu", mixinStandardHelpOptions = true,
+    @Command(name = "gpu", mixinStandardHelpOptions = true, sortOptions = false,
             description = "The CUDA benchmark (modeldiff.forward.cuda.CudaSelfTest bench): GEMMs and a full llama3-8b-shaped forward.")
     static final class Gpu implements Callable<Integer> {
         @Option(names = "--shape", defaultValue = "llama3-8b", description = "Shape (default: ${DEFAULT-VALUE}; the only one).")
@@ -346,25 +351,17 @@ final class BenchCommand implements Runnable {
         @Option(names = "--json", paramLabel = "FILE", description = "Write the figures as JSON.")
         Path json;
 
-        @Option(names = "--debug", description = "Show stack traces.")
-        boolean debug;
+        @picocli.CommandLine.Mixin
+        GlobalOptions global;
 
         @Override
         public Integer call() throws IOException {
+            if (!shape.equals("llama3-8b")) throw new BadInputException("bench gpu: --shape must be llama3-8b, got '" + shape + "'");
             CudaRuntime rt = CudaRuntime.get();
             if (rt == null) throw new BadInputException("bench gpu: CUDA unavailable: " + CudaRuntime.unavailableReason());
             CudaSelfTest.bench(rt, shape, tokens, json);
             return 0;
         }
-    }
-
-    /** BOS (when the config names one) then ids spread over the vocabulary, as the default input but n long. */
-    static int[] tokens(ModelConfig c, int n) {
-        int[] ids = new int[n];
-        int start = 0;
-        if (!c.bosTokenIds.isEmpty() && c.bosTokenIds.get(0) < c.vocabSize) ids[start++] = c.bosTokenIds.get(0);
-        for (int i = start; i < n; i++) ids[i] = (int) ((i * 7919L + 13) % c.vocabSize);
-        return ids;
     }
 
     /**

@@ -10,7 +10,6 @@ import picocli.CommandLine.Option;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
-import java.util.Arrays;
 
 /** Options shared by commands that run a model on some tokens. */
 final class Common {
@@ -39,7 +38,7 @@ final class Common {
             } else if (tokens != null) {
                 ids = tokens;
             } else {
-                ids = defaultTokens(config);
+                ids = ForwardInput.defaultTokens(config, ForwardInput.DEFAULT_LENGTH);
             }
             if (ids.length == 0) throw new BadInputException("--tokens: no tokens given");
             if (offset < 0) throw new BadInputException("--position-offset must be >= 0, got " + offset);
@@ -54,15 +53,6 @@ final class Common {
             if (ids[i] < 0 || ids[i] >= config.vocabSize)
                 throw new BadInputException(source + ": token id " + ids[i] + " at index " + i + " is outside the vocabulary [0, "
                         + config.vocabSize + ") of " + config.file);
-    }
-
-    /** BOS (when the config names one) followed by ids spread evenly over the vocabulary: deterministic and documented. */
-    static int[] defaultTokens(ModelConfig c) {
-        int[] ids = new int[8];
-        int start = 0;
-        if (!c.bosTokenIds.isEmpty() && c.bosTokenIds.get(0) < c.vocabSize) ids[start++] = c.bosTokenIds.get(0);
-        for (int i = start; i < ids.length; i++) ids[i] = (int) ((long) (i * 7919 + 13) % c.vocabSize);
-        return ids;
     }
 
     /**
@@ -113,7 +103,12 @@ final class Common {
                     + " (non-finite weights or overflow; `modeldiff lint` checks the weights)");
     }
 
-    static String join(int[] ids) {
-        return Arrays.toString(ids);
+    /** --probes, with a wrong value as bad input (exit 2) rather than the parser's IllegalArgumentException. */
+    static modeldiff.forward.ProbeLevel probeLevel(String s) {
+        try {
+            return modeldiff.forward.ProbeLevel.parse(s);
+        } catch (IllegalArgumentException e) {
+            throw new BadInputException(e.getMessage());
+        }
     }
 }

@@ -28,17 +28,19 @@ import java.util.List;
 import java.util.Set;
 import java.util.concurrent.Callable;
 
-@Command(name = "compare", mixinStandardHelpOptions = true,
+@Command(name = "compare", mixinStandardHelpOptions = true, sortOptions = false,
         description = {"Compare candidate forward passes against a reference, probe by probe, and say where excess error starts.",
-                "A SPEC is an implementation name (reference, ...) or the path of an existing trace file."})
+                "A SPEC is an implementation name (reference, ...) or the path of an existing trace file.",
+                "Exit 0 when no candidate shows excess error, 1 when one does, 2 for bad input, 3 for an internal error."})
 final class CompareCommand implements Callable<Integer> {
-    @Option(names = "--model", required = true, paramLabel = "DIR", description = "Model folder (config.json + safetensors).")
+    @Option(names = "--model", required = true, paramLabel = "DIR|ORG/NAME[@REV]", converter = ModelLocator.Converter.class,
+            description = ModelLocator.HELP)
     Path model;
 
-    @Option(names = "--reference", required = true, paramLabel = "SPEC", description = "The side taken as truth: implementation name or trace file.")
+    @Option(names = "--reference", required = true, paramLabel = "SPEC", description = "The side taken as truth: a trace file or an implementation: " + Help.IMPLS + ".")
     String reference;
 
-    @Option(names = "--candidate", required = true, paramLabel = "SPEC", description = "A side to judge (repeatable): implementation name or trace file.")
+    @Option(names = "--candidate", required = true, paramLabel = "SPEC", description = "A side to judge (repeatable): a trace file or an implementation name (as for --reference).")
     List<String> candidates;
 
     @Mixin
@@ -73,8 +75,8 @@ final class CompareCommand implements Callable<Integer> {
     @Option(names = "--force", description = "Replace existing output files.")
     boolean force;
 
-    @Option(names = "--debug", description = "Show stack traces.")
-    boolean debug;
+    @picocli.CommandLine.Mixin
+    GlobalOptions global;
 
     @Spec
     CommandSpec spec;
@@ -100,10 +102,10 @@ final class CompareCommand implements Callable<Integer> {
                     break;
                 }
         limits.checkTokens(in.length());
-        ProbeLevel level = probes != null ? ProbeLevel.parse(probes) : CompareRunner.levelFor(specs);
+        ProbeLevel level = probes != null ? Common.probeLevel(probes) : CompareRunner.levelFor(specs);
         // Every side's trace, plus the passes the measured noise floor runs.
         limits.checkMemory(m, in.length(), level, specs.size() + 2);
-        CompareRunner.FloorMode mode = CompareRunner.FloorMode.valueOf(noiseFloor.toUpperCase(java.util.Locale.ROOT));
+        CompareRunner.FloorMode mode = floorMode();
         Comparison cmp = mode == CompareRunner.FloorMode.TABLE
                 ? CompareRunner.compare(m, in, level, specs.get(0), specs.subList(1, specs.size()), mode, progress::show)
                 : CompareRunner.forced(m, in, level, specs.get(0), specs.subList(1, specs.size()), !noPropagated, progress::show);
@@ -143,7 +145,15 @@ final class CompareCommand implements Callable<Integer> {
         else for (Comparison.CandidateResult c : cmp.candidates()) outStream.println(c.side().label() + ": " + c.verdict());
         if (cmp.noiseFloor().provisional()) outStream.println("(noise floor: " + cmp.noiseFloor().describe() + ")");
         for (String w : written) outStream.println("wrote " + w);
-        return 0;
+        return cmp.anyExcess() ? Main.EXIT_FINDING : Main.EXIT_CLEAN;
+    }
+
+    private CompareRunner.FloorMode floorMode() {
+        try {
+            return CompareRunner.FloorMode.valueOf(noiseFloor.toUpperCase(java.util.Locale.ROOT));
+        } catch (IllegalArgumentException e) {
+            throw new BadInputException("--noise-floor must be 'measured' or 'table', got '" + noiseFloor + "'");
+        }
     }
 
     private CompareRunner.Spec timed(CompareRunner.Spec s) {

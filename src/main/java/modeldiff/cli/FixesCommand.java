@@ -5,7 +5,7 @@ import picocli.CommandLine.Command;
 
 import java.util.concurrent.Callable;
 
-@Command(name = "fixes", mixinStandardHelpOptions = true, description = "List the fix catalog the hunt draws from.")
+@Command(name = "fixes", mixinStandardHelpOptions = true, sortOptions = false, description = "List the fix catalog the hunt draws from.")
 final class FixesCommand implements Callable<Integer> {
     @Override
     public Integer call() {

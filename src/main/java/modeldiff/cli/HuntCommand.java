@@ -21,19 +21,21 @@ import java.util.List;
 import java.util.Set;
 import java.util.concurrent.Callable;
 
-@Command(name = "hunt", mixinStandardHelpOptions = true,
-        description = "Find the set of catalog fixes that makes our implementation reproduce a target trace.")
+@Command(name = "hunt", mixinStandardHelpOptions = true, sortOptions = false,
+        description = {"Find the set of catalog fixes that makes our implementation reproduce a target trace.",
+                "Exit 0 when the target matches or is explained, 1 when it is unexplained, 2 for bad input, 3 for an internal error."})
 final class HuntCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
 
-    @Option(names = "--model", required = true, paramLabel = "DIR", description = "Model folder.")
+    @Option(names = "--model", required = true, paramLabel = "DIR|ORG/NAME[@REV]", converter = ModelLocator.Converter.class,
+            description = ModelLocator.HELP)
     Path model;
 
     @Option(names = "--target", required = true, paramLabel = "TRACE", description = "Trace of the implementation to explain.")
     Path target;
 
-    @Option(names = "--base", paramLabel = "IMPL", description = "Our pass to fix (default: reference for float64/float32 targets, lowp:<dtype> for bf16/fp16).")
+    @Option(names = "--base", paramLabel = "IMPL", description = "Our pass to fix (default: reference for float64/float32 targets, lowp:<dtype> for bf16/fp16): " + Help.IMPLS + ".")
     String base;
 
     @Option(names = "--fixes", defaultValue = "all", paramLabel = "all|id,...", description = "Fixes to try (ids or id prefixes such as rope.theta).")
@@ -46,7 +48,7 @@ final class HuntCommand implements Callable<Integer> {
     Path report;
 
     @Option(names = "--write-config", paramLabel = "DIR",
-            description = "Write config.json corrected by the explaining fixes (and config.diff) into DIR: the reverse use, when the target is the original implementation.")
+            description = "Write config.json corrected by the explaining fixes (and config.diff) into DIR: the reverse use, when the target is the original implementation. Refused unless the verdict is explained.")
     Path writeConfig;
 
     @picocli.CommandLine.Mixin
@@ -58,8 +60,8 @@ final class HuntCommand implements Callable<Integer> {
     @Option(names = "--force", description = "Replace existing outputs.")
     boolean force;
 
-    @Option(names = "--debug", description = "Show stack traces.")
-    boolean debug;
+    @picocli.CommandLine.Mixin
+    GlobalOptions global;
 
     @Override
     public Integer call() {
@@ -100,11 +102,19 @@ final class HuntCommand implements Callable<Integer> {
             HuntReport.writeHtml(r, target.toString(), t, new RunInfo(command, RunInfo.versions("0.1.0"), m.config), report);
             System.out.println("wrote " + report);
         }
-        if (writeConfig != null) {
-            ConfigCorrection.Result c = ConfigCorrection.write(m, r.best().fixes(), writeConfig);
-            System.out.println("wrote " + c.config() + " and " + c.diff());
-            for (String n : c.notExpressible()) System.out.println("  not expressible in config.json: " + n);
+        if (writeConfig != null) writeConfig(m, r);
+        return r.verdict() == Hunt.Verdict.UNEXPLAINED ? Main.EXIT_FINDING : Main.EXIT_CLEAN;
+    }
+
+    /** Only an explained target has a correction: for a match there is nothing to correct, for an unexplained one no basis. */
+    private void writeConfig(Model m, Hunt.Result r) {
+        if (r.verdict() != Hunt.Verdict.EXPLAINED) {
+            System.err.println("modeldiff: --write-config: nothing written: the verdict is \"" + r.verdict().id()
+                    + "\", and a corrected config needs an explained target");
+            return;
         }
-        return 0;
+        ConfigCorrection.Result c = ConfigCorrection.write(m, r.best().fixes(), writeConfig);
+        System.out.println("wrote " + c.config() + " and " + c.diff());
+        for (String n : c.notExpressible()) System.out.println("  not expressible in config.json: " + n);
     }
 }

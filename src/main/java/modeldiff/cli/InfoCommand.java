@@ -12,14 +12,15 @@ import java.util.Map;
 import java.util.TreeMap;
 import java.util.concurrent.Callable;
 
-@Command(name = "info", mixinStandardHelpOptions = true,
+@Command(name = "info", mixinStandardHelpOptions = true, sortOptions = false,
         description = "Show how modeldiff reads a model: normalised config, per-layer attention, defaults taken, tensors.")
 final class InfoCommand implements Callable<Integer> {
-    @Option(names = "--model", required = true, description = "Model folder.")
+    @Option(names = "--model", required = true, paramLabel = "DIR|ORG/NAME[@REV]", converter = ModelLocator.Converter.class,
+            description = ModelLocator.HELP)
     Path model;
 
-    @Option(names = "--debug", description = "Show stack traces.")
-    boolean debug;
+    @picocli.CommandLine.Mixin
+    GlobalOptions global;
 
     @Override
     public Integer call() {

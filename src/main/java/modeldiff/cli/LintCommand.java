@@ -12,11 +12,12 @@ import picocli.CommandLine.Option;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 
-@Command(name = "lint", mixinStandardHelpOptions = true,
+@Command(name = "lint", mixinStandardHelpOptions = true, sortOptions = false,
         description = {"Check a model release for the config, weight, tokenizer and input mistakes that make implementations disagree.",
                 "Exit 1 when any finding is an error, 0 otherwise, 2 for bad input. Rules and references: docs/lint.md."})
 final class LintCommand implements Callable<Integer> {
-    @Option(names = "--model", description = "Model folder (config.json + safetensors). Never modified.")
+    @Option(names = "--model", paramLabel = "DIR|ORG/NAME[@REV]", converter = ModelLocator.Converter.class,
+            description = ModelLocator.HELP)
     Path model;
 
     @Option(names = "--tokens", split = ",", description = "Token ids a run would use, comma separated (enables the input.* rules).")
@@ -37,8 +38,8 @@ final class LintCommand implements Callable<Integer> {
     @Option(names = "--list-rules", description = "Print the rule catalog and exit.")
     boolean listRules;
 
-    @Option(names = "--debug", description = "Show stack traces.")
-    boolean debug;
+    @picocli.CommandLine.Mixin
+    GlobalOptions global;
 
     @Override
     public Integer call() {

@@ -8,19 +8,19 @@ import picocli.CommandLine.Parameters;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 
-@Command(name = "notebook", mixinStandardHelpOptions = true, description = "Run a walkthrough (notebooks/*.jsh) and render it to HTML.")
+@Command(name = "notebook", mixinStandardHelpOptions = true, sortOptions = false, description = "Run a walkthrough (notebooks/*.jsh) and render it to HTML.")
 final class NotebookCommand implements Callable<Integer> {
-    @Parameters(index = "0", paramLabel = "SCRIPT.jsh")
+    @Parameters(index = "0", paramLabel = "SCRIPT.jsh", description = "The walkthrough to run (a JShell script, e.g. notebooks/3-linting-a-release.jsh).")
     Path script;
 
-    @Option(names = "--out", required = true, paramLabel = "FILE.html")
+    @Option(names = "--out", required = true, paramLabel = "FILE.html", description = "The HTML page to write: every cell with its output.")
     Path out;
 
     @Option(names = "--force", description = "Replace an existing output.")
     boolean force;
 
-    @Option(names = "--debug", description = "Show stack traces.")
-    boolean debug;
+    @picocli.CommandLine.Mixin
+    GlobalOptions global;
 
     @Override
     public Integer call() throws Exception {

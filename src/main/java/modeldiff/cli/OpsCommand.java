@@ -20,13 +20,13 @@ import picocli.CommandLine.Parameters;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 
-@Command(name = "ops", mixinStandardHelpOptions = true,
+@Command(name = "ops", mixinStandardHelpOptions = true, sortOptions = false,
         description = "Compare two scalar functions of the catalog (gelu_exact, gelu_tanh, silu, relu2, relu).")
 final class OpsCommand implements Callable<Integer> {
-    @Parameters(index = "0", paramLabel = "F")
+    @Parameters(index = "0", paramLabel = "F", description = "The first function: gelu_exact, gelu_tanh, silu, relu2 or relu.")
     String f;
 
-    @Option(names = "--vs", required = true, paramLabel = "G")
+    @Option(names = "--vs", required = true, paramLabel = "G", description = "The function to compare it with (same names as F).")
     String g;
 
     @Option(names = "--range", defaultValue = "-10,10", paramLabel = "a,b", description = "Interval (default: ${DEFAULT-VALUE}).")
@@ -38,9 +38,12 @@ final class OpsCommand implements Callable<Integer> {
     @Option(names = "--force", description = "Replace an existing output.")
     boolean force;
 
+    @picocli.CommandLine.Mixin
+    GlobalOptions global;
+
     @Override
     public Integer call() {
-        Activation a = OpsComparison.parse(f), b = OpsComparison.parse(g);
+        Activation a = function(f), b = function(g);
         String[] r = range.split(",");
         double lo, hi;
         try {
@@ -50,6 +53,7 @@ final class OpsCommand implements Callable<Integer> {
             throw new BadInputException("--range must be two numbers a,b; got '" + range + "'");
         }
         if (png != null) Common.checkOutput(png, null, force);
+        if (!(hi > lo)) throw new BadInputException("--range must be a,b with a < b; got '" + range + "'");
         OpsComparison.Result res = OpsComparison.compare(a, b, lo, hi);
         System.out.printf("%s vs %s on [%g, %g]%n", f, g, lo, hi);
         System.out.printf("  max |f-g|    %.6e at x = %.4f%n", res.maxAbsDiff(), res.argMax());
@@ -80,5 +84,13 @@ final class OpsCommand implements Callable<Integer> {
             System.out.println("wrote " + png);
         }
         return 0;
+    }
+
+    private static Activation function(String name) {
+        try {
+            return OpsComparison.parse(name);
+        } catch (IllegalArgumentException e) {
+            throw new BadInputException(e.getMessage());
+        }
     }
 }

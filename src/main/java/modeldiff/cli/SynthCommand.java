@@ -9,7 +9,7 @@ import picocli.CommandLine.Option;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 
-@Command(name = "synth", mixinStandardHelpOptions = true,
+@Command(name = "synth", mixinStandardHelpOptions = true, sortOptions = false,
         description = "Write a model of a real release's shape (its exact config.json, HF sharding) with seeded random weights.")
 final class SynthCommand implements Callable<Integer> {
     @Option(names = "--shape", required = true, paramLabel = "NAME",
@@ -31,15 +31,15 @@ final class SynthCommand implements Callable<Integer> {
     @Option(names = "--force", description = "Write into a folder that is not empty.")
     boolean force;
 
-    @Option(names = "--debug", description = "Show stack traces.")
-    boolean debug;
+    @picocli.CommandLine.Mixin
+    GlobalOptions global;
 
     @Override
     public Integer call() {
         DType dt = switch (dtype.toLowerCase(java.util.Locale.ROOT)) {
             case "bf16", "bfloat16" -> DType.BF16;
             case "fp16", "f16", "float16" -> DType.F16;
-            default -> throw new IllegalArgumentException("--dtype must be bf16 or fp16, got '" + dtype + "'");
+            default -> throw new modeldiff.model.BadInputException("--dtype must be bf16 or fp16, got '" + dtype + "'");
         };
         Shapes.configJson(shape); // unknown names fail before anything is created
         Progress p = Progress.stderr();

@@ -4,6 +4,7 @@ import modeldiff.forward.ForwardInput;
 import modeldiff.forward.ForwardPass;
 import modeldiff.forward.Implementations;
 import modeldiff.forward.ProbeLevel;
+import modeldiff.model.BadInputException;
 import modeldiff.model.DType;
 import modeldiff.model.Model;
 import modeldiff.trace.Trace;
@@ -15,13 +16,15 @@ import picocli.CommandLine.Option;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 
-@Command(name = "trace", mixinStandardHelpOptions = true,
+@Command(name = "trace", mixinStandardHelpOptions = true, sortOptions = false,
         description = "Run one implementation on a model and write its probes as a trace file.")
 final class TraceCommand implements Callable<Integer> {
-    @Option(names = "--model", required = true, description = "Model folder (config.json + safetensors).")
+    @Option(names = "--model", required = true, paramLabel = "DIR|ORG/NAME[@REV]", converter = ModelLocator.Converter.class,
+            description = ModelLocator.HELP)
     Path model;
 
-    @Option(names = "--impl", defaultValue = "reference", description = "Implementation (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--impl", defaultValue = "reference", paramLabel = "IMPL",
+            description = "Implementation to run (default: ${DEFAULT-VALUE}): " + Help.IMPLS + ".")
     String impl;
 
     @Option(names = "--fixes", paramLabel = "id,...",
@@ -52,16 +55,16 @@ final class TraceCommand implements Callable<Integer> {
     @Option(names = "--force", description = "Replace an existing output file.")
     boolean force;
 
-    @Option(names = "--debug", description = "Show stack traces.")
-    boolean debug;
+    @picocli.CommandLine.Mixin
+    GlobalOptions global;
 
     @Override
     public Integer call() {
-        ProbeLevel level = ProbeLevel.parse(probes);
+        ProbeLevel level = Common.probeLevel(probes);
         DType st = switch (storage.toLowerCase()) {
             case "f64", "float64" -> DType.F64;
             case "f32", "float32" -> DType.F32;
-            default -> throw new IllegalArgumentException("--storage must be f64 or f32, got '" + storage + "'");
+            default -> throw new BadInputException("--storage must be f64 or f32, got '" + storage + "'");
         };
         Common.checkOutput(out, model, force);
         limits.checkTimeout();

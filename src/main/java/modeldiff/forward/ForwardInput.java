@@ -49,6 +49,21 @@ public record ForwardInput(int[] tokens, long positionOffset, Trace teacher) {
         return positionOffset + i;
     }
 
+    /** How many tokens a run takes when none are given ({@link #defaultTokens}). */
+    public static final int DEFAULT_LENGTH = 8;
+
+    /**
+     * The one default input (CLI, release checks, benchmarks): BOS when the config names one inside the vocabulary,
+     * then ids spread evenly over the vocabulary; deterministic, so runs can be repeated.
+     */
+    public static int[] defaultTokens(modeldiff.model.ModelConfig c, int n) {
+        int[] ids = new int[n];
+        int start = 0;
+        if (!c.bosTokenIds.isEmpty() && c.bosTokenIds.get(0) < c.vocabSize) ids[start++] = c.bosTokenIds.get(0);
+        for (int i = start; i < n; i++) ids[i] = (int) ((i * 7919L + 13) % c.vocabSize);
+        return ids;
+    }
+
     @Override
     public String toString() {
         return Arrays.toString(tokens) + (positionOffset == 0 ? "" : " @" + positionOffset)

@@ -79,6 +79,8 @@ public final class SafeTensorsFile {
             readFully(ch, lenBuf, 0);
             long headerLen = lenBuf.flip().getLong();
             if (headerLen < 2 || headerLen > MAX_HEADER_BYTES || headerLen > fileSize - 8) {
+                String foreign = FileFormats.refusal(path, lenBuf.array());
+                if (foreign != null) throw new BadInputException(foreign);
                 throw BadInputException.at(path, "header", "declared header length " + Long.toUnsignedString(headerLen)
                         + " is impossible for a file of " + fileSize + " bytes");
             }
@@ -106,9 +108,12 @@ public final class SafeTensorsFile {
     public static SafeTensorsFile parse(Path path, byte[] file) {
         if (file.length < 8) throw BadInputException.at(path, "header", "file is " + file.length + " bytes, too short for safetensors");
         long headerLen = ByteBuffer.wrap(file, 0, 8).order(ByteOrder.LITTLE_ENDIAN).getLong();
-        if (headerLen < 2 || headerLen > MAX_HEADER_BYTES || headerLen > file.length - 8L)
+        if (headerLen < 2 || headerLen > MAX_HEADER_BYTES || headerLen > file.length - 8L) {
+            String foreign = FileFormats.refusal(path, java.util.Arrays.copyOf(file, 8));
+            if (foreign != null) throw new BadInputException(foreign);
             throw BadInputException.at(path, "header", "declared header length " + Long.toUnsignedString(headerLen)
                     + " is impossible for a file of " + file.length + " bytes");
+        }
         return parseHeader(path, java.util.Arrays.copyOfRange(file, 8, 8 + (int) headerLen), file.length);
     }
 

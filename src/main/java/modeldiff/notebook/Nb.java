@@ -9,6 +9,7 @@ import java.util.List;
 /** What a notebook cell calls to put a chart into the rendered page (the runner collects it under that cell). */
 public final class Nb {
     private static final List<byte[]> PENDING = new ArrayList<>();
+    private static final List<java.nio.file.Path> TEMP = new ArrayList<>();
 
     private Nb() {
     }
@@ -26,5 +27,26 @@ public final class Nb {
         List<byte[]> out = new ArrayList<>(PENDING);
         PENDING.clear();
         return out;
+    }
+
+    /** A temporary folder that the runner deletes, with everything in it, when the notebook ends (even on failure). */
+    public static synchronized java.nio.file.Path tempDir(String prefix) throws java.io.IOException {
+        java.nio.file.Path d = java.nio.file.Files.createTempDirectory(prefix);
+        TEMP.add(d);
+        return d;
+    }
+
+    /** Deletes every folder {@link #tempDir} made; returns them. */
+    static synchronized List<java.nio.file.Path> deleteTempDirs() {
+        List<java.nio.file.Path> done = new ArrayList<>(TEMP);
+        for (java.nio.file.Path d : TEMP) {
+            try (java.util.stream.Stream<java.nio.file.Path> s = java.nio.file.Files.walk(d)) {
+                for (java.nio.file.Path p : s.sorted(java.util.Comparator.reverseOrder()).toList()) java.nio.file.Files.deleteIfExists(p);
+            } catch (java.io.IOException e) {
+                System.err.println("modeldiff: warning: could not delete " + d + ": " + e.getMessage());
+            }
+        }
+        TEMP.clear();
+        return done;
     }
 }

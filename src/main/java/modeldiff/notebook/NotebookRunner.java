@@ -32,7 +32,8 @@ public final class NotebookRunner {
     public record Cell(String prose, String code, String output, List<String> images) {
     }
 
-    public record Result(String title, List<Cell> cells) {
+    /** {@code tempDirs}: the folders the notebook made with Nb.tempDir, deleted when it ended. */
+    public record Result(String title, List<Cell> cells, List<Path> tempDirs) {
     }
 
     private NotebookRunner() {
@@ -63,6 +64,7 @@ public final class NotebookRunner {
         PrintStream oldOut = System.out;
         PrintStream capture = new PrintStream(captured, true, StandardCharsets.UTF_8);
         List<Cell> cells = new ArrayList<>();
+        List<Path> temp = new ArrayList<>();
         try (JShell shell = JShell.builder().executionEngine("local").out(capture).err(capture).build()) {
             for (String entry : System.getProperty("java.class.path").split(File.pathSeparator)) shell.addToClasspath(entry);
             System.setOut(capture);
@@ -91,8 +93,9 @@ public final class NotebookRunner {
             }
         } finally {
             System.setOut(oldOut);
+            temp.addAll(Nb.deleteTempDirs());
         }
-        return new Result(title, cells);
+        return new Result(title, cells, temp);
     }
 
     public static void render(Result r, Path html) {

@@ -19,6 +19,9 @@ import java.nio.file.Path;
  */
 public final class Baseline {
     private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+    /** The one default folder: `modeldiff baseline` writes here, and `modeldiff check` and ModelReleaseTest read here. */
+    public static final String DEFAULT_DIR_TEXT = "src/test/resources/baselines";
+    public static final Path DEFAULT_DIR = Path.of(DEFAULT_DIR_TEXT);
     private final Path dir;
 
     public Baseline(Path dir) {

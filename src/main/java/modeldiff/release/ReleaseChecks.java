@@ -14,7 +14,10 @@ import modeldiff.lint.LintOptions;
 import modeldiff.lint.LintReport;
 import modeldiff.lint.Linter;
 import modeldiff.lint.Severity;
+import modeldiff.model.BadInputException;
 import modeldiff.model.Model;
+import modeldiff.forward.cuda.CudaRuntime;
+import modeldiff.forward.torch.TorchRuntime;
 import modeldiff.report.HtmlReport;
 import modeldiff.report.RunInfo;
 import modeldiff.trace.Trace;
@@ -35,8 +38,9 @@ import java.util.stream.Stream;
  * (ModelReleaseTest) and `modeldiff check` both run:
  * lint has no error; every implementation available here stays within its precision's band of the float64
  * reference at every probe; no NaN/Inf anywhere; every trace shipped beside the release (e.g. the authors' own
- * bf16 run) matches our faithful pass for its precision and the hunt finds nothing to explain; an HTML report.
- * A failing check whose id is accepted in the release's baseline file passes with its reason printed.
+ * bf16 run) matches our faithful pass for its precision and the hunt finds nothing to explain. {@link #run} turns a
+ * check into an {@link Outcome}; {@link #writeReport} writes the HTML report of all outcomes. A failing check whose id
+ * is accepted in the release's baseline file is ACCEPTED, with its reason.
  */
 public final class ReleaseChecks {
     /** Implementations tried when present on this machine, in order. */
@@ -50,14 +54,41 @@ public final class ReleaseChecks {
         }
     }
 
-    /** A failed check: the message names the probe where it went wrong and, when the hunt could, the cause. */
+    /**
+     * A failed check: the message names the probe where it went wrong and, when the hunt could, the cause. The parts
+     * are kept apart for the report; {@code hunt} is the hunt's result when one ran (null otherwise).
+     */
     public static final class Failure extends AssertionError {
+        private final String firstDivergence;
+        private final transient Hunt.Result hunt;
+
         public Failure(String message) {
+            this(message, null, null);
+        }
+
+        public Failure(String message, String firstDivergence, Hunt.Result hunt) {
             super(message);
+            this.firstDivergence = firstDivergence;
+            this.hunt = hunt;
+        }
+
+        public String firstDivergence() {
+            return firstDivergence;
+        }
+
+        public Hunt.Result hunt() {
+            return hunt;
         }
     }
 
     public record Check(String id, String description, Runnable body) {
+    }
+
+    /** PASS; FAIL; SKIP (unavailable here by design); ACCEPTED (failed, but the release's baseline accepts it). */
+    public enum Status { PASS, FAIL, SKIP, ACCEPTED }
+
+    /** What one check came to. {@code message} says why for every status but PASS; {@code failure} is set for FAIL and ACCEPTED. */
+    public record Outcome(Check check, Status status, String message, Failure failure) {
     }
 
     private final Path modelDir;
@@ -70,6 +101,7 @@ public final class ReleaseChecks {
     private ForwardInput input;
     private Trace reference;
     private final Map<String, Trace> runs = new LinkedHashMap<>();
+    private LintReport lintReport;
 
     public ReleaseChecks(Path modelDir, Path tracesDir, Predicate<String> traceFilter, Path reportDir, Baseline baseline) {
         this.modelDir = modelDir;
@@ -98,29 +130,39 @@ public final class ReleaseChecks {
         return abs.getParent() == null ? null : abs.getParent().resolve("traces");
     }
 
+    /** The checks in the order they run; the report is written afterwards from their outcomes ({@link #writeReport}). */
     public List<Check> checks() {
         List<Check> out = new ArrayList<>();
-        out.add(check("lint", "lint reports no error", this::lint));
+        out.add(new Check("lint", "lint reports no error", this::lint));
         for (String impl : IMPLEMENTATIONS)
-            out.add(check("impl:" + impl, impl + " stays within its precision band of the float64 reference", () -> implementation(impl)));
-        out.add(check("nonfinite", "no NaN/Inf in any implementation's probes", this::nonFinite));
+            out.add(new Check("impl:" + impl, impl + " stays within its precision band of the float64 reference", () -> implementation(impl)));
+        out.add(new Check("nonfinite", "no NaN/Inf in any implementation's probes", this::nonFinite));
         for (Path t : traces())
-            out.add(check("trace:" + t.getFileName(), "shipped trace " + t.getFileName() + " matches our pass for its precision; the hunt finds nothing",
+            out.add(new Check("trace:" + t.getFileName(), "shipped trace " + t.getFileName() + " matches our pass for its precision; the hunt finds nothing",
                     () -> shippedTrace(t)));
-        out.add(check("report", "HTML report written to " + reportDir, this::report));
         return out;
     }
 
-    private Check check(String id, String description, Runnable body) {
-        return new Check(id, description, () -> {
-            try {
-                body.run();
-            } catch (Failure f) {
-                String reason = baseline.reason(release, id);
-                if (reason == null) throw f;
-                System.out.println("[" + release + "] " + id + ": accepted deviation (" + reason + "): " + f.getMessage());
-            }
-        });
+    /**
+     * Runs one check. Only {@link Skipped} (unavailable here by design) is a skip; a {@link Failure} the baseline
+     * accepts is ACCEPTED; any other exception is a FAIL that names it, never a skip.
+     */
+    public Outcome run(Check c) {
+        Failure f;
+        try {
+            c.body().run();
+            return new Outcome(c, Status.PASS, null, null);
+        } catch (Skipped s) {
+            return new Outcome(c, Status.SKIP, s.getMessage(), null);
+        } catch (Failure e) {
+            f = e;
+        } catch (RuntimeException e) {
+            f = new Failure("error while checking: " + e);
+            f.initCause(e);
+        }
+        String reason = baseline.reason(release, c.id());
+        return reason == null ? new Outcome(c, Status.FAIL, f.getMessage(), f)
+                : new Outcome(c, Status.ACCEPTED, "accepted deviation (" + reason + "): " + f.getMessage(), f);
     }
 
     private synchronized Model model() {
@@ -128,7 +170,7 @@ public final class ReleaseChecks {
             model = Model.open(modelDir);
             // The implementations run on a shipped trace's tokens when there is one at position 0 (long-position traces
             // are checked with their own input); otherwise on fixed tokens.
-            input = new ForwardInput(defaultTokens(model), 0);
+            input = new ForwardInput(ForwardInput.defaultTokens(model.config, ForwardInput.DEFAULT_LENGTH), 0);
             for (Path p : traces()) {
                 Trace t = TraceFiles.read(p);
                 if (t.positionOffset() == 0) {
@@ -141,17 +183,9 @@ public final class ReleaseChecks {
         return model;
     }
 
-    static int[] defaultTokens(Model m) {
-        int n = 16, vocab = m.config.vocabSize;
-        int[] ids = new int[n];
-        int start = 0;
-        if (!m.config.bosTokenIds.isEmpty()) ids[start++] = m.config.bosTokenIds.get(0);
-        for (int i = start; i < n; i++) ids[i] = (int) ((i * 7919L + 13) % vocab);
-        return ids;
-    }
-
     private void lint() {
         LintReport r = Linter.lint(modelDir, LintOptions.defaults().withNonfinite(false));
+        lintReport = r;
         List<String> errors = new ArrayList<>();
         for (Finding f : r.findings()) if (f.severity() == Severity.ERROR) errors.add(f.rule() + ": " + f.message());
         if (!errors.isEmpty()) throw new Failure("lint errors: " + String.join("; ", errors));
@@ -159,27 +193,25 @@ public final class ReleaseChecks {
 
     private void implementation(String spec) {
         Model m = model();
-        ForwardPass pass;
-        Trace t;
-        try {
-            pass = Implementations.create(spec);
-            t = pass.run(m, input, ProbeLevel.ALL);
-        } catch (RuntimeException | LinkageError e) {
-            if (isUnavailable(e)) throw new Skipped(spec + " is not available here: " + e.getMessage());
-            throw e;
-        }
+        String unavailable = unavailableHere(spec);
+        if (unavailable != null) throw new Skipped(spec + " is not available here: " + unavailable);
+        ForwardPass pass = Implementations.create(spec);
+        Trace t = pass.run(m, input, ProbeLevel.ALL);
         runs.put(spec, t);
         // lowp defines the measured bands, so it is held to the fixed table instead of to itself.
         NoiseFloor floor = spec.startsWith("lowp:") ? TableNoiseFloor.provisionalDefault()
                 : new MeasuredNoiseFloor(m, input, MeasuredNoiseFloor.Against.FLOAT64_REFERENCE);
         Comparison c = Comparison.run(new Comparison.Side("reference", reference), List.of(new Comparison.Side(spec, t)), floor, null);
         Comparison.CandidateResult r = c.candidates().get(0);
-        if (r.excess()) throw new Failure(spec + " " + r.verdict() + huntNote(t));
+        if (r.excess()) throw new Failure(spec + " " + r.verdict() + huntNote(t),
+                r.firstDivergence() == null ? null : r.firstDivergence().probe().name(), null);
     }
 
-    private static boolean isUnavailable(Throwable e) {
-        String msg = String.valueOf(e.getMessage());
-        return msg.contains("unavailable") || msg.contains("not available") || msg.contains("cannot load") || e instanceof UnsatisfiedLinkError;
+    /** Why {@code spec} cannot run on this machine by design (no native library, no GPU), or null when it can. */
+    static String unavailableHere(String spec) {
+        if (spec.startsWith("torch:")) return TorchRuntime.unavailableReason();
+        if (spec.startsWith("cuda:")) return CudaRuntime.unavailableReason();
+        return null;
     }
 
     private void nonFinite() {
@@ -204,43 +236,48 @@ public final class ReleaseChecks {
         if (h.verdict() != Hunt.Verdict.MATCH) {
             String first = h.baseline().firstExcessProbe();
             throw new Failure(file.getFileName() + " (" + target.dtype() + ") does not match " + h.base()
-                    + (first == null ? "" : ": diverges first at " + first) + "; hunt: " + h.sentence());
+                    + (first == null ? "" : ": diverges first at " + first) + "; hunt: " + h.sentence(), first, h);
         }
     }
 
-    /** When an implementation drifts, say which catalog fix would explain it (if any). */
+    /** When an implementation drifts, say which catalog fix would explain it (if any); a hunt error fails the check. */
     private String huntNote(Trace t) {
-        try {
-            Hunt.Result h = Hunt.run(model(), t, null, null, s -> { });
-            return h.verdict() == Hunt.Verdict.EXPLAINED ? "; hunt: " + h.sentence() : "";
-        } catch (RuntimeException e) {
-            return "";
-        }
+        Hunt.Result h = Hunt.run(model(), t, null, null, s -> { });
+        return h.verdict() == Hunt.Verdict.EXPLAINED ? "; hunt: " + h.sentence() : "";
     }
 
-    private void report() {
-        model();
-        if (runs.isEmpty()) throw new Skipped("no implementation ran");
-        List<Comparison.Side> sides = new ArrayList<>();
-        runs.forEach((k, v) -> sides.add(new Comparison.Side(k, v)));
-        Comparison c = Comparison.run(new Comparison.Side("reference", reference), sides, TableNoiseFloor.provisionalDefault(), null);
+    /**
+     * The release's HTML report: the verdict as its title; every check with its status and why; each failing trace's
+     * first divergence and the hunt's explanation; the lint findings; then every implementation that ran against the
+     * float64 reference. Returns the file written ({@code RELEASE.html} in the report folder).
+     */
+    public Path writeReport(List<Outcome> outcomes) {
+        Path file = reportDir.resolve(release + ".html");
+        Comparison c = null;
+        if (!runs.isEmpty()) {
+            List<Comparison.Side> sides = new ArrayList<>();
+            runs.forEach((k, v) -> sides.add(new Comparison.Side(k, v)));
+            c = Comparison.run(new Comparison.Side("reference", reference), sides, TableNoiseFloor.provisionalDefault(), null);
+        }
         try {
             Files.createDirectories(reportDir);
         } catch (IOException e) {
-            throw new IllegalStateException(e);
+            throw new BadInputException(reportDir + ": cannot create the report folder: " + e.getMessage());
         }
-        HtmlReport.write(c, new RunInfo(List.of("ModelReleaseTest", modelDir.toString()), RunInfo.versions("0.1.0"), model.config),
-                new HtmlReport.Headline("modeldiff release check: " + release, List.of("every implementation available here against the float64 reference"), c.anyExcess()),
-                List.of(), reportDir.resolve(release + ".html"));
+        RunInfo run = new RunInfo(List.of("modeldiff", "check", "--model", modelDir.toString()), RunInfo.versions("0.1.0"),
+                model == null ? null : model.config);
+        HtmlReport.write(c, run, CheckReport.headline(release, outcomes), CheckReport.sections(outcomes, lintReport), file);
+        return file;
     }
 
+    /** The shipped traces; none when there is no traces folder, an error when it is there but cannot be read. */
     private List<Path> traces() {
-        if (tracesDir == null || !Files.isDirectory(tracesDir)) return List.of();
+        if (tracesDir == null || !Files.exists(tracesDir)) return List.of();
         try (Stream<Path> s = Files.list(tracesDir)) {
             return s.filter(p -> p.getFileName().toString().endsWith(".safetensors"))
                     .filter(p -> traceFilter.test(p.getFileName().toString())).sorted().toList();
         } catch (IOException e) {
-            return List.of();
+            throw new BadInputException(tracesDir + ": cannot list the traces folder: " + e.getMessage());
         }
     }
 }

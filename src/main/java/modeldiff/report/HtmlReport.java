@@ -53,7 +53,11 @@ public final class HtmlReport {
     public static String render(Comparison cmp, RunInfo run, Headline headline, List<Section> sections) {
         Mustache m = new DefaultMustacheFactory().compile(TEMPLATE);
         StringWriter out = new StringWriter();
-        Map<String, Object> v = view(cmp, run);
+        Map<String, Object> v = cmp == null ? runView(run) : view(cmp, run);
+        // The page is titled by its headline when it has one (hunt, demo, check); the comparison is then one part of it.
+        String verdict = cmp == null ? null : (String) v.get("title");
+        v.put("pageTitle", headline != null ? headline.text() : "modeldiff compare: " + verdict);
+        v.put("bannerTitle", headline != null ? "Comparison: " + verdict : "modeldiff compare: " + verdict);
         if (headline != null) {
             v.put("headline", headline.text());
             v.put("headlineLines", headline.lines());
@@ -84,9 +88,27 @@ public final class HtmlReport {
         AtomicFiles.writeString(file, render(cmp, run, headline, sections));
     }
 
+    /** Trace metadata keys that hold the answer (what a fixture maker planted): shown only under a visible label. */
+    public static final java.util.Set<String> ANSWER_KEYS = java.util.Set.of("planted", "planted_note");
+    /** How an answer key is labelled in the HTML report. */
+    public static final String ANSWER_KEY_LABEL = "answer key (set by whoever made the trace, never read by modeldiff): ";
+
+    /** A page without a comparison (a release check where no implementation ran): model and provenance only. */
+    private static Map<String, Object> runView(RunInfo run) {
+        Map<String, Object> v = new LinkedHashMap<>();
+        v.put("hasComparison", false);
+        v.put("model", run.model() == null ? null : model(run.model(), run.modelLabel()));
+        v.put("commandLine", run.commandLine());
+        List<Map<String, Object>> versions = new ArrayList<>();
+        run.versions().forEach((k, val) -> versions.add(kv(k, val)));
+        v.put("versions", versions);
+        return v;
+    }
+
     /** The template's data: plain maps and lists of pre-formatted strings, so the template holds no logic. */
     static Map<String, Object> view(Comparison cmp, RunInfo run) {
-        Map<String, Object> v = new LinkedHashMap<>();
+        Map<String, Object> v = runView(run);
+        v.put("hasComparison", true);
         Trace ref = cmp.reference().trace();
         v.put("anyExcess", cmp.anyExcess());
         v.put("title", cmp.anyExcess() ? "excess error" : "no excess error");
@@ -109,12 +131,9 @@ public final class HtmlReport {
             cands.add(c);
         }
         v.put("candidates", cands);
-        v.put("model", run.model() == null ? null : model(run.model()));
-        v.put("commandLine", run.commandLine());
-        List<Map<String, Object>> versions = new ArrayList<>();
-        run.versions().forEach((k, val) -> versions.add(kv(k, val)));
+        @SuppressWarnings("unchecked")
+        List<Map<String, Object>> versions = (List<Map<String, Object>>) v.get("versions");
         for (Comparison.Side s : sides(cmp)) versions.add(kv("producer of " + s.label(), s.trace().producer()));
-        v.put("versions", versions);
         return v;
     }
 
@@ -134,7 +153,7 @@ public final class HtmlReport {
         o.put("device", t.device());
         o.put("numProbes", t.probeNames().size());
         List<Map<String, Object>> extra = new ArrayList<>();
-        t.extra().forEach((k, val) -> extra.add(kv(k, val)));
+        t.extra().forEach((k, val) -> extra.add(kv(ANSWER_KEYS.contains(k) ? ANSWER_KEY_LABEL + k : k, val)));
         o.put("extra", extra);
         o.put("hasExtra", !extra.isEmpty());
         return o;
@@ -201,9 +220,9 @@ public final class HtmlReport {
         return o;
     }
 
-    private static Map<String, Object> model(ModelConfig c) {
+    private static Map<String, Object> model(ModelConfig c, String label) {
         List<Map<String, Object>> rows = new ArrayList<>();
-        rows.add(kv("config", c.file.toString()));
+        rows.add(kv("config", label != null ? label : c.file.toString()));
         rows.add(kv("model_type", c.modelType));
         rows.add(kv("shape", "hidden " + c.hiddenSize + ", layers " + c.numLayers + ", heads " + c.numHeads + " (kv "
                 + c.numKvHeads + ", head_dim " + c.headDim + "), ffn " + c.intermediateSize + ", vocab " + c.vocabSize));

@@ -40,7 +40,7 @@ public final class ReportJson {
         run.command().forEach(argv::add);
         ObjectNode versions = root.putObject("versions");
         run.versions().forEach(versions::put);
-        root.set("model", run.model() == null ? null : model(run.model()));
+        root.set("model", run.model() == null ? null : model(run.model(), run.modelLabel()));
 
         Trace ref = cmp.reference().trace();
         ObjectNode input = root.putObject("input");
@@ -80,8 +80,9 @@ public final class ReportJson {
         o.put("dtype", t.dtype());
         o.put("device", t.device());
         o.put("probes", t.probeNames().size());
-        ObjectNode extra = o.putObject("extra");
-        t.extra().forEach(extra::put);
+        // Answer keys (what a fixture maker planted) are kept apart from the producer's metadata, labelled as such.
+        ObjectNode extra = o.putObject("extra"), answer = o.putObject("answer_key");
+        t.extra().forEach((k, v) -> (HtmlReport.ANSWER_KEYS.contains(k) ? answer : extra).put(k, v));
         return o;
     }
 
@@ -168,9 +169,9 @@ public final class ReportJson {
         else o.put("layer", x);
     }
 
-    static ObjectNode model(ModelConfig c) {
+    static ObjectNode model(ModelConfig c, String label) {
         ObjectNode o = JSON.createObjectNode();
-        o.put("config_file", c.file.toString());
+        o.put("config_file", label != null ? label : c.file.toString());
         o.put("model_type", c.modelType);
         o.put("hidden_size", c.hiddenSize);
         o.put("num_layers", c.numLayers);

@@ -10,10 +10,22 @@ import java.util.Map;
  * What a report says about how it was made: the exact command, tool versions and the model's config (null when the
  * comparison ran on traces alone).
  */
-public record RunInfo(List<String> command, Map<String, String> versions, ModelConfig model) {
+public record RunInfo(List<String> command, Map<String, String> versions, ModelConfig model, String modelLabel) {
     public RunInfo {
         command = List.copyOf(command);
         versions = java.util.Collections.unmodifiableMap(new LinkedHashMap<>(versions));
+    }
+
+    public RunInfo(List<String> command, Map<String, String> versions, ModelConfig model) {
+        this(command, versions, model, null);
+    }
+
+    /**
+     * The same run with the model's config named by {@code label} instead of its path: for a model extracted to a
+     * temporary folder (the demo), whose path would not exist once the report is read.
+     */
+    public RunInfo withModelLabel(String label) {
+        return new RunInfo(command, versions, model, label);
     }
 
     /** modeldiff's version plus the runtime's, the minimum needed to reproduce a report. */

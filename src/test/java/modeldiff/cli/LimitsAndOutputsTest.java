@@ -185,7 +185,7 @@ class LimitsAndOutputsTest {
         assertTrue(Double.isNaN(t.probe("logits").data()[0]), "the probe shows NaN");
         assertTrue(Double.isFinite(t.probe("layers.0").data()[0]), "layers before the NaN weight are finite");
         r = run("compare", "--model", model.toString(), "--reference", clean.toString(), "--candidate", nan.toString(), "--noise-floor", "table");
-        assertEquals(0, r.code(), r.err());
+        assertEquals(1, r.code(), "NaN/Inf is excess error, a finding: " + r.err());
         assertTrue(r.out().contains("layer 1") && r.out().contains("non-finite"), r.out());
         r = run("lint", "--model", model.toString());
         assertTrue(r.out().contains("weights.nonfinite") && r.out().contains("model.layers.1.mlp.down_proj.weight"), r.out());

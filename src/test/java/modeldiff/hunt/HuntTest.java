@@ -20,6 +20,8 @@ import java.util.Set;
 import java.util.TreeSet;
 import java.util.stream.Stream;
 
+import static modeldiff.Fixtures.canonical;
+import static modeldiff.Fixtures.canonicalSet;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -108,21 +110,6 @@ class HuntTest {
         if (plant.startsWith("norm.eps=")) return Double.parseDouble(plant.substring(9)) == c.normEps;
         if (plant.startsWith("rope.theta=")) return c.layers.stream().allMatch(l -> l.rope().theta() == Double.parseDouble(plant.substring(11)));
         return false;
-    }
-
-    /** Ids compared by meaning: "rope.partial=1.0" and "rope.partial=1" are one fix. */
-    static String canonical(String id) {
-        Fixes.parse(id);
-        int eq = id.indexOf('=');
-        if (eq < 0) return id;
-        String v = id.substring(eq + 1);
-        return v.matches("[-+0-9.eE]+") ? id.substring(0, eq + 1) + Double.parseDouble(v) : id;
-    }
-
-    static Set<String> canonicalSet(List<String> ids) {
-        Set<String> out = new TreeSet<>();
-        for (String id : ids) out.add(canonical(id));
-        return out;
     }
 
     private static List<Path> traces(String prefix) throws IOException {

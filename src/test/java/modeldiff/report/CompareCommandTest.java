@@ -93,7 +93,7 @@ class CompareCommandTest {
         TraceFiles.write(bad, badFile, DType.F64);
         int rc = run("compare", "--model", model.toString(), "--reference", trace.toString(), "--candidate", badFile.toString(),
                 "--candidate", "reference");
-        assertEquals(0, rc, err);
+        assertEquals(1, rc, "excess error is a finding: exit 1\n" + err);
         // 1e-3 relative noise is log-L2 -3; the float64 bound is MeasuredNoiseFloor.FLOAT64_BOUND = -9.
         assertTrue(out.contains(badFile + ": diverges first at layer 1, sub-layer attn_norm: excess error 6.0 decades above what float64 costs"), out);
         assertTrue(out.contains("reference: no excess error"), out);

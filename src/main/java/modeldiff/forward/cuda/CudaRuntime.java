@@ -96,7 +96,11 @@ public final class CudaRuntime {
                 return null;
             }
             instance = new CudaRuntime(ptx);
-        } catch (Throwable t) {   // UnsatisfiedLinkError (no libcuda / JCuda natives), CudaException (no device), ...
+        } catch (UnsatisfiedLinkError t) {
+            // JCuda's driver library links against libcuda.so, which only an NVIDIA driver installs.
+            failure = "no NVIDIA GPU driver (JCuda could not load libcuda: " + String.valueOf(t.getMessage()).lines().findFirst().orElse("") + ")";
+            return null;
+        } catch (Throwable t) {   // CudaException (no device), ...
             failure = t.getClass().getSimpleName() + ": " + String.valueOf(t.getMessage()).lines().findFirst().orElse("");
             return null;
         }

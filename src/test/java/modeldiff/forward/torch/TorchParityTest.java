@@ -21,19 +21,28 @@ import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
 
 /**
  * torch:fp32 against the float64 reference, and torch:fp16 against HF transformers in float16 (H200 traces), on every
  * fixture. Prints per-probe log-L2; the measured per-family worst values are in docs/torch.md.
  */
 class TorchParityTest {
+    static final double FP32_BOUND = -6.0;
+    static final double FP16_MARGIN = 0.05;
+    /** Fixtures shipped without an fp16 trace, on purpose (llama-sharded only tests loading shards: float64 only). */
+    static final java.util.Set<String> NO_FP16_TRACE = java.util.Set.of("llama-sharded");
 
     @BeforeAll
     static void nativeLibrary() {
         TorchTests.assumeTorch();
     }
 
-    /** fp32 torch kernels against float64 math: at most 10^-5 relative L2 error at every probe of every fixture. */
+    /**
+     * fp32 torch kernels against float64 math, at every probe of every fixture. Measured worst probe per fixture: -6.52
+     * (gpt2) to -6.37 (gemma3 layers.4.mlp_out), printed by this test. Bound: -6.0, the worst plus 0.37 decades
+     * (about twice the 0.15-decade spread over the fixtures).
+     */
     @TestFactory
     List<DynamicTest> fp32MatchesReference() {
         List<DynamicTest> tests = new ArrayList<>();
@@ -58,7 +67,7 @@ class TorchParityTest {
                     }
                 }
                 System.out.printf("torch:fp32 vs reference %-14s worst %7.2f at %s%n", name, worst, worstProbe);
-                assertTrue(worst <= -5.0, name + ": worst probe " + worstProbe + " at log-L2 " + worst + " > -5");
+                assertTrue(worst <= FP32_BOUND, name + ": worst probe " + worstProbe + " at log-L2 " + worst + " > " + FP32_BOUND);
             }));
         }
         return tests;
@@ -66,16 +75,22 @@ class TorchParityTest {
 
     /**
      * torch:fp16 (CPU kernels) against HF fp16 (CUDA kernels). Both round to fp16 at the same places, but reduction
-     * order and fp32 kernels differ, so one flipped fp16 rounding spreads; the honest bound: at every probe torch:fp16
-     * is at least as close to HF fp16 as the float64 reference is, with a margin of 0.25 (a factor ~1.8 in L2), and
-     * over each fixture's probes it is closer on average.
+     * order and fp32 kernels differ, so one flipped fp16 rounding spreads. Bound: at every probe torch:fp16 is at least
+     * as close to HF fp16 as the float64 reference is, up to {@link #FP16_MARGIN}, and closer on average over each
+     * fixture's probes. Measured (torch's log-L2 minus the reference's, every probe of the 11 fixtures with an fp16
+     * trace): at most 0.00 (embed, where both are the same rounding of the stored weights), at most -0.12 on every
+     * other probe (gemma3 layers.5.mlp_out). The margin, 0.05 decades (a factor 1.12 in L2), only absorbs ties.
      */
     @TestFactory
     List<DynamicTest> fp16TracksHfFp16() {
         List<DynamicTest> tests = new ArrayList<>();
         for (String name : Fixtures.names()) {
             Path tp = Fixtures.trace(name, "hf-float16.safetensors");
-            if (!Files.exists(tp)) continue;
+            if (NO_FP16_TRACE.contains(name)) continue;
+            if (!Files.exists(tp)) {
+                tests.add(DynamicTest.dynamicTest(name, () -> fail(tp + " is missing")));   // missing data fails, never vanishes
+                continue;
+            }
             tests.add(DynamicTest.dynamicTest(name, () -> {
                 Trace hf = TraceFiles.read(tp);
                 Model model = Model.open(Fixtures.model(name));
@@ -99,7 +114,7 @@ class TorchParityTest {
                     sumTorch += mt.logL2();
                     sumRef += er;
                     if (mt.nonFinite() > 0) failures.add(probe + " has " + mt.nonFinite() + " non-finite values");
-                    if (!(mt.logL2() <= er + 0.25)) failures.add(probe + " torch " + mt.logL2() + " vs ref " + er);
+                    if (!(mt.logL2() <= er + FP16_MARGIN)) failures.add(probe + " torch " + mt.logL2() + " vs ref " + er);
                 }
                 int n = hf.probeNames().size();
                 report.append(String.format("torch:fp16 %-14s worst vs HF fp16 %7.2f (mean %7.2f); reference vs HF fp16 worst %7.2f (mean %7.2f); torch:fp16 vs reference worst %7.2f%n",
