@@ -87,25 +87,37 @@ final class DemoCommand implements Callable<Integer> {
         System.out.println("   HF bf16:      " + step1a);
         System.out.println("   suspect bf16: " + step1b);
 
-        // 2. Next to a pass that rounds where PyTorch rounds, the clean run matches and the bug stands out.
-        Comparison vsLowp = CompareRunner.compare(model, in, ProbeLevel.ALL, CompareRunner.Spec.of(Implementations.create("lowp:bf16")),
-                List.of(CompareRunner.Spec.of("HF bf16", clean), CompareRunner.Spec.of("suspect bf16", buggy)),
-                CompareRunner.FloorMode.MEASURED, p::show);
+        // 2. Next to a pass that rounds where PyTorch rounds, free-running: every probe carries all earlier error, so
+        //    after one rounding tie the clean and the buggy run look alike (why end-to-end comparison fails in bf16).
+        List<CompareRunner.Spec> both = List.of(CompareRunner.Spec.of("HF bf16", clean), CompareRunner.Spec.of("suspect bf16", buggy));
+        Comparison free = CompareRunner.free(model, in, ProbeLevel.ALL, CompareRunner.Spec.of(Implementations.create("lowp:bf16")),
+                both, CompareRunner.FloorMode.MEASURED, p::show);
         p.done();
-        System.out.println("2. against lowp:bf16 (rounds where PyTorch rounds):");
-        System.out.println("   HF bf16:      " + vsLowp.candidates().get(0).verdict());
-        System.out.println("   suspect bf16: " + vsLowp.candidates().get(1).verdict());
+        String step2a = free.candidates().get(0).verdict(), step2b = free.candidates().get(1).verdict();
+        System.out.println("2. against lowp:bf16, free-running (each probe carries every earlier difference):");
+        System.out.println("   HF bf16:      " + step2a);
+        System.out.println("   suspect bf16: " + step2b);
 
-        // 3. The hunt names the cause.
+        // 3. Teacher-forced: each op computed from the candidate's own input to it. A correct run differs only by a
+        //    few rounding ties per op; the bug shows at the op where it acts.
+        Comparison vsLowp = CompareRunner.forced(model, in, ProbeLevel.ALL, CompareRunner.Spec.of(Implementations.create("lowp:bf16")),
+                both, true, p::show);
+        p.done();
+        String step3a = vsLowp.candidates().get(0).verdict(), step3b = vsLowp.candidates().get(1).verdict();
+        System.out.println("3. against lowp:bf16, teacher-forced op by op (what every verdict uses):");
+        System.out.println("   HF bf16:      " + step3a);
+        System.out.println("   suspect bf16: " + step3b);
+
+        // 4. The hunt names the cause.
         Hunt.Result hunt = Hunt.run(model, buggy, null, null, p::show);
         p.done();
-        System.out.println("3. hunt on the suspect: " + hunt.sentence());
+        System.out.println("4. hunt on the suspect: " + hunt.sentence());
 
-        // 4. The same at long context: RoPE angles in bf16 (positions 8150+).
+        // 5. The same at long context: RoPE angles in bf16 (positions 8150+).
         Trace longBuggy = TraceFiles.read(traces.resolve(LONG_BUGGY));
         Hunt.Result rope = Hunt.run(model, longBuggy, null, null, p::show);
         p.done();
-        System.out.println("4. hunt on a trace at positions " + longBuggy.positionOffset() + "+: " + rope.sentence());
+        System.out.println("5. hunt on a trace at positions " + longBuggy.positionOffset() + "+: " + rope.sentence());
 
         String conclusion = FixSentences.conclusion(hunt, "the suspect");
         System.out.println("conclusion: " + conclusion);
@@ -118,9 +130,13 @@ final class DemoCommand implements Callable<Integer> {
         story.add(HtmlReport.Section.text("1. Against float64, a bf16 bug drowns in rounding noise",
                 "The float64 reference computes the model straight from the math. Any bf16 run differs from it by about 1%, so both the clean HF bf16 trace and the suspect trace from another implementation are judged against the bf16 noise floor:",
                 "HF bf16: " + step1a, "suspect: " + step1b));
-        story.add(HtmlReport.Section.text("2. Against a faithful bf16 pass, it stands out",
-                "lowp:bf16 rounds exactly where PyTorch rounds. The clean trace matches it; the suspect does not, and the first divergence names the step. The chart and tables below are this comparison."));
-        story.add(HtmlReport.Section.text(hunt.verdict() == Hunt.Verdict.EXPLAINED ? "3. The hunt names the cause" : "3. The hunt",
+        story.add(HtmlReport.Section.text("2. Free-running against a faithful bf16 pass, one tie blurs everything after it",
+                "lowp:bf16 rounds exactly where PyTorch rounds. Run on the tokens alone, each probe carries every earlier difference: one value that another kernel rounds the other way (CUDA's rsqrtf, cuBLAS's summation order) makes every later probe differ by bf16 noise, in the clean run as in the buggy one:",
+                "HF bf16: " + step2a, "suspect: " + step2b));
+        story.add(HtmlReport.Section.text("3. Teacher-forced, op by op, the bug stands out where it acts",
+                "Forced by each trace, lowp computes every probe from that trace's own input to it (q/k/v from its attn_norm, layer i from its layer i−1), so each probe is one operation. A correct run differs only where an element sat on a rounding tie; the report counts differing elements and their distance in ulps. The chart (each layer's worst probe; faint: propagated error) and the tables below are this comparison.",
+                "HF bf16: " + step3a, "suspect: " + step3b));
+        story.add(HtmlReport.Section.text(hunt.verdict() == Hunt.Verdict.EXPLAINED ? "4. The hunt names the cause" : "4. The hunt",
                 hunt.sentence() + " " + hunt.runs() + " runs, " + String.format("%.1f", hunt.costInForwards()) + " forwards' time. The chart of every tried fix set is in demo-hunt.html.",
                 "The same at positions " + longBuggy.positionOffset() + "+: " + rope.sentence()));
         HtmlReport.write(vsLowp, run, new HtmlReport.Headline("modeldiff demo: " + conclusion,

@@ -72,6 +72,13 @@ class ModelReleaseTest {
 
     private static void judge(ReleaseChecks.Outcome o, Path traces) {
         String id = o.check().id();
+        if (id.startsWith("trace:offcatalog-") || id.startsWith("trace:evidence-")) {
+            // A plant with a value the catalog never generates (the hunt names it only when offered the value: HuntTest),
+            // or HF's own float64 run made with float32 as torch's default dtype (the dynamic-NTK evidence,
+            // docs/reference.md): the check must catch both, whatever the plain hunt then says.
+            assertEquals(ReleaseChecks.Status.FAIL, o.status(), id + " passed: " + o.message());
+            return;
+        }
         List<String> planted = id.startsWith("trace:") ? Fixtures.planted(TraceFiles.read(traces.resolve(id.substring(6)))) : List.of();
         if (!planted.isEmpty()) {
             expectPlantedNamed(o, planted);
