@@ -93,7 +93,9 @@ public final class ChatTemplate {
 
     private String output(RenderResult r) {
         for (TemplateError e : r.getErrors())
-            if (e.getSeverity() == TemplateError.ErrorType.FATAL) {
+            // Fatal errors, and the limits jinjava reports as warnings (macro recursion): a template that hit a bound
+            // is refused, never rendered short.
+            if (e.getSeverity() == TemplateError.ErrorType.FATAL || e.getReason() == TemplateError.ErrorReason.EXCEPTION) {
                 Throwable cause = e.getException();
                 while (cause != null && !(cause instanceof TemplateAbort) && cause.getCause() != null && cause.getCause() != cause) cause = cause.getCause();
                 String msg = cause instanceof TemplateAbort ? cause.getMessage()
@@ -110,7 +112,6 @@ public final class ChatTemplate {
         JinjavaConfig config = JinjavaConfig.newBuilder()
                 .withTrimBlocks(true).withLstripBlocks(true).withKeepTrailingNewline(true)
                 .withFailOnUnknownTokens(false)
-                .withElResolver(new TemplateSandbox()).withReadOnlyResolver(true)
                 .withMaxOutputSize(limits.maxOutputChars * 4).withMaxStringLength(limits.maxOutputChars * 4)
                 .withMaxRenderDepth(limits.maxDepth).withMaxMacroRecursionDepth(limits.maxDepth).withEnableRecursiveMacroCalls(true)
                 .withRangeLimit(limits.rangeLimit).withMaxListSize(limits.maxItems).withMaxMapSize(limits.maxItems)
@@ -119,6 +120,7 @@ public final class ChatTemplate {
                     if (System.nanoTime() > deadline)
                         throw new TemplateAbort("chat template: took longer than " + limits.maxMillis + " ms; refused");
                 })
+                .withElResolver(new TemplateSandbox())   // never withReadOnlyResolver: it replaces the resolver
                 .build();
         Jinjava j = new Jinjava(config);
         j.setResourceLocator((name, encoding, interpreter) -> {
@@ -127,6 +129,7 @@ public final class ChatTemplate {
         j.registerFunction(new ELFunctionDefinition("", "raise_exception", ChatTemplate.class, "raiseException", Object.class));
         j.registerFunction(new ELFunctionDefinition("", "strftime_now", ChatTemplate.class, "strftimeNow", String.class));
         j.registerFilter(new PyJsonFilter());
+        j.registerTag(new GenerationTag());
         return j;
     }
 
@@ -138,6 +141,23 @@ public final class ChatTemplate {
     /** strftime_now(format): the current local time, formatted as Python's strftime does. */
     public static String strftimeNow(String format) {
         return StrftimeFormatter.format(ZonedDateTime.now(), format);
+    }
+
+    /** HF's {% generation %} block (marks the assistant's tokens for return_assistant_tokens_mask): renders its body. */
+    static final class GenerationTag implements com.hubspot.jinjava.lib.tag.Tag {
+        private static final long serialVersionUID = 1L;
+
+        @Override
+        public String getName() {
+            return "generation";
+        }
+
+        @Override
+        public String interpret(com.hubspot.jinjava.tree.TagNode tagNode, JinjavaInterpreter interpreter) {
+            StringBuilder b = new StringBuilder();
+            for (com.hubspot.jinjava.tree.Node child : tagNode.getChildren()) b.append(child.render(interpreter).getValue());
+            return b.toString();
+        }
     }
 
     /** HF's tojson: json.dumps(x, ensure_ascii=False, indent=indent), Python's separators. */

@@ -37,8 +37,16 @@ final class TemplateSandbox extends ELResolver {
         if (base instanceof List) return list.getValue(context, base, property);
         if (base.getClass().isArray()) return array.getValue(context, base, property);
         if (base instanceof ForLoop && LOOP_PROPERTIES.contains(String.valueOf(property))) return bean.getValue(context, base, property);
+        if (base instanceof Filter || base instanceof ExpTest || base instanceof ForLoop) {
+            // jinjava looks a method's name up as a property before invoking it: nothing there, invoke decides.
+            context.setPropertyResolved(true);
+            return null;
+        }
         if (base instanceof String || base instanceof Number || base instanceof Boolean) {
-            context.setPropertyResolved(true);   // Jinja: an attribute a string lacks is undefined
+            String p = String.valueOf(property);
+            if (p.equals("class") || p.startsWith("__"))   // jinja2's sandbox refuses these too (SecurityError)
+                throw new TemplateAbort("chat template: attribute '" + p + "' of a " + kind(base) + " is not allowed");
+            context.setPropertyResolved(true);   // Jinja: any other attribute a string lacks is undefined
             return null;
         }
         throw new TemplateAbort("chat template: attribute '" + property + "' of a " + kind(base) + " is not allowed");
