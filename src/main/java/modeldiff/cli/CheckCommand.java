@@ -29,10 +29,14 @@ final class CheckCommand implements Callable<Integer> {
     @Option(names = "--debug", description = "Show stack traces.")
     boolean debug;
 
+    @picocli.CommandLine.Mixin
+    TextInputOptions textInput;
+
     @Override
     public Integer call() {
         Path t = traces != null ? traces : ReleaseChecks.defaultTracesDir(model);
         ReleaseChecks rc = new ReleaseChecks(model, t, n -> n.startsWith(filter), reports, new Baseline(baselines));
+        if (textInput.given()) rc.useTokens(textInput.ids(model));
         int failed = 0, passed = 0, skipped = 0;
         for (ReleaseChecks.Check c : rc.checks()) {
             try {

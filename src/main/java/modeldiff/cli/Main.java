@@ -12,7 +12,7 @@ import java.io.PrintWriter;
  */
 @Command(name = "modeldiff", mixinStandardHelpOptions = true, version = "modeldiff 0.1.0",
         description = "Finds implementation bugs in open LLM releases by diffing independently coded forward passes.",
-        subcommands = {DemoCommand.class, TraceCommand.class, CompareCommand.class, HuntCommand.class, LintCommand.class,
+        subcommands = {DemoCommand.class, TraceCommand.class, TokenizeCommand.class, TokensCommand.class, CompareCommand.class, HuntCommand.class, LintCommand.class,
                 CheckCommand.class, BaselineCommand.class, NotebookCommand.class, InfoCommand.class, FixesCommand.class, OpsCommand.class, SynthCommand.class, BenchCommand.class,
                 CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
