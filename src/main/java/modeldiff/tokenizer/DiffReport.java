@@ -86,6 +86,11 @@ public final class DiffReport {
         return b.toString();
     }
 
+    /** A string as it appears in a finding: JSON-quoted, so whitespace and control characters show. */
+    public static String quoteForMessage(String s) {
+        return quote(s);
+    }
+
     static String quote(String s) {
         try {
             return JSON.writeValueAsString(s);
