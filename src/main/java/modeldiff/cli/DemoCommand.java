@@ -48,6 +48,10 @@ final class DemoCommand implements Callable<Integer> {
     @Option(names = "--debug", description = "Show stack traces.")
     boolean debug;
 
+    /** Your own input too: step 5 plants the GELU bug in our bf16 pass and shows it on this text. */
+    @picocli.CommandLine.Mixin
+    TextInputOptions textInput;
+
     @Override
     public Integer call() throws IOException {
         if (Files.exists(out) && !Files.isDirectory(out)) throw new BadInputException(out + ": not a directory");
@@ -102,6 +106,7 @@ final class DemoCommand implements Callable<Integer> {
         Hunt.Result rope = Hunt.run(model, longBuggy, null, null, p::show);
         p.done();
         System.out.println("4. hunt on a trace at positions " + longBuggy.positionOffset() + "+: " + rope.sentence());
+        if (textInput.given()) yourText(model, modelDir, p);
 
         Path html = out.resolve("demo.html"), huntHtml = out.resolve("demo-hunt.html");
         List<String> command = List.of("modeldiff", "demo", "--out", out.toString());
@@ -126,6 +131,19 @@ final class DemoCommand implements Callable<Integer> {
         System.out.println("wrote " + huntHtml);
         System.out.println("wrote " + png);
         return 0;
+    }
+
+    /** Step 5: the GELU bug, planted in our own bf16 pass, against the faithful one on the user's text. */
+    private void yourText(Model model, Path modelDir, Progress p) {
+        int[] ids = textInput.ids(modelDir);
+        Common.checkVocabulary(ids, model.config, "the demo's tokenizer");
+        ForwardInput in = new ForwardInput(ids, 0);
+        Trace planted = Implementations.create("lowp:bf16", modeldiff.forward.Fixes.parse("act.gelu_exact")).run(model, in, ProbeLevel.ALL);
+        Comparison c = CompareRunner.compare(model, in, ProbeLevel.ALL, CompareRunner.Spec.of(Implementations.create("lowp:bf16")),
+                List.of(CompareRunner.Spec.of("lowp:bf16 with exact GELU", planted)), CompareRunner.FloorMode.MEASURED, p::show);
+        p.done();
+        System.out.println("5. your text " + Common.quoted(textInput.resolvedText()) + " (" + ids.length + " tokens), exact GELU planted in our bf16 pass: "
+                + c.candidates().get(0).verdict());
     }
 
     static String asText(int[] tokens) {
