@@ -18,14 +18,12 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * tokenizer.json through HF's Rust tokenizers (DJL's JNI binding), with the two changes transformers 5.x makes when
- * it loads a release (tokenization_utils_tokenizers.TokenizersBackend.__init__):
- * <ul>
- *   <li>special tokens named in tokenizer_config.json but missing from tokenizer.json's added tokens are added
- *       (with their vocabulary id, or the next free id);</li>
- *   <li>when tokenizer_config.json sets add_bos_token or add_eos_token, or tokenizer.json has no post-processor, the
- *       post-processor becomes a TemplateProcessing of [BOS if add_bos_token] $A [EOS if add_eos_token].</li>
- * </ul>
+ * tokenizer.json through HF's Rust tokenizers (DJL's JNI binding), as transformers 5.17 loads a release: special
+ * tokens named in tokenizer_config.json but missing from tokenizer.json's added tokens are added (with their
+ * vocabulary id, or the next free id), and the post-processor stays tokenizer.json's own. transformers 5.17 does not
+ * rebuild it from add_bos_token / add_eos_token: measured on the GPU box, a release whose tokenizer_config.json sets
+ * add_eos_token true, or add_bos_token false, or add_bos_token true over a tokenizer.json without post-processor,
+ * encodes exactly as tokenizer.json says (fixtures bpe-add-eos, bpe-no-bos, bpe-gpt2-new-bos, sp-bpe-flags).
  * No truncation and no padding, whatever tokenizer.json says: modeldiff wants every token.
  */
 public final class FastTokenizer implements TextTokenizer {
@@ -51,8 +49,6 @@ public final class FastTokenizer implements TextTokenizer {
         }
         Map<String, Integer> vocab = vocabulary(json);
         addSpecialTokens(json, vocab, settings);
-        if (settings.addBos() != null || settings.addEos() != null || json.path("post_processor").isNull() || !json.has("post_processor"))
-            json.set("post_processor", template(settings, vocab, file));
         json.putNull("truncation");
         json.putNull("padding");
         NativeLibraries.prepare();
@@ -131,31 +127,4 @@ public final class FastTokenizer implements TextTokenizer {
         }
     }
 
-    private static ObjectNode template(TokenizerSettings s, Map<String, Integer> vocab, Path file) {
-        boolean bos = Boolean.TRUE.equals(s.addBos()) && s.bosToken() != null;
-        boolean eos = Boolean.TRUE.equals(s.addEos()) && s.eosToken() != null;
-        ObjectNode p = JSON.createObjectNode().put("type", "TemplateProcessing");
-        ArrayNode single = p.putArray("single"), pair = p.putArray("pair");
-        ObjectNode specials = p.putObject("special_tokens");
-        for (int seq = 0; seq < 2; seq++) {
-            ArrayNode target = seq == 0 ? single : pair;
-            for (int part = 0; part <= seq; part++) {
-                if (bos) special(target, s.bosToken(), part);
-                target.addObject().putObject("Sequence").put("id", part == 0 ? "A" : "B").put("type_id", part);
-                if (eos) special(target, s.eosToken(), part);
-            }
-        }
-        for (String t : bos && eos ? List.of(s.bosToken(), s.eosToken()) : bos ? List.of(s.bosToken()) : eos ? List.of(s.eosToken()) : List.<String>of()) {
-            Integer id = vocab.get(t);
-            if (id == null) throw new BadInputException(file + ": special token '" + t + "' is not in the vocabulary");
-            ObjectNode o = specials.putObject(t).put("id", t);
-            o.putArray("ids").add(id);
-            o.putArray("tokens").add(t);
-        }
-        return p;
-    }
-
-    private static void special(ArrayNode target, String token, int typeId) {
-        target.addObject().putObject("SpecialToken").put("id", token).put("type_id", typeId);
-    }
 }

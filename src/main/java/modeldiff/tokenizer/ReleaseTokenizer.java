@@ -64,9 +64,9 @@ public final class ReleaseTokenizer implements AutoCloseable {
     }
 
     /**
-     * SentencePiece with the release's special tokens around it: BOS/EOS as tokenizer_config.json's add_bos_token /
-     * add_eos_token say, and where it says nothing, what tokenizer.json adds (so a fast/slow diff compares the text's
-     * tokens, not two conventions); nothing when there is neither.
+     * SentencePiece with the release's special tokens around it: what tokenizer.json adds when the release has one
+     * (so a fast/slow diff compares the text's tokens, not two conventions), else what tokenizer_config.json's
+     * add_bos_token / add_eos_token say (HF's slow tokenizers honoured them), else nothing.
      */
     public synchronized SlowTokenizer slow() {
         if (slow == null) {
@@ -84,13 +84,14 @@ public final class ReleaseTokenizer implements AutoCloseable {
     }
 
     private SpecialTokens slowSpecials(SlowTokenizer s) {
+        if (hasFast()) return SpecialTokens.observe(fast());
         if (settings.addBos() != null || settings.addEos() != null) {
             boolean bos = Boolean.TRUE.equals(settings.addBos()) && settings.bosToken() != null;
             boolean eos = Boolean.TRUE.equals(settings.addEos()) && settings.eosToken() != null;
             return new SpecialTokens(bos ? new int[]{idIn(s, settings.bosToken())} : new int[0], bos ? List.of(settings.bosToken()) : List.of(),
                     eos ? new int[]{idIn(s, settings.eosToken())} : new int[0], eos ? List.of(settings.eosToken()) : List.of());
         }
-        return hasFast() ? SpecialTokens.observe(fast()) : SpecialTokens.NONE;
+        return SpecialTokens.NONE;
     }
 
     private int idIn(SlowTokenizer s, String token) {
