@@ -36,7 +36,11 @@ final class CheckCommand implements Callable<Integer> {
     public Integer call() {
         Path t = traces != null ? traces : ReleaseChecks.defaultTracesDir(model);
         ReleaseChecks rc = new ReleaseChecks(model, t, n -> n.startsWith(filter), reports, new Baseline(baselines));
-        if (textInput.given()) rc.useTokens(textInput.ids(model));
+        if (textInput.given()) {
+            int[] ids = textInput.ids(model);
+            Common.checkVocabulary(ids, modeldiff.model.ModelConfig.load(model), "the release's tokenizer");
+            rc.useTokens(ids);
+        }
         int failed = 0, passed = 0, skipped = 0;
         for (ReleaseChecks.Check c : rc.checks()) {
             try {

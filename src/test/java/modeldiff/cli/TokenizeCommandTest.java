@@ -136,6 +136,13 @@ class TokenizeCommandTest {
     }
 
     @Test
+    void demoRunsOnYourText() {
+        MalformedCorpusTest.Result r = run("demo", "--out", tmp.resolve("demo").toString(), "--text", "Return the number");
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.out().contains("5. your text \"Return the number\" (18 tokens), exact GELU planted in our bf16 pass: diverges first at layer 0"), r.out());
+    }
+
+    @Test
     void huntRefusesATraceMadeOnOtherTokens() {
         MalformedCorpusTest.Result r = run("hunt", "--model", DEMO.toString(), "--target",
                 "src/main/resources/modeldiff/demo/traces/hf-bfloat16.safetensors", "--text", "not the trace's text");
