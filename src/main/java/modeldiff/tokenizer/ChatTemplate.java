@@ -48,8 +48,21 @@ public final class ChatTemplate {
         if (source == null) throw new BadInputException("no chat template");
         // Jinja (keep_trailing_newline=False, HF's setting) drops one newline at the end of the template source;
         // jinjava's switch of that name trims the output instead, so it stays on and the source is trimmed here.
-        this.source = source.endsWith("\n") ? source.substring(0, source.length() - 1) : source;
+        String s = source.endsWith("\n") ? source.substring(0, source.length() - 1) : source;
+        this.source = stripMarkers(s);
         this.limits = limits;
+    }
+
+    private static final java.util.regex.Pattern STRIP_BEFORE = java.util.regex.Pattern.compile("\\s*(\\{[{%#])-");
+    private static final java.util.regex.Pattern STRIP_AFTER = java.util.regex.Pattern.compile("-([}%#]\\})\\s*");
+
+    /**
+     * Jinja's whitespace control: "{{-", "{%-", "{#-" remove all whitespace before the tag, "-}}", "-%}", "-#}" all
+     * after. jinjava does not strip before "{{-", so it is done here, and the tags reach jinjava without markers.
+     */
+    static String stripMarkers(String s) {
+        String t = STRIP_BEFORE.matcher(s).replaceAll("$1");
+        return STRIP_AFTER.matcher(t).replaceAll("$1");
     }
 
     public String source() {
@@ -112,6 +125,13 @@ public final class ChatTemplate {
         JinjavaConfig config = JinjavaConfig.newBuilder()
                 .withTrimBlocks(true).withLstripBlocks(true).withKeepTrailingNewline(true)
                 .withFailOnUnknownTokens(false)
+                // Jinja's own semantics where jinjava kept HubSpot's: True/False printed as Python does, dict keys
+                // evaluated, `for k in dict` over keys, Python's operator precedence, whitespace control as Jinja's.
+                // (Not LegacyOverrides.ALL: it also requires spaces inside {{ }}, which Jinja does not.)
+                .withLegacyOverrides(com.hubspot.jinjava.LegacyOverrides.newBuilder().withUsePyishObjectMapper(true)
+                        .withEvaluateMapKeys(true).withIterateOverMapKeys(true).withUseNaturalOperatorPrecedence(true)
+                        .withParseWhitespaceControlStrictly(true).withUseTrimmingForNotesAndExpressions(true)
+                        .withKeepNullableLoopValues(true).build())
                 .withMaxOutputSize(limits.maxOutputChars * 4).withMaxStringLength(limits.maxOutputChars * 4)
                 .withMaxRenderDepth(limits.maxDepth).withMaxMacroRecursionDepth(limits.maxDepth).withEnableRecursiveMacroCalls(true)
                 .withRangeLimit(limits.rangeLimit).withMaxListSize(limits.maxItems).withMaxMapSize(limits.maxItems)
@@ -129,6 +149,9 @@ public final class ChatTemplate {
         j.registerFunction(new ELFunctionDefinition("", "raise_exception", ChatTemplate.class, "raiseException", Object.class));
         j.registerFunction(new ELFunctionDefinition("", "strftime_now", ChatTemplate.class, "strftimeNow", String.class));
         j.registerFilter(new PyJsonFilter());
+        j.registerFilter(new PyLengthFilter("length"));
+        j.registerFilter(new PyLengthFilter("count"));
+        j.registerFilter(new PyTrimFilter());
         j.registerTag(new GenerationTag());
         return j;
     }
@@ -157,6 +180,44 @@ public final class ChatTemplate {
             StringBuilder b = new StringBuilder();
             for (com.hubspot.jinjava.tree.Node child : tagNode.getChildren()) b.append(child.render(interpreter).getValue());
             return b.toString();
+        }
+    }
+
+    /** Jinja's length: code points of a string (Python's len), items of a list or dict. */
+    static final class PyLengthFilter implements Filter {
+        private final String name;
+
+        PyLengthFilter(String name) {
+            this.name = name;
+        }
+
+        @Override
+        public String getName() {
+            return name;
+        }
+
+        @Override
+        public Object filter(Object var, JinjavaInterpreter interpreter, String... args) {
+            if (var == null) return 0L;
+            if (var instanceof String s) return (long) s.codePointCount(0, s.length());
+            if (var instanceof java.util.Collection<?> c) return (long) c.size();
+            if (var instanceof Map<?, ?> m) return (long) m.size();
+            if (var.getClass().isArray()) return (long) java.lang.reflect.Array.getLength(var);
+            return (long) var.toString().codePointCount(0, var.toString().length());
+        }
+    }
+
+    /** Jinja's trim: Python's str.strip() (Unicode whitespace), or strip(chars). */
+    static final class PyTrimFilter implements Filter {
+        @Override
+        public String getName() {
+            return "trim";
+        }
+
+        @Override
+        public Object filter(Object var, JinjavaInterpreter interpreter, String... args) {
+            Object[] a = args.length > 0 && args[0] != null ? new Object[]{args[0]} : new Object[0];
+            return PyMethods.call(var == null ? "" : var.toString(), "strip", a);
         }
     }
 

@@ -55,7 +55,8 @@ final class TemplateSandbox extends ELResolver {
     @Override
     public Object invoke(ELContext context, Object base, Object method, Class<?>[] paramTypes, Object[] params) {
         String name = String.valueOf(method);
-        if (base instanceof Filter && name.equals("filter") || base instanceof ExpTest && name.equals("evaluate"))
+        if (base instanceof Filter && name.equals("filter")
+                || base instanceof ExpTest && (name.equals("evaluate") || name.equals("evaluateNegated")))
             return bean.invoke(context, base, method, paramTypes, params);
         if (base instanceof ForLoop && name.equals("cycle")) return bean.invoke(context, base, method, paramTypes, params);
         Object r = PyMethods.call(base, name, params == null ? new Object[0] : params);

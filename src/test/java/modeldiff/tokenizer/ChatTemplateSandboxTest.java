@@ -95,6 +95,16 @@ class ChatTemplateSandboxTest {
         assertEquals("HI|a,b|y|true|role=user;content=  hi \n;{\"a\": 1, \"b\": [1, 2]}", new ChatTemplate(t, FAST).render(v));
     }
 
+    /**
+     * Where jinjava still differs from jinja2 (which prints True / False / None and formats with %): recorded here so
+     * that a change shows. TemplateConformanceTest keeps to what release templates use, where the two agree.
+     */
+    @Test
+    void knownDifferencesFromJinja2() {
+        assertEquals("true false ", render("{{ true }} {{ 1 == 2 }} {{ none }}"));
+        assertThrows(BadInputException.class, () -> render("{{ '%s' % 'a' }}"));
+    }
+
     @Test
     void namespaceAndLoopVariablesWork() {
         String t = "{%- set ns = namespace(found=false) %}{%- for m in messages %}{%- if m['role'] == 'user' %}{%- set ns.found = true %}{%- endif %}"
