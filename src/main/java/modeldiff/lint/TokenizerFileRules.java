@@ -64,17 +64,23 @@ final class TokenizerFileRules {
         if (bos == null) return;
         int bosId = t.tokenId(bos);
         if (bosId < 0) return;
-        String text = null;
+        String text = null, failure = null;
         for (List<Map<String, Object>> chat : List.of(List.of(message("user", "Hello")),
                 List.of(message("system", "You are helpful."), message("user", "Hello")))) {
             try {
                 text = t.renderChat(chat, true);
                 break;
             } catch (BadInputException e) {
-                // this template wants another conversation; try the next one
+                failure = e.getMessage();   // this template may want another conversation; try the next one
             }
         }
-        if (text == null) return;
+        if (text == null) {
+            // A template that refuses both conversations itself is its business; one that breaks is a finding.
+            if (failure != null && !failure.startsWith("chat template raised:"))
+                c.add(Rules.TOK_FILES_UNREADABLE, WARNING, "the chat template cannot be rendered: " + failure,
+                        "fix the template (modeldiff tokenize --model DIR --chat FILE.json shows the error)", "error", failure);
+            return;
+        }
         int[] ids = t.encode(text, true).ids();
         if (ids.length >= 2 && ids[0] == bosId && ids[1] == bosId)
             c.add(Rules.TOK_BOS_DOUBLED, WARNING, "the chat template writes bos_token '" + bos + "' and the tokenizer adds BOS by default: "

@@ -89,6 +89,15 @@ class TokenizerLintTest {
     }
 
     @Test
+    void hostileTemplateIsAFindingNotACrash() throws IOException {
+        Path dir = release("bpe");
+        Planted.at(dir).json("tokenizer_config.json", c -> c.put("chat_template", "{{ ''.getClass().getClassLoader() }}"));
+        List<Finding> f = tokenizerFindings(lint(dir));
+        assertEquals(List.of(Rules.TOK_FILES_UNREADABLE), f.stream().map(Finding::rule).toList(), f.toString());
+        assertTrue(f.get(0).message().contains("not allowed"), f.get(0).message());
+    }
+
+    @Test
     void untrainedSpecialTokenRows() throws IOException {
         Path dir = release("bpe");
         int bos, reserved;
