@@ -383,7 +383,16 @@ public final class Hunt {
         List<String> key = List.copyOf(fixes);
         Attempt known = tried.get(key);
         if (known != null) return known;
-        ForwardPass pass = Implementations.create(baseSpec, Fixes.of(key));
+        ForwardPass pass;
+        try {
+            pass = Implementations.create(baseSpec, Fixes.of(key));
+        } catch (BadInputException refused) {
+            // The base pass cannot apply this set (cuda refuses softmax.lowp): never chosen, listed as stopped.
+            Attempt a = new Attempt(key, Map.of(), Double.POSITIVE_INFINITY, Double.POSITIVE_INFINITY, Double.POSITIVE_INFINITY,
+                    false, null, null, 0, "refused by " + baseSpec);
+            tried.put(key, a);
+            return a;
+        }
         int start = firstLayer(key);
         Map<String, Double> seen = new LinkedHashMap<>();
         Attempt a;
