@@ -54,6 +54,9 @@ final class TextInputOptions {
         if (n > 1) throw new BadInputException("give one of --text, --text-file, --chat");
         if (addGenerationPrompt && chat == null) throw new BadInputException("--add-generation-prompt needs --chat");
         try (ReleaseTokenizer t = ReleaseTokenizer.open(modelDir)) {
+            if (!t.hasFast())
+                System.err.println("modeldiff: note: " + modelDir + " has no tokenizer.json; tokenizing with tokenizer.model (SentencePiece). "
+                        + "transformers would convert it first, and its conversion can differ (docs/tokenizers.md)");
             int[] ids;
             if (chat != null) {
                 ReleaseTokenizer.Chat c = t.chat(readChat(chat), addGenerationPrompt);
