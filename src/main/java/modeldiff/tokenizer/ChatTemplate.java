@@ -136,10 +136,10 @@ public final class ChatTemplate {
                 .withMaxRenderDepth(limits.maxDepth).withMaxMacroRecursionDepth(limits.maxDepth).withEnableRecursiveMacroCalls(true)
                 .withRangeLimit(limits.rangeLimit).withMaxListSize(limits.maxItems).withMaxMapSize(limits.maxItems)
                 .withDisabled(Map.of(Context.Library.TAG, Set.of("include", "import", "from", "extends")))
-                .withNodePreProcessor((node, interpreter) -> {
+                .withProcessors(com.hubspot.jinjava.el.JinjavaProcessors.newBuilder().withNodePreProcessor((node, interpreter) -> {
                     if (System.nanoTime() > deadline)
                         throw new TemplateAbort("chat template: took longer than " + limits.maxMillis + " ms; refused");
-                })
+                }).build())
                 .withElResolver(new TemplateSandbox())   // never withReadOnlyResolver: it replaces the resolver
                 .build();
         Jinjava j = new Jinjava(config);

@@ -101,7 +101,7 @@ public final class FastTokenizer implements TextTokenizer {
     static Map<String, Integer> vocabulary(JsonNode json) {
         Map<String, Integer> v = new HashMap<>();
         JsonNode vocab = json.path("model").path("vocab");
-        if (vocab.isObject()) vocab.fields().forEachRemaining(e -> v.put(e.getKey(), e.getValue().asInt()));
+        if (vocab.isObject()) vocab.properties().forEach(e -> v.put(e.getKey(), e.getValue().asInt()));
         else if (vocab.isArray())   // Unigram: [[piece, score], ...], the id is the index
             for (int i = 0; i < vocab.size(); i++) v.putIfAbsent(vocab.get(i).path(0).asText(), i);
         for (JsonNode a : json.path("added_tokens")) v.put(a.path("content").asText(), a.path("id").asInt());

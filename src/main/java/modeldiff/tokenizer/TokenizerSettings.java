@@ -35,7 +35,7 @@ public record TokenizerSettings(String bosToken, String eosToken, String unkToke
             for (JsonNode n : cfg.path(key).isArray() ? cfg.path(key) : map.path(key))
                 if (content(n) != null && !extra.contains(content(n))) extra.add(content(n));
         Map<Integer, String> decoder = new LinkedHashMap<>();
-        cfg.path("added_tokens_decoder").fields().forEachRemaining(e -> {
+        cfg.path("added_tokens_decoder").properties().forEach(e -> {
             try {
                 if (content(e.getValue()) != null) decoder.put(Integer.parseInt(e.getKey()), content(e.getValue()));
             } catch (NumberFormatException ignored) {
