@@ -13,7 +13,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
-import static modeldiff.lint.Severity.INFO;
 import static modeldiff.lint.Severity.WARNING;
 
 /** Rules that load the release's tokenizer files: fast vs slow, doubled BOS, untrained added tokens, GPT-2's regex. */
@@ -114,7 +113,7 @@ final class TokenizerFileRules {
             ids.add(e.getKey());
         }
         if (ids.isEmpty()) return;
-        c.add(Rules.TOK_ADDED_UNTRAINED, used.isEmpty() ? INFO : WARNING, (used.isEmpty() ? "" : "special tokens the model is fed ("
+        c.add(Rules.TOK_ADDED_UNTRAINED, WARNING, (used.isEmpty() ? "" : "special tokens the model is fed ("
                         + String.join(", ", used) + ") have untrained embedding rows: prompts with them start from noise"
                         + (unused.isEmpty() ? "" : "; ")) + (unused.isEmpty() ? "" : unused.size() + " other added token(s) are untrained too ("
                         + String.join(", ", c.cap(unused).stream().map(String::valueOf).toList()) + "): harmless until a fine-tune uses them"),
