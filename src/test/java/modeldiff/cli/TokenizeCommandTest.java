@@ -150,6 +150,16 @@ class TokenizeCommandTest {
         assertTrue(r.err().contains("its tokens are not the text's"), r.err());
     }
 
+    /** The demo trace was made on BOS + the bytes of this text (train_demo.py's tokens): the demo tokenizer agrees. */
+    @Test
+    void huntAcceptsTheTextTheTraceWasMadeOn() {
+        MalformedCorpusTest.Result r = run("hunt", "--model", DEMO.toString(), "--target",
+                "src/main/resources/modeldiff/demo/traces/hf-bfloat16.safetensors", "--fixes", "act.gelu_exact",
+                "--text", "The quick brown fox jumps over the lazy dog. It returns the");
+        assertTrue(r.code() == 0 || r.code() == 1, r.out() + r.err());
+        assertTrue(!r.err().contains("its tokens are not"), r.err());
+    }
+
     @Test
     void textAndTokensTogetherIsBadInput() {
         MalformedCorpusTest.Result r = run("trace", "--model", DEMO.toString(), "--impl", "reference", "--text", "a", "--tokens", "1,2",
