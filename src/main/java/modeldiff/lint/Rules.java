@@ -59,6 +59,7 @@ public final class Rules {
     public static final String TOK_ADDED_UNTRAINED = "tokenizer.added_token_untrained";
     public static final String TOK_PRETOKENIZER_REGEX = "tokenizer.pretokenizer_regex";
     public static final String TOK_FILES_UNREADABLE = "tokenizer.files_unreadable";
+    public static final String TOK_FLAGS_IGNORED = "tokenizer.bos_eos_flags_ignored";
     public static final String REF_LLAMACPP_REGEX = "https://github.com/ggml-org/llama.cpp/issues/6914 https://github.com/ggml-org/llama.cpp/pull/6920";
     public static final String REF_MISTRAL_REGEX = "https://github.com/huggingface/transformers/pull/42299";
     public static final String GEN_LOAD_FAILED = "generation.load_failed";
@@ -109,6 +110,7 @@ public final class Rules {
             new Rule(TOK_PRETOKENIZER_REGEX, "byte-level BPE that splits with GPT-2's pattern while its vocabulary holds tokens that pattern can never produce",
                     REF_LLAMACPP_REGEX + " " + REF_MISTRAL_REGEX),
             new Rule(TOK_FILES_UNREADABLE, "tokenizer.json / tokenizer.model / the chat template cannot be loaded", null),
+            new Rule(TOK_FLAGS_IGNORED, "tokenizer_config.json's add_bos_token / add_eos_token disagree with what tokenizer.json's post-processor adds (transformers 5.17 follows tokenizer.json)", null),
             new Rule(GEN_LOAD_FAILED, "generation_config.json exists but is not a JSON object", null));
 
     public static Rule get(String id) {

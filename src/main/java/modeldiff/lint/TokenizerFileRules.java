@@ -29,6 +29,7 @@ final class TokenizerFileRules {
             if (t.hasFast() && t.hasSlow()) fastSlow(c, t);
             if (t.settings().chatTemplate() != null) bosDoubled(c, t);
             if (t.hasFast()) {
+                flagsIgnored(c, t);
                 untrainedAdded(c, t);
                 pretokenizer(c, t.fast().json());
             }
@@ -94,6 +95,29 @@ final class TokenizerFileRules {
         m.put("role", role);
         m.put("content", content);
         return m;
+    }
+
+    /**
+     * add_bos_token / add_eos_token set in tokenizer_config.json, and tokenizer.json's post-processor doing otherwise:
+     * transformers 5.17 follows tokenizer.json (measured, docs/tokenizers.md), runtimes that read the flags do not.
+     */
+    private static void flagsIgnored(LintContext c, ReleaseTokenizer t) {
+        modeldiff.tokenizer.SpecialTokens around = modeldiff.tokenizer.SpecialTokens.observe(t.fast());
+        List<String> disagree = new ArrayList<>();
+        check(disagree, "add_bos_token", t.settings().addBos(), t.settings().bosToken(), around.prefixPieces());
+        check(disagree, "add_eos_token", t.settings().addEos(), t.settings().eosToken(), around.suffixPieces());
+        if (disagree.isEmpty()) return;
+        c.add(Rules.TOK_FLAGS_IGNORED, WARNING, "tokenizer_config.json and tokenizer.json disagree: " + String.join("; ", disagree)
+                        + ". transformers 5.17 follows tokenizer.json; runtimes that read the flags add other special tokens",
+                "make the post-processor in tokenizer.json add what the flags say (or drop the flags)",
+                "disagreements", disagree, "post_processor_adds_before", around.prefixPieces(), "post_processor_adds_after", around.suffixPieces());
+    }
+
+    private static void check(List<String> out, String flag, Boolean value, String token, List<String> added) {
+        if (value == null || token == null) return;
+        boolean adds = added.contains(token);
+        if (value != adds)
+            out.add(flag + " is " + value + " but tokenizer.json " + (adds ? "adds" : "does not add") + " '" + token + "'");
     }
 
     /** Added / special tokens whose embedding row weights.untrained_rows found untrained. */

@@ -23,7 +23,7 @@ public record SpecialTokens(int[] prefix, List<String> prefixPieces, int[] suffi
     }
 
     /** What a tokenizer adds around a plain word: the ids with special tokens, less those without. */
-    static SpecialTokens observe(TextTokenizer t) {
+    public static SpecialTokens observe(TextTokenizer t) {
         Encoded with = t.encode("hello", true), without = t.encode("hello", false);
         int[] w = with.ids(), wo = without.ids();
         int start = -1;

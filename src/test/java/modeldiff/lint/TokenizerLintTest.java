@@ -25,7 +25,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class TokenizerLintTest {
     static final Path TOKENIZERS = Path.of("src/test/resources/tokenizers");
     static final List<String> NEW_RULES = List.of(Rules.TOK_FAST_SLOW_MISMATCH, Rules.TOK_BOS_DOUBLED, Rules.TOK_ADDED_UNTRAINED,
-            Rules.TOK_PRETOKENIZER_REGEX, Rules.TOK_FILES_UNREADABLE);
+            Rules.TOK_PRETOKENIZER_REGEX, Rules.TOK_FILES_UNREADABLE, Rules.TOK_FLAGS_IGNORED);
 
     @TempDir
     Path tmp;
@@ -86,6 +86,21 @@ class TokenizerLintTest {
             assertEquals(List.of(Rules.TOK_FAST_SLOW_MISMATCH), f.stream().map(Finding::rule).toList(), t + ": " + f);
             System.out.println("TokenizerLintTest " + t + ": " + f.get(0).message());
         }
+    }
+
+    /** Releases whose flags transformers 5.17 was measured to ignore (tokenizer_fixtures_flags.py). */
+    @Test
+    void flagsTheTokenizerJsonIgnores() throws IOException {
+        for (String t : List.of("bpe-add-eos", "bpe-no-bos", "bpe-gpt2-new-bos", "sp-bpe-flags")) {
+            List<Finding> f = tokenizerFindings(lint(release(t)));
+            assertTrue(f.stream().map(Finding::rule).toList().contains(Rules.TOK_FLAGS_IGNORED), t + ": " + f);
+            System.out.println("TokenizerLintTest " + t + ": " + f.stream().filter(x -> x.rule().equals(Rules.TOK_FLAGS_IGNORED)).findFirst().get().message());
+        }
+    }
+
+    @Test
+    void demoFlagsAgreeWithItsTokenizerJson() {
+        assertEquals(List.of(), tokenizerFindings(lint(Path.of("src/main/resources/modeldiff/demo/model"))));
     }
 
     @Test
