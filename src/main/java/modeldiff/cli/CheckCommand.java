@@ -35,6 +35,9 @@ final class CheckCommand implements Callable<Integer> {
     @Mixin
     GlobalOptions global;
 
+    @picocli.CommandLine.Mixin
+    TextInputOptions textInput;
+
     @Override
     public Integer call() {
         Model.open(model);   // bad input is exit 2 before anything runs, not a list of failed checks
@@ -42,6 +45,11 @@ final class CheckCommand implements Callable<Integer> {
         Path out = reports != null ? reports : Outputs.defaultDir("check");
         ReleaseChecks rc = new ReleaseChecks(model, t, n -> n.startsWith(filter), out,
                 new Baseline(baselines != null ? baselines : Baseline.DEFAULT_DIR));
+        if (textInput.given()) {
+            int[] ids = textInput.ids(model);
+            Common.checkVocabulary(ids, modeldiff.model.ModelConfig.load(model), "the release's tokenizer");
+            rc.useTokens(ids);
+        }
         List<ReleaseChecks.Outcome> outcomes = new ArrayList<>();
         List<ReleaseChecks.Check> checks = rc.checks();
         Progress progress = Progress.stderr();

@@ -26,12 +26,28 @@ final class Common {
         @Option(names = "--position-offset", description = "Position of the first token (default 0).")
         Long positionOffset;
 
+        @picocli.CommandLine.Mixin
+        TextInputOptions textInput;
+
+        /** True when the user chose the input (ids, a trace's ids, or text). */
+        boolean explicit() {
+            return tokens != null || tokensFrom != null || textInput.given();
+        }
+
+        /** The text behind the ids (the rendered chat for --chat), or null when ids were given. */
+        String text() {
+            return textInput.resolvedText();
+        }
+
         ForwardInput resolve(ModelConfig config) {
-            if (tokens != null && tokensFrom != null)
-                throw new BadInputException("give --tokens or --tokens-from, not both");
+            if ((tokens != null ? 1 : 0) + (tokensFrom != null ? 1 : 0) + (textInput.given() ? 1 : 0) > 1)
+                throw new BadInputException("give one of --tokens, --tokens-from, --text/--text-file/--chat");
             int[] ids;
             long offset = positionOffset == null ? 0 : positionOffset;
-            if (tokensFrom != null) {
+            int[] fromText = textInput.ids(config.file.toAbsolutePath().getParent());
+            if (fromText != null) {
+                ids = fromText;
+            } else if (tokensFrom != null) {
                 Trace t = TraceFiles.read(tokensFrom);
                 ids = t.tokens();
                 if (positionOffset == null) offset = t.positionOffset();
@@ -42,7 +58,8 @@ final class Common {
             }
             if (ids.length == 0) throw new BadInputException("--tokens: no tokens given");
             if (offset < 0) throw new BadInputException("--position-offset must be >= 0, got " + offset);
-            checkVocabulary(ids, config, tokensFrom != null ? tokensFrom + ": __metadata__.tokens" : "--tokens");
+            checkVocabulary(ids, config, tokensFrom != null ? tokensFrom + ": __metadata__.tokens"
+                    : fromText != null ? "the release's tokenizer" : "--tokens");
             return new ForwardInput(ids, offset);
         }
     }
@@ -109,6 +126,29 @@ final class Common {
             return modeldiff.forward.ProbeLevel.parse(s);
         } catch (IllegalArgumentException e) {
             throw new BadInputException(e.getMessage());
+        }
+    }
+
+    /**
+     * The text's ids must be the trace's: a trace made on other ids (another tokenizer, the slow one, a BOS more or
+     * less) cannot be explained by any fix. Bad input otherwise, naming the first difference.
+     */
+    static void checkSameTokens(int[] fromText, int[] inTrace, Path trace) {
+        if (java.util.Arrays.equals(fromText, inTrace)) return;
+        int i = 0;
+        while (i < Math.min(fromText.length, inTrace.length) && fromText[i] == inTrace[i]) i++;
+        throw new BadInputException(trace + ": its tokens are not the text's as the release tokenizes it: first difference at index " + i
+                + " (trace " + (i < inTrace.length ? inTrace[i] : "ends") + ", tokenizer " + (i < fromText.length ? fromText[i] : "ends")
+                + "; " + inTrace.length + " vs " + fromText.length + " tokens)");
+    }
+
+    /** A text for one line of output: JSON-quoted (newlines visible), cut at 120 characters. */
+    static String quoted(String text) {
+        String t = text.length() > 120 ? text.substring(0, 120) + "…" : text;
+        try {
+            return new com.fasterxml.jackson.databind.ObjectMapper().writeValueAsString(t);
+        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+            return t;
         }
     }
 }

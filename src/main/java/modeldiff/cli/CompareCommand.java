@@ -91,7 +91,7 @@ final class CompareCommand implements Callable<Integer> {
         for (String c : candidates) specs.add(timed(CompareRunner.Spec.parse(c, "--candidate")));
 
         Model m = Model.open(model);
-        boolean explicitInput = input.tokens != null || input.tokensFrom != null;
+        boolean explicitInput = input.explicit();
         ForwardInput in = CompareRunner.inputFor(specs, explicitInput ? input.resolve(m.config) : null, null);
         if (in == null) in = input.resolve(m.config);
         else if (!explicitInput && input.positionOffset != null) in = new ForwardInput(in.tokens(), input.positionOffset);
@@ -141,6 +141,7 @@ final class CompareCommand implements Callable<Integer> {
         }
         progress.done();
         PrintStream outStream = System.out;
+        if (input.text() != null) outStream.println("input: " + in.length() + " tokens from the release's tokenizer: " + Common.quoted(input.text()));
         if (cmp.candidates().size() == 1) outStream.println(cmp.verdict());
         else for (Comparison.CandidateResult c : cmp.candidates()) outStream.println(c.side().label() + ": " + c.verdict());
         if (cmp.noiseFloor().provisional()) outStream.println("(noise floor: " + cmp.noiseFloor().describe() + ")");

@@ -50,6 +50,10 @@ final class DemoCommand implements Callable<Integer> {
     @picocli.CommandLine.Mixin
     GlobalOptions global;
 
+    /** Your own input too: step 5 plants the GELU bug in our bf16 pass and shows it on this text. */
+    @picocli.CommandLine.Mixin
+    TextInputOptions textInput;
+
     @Override
     public Integer call() throws IOException {
         // The committed sample reports in reports/ are regenerated on purpose only (scripts/render-reports.sh passes
@@ -118,6 +122,7 @@ final class DemoCommand implements Callable<Integer> {
         Hunt.Result rope = Hunt.run(model, longBuggy, null, null, p::show);
         p.done();
         System.out.println("5. hunt on a trace at positions " + longBuggy.positionOffset() + "+: " + rope.sentence());
+        if (textInput.given()) yourText(model, modelDir, p);
 
         String conclusion = FixSentences.conclusion(hunt, "the suspect");
         System.out.println("conclusion: " + conclusion);
@@ -148,6 +153,19 @@ final class DemoCommand implements Callable<Integer> {
         System.out.println("wrote " + huntHtml);
         System.out.println("wrote " + png);
         return 0;
+    }
+
+    /** Step 5: the GELU bug, planted in our own bf16 pass, against the faithful one on the user's text. */
+    private void yourText(Model model, Path modelDir, Progress p) {
+        int[] ids = textInput.ids(modelDir);
+        Common.checkVocabulary(ids, model.config, "the demo's tokenizer");
+        ForwardInput in = new ForwardInput(ids, 0);
+        Trace planted = Implementations.create("lowp:bf16", modeldiff.forward.Fixes.parse("act.gelu_exact")).run(model, in, ProbeLevel.ALL);
+        Comparison c = CompareRunner.compare(model, in, ProbeLevel.ALL, CompareRunner.Spec.of(Implementations.create("lowp:bf16")),
+                List.of(CompareRunner.Spec.of("lowp:bf16 with exact GELU", planted)), CompareRunner.FloorMode.MEASURED, p::show);
+        p.done();
+        System.out.println("6. your text " + Common.quoted(textInput.resolvedText()) + " (" + ids.length + " tokens), exact GELU planted in our bf16 pass: "
+                + c.candidates().get(0).verdict());
     }
 
     static String asText(int[] tokens) {

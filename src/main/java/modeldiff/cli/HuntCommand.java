@@ -54,6 +54,10 @@ final class HuntCommand implements Callable<Integer> {
     @picocli.CommandLine.Mixin
     Limits limits;
 
+    /** The target was run on some input: with --text/--chat, the hunt first checks it was this text, tokenized this way. */
+    @picocli.CommandLine.Mixin
+    TextInputOptions textInput;
+
     @Option(names = "--no-prune", description = "Run every fix set to the end instead of stopping those clearly farther from the target than the run they extend.")
     boolean noPrune;
 
@@ -75,6 +79,7 @@ final class HuntCommand implements Callable<Integer> {
         Model m = Model.open(model);
         Trace t = TraceFiles.read(target);
         Common.checkVocabulary(t.tokens(), m.config, target + ": __metadata__.tokens");
+        if (textInput.given()) Common.checkSameTokens(textInput.ids(model), t.tokens(), target);
         limits.checkTokens(t.tokens().length);
         // The target, the base run and the candidate runs the search keeps side by side.
         limits.checkMemory(m, t.tokens().length, modeldiff.forward.ProbeLevel.ALL, 4);

@@ -26,6 +26,9 @@ final class LintCommand implements Callable<Integer> {
     @Option(names = "--tokens-from", description = "Take the tokens from this trace's metadata.")
     Path tokensFrom;
 
+    @picocli.CommandLine.Mixin
+    TextInputOptions textInput;
+
     @Option(names = "--json", description = "Also write the findings as JSON ({\"findings\": [...]}) to this file, atomically.")
     Path json;
 
@@ -49,9 +52,11 @@ final class LintCommand implements Callable<Integer> {
             return 0;
         }
         if (model == null) throw new BadInputException("lint: --model is required");
-        if (tokens != null && tokensFrom != null) throw new BadInputException("give --tokens or --tokens-from, not both");
+        if ((tokens != null ? 1 : 0) + (tokensFrom != null ? 1 : 0) + (textInput.given() ? 1 : 0) > 1)
+            throw new BadInputException("give one of --tokens, --tokens-from, --text/--text-file/--chat");
         int[] ids = tokens;
         if (tokensFrom != null) ids = TraceFiles.read(tokensFrom).tokens();
+        if (textInput.given()) ids = textInput.ids(model);
         if (ids != null && ids.length == 0) throw new BadInputException("--tokens: no tokens given");
         if (json != null) Common.checkOutput(json, model, force);
         LintOptions opts = LintOptions.defaults().withTokens(ids).withNonfinite(!skipNonfinite);

@@ -15,9 +15,10 @@ import java.util.List;
  */
 @Command(name = "modeldiff", mixinStandardHelpOptions = true, version = "modeldiff 0.1.0",
         description = "Finds implementation bugs in open LLM releases by diffing independently coded forward passes.",
-        subcommands = {DemoCommand.class, InfoCommand.class, LintCommand.class, TraceCommand.class, CompareCommand.class,
-                HuntCommand.class, CheckCommand.class, BaselineCommand.class, FixesCommand.class, OpsCommand.class,
-                NotebookCommand.class, SynthCommand.class, BenchCommand.class, DoctorCommand.class,
+        subcommands = {DemoCommand.class, InfoCommand.class, LintCommand.class, TokenizeCommand.class, TokensCommand.class,
+                TraceCommand.class, CompareCommand.class, HuntCommand.class, CheckCommand.class, BaselineCommand.class,
+                FixesCommand.class, OpsCommand.class, NotebookCommand.class, SynthCommand.class, BenchCommand.class,
+                DoctorCommand.class,
                 CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
     public static final int EXIT_CLEAN = 0;

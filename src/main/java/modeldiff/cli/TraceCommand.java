@@ -74,6 +74,7 @@ final class TraceCommand implements Callable<Integer> {
         limits.checkTokens(in.length());
         limits.checkMemory(m, in.length(), level, 1);
         Trace t = pass.run(m, in, level);
+        if (input.text() != null) t.putExtra("text", input.text());   // the text beside the ids it became
         if (teacherForced != null) t.putExtra("teacher_file", teacherForced.getFileName().toString());
         Common.warnNonFinite(t, pass.name());
         TraceFiles.write(t, out, st);

@@ -15,7 +15,10 @@ import java.util.List;
  */
 public final class DemoAssets {
     static final String RES = "/modeldiff/demo/";
-    public static final List<String> MODEL_FILES = List.of("config.json", "generation_config.json", "model.safetensors", "TRAINING.txt");
+    public static final List<String> MODEL_FILES = List.of("config.json", "generation_config.json", "model.safetensors", "TRAINING.txt",
+            "tokenizer.json", "tokenizer_config.json");
+    /** The demo's tokenizer (reference-impls/demo_tokenizer.py): byte b is id b, BOS = 256 first. */
+    public static final List<String> TOKENIZER_FILES = List.of("tokenizer.json", "tokenizer_config.json");
     public static final String CLEAN = "hf-bfloat16.safetensors";
     public static final String CLEAN_FP32 = "hf-float32.safetensors";
     public static final String GELU_BUG = "planted-act.gelu_exact-bfloat16.safetensors";
@@ -33,6 +36,13 @@ public final class DemoAssets {
         Files.createDirectories(dir.resolve("traces"));
         for (String f : MODEL_FILES) copy("model/" + f, dir.resolve("model").resolve(f));
         for (String f : TRACES) copy("traces/" + f, dir.resolve("traces").resolve(f));
+        return dir;
+    }
+
+    /** Writes only the demo's tokenizer files into DIR. */
+    public static Path writeTokenizer(Path dir) throws IOException {
+        Files.createDirectories(dir);
+        for (String f : TOKENIZER_FILES) copy("model/" + f, dir.resolve(f));
         return dir;
     }
 

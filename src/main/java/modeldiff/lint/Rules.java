@@ -53,6 +53,15 @@ public final class Rules {
     public static final String GEN_BOS_MISMATCH = "generation.bos_mismatch";
     public static final String GEN_OUT_OF_RANGE = "generation.token_out_of_range";
     public static final String TOK_LOAD_FAILED = "tokenizer.load_failed";
+    // the tokenizer files themselves (tokenizer.json, tokenizer.model, the chat template)
+    public static final String TOK_FAST_SLOW_MISMATCH = "tokenizer.fast_slow_mismatch";
+    public static final String TOK_BOS_DOUBLED = "tokenizer.bos_doubled";
+    public static final String TOK_ADDED_UNTRAINED = "tokenizer.added_token_untrained";
+    public static final String TOK_PRETOKENIZER_REGEX = "tokenizer.pretokenizer_regex";
+    public static final String TOK_FILES_UNREADABLE = "tokenizer.files_unreadable";
+    public static final String TOK_FLAGS_IGNORED = "tokenizer.bos_eos_flags_ignored";
+    public static final String REF_LLAMACPP_REGEX = "https://github.com/ggml-org/llama.cpp/issues/6914 https://github.com/ggml-org/llama.cpp/pull/6920";
+    public static final String REF_MISTRAL_REGEX = "https://github.com/huggingface/transformers/pull/42299";
     public static final String GEN_LOAD_FAILED = "generation.load_failed";
 
     // References (all public; see docs/lint.md for what each shows).
@@ -95,6 +104,13 @@ public final class Rules {
             new Rule(GEN_BOS_MISMATCH, "generation_config.json bos_token_id disagrees with config.json", null),
             new Rule(GEN_OUT_OF_RANGE, "generation_config.json token ids outside [0, vocab_size)", null),
             new Rule(TOK_LOAD_FAILED, "tokenizer_config.json exists but is not a JSON object", null),
+            new Rule(TOK_FAST_SLOW_MISMATCH, "tokenizer.json and tokenizer.model give different ids on the built-in corpus (special-token strings aside)", null),
+            new Rule(TOK_BOS_DOUBLED, "the chat template writes bos_token and the tokenizer adds BOS too: render-then-encode gives two", null),
+            new Rule(TOK_ADDED_UNTRAINED, "an added or special token's embedding row is untrained (weights.untrained_rows)", REF_LLAMA3_UNTRAINED),
+            new Rule(TOK_PRETOKENIZER_REGEX, "byte-level BPE that splits with GPT-2's pattern while its vocabulary holds tokens that pattern can never produce",
+                    REF_LLAMACPP_REGEX + " " + REF_MISTRAL_REGEX),
+            new Rule(TOK_FILES_UNREADABLE, "tokenizer.json / tokenizer.model / the chat template cannot be loaded", null),
+            new Rule(TOK_FLAGS_IGNORED, "tokenizer_config.json's add_bos_token / add_eos_token disagree with what tokenizer.json's post-processor adds (transformers 5.17 follows tokenizer.json)", null),
             new Rule(GEN_LOAD_FAILED, "generation_config.json exists but is not a JSON object", null));
 
     public static Rule get(String id) {

@@ -21,6 +21,7 @@ final class TokenizerRules {
     static void run(LintContext c) {
         if (c.tokenizerConfig != null) tokenizer(c, c.tokenizerConfig);
         if (c.generationConfig != null) generation(c, c.generationConfig);
+        TokenizerFileRules.run(c);
     }
 
     private static void tokenizer(LintContext c, JsonNode t) {

@@ -99,6 +99,8 @@ public final class ReleaseChecks {
     private final Baseline baseline;
     private Model model;
     private ForwardInput input;
+    /** Ids the user chose (`check --text ...`), run instead of a shipped trace's or the fixed default tokens. */
+    private int[] givenTokens;
     private Trace reference;
     private final Map<String, Trace> runs = new LinkedHashMap<>();
     private LintReport lintReport;
@@ -170,8 +172,9 @@ public final class ReleaseChecks {
             model = Model.open(modelDir);
             // The implementations run on a shipped trace's tokens when there is one at position 0 (long-position traces
             // are checked with their own input); otherwise on fixed tokens.
-            input = new ForwardInput(ForwardInput.defaultTokens(model.config, ForwardInput.DEFAULT_LENGTH), 0);
-            for (Path p : traces()) {
+            input = new ForwardInput(givenTokens != null ? givenTokens
+                    : ForwardInput.defaultTokens(model.config, ForwardInput.DEFAULT_LENGTH), 0);
+            for (Path p : givenTokens != null ? List.<Path>of() : traces()) {
                 Trace t = TraceFiles.read(p);
                 if (t.positionOffset() == 0) {
                     input = new ForwardInput(t.tokens(), 0);
@@ -181,6 +184,12 @@ public final class ReleaseChecks {
             reference = Implementations.create("reference").run(model, input, ProbeLevel.ALL);
         }
         return model;
+    }
+
+    /** Runs the implementation checks on these ids (e.g. a text through the release's tokenizer). */
+    public ReleaseChecks useTokens(int[] ids) {
+        this.givenTokens = ids == null ? null : ids.clone();
+        return this;
     }
 
     private void lint() {

@@ -60,6 +60,11 @@ final class Planted {
         this.dir = dir;
     }
 
+    /** A release already written to {@code dir} (e.g. by SyntheticModel), to edit in place. */
+    static Planted at(Path dir) {
+        return new Planted(dir);
+    }
+
     static Planted copy(String fixture, Path tmp) {
         Path src = Fixtures.model(fixture);
         Path dst = tmp.resolve(fixture);
