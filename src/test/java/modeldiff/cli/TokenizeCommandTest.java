@@ -139,7 +139,7 @@ class TokenizeCommandTest {
     void demoRunsOnYourText() {
         MalformedCorpusTest.Result r = run("demo", "--out", tmp.resolve("demo").toString(), "--text", "Return the number");
         assertEquals(0, r.code(), r.err());
-        assertTrue(r.out().contains("5. your text \"Return the number\" (18 tokens), exact GELU planted in our bf16 pass: diverges first at layer 0"), r.out());
+        assertTrue(r.out().contains("6. your text \"Return the number\" (18 tokens), exact GELU planted in our bf16 pass: diverges first at layer 0"), r.out());
     }
 
     @Test
