@@ -79,7 +79,14 @@ PLANTS = {
     "mlp.swap_gate_up": "fused gate_up_proj halves swapped (act applied to the up half)",
     "qk.interleaved": "RoPE applied to interleaved pairs (GPT-J / Meta layout) instead of rotate_half",
     "softmax.lowp": "attention softmax computed step by step in the activation dtype",
+    "moe.renormalize=true": "MoE routing weights renormalised over the top-k (whatever norm_topk_prob says)",
+    "moe.renormalize=false": "MoE routing weights left as softmax-over-all probabilities (no top-k renormalisation)",
+    "moe.routed_scaling=V": "MoE routing weights multiplied by V (routed_scaling_factor applied with the wrong value)",
 }
+
+# MoE probes, recorded after mlp_norm in layers that route: the router's logits [tokens, experts] and the chosen
+# expert ids [tokens, k] (as float values of integer ids, in HF's top-k order).
+MOE_PROBES = ["router_logits", "experts"]
 
 
 def log(*a):
@@ -119,7 +126,7 @@ def find_parts(model):
     per_layer = []
     for layer in layers:
         attn = _first_module(layer, ["self_attn", "attn", "self_attention"])
-        mlp = _first_module(layer, ["mlp", "feed_forward"])
+        mlp = _first_module(layer, ["mlp", "feed_forward", "block_sparse_moe"])
         per_layer.append(
             dict(
                 layer=layer,
@@ -129,9 +136,27 @@ def find_parts(model):
                 o_proj=_first_module(attn, ["o_proj", "c_proj", "dense", "out_proj"]),
                 down=_first_module(mlp, ["down_proj", "c_proj", "fc2", "dense_4h_to_h"]),
                 v_proj=_first_module(attn, ["v_proj"]),
+                router=find_router(mlp),
             )
         )
     return dict(layers=layers, final_norm=final_norm, embed=embed, per_layer=per_layer)
+
+
+def find_router(mlp):
+    """The router of a MoE block (v5: a TopKRouter module with a [experts, hidden] weight, next to `experts`)."""
+    if mlp is None or _first_module(mlp, ["experts"]) is None:
+        return None
+    r = _first_module(mlp, ["gate", "router"])
+    w = getattr(r, "weight", None)
+    return r if isinstance(w, torch.Tensor) and w.dim() == 2 else None
+
+
+def router_logits_of(router, h):
+    """The router's logits for the hidden states it was given: the same F.linear the router computes first
+    (recomputed from its input and weight, because v5 routers return probabilities, not logits)."""
+    w = router.weight
+    b = getattr(router, "bias", None)
+    return F.linear(h.reshape(-1, w.shape[-1]), w, b if isinstance(b, torch.Tensor) else None)
 
 
 def _hidden_arg(args, kwargs, names=("hidden_states", "x", "input")):
@@ -274,6 +299,15 @@ class Recorder:
                         lambda mod, args, out, i=i: self._put("layers.%d.mlp_out" % i, _out0(out))
                     )
                 )
+            if pl.get("router") is not None:
+                def router_post(mod, args, kwargs, out, i=i):
+                    h = _hidden_arg(args, kwargs)
+                    if h is not None:
+                        self._put("layers.%d.router_logits" % i, router_logits_of(mod, h))
+                    if isinstance(out, (tuple, list)) and len(out) >= 3 and not out[2].is_floating_point():
+                        self._put("layers.%d.experts" % i, out[2].to(torch.float64))
+
+                self.handles.append(pl["router"].register_forward_hook(router_post, with_kwargs=True))
             if pl["down"] is not None:
                 self.handles.append(
                     pl["down"].register_forward_pre_hook(
@@ -337,7 +371,10 @@ class Recorder:
         names = ["embed"]
         for i in range(n_layers):
             if self.mode == "all":
-                names += ["layers.%d.%s" % (i, s) for s in SUB_PROBES]
+                for s in SUB_PROBES:
+                    names.append("layers.%d.%s" % (i, s))
+                    if s == "mlp_norm" and self.parts["per_layer"][i].get("router") is not None:
+                        names += ["layers.%d.%s" % (i, m) for m in MOE_PROBES]
             names.append("layers.%d" % i)
         names += ["final_norm", "logits"]
         self.rec["logits"] = logits.detach().clone()
@@ -589,10 +626,44 @@ def apply_plants(model, plants, ctx):
             ctx.setdefault("restore", []).append((torch.nn.functional, "softmax", orig_softmax))
             torch.nn.functional.softmax = lowp_softmax
             notes.append("attention softmax computed in the activation dtype, op by op")
+        elif p.startswith("moe."):
+            handles += plant_moe(parts, p, notes)
         else:
             raise ValueError("unknown plant %r; known: %s" % (p, ", ".join(PLANTS)))
     return handles, notes
 
+
+def plant_moe(parts, p, notes):
+    """MoE routing plants, as a forward hook on each router that replaces the routing weights it returns (the
+    chosen experts stay HF's): renormalise or not from the router's own probabilities, or scale them."""
+    key, _, val = p.partition("=")
+    if key == "moe.renormalize":
+        renorm = val.lower() == "true"
+    elif key == "moe.routed_scaling":
+        scale = float(val)
+    else:
+        raise ValueError("unknown plant %r" % p)
+
+    def hook(mod, args, kwargs, out):
+        idx, weights = out[2], out[1]
+        if key == "moe.routed_scaling":
+            new = weights * scale
+        else:
+            logits = router_logits_of(mod, _hidden_arg(args, kwargs))
+            probs = torch.softmax(logits.float(), dim=-1)  # HF's router softmax dtype (float64 in strict runs)
+            new = probs.gather(-1, idx)
+            if renorm:
+                new = new / new.sum(dim=-1, keepdim=True)
+        return (out[0], new.to(weights.dtype), idx) + tuple(out[3:])
+
+    handles = []
+    for pl in parts["per_layer"]:
+        if pl.get("router") is not None:
+            handles.append(pl["router"].register_forward_hook(hook, with_kwargs=True))
+    if not handles:
+        raise RuntimeError("%s: no MoE router found" % p)
+    notes.append("%s: routing weights replaced in %d routers" % (p, len(handles)))
+    return handles
 
 
 # ----------------------------------------------------------------------------------------------
@@ -648,13 +719,22 @@ def rebuild_rotary_in_float64(model):
 # ----------------------------------------------------------------------------------------------
 
 
-def load_model(model_dir, dtype, plants=()):
+def load_model(model_dir, dtype, plants=(), experts="eager"):
+    """`experts`: HF's experts_implementation for MoE families ("eager": the per-expert loop, the only one with a
+    float64 path; None: HF's default, a grouped GEMM)."""
     from transformers import AutoConfig, AutoModelForCausalLM
+
+    cfg0 = AutoConfig.from_pretrained(model_dir)
+    moe = any(getattr(cfg0, k, None) for k in ("num_local_experts", "num_experts", "n_routed_experts"))
+    extra = {"experts_implementation": experts} if moe and experts else {}
+
+    def from_pretrained(*a, **k):
+        return AutoModelForCausalLM.from_pretrained(*a, **k, **extra)
 
     ov = plant_config_overrides(plants)
     if "rope.inv_freq_lowp" in plants:
         # Load in float32, then cast the whole module: .to() also rounds the inv_freq buffer.
-        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="eager")
+        model = from_pretrained(model_dir, dtype=torch.float32, attn_implementation="eager")
         return model.to(DTYPES[dtype]).eval()
     if ov or any(p.startswith("rope.") for p in plants):
         # Plant that needs a different config: load the config, override, build from it.
@@ -662,22 +742,22 @@ def load_model(model_dir, dtype, plants=()):
         for k, v in ov.items():
             setattr(config, k, v)
         plant_rope_overrides(config, plants)
-        model = AutoModelForCausalLM.from_pretrained(
+        model = from_pretrained(
             model_dir, config=config, dtype=DTYPES[dtype], attn_implementation="eager"
         )
     else:
         # The reference path: let HF load and cast the stored weights itself.
-        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=DTYPES[dtype], attn_implementation="eager")
+        model = from_pretrained(model_dir, dtype=DTYPES[dtype], attn_implementation="eager")
     return model.eval()
 
 
 def run_trace(model_dir, dtype, device, tokens, position_offset=0, probes="all", out=None,
-              plants=(), check_hooks=False, model=None, strict_float64=True):
+              plants=(), check_hooks=False, model=None, strict_float64=True, experts="eager"):
     """Run one forward and return a dict with the ordered probe tensors and diagnostics.
     Writes the safetensors trace to `out` when given."""
     plants = list(plants)
     if model is None:
-        model = load_model(model_dir, dtype, plants)
+        model = load_model(model_dir, dtype, plants, experts)
     if device != "cpu":
         model = model.to(device)
     ctx = {}
@@ -752,6 +832,8 @@ def main(argv=None):
     ap.add_argument("--out", required=True, help="output .safetensors trace")
     ap.add_argument("--plant", action="append", default=[], metavar="BUG_ID",
                     help="plant a known bug (repeatable): " + "; ".join("%s: %s" % kv for kv in PLANTS.items()))
+    ap.add_argument("--experts", default="eager",
+                    help="experts_implementation for MoE families (default eager; 'default' = HF's own choice)")
     ap.add_argument("--check-hooks", action="store_true", help="also run a hook-free forward and compare logits")
     a = ap.parse_args(argv)
     if a.like:
@@ -767,7 +849,8 @@ def main(argv=None):
         ap.error("--tokens and --dtype are required unless --like gives them")
     try:
         info = run_trace(a.model, a.dtype, a.device, parse_tokens(a.tokens), a.position_offset, a.probes,
-                         a.out, a.plant, a.check_hooks, strict_float64=not a.no_strict_float64)
+                         a.out, a.plant, a.check_hooks, strict_float64=not a.no_strict_float64,
+                         experts=None if a.experts == "default" else a.experts)
     except Exception:
         traceback.print_exc()
         return 1

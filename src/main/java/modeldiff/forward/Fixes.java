@@ -23,7 +23,8 @@ import java.util.Set;
  * act.gelu_exact, act.gelu_tanh, rope.bf16_angles, rope.theta=V, rope.scaling_ignored, rope.partial=F,
  * rope.inv_freq_lowp, qk.interleaved, norm.no_unit_offset, norm.unit_offset, norm.cast_before_weight, norm.eps=V,
  * embed.scale_fp32, embed.scale_none, attn.no_softcap, logits.no_softcap, attn.scale=S, window=W, softmax.lowp,
- * mlp.swap_gate_up, input.add_bos, input.drop_bos.
+ * mlp.swap_gate_up, input.add_bos, input.drop_bos; MoE routing: moe.renormalize=true|false, moe.softmax_before_topk,
+ * moe.routed_scaling=V, moe.bias_in_weights.
  */
 public final class Fixes {
     public static final Fixes NONE = new Fixes(List.of());
@@ -32,9 +33,11 @@ public final class Fixes {
     public static final Set<String> FLAGS = Set.of("act.gelu_exact", "act.gelu_tanh", "rope.bf16_angles",
             "rope.scaling_ignored", "rope.inv_freq_lowp", "qk.interleaved", "norm.no_unit_offset", "norm.unit_offset",
             "norm.cast_before_weight", "embed.scale_fp32", "embed.scale_none", "attn.no_softcap", "logits.no_softcap",
-            "softmax.lowp", "mlp.swap_gate_up", "input.add_bos", "input.drop_bos");
+            "softmax.lowp", "mlp.swap_gate_up", "input.add_bos", "input.drop_bos",
+            "moe.softmax_before_topk", "moe.bias_in_weights");
     /** Ids written id=value. */
-    public static final Set<String> VALUED = Set.of("rope.theta", "rope.partial", "norm.eps", "attn.scale", "window");
+    public static final Set<String> VALUED = Set.of("rope.theta", "rope.partial", "norm.eps", "attn.scale", "window",
+            "moe.renormalize", "moe.routed_scaling");
 
     private final List<String> ids;
     private Activation activation;
@@ -43,6 +46,14 @@ public final class Fixes {
             swapGateUp, addBos, dropBos;
     private final double theta, partial, eps, attnScaleDenominator;
     private final int window;
+    /** MoE: top-k renormalisation forced on/off (null: the config's), the routing-weight scale (NaN: the config's). */
+    private final Boolean renormalize;
+    private final double routedScaling;
+    /**
+     * moe.softmax_before_topk: a top-k→softmax router (gpt-oss) computed as softmax over all experts, then top-k;
+     * moe.bias_in_weights: a sigmoid router's selection-only correction bias also added to the expert weights.
+     */
+    public final boolean moeSoftmaxBeforeTopk, moeBiasInWeights;
 
     private Fixes(List<String> ids) {
         this.ids = List.copyOf(ids);
@@ -50,6 +61,9 @@ public final class Fixes {
         double th = Double.NaN, pa = Double.NaN, ep = Double.NaN, sc = Double.NaN;
         int w = -1;
         Activation act = null;
+        Boolean renorm = null;
+        double scaling = Double.NaN;
+        boolean softmaxFirst = false, biasInWeights = false;
         for (String id : ids) {
             int eq = id.indexOf('=');
             String key = eq < 0 ? id : id.substring(0, eq);
@@ -79,6 +93,10 @@ public final class Fixes {
                 case "norm.eps" -> ep = nonNegative(id, val);
                 case "attn.scale" -> sc = positive(id, val);
                 case "window" -> w = (int) positive(id, val);
+                case "moe.renormalize" -> renorm = bool(id, val);
+                case "moe.routed_scaling" -> scaling = positive(id, val);
+                case "moe.softmax_before_topk" -> softmaxFirst = true;
+                case "moe.bias_in_weights" -> biasInWeights = true;
                 default -> throw new IllegalStateException(key);
             }
         }
@@ -103,6 +121,10 @@ public final class Fixes {
         eps = ep;
         attnScaleDenominator = sc;
         window = w;
+        renormalize = renorm;
+        routedScaling = scaling;
+        moeSoftmaxBeforeTopk = softmaxFirst;
+        moeBiasInWeights = biasInWeights;
         if (pa > 1) throw new BadInputException("fix '" + "rope.partial=" + pa + "': fraction must be in (0, 1]");
     }
 
@@ -127,6 +149,12 @@ public final class Fixes {
         double d = number(id, v);
         if (!(d >= 0)) throw new BadInputException("fix '" + id + "': value must be >= 0");
         return d;
+    }
+
+    private static boolean bool(String id, String v) {
+        if ("true".equals(v)) return true;
+        if ("false".equals(v)) return false;
+        throw new BadInputException("fix '" + id + "': value must be true or false");
     }
 
     private static double number(String id, String v) {
@@ -196,6 +224,16 @@ public final class Fixes {
         if (!Double.isNaN(theta)) out = out.withTheta(theta);
         if (!Double.isNaN(partial)) out = out.withPartial(partial);
         return out;
+    }
+
+    /** Whether a MoE router renormalises its k weights. */
+    public boolean renormalize(modeldiff.model.MoeSpec s) {
+        return renormalize != null ? renormalize : s.renormalize;
+    }
+
+    /** The factor routed experts' weights are multiplied by. */
+    public double routedScaling(modeldiff.model.MoeSpec s) {
+        return Double.isNaN(routedScaling) ? s.routedScaling : routedScaling;
     }
 
     public double embedScale(ModelConfig c) {

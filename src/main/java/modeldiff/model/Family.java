@@ -58,6 +58,52 @@ public final class Family {
 
     public enum Bias { NONE, ALWAYS, FROM_CONFIG }
 
+    /** How a mixture-of-experts router turns its logits into chosen experts and their weights. */
+    public enum Router {
+        /** softmax over all experts, top-k of it, optionally renormalised over the k (Mixtral, Qwen3-MoE, OLMoE). */
+        SOFTMAX_TOPK,
+        /** top-k of the logits, softmax over those k (gpt-oss). */
+        TOPK_SOFTMAX,
+        /**
+         * sigmoid scores; a per-expert correction bias added for choosing only; group-limited top-k; weights from the
+         * unbiased scores (DeepSeek-V3, GLM-4.5).
+         */
+        SIGMOID_GROUPED
+    }
+
+    /** Whether the routing weights are renormalised over the chosen k. */
+    public enum Renormalize { ALWAYS, NEVER, FROM_CONFIG }
+
+    /** Which decoder layers route through experts; the others run the dense MLP. */
+    public enum SparseLayers {
+        ALL,
+        /** Qwen-MoE: not in mlp_only_layers and (i + 1) % decoder_sparse_step == 0. */
+        QWEN,
+        /** DeepSeek / GLM: layers from first_k_dense_replace on. */
+        FIRST_K_DENSE
+    }
+
+    /**
+     * Where each expert's weights live in a checkpoint as released: {@code <block>.experts.{e}.<gate|up|down>.weight}
+     * (Mixtral: block_sparse_moe, w1/w3/w2), and the router at {@code <block>.<router>.weight}. transformers v5 keeps
+     * them fused in memory (experts.gate_up_proj [E, 2·ff, H], experts.down_proj [E, H, ff]) and writes the released
+     * names back on save; a checkpoint saved fused is read too.
+     */
+    public record ExpertNames(String block, String router, String gate, String up, String down) {
+    }
+
+    public static final ExpertNames MIXTRAL_EXPERTS = new ExpertNames("block_sparse_moe", "gate", "w1", "w3", "w2");
+    public static final ExpertNames QWEN_EXPERTS = new ExpertNames("mlp", "gate", "gate_proj", "up_proj", "down_proj");
+
+    /**
+     * A MoE family's description: the config keys it reads, its router, and HF's rounding choice for the routing
+     * weights ({@code weightsInDtype}: Qwen3-MoE and OLMoE cast them to the activation dtype before the expert
+     * product, {@code router_top_value.to(router_logits.dtype)}; Mixtral keeps them float32).
+     */
+    public record Moe(String numExpertsKey, String expertSizeKey, Router router, Renormalize renormalize,
+                      boolean weightsInDtype, SparseLayers sparseLayers, ExpertNames names) {
+    }
+
     public final String modelType;
     public final Layout layout;
     public final NormKind norm;
@@ -90,6 +136,10 @@ public final class Family {
      * scale. Same math, different rounding in reduced precision.
      */
     public final boolean scoreScaleByDivision;
+    /** Mixture-of-experts MLP, or null for a dense MLP on every layer. */
+    public final Moe moe;
+    /** OLMoE: the q/k RMSNorm spans the whole projection (all heads at once), not each head. */
+    public final boolean qkNormAcrossHeads;
 
     /** Which layers slide, when the config has no explicit layer_types. */
     public enum SlidingRule {
@@ -124,6 +174,8 @@ public final class Family {
         queryPreAttnScalar = b.queryPreAttnScalar;
         requiresBos = b.requiresBos;
         scoreScaleByDivision = b.layout == Layout.GPT2;
+        moe = b.moe;
+        qkNormAcrossHeads = b.qkNormAcrossHeads;
     }
 
     /** Declared before the families, which use it in their static initialisers. Stands for Python's None among {@link #defaults} (immutable maps hold no nulls). */
@@ -201,10 +253,37 @@ public final class Family {
                     "max_position_embeddings", 4096, "bos_token_id", 2, "eos_token_id", 3)
             .build();
 
+    // ---- Mixtures of experts (modeling_mixtral.py, modeling_qwen3_moe.py, modeling_olmoe.py of transformers 5.17) ----
+
+    public static final Family MIXTRAL = MISTRAL.derive("mixtral")
+            .moe(new Moe("num_local_experts", "intermediate_size", Router.SOFTMAX_TOPK, Renormalize.ALWAYS, false,
+                    SparseLayers.ALL, MIXTRAL_EXPERTS))
+            .defaults("num_local_experts", 8, "num_experts_per_tok", 2, "sliding_window", null, "rope_theta", 1e6,
+                    "router_jitter_noise", 0.0)
+            .build();
+
+    public static final Family QWEN3_MOE = QWEN3.derive("qwen3_moe")
+            .moe(new Moe("num_experts", "moe_intermediate_size", Router.SOFTMAX_TOPK, Renormalize.FROM_CONFIG, true,
+                    SparseLayers.QWEN, QWEN_EXPERTS))
+            .defaults("num_experts", 128, "num_experts_per_tok", 8, "moe_intermediate_size", 768, "norm_topk_prob", false,
+                    "decoder_sparse_step", 1)
+            .build();
+
+    public static final Family OLMOE = LLAMA.derive("olmoe")
+            .qkNorm(true).qkNormAcrossHeads(true)
+            .moe(new Moe("num_experts", "intermediate_size", Router.SOFTMAX_TOPK, Renormalize.FROM_CONFIG, true,
+                    SparseLayers.ALL, QWEN_EXPERTS))
+            .defaults("num_experts", 64, "num_experts_per_tok", 8, "norm_topk_prob", false, "rms_norm_eps", 1e-5,
+                    "clip_qkv", null, "max_position_embeddings", 4096, "bos_token_id", null, "eos_token_id", 50279,
+                    "pad_token_id", 1)
+            .build();
+
     private static final Map<String, Family> BY_TYPE = new LinkedHashMap<>();
 
     static {
         for (Family f : List.of(LLAMA, MISTRAL, QWEN2, QWEN3, GEMMA, GEMMA2, GEMMA3_TEXT, PHI3, GPT2, NEMOTRON))
+            BY_TYPE.put(f.modelType, f);
+        for (Family f : List.of(MIXTRAL, QWEN3_MOE, OLMOE))
             BY_TYPE.put(f.modelType, f);
     }
 
@@ -237,6 +316,8 @@ public final class Family {
         private String epsKey = "rms_norm_eps";
         private final Map<String, Object> defaults = new LinkedHashMap<>();
         private SlidingRule sliding = SlidingRule.NONE;
+        private Moe moe;
+        private boolean qkNormAcrossHeads;
 
         Builder(String modelType) {
             this.modelType = modelType;
@@ -261,6 +342,8 @@ public final class Family {
             epsKey = parent.epsKey;
             defaults.putAll(parent.defaults);
             sliding = parent.sliding;
+            moe = parent.moe;
+            qkNormAcrossHeads = parent.qkNormAcrossHeads;
         }
 
         Builder layout(Layout v) { layout = v; return this; }
@@ -279,6 +362,8 @@ public final class Family {
         Builder sliding(SlidingRule v) { sliding = v; return this; }
         Builder queryPreAttnScalar(boolean v) { queryPreAttnScalar = v; return this; }
         Builder requiresBos(boolean v) { requiresBos = v; return this; }
+        Builder moe(Moe v) { moe = v; return this; }
+        Builder qkNormAcrossHeads(boolean v) { qkNormAcrossHeads = v; return this; }
 
         /** Key/value pairs; a null value means "HF's default is None". Map.copyOf rejects nulls, so store a marker. */
         Builder defaults(Object... kv) {

@@ -22,6 +22,8 @@ public final class Model {
     public final TensorStore store;
     private final String prefix;       // "model." / "transformer." or "" when saved from the bare base model
     private final List<LayerWeights> layers;
+    /** Per layer: its experts, or null where the layer runs a dense MLP. */
+    private final List<MoeWeights> moeLayers;
     private final TensorInfo embedding, positionEmbedding, lmHead;
     private final NormRef finalNorm;
     private final Set<String> used = new LinkedHashSet<>();
@@ -58,6 +60,9 @@ public final class Model {
         List<LayerWeights> ls = new ArrayList<>();
         for (int i = 0; i < config.numLayers; i++) ls.add(layer(i));
         layers = Collections.unmodifiableList(ls);
+        List<MoeWeights> ms = new ArrayList<>();
+        for (int i = 0; i < config.numLayers; i++) ms.add(moeLayer(i));
+        moeLayers = Collections.unmodifiableList(ms);
     }
 
     public static Model open(Path dir) {
@@ -104,21 +109,55 @@ public final class Model {
             default: {
                 boolean sandwich = family.sandwichNorms;
                 boolean gated = family.mlp == Family.Mlp.GATED;
+                boolean experts = c.moe != null && c.moe.sparse(i);     // the MLP is in moe(i) instead
+                int qn = family.qkNormAcrossHeads ? qd : c.headDim, kn = family.qkNormAcrossHeads ? kvd : c.headDim;
                 return new LayerWeights(norm(p + "input_layernorm", h),
                         linear(p + "self_attn.q_proj", qd, h, c.qkvBias),
                         linear(p + "self_attn.k_proj", kvd, h, c.qkvBias),
                         linear(p + "self_attn.v_proj", kvd, h, c.qkvBias),
                         linear(p + "self_attn.o_proj", h, qd, c.oBias),
-                        family.qkNorm ? norm(p + "self_attn.q_norm", c.headDim) : null,
-                        family.qkNorm ? norm(p + "self_attn.k_norm", c.headDim) : null,
+                        family.qkNorm ? norm(p + "self_attn.q_norm", qn) : null,
+                        family.qkNorm ? norm(p + "self_attn.k_norm", kn) : null,
                         sandwich ? norm(p + "post_attention_layernorm", h) : null,
                         norm(p + (sandwich ? "pre_feedforward_layernorm" : "post_attention_layernorm"), h),
-                        gated ? linear(p + "mlp.gate_proj", ff, h, c.mlpBias) : null,
-                        linear(p + "mlp.up_proj", ff, h, c.mlpBias),
-                        linear(p + "mlp.down_proj", h, ff, c.mlpBias),
+                        gated && !experts ? linear(p + "mlp.gate_proj", ff, h, c.mlpBias) : null,
+                        experts ? null : linear(p + "mlp.up_proj", ff, h, c.mlpBias),
+                        experts ? null : linear(p + "mlp.down_proj", h, ff, c.mlpBias),
                         sandwich ? norm(p + "post_feedforward_layernorm", h) : null);
             }
         }
+    }
+
+    /** Layer i's router and experts, or null where it runs the dense MLP. */
+    public MoeWeights moe(int i) {
+        return moeLayers == null ? moeLayer(i) : moeLayers.get(i);
+    }
+
+    private MoeWeights moeLayer(int i) {
+        MoeSpec s = config.moe;
+        if (s == null || !s.sparse(i)) return null;
+        Family.ExpertNames n = family.moe.names();
+        int h = config.hiddenSize, ff = s.expertSize, e = s.numExperts;
+        List<MoeWeights.Expert> experts = new ArrayList<>();
+        // transformers v5's in-memory layout (a checkpoint saved without reverting it): [E, 2·ff, H] and [E, H, ff]
+        for (String block : List.of(n.block(), "mlp")) {
+            String b = "layers." + i + "." + block + ".";
+            if (!store.has(prefix + b + "experts.gate_up_proj")) continue;
+            TensorInfo gateUp = tensor(b + "experts.gate_up_proj", e, 2L * ff, h);
+            TensorInfo down = tensor(b + "experts.down_proj", e, h, ff);
+            for (int x = 0; x < e; x++)
+                experts.add(new MoeWeights.Expert(new LinearRef(gateUp, false, (2 * x) * ff, ff, h, null),
+                        new LinearRef(gateUp, false, (2 * x + 1) * ff, ff, h, null),
+                        new LinearRef(down, false, x * h, h, ff, null)));
+            return new MoeWeights(linear(b + n.router(), e, h, false), List.copyOf(experts));
+        }
+        String b = "layers." + i + "." + n.block() + ".";
+        for (int x = 0; x < e; x++) {
+            String ex = b + "experts." + x + ".";
+            experts.add(new MoeWeights.Expert(linear(ex + n.gate(), ff, h, false), linear(ex + n.up(), ff, h, false),
+                    linear(ex + n.down(), h, ff, false)));
+        }
+        return new MoeWeights(linear(b + n.router(), e, h, false), List.copyOf(experts));
     }
 
     private LinearRef linear(String name, int out, int in, boolean bias) {

@@ -36,6 +36,8 @@ public final class ModelConfig {
     /** The dtype the release declares (v5 "dtype", v4 "torch_dtype"), or null. */
     public final String declaredDtype;
     public final List<String> defaultsUsed;
+    /** The mixture-of-experts routing, or null for a dense family. */
+    public final MoeSpec moe;
 
     private ModelConfig(Path file, JsonNode raw, Family family, ConfigReader r) {
         this.file = file;
@@ -87,6 +89,8 @@ public final class ModelConfig {
         maxPositionEmbeddings = r.sizeOr(family.layout == Family.Layout.GPT2 ? "n_positions" : "max_position_embeddings", 0);
 
         checkDerivedSizes(r);
+        moe = family.moe == null ? null : MoeSpec.read(r, family.moe, numLayers);
+        if (r.has("clip_qkv")) throw r.bad("clip_qkv", "clamping q/k/v (OLMo's clip_qkv) is not supported");
         layers = Collections.unmodifiableList(buildLayers(r));
         bosTokenIds = List.copyOf(r.tokenIds("bos_token_id"));
         eosTokenIds = List.copyOf(r.tokenIds("eos_token_id"));

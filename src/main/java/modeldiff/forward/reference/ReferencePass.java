@@ -15,6 +15,7 @@ import modeldiff.model.LayerWeights;
 import modeldiff.model.LinearRef;
 import modeldiff.model.Model;
 import modeldiff.model.ModelConfig;
+import modeldiff.model.MoeWeights;
 import modeldiff.model.NormRef;
 import modeldiff.model.TensorInfo;
 import modeldiff.model.TensorStore;
@@ -118,9 +119,10 @@ public final class ReferencePass implements ForwardPass {
             double[] q = linear(a, T, w.q(), par);                              // [T, heads*hd]
             double[] k = linear(a, T, w.k(), par);                              // [T, kv_heads*hd]
             double[] v = linear(a, T, w.v(), par);                              // [T, kv_heads*hd]
-            if (f.qkNorm) {
-                q = norm(q, T * c.numHeads, c.headDim, w.qNorm(), normKind, eps);
-                k = norm(k, T * c.numKvHeads, c.headDim, w.kNorm(), normKind, eps);
+            if (f.qkNorm) {                                                     // per head, or across heads (OLMoE)
+                int qn = (int) w.qNorm().weight().shape()[0], kn = (int) w.kNorm().weight().shape()[0];
+                q = norm(q, T * c.qDim() / qn, qn, w.qNorm(), normKind, eps);
+                k = norm(k, T * c.kvDim() / kn, kn, w.kNorm(), normKind, eps);
             }
             if (!f.learnedPositions) {
                 var rope = fixes.rope(spec.rope());
@@ -143,21 +145,31 @@ public final class ReferencePass implements ForwardPass {
             addInPlace(x, o);
 
             double[] m = norm(x, T, H, w.mlpNorm(), normKind, eps);   // [T, H]
-            double[] act;                                                  // [T, ff]
-            if (f.mlp == Family.Mlp.GATED) {
-                act = linear(m, T, fixes.swapGateUp ? w.up() : w.gate(), par);
-                double[] up = linear(m, T, fixes.swapGateUp ? w.gate() : w.up(), par);
-                for (int j = 0; j < act.length; j++) act[j] = activation.apply(act[j]) * up[j];
+            if (all) trace.put(p + "mlp_norm", H, m);
+            MoeWeights experts = model.moe(i);
+            double[] mo;                                                   // [T, H]
+            if (experts != null) {
+                var setup = new ReferenceMoe.Setup(c.moe, fixes, activation, par);
+                ReferenceMoe.Routing routing = ReferenceMoe.route(m, T, experts, setup);
+                if (all) {
+                    trace.put(p + "router_logits", c.moe.numExperts, routing.logits());
+                    trace.put(p + "experts", c.moe.topK, routing.expertsAsValues());
+                }
+                mo = ReferenceMoe.experts(m, T, H, experts, routing, setup);
             } else {
-                act = linear(m, T, w.up(), par);
-                for (int j = 0; j < act.length; j++) act[j] = activation.apply(act[j]);
+                double[] act;                                              // [T, ff]
+                if (f.mlp == Family.Mlp.GATED) {
+                    act = linear(m, T, fixes.swapGateUp ? w.up() : w.gate(), par);
+                    double[] up = linear(m, T, fixes.swapGateUp ? w.gate() : w.up(), par);
+                    for (int j = 0; j < act.length; j++) act[j] = activation.apply(act[j]) * up[j];
+                } else {
+                    act = linear(m, T, w.up(), par);
+                    for (int j = 0; j < act.length; j++) act[j] = activation.apply(act[j]);
+                }
+                mo = linear(act, T, w.down(), par);
+                if (all) trace.put(p + "mlp_act", c.intermediateSize, act);
             }
-            double[] mo = linear(act, T, w.down(), par);                        // [T, H]
-            if (all) {
-                trace.put(p + "mlp_norm", H, m);
-                trace.put(p + "mlp_act", c.intermediateSize, act);
-                trace.put(p + "mlp_out", H, mo.clone());
-            }
+            if (all) trace.put(p + "mlp_out", H, mo.clone());
             if (w.postMlpNorm() != null) mo = norm(mo, T, H, w.postMlpNorm(), normKind, eps);
             addInPlace(x, mo);
             trace.put("layers." + i, H, x.clone());

@@ -1,0 +1,132 @@
+package modeldiff.forward.reference;
+
+import modeldiff.forward.Fixes;
+import modeldiff.forward.kernel.Parallel;
+import modeldiff.model.MoeSpec;
+import modeldiff.model.MoeWeights;
+import modeldiff.numeric.Activation;
+
+/**
+ * A mixture-of-experts MLP in float64, written from the math: router logits, the router's choice of k experts and
+ * their weights, and the weighted sum of the chosen experts' gated MLPs. Nothing is rounded; the order of the sum
+ * over experts does not matter at float64's precision.
+ */
+final class ReferenceMoe {
+    private ReferenceMoe() {
+    }
+
+    /** What a router decided for T tokens: its logits [T, E], the chosen expert ids [T, k], their weights [T, k]. */
+    record Routing(double[] logits, int[] experts, double[] weights) {
+        /** The chosen ids as a probe (float values of integer ids). */
+        double[] expertsAsValues() {
+            double[] out = new double[experts.length];
+            for (int i = 0; i < out.length; i++) out[i] = experts[i];
+            return out;
+        }
+    }
+
+    /** Configuration of one MoE call: the routing as the config says, the fixes that change it, the activation. */
+    record Setup(MoeSpec spec, Fixes fixes, Activation activation, Parallel par) {
+    }
+
+    static Routing route(double[] m, int T, MoeWeights w, Setup s) {
+        double[] logits = ReferencePass.linear(m, T, w.router(), s.par());
+        return route(logits, T, s);
+    }
+
+    /** The router's decision from its logits, per token. */
+    static Routing route(double[] logits, int T, Setup s) {
+        MoeSpec spec = s.spec();
+        int E = spec.numExperts, k = spec.topK;
+        int[] ids = new int[T * k];
+        double[] weights = new double[T * k];
+        boolean renorm = s.fixes().renormalize(spec);
+        double scale = s.fixes().routedScaling(spec);
+        for (int t = 0; t < T; t++) {
+            double[] row = new double[E];
+            System.arraycopy(logits, t * E, row, 0, E);
+            int[] top = topK(row, k);                                   // the k largest logits = the k largest probs
+            double[] wk = switch (spec.router) {
+                case SOFTMAX_TOPK -> pick(softmax(row), top);
+                case TOPK_SOFTMAX -> s.fixes().moeSoftmaxBeforeTopk ? pick(softmax(row), top) : softmax(pick(row, top));
+                case SIGMOID_GROUPED -> throw new IllegalStateException("sigmoid routers have no family yet");
+            };
+            if (renorm) {
+                double sum = 0;
+                for (double v : wk) sum += v;
+                for (int j = 0; j < k; j++) wk[j] /= sum;
+            }
+            for (int j = 0; j < k; j++) {
+                ids[t * k + j] = top[j];
+                weights[t * k + j] = wk[j] * scale;
+            }
+        }
+        return new Routing(logits, ids, weights);
+    }
+
+    /** Σ over the chosen experts of weight · down(act(gate(x)) · up(x)), for each token: [T, H]. */
+    static double[] experts(double[] m, int T, int H, MoeWeights w, Routing r, Setup s) {
+        int k = s.spec().topK;
+        double[] out = new double[T * H];
+        for (int e = 0; e < w.experts().size(); e++) {
+            int n = 0;
+            for (int i = 0; i < T * k; i++) if (r.experts()[i] == e) n++;
+            if (n == 0) continue;
+            int[] slot = new int[n];                                     // which (token, j) pairs chose e
+            double[] x = new double[n * H];
+            for (int i = 0, c = 0; i < T * k; i++) {
+                if (r.experts()[i] != e) continue;
+                slot[c] = i;
+                System.arraycopy(m, (i / k) * H, x, c * H, H);
+                c++;
+            }
+            double[] y = expert(x, n, w.experts().get(e), s);
+            for (int c = 0; c < n; c++) {
+                int t = slot[c] / k;
+                double wt = r.weights()[slot[c]];
+                for (int j = 0; j < H; j++) out[t * H + j] += wt * y[c * H + j];
+            }
+        }
+        return out;
+    }
+
+    private static double[] expert(double[] x, int rows, MoeWeights.Expert ex, Setup s) {
+        double[] g = ReferencePass.linear(x, rows, ex.gate(), s.par());
+        double[] u = ReferencePass.linear(x, rows, ex.up(), s.par());
+        for (int j = 0; j < g.length; j++) g[j] = s.activation().apply(g[j]) * u[j];
+        return ReferencePass.linear(g, rows, ex.down(), s.par());
+    }
+
+    /** Indices of the k largest values, largest first; equal values in index order (as torch.topk returns them). */
+    static int[] topK(double[] v, int k) {
+        int[] out = new int[k];
+        boolean[] taken = new boolean[v.length];
+        for (int j = 0; j < k; j++) {
+            int best = -1;
+            for (int e = 0; e < v.length; e++)
+                if (!taken[e] && (best < 0 || v[e] > v[best])) best = e;
+            taken[best] = true;
+            out[j] = best;
+        }
+        return out;
+    }
+
+    private static double[] softmax(double[] v) {
+        double max = Double.NEGATIVE_INFINITY;
+        for (double x : v) max = Math.max(max, x);
+        double sum = 0;
+        double[] out = new double[v.length];
+        for (int i = 0; i < v.length; i++) {
+            out[i] = Math.exp(v[i] - max);
+            sum += out[i];
+        }
+        for (int i = 0; i < v.length; i++) out[i] /= sum;
+        return out;
+    }
+
+    private static double[] pick(double[] v, int[] idx) {
+        double[] out = new double[idx.length];
+        for (int j = 0; j < idx.length; j++) out[j] = v[idx[j]];
+        return out;
+    }
+}
