@@ -19,6 +19,7 @@ import modeldiff.model.LinearRef;
 import modeldiff.model.MappedTensor;
 import modeldiff.model.Model;
 import modeldiff.model.ModelConfig;
+import modeldiff.model.MoeWeights;
 import modeldiff.model.NormRef;
 import modeldiff.model.RopeSpec;
 import modeldiff.model.TensorInfo;
@@ -151,9 +152,10 @@ public final class LowpPass implements ForwardPass {
             float[] q = linear(a, T, w.q());                               // [T, heads*hd]
             float[] k = linear(a, T, w.k());                               // [T, kv*hd]
             float[] v = linear(a, T, w.v());                               // [T, kv*hd]
-            if (f.qkNorm) {
-                q = norm(q, T * c.numHeads, hd, w.qNorm(), f, c);
-                k = norm(k, T * c.numKvHeads, hd, w.kNorm(), f, c);
+            if (f.qkNorm) {                                                // per head, or across heads (OLMoE)
+                int qn = (int) w.qNorm().weight().shape()[0], kn = (int) w.kNorm().weight().shape()[0];
+                q = norm(q, T * c.qDim() / qn, qn, w.qNorm(), f, c);
+                k = norm(k, T * c.kvDim() / kn, kn, w.kNorm(), f, c);
             }
             if (!f.learnedPositions) {
                 float[][] cs = cosSin(fixes.rope(spec.rope()), hd, in);
@@ -174,22 +176,34 @@ public final class LowpPass implements ForwardPass {
             residual(x, o);
 
             float[] m = norm(x, T, H, w.mlpNorm(), f, c);                  // [T, H]
-            float[] act;                                                   // [T, ff]
-            if (f.mlp == Family.Mlp.GATED) {
-                LinearRef gateRef = fixes.swapGateUp ? w.up() : w.gate();
-                LinearRef upRef = fixes.swapGateUp ? w.gate() : w.up();
-                act = activation(linear(m, T, gateRef), c);
-                float[] up = linear(m, T, upRef);
-                for (int j = 0; j < act.length; j++) act[j] = r(act[j] * up[j]);   // MLP_PRODUCT
+            if (all) trace.put(pre + "mlp_norm", H, widen(m));
+            MoeWeights experts = model.moe(i);
+            float[] mo;                                                    // [T, H]
+            if (experts != null) {
+                var ops = new LowpMoe.Ops(this::linear, g -> activation(g, c), this::r, c.moe, fixes);
+                LowpMoe.Routing routing = LowpMoe.route(m, T, experts, ops);
+                if (all) {
+                    trace.put(pre + "router_logits", c.moe.numExperts, widen(routing.logits()));
+                    double[] ids = new double[routing.experts().length];
+                    for (int j = 0; j < ids.length; j++) ids[j] = routing.experts()[j];
+                    trace.put(pre + "experts", c.moe.topK, ids);
+                }
+                mo = LowpMoe.experts(m, T, H, experts, routing, ops);
             } else {
-                act = activation(linear(m, T, w.up()), c);
+                float[] act;                                               // [T, ff]
+                if (f.mlp == Family.Mlp.GATED) {
+                    LinearRef gateRef = fixes.swapGateUp ? w.up() : w.gate();
+                    LinearRef upRef = fixes.swapGateUp ? w.gate() : w.up();
+                    act = activation(linear(m, T, gateRef), c);
+                    float[] up = linear(m, T, upRef);
+                    for (int j = 0; j < act.length; j++) act[j] = r(act[j] * up[j]);   // MLP_PRODUCT
+                } else {
+                    act = activation(linear(m, T, w.up()), c);
+                }
+                mo = linear(act, T, w.down());
+                if (all) trace.put(pre + "mlp_act", c.intermediateSize, widen(act));
             }
-            float[] mo = linear(act, T, w.down());                         // [T, H]
-            if (all) {
-                trace.put(pre + "mlp_norm", H, widen(m));
-                trace.put(pre + "mlp_act", c.intermediateSize, widen(act));
-                trace.put(pre + "mlp_out", H, widen(mo));
-            }
+            if (all) trace.put(pre + "mlp_out", H, widen(mo));
             if (w.postMlpNorm() != null) mo = norm(mo, T, H, w.postMlpNorm(), f, c);
             residual(x, mo);
             trace.put("layers." + i, H, widen(x));

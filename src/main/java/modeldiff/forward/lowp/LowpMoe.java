@@ -1,0 +1,149 @@
+package modeldiff.forward.lowp;
+
+import modeldiff.forward.Fixes;
+import modeldiff.model.LinearRef;
+import modeldiff.model.MoeSpec;
+import modeldiff.model.MoeWeights;
+
+import java.util.function.UnaryOperator;
+
+/**
+ * A mixture-of-experts MLP as HF transformers 5.17's eager experts path computes it in a reduced dtype (MoE rounding
+ * points in docs/precision.md):
+ * <ol>
+ * <li>router logits: a linear in the dtype (ROUTER_LOGITS);</li>
+ * <li>softmax over all experts in float32 ({@code softmax(logits.float())}), top-k, renormalisation in float32;</li>
+ * <li>the k weights rounded to the dtype where the family casts them (Qwen3-MoE, OLMoE:
+ *     {@code router_top_value.to(router_logits.dtype)}), else kept in float32 (Mixtral) (ROUTING_WEIGHTS);</li>
+ * <li>each expert, in ascending expert id, computes its gated MLP on the tokens that chose it, each op rounded as in
+ *     the dense MLP; its output times the token's weight is rounded once to the dtype (EXPERT_WEIGHTED) and added
+ *     into the token's running sum by {@code index_add_} in the dtype, one rounding per add (EXPERT_SUM).</li>
+ * </ol>
+ * Written apart from the float64 {@code ReferenceMoe}: they share the model description, not the arithmetic.
+ */
+final class LowpMoe {
+    private LowpMoe() {
+    }
+
+    /** The lowp pass's own operations (each rounds as that pass does). */
+    record Ops(Linear linear, UnaryOperator<float[]> activation, Round round, MoeSpec spec, Fixes fixes) {
+    }
+
+    interface Linear {
+        float[] apply(float[] x, int rows, LinearRef ref);
+    }
+
+    interface Round {
+        float apply(float v);
+    }
+
+    /** Logits [T, E] (in the dtype), chosen ids [T, k], weights [T, k] as the experts receive them. */
+    record Routing(float[] logits, int[] experts, float[] weights) {
+    }
+
+    static Routing route(float[] m, int T, MoeWeights w, Ops ops) {
+        MoeSpec s = ops.spec();
+        int E = s.numExperts, k = s.topK;
+        float[] logits = ops.linear().apply(m, T, w.router());                      // ROUTER_LOGITS
+        int[] ids = new int[T * k];
+        float[] weights = new float[T * k];
+        boolean renorm = ops.fixes().renormalize(s);
+        float scale = (float) ops.fixes().routedScaling(s);
+        for (int t = 0; t < T; t++) {
+            float[] probs = softmaxFp32(logits, t * E, E);
+            int[] top = topK(probs, k);
+            float[] wk = new float[k];
+            switch (s.router) {
+                case SOFTMAX_TOPK -> {
+                    for (int j = 0; j < k; j++) wk[j] = probs[top[j]];
+                }
+                case TOPK_SOFTMAX -> {
+                    if (ops.fixes().moeSoftmaxBeforeTopk) {
+                        for (int j = 0; j < k; j++) wk[j] = probs[top[j]];
+                    } else {
+                        float[] sel = new float[k];
+                        for (int j = 0; j < k; j++) sel[j] = logits[t * E + top[j]];
+                        wk = softmaxFp32(sel, 0, k);
+                    }
+                }
+                case SIGMOID_GROUPED -> throw new IllegalStateException("sigmoid routers have no family yet");
+            }
+            if (renorm) {
+                float sum = 0;
+                for (float v : wk) sum += v;                                        // fp32 sum over k
+                for (int j = 0; j < k; j++) wk[j] = wk[j] / sum;
+            }
+            for (int j = 0; j < k; j++) {
+                float v = scale == 1f ? wk[j] : wk[j] * scale;
+                ids[t * k + j] = top[j];
+                weights[t * k + j] = s.weightsInDtype ? ops.round().apply(v) : v;  // ROUTING_WEIGHTS
+            }
+        }
+        return new Routing(logits, ids, weights);
+    }
+
+    /** The experts' weighted sum [T, H], accumulated in the dtype expert by expert (HF's index_add_ loop). */
+    static float[] experts(float[] m, int T, int H, MoeWeights w, Routing r, Ops ops) {
+        int k = ops.spec().topK;
+        float[] out = new float[T * H];
+        for (int e = 0; e < w.experts().size(); e++) {
+            int n = 0;
+            for (int i = 0; i < T * k; i++) if (r.experts()[i] == e) n++;
+            if (n == 0) continue;
+            // HF visits the tokens of one expert in token order (torch.where over the [k, T] mask, row-major); each
+            // token chooses an expert at most once, so the order of rows does not change any sum.
+            int[] slot = new int[n];
+            float[] x = new float[n * H];
+            for (int t = 0, c = 0; t < T; t++)
+                for (int j = 0; j < k; j++) {
+                    if (r.experts()[t * k + j] != e) continue;
+                    slot[c] = t * k + j;
+                    System.arraycopy(m, t * H, x, c * H, H);
+                    c++;
+                }
+            MoeWeights.Expert ex = w.experts().get(e);
+            float[] g = ops.activation().apply(ops.linear().apply(x, n, ex.gate()));
+            float[] u = ops.linear().apply(x, n, ex.up());
+            for (int j = 0; j < g.length; j++) g[j] = ops.round().apply(g[j] * u[j]);   // MLP_PRODUCT
+            float[] y = ops.linear().apply(g, n, ex.down());
+            for (int c = 0; c < n; c++) {
+                int t = slot[c] / k;
+                float wt = r.weights()[slot[c]];
+                for (int j = 0; j < H; j++) {
+                    float contrib = ops.round().apply(y[c * H + j] * wt);           // EXPERT_WEIGHTED
+                    out[t * H + j] = ops.round().apply(out[t * H + j] + contrib);     // EXPERT_SUM
+                }
+            }
+        }
+        return out;
+    }
+
+    /** torch.softmax in float32: exp(x − max) in fp32, their fp32 sum, one division each. */
+    private static float[] softmaxFp32(float[] v, int off, int n) {
+        float max = Float.NEGATIVE_INFINITY;
+        for (int i = 0; i < n; i++) max = Math.max(max, v[off + i]);
+        float[] e = new float[n];
+        double sum = 0;
+        for (int i = 0; i < n; i++) {
+            e[i] = (float) Math.exp(v[off + i] - max);
+            sum += e[i];
+        }
+        float total = (float) sum;
+        for (int i = 0; i < n; i++) e[i] = e[i] / total;
+        return e;
+    }
+
+    /** Indices of the k largest, largest first; ties in index order. */
+    private static int[] topK(float[] v, int k) {
+        int[] out = new int[k];
+        boolean[] taken = new boolean[v.length];
+        for (int j = 0; j < k; j++) {
+            int best = -1;
+            for (int e = 0; e < v.length; e++)
+                if (!taken[e] && (best < 0 || v[e] > v[best])) best = e;
+            taken[best] = true;
+            out[j] = best;
+        }
+        return out;
+    }
+}
