@@ -35,11 +35,19 @@ public record RoutingAgreement(List<Layer> layers) {
         }
     }
 
+    /**
+     * Whether a probe holds chosen expert ids ("layers.i.experts"): categorical, so it is judged here by set
+     * agreement, never by log-L2 against a noise floor (an exact tie broken the other way is not an error).
+     */
+    public static boolean isExpertChoice(String probe) {
+        return probe.startsWith("layers.") && probe.endsWith(".experts");
+    }
+
     /** Routing agreement for every layer both traces record experts for; empty for dense models. */
     public static RoutingAgreement of(Trace reference, Trace candidate) {
         List<Layer> out = new ArrayList<>();
         for (String name : reference.probeNames()) {
-            if (!name.startsWith("layers.") || !name.endsWith(".experts")) continue;
+            if (!isExpertChoice(name)) continue;
             Trace.Probe r = reference.probe(name), c = candidate.probe(name);
             if (c == null || c.rows() != r.rows() || c.cols() != r.cols()) continue;
             int layer = Integer.parseInt(name.substring(7, name.length() - ".experts".length()));

@@ -57,7 +57,17 @@ public final class Catalog {
             new Entry("softmax.lowp", "attention softmax computed in the activation dtype", "bf16/fp16 targets", Honoured.LOWP_ONLY, "https://github.com/huggingface/transformers/pull/17437"),
             new Entry("mlp.swap_gate_up", "a fused gate/up projection split in the wrong order", "fused gate_up_proj (Phi-3)", Honoured.BOTH, "https://github.com/nntrainer/nntrainer/pull/4194"),
             new Entry("input.add_bos", "a BOS token prepended", "tokens without BOS (not huntable from a trace: it changes the token count)", Honoured.BOTH, "https://github.com/ggml-org/llama.cpp/pull/21500"),
-            new Entry("input.drop_bos", "the leading BOS removed", "tokens starting with BOS (not huntable from a trace: it changes the token count)", Honoured.BOTH, "https://github.com/ggml-org/llama.cpp/pull/7332"));
+            new Entry("input.drop_bos", "the leading BOS removed", "tokens starting with BOS (not huntable from a trace: it changes the token count)", Honoured.BOTH, "https://github.com/ggml-org/llama.cpp/pull/7332"),
+            new Entry("moe.renormalize=true", "MoE routing weights renormalised over the chosen k although the config says not to (norm_topk_prob false)",
+                    "MoE families that do not renormalise (OLMoE, Qwen-MoE with norm_topk_prob false)", Honoured.BOTH, "https://github.com/lablup/mlxcel/pull/391"),
+            new Entry("moe.renormalize=false", "MoE routing weights left as softmax-over-all probabilities although the config renormalises them over the k",
+                    "MoE families that renormalise (Mixtral, norm_topk_prob true)", Honoured.BOTH, "https://github.com/pytorch/torchtitan/issues/1448"),
+            new Entry("moe.softmax_before_topk", "a top-k→softmax router computed as softmax over all experts, then top-k",
+                    "top-k→softmax routers (gpt-oss)", Honoured.BOTH, "https://github.com/pytorch/torchtitan/issues/2258"),
+            new Entry("moe.routed_scaling=V", "routed experts' weights multiplied by V instead of the config's routed_scaling_factor (1 when absent)",
+                    "MoE families", Honoured.BOTH, "https://github.com/sgl-project/sglang-jax/pull/1282"),
+            new Entry("moe.bias_in_weights", "a sigmoid router's selection-only correction bias (e_score_correction_bias) also added to the expert weights",
+                    "sigmoid routers with a correction bias (DeepSeek-V3, GLM-4.5)", Honoured.BOTH, "https://github.com/vllm-project/vllm/issues/12002"));
 
     public static Entry entry(String fixId) {
         int eq = fixId.indexOf('=');
@@ -113,6 +123,7 @@ public final class Catalog {
         }
         if (lowp) out.add("softmax.lowp");
         if (f.layout == Family.Layout.PHI3) out.add("mlp.swap_gate_up");
+        if (c.moe != null) moeCandidates(c.moe, out);
         List<String> list = new ArrayList<>();
         for (String id : out) {
             if (only != null && !only.contains(id) && !only.contains(id.contains("=") ? id.substring(0, id.indexOf('=')) : id)) continue;
@@ -120,6 +131,17 @@ public final class Catalog {
             list.add(id);
         }
         return list;
+    }
+
+    /**
+     * The routing switches that mean something for this router; scales: 1 (a factor dropped) and 2.5 (DeepSeek-V3's
+     * and GLM-4.5's routed_scaling_factor applied where none belongs), minus the config's own.
+     */
+    private static void moeCandidates(modeldiff.model.MoeSpec m, Set<String> out) {
+        out.add("moe.renormalize=" + !m.renormalize);
+        if (m.router == Family.Router.TOPK_SOFTMAX) out.add("moe.softmax_before_topk");
+        if (m.router == Family.Router.SIGMOID_GROUPED) out.add("moe.bias_in_weights");
+        for (double v : new double[]{1.0, 2.5}) if (v != m.routedScaling) out.add("moe.routed_scaling=" + fmt(v));
     }
 
     private static double queryPreAttnScalar(ModelConfig c) {
@@ -152,6 +174,10 @@ public final class Catalog {
     public static int firstLayerAffected(String fix, ModelConfig c) {
         if (fix.startsWith("embed.") || fix.startsWith("input.")) return -1;
         if (fix.equals("logits.no_softcap")) return c.numLayers;
+        if (fix.startsWith("moe.") && c.moe != null) {
+            for (int i = 0; i < c.numLayers; i++) if (c.moe.sparse(i)) return i;
+            return c.numLayers;
+        }
         if (fix.startsWith("window=")) {
             for (LayerSpec l : c.layers) if (l.sliding()) return l.index();
             return c.numLayers;

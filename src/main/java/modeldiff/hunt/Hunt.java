@@ -392,7 +392,7 @@ public final class Hunt {
         String firstExcess = null;
         for (String name : target.probeNames()) {
             Trace.Probe t = target.probe(name), r = run.probe(name);
-            if (r == null) continue;
+            if (r == null || modeldiff.compare.RoutingAgreement.isExpertChoice(name)) continue;   // categorical
             double e = error(t, r);
             per.put(name, e);
             worst = Math.max(worst, e);

@@ -31,7 +31,7 @@ class LowpParityTest {
      * decides) and the flipped element then spreads through these tiny random models.
      */
     static final java.util.Set<String> BF16_BIT_EXACT = java.util.Set.of(
-            "llama", "llama-linear", "llama-sharded", "mistral", "qwen3", "gemma", "gpt2", "nemotron");
+            "llama", "llama-linear", "llama-sharded", "mistral", "qwen3", "gemma", "gpt2", "nemotron", "mixtral", "olmoe");
 
     @TestFactory
     List<DynamicTest> lowpTracksHf() {

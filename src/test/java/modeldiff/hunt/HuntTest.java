@@ -110,11 +110,13 @@ class HuntTest {
         return false;
     }
 
-    /** Ids compared by meaning: "rope.partial=1.0" and "rope.partial=1" are one fix. */
+    /** Ids compared by meaning: "rope.partial=1.0" and "rope.partial=1" are one fix (switches like =true as they are). */
     static String canonical(String id) {
         Fixes.parse(id);
         int eq = id.indexOf('=');
-        return eq < 0 ? id : id.substring(0, eq + 1) + Double.parseDouble(id.substring(eq + 1));
+        if (eq < 0) return id;
+        String v = id.substring(eq + 1);
+        return v.equals("true") || v.equals("false") ? id : id.substring(0, eq + 1) + Double.parseDouble(v);
     }
 
     static Set<String> canonicalSet(List<String> ids) {
