@@ -55,6 +55,9 @@ DTYPES = {
 # Per-layer sub-probes in trace order; "layers.i" itself follows them.
 SUB_PROBES = ["attn_norm", "q", "k", "v", "attn", "attn_out", "mlp_norm", "mlp_act", "mlp_out"]
 
+# Decoder layers a plant acts in (--plant-layers A-B); None: everywhere.  Only norm.cast_before_weight honours it.
+PLANT_LAYERS = None
+
 # Planted bugs: id -> one-line description.  Parametric ids use "name=value".
 PLANTS = {
     "perturb.layerN": "layer N's mlp down-projection weight multiplied by 1.02 (e.g. perturb.layer1)",
@@ -480,7 +483,10 @@ def apply_plants(model, plants, ctx):
                 return xhat.to(x.dtype) * (1.0 + self.weight)  # (1 + w) rounded in the model dtype
 
             n = 0
-            for mod in model.modules():
+            # PLANT_LAYERS restricts the plant to the norms inside those decoder layers (a bug in some layers only).
+            scope = (model.modules() if PLANT_LAYERS is None else
+                     (m for i in PLANT_LAYERS for m in parts["per_layer"][i]["layer"].modules()))
+            for mod in scope:
                 if type(mod) is norm_cls:
                     mod.forward = llama_style.__get__(mod, type(mod))
                     n += 1
@@ -800,6 +806,8 @@ def run_trace(model_dir, dtype, device, tokens, position_offset=0, probes="all",
     }
     if plants:
         meta["planted"] = json.dumps(plants)
+        if PLANT_LAYERS is not None:
+            meta["plant_layers"] = json.dumps(list(PLANT_LAYERS))
     if strict:
         meta["float64_strict"] = json.dumps({"float32_upcasts": "made float64", "rotary_rebuilt": rebuilt})
     info.update(
@@ -835,7 +843,12 @@ def main(argv=None):
     ap.add_argument("--experts", default="eager",
                     help="experts_implementation for MoE families (default eager; 'default' = HF's own choice)")
     ap.add_argument("--check-hooks", action="store_true", help="also run a hook-free forward and compare logits")
+    ap.add_argument("--plant-layers", help="A-B: decoder layers the plant acts in (norm.cast_before_weight only)")
     a = ap.parse_args(argv)
+    if a.plant_layers:
+        global PLANT_LAYERS
+        lo, hi = (int(x) for x in a.plant_layers.split("-"))
+        PLANT_LAYERS = range(lo, hi + 1)
     if a.like:
         from safetensors import safe_open
 

@@ -34,6 +34,12 @@ final class TraceCommand implements Callable<Integer> {
     @Mixin
     Limits limits;
 
+    @Option(names = "--teacher-forced", paramLabel = "TRACE",
+            description = "Teacher-forced run: every recorded probe is computed from TRACE's value of its input (layer i from"
+                    + " TRACE's layers.{i-1}; with --probes all each operation from TRACE's input to it). Tokens and offset"
+                    + " come from TRACE. Each probe then shows one operation's error, not the sum of all earlier ones.")
+    Path teacherForced;
+
     @Option(names = "--probes", defaultValue = "layers", description = "layers | all (default: ${DEFAULT-VALUE}).")
     String probes;
 
@@ -61,14 +67,25 @@ final class TraceCommand implements Callable<Integer> {
         limits.checkTimeout();
         ForwardPass pass = limits.timed(Implementations.create(impl, modeldiff.forward.Fixes.parse(fixes)));
         Model m = Model.open(model);
-        ForwardInput in = input.resolve(m.config);
+        ForwardInput in = teacherForced == null ? input.resolve(m.config) : forcedInput(m);
         limits.checkTokens(in.length());
         limits.checkMemory(m, in.length(), level, 1);
         Trace t = pass.run(m, in, level);
+        if (teacherForced != null) t.putExtra("teacher_file", teacherForced.getFileName().toString());
         Common.warnNonFinite(t, pass.name());
         TraceFiles.write(t, out, st);
         System.out.println("wrote " + out + ": " + t.probeNames().size() + " probes, " + in.length() + " tokens, "
-                + pass.name() + " (" + pass.dtype() + ")");
+                + pass.name() + " (" + pass.dtype() + ")" + (in.forced() ? ", teacher-forced by " + teacherForced : ""));
         return 0;
+    }
+
+    /** The teacher's tokens and offset, checked against the vocabulary; explicit input options would contradict it. */
+    private ForwardInput forcedInput(Model m) {
+        if (input.tokens != null || input.tokensFrom != null || input.positionOffset != null)
+            throw new modeldiff.model.BadInputException("--teacher-forced takes tokens and offset from the teacher trace;"
+                    + " drop --tokens / --tokens-from / --position-offset");
+        Trace teacher = modeldiff.trace.TraceFiles.read(teacherForced);
+        Common.checkVocabulary(teacher.tokens(), m.config, teacherForced + ": __metadata__.tokens");
+        return ForwardInput.forcedBy(teacher);
     }
 }

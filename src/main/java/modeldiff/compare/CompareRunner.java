@@ -85,8 +85,25 @@ public final class CompareRunner {
         return ProbeLevel.LAYERS;
     }
 
+    /**
+     * The comparison every verdict rests on: teacher-forced, op by op ({@link #forced}), with the free-running
+     * (propagated) error of each probe beside it for information. {@code FloorMode.TABLE} asks for the old free-running
+     * comparison against the fixed table.
+     */
     public static Comparison compare(Model model, ForwardInput input, ProbeLevel level, Spec reference, List<Spec> candidates,
                                      FloorMode floorMode, Consumer<String> progress) {
+        if (floorMode == FloorMode.TABLE) return free(model, input, level, reference, candidates, floorMode, progress);
+        return forced(model, input, level, reference, candidates, progress);
+    }
+
+    /**
+     * Free-running comparison: every pass runs on the input alone and each probe carries all error made before it
+     * (propagated error). In bf16 one rounding tie early on makes every later probe differ by bf16 noise, so this is
+     * shown for information, not judged (docs/metrics.md).
+     */
+    public static Comparison free(Model model, ForwardInput input, ProbeLevel level, Spec reference, List<Spec> candidates,
+                                  FloorMode floorMode, Consumer<String> progress) {
+        input = input.free();
         List<Spec> all = new ArrayList<>();
         all.add(reference);
         all.addAll(candidates);
@@ -109,6 +126,101 @@ public final class CompareRunner {
         LocalError local = replayable.isEmpty() ? null : new ReplayLocalError(model, input, ref.trace(), replayable);
         progress.accept("comparing");
         return Comparison.run(ref, sides.subList(1, sides.size()), floor, local);
+    }
+
+    /**
+     * Teacher-forced comparison, one candidate at a time: the side that is a pass runs forced by the other side's
+     * trace (the reference pass forced by the candidate's trace, or a candidate pass forced by a reference trace), so
+     * each probe is one operation's error on identical inputs. Same-precision pairs are judged by the
+     * {@link TieBudget}; a float64 side by floors measured on the same forced input. Two traces cannot be forced: that
+     * pair is compared free-running and says so. Each probe also carries its propagated (free-running) log-L2.
+     */
+    public static Comparison forced(Model model, ForwardInput input, ProbeLevel level, Spec reference, List<Spec> candidates,
+                                    Consumer<String> progress) {
+        ForwardInput in = input.free();
+        Map<Spec, Trace> freeRuns = new LinkedHashMap<>();
+        List<Comparison.Side> refs = new ArrayList<>(), cands = new ArrayList<>();
+        List<NoiseFloor> floors = new ArrayList<>();
+        int n = 0;
+        for (Spec c : candidates) {
+            progress.accept("teacher-forced comparison " + (++n) + "/" + candidates.size() + ": " + c.label());
+            Trace candTrace = c.trace != null ? c.trace : freeRuns.computeIfAbsent(c, s -> s.pass.run(model, in, level));
+            Comparison.Side refSide, candSide;
+            if (reference.pass != null) {
+                refSide = new Comparison.Side(reference.pass.name(), reference.pass.run(model, ForwardInput.forcedBy(candTrace), level));
+                candSide = new Comparison.Side(c.label(), candTrace);
+            } else if (c.pass != null) {
+                refSide = new Comparison.Side(reference.text, reference.trace);
+                candSide = new Comparison.Side(c.label(), c.pass.run(model, ForwardInput.forcedBy(reference.trace), level));
+            } else {
+                refSide = new Comparison.Side(reference.text, reference.trace);
+                candSide = new Comparison.Side(c.label(), candTrace);
+            }
+            refs.add(refSide);
+            cands.add(candSide);
+            Trace teacher = reference.pass != null ? candTrace : c.pass != null ? reference.trace : null;
+            floors.add(forcedFloor(model, refSide.trace(), candSide.trace(), teacher, level));
+        }
+        Comparison.Side refLabel = refs.get(0);
+        progress.accept("propagated error (free-running)");
+        Comparison free = free(model, in, level, reference, withFreeRuns(candidates, freeRuns), FloorMode.TABLE, s -> { });
+        progress.accept("comparing");
+        return Comparison.run(refLabel, refs, cands, floors, new Propagated(free));
+    }
+
+    private static List<Spec> withFreeRuns(List<Spec> candidates, Map<Spec, Trace> runs) {
+        List<Spec> out = new ArrayList<>();
+        for (Spec c : candidates) out.add(runs.containsKey(c) ? new Spec(c.label(), runs.get(c), null) : c);
+        return out;
+    }
+
+    /** The verdict rule for one forced pair (see {@link #forced}). */
+    static NoiseFloor forcedFloor(Model model, Trace ref, Trace cand, Trace teacher, ProbeLevel level) {
+        Precision a = precisionOrNull(ref), b = precisionOrNull(cand);
+        if (teacher != null && a != null && a == b && a != Precision.FP64 && TieBudget.opByOp(teacher)) return new TieBudget();
+        ForwardInput in = teacher != null ? ForwardInput.forcedBy(teacher) : new ForwardInput(ref.tokens(), ref.positionOffset());
+        // A layers-only teacher forces layer inputs only: a tie inside a layer spreads through that layer, so what
+        // a correct kernel costs there is measured (lowp forced vs lowp forced with nudged fp32 results).
+        boolean float64 = a == Precision.FP64 || b == Precision.FP64;
+        return new MeasuredNoiseFloor(model, in, float64 ? MeasuredNoiseFloor.Against.FLOAT64_REFERENCE
+                : MeasuredNoiseFloor.Against.SAME_PRECISION);
+    }
+
+    private static Precision precisionOrNull(Trace t) {
+        try {
+            return Precision.parse(t.dtype());
+        } catch (IllegalArgumentException e) {
+            return null;
+        }
+    }
+
+    /** The free-running comparison's log-L2 per candidate and probe, shown beside the forced verdict. */
+    static final class Propagated implements LocalError {
+        private final Comparison free;
+
+        Propagated(Comparison free) {
+            this.free = free;
+        }
+
+        @Override
+        public Double localLogL2(String candidateLabel, String probe) {
+            for (Comparison.CandidateResult c : free.candidates())
+                if (c.side().label().equals(candidateLabel)) {
+                    Comparison.ProbeResult p = c.probe(probe);
+                    return p == null ? null : p.metrics().logL2();
+                }
+            return null;
+        }
+
+        @Override
+        public String describe() {
+            return "propagated: log-L2 of the free-running runs (every earlier difference carried along), for information";
+        }
+
+        @Override
+        public String label() {
+            return "propagated";
+        }
     }
 
     static boolean isFloat64(Trace t) {

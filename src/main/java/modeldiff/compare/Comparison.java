@@ -36,7 +36,13 @@ public final class Comparison {
      * {@code nonFiniteByToken} counts the candidate's NaN/Inf per token.
      */
     public record ProbeResult(ProbeId id, Metrics.ProbeMetrics metrics, double noiseFloor, Status status, boolean failure,
-                              Double localLogL2, int[] nonFiniteByToken) {
+                              Double localLogL2, int[] nonFiniteByToken, double excessDecades, UlpDiff ulps) {
+        /** A probe judged by its log-L2 against a bound (no element counts). */
+        public ProbeResult(ProbeId id, Metrics.ProbeMetrics metrics, double noiseFloor, Status status, boolean failure,
+                           Double localLogL2, int[] nonFiniteByToken) {
+            this(id, metrics, noiseFloor, status, failure, localLogL2, nonFiniteByToken, metrics.logL2() - noiseFloor, null);
+        }
+
         public String name() {
             return id.name();
         }
@@ -51,9 +57,13 @@ public final class Comparison {
             return v;
         }
 
-        /** log-L2 minus the floor: positive means decades of error that precision does not explain. */
+        /**
+         * Decades of error that precision does not explain (positive: excess): log-L2 minus the floor, or, for a
+         * same-precision teacher-forced comparison, decades above the {@link TieBudget}.
+         */
+        @Override
         public double excessDecades() {
-            return metrics.logL2() - noiseFloor;
+            return excessDecades;
         }
     }
 
@@ -67,6 +77,9 @@ public final class Comparison {
                 return where + m.nonFinite() + " non-finite value" + (m.nonFinite() == 1 ? "" : "s") + " (NaN/Inf) in the candidate";
             if (Double.isNaN(m.logL2())) return where + "error is NaN (non-finite values in the reference)";
             if (Double.isInfinite(m.logL2())) return where + "the reference is exactly zero and the candidate is not";
+            if (p.ulps() != null)
+                return where + p.ulps().describe() + String.format(Locale.ROOT, ", %.1f decades above the %s tie budget",
+                        p.excessDecades(), precision.id());
             return where + String.format(Locale.ROOT, "excess error %.1f decades above what %s costs", p.excessDecades(), precision.id());
         }
     }
@@ -109,53 +122,83 @@ public final class Comparison {
      */
     public static Comparison run(Side reference, List<Side> candidates, NoiseFloor floor, LocalError localError) {
         if (candidates.isEmpty()) throw new IllegalArgumentException("no candidate to compare");
-        Trace ref = reference.trace();
-        Precision refPrecision = precisionOf(reference);
-        List<String> refNames = ref.probeNames();
+        List<Side> refs = new ArrayList<>();
+        List<NoiseFloor> floors = new ArrayList<>();
+        for (int i = 0; i < candidates.size(); i++) {
+            refs.add(reference);
+            floors.add(floor);
+        }
+        return run(reference, refs, candidates, floors, localError);
+    }
+
+    /**
+     * Each candidate against its own reference run and floor: in a teacher-forced comparison the reference pass is
+     * run once per candidate, forced by that candidate's trace ({@link CompareRunner}). {@code reference} names the
+     * reference for reports.
+     */
+    public static Comparison run(Side reference, List<Side> references, List<Side> candidates, List<NoiseFloor> floors,
+                                 LocalError localError) {
+        if (candidates.isEmpty()) throw new IllegalArgumentException("no candidate to compare");
         int layers = 0;
-        for (String n : refNames) {
+        for (String n : reference.trace().probeNames()) {
             ProbeId id = ProbeId.parse(n);
             if (id.kind() == ProbeId.Kind.LAYER || id.kind() == ProbeId.Kind.SUB_LAYER) layers = Math.max(layers, id.layer() + 1);
         }
         List<CandidateResult> out = new ArrayList<>();
-        for (Side cand : candidates) {
-            checkSameInput(reference, cand);
-            Precision precision = coarser(refPrecision, precisionOf(cand));
-            Trace c = cand.trace();
-            List<ProbeResult> probes = new ArrayList<>();
-            List<String> missingInCandidate = new ArrayList<>();
-            Metrics.LogitMetrics logits = null;
-            for (String name : refNames) {
-                if (RoutingAgreement.isExpertChoice(name)) continue;     // judged by RoutingAgreement instead
-                Trace.Probe r = ref.probe(name), p = c.probe(name);
-                if (p == null) {
-                    missingInCandidate.add(name);
-                    continue;
-                }
-                if (r.cols() != p.cols())
-                    throw new BadInputException("probe '" + name + "' is " + r.cols() + " wide in " + reference.label()
-                            + " but " + p.cols() + " in " + cand.label() + ": not the same model?");
-                Metrics.ProbeMetrics m = Metrics.compare(r.data(), p.data(), r.rows(), r.cols());
-                double bound;
-                try {
-                    bound = floor.upperBound(precision, name);
-                } catch (BadInputException e) {
-                    throw new BadInputException(cand.label() + " against " + reference.label() + ": " + e.getMessage(), e);
-                }
-                boolean failure = m.nonFinite() > 0 || !Double.isFinite(m.logL2());
-                // Written as !(x <= bound) so a NaN error lands in EXCESS too.
-                Status status = failure || !(m.logL2() <= bound) ? Status.EXCESS : Status.EXPECTED;
-                Double local = localError == null ? null : localError.localLogL2(cand.label(), name);
-                probes.add(new ProbeResult(ProbeId.parse(name), m, bound, status, failure, local,
-                        Metrics.nonFinitePerRow(p.data(), p.rows(), p.cols())));
-                if (name.equals("logits")) logits = Metrics.logits(r.data(), p.data(), r.rows(), r.cols());
+        for (int i = 0; i < candidates.size(); i++)
+            out.add(candidate(references.get(i), candidates.get(i), floors.get(i), localError));
+        return new Comparison(reference, out, layers, floors.get(0), localError);
+    }
+
+    private static CandidateResult candidate(Side reference, Side cand, NoiseFloor floor, LocalError localError) {
+        Trace ref = reference.trace();
+        checkSameInput(reference, cand);
+        Precision precision = coarser(precisionOf(reference), precisionOf(cand));
+        Trace c = cand.trace();
+        List<ProbeResult> probes = new ArrayList<>();
+        List<String> missingInCandidate = new ArrayList<>();
+        Metrics.LogitMetrics logits = null;
+        for (String name : ref.probeNames()) {
+            if (RoutingAgreement.isExpertChoice(name)) continue;         // judged by RoutingAgreement instead
+            Trace.Probe r = ref.probe(name), p = c.probe(name);
+            if (p == null) {
+                missingInCandidate.add(name);
+                continue;
             }
-            List<String> missingInReference = new ArrayList<>();
-            for (String name : c.probeNames()) if (!ref.has(name)) missingInReference.add(name);
-            out.add(new CandidateResult(cand, precision, Collections.unmodifiableList(probes), logits,
-                    List.copyOf(missingInCandidate), List.copyOf(missingInReference), firstDivergence(probes, precision)));
+            if (r.cols() != p.cols())
+                throw new BadInputException("probe '" + name + "' is " + r.cols() + " wide in " + reference.label()
+                        + " but " + p.cols() + " in " + cand.label() + ": not the same model?");
+            probes.add(probe(name, r, p, precision, floor, localError == null ? null : localError.localLogL2(cand.label(), name),
+                    cand.label() + " against " + reference.label()));
+            if (name.equals("logits")) logits = Metrics.logits(r.data(), p.data(), r.rows(), r.cols());
         }
-        return new Comparison(reference, out, layers, floor, localError);
+        List<String> missingInReference = new ArrayList<>();
+        for (String name : c.probeNames()) if (!ref.has(name)) missingInReference.add(name);
+        return new CandidateResult(cand, precision, Collections.unmodifiableList(probes), logits,
+                List.copyOf(missingInCandidate), List.copyOf(missingInReference), firstDivergence(probes, precision));
+    }
+
+    private static ProbeResult probe(String name, Trace.Probe r, Trace.Probe p, Precision precision, NoiseFloor floor,
+                                     Double local, String what) {
+        Metrics.ProbeMetrics m = Metrics.compare(r.data(), p.data(), r.rows(), r.cols());
+        double bound, excess;
+        UlpDiff ulps = null;
+        try {
+            bound = floor.upperBound(precision, name);
+            if (floor.countsTies()) {
+                ulps = UlpDiff.of(r.data(), p.data(), precision);
+                excess = TieBudget.excess(ulps, precision);
+            } else {
+                excess = floor.excess(precision, name, r.data(), p.data(), m.logL2());
+            }
+        } catch (BadInputException e) {
+            throw new BadInputException(what + ": " + e.getMessage(), e);
+        }
+        boolean failure = m.nonFinite() > 0 || !Double.isFinite(m.logL2());
+        // Written as !(x <= 0) so a NaN error lands in EXCESS too.
+        Status status = failure || !(excess <= 0) ? Status.EXCESS : Status.EXPECTED;
+        return new ProbeResult(ProbeId.parse(name), m, bound, status, failure, local,
+                Metrics.nonFinitePerRow(p.data(), p.rows(), p.cols()), excess, ulps);
     }
 
     /**

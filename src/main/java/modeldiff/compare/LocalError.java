@@ -2,8 +2,8 @@ package modeldiff.compare;
 
 /**
  * Optional second opinion per probe: the error a candidate makes in one step when that step is fed the reference's
- * input (replay layer i of the candidate on the reference's layer i−1 output). Accumulated error says where a
- * divergence shows; local error says which step causes it. Not implemented yet: comparisons without a source
+ * input (replay layer i of the candidate on the reference's layer i−1 output), or, beside a teacher-forced comparison
+ * whose main figures are already local, the propagated error of the free-running runs. Comparisons without a source
  * report null, never an estimate.
  */
 public interface LocalError {
@@ -12,4 +12,9 @@ public interface LocalError {
 
     /** One line for reports: how the replay is done. */
     String describe();
+
+    /** Column heading in reports. */
+    default String label() {
+        return "local error";
+    }
 }

@@ -19,6 +19,19 @@ public interface NoiseFloor {
      */
     double upperBound(Precision precision, String probe);
 
+    /**
+     * Decades of error at this probe beyond what the precision explains: positive is excess. The default is log-L2
+     * above {@link #upperBound}; a rule that counts rounding ties ({@link TieBudget}) judges the elements instead.
+     */
+    default double excess(Precision precision, String probe, double[] reference, double[] candidate, double logL2) {
+        return logL2 - upperBound(precision, probe);
+    }
+
+    /** Whether verdicts count differing elements (same-precision, teacher-forced) rather than bound log-L2. */
+    default boolean countsTies() {
+        return false;
+    }
+
     /** One line for reports: where the numbers come from. */
     String describe();
 

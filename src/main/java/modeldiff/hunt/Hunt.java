@@ -3,6 +3,8 @@ package modeldiff.hunt;
 import modeldiff.compare.MeasuredNoiseFloor;
 import modeldiff.compare.Metrics;
 import modeldiff.compare.NoiseFloor;
+import modeldiff.compare.TieBudget;
+import modeldiff.compare.UlpDiff;
 import modeldiff.forward.Fixes;
 import modeldiff.forward.ForwardInput;
 import modeldiff.forward.ForwardPass;
@@ -72,14 +74,47 @@ public final class Hunt {
      * @param stoppedAt the probe where pruning ended the run (then perProbe is partial, worst/mean/excess infinite)
      */
     public record Attempt(List<String> fixes, Map<String, Double> perProbe, double worst, double mean, double excess,
-                          boolean matches, String firstExcessProbe, Trace trace, long digest, String stoppedAt) {
+                          boolean matches, String firstExcessProbe, Trace trace, long digest, String stoppedAt,
+                          List<Integer> scope) {
+        public Attempt(List<String> fixes, Map<String, Double> perProbe, double worst, double mean, double excess,
+                       boolean matches, String firstExcessProbe, Trace trace, long digest, String stoppedAt) {
+            this(fixes, perProbe, worst, mean, excess, matches, firstExcessProbe, trace, digest, stoppedAt, null);
+        }
+
         public boolean pruned() {
             return stoppedAt != null;
         }
 
-        Attempt withoutTrace() {
-            return new Attempt(fixes, perProbe, worst, mean, excess, matches, firstExcessProbe, null, digest, stoppedAt);
+        /**
+         * Null when the fixes hold at every layer; else the layers (−1 embed, L final norm and logits) where the target
+         * needs them: elsewhere the fixes would put error where the target has none (a bug present in some layers only,
+         * visible as such only in a teacher-forced run, where every layer is judged on the target's own inputs).
+         */
+        @Override
+        public List<Integer> scope() {
+            return scope;
         }
+
+        public String scopeText() {
+            return scope == null ? "" : " (only in " + layers(scope) + ")";
+        }
+
+        Attempt withoutTrace() {
+            return new Attempt(fixes, perProbe, worst, mean, excess, matches, firstExcessProbe, null, digest, stoppedAt, scope);
+        }
+    }
+
+    /** "layers 9–17", "embed", "layers 0, 3", "final norm/logits" from layer indices (−1 embed, L the head). */
+    static String layers(List<Integer> ls) {
+        List<String> parts = new ArrayList<>();
+        int i = 0;
+        while (i < ls.size()) {
+            int j = i;
+            while (j + 1 < ls.size() && ls.get(j + 1) == ls.get(j) + 1) j++;
+            parts.add(ls.get(i).equals(ls.get(j)) ? String.valueOf(ls.get(i)) : ls.get(i) + "–" + ls.get(j));
+            i = j + 1;
+        }
+        return (ls.size() == 1 ? "layer " : "layers ") + String.join(", ", parts) + " (−1 = embedding, last = final norm and logits)";
     }
 
     /**
@@ -89,15 +124,18 @@ public final class Hunt {
      */
     public record Result(Verdict verdict, String base, Precision precision, Attempt baseline, Attempt best,
                          List<List<String>> equivalent, List<Attempt> explanations, List<String> candidates,
-                         List<String> kept, int runs, double seconds, double forwardSeconds, NoiseFloor floor, int pruned) {
+                         List<String> kept, int runs, double seconds, double forwardSeconds, NoiseFloor floor, int pruned,
+                         boolean teacherForced) {
         public double costInForwards() {
             return forwardSeconds > 0 ? seconds / forwardSeconds : Double.NaN;
         }
 
         public String sentence() {
             return switch (verdict) {
-                case MATCH -> base + " already matches the target within the " + precision.id() + " noise floor: nothing to explain";
-                case EXPLAINED -> "explained by " + best.fixes() + ": " + base + " with these fixes matches the target at every probe"
+                case MATCH -> base + " already matches the target within the " + precision.id() + (teacherForced ? " tie budget"
+                        : " noise floor") + (teacherForced ? ", teacher-forced op by op" : "") + ": nothing to explain";
+                case EXPLAINED -> "explained by " + best.fixes() + best.scopeText() + ": " + base
+                        + " with these fixes matches the target at every probe" + (teacherForced ? ", teacher-forced op by op" : "")
                         + " (worst log-L2 " + String.format("%.2f", best.worst()) + ")";
                 case UNEXPLAINED -> "unexplained: no fix set brings " + base + " within the noise floor; closest "
                         + best.fixes() + " (worst log-L2 " + String.format("%.2f", best.worst()) + ", first excess at "
@@ -124,11 +162,13 @@ public final class Hunt {
     private int keepTraces;
     private final Map<List<String>, Attempt> tried = new ConcurrentHashMap<>();
 
-    private Hunt(Model model, Trace target, String baseSpec, boolean prune, Consumer<String> progress) {
+    private Hunt(Model model, Trace target, String baseSpec, boolean prune, boolean forced, Consumer<String> progress) {
         this.prune = prune;
         this.model = model;
         this.target = target;
-        this.input = new ForwardInput(target.tokens(), target.positionOffset());
+        // Teacher-forced: every run (base, candidates, floor measurements) computes each probe from the target's own
+        // input to it, so a fix is judged where it acts, before any rounding tie can spread (docs/hunt.md).
+        this.input = forced ? ForwardInput.forcedBy(target) : new ForwardInput(target.tokens(), target.positionOffset());
         this.level = target.has("layers.0.q") ? ProbeLevel.ALL : ProbeLevel.LAYERS;
         Precision p;
         try {
@@ -139,7 +179,8 @@ public final class Hunt {
         this.precision = p;
         this.baseSpec = baseSpec != null ? baseSpec : defaultBase(p);
         boolean floatRef = this.baseSpec.equals("reference");
-        this.floor = new MeasuredNoiseFloor(model, input, floatRef ? MeasuredNoiseFloor.Against.FLOAT64_REFERENCE
+        this.floor = forced && !floatRef && this.baseSpec.equals(defaultBase(p)) && TieBudget.opByOp(target) ? new TieBudget()
+                : new MeasuredNoiseFloor(model, input, floatRef ? MeasuredNoiseFloor.Against.FLOAT64_REFERENCE
                 : MeasuredNoiseFloor.Against.SAME_PRECISION);
         this.progress = progress;
     }
@@ -160,7 +201,13 @@ public final class Hunt {
 
     /** @param prune stop candidate runs that are clearly going nowhere (see the class comment) */
     public static Result run(Model model, Trace target, String baseSpec, Set<String> only, boolean prune, Consumer<String> progress) {
-        return new Hunt(model, target, baseSpec, prune, progress).search(only);
+        return run(model, target, baseSpec, only, prune, true, progress);
+    }
+
+    /** @param forced teacher-forced runs (the default); false runs every candidate free from the tokens (propagated error) */
+    public static Result run(Model model, Trace target, String baseSpec, Set<String> only, boolean prune, boolean forced,
+                             Consumer<String> progress) {
+        return new Hunt(model, target, baseSpec, prune, forced, progress).search(only);
     }
 
     private Result search(Set<String> only) {
@@ -220,7 +267,7 @@ public final class Hunt {
                     equivalent.add(a.fixes());
             int pruned = (int) tried.values().stream().filter(Attempt::pruned).count();
             return new Result(v, baseSpec, precision, baseline, best, equivalent, ranked, candidates, kept, tried.size(),
-                    (System.nanoTime() - t0) / 1e9, forwardSeconds, floor, pruned);
+                    (System.nanoTime() - t0) / 1e9, forwardSeconds, floor, pruned, input.forced());
         } finally {
             pool.shutdown();
         }
@@ -230,6 +277,7 @@ public final class Hunt {
     static final Comparator<Attempt> RANKING = Comparator
             .comparing((Attempt a) -> !a.matches())
             .thenComparing((Attempt a) -> a.matches() ? a.fixes().size() : 0)
+            .thenComparing((Attempt a) -> a.scope() != null)
             .thenComparingDouble(Attempt::worst)
             .thenComparingInt(a -> a.fixes().size());
 
@@ -361,7 +409,13 @@ public final class Hunt {
         seen.put(probe.name(), e);
         Double before = parent.perProbe().get(probe.name());
         if (before == null || !Double.isFinite(before)) return;
-        if (e > floor.upperBound(precision, probe.name()) && e > before + PRUNE_MARGIN) throw new Trace.Stop(probe.name());
+        if (excessAt(probe.name(), t, probe, e) > 0 && e > before + PRUNE_MARGIN) throw new Trace.Stop(probe.name());
+    }
+
+    /** Decades beyond what precision explains at one probe (tie budget when counting ties, else above the floor). */
+    private double excessAt(String name, Trace.Probe target, Trace.Probe run, double logL2) {
+        if (floor.countsTies()) return TieBudget.excess(UlpDiff.of(target.data(), run.data(), precision), precision);
+        return logL2 - floor.upperBound(precision, name);
     }
 
     private static double error(Trace.Probe target, Trace.Probe run) {
@@ -373,7 +427,9 @@ public final class Hunt {
     private Trace tail(ForwardPass pass, int from) {
         int layers = model.config.numLayers;
         String entry = from == 0 ? "embed" : "layers." + (from - 1);
-        return pass.runLayers(model, input, level, Math.min(from, layers), layers, baseTrace.probe(entry).data());
+        // Forced: layer `from` starts from the target's own residual stream, as the forced base run's did.
+        Trace.Probe in = input.forced() && target.has(entry) ? target.probe(entry) : baseTrace.probe(entry);
+        return pass.runLayers(model, input, level, Math.min(from, layers), layers, in.data());
     }
 
     /** The base run's probes before the tail, the tail's after: the whole trace of the replayed run. */
@@ -387,23 +443,54 @@ public final class Hunt {
     }
 
     private Attempt score(List<String> fixes, Trace run) {
-        Map<String, Double> per = new LinkedHashMap<>();
-        double worst = Double.NEGATIVE_INFINITY, excess = 0, sum = 0;
-        String firstExcess = null;
+        Map<String, Double> per = new LinkedHashMap<>(), over = new LinkedHashMap<>();
         for (String name : target.probeNames()) {
             Trace.Probe t = target.probe(name), r = run.probe(name);
             if (r == null || modeldiff.compare.RoutingAgreement.isExpertChoice(name)) continue;   // categorical
             double e = error(t, r);
             per.put(name, e);
+            over.put(name, Double.isNaN(e) ? Double.POSITIVE_INFINITY : excessAt(name, t, r, e));
+        }
+        List<Integer> scope = scope(fixes, over);
+        double worst = Double.NEGATIVE_INFINITY, excess = 0, sum = 0;
+        String firstExcess = null;
+        Attempt base = tried.get(List.of());
+        for (String name : per.keySet()) {
+            boolean useBase = scope != null && !scope.contains(ProbeLevel.layerOf(name, model.config.numLayers));
+            double e = useBase ? base.perProbe().get(name) : per.get(name);
+            double o = useBase ? baseOver.get(name) : over.get(name);
+            if (useBase) per.put(name, e);
             worst = Math.max(worst, e);
             sum += Double.isFinite(e) ? e : 20;
-            double over = e - floor.upperBound(precision, name);
-            if (over > 0 || Double.isNaN(e)) {
-                excess += Double.isFinite(over) ? over : 20;
+            if (o > 0) {
+                excess += Double.isFinite(o) ? o : 20;
                 if (firstExcess == null) firstExcess = name;
             }
         }
+        if (fixes.isEmpty()) baseOver = over;
         return new Attempt(fixes, per, worst, per.isEmpty() ? 0 : sum / per.size(), excess, firstExcess == null, firstExcess, run,
-                digest(run), null);
+                digest(run), null, scope);
+    }
+
+    /** The base run's excess per probe (set when the base is scored; the yardstick of scoping). */
+    private Map<String, Double> baseOver;
+
+    /**
+     * Teacher-forced only, where layers are judged independently: null when the fixes put no excess anywhere; else
+     * the layers where the base run has excess (the only layers the fixes are then taken to apply to). Layers where the
+     * base matches and the fixes would not stay as the base computed them.
+     */
+    private List<Integer> scope(List<String> fixes, Map<String, Double> over) {
+        if (fixes.isEmpty() || !input.forced() || baseOver == null) return null;
+        int L = model.config.numLayers;
+        java.util.TreeSet<Integer> baseBad = new java.util.TreeSet<>(), runBad = new java.util.TreeSet<>();
+        for (Map.Entry<String, Double> e : over.entrySet()) {
+            int layer = ProbeLevel.layerOf(e.getKey(), L);
+            if (e.getValue() > 0) runBad.add(layer);
+            Double b = baseOver.get(e.getKey());
+            if (b != null && b > 0) baseBad.add(layer);
+        }
+        runBad.removeAll(baseBad);
+        return runBad.isEmpty() ? null : new ArrayList<>(baseBad);
     }
 }

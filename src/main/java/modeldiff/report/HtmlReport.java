@@ -93,6 +93,7 @@ public final class HtmlReport {
         v.put("provisional", cmp.noiseFloor().provisional());
         v.put("noiseFloor", cmp.noiseFloor().describe());
         v.put("localError", cmp.localError() == null ? null : cmp.localError().describe());
+        v.put("localLabel", cmp.localError() == null ? "local" : cmp.localError().label());
         List<String> names = Labels.shortLabels(cmp);
         Map<String, Object> refView = side(cmp.reference());
         refView.put("name", names.get(0));

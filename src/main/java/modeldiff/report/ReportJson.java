@@ -168,6 +168,15 @@ public final class ReportJson {
             po.put("elements", m.elements());
             if (p.localLogL2() == null) po.putNull("local_log_l2");
             else num(po, "local_log_l2", p.localLogL2());
+            if (p.ulps() == null) po.putNull("ulps");
+            else {
+                // Same-precision teacher-forced comparison: differing elements and their distance in ulps.
+                ObjectNode u = po.putObject("ulps");
+                u.put("elements", p.ulps().elements());
+                u.put("differing", p.ulps().differing());
+                ObjectNode h = u.putObject("histogram");
+                for (int i = 0; i < p.ulps().histogram().length; i++) h.put(modeldiff.compare.UlpDiff.BINS[i], p.ulps().histogram()[i]);
+            }
             ArrayNode pt = po.putArray("per_token_log_l2");
             double[] v = p.perTokenLogL2(); // NaN (null + flag) for tokens with NaN/Inf in the candidate
             for (int i = 0; i < v.length; i++) {

@@ -1,9 +1,12 @@
 package modeldiff.forward.lowp;
 
 import modeldiff.forward.Fixes;
+import modeldiff.forward.Recorder;
+import modeldiff.model.BadInputException;
 import modeldiff.model.LinearRef;
 import modeldiff.model.MoeSpec;
 import modeldiff.model.MoeWeights;
+import modeldiff.numeric.Precision;
 
 import java.util.function.UnaryOperator;
 
@@ -41,17 +44,38 @@ final class LowpMoe {
     record Routing(float[] logits, int[] experts, float[] weights) {
     }
 
-    static Routing route(float[] m, int T, MoeWeights w, Ops ops) {
+    /**
+     * Router logits, then the choice, each recorded; in a teacher-forced run the pass continues with the teacher's
+     * logits (rounded to the dtype) and, where the teacher recorded them, its chosen experts.
+     */
+    static Routing route(Recorder rec, String prefix, Precision p, float[] m, int T, MoeWeights w, Ops ops) {
+        MoeSpec s = ops.spec();
+        float[] logits = rec.put(prefix + "router_logits", s.numExperts, ops.linear().apply(m, T, w.router()), p); // ROUTER_LOGITS
+        Routing own = route(logits, T, ops, null);
+        double[] mine = new double[own.experts().length];
+        for (int j = 0; j < mine.length; j++) mine[j] = own.experts()[j];
+        double[] chosen = rec.put(prefix + "experts", s.topK, mine);
+        if (chosen == mine) return own;
+        int[] forced = new int[chosen.length];
+        for (int j = 0; j < chosen.length; j++) {
+            if (chosen[j] != Math.rint(chosen[j]) || chosen[j] < 0 || chosen[j] >= s.numExperts)
+                throw new BadInputException("teacher's " + prefix + "experts holds " + chosen[j] + ", not an expert id in [0, " + s.numExperts + ")");
+            forced[j] = (int) chosen[j];
+        }
+        return route(logits, T, ops, forced);
+    }
+
+    /** The router's decision from logits in the dtype; {@code forced} (or null): the experts to weigh instead. */
+    static Routing route(float[] logits, int T, Ops ops, int[] forced) {
         MoeSpec s = ops.spec();
         int E = s.numExperts, k = s.topK;
-        float[] logits = ops.linear().apply(m, T, w.router());                      // ROUTER_LOGITS
         int[] ids = new int[T * k];
         float[] weights = new float[T * k];
         boolean renorm = ops.fixes().renormalize(s);
         float scale = (float) ops.fixes().routedScaling(s);
         for (int t = 0; t < T; t++) {
             float[] probs = softmaxFp32(logits, t * E, E);
-            int[] top = topK(probs, k);
+            int[] top = forced == null ? topK(probs, k) : java.util.Arrays.copyOfRange(forced, t * k, t * k + k);
             float[] wk = new float[k];
             switch (s.router) {
                 case SOFTMAX_TOPK -> {

@@ -5,6 +5,7 @@ import modeldiff.forward.ForwardInput;
 import modeldiff.forward.ForwardPass;
 import modeldiff.forward.MemoryEstimate;
 import modeldiff.forward.ProbeLevel;
+import modeldiff.forward.Recorder;
 import modeldiff.forward.kernel.FloatGemm;
 import modeldiff.forward.kernel.Gemm;
 import modeldiff.forward.kernel.PanelSource;
@@ -124,20 +125,19 @@ public final class LowpPass implements ForwardPass {
         ModelConfig c = model.config;
         Family f = model.family;
         int[] tokens = fixes.tokens(input.tokens(), c);
-        ForwardInput in = new ForwardInput(tokens, input.positionOffset());
+        ForwardInput in = input.withTokens(tokens);
         int T = in.length(), H = c.hiddenSize, hd = c.headDim;
         MemoryEstimate.of(c, T, level, par.threads(), 4).require(name() + " on " + model.name() + " (" + T + " tokens, --probes "
                 + level.name().toLowerCase(java.util.Locale.ROOT) + ")");
         Trace trace = new Trace("modeldiff " + name() + (fixes.isEmpty() ? "" : " fixes=" + fixes.ids()), dtype(), "cpu (emulated)",
                 tokens, in.positionOffset());
         if (!fixes.isEmpty()) trace.putExtra("fixes", fixes.ids().toString());
-        boolean all = level == ProbeLevel.ALL;
+        Recorder rec = Recorder.of(trace, in, level);
 
         float[] x;                                                         // [T, H] residual stream
         if (residualIn == null) {
             if (from != 0) throw new IllegalArgumentException("starting at layer " + from + " needs its input");
-            x = embed(model, in);
-            trace.put("embed", H, widen(x));
+            x = rec.put("embed", H, embed(model, in), p);
         } else {
             if (residualIn.length != T * H) throw new IllegalArgumentException("residual must be [" + T + ", " + H + "]");
             x = new float[T * H];
@@ -148,7 +148,7 @@ public final class LowpPass implements ForwardPass {
             LayerSpec spec = c.layers.get(i);
             String pre = "layers." + i + ".";
 
-            float[] a = norm(x, T, H, w.attnNorm(), f, c);                 // [T, H]
+            float[] a = rec.put(pre + "attn_norm", H, norm(x, T, H, w.attnNorm(), f, c), p);   // [T, H]
             float[] q = linear(a, T, w.q());                               // [T, heads*hd]
             float[] k = linear(a, T, w.k());                               // [T, kv*hd]
             float[] v = linear(a, T, w.v());                               // [T, kv*hd]
@@ -162,32 +162,20 @@ public final class LowpPass implements ForwardPass {
                 rope(q, T, c.numHeads, hd, cs);
                 rope(k, T, c.numKvHeads, hd, cs);
             }
-            float[] att = attention(q, k, v, T, c, f, spec);               // [T, heads*hd]
-            float[] o = linear(att, T, w.o());                             // [T, H]
-            if (all) {
-                trace.put(pre + "attn_norm", H, widen(a));
-                trace.put(pre + "q", c.qDim(), widen(q));
-                trace.put(pre + "k", c.kvDim(), widen(k));
-                trace.put(pre + "v", c.kvDim(), widen(v));
-                trace.put(pre + "attn", c.qDim(), widen(att));
-                trace.put(pre + "attn_out", H, widen(o));
-            }
+            q = rec.put(pre + "q", c.qDim(), q, p);
+            k = rec.put(pre + "k", c.kvDim(), k, p);
+            v = rec.put(pre + "v", c.kvDim(), v, p);
+            float[] att = rec.put(pre + "attn", c.qDim(), attention(q, k, v, T, c, f, spec), p);   // [T, heads*hd]
+            float[] o = rec.put(pre + "attn_out", H, linear(att, T, w.o()), p);                  // [T, H]
             if (w.postAttnNorm() != null) o = norm(o, T, H, w.postAttnNorm(), f, c);
             residual(x, o);
 
-            float[] m = norm(x, T, H, w.mlpNorm(), f, c);                  // [T, H]
-            if (all) trace.put(pre + "mlp_norm", H, widen(m));
+            float[] m = rec.put(pre + "mlp_norm", H, norm(x, T, H, w.mlpNorm(), f, c), p);      // [T, H]
             MoeWeights experts = model.moe(i);
             float[] mo;                                                    // [T, H]
             if (experts != null) {
                 var ops = new LowpMoe.Ops(this::linear, g -> activation(g, c), this::r, c.moe, fixes);
-                LowpMoe.Routing routing = LowpMoe.route(m, T, experts, ops);
-                if (all) {
-                    trace.put(pre + "router_logits", c.moe.numExperts, widen(routing.logits()));
-                    double[] ids = new double[routing.experts().length];
-                    for (int j = 0; j < ids.length; j++) ids[j] = routing.experts()[j];
-                    trace.put(pre + "experts", c.moe.topK, ids);
-                }
+                LowpMoe.Routing routing = LowpMoe.route(rec, pre, p, m, T, experts, ops);
                 mo = LowpMoe.experts(m, T, H, experts, routing, ops);
             } else {
                 float[] act;                                               // [T, ff]
@@ -200,24 +188,23 @@ public final class LowpPass implements ForwardPass {
                 } else {
                     act = activation(linear(m, T, w.up()), c);
                 }
+                act = rec.put(pre + "mlp_act", c.intermediateSize, act, p);
                 mo = linear(act, T, w.down());
-                if (all) trace.put(pre + "mlp_act", c.intermediateSize, widen(act));
             }
-            if (all) trace.put(pre + "mlp_out", H, widen(mo));
+            mo = rec.put(pre + "mlp_out", H, mo, p);                   // [T, H]
             if (w.postMlpNorm() != null) mo = norm(mo, T, H, w.postMlpNorm(), f, c);
             residual(x, mo);
-            trace.put("layers." + i, H, widen(x));
+            x = rec.put("layers." + i, H, x, p);
         }
         if (to < c.numLayers) return trace;
-        float[] fn = norm(x, T, H, model.finalNorm(), f, c);
-        trace.put("final_norm", H, widen(fn));
+        float[] fn = rec.put("final_norm", H, norm(x, T, H, model.finalNorm(), f, c), p);
         float[] logits;
         try (WeightPanels head = WeightPanels.ofMatrix(model.lmHead(), weightRounding(model.lmHead().dtype()))) {
             logits = matmul(fn, T, H, head, c.vocabSize, null);                // the head streamed in tiles
         }
         double cap = fixes.finalSoftcap(c);
         if (!Double.isNaN(cap)) softcap(logits, (float) cap);
-        trace.put("logits", c.vocabSize, widen(logits));
+        rec.put("logits", c.vocabSize, logits, p);
         return trace;
     }
 

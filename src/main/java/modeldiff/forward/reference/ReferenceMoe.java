@@ -1,6 +1,8 @@
 package modeldiff.forward.reference;
 
 import modeldiff.forward.Fixes;
+import modeldiff.forward.Recorder;
+import modeldiff.model.BadInputException;
 import modeldiff.forward.kernel.Parallel;
 import modeldiff.model.MoeSpec;
 import modeldiff.model.MoeWeights;
@@ -29,13 +31,22 @@ final class ReferenceMoe {
     record Setup(MoeSpec spec, Fixes fixes, Activation activation, Parallel par) {
     }
 
-    static Routing route(double[] m, int T, MoeWeights w, Setup s) {
-        double[] logits = ReferencePass.linear(m, T, w.router(), s.par());
-        return route(logits, T, s);
+    /**
+     * Router logits, then the choice, each recorded ({@code <prefix>router_logits}, {@code <prefix>experts}); in a
+     * teacher-forced run the pass continues with the teacher's logits and, where the teacher recorded them, its
+     * chosen experts (weighted by this router's rule from the logits it continues with).
+     */
+    static Routing route(Recorder rec, String prefix, double[] m, int T, MoeWeights w, Setup s) {
+        MoeSpec spec = s.spec();
+        double[] logits = rec.put(prefix + "router_logits", spec.numExperts, ReferencePass.linear(m, T, w.router(), s.par()));
+        Routing own = route(logits, T, s, null);
+        double[] mine = own.expertsAsValues();
+        double[] chosen = rec.put(prefix + "experts", spec.topK, mine);
+        return chosen == mine ? own : route(logits, T, s, ids(chosen, spec.numExperts, prefix));
     }
 
-    /** The router's decision from its logits, per token. */
-    static Routing route(double[] logits, int T, Setup s) {
+    /** The router's decision from its logits, per token; {@code forced} (or null): the experts to weigh instead. */
+    static Routing route(double[] logits, int T, Setup s, int[] forced) {
         MoeSpec spec = s.spec();
         int E = spec.numExperts, k = spec.topK;
         int[] ids = new int[T * k];
@@ -45,8 +56,8 @@ final class ReferenceMoe {
         for (int t = 0; t < T; t++) {
             double[] row = new double[E];
             System.arraycopy(logits, t * E, row, 0, E);
-            int[] top = topK(row, k);                                   // the k largest logits = the k largest probs
-            double[] wk = switch (spec.router) {
+            int[] top = forced == null ? topK(row, k) : java.util.Arrays.copyOfRange(forced, t * k, t * k + k);
+            double[] wk = switch (spec.router) {                         // the k largest logits = the k largest probs
                 case SOFTMAX_TOPK -> pick(softmax(row), top);
                 case TOPK_SOFTMAX -> s.fixes().moeSoftmaxBeforeTopk ? pick(softmax(row), top) : softmax(pick(row, top));
                 case SIGMOID_GROUPED -> throw new IllegalStateException("sigmoid routers have no family yet");
@@ -62,6 +73,18 @@ final class ReferenceMoe {
             }
         }
         return new Routing(logits, ids, weights);
+    }
+
+    /** A teacher's expert ids (float values) as ints, each checked to name an expert. */
+    static int[] ids(double[] values, int numExperts, String prefix) {
+        int[] out = new int[values.length];
+        for (int i = 0; i < values.length; i++) {
+            double v = values[i];
+            if (v != Math.rint(v) || v < 0 || v >= numExperts)
+                throw new BadInputException("teacher's " + prefix + "experts holds " + v + ", not an expert id in [0, " + numExperts + ")");
+            out[i] = (int) v;
+        }
+        return out;
     }
 
     /** Σ over the chosen experts of weight · down(act(gate(x)) · up(x)), for each token: [T, H]. */

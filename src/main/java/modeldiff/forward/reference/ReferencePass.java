@@ -5,6 +5,7 @@ import modeldiff.forward.ForwardInput;
 import modeldiff.forward.ForwardPass;
 import modeldiff.forward.MemoryEstimate;
 import modeldiff.forward.ProbeLevel;
+import modeldiff.forward.Recorder;
 import modeldiff.forward.kernel.Gemm;
 import modeldiff.forward.kernel.Parallel;
 import modeldiff.forward.kernel.WeightPanels;
@@ -88,23 +89,22 @@ public final class ReferencePass implements ForwardPass {
     public Trace runLayers(Model model, ForwardInput input, ProbeLevel level, int from, int to, double[] residualIn) {
         ModelConfig c = model.config;
         Family f = model.family;
-        input = new ForwardInput(fixes.tokens(input.tokens(), c), input.positionOffset());
+        input = input.withTokens(fixes.tokens(input.tokens(), c));
         int T = input.length(), H = c.hiddenSize;
         memoryEstimate(c, T, level).require("the reference pass on " + model.name() + " (" + T + " tokens, --probes "
                 + level.name().toLowerCase(java.util.Locale.ROOT) + ")");
         Trace trace = new Trace("modeldiff reference" + (fixes.isEmpty() ? "" : " fixes=" + fixes.ids()), dtype(), "cpu",
                 input.tokens(), input.positionOffset());
         if (!fixes.isEmpty()) trace.putExtra("fixes", fixes.ids().toString());
+        Recorder rec = Recorder.of(trace, input, level);
         Family.NormKind normKind = effectiveNorm(f.norm);
         double eps = fixes.eps(c);
         Activation activation = fixes.activation(c);
-        boolean all = level == ProbeLevel.ALL;
 
         double[] x;                                                        // [T, H] residual stream
         if (residualIn == null) {
             if (from != 0) throw new IllegalArgumentException("starting at layer " + from + " needs its input");
-            x = embed(model, input, fixes.embedScale(c));
-            trace.put("embed", H, x.clone());
+            x = rec.put("embed", H, embed(model, input, fixes.embedScale(c)));
         } else {
             if (residualIn.length != T * H) throw new IllegalArgumentException("residual must be [" + T + ", " + H + "]");
             x = residualIn.clone();
@@ -115,7 +115,7 @@ public final class ReferencePass implements ForwardPass {
             LayerSpec spec = c.layers.get(i);
             String p = "layers." + i + ".";
 
-            double[] a = norm(x, T, H, w.attnNorm(), normKind, eps);  // [T, H]
+            double[] a = rec.put(p + "attn_norm", H, norm(x, T, H, w.attnNorm(), normKind, eps));   // [T, H]
             double[] q = linear(a, T, w.q(), par);                              // [T, heads*hd]
             double[] k = linear(a, T, w.k(), par);                              // [T, kv_heads*hd]
             double[] v = linear(a, T, w.v(), par);                              // [T, kv_heads*hd]
@@ -131,30 +131,21 @@ public final class ReferencePass implements ForwardPass {
                 rotate(q, T, c.numHeads, c.headDim, freq, input, fixes);
                 rotate(k, T, c.numKvHeads, c.headDim, freq, input, fixes);
             }
-            double[] att = attention(q, k, v, T, c, fixes.window(spec), fixes.attnScale(spec), fixes.attnSoftcap(c), par); // [T, heads*hd]
-            double[] o = linear(att, T, w.o(), par);                            // [T, H]
-            if (all) {
-                trace.put(p + "attn_norm", H, a);
-                trace.put(p + "q", c.qDim(), q);
-                trace.put(p + "k", c.kvDim(), k);
-                trace.put(p + "v", c.kvDim(), v);
-                trace.put(p + "attn", c.qDim(), att);
-                trace.put(p + "attn_out", H, o.clone());
-            }
+            q = rec.put(p + "q", c.qDim(), q);
+            k = rec.put(p + "k", c.kvDim(), k);
+            v = rec.put(p + "v", c.kvDim(), v);
+            double[] att = rec.put(p + "attn", c.qDim(),
+                    attention(q, k, v, T, c, fixes.window(spec), fixes.attnScale(spec), fixes.attnSoftcap(c), par)); // [T, heads*hd]
+            double[] o = rec.put(p + "attn_out", H, linear(att, T, w.o(), par));   // [T, H]
             if (w.postAttnNorm() != null) o = norm(o, T, H, w.postAttnNorm(), normKind, eps);
             addInPlace(x, o);
 
-            double[] m = norm(x, T, H, w.mlpNorm(), normKind, eps);   // [T, H]
-            if (all) trace.put(p + "mlp_norm", H, m);
+            double[] m = rec.put(p + "mlp_norm", H, norm(x, T, H, w.mlpNorm(), normKind, eps));   // [T, H]
             MoeWeights experts = model.moe(i);
             double[] mo;                                                   // [T, H]
             if (experts != null) {
                 var setup = new ReferenceMoe.Setup(c.moe, fixes, activation, par);
-                ReferenceMoe.Routing routing = ReferenceMoe.route(m, T, experts, setup);
-                if (all) {
-                    trace.put(p + "router_logits", c.moe.numExperts, routing.logits());
-                    trace.put(p + "experts", c.moe.topK, routing.expertsAsValues());
-                }
+                ReferenceMoe.Routing routing = ReferenceMoe.route(rec, p, m, T, experts, setup);
                 mo = ReferenceMoe.experts(m, T, H, experts, routing, setup);
             } else {
                 double[] act;                                              // [T, ff]
@@ -166,25 +157,24 @@ public final class ReferencePass implements ForwardPass {
                     act = linear(m, T, w.up(), par);
                     for (int j = 0; j < act.length; j++) act[j] = activation.apply(act[j]);
                 }
+                act = rec.put(p + "mlp_act", c.intermediateSize, act);
                 mo = linear(act, T, w.down(), par);
-                if (all) trace.put(p + "mlp_act", c.intermediateSize, act);
             }
-            if (all) trace.put(p + "mlp_out", H, mo.clone());
+            mo = rec.put(p + "mlp_out", H, mo);
             if (w.postMlpNorm() != null) mo = norm(mo, T, H, w.postMlpNorm(), normKind, eps);
             addInPlace(x, mo);
-            trace.put("layers." + i, H, x.clone());
+            x = rec.put("layers." + i, H, x);
         }
 
         if (to < c.numLayers) return trace;
-        double[] fn = norm(x, T, H, model.finalNorm(), normKind, eps);
-        trace.put("final_norm", H, fn);
+        double[] fn = rec.put("final_norm", H, norm(x, T, H, model.finalNorm(), normKind, eps));
         double[] logits = new double[T * c.vocabSize];                       // [T, vocab], the head streamed in tiles
         try (WeightPanels head = WeightPanels.ofMatrix(model.lmHead(), null)) {
             Gemm.multiply(fn, T, H, head, c.vocabSize, null, logits, par);
         }
         double finalCap = fixes.finalSoftcap(c);
         if (!Double.isNaN(finalCap)) softcap(logits, finalCap);
-        trace.put("logits", c.vocabSize, logits);
+        rec.put("logits", c.vocabSize, logits);
         return trace;
     }
 
