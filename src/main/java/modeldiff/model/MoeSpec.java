@@ -31,6 +31,16 @@ public final class MoeSpec {
         this.sparse = sparse;
     }
 
+    /** A routing described in code (tests, synthetic models): every layer of {@code numLayers} routes. */
+    public static MoeSpec of(Family.Router router, int numExperts, int topK, int expertSize, boolean renormalize,
+                             double routedScaling, boolean weightsInDtype, int numLayers) {
+        boolean[] all = new boolean[numLayers];
+        Arrays.fill(all, true);
+        return new MoeSpec(new Family.Moe("num_experts", "moe_intermediate_size", router, Family.Renormalize.NEVER,
+                weightsInDtype, Family.SparseLayers.ALL, Family.QWEN_EXPERTS), numExperts, topK, expertSize, renormalize,
+                routedScaling, all);
+    }
+
     /** Whether layer {@code i} routes through experts (else it runs the dense MLP of intermediate_size). */
     public boolean sparse(int layer) {
         return sparse[layer];
