@@ -98,6 +98,22 @@ public record RoutingAgreement(List<Layer> layers) {
         return s;
     }
 
+    /** Whether every flip (if any) is a near-tie: routing differences that rounding alone explains. */
+    public boolean onlyNearTies() {
+        return layers.stream().allMatch(l -> l.flips().stream().allMatch(Flip::nearTie));
+    }
+
+    /**
+     * A trace holding only {@code t}'s expert choices: a teacher that forces a run's routing and nothing else
+     * (forward/Recorder forces only the probes its teacher has), so a run can be judged on the reference's routing.
+     */
+    public static Trace choicesOf(Trace t) {
+        Trace out = new Trace(t.producer() + " (expert choices only)", t.dtype(), t.device(), t.tokens(), t.positionOffset());
+        for (String name : t.probeNames())
+            if (isExpertChoice(name)) out.put(name, t.probe(name).cols(), t.probe(name).data());
+        return out;
+    }
+
     public boolean isEmpty() {
         return layers.isEmpty();
     }

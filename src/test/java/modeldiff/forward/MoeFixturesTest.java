@@ -106,6 +106,18 @@ class MoeFixturesTest {
         assertEquals(1, flips);
     }
 
+    /** torch and cuda do not implement MoE yet: they say so in one line, before needing their native runtime. */
+    @Test
+    void torchAndCudaRefuseVisibly() {
+        Model m = Model.open(Fixtures.model("olmoe"));
+        ForwardInput in = new ForwardInput(new int[]{1, 2, 3}, 0);
+        for (ForwardPass pass : List.of(new modeldiff.forward.torch.TorchPass(Precision.FP32, Fixes.NONE),
+                new modeldiff.forward.cuda.CudaPass(true, Fixes.NONE))) {
+            BadInputException e = assertThrows(BadInputException.class, () -> pass.run(m, in, ProbeLevel.LAYERS));
+            assertTrue(e.getMessage().contains("olmoe") && e.getMessage().contains("not implement"), e.getMessage());
+        }
+    }
+
     /**
      * transformers v5 keeps experts fused in memory (experts.gate_up_proj [E, 2·ff, H], experts.down_proj [E, H, ff]);
      * a checkpoint saved that way reads as the same model: the reference run is bit-identical.

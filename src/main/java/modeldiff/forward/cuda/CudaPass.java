@@ -60,6 +60,7 @@ public final class CudaPass implements ForwardPass {
 
     @Override
     public Trace run(Model model, ForwardInput input, ProbeLevel level) {
+        modeldiff.forward.torch.TorchPass.refuseUnsupported(name(), model);
         CudaRuntime rt = runtime();
         DeviceModel dm = weights(model);
         int[] tokens = fixes.tokens(input.tokens(), model.config);

@@ -83,10 +83,18 @@ public final class TorchPass implements ForwardPass {
         return threads;
     }
 
+    /** MoE families (and OLMoE's across-head q/k norm) are not written for torch or cuda yet: one clear line. */
+    public static void refuseUnsupported(String pass, Model model) {
+        if (model.family.moe != null || model.family.qkNormAcrossHeads)
+            throw new modeldiff.model.BadInputException(pass + " does not implement the " + model.family + " family "
+                    + "(mixture of experts) yet; use reference or lowp:bf16|fp16|fp32");
+    }
+
     // ---- the forward ----
 
     @Override
     public Trace run(Model model, ForwardInput input, ProbeLevel level) {
+        refuseUnsupported(name(), model);
         TorchRuntime.require();
         TorchRuntime.setThreads(threads);
         ModelConfig c = model.config;

@@ -28,6 +28,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 class TorchParityTest {
 
+    /** MoE fixtures: the torch pass refuses them (MoeFixturesTest checks the refusal). */
+    static final java.util.Set<String> MOE_FIXTURES = java.util.Set.of("mixtral", "qwen3_moe", "olmoe");
+
     @BeforeAll
     static void nativeLibrary() {
         TorchTests.assumeTorch();
@@ -38,6 +41,7 @@ class TorchParityTest {
     List<DynamicTest> fp32MatchesReference() {
         List<DynamicTest> tests = new ArrayList<>();
         for (String name : Fixtures.names()) {
+            if (MOE_FIXTURES.contains(name)) continue;   // refused by this pass (MoeFixturesTest)
             tests.add(DynamicTest.dynamicTest(name, () -> {
                 Path tp = Fixtures.trace(name, "hf-float64.safetensors");
                 Trace hf = TraceFiles.read(tp);
@@ -74,6 +78,7 @@ class TorchParityTest {
     List<DynamicTest> fp16TracksHfFp16() {
         List<DynamicTest> tests = new ArrayList<>();
         for (String name : Fixtures.names()) {
+            if (MOE_FIXTURES.contains(name)) continue;   // refused by this pass (MoeFixturesTest)
             Path tp = Fixtures.trace(name, "hf-float16.safetensors");
             if (!Files.exists(tp)) continue;
             tests.add(DynamicTest.dynamicTest(name, () -> {
