@@ -85,6 +85,11 @@ PLANTS = {
     "moe.renormalize=true": "MoE routing weights renormalised over the top-k (whatever norm_topk_prob says)",
     "moe.renormalize=false": "MoE routing weights left as softmax-over-all probabilities (no top-k renormalisation)",
     "moe.routed_scaling=V": "MoE routing weights multiplied by V (routed_scaling_factor applied with the wrong value)",
+    "moe.softmax_before_topk": "top-k->softmax router (gpt-oss) computed as softmax over all experts, then top-k",
+    "attn.no_sinks": "attention sinks not applied (each sink logit set to -inf)",
+    "mlp.no_clamp": "gpt-oss clamped SwiGLU computed without its clamp (limit = inf)",
+    "moe.bias_in_weights": "DeepSeek/GLM expert weights taken from the bias-corrected selection scores",
+    "rope.yarn_truncate=B": "YaRN correction range truncated (B=true) or not (false) against the config",
 }
 
 # MoE probes, recorded after mlp_norm in layers that route: the router's logits [tokens, experts] and the chosen
@@ -305,12 +310,23 @@ class Recorder:
             if pl.get("router") is not None:
                 def router_post(mod, args, kwargs, out, i=i):
                     h = _hidden_arg(args, kwargs)
-                    if h is not None:
+                    if isinstance(out, torch.Tensor):  # DeepSeek/GLM routers return their (float32) logits
+                        self._put("layers.%d.router_logits" % i, out.reshape(-1, out.shape[-1]))
+                    elif h is not None:
                         self._put("layers.%d.router_logits" % i, router_logits_of(mod, h))
                     if isinstance(out, (tuple, list)) and len(out) >= 3 and not out[2].is_floating_point():
                         self._put("layers.%d.experts" % i, out[2].to(torch.float64))
 
+                def experts_pre(mod, args, kwargs, i=i):
+                    # the chosen ids as the experts receive them, where the router does not return them
+                    idx = args[1] if len(args) > 1 else kwargs.get("top_k_index")
+                    if idx is not None and "layers.%d.experts" % i not in self.rec:
+                        self._put("layers.%d.experts" % i, idx.to(torch.float64))
+
                 self.handles.append(pl["router"].register_forward_hook(router_post, with_kwargs=True))
+                ex = _first_module(pl["mlp"], ["experts"])
+                if ex is not None:
+                    self.handles.append(ex.register_forward_pre_hook(experts_pre, with_kwargs=True))
             if pl["down"] is not None:
                 self.handles.append(
                     pl["down"].register_forward_pre_hook(
@@ -436,6 +452,8 @@ def plant_rope_overrides(config, plants):
         if p == "rope.scaling_ignored":
             theta = rp.get("rope_theta") if isinstance(rp, dict) else config.rope_theta
             config.rope_parameters = {"rope_type": "default", "rope_theta": theta}
+        elif p.startswith("rope.yarn_truncate="):
+            config.rope_parameters = dict(rp, truncate=p.split("=", 1)[1].lower() == "true")
         elif p.startswith("rope.partial="):
             f = float(p.split("=", 1)[1])
             config.partial_rotary_factor = f
@@ -632,11 +650,64 @@ def apply_plants(model, plants, ctx):
             ctx.setdefault("restore", []).append((torch.nn.functional, "softmax", orig_softmax))
             torch.nn.functional.softmax = lowp_softmax
             notes.append("attention softmax computed in the activation dtype, op by op")
+        elif p == "moe.bias_in_weights":
+            handles += plant_bias_in_weights(parts, notes)
         elif p.startswith("moe."):
             handles += plant_moe(parts, p, notes)
+        elif p == "attn.no_sinks":
+            n = 0
+            for pl in parts["per_layer"]:
+                sinks = getattr(pl["attn"], "sinks", None)
+                if isinstance(sinks, torch.Tensor):
+                    with torch.no_grad():
+                        sinks.fill_(float("-inf"))
+                    n += 1
+            if n == 0:
+                raise RuntimeError("attn.no_sinks: no attention module has sinks")
+            notes.append("sinks = -inf in %d attention modules" % n)
+        elif p == "mlp.no_clamp":
+            n = 0
+            for pl in parts["per_layer"]:
+                ex = _first_module(pl["mlp"], ["experts"])
+                if ex is not None and hasattr(ex, "limit"):
+                    ex.limit = float("inf")
+                    n += 1
+            if n == 0:
+                raise RuntimeError("mlp.no_clamp: no experts module with a limit")
+            notes.append("experts.limit = inf in %d layers" % n)
         else:
             raise ValueError("unknown plant %r; known: %s" % (p, ", ".join(PLANTS)))
     return handles, notes
+
+
+def plant_bias_in_weights(parts, notes):
+    """DeepSeek/GLM: the weights taken from sigmoid(logits) + e_score_correction_bias (the selection scores) instead
+    of sigmoid(logits), then renormalised and scaled as the block does; the chosen experts stay HF's."""
+    handles = []
+    for pl in parts["per_layer"]:
+        r, mlp = pl.get("router"), pl["mlp"]
+        if r is None or not hasattr(r, "e_score_correction_bias"):
+            continue
+        seen = {}
+
+        def router_post(mod, args, kwargs, out, seen=seen):
+            seen["logits"] = out
+
+        def experts_pre(mod, args, kwargs, seen=seen, r=r, mlp=mlp):
+            idx, w = args[1], args[2]
+            scores = seen["logits"].reshape(-1, seen["logits"].shape[-1]).sigmoid() + r.e_score_correction_bias
+            new = scores.gather(-1, idx)
+            if getattr(mlp, "norm_topk_prob", True):
+                new = new / (new.sum(dim=-1, keepdim=True) + 1e-20)
+            new = new * getattr(mlp, "routed_scaling_factor", 1.0)
+            return (args[0], idx, new.to(w.dtype)) + tuple(args[3:]), kwargs
+
+        handles.append(r.register_forward_hook(router_post, with_kwargs=True))
+        handles.append(_first_module(mlp, ["experts"]).register_forward_pre_hook(experts_pre, with_kwargs=True))
+    if not handles:
+        raise RuntimeError("moe.bias_in_weights: no router with e_score_correction_bias")
+    notes.append("moe.bias_in_weights: weights from the biased scores in %d layers" % (len(handles) // 2))
+    return handles
 
 
 def plant_moe(parts, p, notes):
@@ -647,6 +718,8 @@ def plant_moe(parts, p, notes):
         renorm = val.lower() == "true"
     elif key == "moe.routed_scaling":
         scale = float(val)
+    elif key == "moe.softmax_before_topk":
+        pass
     else:
         raise ValueError("unknown plant %r" % p)
 
@@ -654,6 +727,9 @@ def plant_moe(parts, p, notes):
         idx, weights = out[2], out[1]
         if key == "moe.routed_scaling":
             new = weights * scale
+        elif key == "moe.softmax_before_topk":
+            logits = router_logits_of(mod, _hidden_arg(args, kwargs))
+            new = torch.softmax(logits, dim=-1, dtype=weights.dtype).gather(-1, idx)  # gpt-oss softmaxes in the dtype
         else:
             logits = router_logits_of(mod, _hidden_arg(args, kwargs))
             probs = torch.softmax(logits.float(), dim=-1)  # HF's router softmax dtype (float64 in strict runs)
@@ -664,7 +740,19 @@ def plant_moe(parts, p, notes):
 
     handles = []
     for pl in parts["per_layer"]:
-        if pl.get("router") is not None:
+        if pl.get("router") is None:
+            continue
+        if key == "moe.routed_scaling":
+            # on the experts' input, so routers that return only logits (DeepSeek, GLM) are covered too: V replaces
+            # the block's routed_scaling_factor (1 where the family has none)
+            mlp = pl["mlp"]
+
+            def ex_pre(mod, args, kwargs, mlp=mlp):
+                factor = getattr(mlp, "routed_scaling_factor", None) or 1.0
+                return (args[0], args[1], args[2] * (scale / factor)) + tuple(args[3:]), kwargs
+
+            handles.append(_first_module(mlp, ["experts"]).register_forward_pre_hook(ex_pre, with_kwargs=True))
+        else:
             handles.append(pl["router"].register_forward_hook(hook, with_kwargs=True))
     if not handles:
         raise RuntimeError("%s: no MoE router found" % p)
@@ -742,7 +830,7 @@ def load_model(model_dir, dtype, plants=(), experts="eager"):
         # Load in float32, then cast the whole module: .to() also rounds the inv_freq buffer.
         model = from_pretrained(model_dir, dtype=torch.float32, attn_implementation="eager")
         return model.to(DTYPES[dtype]).eval()
-    if ov or any(p.startswith("rope.") for p in plants):
+    if ov or any(p.startswith("rope.") for p in plants):  # (rope.yarn_truncate too)
         # Plant that needs a different config: load the config, override, build from it.
         config = AutoConfig.from_pretrained(model_dir)
         for k, v in ov.items():

@@ -209,6 +209,33 @@ def cfg_olmoe():
     return "OlmoeConfig", c
 
 
+def cfg_gpt_oss():
+    # gpt-oss: attention sinks, alternating sliding (window 4) / full layers, clamped SwiGLU (limit lowered to 0.5
+    # so the clamp bites at these activation sizes), expert and router biases, top-k->softmax router, YaRN
+    # (factor 32, truncate false) as gpt-oss-20b ships it.
+    c = dict(COMMON, intermediate_size=32, vocab_size=256, num_hidden_layers=2, rms_norm_eps=1e-5, bos_token_id=1,
+             eos_token_id=2, pad_token_id=3, tie_word_embeddings=False, hidden_act="silu", num_local_experts=8,
+             num_experts_per_tok=2, sliding_window=4, layer_types=["sliding_attention", "full_attention"],
+             swiglu_limit=0.5, attention_bias=True, output_router_logits=False, router_aux_loss_coef=0.0)
+    yarn = {"rope_type": "yarn", "factor": 32.0, "beta_fast": 32.0, "beta_slow": 1.0, "truncate": False,
+            "original_max_position_embeddings": 4096}
+    c.update(rope(150000.0, yarn))
+    c["max_position_embeddings"] = 131072
+    return "GptOssConfig", c
+
+
+def cfg_glm4_moe():
+    # GLM-4.5: sigmoid router with a selection-only correction bias, 2 groups of 4 (top 1 group), routed scaling
+    # 2.5, one shared expert, layer 0 dense (first_k_dense_replace 1), partial rotary 0.5, attention biases.
+    return "Glm4MoeConfig", dict(COMMON, intermediate_size=96, moe_intermediate_size=32, vocab_size=256,
+                                 num_hidden_layers=2, rms_norm_eps=1e-5, bos_token_id=1, eos_token_id=2,
+                                 pad_token_id=3, tie_word_embeddings=False, hidden_act="silu", n_routed_experts=8,
+                                 num_experts_per_tok=2, n_group=2, topk_group=1, routed_scaling_factor=2.5,
+                                 n_shared_experts=1, first_k_dense_replace=1, norm_topk_prob=True,
+                                 attention_bias=True, use_qk_norm=False, output_router_logits=False,
+                                 **rope(10000.0, partial=0.5))
+
+
 STD_TRACES = [
     ("hf-float64", "float64", "cpu", 0),
     ("hf-float32", "float32", "cpu", 0),
@@ -283,6 +310,18 @@ FIXTURES = [
     dict(name="olmoe", family="olmoe", cfg=cfg_olmoe, storage="bfloat16", traces=MOE_TRACES, n_tokens=32,
          special=["8 experts, top-2, norm_topk_prob false", "q/k RMSNorm across all heads"],
          plants=[(["moe.renormalize=true"], "float32", "cpu", 0, "hf-float32", "layers.0.mlp_out")]),
+    dict(name="gpt_oss", family="gpt_oss", cfg=cfg_gpt_oss, storage="bfloat16", traces=MOE_TRACES, n_tokens=32,
+         special=["attention sinks", "layer_types sliding (window 4) / full", "clamped SwiGLU, limit 0.5",
+                  "expert, router and attention biases", "top-k->softmax router", "YaRN factor 32, truncate false"],
+         plants=[(["attn.no_sinks"], "float32", "cpu", 0, "hf-float32", "layers.0.attn"),
+                 (["mlp.no_clamp"], "float32", "cpu", 0, "hf-float32", "layers.0.mlp_out"),
+                 (["moe.softmax_before_topk"], "float32", "cpu", 0, "hf-float32", "layers.0.mlp_out"),
+                 (["rope.yarn_truncate=true"], "float32", "cpu", 0, "hf-float32", "layers.0.q")]),
+    dict(name="glm4_moe", family="glm4_moe", cfg=cfg_glm4_moe, storage="bfloat16", traces=STD_TRACES[:3], n_tokens=32,
+         special=["sigmoid router, e_score_correction_bias N(0,0.5^2), 2 groups top 1", "routed_scaling_factor 2.5",
+                  "1 shared expert", "layer 0 dense", "partial rotary 0.5", "attention biases"],
+         plants=[(["moe.bias_in_weights"], "float32", "cpu", 0, "hf-float32", "layers.1.mlp_out"),
+                 (["moe.routed_scaling=1"], "float32", "cpu", 0, "hf-float32", "layers.1.mlp_out")]),
 ]
 
 PLANT_DESCRIPTIONS = {
@@ -298,6 +337,12 @@ PLANT_DESCRIPTIONS = {
     "moe.renormalize=false": hf_trace.PLANTS["moe.renormalize=false"],
     "moe.renormalize=true": hf_trace.PLANTS["moe.renormalize=true"],
     "moe.routed_scaling=2.5": "MoE routing weights multiplied by 2.5",
+    "attn.no_sinks": hf_trace.PLANTS["attn.no_sinks"],
+    "mlp.no_clamp": hf_trace.PLANTS["mlp.no_clamp"],
+    "moe.softmax_before_topk": hf_trace.PLANTS["moe.softmax_before_topk"],
+    "moe.bias_in_weights": "expert weights from the bias-corrected selection scores",
+    "moe.routed_scaling=1": "routing weights scaled by 1 instead of the config's 2.5 (hook: weights x 1/2.5)",
+    "rope.yarn_truncate=true": "YaRN correction range truncated to integers although the config says truncate false",
 }
 
 
@@ -374,8 +419,11 @@ def init_weights(model, seed, qk_gain=1.0):
                 if not off:
                     v = v + 1.0
                 kinds[cls] = "(1+w) norm: w=0.1N" if off else "norm: w=1+0.1N"
-            elif leaf == "bias":
+            elif leaf == "bias" or leaf.endswith("_bias"):
                 v = 0.05 * torch.randn(p.shape, generator=g)
+            elif leaf == "sinks":
+                v = torch.randn(p.shape, generator=g)  # attention-sink logits, as large as the scores they join
+                kinds["sinks"] = "N(0,1)"
             elif isinstance(mod, torch.nn.Embedding):
                 std = 0.5 if name.endswith("wpe.weight") else 1.0  # gpt2 position table a bit smaller
                 v = std * torch.randn(p.shape, generator=g)
@@ -392,6 +440,11 @@ def init_weights(model, seed, qk_gain=1.0):
             else:
                 v = 0.1 * torch.randn(p.shape, generator=g)
             p.copy_(round_bf16_fp16(v).to(p.dtype))
+    for name, b in model.named_buffers():
+        if name.endswith("e_score_correction_bias"):  # a persistent buffer: zero would make it invisible
+            with torch.no_grad():
+                b.copy_(round_bf16_fp16(0.5 * torch.randn(b.shape, generator=g)).to(b.dtype))
+            kinds["e_score_correction_bias"] = "N(0, 0.5^2)"
     return kinds
 
 
@@ -536,7 +589,7 @@ def build_fixture(fx, root, built, manifest):
         specials = {config.bos_token_id, config.eos_token_id, getattr(config, "pad_token_id", None)}
         tokens = make_tokens(name, config.vocab_size, config.bos_token_id, specials, fx.get("n_tokens", N_TOKENS))
         model = model.to(hf_trace.DTYPES[fx["storage"]])
-    if fx["family"] in ("mixtral", "qwen3_moe", "olmoe"):
+    if fx["family"] in ("mixtral", "qwen3_moe", "olmoe", "gpt_oss", "glm4_moe"):
         desc["state_dict_in_memory"] = {k: list(v.shape) for k, v in model.state_dict().items() if ".0." in k or ".1." in k}
     desc["model_class"] = type(model).__name__
     desc["model_type"] = config.model_type

@@ -24,7 +24,7 @@ import java.util.Set;
  * rope.inv_freq_lowp, qk.interleaved, norm.no_unit_offset, norm.unit_offset, norm.cast_before_weight, norm.eps=V,
  * embed.scale_fp32, embed.scale_none, attn.no_softcap, logits.no_softcap, attn.scale=S, window=W, softmax.lowp,
  * mlp.swap_gate_up, input.add_bos, input.drop_bos; MoE routing: moe.renormalize=true|false, moe.softmax_before_topk,
- * moe.routed_scaling=V, moe.bias_in_weights.
+ * moe.routed_scaling=V, moe.bias_in_weights; gpt-oss: attn.no_sinks, mlp.no_clamp.
  */
 public final class Fixes {
     public static final Fixes NONE = new Fixes(List.of());
@@ -34,7 +34,7 @@ public final class Fixes {
             "rope.scaling_ignored", "rope.inv_freq_lowp", "qk.interleaved", "norm.no_unit_offset", "norm.unit_offset",
             "norm.cast_before_weight", "embed.scale_fp32", "embed.scale_none", "attn.no_softcap", "logits.no_softcap",
             "softmax.lowp", "mlp.swap_gate_up", "input.add_bos", "input.drop_bos",
-            "moe.softmax_before_topk", "moe.bias_in_weights");
+            "moe.softmax_before_topk", "moe.bias_in_weights", "attn.no_sinks", "mlp.no_clamp");
     /** Ids written id=value. */
     public static final Set<String> VALUED = Set.of("rope.theta", "rope.partial", "norm.eps", "attn.scale", "window",
             "moe.renormalize", "moe.routed_scaling");
@@ -54,6 +54,8 @@ public final class Fixes {
      * moe.bias_in_weights: a sigmoid router's selection-only correction bias also added to the expert weights.
      */
     public final boolean moeSoftmaxBeforeTopk, moeBiasInWeights;
+    /** attn.no_sinks: gpt-oss's attention sinks left out of the softmax; mlp.no_clamp: its SwiGLU clamp dropped. */
+    public final boolean attnNoSinks, mlpNoClamp;
 
     private Fixes(List<String> ids) {
         this.ids = List.copyOf(ids);
@@ -63,7 +65,7 @@ public final class Fixes {
         Activation act = null;
         Boolean renorm = null;
         double scaling = Double.NaN;
-        boolean softmaxFirst = false, biasInWeights = false;
+        boolean softmaxFirst = false, biasInWeights = false, noSinks = false, noClamp = false;
         for (String id : ids) {
             int eq = id.indexOf('=');
             String key = eq < 0 ? id : id.substring(0, eq);
@@ -97,6 +99,8 @@ public final class Fixes {
                 case "moe.routed_scaling" -> scaling = positive(id, val);
                 case "moe.softmax_before_topk" -> softmaxFirst = true;
                 case "moe.bias_in_weights" -> biasInWeights = true;
+                case "attn.no_sinks" -> noSinks = true;
+                case "mlp.no_clamp" -> noClamp = true;
                 default -> throw new IllegalStateException(key);
             }
         }
@@ -125,6 +129,8 @@ public final class Fixes {
         routedScaling = scaling;
         moeSoftmaxBeforeTopk = softmaxFirst;
         moeBiasInWeights = biasInWeights;
+        attnNoSinks = noSinks;
+        mlpNoClamp = noClamp;
         if (pa > 1) throw new BadInputException("fix '" + "rope.partial=" + pa + "': fraction must be in (0, 1]");
     }
 

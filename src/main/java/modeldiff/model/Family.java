@@ -92,6 +92,11 @@ public final class Family {
     public record ExpertNames(String block, String router, String gate, String up, String down) {
     }
 
+    /**
+     * gpt-oss: experts stored fused and transposed, {@code experts.gate_up_proj} [E, H, 2·ff] with gate and up
+     * interleaved (columns 2j, 2j+1), {@code experts.down_proj} [E, ff, H], each with a bias; the router has a bias.
+     */
+    public static final ExpertNames GPT_OSS_EXPERTS = new ExpertNames("mlp", "router", "gate_up_proj", "gate_up_proj", "down_proj");
     public static final ExpertNames MIXTRAL_EXPERTS = new ExpertNames("block_sparse_moe", "gate", "w1", "w3", "w2");
     public static final ExpertNames QWEN_EXPERTS = new ExpertNames("mlp", "gate", "gate_proj", "up_proj", "down_proj");
 
@@ -140,6 +145,8 @@ public final class Family {
     public final Moe moe;
     /** OLMoE: the q/k RMSNorm spans the whole projection (all heads at once), not each head. */
     public final boolean qkNormAcrossHeads;
+    /** gpt-oss: a learned per-head sink logit joins each softmax of the attention (self_attn.sinks [heads]). */
+    public final boolean attentionSinks;
 
     /** Which layers slide, when the config has no explicit layer_types. */
     public enum SlidingRule {
@@ -176,6 +183,7 @@ public final class Family {
         scoreScaleByDivision = b.layout == Layout.GPT2;
         moe = b.moe;
         qkNormAcrossHeads = b.qkNormAcrossHeads;
+        attentionSinks = b.attentionSinks;
     }
 
     /** Declared before the families, which use it in their static initialisers. Stands for Python's None among {@link #defaults} (immutable maps hold no nulls). */
@@ -278,12 +286,26 @@ public final class Family {
                     "pad_token_id", 1)
             .build();
 
+    /**
+     * gpt-oss (modeling_gpt_oss.py): sinks, layer_types sliding/full, RMSNorm that multiplies the weight in float32 before
+     * the cast, clamped SwiGLU experts (alpha 1.702, limit 7.0: constants in HF 5.17, which does not read
+     * config.swiglu_limit) with biases, top-k→softmax router with a bias, YaRN.
+     */
+    public static final Family GPT_OSS = LLAMA.derive("gpt_oss")
+            .normCast(NormCast.WEIGHT_THEN_CAST).attentionSinks(true)
+            .moe(new Moe("num_local_experts", "intermediate_size", Router.TOPK_SOFTMAX, Renormalize.NEVER, true,
+                    SparseLayers.ALL, GPT_OSS_EXPERTS))
+            .defaults("num_local_experts", 128, "num_experts_per_tok", 4, "sliding_window", 128, "rope_theta", 150000.0,
+                    "rms_norm_eps", 1e-5, "head_dim", 64, "attention_bias", true, "max_position_embeddings", 131072,
+                    "tie_word_embeddings", false)
+            .build();
+
     private static final Map<String, Family> BY_TYPE = new LinkedHashMap<>();
 
     static {
         for (Family f : List.of(LLAMA, MISTRAL, QWEN2, QWEN3, GEMMA, GEMMA2, GEMMA3_TEXT, PHI3, GPT2, NEMOTRON))
             BY_TYPE.put(f.modelType, f);
-        for (Family f : List.of(MIXTRAL, QWEN3_MOE, OLMOE))
+        for (Family f : List.of(MIXTRAL, QWEN3_MOE, OLMOE, GPT_OSS))
             BY_TYPE.put(f.modelType, f);
     }
 
@@ -317,7 +339,7 @@ public final class Family {
         private final Map<String, Object> defaults = new LinkedHashMap<>();
         private SlidingRule sliding = SlidingRule.NONE;
         private Moe moe;
-        private boolean qkNormAcrossHeads;
+        private boolean qkNormAcrossHeads, attentionSinks;
 
         Builder(String modelType) {
             this.modelType = modelType;
@@ -344,6 +366,7 @@ public final class Family {
             sliding = parent.sliding;
             moe = parent.moe;
             qkNormAcrossHeads = parent.qkNormAcrossHeads;
+            attentionSinks = parent.attentionSinks;
         }
 
         Builder layout(Layout v) { layout = v; return this; }
@@ -364,6 +387,7 @@ public final class Family {
         Builder requiresBos(boolean v) { requiresBos = v; return this; }
         Builder moe(Moe v) { moe = v; return this; }
         Builder qkNormAcrossHeads(boolean v) { qkNormAcrossHeads = v; return this; }
+        Builder attentionSinks(boolean v) { attentionSinks = v; return this; }
 
         /** Key/value pairs; a null value means "HF's default is None". Map.copyOf rejects nulls, so store a marker. */
         Builder defaults(Object... kv) {

@@ -61,7 +61,10 @@ public final class Model {
         for (int i = 0; i < config.numLayers; i++) ls.add(layer(i));
         layers = Collections.unmodifiableList(ls);
         List<MoeWeights> ms = new ArrayList<>();
-        for (int i = 0; i < config.numLayers; i++) ms.add(moeLayer(i));
+        for (int i = 0; i < config.numLayers; i++) {
+            ms.add(moeLayer(i));
+            sinks(i);   // validated (and counted as used) when the model opens
+        }
         moeLayers = Collections.unmodifiableList(ms);
     }
 
@@ -128,6 +131,11 @@ public final class Model {
         }
     }
 
+    /** Layer i's attention-sink logits [heads] (gpt-oss), or null. */
+    public TensorInfo sinks(int i) {
+        return family.attentionSinks ? tensor("layers." + i + ".self_attn.sinks", config.numHeads) : null;
+    }
+
     /** Layer i's router and experts, or null where it runs the dense MLP. */
     public MoeWeights moe(int i) {
         return moeLayers == null ? moeLayer(i) : moeLayers.get(i);
@@ -139,6 +147,12 @@ public final class Model {
         Family.ExpertNames n = family.moe.names();
         int h = config.hiddenSize, ff = s.expertSize, e = s.numExperts;
         List<MoeWeights.Expert> experts = new ArrayList<>();
+        if (n == Family.GPT_OSS_EXPERTS) {
+            String b = "layers." + i + ".mlp.";
+            return new MoeWeights(linear(b + "router", e, h, true), List.of(), new MoeWeights.Fused(
+                    tensor(b + "experts.gate_up_proj", e, h, 2L * ff), tensor(b + "experts.gate_up_proj_bias", e, 2L * ff),
+                    tensor(b + "experts.down_proj", e, ff, h), tensor(b + "experts.down_proj_bias", e, h), e, h, ff));
+        }
         // transformers v5's in-memory layout (a checkpoint saved without reverting it): [E, 2·ff, H] and [E, H, ff]
         for (String block : List.of(n.block(), "mlp")) {
             String b = "layers." + i + "." + block + ".";

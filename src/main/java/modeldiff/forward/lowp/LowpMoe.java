@@ -110,7 +110,7 @@ final class LowpMoe {
     static float[] experts(float[] m, int T, int H, MoeWeights w, Routing r, Ops ops) {
         int k = ops.spec().topK;
         float[] out = new float[T * H];
-        for (int e = 0; e < w.experts().size(); e++) {
+        for (int e = 0; e < w.count(); e++) {
             int n = 0;
             for (int i = 0; i < T * k; i++) if (r.experts()[i] == e) n++;
             if (n == 0) continue;
@@ -125,11 +125,16 @@ final class LowpMoe {
                     System.arraycopy(m, t * H, x, c * H, H);
                     c++;
                 }
-            MoeWeights.Expert ex = w.experts().get(e);
-            float[] g = ops.activation().apply(ops.linear().apply(x, n, ex.gate()));
-            float[] u = ops.linear().apply(x, n, ex.up());
-            for (int j = 0; j < g.length; j++) g[j] = ops.round().apply(g[j] * u[j]);   // MLP_PRODUCT
-            float[] y = ops.linear().apply(g, n, ex.down());
+            float[] y;
+            if (w.fused() != null) {
+                y = gptOssExpert(x, n, w.fused(), e, ops);
+            } else {
+                MoeWeights.Expert ex = w.experts().get(e);
+                float[] g = ops.activation().apply(ops.linear().apply(x, n, ex.gate()));
+                float[] u = ops.linear().apply(x, n, ex.up());
+                for (int j = 0; j < g.length; j++) g[j] = ops.round().apply(g[j] * u[j]);   // MLP_PRODUCT
+                y = ops.linear().apply(g, n, ex.down());
+            }
             for (int c = 0; c < n; c++) {
                 int t = slot[c] / k;
                 float wt = r.weights()[slot[c]];
@@ -140,6 +145,46 @@ final class LowpMoe {
             }
         }
         return out;
+    }
+
+    /**
+     * gpt-oss's expert as GptOssExperts computes it: {@code x @ W[e] + b} (a matmul rounded, then the bias add rounded),
+     * gate/up from even/odd columns, clamps (exact), {@code gate * sigmoid(gate * alpha)} and {@code (up + 1) * glu}
+     * one op (one rounding) at a time, then {@code @ D[e] + b} likewise.
+     */
+    private static float[] gptOssExpert(float[] x, int n, MoeWeights.Fused f, int e, Ops ops) {
+        int H = f.hidden(), ff = f.ff();
+        Round r = ops.round();
+        float[] gu = affine(x, n, H, f.block(f.gateUp(), e, H, 2 * ff), f.block(f.gateUpBias(), e, 1, 2 * ff), 2 * ff, r);
+        boolean clamp = !ops.fixes().mlpNoClamp;
+        float limit = 7.0f, alpha = 1.702f;                        // HF 5.17's constants (GptOssExperts.__init__)
+        float[] h = new float[n * ff];
+        for (int row = 0; row < n; row++)
+            for (int j = 0; j < ff; j++) {
+                float gate = gu[row * 2 * ff + 2 * j], up = gu[row * 2 * ff + 2 * j + 1];
+                if (clamp) {
+                    gate = Math.min(gate, limit);
+                    up = Math.max(-limit, Math.min(up, limit));
+                }
+                float sg = r.apply((float) (1 / (1 + Math.exp(-r.apply(gate * alpha)))));
+                float glu = r.apply(gate * sg);
+                h[row * ff + j] = r.apply(r.apply(up + 1f) * glu);
+            }
+        return affine(h, n, ff, f.block(f.down(), e, ff, H), f.block(f.downBias(), e, 1, H), H, r);
+    }
+
+    /** R(R(x·W) + b) for x [rows, in], W [in, out]: the product summed exactly, rounded, then the bias add rounded. */
+    private static float[] affine(float[] x, int rows, int in, double[] w, double[] b, int out, Round r) {
+        float[] wr = new float[w.length];
+        for (int i = 0; i < w.length; i++) wr[i] = r.apply((float) w[i]);     // WEIGHT_LOAD
+        float[] y = new float[rows * out];
+        for (int row = 0; row < rows; row++)
+            for (int o = 0; o < out; o++) {
+                double acc = 0;
+                for (int i = 0; i < in; i++) acc += (double) x[row * in + i] * wr[i * out + o];
+                y[row * out + o] = r.apply(r.apply((float) acc) + r.apply((float) b[o]));
+            }
+        return y;
     }
 
     /** torch.softmax in float32: exp(x − max) in fp32, their fp32 sum, one division each. */
@@ -157,7 +202,12 @@ final class LowpMoe {
         return e;
     }
 
-    /** Indices of the k largest, largest first; ties in index order. */
+    /**
+     * Indices of the k largest, largest first, with exact ties as torch.topk on CUDA resolved them in HF's bf16 traces
+     * (all three ties in the fixtures): of equal values at the cut the lower index is chosen (gpt_oss layer 1 token
+     * 25), and equal values inside the chosen k are listed higher index first (qwen3_moe layer 2 token 7, gpt_oss
+     * layer 0 token 23).
+     */
     private static int[] topK(float[] v, int k) {
         int[] out = new int[k];
         boolean[] taken = new boolean[v.length];
@@ -168,6 +218,12 @@ final class LowpMoe {
             taken[best] = true;
             out[j] = best;
         }
+        for (int a = 1; a < k; a++)                                        // equal values: higher index first
+            for (int b = a; b > 0 && v[out[b]] == v[out[b - 1]] && out[b] > out[b - 1]; b--) {
+                int t = out[b];
+                out[b] = out[b - 1];
+                out[b - 1] = t;
+            }
         return out;
     }
 }

@@ -165,7 +165,7 @@ public final class LowpPass implements ForwardPass {
             q = rec.put(pre + "q", c.qDim(), q, p);
             k = rec.put(pre + "k", c.kvDim(), k, p);
             v = rec.put(pre + "v", c.kvDim(), v, p);
-            float[] att = rec.put(pre + "attn", c.qDim(), attention(q, k, v, T, c, f, spec), p);   // [T, heads*hd]
+            float[] att = rec.put(pre + "attn", c.qDim(), attention(q, k, v, T, c, f, spec, sinks(model, i)), p);   // [T, heads*hd]
             float[] o = rec.put(pre + "attn_out", H, linear(att, T, w.o()), p);                  // [T, H]
             if (w.postAttnNorm() != null) o = norm(o, T, H, w.postAttnNorm(), f, c);
             residual(x, o);
@@ -414,7 +414,13 @@ public final class LowpPass implements ForwardPass {
 
     // ---- attention ----
 
-    private float[] attention(float[] q, float[] k, float[] v, int T, ModelConfig c, Family f, LayerSpec spec) {
+    /** gpt-oss's sink logits per head, as stored (bf16) and rounded to the dtype; null without sinks or with attn.no_sinks. */
+    private float[] sinks(Model model, int layer) {
+        TensorInfo t = model.sinks(layer);
+        return t == null || fixes.attnNoSinks ? null : weights(t, 0, model.config.numHeads);
+    }
+
+    private float[] attention(float[] q, float[] k, float[] v, int T, ModelConfig c, Family f, LayerSpec spec, float[] sinks) {
         int heads = c.numHeads, kvHeads = c.numKvHeads, hd = c.headDim, group = heads / kvHeads;
         int window = fixes.window(spec);
         double capD = fixes.attnSoftcap(c);
@@ -437,12 +443,23 @@ public final class LowpPass implements ForwardPass {
                     s[j] = sc;
                     max = Math.max(max, sc);
                 }
-                // softmax(dtype=float32).to(dtype): exp and sum in fp32, one rounding of each probability.
                 double sum = 0;
-                for (int j = first; j <= t; j++) {
-                    float e = fixes.softmaxLowp ? r((float) Math.exp(r(s[j] - max))) : (float) Math.exp(s[j] - max);
-                    s[j] = e;
-                    sum += e;
+                if (sinks != null) {
+                    // gpt-oss: cat(scores, sink) − max in the dtype (SINK_SHIFT), then softmax(dtype=dtype): exp and
+                    // sum in fp32 (the sink's term included), one rounding of each probability.
+                    float mx = Math.max(max, sinks[h]);
+                    for (int j = first; j <= t; j++) {
+                        s[j] = (float) Math.exp(r(s[j] - mx));
+                        sum += s[j];
+                    }
+                    sum += (float) Math.exp(r(sinks[h] - mx));
+                } else {
+                    // softmax(dtype=float32).to(dtype): exp and sum in fp32, one rounding of each probability.
+                    for (int j = first; j <= t; j++) {
+                        float e = fixes.softmaxLowp ? r((float) Math.exp(r(s[j] - max))) : (float) Math.exp(s[j] - max);
+                        s[j] = e;
+                        sum += e;
+                    }
                 }
                 float total = fixes.softmaxLowp ? r((float) sum) : (float) sum;
                 int ob = (t * heads + h) * hd;

@@ -91,7 +91,7 @@ final class ReferenceMoe {
     static double[] experts(double[] m, int T, int H, MoeWeights w, Routing r, Setup s) {
         int k = s.spec().topK;
         double[] out = new double[T * H];
-        for (int e = 0; e < w.experts().size(); e++) {
+        for (int e = 0; e < w.count(); e++) {
             int n = 0;
             for (int i = 0; i < T * k; i++) if (r.experts()[i] == e) n++;
             if (n == 0) continue;
@@ -103,7 +103,7 @@ final class ReferenceMoe {
                 System.arraycopy(m, (i / k) * H, x, c * H, H);
                 c++;
             }
-            double[] y = expert(x, n, w.experts().get(e), s);
+            double[] y = w.fused() != null ? gptOssExpert(x, n, w.fused(), e, s) : expert(x, n, w.experts().get(e), s);
             for (int c = 0; c < n; c++) {
                 int t = slot[c] / k;
                 double wt = r.weights()[slot[c]];
@@ -118,6 +118,43 @@ final class ReferenceMoe {
         double[] u = ReferencePass.linear(x, rows, ex.up(), s.par());
         for (int j = 0; j < g.length; j++) g[j] = s.activation().apply(g[j]) * u[j];
         return ReferencePass.linear(g, rows, ex.down(), s.par());
+    }
+
+    /** gpt-oss's SwiGLU constants: HF 5.17 sets them in GptOssExperts.__init__ (it does not read swiglu_limit). */
+    static final double GPT_OSS_ALPHA = 1.702, GPT_OSS_LIMIT = 7.0;
+
+    /**
+     * gpt-oss's expert: gate_up = x·W[e] + b (gate in even columns, up in odd), gate clamped above and up on both
+     * sides at the limit (not with mlp.no_clamp), (up + 1) · gate · σ(α·gate), then ·D[e] + b.
+     */
+    private static double[] gptOssExpert(double[] x, int rows, MoeWeights.Fused f, int e, Setup s) {
+        int H = f.hidden(), ff = f.ff();
+        double[] gu = affine(x, rows, H, f.block(f.gateUp(), e, H, 2 * ff), f.block(f.gateUpBias(), e, 1, 2 * ff), 2 * ff);
+        double[] h = new double[rows * ff];
+        boolean clamp = !s.fixes().mlpNoClamp;
+        for (int r = 0; r < rows; r++)
+            for (int j = 0; j < ff; j++) {
+                double gate = gu[r * 2 * ff + 2 * j], up = gu[r * 2 * ff + 2 * j + 1];
+                if (clamp) {
+                    gate = Math.min(gate, GPT_OSS_LIMIT);
+                    up = Math.max(-GPT_OSS_LIMIT, Math.min(up, GPT_OSS_LIMIT));
+                }
+                double glu = gate / (1 + Math.exp(-gate * GPT_OSS_ALPHA));
+                h[r * ff + j] = (up + 1) * glu;
+            }
+        return affine(h, rows, ff, f.block(f.down(), e, ff, H), f.block(f.downBias(), e, 1, H), H);
+    }
+
+    /** x [rows, in] · W [in, out] + b. */
+    private static double[] affine(double[] x, int rows, int in, double[] w, double[] b, int out) {
+        double[] y = new double[rows * out];
+        for (int r = 0; r < rows; r++)
+            for (int o = 0; o < out; o++) {
+                double acc = 0;
+                for (int i = 0; i < in; i++) acc = Math.fma(x[r * in + i], w[i * out + o], acc);
+                y[r * out + o] = acc + b[o];
+            }
+        return y;
     }
 
     /** Indices of the k largest values, largest first; equal values in index order (as torch.topk returns them). */

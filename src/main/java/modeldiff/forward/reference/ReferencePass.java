@@ -135,7 +135,7 @@ public final class ReferencePass implements ForwardPass {
             k = rec.put(p + "k", c.kvDim(), k);
             v = rec.put(p + "v", c.kvDim(), v);
             double[] att = rec.put(p + "attn", c.qDim(),
-                    attention(q, k, v, T, c, fixes.window(spec), fixes.attnScale(spec), fixes.attnSoftcap(c), par)); // [T, heads*hd]
+                    attention(q, k, v, T, c, fixes.window(spec), fixes.attnScale(spec), fixes.attnSoftcap(c), sinks(model, i), par)); // [T, heads*hd]
             double[] o = rec.put(p + "attn_out", H, linear(att, T, w.o(), par));   // [T, H]
             if (w.postAttnNorm() != null) o = norm(o, T, H, w.postAttnNorm(), normKind, eps);
             addInPlace(x, o);
@@ -268,12 +268,20 @@ public final class ReferencePass implements ForwardPass {
         }
     }
 
+    /** gpt-oss's per-head sink logits, or null (no sinks, or attn.no_sinks). */
+    private double[] sinks(Model model, int layer) {
+        TensorInfo t = model.sinks(layer);
+        return t == null || fixes.attnNoSinks ? null : TensorStore.readDoubles(t, 0, model.config.numHeads);
+    }
+
     /**
      * Causal (optionally sliding-window) attention with grouped KV heads and optional tanh soft-cap. Query t sees key
-     * s when s ≤ t and, with a window W, t − s < W (HF's sliding_window semantics: W keys including itself).
+     * s when s ≤ t and, with a window W, t − s < W (HF's sliding_window semantics: W keys including itself). With
+     * {@code sinks} (gpt-oss), one more logit per head joins every softmax, taking probability mass and giving no
+     * value: p_s = exp(score_s) / (Σ exp(score) + exp(sink)).
      */
     static double[] attention(double[] q, double[] k, double[] v, int T, ModelConfig c, int window, double scale, double cap,
-                              Parallel par) {
+                              double[] sinks, Parallel par) {
         int heads = c.numHeads, kvHeads = c.numKvHeads, hd = c.headDim, group = heads / kvHeads;
         double[] out = new double[T * heads * hd];
         // One task per head: a head writes only its own columns of out, in the same order whatever thread runs it.
@@ -292,7 +300,8 @@ public final class ReferencePass implements ForwardPass {
                     scores[s] = sc;
                     max = Math.max(max, sc);
                 }
-                double sum = 0;
+                if (sinks != null) max = Math.max(max, sinks[h]);
+                double sum = sinks == null ? 0 : Math.exp(sinks[h] - max);
                 for (int s = first; s <= t; s++) {
                     scores[s] = Math.exp(scores[s] - max);
                     sum += scores[s];
