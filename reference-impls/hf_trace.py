@@ -565,7 +565,8 @@ def apply_plants(model, plants, ctx):
                     pl["attn"].attn_logit_softcapping = None
                     n += 1
             notes.append("attn_logit_softcapping=None (config and %d attention modules)" % n)
-        elif p in ("logits.no_softcap", "rope.scaling_ignored", "rope.inv_freq_lowp") or p.startswith("rope.partial="):
+        elif p in ("logits.no_softcap", "rope.scaling_ignored", "rope.inv_freq_lowp") or p.startswith("rope.partial=") \
+                or p.startswith("rope.yarn_truncate="):
             notes.append("%s applied at load" % p)
         elif p.startswith("attn.scale="):
             sc = float(p.split("=", 1)[1]) ** -0.5

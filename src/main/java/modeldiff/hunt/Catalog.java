@@ -66,6 +66,10 @@ public final class Catalog {
                     "top-k→softmax routers (gpt-oss)", Honoured.BOTH, "https://github.com/pytorch/torchtitan/issues/2258"),
             new Entry("moe.routed_scaling=V", "routed experts' weights multiplied by V instead of the config's routed_scaling_factor (1 when absent)",
                     "MoE families", Honoured.BOTH, "https://github.com/sgl-project/sglang-jax/pull/1282"),
+            new Entry("attn.no_sinks", "attention sinks (a learned per-head logit in every softmax) not applied",
+                    "families with attention sinks (gpt-oss)", Honoured.BOTH, "https://github.com/vllm-project/vllm/issues/28660"),
+            new Entry("mlp.no_clamp", "gpt-oss's clamped SwiGLU computed without its clamp (swiglu_limit not honoured)",
+                    "gpt-oss experts", Honoured.BOTH, "https://github.com/sgl-project/sglang/pull/39939"),
             new Entry("moe.bias_in_weights", "a sigmoid router's selection-only correction bias (e_score_correction_bias) also added to the expert weights",
                     "sigmoid routers with a correction bias (DeepSeek-V3, GLM-4.5)", Honoured.BOTH, "https://github.com/vllm-project/vllm/issues/12002"));
 
@@ -124,6 +128,8 @@ public final class Catalog {
         if (lowp) out.add("softmax.lowp");
         if (f.layout == Family.Layout.PHI3) out.add("mlp.swap_gate_up");
         if (c.moe != null) moeCandidates(c.moe, out);
+        if (f.attentionSinks) out.add("attn.no_sinks");
+        if (f.moe != null && f.moe.names() == Family.GPT_OSS_EXPERTS) out.add("mlp.no_clamp");
         List<String> list = new ArrayList<>();
         for (String id : out) {
             if (only != null && !only.contains(id) && !only.contains(id.contains("=") ? id.substring(0, id.indexOf('=')) : id)) continue;
