@@ -310,8 +310,12 @@ class Recorder:
             if pl.get("router") is not None:
                 def router_post(mod, args, kwargs, out, i=i):
                     h = _hidden_arg(args, kwargs)
-                    if isinstance(out, torch.Tensor):  # DeepSeek/GLM routers return their (float32) logits
-                        self._put("layers.%d.router_logits" % i, out.reshape(-1, out.shape[-1]))
+                    first = out[0] if isinstance(out, (tuple, list)) else out
+                    w = mod.weight
+                    if isinstance(first, torch.Tensor) and first.is_floating_point() and first.shape[-1] == w.shape[0]:
+                        # transformers 5.17 routers return their logits first, in the dtype they computed them in
+                        # (DeepSeek / GLM: float32 even in a bf16 run)
+                        self._put("layers.%d.router_logits" % i, first.reshape(-1, first.shape[-1]))
                     elif h is not None:
                         self._put("layers.%d.router_logits" % i, router_logits_of(mod, h))
                     if isinstance(out, (tuple, list)) and len(out) >= 3 and not out[2].is_floating_point():

@@ -300,12 +300,27 @@ public final class Family {
                     "tie_word_embeddings", false)
             .build();
 
+    /**
+     * GLM-4.5 (modeling_glm4_moe.py): sigmoid router in float32 with a selection-only correction bias, group-limited
+     * top-k, routed_scaling_factor, one shared expert, dense layers before first_k_dense_replace, partial rotary,
+     * q/k/v biases without an o bias.
+     */
+    public static final Family GLM4_MOE = LLAMA.derive("glm4_moe")
+            .oBias(Bias.NONE)
+            .moe(new Moe("n_routed_experts", "moe_intermediate_size", Router.SIGMOID_GROUPED, Renormalize.FROM_CONFIG, false,
+                    SparseLayers.FIRST_K_DENSE, QWEN_EXPERTS))
+            .defaults("n_routed_experts", 128, "num_experts_per_tok", 8, "n_group", 1, "topk_group", 1,
+                    "routed_scaling_factor", 1.0, "n_shared_experts", 1, "first_k_dense_replace", 1, "norm_topk_prob", true,
+                    "partial_rotary_factor", 0.5, "attention_bias", false, "rms_norm_eps", 1e-5, "use_qk_norm", false,
+                    "max_position_embeddings", 131072)
+            .build();
+
     private static final Map<String, Family> BY_TYPE = new LinkedHashMap<>();
 
     static {
         for (Family f : List.of(LLAMA, MISTRAL, QWEN2, QWEN3, GEMMA, GEMMA2, GEMMA3_TEXT, PHI3, GPT2, NEMOTRON))
             BY_TYPE.put(f.modelType, f);
-        for (Family f : List.of(MIXTRAL, QWEN3_MOE, OLMOE, GPT_OSS))
+        for (Family f : List.of(MIXTRAL, QWEN3_MOE, OLMOE, GPT_OSS, GLM4_MOE))
             BY_TYPE.put(f.modelType, f);
     }
 

@@ -171,7 +171,11 @@ public final class Model {
             experts.add(new MoeWeights.Expert(linear(ex + n.gate(), ff, h, false), linear(ex + n.up(), ff, h, false),
                     linear(ex + n.down(), h, ff, false)));
         }
-        return new MoeWeights(linear(b + n.router(), e, h, false), List.copyOf(experts));
+        TensorInfo bias = s.router == Family.Router.SIGMOID_GROUPED ? tensor(b + n.router() + ".e_score_correction_bias", e) : null;
+        MoeWeights.Expert shared = s.sharedSize == 0 ? null : new MoeWeights.Expert(
+                linear(b + "shared_experts.gate_proj", s.sharedSize, h, false), linear(b + "shared_experts.up_proj", s.sharedSize, h, false),
+                linear(b + "shared_experts.down_proj", h, s.sharedSize, false));
+        return new MoeWeights(linear(b + n.router(), e, h, false), List.copyOf(experts), null, bias, shared);
     }
 
     private LinearRef linear(String name, int out, int in, boolean bias) {

@@ -91,6 +91,7 @@ public final class ModelConfig {
         checkDerivedSizes(r);
         moe = family.moe == null ? null : MoeSpec.read(r, family.moe, numLayers);
         if (r.has("clip_qkv")) throw r.bad("clip_qkv", "clamping q/k/v (OLMo's clip_qkv) is not supported");
+        if (family == Family.GLM4_MOE && r.bool("use_qk_norm")) throw r.bad("use_qk_norm", "GLM's q/k norm is not supported yet");
         layers = Collections.unmodifiableList(buildLayers(r));
         bosTokenIds = List.copyOf(r.tokenIds("bos_token_id"));
         eosTokenIds = List.copyOf(r.tokenIds("eos_token_id"));

@@ -18,6 +18,10 @@ public final class MoeSpec {
     /** HF rounds the routing weights to the activation dtype before the expert product (see {@link Family.Moe}). */
     public final boolean weightsInDtype;
     private final boolean[] sparse;
+    /** Sigmoid routers: expert groups and how many of them a token may use (1, 1 when ungrouped). */
+    public final int nGroup, topkGroup;
+    /** Width of the shared expert(s) every token also runs (moe_intermediate_size · n_shared_experts), 0 if none. */
+    public final int sharedSize;
 
     private MoeSpec(Family.Moe m, int numExperts, int topK, int expertSize, boolean renormalize, double routedScaling,
                     boolean[] sparse) {
@@ -29,6 +33,28 @@ public final class MoeSpec {
         this.routedScaling = routedScaling;
         this.weightsInDtype = m.weightsInDtype();
         this.sparse = sparse;
+        this.nGroup = 1;
+        this.topkGroup = 1;
+        this.sharedSize = 0;
+    }
+
+    private MoeSpec(MoeSpec s, int nGroup, int topkGroup, int sharedSize) {
+        this.router = s.router;
+        this.numExperts = s.numExperts;
+        this.topK = s.topK;
+        this.expertSize = s.expertSize;
+        this.renormalize = s.renormalize;
+        this.routedScaling = s.routedScaling;
+        this.weightsInDtype = s.weightsInDtype;
+        this.sparse = s.sparse;
+        this.nGroup = nGroup;
+        this.topkGroup = topkGroup;
+        this.sharedSize = sharedSize;
+    }
+
+    /** This routing with expert groups (sigmoid routers) and a shared expert of the given width. */
+    public MoeSpec withGroups(int nGroup, int topkGroup, int sharedSize) {
+        return new MoeSpec(this, nGroup, topkGroup, sharedSize);
     }
 
     /** A routing described in code (tests, synthetic models): every layer of {@code numLayers} routes. */
@@ -64,7 +90,16 @@ public final class MoeSpec {
         };
         double scaling = r.has("routed_scaling_factor") ? r.number("routed_scaling_factor") : 1.0;
         if (!(scaling > 0)) throw r.bad("routed_scaling_factor", "must be positive, got " + scaling);
-        return new MoeSpec(m, experts, topK, size, renorm, scaling, sparseLayers(r, m, numLayers));
+        MoeSpec spec = new MoeSpec(m, experts, topK, size, renorm, scaling, sparseLayers(r, m, numLayers));
+        if (m.router() != Family.Router.SIGMOID_GROUPED) return spec;
+        int groups = r.sizeOr("n_group", 1), top = r.sizeOr("topk_group", 1);
+        if (experts % groups != 0) throw r.bad("n_group", groups + " groups do not divide " + experts + " experts");
+        if (top > groups) throw r.bad("topk_group", top + " of only " + groups + " groups");
+        if (topK > top * (experts / groups))
+            throw r.bad("num_experts_per_tok", topK + " experts but " + top + " groups of " + experts / groups + " hold fewer");
+        JsonNode shared = r.node("n_shared_experts");
+        int nShared = shared == null ? 0 : shared.asInt();
+        return spec.withGroups(groups, top, nShared * size);
     }
 
     private static boolean[] sparseLayers(ConfigReader r, Family.Moe m, int numLayers) {

@@ -4,12 +4,17 @@ import java.util.List;
 
 /**
  * One MoE layer's parameters: the router [experts, hidden] (with its bias, gpt-oss) and either each expert's gated MLP
- * by role ({@code experts}) or, for gpt-oss, the fused transposed tensors ({@code fused}, experts empty).
+ * by role ({@code experts}) or, for gpt-oss, the fused transposed tensors ({@code fused}, experts empty); sigmoid
+ * routers' selection-only {@code correctionBias} [experts] and the {@code shared} expert every token runs (or null).
  */
-public record MoeWeights(LinearRef router, List<Expert> experts, Fused fused) {
+public record MoeWeights(LinearRef router, List<Expert> experts, Fused fused, TensorInfo correctionBias, Expert shared) {
 
     public MoeWeights(LinearRef router, List<Expert> experts) {
-        this(router, experts, null);
+        this(router, experts, null, null, null);
+    }
+
+    public MoeWeights(LinearRef router, List<Expert> experts, Fused fused) {
+        this(router, experts, fused, null, null);
     }
 
     /** down(act(gate(x)) · up(x)) of one expert. */

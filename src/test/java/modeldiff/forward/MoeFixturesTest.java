@@ -31,11 +31,11 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * The MoE fixtures (mixtral, qwen3_moe, olmoe: tiny models made by HF transformers 5.17, traces from its eager experts
- * loop on an H100): the config as HF reads it, routing agreement with HF, and both checkpoint layouts.
+ * The MoE fixtures (mixtral, qwen3_moe, olmoe, gpt_oss, glm4_moe: tiny models made by HF transformers 5.17, traces
+ * from its eager experts loop on an H100): the config as HF reads it, routing agreement with HF, and both checkpoint layouts.
  */
 class MoeFixturesTest {
-    static final List<String> MOE = List.of("mixtral", "qwen3_moe", "olmoe");
+    static final List<String> MOE = List.of("mixtral", "qwen3_moe", "olmoe", "gpt_oss", "glm4_moe");
 
     @Test
     void configsReadAsHfDoes() {
@@ -83,7 +83,8 @@ class MoeFixturesTest {
 
     /**
      * HF in bf16 against the float64 reference: every flip is listed with the reference's top-k margin and is a
-     * near-tie. Measured: qwen3_moe layer 2 token 7 (experts {3, 7} vs {3, 5}, margin 0.0037); none in mixtral or olmoe.
+     * near-tie. Measured: qwen3_moe layer 2 token 7 (experts {3, 7} vs {3, 5}, margin 0.0037); gpt_oss layer 1 tokens 3
+     * and 25 (margins 0.00098 and 0.00039); none in mixtral, olmoe or glm4_moe.
      */
     @Test
     void bf16FlipsAreListedWithTheirMargins() {
@@ -103,7 +104,7 @@ class MoeFixturesTest {
             Trace low = new LowpPass(Precision.BF16, Fixes.NONE).run(m, new ForwardInput(hf.tokens(), 0), ProbeLevel.ALL);
             assertTrue(RoutingAgreement.of(hf, low).complete(), name + ": " + RoutingAgreement.of(hf, low).describe());
         }
-        assertEquals(1, flips);
+        assertEquals(3, flips);
     }
 
     /** torch and cuda do not implement MoE yet: they say so in one line, before needing their native runtime. */

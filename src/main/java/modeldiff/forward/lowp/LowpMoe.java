@@ -3,6 +3,7 @@ package modeldiff.forward.lowp;
 import modeldiff.forward.Fixes;
 import modeldiff.forward.Recorder;
 import modeldiff.model.BadInputException;
+import modeldiff.model.Family;
 import modeldiff.model.LinearRef;
 import modeldiff.model.MoeSpec;
 import modeldiff.model.MoeWeights;
@@ -29,7 +30,34 @@ final class LowpMoe {
     }
 
     /** The lowp pass's own operations (each rounds as that pass does). */
-    record Ops(Linear linear, UnaryOperator<float[]> activation, Round round, MoeSpec spec, Fixes fixes) {
+    record Ops(Linear linear, UnaryOperator<float[]> activation, Round round, MoeSpec spec, Fixes fixes, float[] correctionBias) {
+        Ops(Linear linear, UnaryOperator<float[]> activation, Round round, MoeSpec spec, Fixes fixes) {
+            this(linear, activation, round, spec, fixes, null);
+        }
+
+        Ops withBias(float[] bias) {
+            return new Ops(linear, activation, round, spec, fixes, bias);
+        }
+    }
+
+    /** x·Wᵀ in float32 from float32 copies of both (exact products summed, one fp32 rounding), no dtype rounding. */
+    private static float[] fp32Linear(float[] x, int rows, LinearRef ref) {
+        float[] w = ref.loadWeightFloats();
+        int in = ref.in(), out = ref.out();
+        float[] y = new float[rows * out];
+        for (int r = 0; r < rows; r++)
+            for (int o = 0; o < out; o++) {
+                double acc = 0;
+                for (int i = 0; i < in; i++) acc += (double) x[r * in + i] * w[o * in + i];
+                y[r * out + o] = (float) acc;
+            }
+        return y;
+    }
+
+    private static double[] widen(float[] f) {
+        double[] d = new double[f.length];
+        for (int i = 0; i < f.length; i++) d[i] = f[i];
+        return d;
     }
 
     interface Linear {
@@ -50,7 +78,17 @@ final class LowpMoe {
      */
     static Routing route(Recorder rec, String prefix, Precision p, float[] m, int T, MoeWeights w, Ops ops) {
         MoeSpec s = ops.spec();
-        float[] logits = rec.put(prefix + "router_logits", s.numExperts, ops.linear().apply(m, T, w.router()), p); // ROUTER_LOGITS
+        float[] logits;
+        if (s.router == Family.Router.SIGMOID_GROUPED) {
+            // DeepSeek / GLM: F.linear(h.float(), W.float()), logits kept in float32 (and forced as such)
+            double[] own = rec.put(prefix + "router_logits", s.numExperts, widen(fp32Linear(m, T, w.router())));
+            logits = new float[own.length];
+            for (int j = 0; j < own.length; j++) logits[j] = (float) own[j];
+            ops = ops.withBias(w.correctionBias() == null ? null
+                    : modeldiff.model.TensorStore.readFloats(w.correctionBias(), 0, s.numExperts));
+        } else {
+            logits = rec.put(prefix + "router_logits", s.numExperts, ops.linear().apply(m, T, w.router()), p); // ROUTER_LOGITS
+        }
         Routing own = route(logits, T, ops, null);
         double[] mine = new double[own.experts().length];
         for (int j = 0; j < mine.length; j++) mine[j] = own.experts()[j];
@@ -74,6 +112,10 @@ final class LowpMoe {
         boolean renorm = ops.fixes().renormalize(s);
         float scale = (float) ops.fixes().routedScaling(s);
         for (int t = 0; t < T; t++) {
+            if (s.router == Family.Router.SIGMOID_GROUPED) {
+                sigmoidRoute(logits, t, ops, forced, ids, weights);
+                continue;
+            }
             float[] probs = softmaxFp32(logits, t * E, E);
             int[] top = forced == null ? topK(probs, k) : java.util.Arrays.copyOfRange(forced, t * k, t * k + k);
             float[] wk = new float[k];
@@ -104,6 +146,53 @@ final class LowpMoe {
             }
         }
         return new Routing(logits, ids, weights);
+    }
+
+    /**
+     * Glm4MoeTopkRouter / DeepseekV3TopkRouter in float32: sigmoid scores, + correction bias for choosing, the
+     * topk_group groups with the best sum of their top two, top-k among those, weights gathered from the scores,
+     * divided by (their sum + 1e-20), times routed_scaling_factor; kept in float32.
+     */
+    private static void sigmoidRoute(float[] logits, int t, Ops ops, int[] forced, int[] ids, float[] weights) {
+        MoeSpec s = ops.spec();
+        int E = s.numExperts, k = s.topK, per = E / s.nGroup;
+        float[] score = new float[E], choice = new float[E];
+        for (int e = 0; e < E; e++) {
+            score[e] = (float) (1 / (1 + Math.exp(-logits[t * E + e])));
+            choice[e] = score[e] + (ops.correctionBias() == null ? 0f : ops.correctionBias()[e]);
+        }
+        int[] top;
+        if (forced != null) {
+            top = java.util.Arrays.copyOfRange(forced, t * k, t * k + k);
+        } else {
+            float[] masked = choice.clone();
+            if (s.nGroup > 1) {
+                float[] group = new float[s.nGroup];
+                for (int g = 0; g < s.nGroup; g++) {
+                    float[] in = java.util.Arrays.copyOfRange(choice, g * per, (g + 1) * per);
+                    int[] best = topK(in, Math.min(2, per));
+                    for (int b : best) group[g] += in[b];
+                }
+                boolean[] keep = new boolean[s.nGroup];
+                for (int g : topK(group, s.topkGroup)) keep[g] = true;
+                for (int e = 0; e < E; e++) if (!keep[e / per]) masked[e] = Float.NEGATIVE_INFINITY;
+            }
+            top = topK(masked, k);
+        }
+        float[] from = ops.fixes().moeBiasInWeights ? choice : score;
+        float[] wk = new float[k];
+        for (int j = 0; j < k; j++) wk[j] = from[top[j]];
+        if (ops.fixes().renormalize(s)) {
+            float sum = 0;
+            for (float v : wk) sum += v;
+            sum += 1e-20f;
+            for (int j = 0; j < k; j++) wk[j] = wk[j] / sum;
+        }
+        float scale = (float) ops.fixes().routedScaling(s);
+        for (int j = 0; j < k; j++) {
+            ids[t * k + j] = top[j];
+            weights[t * k + j] = wk[j] * scale;                      // float32 (HF keeps them so)
+        }
     }
 
     /** The experts' weighted sum [T, H], accumulated in the dtype expert by expert (HF's index_add_ loop). */
@@ -143,6 +232,14 @@ final class LowpMoe {
                     out[t * H + j] = ops.round().apply(out[t * H + j] + contrib);     // EXPERT_SUM
                 }
             }
+        }
+        if (w.shared() != null) {                                        // + shared_experts(residuals), one rounding
+            MoeWeights.Expert ex = w.shared();
+            float[] g = ops.activation().apply(ops.linear().apply(m, T, ex.gate()));
+            float[] u = ops.linear().apply(m, T, ex.up());
+            for (int j = 0; j < g.length; j++) g[j] = ops.round().apply(g[j] * u[j]);
+            float[] y = ops.linear().apply(g, T, ex.down());
+            for (int i = 0; i < out.length; i++) out[i] = ops.round().apply(out[i] + y[i]);
         }
         return out;
     }

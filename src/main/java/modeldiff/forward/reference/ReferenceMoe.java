@@ -28,7 +28,17 @@ final class ReferenceMoe {
     }
 
     /** Configuration of one MoE call: the routing as the config says, the fixes that change it, the activation. */
-    record Setup(MoeSpec spec, Fixes fixes, Activation activation, Parallel par) {
+    record Setup(MoeSpec spec, Fixes fixes, Activation activation, Parallel par, double[] correctionBias) {
+        Setup(MoeSpec spec, Fixes fixes, Activation activation, Parallel par) {
+            this(spec, fixes, activation, par, null);
+        }
+
+        /** With the layer's selection-only correction bias (sigmoid routers), read exactly. */
+        Setup withBias(MoeWeights w) {
+            if (w.correctionBias() == null) return this;
+            double[] b = modeldiff.model.TensorStore.readDoubles(w.correctionBias(), 0, spec.numExperts);
+            return new Setup(spec, fixes, activation, par, b);
+        }
     }
 
     /**
@@ -39,6 +49,7 @@ final class ReferenceMoe {
     static Routing route(Recorder rec, String prefix, double[] m, int T, MoeWeights w, Setup s) {
         MoeSpec spec = s.spec();
         double[] logits = rec.put(prefix + "router_logits", spec.numExperts, ReferencePass.linear(m, T, w.router(), s.par()));
+        s = s.withBias(w);
         Routing own = route(logits, T, s, null);
         double[] mine = own.expertsAsValues();
         double[] chosen = rec.put(prefix + "experts", spec.topK, mine);
@@ -56,15 +67,28 @@ final class ReferenceMoe {
         for (int t = 0; t < T; t++) {
             double[] row = new double[E];
             System.arraycopy(logits, t * E, row, 0, E);
-            int[] top = forced == null ? topK(row, k) : java.util.Arrays.copyOfRange(forced, t * k, t * k + k);
-            double[] wk = switch (spec.router) {                         // the k largest logits = the k largest probs
-                case SOFTMAX_TOPK -> pick(softmax(row), top);
-                case TOPK_SOFTMAX -> s.fixes().moeSoftmaxBeforeTopk ? pick(softmax(row), top) : softmax(pick(row, top));
-                case SIGMOID_GROUPED -> throw new IllegalStateException("sigmoid routers have no family yet");
-            };
+            double[] wk;
+            int[] top;
+            if (spec.router == modeldiff.model.Family.Router.SIGMOID_GROUPED) {
+                double[] score = new double[E], choice = new double[E];
+                for (int e = 0; e < E; e++) {
+                    score[e] = 1 / (1 + Math.exp(-row[e]));
+                    choice[e] = score[e] + (s.correctionBias() == null ? 0 : s.correctionBias()[e]);
+                }
+                top = forced == null ? topK(groupLimited(choice, spec.nGroup, spec.topkGroup), k)
+                        : java.util.Arrays.copyOfRange(forced, t * k, t * k + k);
+                wk = pick(s.fixes().moeBiasInWeights ? choice : score, top);
+            } else {
+                top = forced == null ? topK(row, k) : java.util.Arrays.copyOfRange(forced, t * k, t * k + k);
+                wk = switch (spec.router) {                               // the k largest logits = the k largest probs
+                    case TOPK_SOFTMAX -> s.fixes().moeSoftmaxBeforeTopk ? pick(softmax(row), top) : softmax(pick(row, top));
+                    default -> pick(softmax(row), top);
+                };
+            }
             if (renorm) {
                 double sum = 0;
                 for (double v : wk) sum += v;
+                if (spec.router == modeldiff.model.Family.Router.SIGMOID_GROUPED) sum += 1e-20;   // HF's denominator
                 for (int j = 0; j < k; j++) wk[j] /= sum;
             }
             for (int j = 0; j < k; j++) {
@@ -73,6 +97,26 @@ final class ReferenceMoe {
             }
         }
         return new Routing(logits, ids, weights);
+    }
+
+    /**
+     * DeepSeek-V3 / GLM group-limited choice: each group of E/nGroup experts scores the sum of its two best choice
+     * values; experts outside the topkGroup best groups are masked to −∞.
+     */
+    static double[] groupLimited(double[] choice, int nGroup, int topkGroup) {
+        if (nGroup <= 1) return choice;
+        int per = choice.length / nGroup;
+        double[] groupScore = new double[nGroup];
+        for (int g = 0; g < nGroup; g++) {
+            double[] in = java.util.Arrays.copyOfRange(choice, g * per, (g + 1) * per);
+            int[] best = topK(in, Math.min(2, per));
+            for (int b : best) groupScore[g] += in[b];
+        }
+        boolean[] keep = new boolean[nGroup];
+        for (int g : topK(groupScore, topkGroup)) keep[g] = true;
+        double[] out = choice.clone();
+        for (int e = 0; e < out.length; e++) if (!keep[e / per]) out[e] = Double.NEGATIVE_INFINITY;
+        return out;
     }
 
     /** A teacher's expert ids (float values) as ints, each checked to name an expert. */
@@ -109,6 +153,10 @@ final class ReferenceMoe {
                 double wt = r.weights()[slot[c]];
                 for (int j = 0; j < H; j++) out[t * H + j] += wt * y[c * H + j];
             }
+        }
+        if (w.shared() != null) {                                        // every token also runs the shared expert
+            double[] y = expert(m, T, w.shared(), s);
+            for (int i = 0; i < out.length; i++) out[i] += y[i];
         }
         return out;
     }
