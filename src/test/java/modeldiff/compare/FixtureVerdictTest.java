@@ -58,7 +58,10 @@ class FixtureVerdictTest {
                             return;
                         }
                         assertFalse(c.excess(), c.verdict());
-                        assertTrue(c.missingInCandidate().isEmpty() && c.missingInReference().isEmpty());
+                        // a probe may be missing only where the trace says it was removed (glm4_moe bf16: "edited")
+                        String edited = TraceFiles.read(Fixtures.trace(name, f)).extra().getOrDefault("edited", "");
+                        assertTrue(c.missingInCandidate().stream().allMatch(edited::contains) && c.missingInReference().isEmpty(),
+                                c.missingInCandidate() + " / " + c.missingInReference());
                     }));
                 }
             }

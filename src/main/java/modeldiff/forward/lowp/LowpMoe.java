@@ -81,7 +81,8 @@ final class LowpMoe {
         float[] logits;
         if (s.router == Family.Router.SIGMOID_GROUPED) {
             // DeepSeek / GLM: F.linear(h.float(), W.float()), logits kept in float32 (and forced as such)
-            double[] own = rec.put(prefix + "router_logits", s.numExperts, widen(fp32Linear(m, T, w.router())));
+            float[] fp32 = p == Precision.FP32 ? ops.linear().apply(m, T, w.router()) : fp32Linear(m, T, w.router());
+            double[] own = rec.put(prefix + "router_logits", s.numExperts, widen(fp32));
             logits = new float[own.length];
             for (int j = 0; j < own.length; j++) logits[j] = (float) own[j];
             ops = ops.withBias(w.correctionBias() == null ? null

@@ -29,7 +29,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class TorchParityTest {
 
     /** MoE fixtures: the torch pass refuses them (MoeFixturesTest checks the refusal). */
-    static final java.util.Set<String> MOE_FIXTURES = java.util.Set.of("mixtral", "qwen3_moe", "olmoe");
+    static final java.util.Set<String> MOE_FIXTURES = java.util.Set.of("mixtral", "qwen3_moe", "olmoe", "gpt_oss", "glm4_moe");
 
     @BeforeAll
     static void nativeLibrary() {
