@@ -55,6 +55,25 @@ class ReferenceMoeTest {
         assertArrayEquals(new double[]{e / (e + 1), 1 / (e + 1)}, java.util.Arrays.copyOfRange(r.weights(), 2, 4), 1e-15);
     }
 
+    /**
+     * DeepSeek/GLM sigmoid router, 4 experts in 2 groups, top 1 group, k = 2. Logits 0 give scores ½; the correction
+     * bias (+0.3, −0.3 | +0.1, +0.2) makes group 0 score 0.8 + 0.2 = 1.0 and group 1 0.6 + 0.7 = 1.3, so experts 3
+     * and 2 are chosen, and their weights come from the unbiased scores: ½, ½ renormalised = 0.5 each, × 2.5.
+     * With moe.bias_in_weights they come from the biased ones: 0.7 and 0.6, renormalised 7/13 and 6/13, × 2.5.
+     */
+    @Test
+    void sigmoidGroupLimitedRouterUsesTheBiasOnlyToChoose() {
+        MoeSpec s = MoeSpec.of(Family.Router.SIGMOID_GROUPED, 4, 2, 8, true, 2.5, false, 1).withGroups(2, 1, 0);
+        double[] bias = {0.3, -0.3, 0.1, 0.2};
+        double[] logits = {0, 0, 0, 0};
+        var setup = new ReferenceMoe.Setup(s, Fixes.NONE, Activation.SILU, Parallel.of(1), bias);
+        ReferenceMoe.Routing r = ReferenceMoe.route(logits, 1, setup, null);
+        assertArrayEquals(new int[]{3, 2}, r.experts());
+        assertArrayEquals(new double[]{1.25, 1.25}, r.weights(), 1e-12);
+        var buggy = new ReferenceMoe.Setup(s, Fixes.parse("moe.bias_in_weights"), Activation.SILU, Parallel.of(1), bias);
+        assertArrayEquals(new double[]{2.5 * 7 / 13, 2.5 * 6 / 13}, ReferenceMoe.route(logits, 1, buggy, null).weights(), 1e-12);
+    }
+
     @Test
     void forcedExpertsAreWeighedByTheRouterRule() {
         MoeSpec s = MoeSpec.of(Family.Router.SOFTMAX_TOPK, 4, 2, 8, true, 1, false, 1);
