@@ -3,7 +3,8 @@
 # attention checks alone (each in its own JVM, so a faulting kernel cannot take the rest down; a failure falls back to
 # mma.sync / the CUDA-core attention), the full self-test (kernels + fixtures, streamed = resident), the Java bench and
 # the HF bench. Logs under $OUT; a short summary on stdout. GEMM=wgmma ATT=tc skip the two separate checks;
-# SKIPSELF=1 skips the self-test. KIT: the folder with jre.tgz, modeldiff.jar, lib/ and hf_bench.py.
+# SKIPSELF=1 skips the self-test, SKIPFORCED=1 the teacher-forced checks, SKIPHF=1 the HF bench; BENCH_TOKENS (default
+# 2048) sets the bench's tokens. KIT: the folder with jre.tgz, modeldiff.jar, lib/ and hf_bench.py (src/main/cuda/make-kit.sh).
 set -u
 D=${KIT:-.device-cuda2}
 S=$(date +%s)
@@ -35,9 +36,15 @@ if [ "${SKIPSELF:-0}" != 1 ]; then
   grep -E "FAIL|OVERWRITTEN|checks:|ALL OK|FAILURES|Exception|differs|not loaded" $OUT/selftest.log | head -20
   sed -n '/== fixtures/,$p' $OUT/selftest.log | cut -c1-190 | head -16
 fi
+if [ "${SKIPFORCED:-0}" != 1 ]; then
+  t forced
+  timeout 120 $J $P modeldiff.forward.cuda.CudaSelfTest forced src/test/resources/fixtures > $OUT/forced.log 2>&1; echo "forced rc=$?"
+  grep -vE "^WARNING|^SLF4J" $OUT/forced.log | cut -c1-200 | head -40
+fi
 t bench
-timeout 170 $J $P modeldiff.forward.cuda.CudaSelfTest bench llama3-8b 2048 $OUT/bench-cuda.json > $OUT/bench-java.log 2>&1; echo "bench rc=$?"
+timeout 170 $J $P modeldiff.forward.cuda.CudaSelfTest bench llama3-8b ${BENCH_TOKENS:-2048} $OUT/bench-cuda.json > $OUT/bench-java.log 2>&1; echo "bench rc=$?"
 grep -vE '^ *"|^[{}]' $OUT/bench-java.log | tail -22
+[ "${SKIPHF:-0}" = 1 ] && { t done; exit 0; }
 t hf
 timeout 150 python3 $D/hf_bench.py --tokens 2048 --json $OUT/bench-hf.json > $OUT/bench-hf.log 2>&1; echo "hf rc=$?"
 grep -vE '^ *"|^[{}]' $OUT/bench-hf.log | tail -10

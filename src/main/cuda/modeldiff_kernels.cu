@@ -332,6 +332,55 @@ extern "C" __global__ void __launch_bounds__(128) attention(float* out, const fl
     }
 }
 
+// ---------------------------------------------------------------- attention as HF's eager path computes it
+// The same scores as above (rounded as HF rounds them in bf16 mode: q·k, ·scale or /scaleDiv, soft-cap), then
+// softmax(dim=-1, dtype=float32).to(dtype) op for op: max and sum of exp(s - max) in fp32, each probability
+// exp(s - max) / sum rounded once to bf16 (PyTorch's softmax kernel divides by the sum); P·V accumulated in fp32 from
+// the rounded probabilities, the output rounded once. One warp per (query, head), dims lane, lane+32, ... (hd <= 256);
+// the scores are recomputed in each of the three passes (max, sum, P·V), so nothing is stored. The xor butterfly
+// leaves the same sum in every lane (fp32 addition is commutative), so all lanes agree on every score. Slower than
+// the flash kernels; for comparisons at the level of rounding ties (-Dmodeldiff.cuda.attention=eager).
+__device__ __forceinline__ float eager_score(const float* qr, const float* kr, int hd, int lane, float scale, int divide,
+                                             float scaleDiv, float cap, int bf) {
+    float dot = 0.f;
+    for (int d = lane; d < hd; d += 32) dot = fmaf(qr[d], kr[d], dot);
+    for (int o = 16; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
+    float s = R(dot, bf);
+    s = divide ? R(s / scaleDiv, bf) : R(s * scale, bf);
+    if (cap > 0.f) s = bf ? R(R(tanhf(R(s / cap, 1)), 1) * cap, 1) : cap * tanhf(s / cap);
+    return s;
+}
+extern "C" __global__ void __launch_bounds__(32) attention_eager(float* out, const float* q, const float* k, const float* v,
+        int T, int heads, int kvHeads, int hd, int window, float scale, int divide, float scaleDiv, float cap, int bf) {
+    int t = blockIdx.x, h = blockIdx.y, lane = threadIdx.x;
+    int kvh = h / (heads / kvHeads);
+    const float* qr = q + ((long long)t * heads + h) * hd;
+    int first = window > 0 ? max(0, t - window + 1) : 0;
+    float m = -INFINITY;
+    for (int j = first; j <= t; j++)
+        m = fmaxf(m, eager_score(qr, k + ((long long)j * kvHeads + kvh) * hd, hd, lane, scale, divide, scaleDiv, cap, bf));
+    float l = 0.f;
+    for (int j = first; j <= t; j++)
+        l += expf(eager_score(qr, k + ((long long)j * kvHeads + kvh) * hd, hd, lane, scale, divide, scaleDiv, cap, bf) - m);
+    float acc[ATT_E];
+#pragma unroll
+    for (int e = 0; e < ATT_E; e++) acc[e] = 0.f;
+    for (int j = first; j <= t; j++) {
+        long long kv = ((long long)j * kvHeads + kvh) * hd;
+        float p = R(expf(eager_score(qr, k + kv, hd, lane, scale, divide, scaleDiv, cap, bf) - m) / l, bf);
+#pragma unroll
+        for (int e = 0; e < ATT_E; e++) {
+            int d = lane + 32 * e;
+            if (d < hd) acc[e] = fmaf(p, v[kv + d], acc[e]);
+        }
+    }
+#pragma unroll
+    for (int e = 0; e < ATT_E; e++) {
+        int d = lane + 32 * e;
+        if (d < hd) out[((long long)t * heads + h) * hd + d] = R(acc[e], bf);
+    }
+}
+
 // ---------------------------------------------------------------- MLP activation
 // kind: 0 gelu (erf), 1 gelu tanh (fused kernel), 2 silu, 3 relu², 4 relu. geluNew: HF's Python NewGELU formula,
 // rounded at each op (bf16 only). gated: out = R(act(g) · up) (GeGLU / SwiGLU), else out = act(g).

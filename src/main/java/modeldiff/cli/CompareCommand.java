@@ -66,6 +66,10 @@ final class CompareCommand implements Callable<Integer> {
             description = "Expected-error bands: measured on this model and input (default), or the fixed table.")
     String noiseFloor;
 
+    @Option(names = "--no-propagated", description = "Skip the free-running runs whose propagated error is shown beside the"
+            + " teacher-forced verdict (saves one run of each pass).")
+    boolean noPropagated;
+
     @Option(names = "--force", description = "Replace existing output files.")
     boolean force;
 
@@ -99,8 +103,10 @@ final class CompareCommand implements Callable<Integer> {
         ProbeLevel level = probes != null ? ProbeLevel.parse(probes) : CompareRunner.levelFor(specs);
         // Every side's trace, plus the passes the measured noise floor runs.
         limits.checkMemory(m, in.length(), level, specs.size() + 2);
-        Comparison cmp = CompareRunner.compare(m, in, level, specs.get(0), specs.subList(1, specs.size()),
-                CompareRunner.FloorMode.valueOf(noiseFloor.toUpperCase(java.util.Locale.ROOT)), progress::show);
+        CompareRunner.FloorMode mode = CompareRunner.FloorMode.valueOf(noiseFloor.toUpperCase(java.util.Locale.ROOT));
+        Comparison cmp = mode == CompareRunner.FloorMode.TABLE
+                ? CompareRunner.compare(m, in, level, specs.get(0), specs.subList(1, specs.size()), mode, progress::show)
+                : CompareRunner.forced(m, in, level, specs.get(0), specs.subList(1, specs.size()), !noPropagated, progress::show);
         Set<String> ranHere = new HashSet<>();
         for (CompareRunner.Spec s : specs) if (s.pass() != null) ranHere.add(s.pass().name());
         List<Comparison.Side> sides = new ArrayList<>();

@@ -93,7 +93,7 @@ public final class CompareRunner {
     public static Comparison compare(Model model, ForwardInput input, ProbeLevel level, Spec reference, List<Spec> candidates,
                                      FloorMode floorMode, Consumer<String> progress) {
         if (floorMode == FloorMode.TABLE) return free(model, input, level, reference, candidates, floorMode, progress);
-        return forced(model, input, level, reference, candidates, progress);
+        return forced(model, input, level, reference, candidates, true, progress);
     }
 
     /**
@@ -137,6 +137,12 @@ public final class CompareRunner {
      */
     public static Comparison forced(Model model, ForwardInput input, ProbeLevel level, Spec reference, List<Spec> candidates,
                                     Consumer<String> progress) {
+        return forced(model, input, level, reference, candidates, true, progress);
+    }
+
+    /** @param propagated also run free and show each probe's propagated error (one more run per pass) */
+    public static Comparison forced(Model model, ForwardInput input, ProbeLevel level, Spec reference, List<Spec> candidates,
+                                    boolean propagated, Consumer<String> progress) {
         ForwardInput in = input.free();
         Map<Spec, Trace> freeRuns = new LinkedHashMap<>();
         List<Comparison.Side> refs = new ArrayList<>(), cands = new ArrayList<>();
@@ -162,10 +168,13 @@ public final class CompareRunner {
             floors.add(forcedFloor(model, refSide.trace(), candSide.trace(), teacher, level));
         }
         Comparison.Side refLabel = refs.get(0);
-        progress.accept("propagated error (free-running)");
-        Comparison free = free(model, in, level, reference, withFreeRuns(candidates, freeRuns), FloorMode.TABLE, s -> { });
+        LocalError beside = null;
+        if (propagated) {
+            progress.accept("propagated error (free-running)");
+            beside = new Propagated(free(model, in, level, reference, withFreeRuns(candidates, freeRuns), FloorMode.TABLE, s -> { }));
+        }
         progress.accept("comparing");
-        return Comparison.run(refLabel, refs, cands, floors, new Propagated(free));
+        return Comparison.run(refLabel, refs, cands, floors, beside);
     }
 
     private static List<Spec> withFreeRuns(List<Spec> candidates, Map<Spec, Trace> runs) {
@@ -195,7 +204,7 @@ public final class CompareRunner {
     }
 
     /** The free-running comparison's log-L2 per candidate and probe, shown beside the forced verdict. */
-    static final class Propagated implements LocalError {
+    public static final class Propagated implements LocalError {
         private final Comparison free;
 
         Propagated(Comparison free) {

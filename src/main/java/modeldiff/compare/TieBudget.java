@@ -22,19 +22,21 @@ import modeldiff.numeric.Precision;
  */
 public final class TieBudget implements NoiseFloor {
     /**
-     * Differing elements always allowed per probe. Measured: at most 2 per probe on the calibration fixtures' clean
-     * bf16/fp16 traces (probes of 384–3072 elements); 2× margin.
+     * Differing elements always allowed per probe. Measured: at most 4 per probe on the calibration fixtures' clean
+     * bf16/fp16 traces (probes of 384–3072 elements; TeacherForcedVerdictsTest); 2× margin.
      */
-    public static final int MIN_DIFFERING = 4;
+    public static final int MIN_DIFFERING = 8;
     /** Elements beyond {@link #FAR_ULPS} always allowed. Measured: at most 1 per probe (calibration fixtures); 2×. */
     public static final int MIN_FAR = 2;
     public static final double FAR_ULPS = 2;
     public static final double FAR_DIVISOR = 10;
     /**
-     * Share of elements a tie may flip in large tensors, per precision. Measured on the real-shape calibration input
-     * (docs/metrics.md): the largest share of differing elements at any probe of a clean forced run, times 2.
+     * Share of elements ties may flip in large tensors, per precision: the largest share of differing elements at any
+     * probe of lowp forced by a clean HF run of the real-shape calibration input (2.05B Gemma-shaped model, 512 tokens,
+     * H100, reference-impls/realscale.sh input A), times 2. Measured 2026-12-06: bf16 0.524% (layers.0.mlp_out, 5335 of
+     * 1048576), fp16 3.20% (attention output). fp32 has no measurement of its own and takes bf16's.
      */
-    public static final double RATE_BF16 = 0.002, RATE_FP16 = 0.01, RATE_FP32 = 0.002;
+    public static final double RATE_BF16 = 0.0105, RATE_FP16 = 0.064, RATE_FP32 = 0.0105;
 
     public static double rate(Precision p) {
         double r = switch (p) {

@@ -383,7 +383,16 @@ public final class Hunt {
         List<String> key = List.copyOf(fixes);
         Attempt known = tried.get(key);
         if (known != null) return known;
-        ForwardPass pass = Implementations.create(baseSpec, Fixes.of(key));
+        ForwardPass pass;
+        try {
+            pass = Implementations.create(baseSpec, Fixes.of(key));
+        } catch (BadInputException refused) {
+            // The base pass cannot apply this set (cuda refuses softmax.lowp): never chosen, listed as stopped.
+            Attempt a = new Attempt(key, Map.of(), Double.POSITIVE_INFINITY, Double.POSITIVE_INFINITY, Double.POSITIVE_INFINITY,
+                    false, null, null, 0, "refused by " + baseSpec);
+            tried.put(key, a);
+            return a;
+        }
         int start = firstLayer(key);
         Map<String, Double> seen = new LinkedHashMap<>();
         Attempt a;
@@ -409,6 +418,10 @@ public final class Hunt {
         seen.put(probe.name(), e);
         Double before = parent.perProbe().get(probe.name());
         if (before == null || !Double.isFinite(before)) return;
+        // Forced: excess in a layer where the base matches may be scoped away (a bug in some layers only), so it
+        // cannot end the run.
+        if (input.forced() && baseOver != null && !baseBadLayers().contains(ProbeLevel.layerOf(probe.name(), model.config.numLayers)))
+            return;
         if (excessAt(probe.name(), t, probe, e) > 0 && e > before + PRUNE_MARGIN) throw new Trace.Stop(probe.name());
     }
 
@@ -474,6 +487,18 @@ public final class Hunt {
 
     /** The base run's excess per probe (set when the base is scored; the yardstick of scoping). */
     private Map<String, Double> baseOver;
+    private java.util.Set<Integer> baseBad;
+
+    /** Layers (−1 embed … L head) where the base run has excess. */
+    private synchronized java.util.Set<Integer> baseBadLayers() {
+        if (baseBad == null) {
+            java.util.Set<Integer> b = new java.util.TreeSet<>();
+            for (Map.Entry<String, Double> e : baseOver.entrySet())
+                if (e.getValue() > 0) b.add(ProbeLevel.layerOf(e.getKey(), model.config.numLayers));
+            baseBad = b;
+        }
+        return baseBad;
+    }
 
     /**
      * Teacher-forced only, where layers are judged independently: null when the fixes put no excess anywhere; else

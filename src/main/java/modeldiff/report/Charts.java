@@ -37,6 +37,7 @@ import java.text.NumberFormat;
 import java.text.ParsePosition;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 
 /**
  * The report's two pictures, drawn off-screen: log-L2 per layer (one line per candidate, its noise floor dashed),
@@ -63,7 +64,7 @@ public final class Charts {
         return PALETTE[candidate % PALETTE.length];
     }
 
-    /** log-L2 of the layer-level probes, one series per candidate plus its noise floor as a dashed line. */
+    /** log-L2 per layer (its worst probe), one series per candidate, its noise floor dashed, and a second series faint. */
     public static JFreeChart layerChart(Comparison cmp) {
         int L = cmp.numLayers();
         XYSeriesCollection data = new XYSeriesCollection();
@@ -78,12 +79,28 @@ public final class Charts {
             String name = names.get(ci + 1) + suffix(cmp, ci);
             XYSeries err = new XYSeries(name + " (" + c.precision().id() + ")", false, true);
             XYSeries floor = new XYSeries(name + " floor", false, true);
+            // Beside a teacher-forced comparison: the propagated (free-running) error, lighter, for information.
+            XYSeries second = new XYSeries(name + " (" + (cmp.localError() == null ? "local" : cmp.localError().label()) + ")", false, true);
+            // Each layer's point is its worst probe, sub-layer steps included: in a teacher-forced comparison a bug
+            // shows at the operation where it acts (a norm), while the layer's output is computed from the
+            // candidate's own inputs and may match.
+            java.util.TreeMap<Integer, Comparison.ProbeResult> worst = new java.util.TreeMap<>();
             for (Comparison.ProbeResult p : c.probes()) {
-                if (!p.id().isLayerLevel()) continue;
-                int x = p.id().axis(L);
+                Integer x = p.id().isLayerLevel() ? p.id().axis(L)
+                        : p.id().kind() == ProbeId.Kind.SUB_LAYER ? Integer.valueOf(p.id().layer()) : null;
+                if (x == null) continue;
+                Comparison.ProbeResult w = worst.get(x);
+                if (w == null || !(p.metrics().logL2() <= w.metrics().logL2()) || p.metrics().nonFinite() > 0) worst.put(x, p);
+                if (p.id().isLayerLevel() && p.localLogL2() != null && Double.isFinite(p.localLogL2())) second.add(x.intValue(), p.localLogL2());
+            }
+            for (Map.Entry<Integer, Comparison.ProbeResult> e : worst.entrySet()) {
+                Comparison.ProbeResult p = e.getValue();
+                int x = e.getKey();
                 double y = p.metrics().logL2();
-                floor.add(x, p.noiseFloor());
-                top = Math.max(top, p.noiseFloor());
+                if (Double.isFinite(p.noiseFloor())) {      // a tie budget counts elements: no log-L2 line to draw
+                    floor.add(x, p.noiseFloor());
+                    top = Math.max(top, p.noiseFloor());
+                }
                 if (Double.isFinite(y) && p.metrics().nonFinite() == 0) {
                     err.add(x, y);
                     top = Math.max(top, y);
@@ -104,6 +121,14 @@ public final class Charts {
             r.setSeriesVisibleInLegend(s, false); // explained once in the subtitle instead of once per candidate
             r.setSeriesStroke(s, new BasicStroke(1.5f, BasicStroke.CAP_BUTT, BasicStroke.JOIN_MITER, 10f, new float[]{6f, 4f}, 0f));
             s++;
+            if (second.getItemCount() > 0) {
+                data.addSeries(second);
+                Color base = color(ci);
+                r.setSeriesPaint(s, new Color(base.getRed(), base.getGreen(), base.getBlue(), 90));
+                r.setSeriesShapesVisible(s, false);
+                r.setSeriesStroke(s, new BasicStroke(1.2f));
+                s++;
+            }
         }
         NumberAxis xAxis = layerAxis("layer (−1 = embed, " + L + " = final_norm, " + (L + 1) + " = logits)", L);
         NumberAxis yAxis = new NumberAxis("log-L2 = log10(‖c − r‖ / ‖r‖)");
@@ -132,7 +157,9 @@ public final class Charts {
             plot.addDomainMarker(m);
         }
         JFreeChart chart = new JFreeChart("Error per layer against " + names.get(0), TITLE, plot, true);
-        chart.addSubtitle(new TextTitle("dashed: each candidate's noise floor, in its colour; −20 means identical",
+        chart.addSubtitle(new TextTitle((cmp.localError() instanceof modeldiff.compare.CompareRunner.Propagated
+                ? "teacher-forced: each probe from the candidate's own input to it; faint: propagated (free-running) error; " : "")
+                + "dashed: noise floor (none where ties are counted); −20 means identical",
                 new Font(Font.SANS_SERIF, Font.PLAIN, 12)));
         chart.setBackgroundPaint(Color.WHITE);
         return chart;

@@ -195,6 +195,7 @@ public final class HtmlReport {
             r.put("identical", fixed(100 * m.identicalFraction(), 1) + "%");
             r.put("nonFinite", m.nonFinite());
             r.put("local", p.localLogL2() == null ? "—" : fixed(p.localLogL2(), 2));
+            r.put("ulps", p.ulps() == null ? "—" : p.ulps().describe());
             rows.add(r);
         }
         o.put("probes", rows);

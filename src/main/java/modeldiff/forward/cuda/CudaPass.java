@@ -3,6 +3,14 @@ package modeldiff.forward.cuda;
 import jcuda.Pointer;
 import jcuda.driver.CUdeviceptr;
 import modeldiff.forward.Fixes;
+import modeldiff.forward.Recorder;
+import modeldiff.forward.cuda.DeviceKernels.Act;
+import modeldiff.forward.cuda.DeviceKernels.AttnArgs;
+import modeldiff.forward.cuda.DeviceKernels.EmbedArgs;
+import modeldiff.forward.cuda.DeviceKernels.Linear;
+import modeldiff.forward.cuda.DeviceKernels.MlpArgs;
+import modeldiff.forward.cuda.DeviceKernels.NormArgs;
+import modeldiff.forward.cuda.DeviceKernels.RopeArgs;
 import modeldiff.forward.ForwardInput;
 import modeldiff.forward.ForwardPass;
 import modeldiff.forward.ProbeLevel;
@@ -36,9 +44,23 @@ public final class CudaPass implements ForwardPass {
 
     private static DeviceModel cached;   // one model's weights stay on the GPU between runs
 
+    /** @throws BadInputException for a fix this pass cannot apply ({@link #refusal}), before any native call */
     public CudaPass(boolean bf16, Fixes fixes) {
         this.bf16 = bf16;
         this.fixes = fixes;
+        String why = refusal(fixes);
+        if (why != null) throw new BadInputException(name() + " cannot honour fix " + why);
+    }
+
+    /**
+     * Why this pass cannot apply one of {@code fixes}, or null when it applies them all. softmax.lowp rounds the
+     * exponentials and their sum to the dtype; every attention kernel here keeps them in fp32 registers (the flash
+     * ones never even form the normalised probabilities), so the fix would be silently ignored.
+     */
+    static String refusal(Fixes fixes) {
+        if (fixes.softmaxLowp)
+            return "softmax.lowp: its attention kernels keep the softmax's exponentials and sum in fp32; use lowp or torch (docs/cuda.md)";
+        return null;
     }
 
     @Override
@@ -68,13 +90,17 @@ public final class CudaPass implements ForwardPass {
                 "cuda (" + rt.deviceName + ")", tokens, input.positionOffset());
         if (!fixes.isEmpty()) trace.putExtra("fixes", fixes.ids().toString());
         if (dm.streamed()) trace.putExtra("cuda_weights", "streamed layer by layer");
-        forward(rt, dm, tokens, input.positionOffset(), level,
-                (name, cols, data) -> trace.put(name, cols, widen(data)));
+        Recorder rec = Recorder.of(trace, input.withTokens(tokens), level);
+        forward(rt, dm, tokens, input.positionOffset(), level, (name, cols, data) -> trace.put(name, cols, widen(data)),
+                DeviceTeacher.of(rec, bf16));
         return trace;
     }
 
     /** Test hook: stream the layers (maxWeightBytes applies only when not forced). */
     boolean forceStreamed;
+
+    /** Test hook: the attention kernel (null: -Dmodeldiff.cuda.attention, default tc). */
+    DeviceKernels.AttentionVariant attention;
 
     private synchronized DeviceModel weights(Model model) {
         synchronized (CudaPass.class) {
@@ -169,169 +195,232 @@ public final class CudaPass implements ForwardPass {
      * ({@link ProbeCopier}); every probe has reached the sink when this returns.
      */
     public void forward(CudaRuntime rt, DeviceModel dm, int[] tokens, long positionOffset, ProbeLevel level, ProbeSink sink) {
+        forward(rt, dm, tokens, positionOffset, level, sink, DeviceTeacher.NONE);
+    }
+
+    /** As above; {@code teacher} forces each recorded probe (teacher forcing, {@link DeviceTeacher}). */
+    void forward(CudaRuntime rt, DeviceModel dm, int[] tokens, long positionOffset, ProbeLevel level, ProbeSink sink,
+                 DeviceTeacher teacher) {
         ModelConfig c = dm.config;
-        Family f = c.family;
-        Kernels k = new Kernels(rt);
-        boolean bf = bf16;
-        int T = tokens.length, H = c.hiddenSize, hd = c.headDim, qd = c.qDim(), kvd = c.kvDim(), ff = c.intermediateSize;
-        int V = c.vocabSize;
+        int T = tokens.length, V = c.vocabSize;
+        if (T == 0) throw new BadInputException("no tokens");
         for (int t = 0; t < T; t++)
             if (tokens[t] < 0 || tokens[t] >= V)
                 throw new BadInputException("token id " + tokens[t] + " at index " + t + " is outside the vocabulary [0, " + V + ")");
         if (positionOffset + T > Integer.MAX_VALUE) throw new BadInputException("positions beyond 2^31 are not supported on cuda");
-        int pos0 = (int) positionOffset;
-        if (dm.positions != null && pos0 + T > c.maxPositionEmbeddings)
-            throw new BadInputException("position " + (pos0 + T - 1) + " is beyond the model's " + c.maxPositionEmbeddings + " learned positions");
-        if (hd > Kernels.ATTN_MAX_HEAD_DIM) throw new BadInputException(name() + ": head_dim " + hd + " > " + Kernels.ATTN_MAX_HEAD_DIM);
-        if (T == 0) throw new BadInputException("no tokens");
-        boolean all = level == ProbeLevel.ALL;
+        if (dm.positions != null && positionOffset + T > c.maxPositionEmbeddings)
+            throw new BadInputException("position " + (positionOffset + T - 1) + " is beyond the model's " + c.maxPositionEmbeddings
+                    + " learned positions");
+        if (c.headDim > DeviceKernels.ATTN_MAX_HEAD_DIM)
+            throw new BadInputException(name() + ": head_dim " + c.headDim + " > " + DeviceKernels.ATTN_MAX_HEAD_DIM);
         Workspace ws = workspace(rt, dm, T);
-        ProbeCopier pc = ws.copier;
-        long TH = 4L * T * H, logitBytes = 4L * T * V;
-        long layerNeed = all ? 4L * T * (4L * H + 2L * qd + 2L * kvd + ff) : 0;
-        long hostNeed = TH * (c.numLayers + 2) + logitBytes + c.numLayers * layerNeed;
-        long largestStaged = all ? Math.max(TH, 4L * T * Math.max(ff, Math.max(qd, kvd))) : TH;
-        pc.begin(sink, hostNeed, Math.max(logitBytes, largestStaged), TH * (c.numLayers + 1) + c.numLayers * layerNeed, largestStaged);
-        List<CUdeviceptr> tmp = new ArrayList<>();
+        Run run = new Run(rt, dm, ws, T, (int) positionOffset, level == ProbeLevel.ALL, teacher);
+        run.begin(sink);
         try {
             cuMemcpyHtoD(ws.ids, Pointer.to(tokens), 4L * T);
-            CUdeviceptr ids = ws.ids, x = ws.x, a = ws.a, o = ws.o, q = ws.q, kk = ws.k, v = ws.v, att = ws.att, g = ws.g,
-                    u = ws.u, act = ws.act, logits = ws.logits;
-            CUdeviceptr aB = ws.aB, attB = ws.attB, actB = ws.actB;
+            run.uploadRopeTables();
             dm.startForward();
-
-            // embedding: Gemma scales by sqrt(hidden) rounded to the dtype (embed.scale_fp32: the fp32 constant)
-            double scale = fixes.embedScale(c);
-            float scaleF = bf && !fixes.embedScaleFp32 ? CudaRuntime.bf16Round((float) scale) : (float) scale;
-            k.embed(x, dm.embedding, bf, ids, T, H, scaleF, scale != 1.0, bf);
-            if (dm.positions != null) k.addPositions(x, dm.positions, T, H, pos0, bf);
-            pc.probe("embed", x, T, H, false);
-
-            float eps = (float) fixes.eps(c);
-            boolean unit = fixes.unitOffset(f.norm), centered = f.norm.centered();
-            boolean weightThenCast = f.normCast == Family.NormCast.WEIGHT_THEN_CAST && !fixes.normCastBeforeWeight;
-            int actKind = fixes.activation(c).ordinal();
-            boolean geluNew = !fixes.activationOverridden() && "gelu_new".equals(c.activationName);
-            float attnCap = (float) fixes.attnSoftcap(c);
-            boolean divide = bf && f.scoreScaleByDivision && !fixes.attnScaleOverridden();
-            float scaleDiv = CudaRuntime.bf16Round((float) Math.sqrt(hd));
-
-            // RoPE inverse frequencies, once per distinct spec (uploads before the layers: no host stalls inside)
-            Map<RopeSpec, CUdeviceptr> invD = new HashMap<>();
-            Map<RopeSpec, float[]> invH = new HashMap<>();
-            Map<RopeSpec, Float> ropeScaling = new HashMap<>();
-            if (!f.learnedPositions) {
-                for (int i = 0; i < c.numLayers; i++) {
-                    RopeSpec rope = fixes.rope(c.layers.get(i).rope());
-                    if (invD.containsKey(rope)) continue;
-                    int rot = Rope.rotaryDim(hd, rope.partialRotaryFactor());
-                    Rope.Frequencies fr = Rope.frequencies(rope, rot, positionOffset + T);
-                    float[] inv = bf ? Rope.invFreqFp32(rope, rot, positionOffset + T) : toFloat(fr.invFreq());
-                    if (bf && fixes.ropeInvFreqLowp) for (int j = 0; j < inv.length; j++) inv[j] = CudaRuntime.bf16Round(inv[j]);
-                    invD.put(rope, keep(tmp, CudaRuntime.upload(inv)));
-                    invH.put(rope, inv);
-                    ropeScaling.put(rope, (float) fr.attentionScaling());
-                }
-            }
-            boolean tcAtt = bf && k.tcAttention(hd);
-
-            for (int i = 0; i < c.numLayers; i++) {
-                dm.acquire(i);
-                DeviceModel.Layer w = dm.layers.get(i);
-                LayerSpec spec = c.layers.get(i);
-                String p = "layers." + i + ".";
-                norm(k, a, aB, x, w.attnNorm(), T, H, eps, centered, unit, weightThenCast);
-                if (all) pc.probe(p + "attn_norm", a, T, H, false);
-                linear(k, dm, q, a, aB, w.q(), T);
-                linear(k, dm, kk, a, aB, w.k(), T);
-                linear(k, dm, v, a, aB, w.v(), T);
-                if (f.qkNorm) {
-                    norm(k, q, null, q, w.qNorm(), T * c.numHeads, hd, eps, centered, unit, weightThenCast);
-                    norm(k, kk, null, kk, w.kNorm(), T * c.numKvHeads, hd, eps, centered, unit, weightThenCast);
-                }
-                if (!f.learnedPositions) {
-                    RopeSpec rope = fixes.rope(spec.rope());
-                    int half = invH.get(rope).length;
-                    CUdeviceptr inv = invD.get(rope);
-                    float sc = ropeScaling.get(rope);
-                    k.rope(q, T, c.numHeads, hd, half, inv, pos0, sc, fixes.qkInterleaved, fixes.ropeBf16Angles, bf);
-                    k.rope(kk, T, c.numKvHeads, hd, half, inv, pos0, sc, fixes.qkInterleaved, fixes.ropeBf16Angles, bf);
-                }
-                if (all) {
-                    pc.probe(p + "q", q, T, qd, false);
-                    pc.probe(p + "k", kk, T, kvd, false);
-                    pc.probe(p + "v", v, T, kvd, false);
-                }
-                float attScale = (float) fixes.attnScale(spec);
-                int window = fixes.window(spec);
-                if (tcAtt) {
-                    k.toBf16(ws.qB, q, (long) T * qd);
-                    k.toBf16(ws.kB, kk, (long) T * kvd);
-                    k.toBf16(ws.vB, v, (long) T * kvd);
-                    k.attentionTc(att, attB, ws.qB, ws.kB, ws.vB, T, c.numHeads, c.numKvHeads, hd, window, attScale, divide,
-                            scaleDiv, attnCap, bf);
-                } else {
-                    k.attention(att, q, kk, v, T, c.numHeads, c.numKvHeads, hd, window, attScale, divide, scaleDiv, attnCap, bf);
-                    if (attB != null) k.toBf16(attB, att, (long) T * qd);
-                }
-                if (all) pc.probe(p + "attn", att, T, qd, false);
-                linear(k, dm, o, att, attB, w.o(), T);
-                if (all) pc.probe(p + "attn_out", o, T, H, false);
-                if (w.postAttnNorm() != null) norm(k, o, null, o, w.postAttnNorm(), T, H, eps, centered, unit, weightThenCast);
-                k.residualAdd(x, o, (long) T * H, bf);
-
-                norm(k, a, aB, x, w.mlpNorm(), T, H, eps, centered, unit, weightThenCast);
-                if (all) pc.probe(p + "mlp_norm", a, T, H, false);
-                if (f.mlp == Family.Mlp.GATED) {
-                    linear(k, dm, g, a, aB, fixes.swapGateUp ? w.up() : w.gate(), T);
-                    linear(k, dm, u, a, aB, fixes.swapGateUp ? w.gate() : w.up(), T);
-                    k.mlpAct(act, actB, g, u, (long) T * ff, actKind, geluNew, bf);
-                } else {
-                    linear(k, dm, g, a, aB, w.up(), T);
-                    k.mlpAct(act, actB, g, null, (long) T * ff, actKind, geluNew, bf);
-                }
-                if (all) pc.probe(p + "mlp_act", act, T, ff, false);
-                linear(k, dm, o, act, actB, w.down(), T);
-                dm.release(i);
-                if (all) pc.probe(p + "mlp_out", o, T, H, false);
-                if (w.postMlpNorm() != null) norm(k, o, null, o, w.postMlpNorm(), T, H, eps, centered, unit, weightThenCast);
-                k.residualAdd(x, o, (long) T * H, bf);
-                pc.probe("layers." + i, x, T, H, false);
-                pc.poll();
-            }
-            norm(k, a, aB, x, dm.finalNorm, T, H, eps, centered, unit, weightThenCast);
-            pc.probe("final_norm", a, T, H, true);
-            double cap = fixes.finalSoftcap(c);
-            Object lh = pc.begin("logits", T, V);
-            int chunk = sink == null ? T : Math.max(1, (T + LOGIT_CHUNKS - 1) / LOGIT_CHUNKS);
-            for (int r0 = 0; r0 < T; r0 += chunk) {
-                int n = Math.min(chunk, T - r0);
-                CUdeviceptr lr = logits.withByteOffset(4L * r0 * V);
-                k.gemm(lr, a.withByteOffset(4L * r0 * H), aB == null ? null : aB.withByteOffset(2L * r0 * H), dm.lmHead, bf,
-                        null, n, V, H, bf);
-                if (!Double.isNaN(cap)) k.softcap(lr, (long) n * V, (float) cap, bf);
-                pc.rows(lh, logits, r0, n);
-            }
-            pc.end(lh, logits);
-            pc.drain();
+            run.embed();
+            for (int i = 0; i < c.numLayers; i++) run.layer(i);
+            run.head(sink == null);
+            run.pc.drain();
             CudaRuntime.sync();
         } finally {
-            for (CUdeviceptr d : tmp) CudaRuntime.free(d);
+            run.freeRopeTables();
         }
     }
 
-    private void norm(Kernels k, CUdeviceptr out, CUdeviceptr outB, CUdeviceptr in, DeviceModel.Nrm n, int rows, int dim, float eps,
-                      boolean centered, boolean unit, boolean weightThenCast) {
-        k.norm(out, outB, in, n.w(), n.b(), rows, dim, eps, centered, unit, weightThenCast, bf16);
-    }
+    /**
+     * One forward's state: sizes, the fixes' answers as kernel arguments, device buffers, probe copies and forcing.
+     * Its methods are the forward's steps in order: embed, then per layer the attention block and the MLP block, then
+     * the final norm and the LM head.
+     */
+    private final class Run {
+        final DeviceModel dm;
+        final ModelConfig c;
+        final Family f;
+        final DeviceKernels k;
+        final Workspace ws;
+        final ProbeCopier pc;
+        final DeviceTeacher teacher;
+        final int T, H, hd, qd, kvd, ff, V, pos0;
+        final boolean all, bf, tcAtt;
+        final NormArgs normArgs;
+        final MlpArgs mlpArgs;
+        final Act a, att, act;   // norm output, attention output, MLP activation (each with its bf16 copy in bf16 mode)
+        final Map<RopeSpec, RopeArgs> ropes = new HashMap<>();
 
-    private void linear(Kernels k, DeviceModel dm, CUdeviceptr out, CUdeviceptr in, CUdeviceptr inB, DeviceModel.Lin l, int T) {
-        k.gemm(out, in, inB, l.w(), dm.bf16, l.b(), T, l.out(), l.in(), bf16);
-    }
+        Run(CudaRuntime rt, DeviceModel dm, Workspace ws, int T, int pos0, boolean all, DeviceTeacher teacher) {
+            this.dm = dm;
+            this.c = dm.config;
+            this.f = c.family;
+            this.k = new DeviceKernels(rt);
+            if (attention != null) k.attention = attention;
+            this.ws = ws;
+            this.pc = ws.copier;
+            this.teacher = teacher;
+            this.T = T;
+            this.pos0 = pos0;
+            this.all = all;
+            this.bf = bf16;
+            H = c.hiddenSize;
+            hd = c.headDim;
+            qd = c.qDim();
+            kvd = c.kvDim();
+            ff = c.intermediateSize;
+            V = c.vocabSize;
+            boolean weightThenCast = f.normCast == Family.NormCast.WEIGHT_THEN_CAST && !fixes.normCastBeforeWeight;
+            normArgs = new NormArgs((float) fixes.eps(c), f.norm.centered(), fixes.unitOffset(f.norm), weightThenCast, bf);
+            mlpArgs = new MlpArgs(fixes.activation(c).ordinal(),
+                    !fixes.activationOverridden() && "gelu_new".equals(c.activationName), bf);
+            tcAtt = bf && k.tcAttention(hd);
+            a = new Act(ws.a, ws.aB);
+            att = new Act(ws.att, ws.attB);
+            act = new Act(ws.act, ws.actB);
+        }
 
-    private static CUdeviceptr keep(List<CUdeviceptr> tmp, CUdeviceptr p) {
-        tmp.add(p);
-        return p;
+        /** Sizes the probe rings for one forward. */
+        void begin(ProbeSink sink) {
+            long TH = 4L * T * H, logitBytes = 4L * T * V;
+            long layerNeed = all ? 4L * T * (4L * H + 2L * qd + 2L * kvd + ff) : 0;
+            long hostNeed = TH * (c.numLayers + 2) + logitBytes + c.numLayers * layerNeed;
+            long largestStaged = all ? Math.max(TH, 4L * T * Math.max(ff, Math.max(qd, kvd))) : TH;
+            pc.begin(sink, hostNeed, Math.max(logitBytes, largestStaged), TH * (c.numLayers + 1) + c.numLayers * layerNeed,
+                    largestStaged);
+        }
+
+        /** Records a probe of buf [T, cols]; in a forced run, buf (and its bf16 copy) then holds the teacher's value. */
+        void probe(String name, Act buf, int cols) {
+            // a forced buffer is overwritten next, so even a "stable" probe is snapshotted first
+            pc.probe(name, buf.f32(), T, cols, name.equals("final_norm") && !teacher.forced());
+            teacher.force(name, buf, T, cols, k);
+        }
+
+        /** A sub-layer probe: recorded (and forced) only at ProbeLevel.ALL. */
+        void subProbe(String name, Act buf, int cols) {
+            if (all) probe(name, buf, cols);
+        }
+
+        /** RoPE inverse frequencies, once per distinct spec, uploaded before the layers (no host stalls inside). */
+        void uploadRopeTables() {
+            if (f.learnedPositions) return;
+            for (int i = 0; i < c.numLayers; i++) {
+                RopeSpec rope = fixes.rope(c.layers.get(i).rope());
+                if (ropes.containsKey(rope)) continue;
+                int rot = Rope.rotaryDim(hd, rope.partialRotaryFactor());
+                long end = (long) pos0 + T;
+                Rope.Frequencies fr = Rope.frequencies(rope, rot, end);
+                float[] inv = bf ? Rope.invFreqFp32(rope, rot, end) : toFloat(fr.invFreq());
+                if (bf && fixes.ropeInvFreqLowp) for (int j = 0; j < inv.length; j++) inv[j] = CudaRuntime.bf16Round(inv[j]);
+                ropes.put(rope, new RopeArgs(hd, inv.length, CudaRuntime.upload(inv), pos0, (float) fr.attentionScaling(),
+                        fixes.qkInterleaved, fixes.ropeBf16Angles, bf));
+            }
+        }
+
+        void freeRopeTables() {
+            for (RopeArgs r : ropes.values()) CudaRuntime.free(r.invFreq());
+        }
+
+        /** Gemma scales by sqrt(hidden) rounded to the dtype (embed.scale_fp32: the fp32 constant); GPT-2 adds positions. */
+        void embed() {
+            double scale = fixes.embedScale(c);
+            float scaleF = bf && !fixes.embedScaleFp32 ? CudaRuntime.bf16Round((float) scale) : (float) scale;
+            k.embed(ws.x, dm.embedding, bf, ws.ids, new EmbedArgs(T, H, scaleF, scale != 1.0, bf));
+            if (dm.positions != null) k.addPositions(ws.x, dm.positions, T, H, pos0, bf);
+            probe("embed", Act.of(ws.x), H);
+        }
+
+        void layer(int i) {
+            dm.acquire(i);
+            DeviceModel.Layer w = dm.layers.get(i);
+            LayerSpec spec = c.layers.get(i);
+            String p = "layers." + i + ".";
+            attentionBlock(p, w, spec);
+            mlpBlock(p, w);
+            dm.release(i);
+            probe("layers." + i, Act.of(ws.x), H);
+            pc.poll();
+        }
+
+        /** x += [post-norm] o_proj(attention(rope(q, k), v)) of attn_norm(x). */
+        private void attentionBlock(String p, DeviceModel.Layer w, LayerSpec spec) {
+            k.norm(a, ws.x, w.attnNorm(), T, normArgs);
+            subProbe(p + "attn_norm", a, H);
+            k.gemm(ws.q, a, w.q(), T, bf);
+            k.gemm(ws.k, a, w.k(), T, bf);
+            k.gemm(ws.v, a, w.v(), T, bf);
+            if (f.qkNorm) {
+                k.norm(Act.of(ws.q), ws.q, w.qNorm(), T * c.numHeads, normArgs);
+                k.norm(Act.of(ws.k), ws.k, w.kNorm(), T * c.numKvHeads, normArgs);
+            }
+            if (!f.learnedPositions) {
+                RopeArgs rope = ropes.get(fixes.rope(spec.rope()));
+                k.rope(ws.q, T, c.numHeads, rope);
+                k.rope(ws.k, T, c.numKvHeads, rope);
+            }
+            subProbe(p + "q", Act.of(ws.q), qd);
+            subProbe(p + "k", Act.of(ws.k), kvd);
+            subProbe(p + "v", Act.of(ws.v), kvd);
+            attention(spec);
+            subProbe(p + "attn", att, qd);
+            k.gemm(ws.o, att, w.o(), T, bf);
+            subProbe(p + "attn_out", Act.of(ws.o), H);
+            if (w.postAttnNorm() != null) k.norm(Act.of(ws.o), ws.o, w.postAttnNorm(), T, normArgs);
+            k.residualAdd(ws.x, ws.o, (long) T * H, bf);
+        }
+
+        /** att = softmax(q·kᵀ·scale [soft-capped], causal [sliding]) · v, on tensor cores where the head_dim allows. */
+        private void attention(LayerSpec spec) {
+            boolean divide = bf && f.scoreScaleByDivision && !fixes.attnScaleOverridden();
+            AttnArgs args = new AttnArgs(T, c.numHeads, c.numKvHeads, hd, fixes.window(spec), (float) fixes.attnScale(spec),
+                    divide, CudaRuntime.bf16Round((float) Math.sqrt(hd)), (float) fixes.attnSoftcap(c), bf);
+            if (tcAtt) {
+                k.toBf16(ws.qB, ws.q, (long) T * qd);
+                k.toBf16(ws.kB, ws.k, (long) T * kvd);
+                k.toBf16(ws.vB, ws.v, (long) T * kvd);
+                k.attentionTc(att, ws.qB, ws.kB, ws.vB, args);
+            } else {
+                k.attention(ws.att, ws.q, ws.k, ws.v, args);
+                if (att.bf16() != null) k.toBf16(att.bf16(), ws.att, (long) T * qd);
+            }
+        }
+
+        /** x += [post-norm] down(act(gate(m)) · up(m)) of m = mlp_norm(x) (not gated: down(act(up(m)))). */
+        private void mlpBlock(String p, DeviceModel.Layer w) {
+            k.norm(a, ws.x, w.mlpNorm(), T, normArgs);
+            subProbe(p + "mlp_norm", a, H);
+            if (f.mlp == Family.Mlp.GATED) {
+                k.gemm(ws.g, a, fixes.swapGateUp ? w.up() : w.gate(), T, bf);
+                k.gemm(ws.u, a, fixes.swapGateUp ? w.gate() : w.up(), T, bf);
+                k.mlpAct(act, ws.g, ws.u, (long) T * ff, mlpArgs);
+            } else {
+                k.gemm(ws.g, a, w.up(), T, bf);
+                k.mlpAct(act, ws.g, null, (long) T * ff, mlpArgs);
+            }
+            subProbe(p + "mlp_act", act, ff);
+            k.gemm(ws.o, act, w.down(), T, bf);
+            subProbe(p + "mlp_out", Act.of(ws.o), H);
+            if (w.postMlpNorm() != null) k.norm(Act.of(ws.o), ws.o, w.postMlpNorm(), T, normArgs);
+            k.residualAdd(ws.x, ws.o, (long) T * H, bf);
+        }
+
+        /** final_norm, then the LM head in row chunks (each chunk's logits copied while the next is computed). */
+        void head(boolean noCopies) {
+            k.norm(a, ws.x, dm.finalNorm, T, normArgs);
+            probe("final_norm", a, H);
+            double cap = fixes.finalSoftcap(c);
+            Linear lmHead = new Linear(dm.lmHead, null, V, H, dm.bf16);
+            Object lh = pc.begin("logits", T, V);
+            int chunk = noCopies ? T : Math.max(1, (T + LOGIT_CHUNKS - 1) / LOGIT_CHUNKS);
+            for (int r0 = 0; r0 < T; r0 += chunk) {
+                int n = Math.min(chunk, T - r0);
+                CUdeviceptr lr = ws.logits.withByteOffset(4L * r0 * V);
+                k.gemm(lr, a.rows(r0, H), lmHead, n, bf);
+                if (!Double.isNaN(cap)) k.softcap(lr, (long) n * V, (float) cap, bf);
+                pc.rows(lh, ws.logits, r0, n);
+            }
+            pc.end(lh, ws.logits);
+        }
     }
 
     static double[] widen(FloatBuffer f) {

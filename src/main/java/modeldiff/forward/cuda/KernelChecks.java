@@ -1,6 +1,15 @@
 package modeldiff.forward.cuda;
 
 import jcuda.driver.CUdeviceptr;
+import modeldiff.forward.cuda.DeviceKernels.Act;
+import modeldiff.forward.cuda.DeviceKernels.AttnArgs;
+import modeldiff.forward.cuda.DeviceKernels.EmbedArgs;
+import modeldiff.forward.cuda.DeviceKernels.GemmVariant;
+import modeldiff.forward.cuda.DeviceKernels.Linear;
+import modeldiff.forward.cuda.DeviceKernels.MlpArgs;
+import modeldiff.forward.cuda.DeviceKernels.Norm;
+import modeldiff.forward.cuda.DeviceKernels.NormArgs;
+import modeldiff.forward.cuda.DeviceKernels.RopeArgs;
 import modeldiff.compare.Metrics;
 import modeldiff.numeric.Activation;
 
@@ -32,13 +41,13 @@ public final class KernelChecks {
     }
 
     private final CudaRuntime rt;
-    private final Kernels k;
+    private final DeviceKernels k;
     private final Random rnd = new Random(20240611);
     private final List<Result> results = new ArrayList<>();
 
     public KernelChecks(CudaRuntime rt) {
         this.rt = rt;
-        this.k = new Kernels(rt);
+        this.k = new DeviceKernels(rt);
     }
 
     /** A device output of n floats with guards: the kernel writes at {@link Guarded#ptr}. */
@@ -92,7 +101,7 @@ public final class KernelChecks {
     }
 
     /** Only the GEMM checks of one variant (a first, separate look at a new kernel). */
-    public List<Result> gemmOnly(Kernels.Gemm g) {
+    public List<Result> gemmOnly(GemmVariant g) {
         for (int[] s : TC_SHAPES) gemm(s[0], s[1], s[2], true, true, g);
         return results;
     }
@@ -122,11 +131,11 @@ public final class KernelChecks {
                 {129, 257, 300}, {200, 130, 96}};
         for (int[] s : gemmShapes) gemm(s[0], s[1], s[2], false, true, null);
         // bf16: every kernel, at shapes that divide no tile (128×256×64) and ones that span several tiles
-        List<Kernels.Gemm> variants = new ArrayList<>(List.of(Kernels.Gemm.MMA, Kernels.Gemm.WMMA));
+        List<GemmVariant> variants = new ArrayList<>(List.of(GemmVariant.MMA, GemmVariant.WMMA));
         if (!rt.has("gemm_wgmma")) results.add(new Result("gemm_wgmma", "not loaded: " + rt.sm90aFailure, 0, 0, true));
         else if (Boolean.getBoolean("modeldiff.cuda.skipWgmmaChecks")) results.add(new Result("gemm_wgmma", "checks skipped", 0, 0, true));
-        else variants.add(Kernels.Gemm.WGMMA);
-        for (Kernels.Gemm g : variants)
+        else variants.add(GemmVariant.WGMMA);
+        for (GemmVariant g : variants)
             for (int[] s : TC_SHAPES) gemm(s[0], s[1], s[2], true, true, g);
         gemm(77, 150, 40, true, false, k.gemm);
         for (int dim : new int[]{1, 7, 64, 300, 1000})
@@ -141,6 +150,13 @@ public final class KernelChecks {
         }
         attention(21, 4, 2, 32, 0, 5f);
         attention(19, 2, 1, 16, 4, 3f);
+        // HF's eager softmax op for op (the same float64 truth; fp32 mode rounds nothing)
+        DeviceKernels.AttentionVariant saved = k.attention;
+        k.attention = DeviceKernels.AttentionVariant.EAGER;
+        for (int[] s : attShapes) attention(s[0], s[1], s[2], s[3], s[4], Float.NaN);
+        attention(200, 2, 1, 128, 50, Float.NaN);
+        attention(21, 4, 2, 32, 0, 5f);
+        k.attention = saved;
         attentionTcChecks();
         for (Activation a : Activation.values()) {
             mlpAct(1001, a, true);
@@ -154,7 +170,7 @@ public final class KernelChecks {
         return results;
     }
 
-    private void gemm(int M, int N, int K, boolean bf16W, boolean bias, Kernels.Gemm variant) {
+    private void gemm(int M, int N, int K, boolean bf16W, boolean bias, GemmVariant variant) {
         float[] a = randn(M * K, 1, bf16W), w = randn(N * K, 1, bf16W), b = bias ? randn(N, 1, bf16W) : null;
         double[] exp = new double[M * N];
         for (int i = 0; i < M; i++)
@@ -165,14 +181,14 @@ public final class KernelChecks {
             }
         CUdeviceptr da = CudaRuntime.upload(a), dw = bf16W ? CudaRuntime.upload(bits(w)) : CudaRuntime.upload(w);
         CUdeviceptr db = b == null ? null : CudaRuntime.upload(b);
-        CUdeviceptr daB = bf16W && variant != Kernels.Gemm.WMMA ? CudaRuntime.upload(bits(a)) : null;
-        Kernels.Gemm saved = k.gemm;
+        CUdeviceptr daB = bf16W && variant != GemmVariant.WMMA ? CudaRuntime.upload(bits(a)) : null;
+        GemmVariant saved = k.gemm;
         if (variant != null) k.gemm = variant;
-        Kernels.Gemm used = k.gemmFor(daB, bf16W, K);
+        GemmVariant used = k.gemmFor(daB, bf16W, K);
         String name = used == null ? "gemm_f32" : "gemm_" + used.name().toLowerCase(java.util.Locale.ROOT);
         for (boolean round : bf16W ? new boolean[]{false, true} : new boolean[]{false}) {
             try (Guarded out = new Guarded(M * N, null)) {
-                k.gemm(out.ptr, da, daB, dw, bf16W, db, M, N, K, round);
+                k.gemm(out.ptr, new Act(da, daB), new Linear(dw, db, N, K, bf16W), M, round);
                 check(name, M + "x" + N + "x" + K + (bias ? " +bias" : "") + (round ? " bf16-out" : ""),
                         out, exp, round ? -2.2 : -5.5);
             }
@@ -204,7 +220,7 @@ public final class KernelChecks {
         CUdeviceptr dx = CudaRuntime.upload(x), dw = CudaRuntime.upload(w), db = b == null ? null : CudaRuntime.upload(b);
         CUdeviceptr outB = CudaRuntime.alloc(2L * rows * dim);
         try (Guarded out = new Guarded(rows * dim, null)) {
-            k.norm(out.ptr, outB, dx, dw, db, rows, dim, (float) eps, centered, unit, kind == 1, false);
+            k.norm(new Act(out.ptr, outB), dx, new Norm(dw, db, dim), rows, new NormArgs((float) eps, centered, unit, kind == 1, false));
             String shape = rows + "x" + dim + " " + new String[]{"rms", "rms(1+w)", "layernorm", "layernorm1p"}[kind];
             check("norm", shape, out, exp, -5.5);
             checkBf16Copy("norm", shape, out, outB);
@@ -234,7 +250,7 @@ public final class KernelChecks {
                 }
         CUdeviceptr dinv = CudaRuntime.upload(inv);
         try (Guarded out = new Guarded(x.length, x)) {
-            k.rope(out.ptr, T, heads, hd, half, dinv, pos0, 1f, interleaved, false, false);
+            k.rope(out.ptr, T, heads, new RopeArgs(hd, half, dinv, pos0, 1f, interleaved, false, false));
             check("rope", T + "x" + heads + "x" + hd + " half " + half + (interleaved ? " interleaved" : ""), out, exp, -5.5);
         }
         CudaRuntime.free(dinv);
@@ -246,8 +262,8 @@ public final class KernelChecks {
         double[] exp = attentionRef(q, kk, v, T, heads, kvHeads, hd, window, cap);
         CUdeviceptr dq = CudaRuntime.upload(q), dk = CudaRuntime.upload(kk), dv = CudaRuntime.upload(v);
         try (Guarded out = new Guarded(exp.length, null)) {
-            k.attention(out.ptr, dq, dk, dv, T, heads, kvHeads, hd, window, (float) scale, false, 1f, cap, false);
-            check("attention", "T" + T + " h" + heads + "/" + kvHeads + " d" + hd + " win " + window + (Float.isNaN(cap) ? "" : " cap " + cap),
+            k.attention(out.ptr, dq, dk, dv, new AttnArgs(T, heads, kvHeads, hd, window, (float) scale, false, 1f, cap, false));
+            check(k.attention == DeviceKernels.AttentionVariant.EAGER ? "att_eager" : "attention", "T" + T + " h" + heads + "/" + kvHeads + " d" + hd + " win " + window + (Float.isNaN(cap) ? "" : " cap " + cap),
                     out, exp, -5.5);
         }
         CudaRuntime.free(dq);
@@ -271,13 +287,13 @@ public final class KernelChecks {
         String shape = "T" + T + " h" + heads + "/" + kvHeads + " d" + hd + " win " + window + (Float.isNaN(cap) ? "" : " cap " + cap)
                 + (divide ? " divide" : "");
         try (Guarded out = new Guarded(exp.length, null)) {
-            k.attentionTc(out.ptr, outB, dq, dk, dv, T, heads, kvHeads, hd, window, (float) scale, divide, scaleDiv, cap, false);
+            k.attentionTc(new Act(out.ptr, outB), dq, dk, dv, new AttnArgs(T, heads, kvHeads, hd, window, (float) scale, divide, scaleDiv, cap, false));
             check("attn_tc", shape, out, exp, -2.5);
             checkBf16Copy("attn_tc", shape, out, outB);
         }
         try (Guarded simt = new Guarded(exp.length, null); Guarded tc = new Guarded(exp.length, null)) {
-            k.attention(simt.ptr, fq, fk, fv, T, heads, kvHeads, hd, window, (float) scale, divide, scaleDiv, cap, true);
-            k.attentionTc(tc.ptr, null, dq, dk, dv, T, heads, kvHeads, hd, window, (float) scale, divide, scaleDiv, cap, true);
+            k.attention(simt.ptr, fq, fk, fv, new AttnArgs(T, heads, kvHeads, hd, window, (float) scale, divide, scaleDiv, cap, true));
+            k.attentionTc(Act.of(tc.ptr), dq, dk, dv, new AttnArgs(T, heads, kvHeads, hd, window, (float) scale, divide, scaleDiv, cap, true));
             CudaRuntime.sync();
             float[] s = simt.all();
             double[] ref = new double[exp.length];
@@ -329,7 +345,7 @@ public final class KernelChecks {
         CUdeviceptr dg = CudaRuntime.upload(g), du = CudaRuntime.upload(u);
         CUdeviceptr outB = CudaRuntime.alloc(2L * n);
         try (Guarded out = new Guarded(n, null)) {
-            k.mlpAct(out.ptr, outB, dg, gated ? du : null, n, a.ordinal(), false, false);
+            k.mlpAct(new Act(out.ptr, outB), dg, gated ? du : null, n, new MlpArgs(a.ordinal(), false, false));
             check("mlp_act", n + " " + a.id() + (gated ? " gated" : ""), out, exp, -5.5);
             checkBf16Copy("mlp_act", n + " " + a.id() + (gated ? " gated" : ""), out, outB);
         }
@@ -364,7 +380,7 @@ public final class KernelChecks {
         CUdeviceptr dt = bf16Table ? CudaRuntime.upload(bits(table)) : CudaRuntime.upload(table), di = CudaRuntime.upload(ids),
                 dp = CudaRuntime.upload(wpe);
         try (Guarded out = new Guarded(T * H, null)) {
-            k.embed(out.ptr, dt, bf16Table, di, T, H, scale, true, false);
+            k.embed(out.ptr, dt, bf16Table, di, new EmbedArgs(T, H, scale, true, false));
             k.addPositions(out.ptr, dp, T, H, pos0, false);
             check("embed", T + "x" + H + " vocab " + vocab + (bf16Table ? " bf16" : " f32") + " +positions", out, exp, -5.5);
         }

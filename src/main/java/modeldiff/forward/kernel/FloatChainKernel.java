@@ -13,7 +13,7 @@ public interface FloatChainKernel {
     String name();
 
     static FloatChainKernel best() {
-        return Kernels.BEST_FLOAT;
+        return KernelChoice.BEST_FLOAT;
     }
 
     static FloatChainKernel scalar() {

@@ -24,7 +24,7 @@ public interface PanelKernel {
 
     /** The Vector API kernel when jdk.incubator.vector is in the module graph and the CPU has wide vectors, else scalar. */
     static PanelKernel best() {
-        return Kernels.BEST;
+        return KernelChoice.BEST;
     }
 
     static PanelKernel scalar() {

@@ -5,7 +5,7 @@ import jdk.incubator.vector.VectorSpecies;
 
 /**
  * {@link PanelKernel} on the Vector API (jdk.incubator.vector; loaded only when that module is present, see
- * {@link Kernels}). Register blocking: each row of the block keeps its NR = 16 outputs in 16 / lanes vector
+ * {@link KernelChoice}). Register blocking: each row of the block keeps its NR = 16 outputs in 16 / lanes vector
  * accumulators, each k step loads one row of the packed panel and broadcasts one element of A per row. Lanewise
  * {@code fma} is specified as Math.fma, so every element is the same fma chain as in {@link ScalarKernel}.
  * <p>

@@ -12,6 +12,7 @@ import modeldiff.forward.Fixes;
 import modeldiff.forward.ForwardInput;
 import modeldiff.forward.ForwardPass;
 import modeldiff.forward.ProbeLevel;
+import modeldiff.forward.Recorder;
 import modeldiff.model.BadInputException;
 import modeldiff.model.Family;
 import modeldiff.model.LayerSpec;
@@ -100,40 +101,50 @@ public final class TorchPass implements ForwardPass {
         ModelConfig c = model.config;
         Family f = model.family;
         int[] tokens = fixes.tokens(input.tokens(), c);
-        ForwardInput in = new ForwardInput(tokens, input.positionOffset());
+        ForwardInput in = input.withTokens(tokens);
         int T = in.length(), H = c.hiddenSize;
         Trace trace = new Trace("modeldiff " + name() + " (libtorch " + TorchRuntime.version() + " via DJL)"
                 + (fixes.isEmpty() ? "" : " fixes=" + fixes.ids()), dtype(), "cpu", tokens, in.positionOffset());
         if (!fixes.isEmpty()) trace.putExtra("fixes", fixes.ids().toString());
         trace.putExtra("torch_threads", Integer.toString(threads));
-        boolean all = level == ProbeLevel.ALL;
+        Recorder rec = Recorder.of(trace, in, level);
 
         try (NDManager fm = NDManager.newBaseManager()) {
-            NDArray x = embed(fm, model, in);                                   // [T, H]
-            trace.put("embed", H, doubles(x));
+            NDArray x = put(rec, fm, "embed", H, embed(fm, model, in));         // [T, H]
             for (int i = 0; i < c.numLayers; i++) {
                 try (NDManager lm = fm.newSubManager()) {
                     x.attach(lm);           // the old residual stream dies with this layer
-                    x = layer(lm, model, i, x, in, trace, all);
+                    x = layer(lm, model, i, x, in, rec);
                     x.attach(fm);           // the new one survives it
                 }
-                trace.put("layers." + i, H, doubles(x));
+                x = put(rec, fm, "layers." + i, H, x);
             }
             try (NDManager lm = fm.newSubManager()) {
                 x.attach(lm);
-                NDArray fn = norm(lm, x, model.finalNorm(), H, f, c);
-                trace.put("final_norm", H, doubles(fn));
+                NDArray fn = put(rec, lm, "final_norm", H, norm(lm, x, model.finalNorm(), H, f, c));
                 NDArray lmHead = param(lm, model.lmHead(), c.vocabSize, H);
                 NDArray logits = JniUtils.linear(pt(fn), pt(lmHead), null);     // [T, vocab]
                 double cap = fixes.finalSoftcap(c);
                 if (!Double.isNaN(cap)) logits = logits.div(cap).tanh().mul(cap);
-                trace.put("logits", c.vocabSize, doubles(logits));
+                put(rec, lm, "logits", c.vocabSize, logits);
             }
         }
         return trace;
     }
 
-    private NDArray layer(NDManager m, Model model, int i, NDArray x, ForwardInput in, Trace trace, boolean all) {
+    /**
+     * Records a probe and returns what the pass continues with: {@code own}, or in a teacher-forced run the teacher's
+     * value of the probe, shaped like {@code own} and cast to the dtype as the pass's own inputs are (float64 → fp32 →
+     * dtype, exact for a teacher of the same dtype), created in {@code m}. Probes the level does not record cost nothing.
+     */
+    private NDArray put(Recorder rec, NDManager m, String probe, int width, NDArray own) {
+        if (!rec.records(probe)) return own;
+        double[] mine = doubles(own);
+        double[] next = rec.put(probe, width, mine);
+        return next == mine ? own : toDtype(m.create(next, own.getShape()));
+    }
+
+    private NDArray layer(NDManager m, Model model, int i, NDArray x, ForwardInput in, Recorder rec) {
         ModelConfig c = model.config;
         Family f = model.family;
         LayerWeights w = model.layer(i);
@@ -141,7 +152,7 @@ public final class TorchPass implements ForwardPass {
         int T = in.length(), H = c.hiddenSize, hd = c.headDim;
         String p = "layers." + i + ".";
 
-        NDArray a = norm(m, x, w.attnNorm(), H, f, c);                          // [T, H]
+        NDArray a = put(rec, m, p + "attn_norm", H, norm(m, x, w.attnNorm(), H, f, c));   // [T, H]
         NDArray q = linear(m, a, w.q()).reshape(T, c.numHeads, hd);            // [T, heads, hd]
         NDArray k = linear(m, a, w.k()).reshape(T, c.numKvHeads, hd);          // [T, kv, hd]
         NDArray v = linear(m, a, w.v()).reshape(T, c.numKvHeads, hd);          // [T, kv, hd]
@@ -154,20 +165,15 @@ public final class TorchPass implements ForwardPass {
             q = rope(q, cs);
             k = rope(k, cs);
         }
-        NDArray att = attention(m, q, k, v, T, c, f, spec);                     // [T, heads*hd]
-        NDArray o = linear(m, att, w.o());                                       // [T, H]
-        if (all) {
-            trace.put(p + "attn_norm", H, doubles(a));
-            trace.put(p + "q", c.qDim(), doubles(q));
-            trace.put(p + "k", c.kvDim(), doubles(k));
-            trace.put(p + "v", c.kvDim(), doubles(v));
-            trace.put(p + "attn", c.qDim(), doubles(att));
-            trace.put(p + "attn_out", H, doubles(o));
-        }
+        q = put(rec, m, p + "q", c.qDim(), q);
+        k = put(rec, m, p + "k", c.kvDim(), k);
+        v = put(rec, m, p + "v", c.kvDim(), v);
+        NDArray att = put(rec, m, p + "attn", c.qDim(), attention(m, q, k, v, T, c, f, spec));   // [T, heads*hd]
+        NDArray o = put(rec, m, p + "attn_out", H, linear(m, att, w.o()));     // [T, H]
         if (w.postAttnNorm() != null) o = norm(m, o, w.postAttnNorm(), H, f, c);
         x = x.add(o);                                                            // residual + attn
 
-        NDArray mn = norm(m, x, w.mlpNorm(), H, f, c);                          // [T, H]
+        NDArray mn = put(rec, m, p + "mlp_norm", H, norm(m, x, w.mlpNorm(), H, f, c));   // [T, H]
         NDArray act;                                                             // [T, ff]
         if (f.mlp == Family.Mlp.GATED) {
             NDArray gate = linear(m, mn, fixes.swapGateUp ? w.up() : w.gate());
@@ -176,12 +182,8 @@ public final class TorchPass implements ForwardPass {
         } else {
             act = activation(linear(m, mn, w.up()), c);
         }
-        NDArray mo = linear(m, act, w.down());                                   // [T, H]
-        if (all) {
-            trace.put(p + "mlp_norm", H, doubles(mn));
-            trace.put(p + "mlp_act", c.intermediateSize, doubles(act));
-            trace.put(p + "mlp_out", H, doubles(mo));
-        }
+        act = put(rec, m, p + "mlp_act", c.intermediateSize, act);
+        NDArray mo = put(rec, m, p + "mlp_out", H, linear(m, act, w.down()));  // [T, H]
         if (w.postMlpNorm() != null) mo = norm(m, mo, w.postMlpNorm(), H, f, c);
         return x.add(mo);                                                        // residual + mlp
     }

@@ -1,8 +1,8 @@
 package modeldiff.forward.kernel;
 
 /** Picks the kernel once per JVM. Only this class names VectorKernel, and only when its module is present. */
-final class Kernels {
-    private Kernels() {
+final class KernelChoice {
+    private KernelChoice() {
     }
 
     static final PanelKernel BEST = pick();

@@ -1,0 +1,213 @@
+package modeldiff.forward.cuda;
+
+import jcuda.driver.CUdeviceptr;
+
+/**
+ * Typed launchers for the kernels of src/main/cuda/modeldiff_kernels.cu and modeldiff_wgmma.cu (one method per kernel,
+ * grid sizes here). Each launch takes its buffers plus one small record of what the kernel computes ({@link NormArgs},
+ * {@link AttnArgs}, ...), so call sites name what they pass. {@code bf} = true rounds each op's result to bfloat16
+ * as HF's eager path does; false keeps fp32. (Not to be confused with forward/kernel, the CPU matrix kernels.)
+ */
+public final class DeviceKernels {
+    private final CudaRuntime rt;
+
+    /** bf16 GEMM kernels: wgmma (sm_90a module), mma.sync, and the first wmma one (fp32 A, any K). */
+    public enum GemmVariant { WGMMA, MMA, WMMA }
+
+    /**
+     * Attention kernels: tensor cores (bf16 mode, head_dim 16/32/64/128), the CUDA-core flash kernel (any head_dim ≤
+     * 256), or EAGER: HF's eager softmax op for op (normalised probabilities rounded to the dtype; slow, for
+     * comparisons at the level of rounding ties).
+     */
+    public enum AttentionVariant { TC, SIMT, EAGER }
+
+    /** An activation buffer: fp32 values and, where a kernel writes or a GEMM reads one, their bf16 copy (else null). */
+    public record Act(CUdeviceptr f32, CUdeviceptr bf16) {
+        public static Act of(CUdeviceptr f32) {
+            return new Act(f32, null);
+        }
+
+        /** The same buffers from row {@code row} of a [rows, width] activation on. */
+        public Act rows(long row, long width) {
+            return new Act(f32.withByteOffset(4L * row * width), bf16 == null ? null : bf16.withByteOffset(2L * row * width));
+        }
+    }
+
+    /** A linear layer's weight W [out, in] (bf16 or fp32 on the device) and its fp32 bias (null: none). */
+    public record Linear(CUdeviceptr w, CUdeviceptr bias, int out, int in, boolean bf16) {
+    }
+
+    /** A norm's fp32 weight and bias (null: none) over rows of {@code dim}. */
+    public record Norm(CUdeviceptr w, CUdeviceptr b, int dim) {
+    }
+
+    /** What a norm computes: epsilon, LayerNorm (centered) vs RMSNorm, the (1 + w) offset, Gemma's cast order. */
+    public record NormArgs(float eps, boolean centered, boolean unitOffset, boolean weightThenCast, boolean bf) {
+    }
+
+    /** Token embedding: rows of [T, H], scaled by {@code scale} when {@code applyScale}. */
+    public record EmbedArgs(int T, int H, float scale, boolean applyScale, boolean bf) {
+    }
+
+    /** RoPE over heads of headDim: {@code half} rotated pairs, fp32 inverse frequencies on the device. */
+    public record RopeArgs(int headDim, int half, CUdeviceptr invFreq, int pos0, float scaling, boolean interleaved,
+                           boolean bf16Angles, boolean bf) {
+    }
+
+    /**
+     * Causal attention of T tokens: scores multiplied by {@code scale}, or divided by {@code scaleDiv} when
+     * {@code divide} (GPT-2); {@code cap} NaN = no soft-cap; window ≤ 0 = no sliding window.
+     */
+    public record AttnArgs(int T, int heads, int kvHeads, int headDim, int window, float scale, boolean divide,
+                           float scaleDiv, float cap, boolean bf) {
+    }
+
+    /** The MLP activation: kind = Activation ordinal (0 gelu, 1 gelu tanh, 2 silu, 3 relu², 4 relu); HF's gelu_new formula. */
+    public record MlpArgs(int kind, boolean geluNew, boolean bf) {
+    }
+
+    /** The bf16 GEMM used when A has a bf16 copy and K % 8 == 0 (else WMMA). */
+    public GemmVariant gemm;
+    /** The attention kernel used in bf16 mode when the head_dim allows it (else SIMT). */
+    public AttentionVariant attention;
+
+    public DeviceKernels(CudaRuntime rt) {
+        this.rt = rt;
+        this.gemm = defaultGemm(rt);
+        this.attention = defaultAttention();
+    }
+
+    /** -Dmodeldiff.cuda.attention=tc|simt|eager, default tc. */
+    public static AttentionVariant defaultAttention() {
+        return AttentionVariant.valueOf(System.getProperty("modeldiff.cuda.attention", "tc").toUpperCase(java.util.Locale.ROOT));
+    }
+
+    /** -Dmodeldiff.cuda.gemm=wgmma|mma|wmma; default wgmma where its module loaded, else mma. */
+    public static GemmVariant defaultGemm(CudaRuntime rt) {
+        String p = System.getProperty("modeldiff.cuda.gemm", "auto").toUpperCase(java.util.Locale.ROOT);
+        if (!p.equals("AUTO")) return GemmVariant.valueOf(p);
+        return rt.has("gemm_wgmma") ? GemmVariant.WGMMA : GemmVariant.MMA;
+    }
+
+    private static int blocks(long n, int per) {
+        long b = (n + per - 1) / per;
+        if (b > Integer.MAX_VALUE) throw new IllegalArgumentException("grid too large: " + n);
+        return (int) Math.max(1, b);
+    }
+
+    private static int i(boolean b) {
+        return b ? 1 : 0;
+    }
+
+    public void embed(CUdeviceptr out, CUdeviceptr table, boolean bf16Table, CUdeviceptr ids, EmbedArgs a) {
+        rt.launch(bf16Table ? "embed_bf16" : "embed_f32", blocks((long) a.T() * a.H(), 256), 1, 256, 0,
+                out, table, ids, a.T(), a.H(), a.scale(), i(a.applyScale()), i(a.bf()));
+    }
+
+    public void addPositions(CUdeviceptr x, CUdeviceptr wpe, int T, int H, int pos0, boolean bf) {
+        rt.launch("add_positions", blocks((long) T * H, 256), 1, 256, 0, x, wpe, T, H, pos0, i(bf));
+    }
+
+    /** out = norm(x) over {@code rows} rows of n.dim(); out.bf16() (may be null) receives the same values as bf16. */
+    public void norm(Act out, CUdeviceptr x, Norm n, int rows, NormArgs a) {
+        int dim = n.dim();
+        int threads = dim >= 1024 ? 512 : dim >= 256 ? 256 : dim > 64 ? 128 : 32;
+        if (rows == 0) return;
+        rt.launch("norm_rows", rows, 1, threads, 0, out.f32(), out.bf16(), x, n.w(), n.b(), rows, dim, a.eps(),
+                i(a.centered()), i(a.unitOffset()), i(a.weightThenCast()), i(a.bf()));
+    }
+
+    /** out[i] = bf16(in[i]). */
+    public void toBf16(CUdeviceptr out, CUdeviceptr in, long n) {
+        if (n > 0) rt.launch("f32_to_bf16", blocks(n, 1024), 1, 256, 0, out, in, n);
+    }
+
+    static final int TC_SMEM = 4 * (128 + 256) * 128 + 1024;
+
+    /** Which kernel {@link #gemm} runs for these arguments (null: the fp32 FFMA one). */
+    public GemmVariant gemmFor(CUdeviceptr aB, boolean bf16Weights, int K) {
+        if (!bf16Weights) return null;
+        return aB != null && K % 8 == 0 ? gemm : GemmVariant.WMMA;
+    }
+
+    /**
+     * C[M, w.out] = A[M, w.in]·Wᵀ + bias. bf16 weights: with a bf16 copy of A and K % 8 == 0 the {@link #gemm} kernel
+     * (wgmma or mma.sync, 128×256×64 tiles), else the wmma kernel on the fp32 A. fp32 weights: FFMA on the fp32 A.
+     */
+    public void gemm(CUdeviceptr c, Act a, Linear w, int M, boolean bf) {
+        int N = w.out(), K = w.in();
+        if (M == 0 || N == 0) return;
+        GemmVariant g = gemmFor(a.bf16(), w.bf16(), K);
+        if (g == null) rt.launch("gemm_f32", blocks(N, 64), blocks(M, 64), 256, 0, c, a.f32(), w.w(), w.bias(), M, N, K, i(bf));
+        else if (g == GemmVariant.WMMA)
+            rt.launch("gemm_bf16", blocks(N, 128), blocks(M, 128), 256, 0, c, a.f32(), w.w(), w.bias(), M, N, K, i(bf));
+        else rt.launch(g == GemmVariant.WGMMA ? "gemm_wgmma" : "gemm_mma", blocks(M, 128), blocks(N, 256), 256, TC_SMEM,
+                    c, a.bf16(), w.w(), w.bias(), M, N, K, i(bf));
+    }
+
+    /** RoPE in place on x [T, heads, headDim]. */
+    public void rope(CUdeviceptr x, int T, int heads, RopeArgs r) {
+        if (r.half() == 0) return;
+        rt.launch("rope", blocks((long) T * heads * r.half(), 256), 1, 256, 0, x, T, heads, r.headDim(), r.half(), r.invFreq(),
+                r.pos0(), r.scaling(), i(r.interleaved()), i(r.bf16Angles()), i(r.bf()));
+    }
+
+    public static final int ATTN_MAX_HEAD_DIM = 256;
+
+    /** Whether {@link #attentionTc} serves this head_dim (and is selected). */
+    public boolean tcAttention(int hd) {
+        return attention == AttentionVariant.TC && (hd == 16 || hd == 32 || hd == 64 || hd == 128);
+    }
+
+    /** Tensor-core attention over bf16 copies of q/k/v; out.f32() fp32, out.bf16() (may be null) the same as bf16. */
+    public void attentionTc(Act out, CUdeviceptr qB, CUdeviceptr kB, CUdeviceptr vB, AttnArgs a) {
+        if (a.T() == 0) return;
+        int hd = a.headDim();
+        int smem = 5 * 64 * hd * 2 + 128;
+        rt.launch("attention_tc" + hd, blocks(a.T(), 64), a.heads(), 128, smem, out.f32(), out.bf16(), qB, kB, vB, a.T(),
+                a.heads(), a.kvHeads(), a.window(), a.scale(), i(a.divide()), a.scaleDiv(), cap(a), i(a.bf()));
+    }
+
+    /**
+     * Attention over fp32 q/k/v (any head_dim ≤ {@value #ATTN_MAX_HEAD_DIM}) on CUDA cores: the eager kernel when
+     * {@link #attention} is EAGER, else the flash one.
+     */
+    public void attention(CUdeviceptr out, CUdeviceptr q, CUdeviceptr k, CUdeviceptr v, AttnArgs a) {
+        int hd = a.headDim();
+        if (hd > ATTN_MAX_HEAD_DIM) throw new IllegalArgumentException("head_dim " + hd + " > " + ATTN_MAX_HEAD_DIM);
+        if (attention == AttentionVariant.EAGER) {
+            if (a.T() == 0) return;
+            rt.launch("attention_eager", a.T(), a.heads(), 32, 0, out, q, k, v, a.T(), a.heads(), a.kvHeads(), hd, a.window(),
+                    a.scale(), i(a.divide()), a.scaleDiv(), cap(a), i(a.bf()));
+            return;
+        }
+        rt.launch("attention", blocks(a.T(), 16), a.heads(), 128, 2 * 16 * hd * 4, out, q, k, v, a.T(), a.heads(), a.kvHeads(),
+                hd, a.window(), a.scale(), i(a.divide()), a.scaleDiv(), cap(a), i(a.bf()));
+    }
+
+    private static float cap(AttnArgs a) {
+        return Float.isNaN(a.cap()) ? 0f : a.cap();
+    }
+
+    /** out = act(g) (· up when gated; up null = not gated); out.bf16() (may be null) receives the same values as bf16. */
+    public void mlpAct(Act out, CUdeviceptr g, CUdeviceptr up, long n, MlpArgs a) {
+        rt.launch("mlp_act", blocks(n, 256), 1, 256, 0, out.f32(), out.bf16(), g, up, n, a.kind(), i(up != null),
+                i(a.geluNew()), i(a.bf()));
+    }
+
+    public void residualAdd(CUdeviceptr x, CUdeviceptr y, long n, boolean bf) {
+        rt.launch("residual_add", blocks(n, 256), 1, 256, 0, x, y, n, i(bf));
+    }
+
+    public void softcap(CUdeviceptr x, long n, float cap, boolean bf) {
+        rt.launch("softcap", blocks(n, 256), 1, 256, 0, x, n, cap, i(bf));
+    }
+
+    public void fillBf16(CUdeviceptr w, long n, long seed, float amp, float offset) {
+        rt.launch("fill_bf16", blocks(n, 256), 1, 256, 0, w, n, seed, amp, offset);
+    }
+
+    public void fillF32(CUdeviceptr w, long n, long seed, float amp, float offset) {
+        rt.launch("fill_f32", blocks(n, 256), 1, 256, 0, w, n, seed, amp, offset);
+    }
+}

@@ -1,0 +1,64 @@
+package modeldiff.forward.cuda;
+
+import modeldiff.forward.cuda.DeviceKernels.Linear;
+import modeldiff.model.Family;
+import modeldiff.model.ModelConfig;
+
+/**
+ * Seeded uniform weights of a config's shapes, generated on the GPU and resident (benchmarks: nothing to read from
+ * disk). Linear weights ~U(±1/√in), norm weights 1 (0 for unit-offset norms), no biases. {@link StreamedModel#synthetic}
+ * makes the same weights streamed.
+ */
+public final class SyntheticModel extends DeviceModel {
+    private SyntheticModel(ModelConfig c, boolean bf16) {
+        super(c, bf16, new Object());
+    }
+
+    public static SyntheticModel generate(ModelConfig c, boolean bf16, long seed, DeviceKernels k) {
+        return building(new SyntheticModel(c, bf16), dm -> {
+            build(dm, seed, k, (layer, out, in, s) -> new Linear(dm.random((long) out * in, s, amplitude(in), k), null, out, in, bf16));
+            CudaRuntime.sync();
+        });
+    }
+
+    /** Places one synthetic linear weight of layer {@code layer}, generated from {@code seed}. */
+    interface LinearMaker {
+        Linear make(int layer, int out, int in, long seed);
+    }
+
+    static float amplitude(int in) {
+        return (float) (1 / Math.sqrt(in));
+    }
+
+    /** The linear elements of one synthetic layer. */
+    static long layerElems(ModelConfig c) {
+        boolean gated = c.family.mlp == Family.Mlp.GATED;
+        int H = c.hiddenSize;
+        return 2L * c.qDim() * H + 2L * c.kvDim() * H + (gated ? 3L : 2L) * c.intermediateSize * H;
+    }
+
+    /**
+     * Fills dm with seeded weights (seeds in a fixed order, so resident and streamed models get the same values):
+     * embedding and LM head resident, each layer's linear weights placed by {@code linear}.
+     */
+    static void build(DeviceModel dm, long seed, DeviceKernels k, LinearMaker linear) {
+        ModelConfig c = dm.config;
+        int H = c.hiddenSize, ff = c.intermediateSize, hd = c.headDim;
+        long s = seed;
+        dm.embedding = dm.random((long) c.vocabSize * H, s++, 0.05f, k);
+        dm.lmHead = c.tieWordEmbeddings ? dm.embedding : dm.random((long) c.vocabSize * H, s++, amplitude(H), k);
+        float one = c.family.norm.unitOffset() ? 0f : 1f;
+        dm.finalNorm = dm.constNorm(H, one, k);
+        boolean gated = c.family.mlp == Family.Mlp.GATED, qk = c.family.qkNorm, sandwich = c.family.sandwichNorms;
+        for (int i = 0; i < c.numLayers; i++) {
+            Linear q = linear.make(i, c.qDim(), H, s++), kk = linear.make(i, c.kvDim(), H, s++),
+                    v = linear.make(i, c.kvDim(), H, s++), o = linear.make(i, H, c.qDim(), s++);
+            Linear gate = gated ? linear.make(i, ff, H, s++) : null;
+            Linear up = linear.make(i, ff, H, s++), down = linear.make(i, H, ff, s++);
+            dm.layers.add(new Layer(dm.constNorm(H, one, k), q, kk, v, o,
+                    qk ? dm.constNorm(hd, one, k) : null, qk ? dm.constNorm(hd, one, k) : null,
+                    sandwich ? dm.constNorm(H, one, k) : null, dm.constNorm(H, one, k), gate, up, down,
+                    sandwich ? dm.constNorm(H, one, k) : null));
+        }
+    }
+}
