@@ -39,6 +39,10 @@ public final class Fixes {
     public static final Set<String> VALUED = Set.of("rope.theta", "rope.partial", "norm.eps", "attn.scale", "window",
             "moe.renormalize", "moe.routed_scaling");
 
+    /** Fixes that only mean something in MoE families or with attention sinks (passes without those refuse them). */
+    public static final Set<String> MOE_ONLY = Set.of("moe.renormalize", "moe.routed_scaling", "moe.softmax_before_topk",
+            "moe.bias_in_weights", "attn.no_sinks", "mlp.no_clamp");
+
     private final List<String> ids;
     private Activation activation;
     public final boolean ropeBf16Angles, ropeScalingIgnored, ropeInvFreqLowp, qkInterleaved, noUnitOffset, unitOffset,
@@ -171,6 +175,12 @@ public final class Fixes {
         } catch (NumberFormatException | NullPointerException e) {
             throw new BadInputException("fix '" + id + "': '" + v + "' is not a number");
         }
+    }
+
+    /** The first of these fixes whose key (the part before '=') is in {@code keys}, or null. */
+    public String firstWithKey(Set<String> keys) {
+        for (String id : ids) if (keys.contains(id.contains("=") ? id.substring(0, id.indexOf('=')) : id)) return id;
+        return null;
     }
 
     public List<String> ids() {

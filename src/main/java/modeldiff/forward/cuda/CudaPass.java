@@ -60,6 +60,8 @@ public final class CudaPass implements ForwardPass {
     static String refusal(Fixes fixes) {
         if (fixes.softmaxLowp)
             return "softmax.lowp: its attention kernels keep the softmax's exponentials and sum in fp32; use lowp or torch (docs/cuda.md)";
+        String moe = fixes.firstWithKey(Fixes.MOE_ONLY);
+        if (moe != null) return moe + ": this pass does not implement MoE families or attention sinks yet; use reference or lowp";
         return null;
     }
 

@@ -63,6 +63,10 @@ public final class TorchPass implements ForwardPass {
         if (fixes.ropeBf16Angles)
             throw new BadInputException("torch pass cannot honour fix rope.bf16_angles: it needs bfloat16 tensors, which "
                     + "DJL 0.36.0 cannot create (docs/torch.md)");
+        String moe = fixes.firstWithKey(Fixes.MOE_ONLY);
+        if (moe != null)
+            throw new BadInputException("torch pass cannot honour fix " + moe + ": it does not implement MoE families or "
+                    + "attention sinks yet; use reference or lowp");
         if (threads < 1) throw new IllegalArgumentException("threads must be positive, got " + threads);
         this.precision = precision;
         this.dtype = precision == Precision.FP32 ? DataType.FLOAT32 : DataType.FLOAT16;
