@@ -43,6 +43,19 @@ public record RoutingAgreement(List<Layer> layers) {
         return probe.startsWith("layers.") && probe.endsWith(".experts");
     }
 
+    /**
+     * Routing agreement of candidate {@code i} of a comparison. A teacher-forced comparison's runs take the teacher's
+     * expert choices, so the agreement is read from its free-running runs when it has them (compare's default), else
+     * from the compared traces.
+     */
+    public static RoutingAgreement ofCandidate(Comparison cmp, int i) {
+        Comparison.CandidateResult c = cmp.candidates().get(i);
+        if (cmp.localError() instanceof CompareRunner.Propagated p)
+            for (Comparison.CandidateResult f : p.free().candidates())
+                if (f.side().label().equals(c.side().label())) return of(p.free().reference().trace(), f.side().trace());
+        return of(cmp.reference().trace(), c.side().trace());
+    }
+
     /** Routing agreement for every layer both traces record experts for; empty for dense models. */
     public static RoutingAgreement of(Trace reference, Trace candidate) {
         List<Layer> out = new ArrayList<>();

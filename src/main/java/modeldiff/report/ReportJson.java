@@ -56,9 +56,9 @@ public final class ReportJson {
 
         root.set("reference", side(cmp.reference()));
         ArrayNode cands = root.putArray("candidates");
-        for (Comparison.CandidateResult c : cmp.candidates()) {
-            ObjectNode co = candidate(c, cmp.numLayers());
-            co.set("routing", routing(modeldiff.compare.RoutingAgreement.of(ref, c.side().trace())));
+        for (int i = 0; i < cmp.candidates().size(); i++) {
+            ObjectNode co = candidate(cmp.candidates().get(i), cmp.numLayers());
+            co.set("routing", routing(modeldiff.compare.RoutingAgreement.ofCandidate(cmp, i)));
             cands.add(co);
         }
         return root;

@@ -21,8 +21,9 @@ final class RoutingView {
     static void add(Map<String, Object> view, Comparison cmp) {
         DefaultCategoryDataset data = new DefaultCategoryDataset();
         List<Map<String, Object>> rows = new ArrayList<>();
-        for (Comparison.CandidateResult c : cmp.candidates()) {
-            RoutingAgreement r = RoutingAgreement.of(cmp.reference().trace(), c.side().trace());
+        for (int i = 0; i < cmp.candidates().size(); i++) {
+            Comparison.CandidateResult c = cmp.candidates().get(i);
+            RoutingAgreement r = RoutingAgreement.ofCandidate(cmp, i);
             if (r.isEmpty()) continue;
             for (RoutingAgreement.Layer l : r.layers())
                 data.addValue(100 * l.agreement(), c.side().label(), "layer " + l.layer());

@@ -107,6 +107,37 @@ class MoeFixturesTest {
         assertEquals(3, flips);
     }
 
+    /**
+     * `compare` on a MoE model: routing agreement in the text output, the JSON (with the flip and its margin) and the
+     * HTML report (a chart and the flips). qwen3_moe's bf16 HF run against the float64 reference has one flip.
+     */
+    @Test
+    void compareReportsRoutingInTextJsonAndHtml(@TempDir Path dir) throws IOException {
+        java.io.ByteArrayOutputStream text = new java.io.ByteArrayOutputStream();
+        java.io.PrintStream old = System.out;
+        int rc;
+        try {
+            System.setOut(new java.io.PrintStream(text, true, java.nio.charset.StandardCharsets.UTF_8));
+            rc = modeldiff.cli.Main.execute("compare", "--model", Fixtures.model("qwen3_moe").toString(), "--reference", "reference",
+                    "--candidate", Fixtures.trace("qwen3_moe", "hf-bfloat16.safetensors").toString(),
+                    "--json", dir.resolve("c.json").toString(), "--report", dir.resolve("c.html").toString());
+        } finally {
+            System.setOut(old);
+        }
+        assertTrue(rc == 0 || rc == 1, "exit code " + rc);
+        assertTrue(text.toString(java.nio.charset.StandardCharsets.UTF_8).contains("layer 2: 31/32 tokens routed alike; flips: token 7"), text.toString());
+        var json = new ObjectMapper().readTree(dir.resolve("c.json").toFile());
+        var layers = json.get("candidates").get(0).get("routing");
+        assertEquals(2, layers.size());
+        var flip = layers.get(1).get("flips").get(0);
+        assertEquals(7, flip.get("token").asInt());
+        assertTrue(flip.get("near_tie").asBoolean());
+        assertEquals(0.0037, flip.get("margin").asDouble(), 1e-4);
+        String html = Files.readString(dir.resolve("c.html"));
+        assertTrue(html.contains("Expert routing") && html.contains("routing agreement per MoE layer"), "routing section and chart");
+        assertTrue(html.contains("token 7 [3, 7] vs [5, 3]"), "the flip, with both expert sets");
+    }
+
     /** torch and cuda do not implement MoE yet: they say so in one line, before needing their native runtime. */
     @Test
     void torchAndCudaRefuseVisibly() {
