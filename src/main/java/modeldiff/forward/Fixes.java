@@ -24,7 +24,8 @@ import java.util.Set;
  * rope.inv_freq_lowp, qk.interleaved, norm.no_unit_offset, norm.unit_offset, norm.cast_before_weight, norm.eps=V,
  * embed.scale_fp32, embed.scale_none, attn.no_softcap, logits.no_softcap, attn.scale=S, window=W, softmax.lowp,
  * mlp.swap_gate_up, input.add_bos, input.drop_bos; MoE routing: moe.renormalize=true|false, moe.softmax_before_topk,
- * moe.routed_scaling=V, moe.bias_in_weights; gpt-oss: attn.no_sinks, mlp.no_clamp.
+ * moe.routed_scaling=V, moe.bias_in_weights; gpt-oss: attn.no_sinks, mlp.no_clamp; qk_norm.off, rope.yarn_truncate=B,
+ * attn.no_yarn_mscale.
  */
 public final class Fixes {
     public static final Fixes NONE = new Fixes(List.of());
@@ -34,10 +35,11 @@ public final class Fixes {
             "rope.scaling_ignored", "rope.inv_freq_lowp", "qk.interleaved", "norm.no_unit_offset", "norm.unit_offset",
             "norm.cast_before_weight", "embed.scale_fp32", "embed.scale_none", "attn.no_softcap", "logits.no_softcap",
             "softmax.lowp", "mlp.swap_gate_up", "input.add_bos", "input.drop_bos",
-            "moe.softmax_before_topk", "moe.bias_in_weights", "attn.no_sinks", "mlp.no_clamp");
+            "moe.softmax_before_topk", "moe.bias_in_weights", "attn.no_sinks", "mlp.no_clamp", "qk_norm.off",
+            "attn.no_yarn_mscale");
     /** Ids written id=value. */
     public static final Set<String> VALUED = Set.of("rope.theta", "rope.partial", "norm.eps", "attn.scale", "window",
-            "moe.renormalize", "moe.routed_scaling");
+            "moe.renormalize", "moe.routed_scaling", "rope.yarn_truncate");
 
     /** Fixes that only mean something in MoE families or with attention sinks (passes without those refuse them). */
     public static final Set<String> MOE_ONLY = Set.of("moe.renormalize", "moe.routed_scaling", "moe.softmax_before_topk",
@@ -60,6 +62,10 @@ public final class Fixes {
     public final boolean moeSoftmaxBeforeTopk, moeBiasInWeights;
     /** attn.no_sinks: gpt-oss's attention sinks left out of the softmax; mlp.no_clamp: its SwiGLU clamp dropped. */
     public final boolean attnNoSinks, mlpNoClamp;
+    /** qk_norm.off: the q/k norms not applied; attn.no_yarn_mscale: YaRN's attention factor (mscale) dropped. */
+    public final boolean qkNormOff, noYarnMscale;
+    /** rope.yarn_truncate=B: YaRN's correction range truncated (true) or not, against the config; null: the config's. */
+    private final Boolean yarnTruncate;
 
     private Fixes(List<String> ids) {
         this.ids = List.copyOf(ids);
@@ -69,7 +75,8 @@ public final class Fixes {
         Activation act = null;
         Boolean renorm = null;
         double scaling = Double.NaN;
-        boolean softmaxFirst = false, biasInWeights = false, noSinks = false, noClamp = false;
+        boolean softmaxFirst = false, biasInWeights = false, noSinks = false, noClamp = false, qkOff = false, noMscale = false;
+        Boolean truncate = null;
         for (String id : ids) {
             int eq = id.indexOf('=');
             String key = eq < 0 ? id : id.substring(0, eq);
@@ -105,6 +112,9 @@ public final class Fixes {
                 case "moe.bias_in_weights" -> biasInWeights = true;
                 case "attn.no_sinks" -> noSinks = true;
                 case "mlp.no_clamp" -> noClamp = true;
+                case "qk_norm.off" -> qkOff = true;
+                case "attn.no_yarn_mscale" -> noMscale = true;
+                case "rope.yarn_truncate" -> truncate = bool(id, val);
                 default -> throw new IllegalStateException(key);
             }
         }
@@ -135,6 +145,9 @@ public final class Fixes {
         moeBiasInWeights = biasInWeights;
         attnNoSinks = noSinks;
         mlpNoClamp = noClamp;
+        qkNormOff = qkOff;
+        noYarnMscale = noMscale;
+        yarnTruncate = truncate;
         if (pa > 1) throw new BadInputException("fix '" + "rope.partial=" + pa + "': fraction must be in (0, 1]");
     }
 
@@ -239,6 +252,8 @@ public final class Fixes {
         RopeSpec out = ropeScalingIgnored ? r.unscaled() : r;
         if (!Double.isNaN(theta)) out = out.withTheta(theta);
         if (!Double.isNaN(partial)) out = out.withPartial(partial);
+        if (out.type().equals("yarn") && yarnTruncate != null) out = out.withTruncate(yarnTruncate);
+        if (out.type().equals("yarn") && noYarnMscale) out = out.withAttentionFactor(1.0);
         return out;
     }
 

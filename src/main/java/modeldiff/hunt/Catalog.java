@@ -70,6 +70,12 @@ public final class Catalog {
                     "families with attention sinks (gpt-oss)", Honoured.BOTH, "https://github.com/vllm-project/vllm/issues/28660"),
             new Entry("mlp.no_clamp", "gpt-oss's clamped SwiGLU computed without its clamp (swiglu_limit not honoured)",
                     "gpt-oss experts", Honoured.BOTH, "https://github.com/sgl-project/sglang/pull/39939"),
+            new Entry("qk_norm.off", "the q/k norms not applied", "families with q/k norms (Qwen3, Gemma 3, OLMoE, Llama 4)",
+                    Honoured.BOTH, "https://github.com/vllm-project/vllm/issues/16311"),
+            new Entry("rope.yarn_truncate=B", "YaRN's correction range truncated to integers (true) or left fractional (false), against the config's truncate",
+                    "YaRN rope (gpt-oss ships truncate false)", Honoured.BOTH, "https://github.com/vllm-project/vllm/issues/27722"),
+            new Entry("attn.no_yarn_mscale", "YaRN's attention factor (mscale) not applied to cos/sin (so not to the scores)",
+                    "YaRN rope", Honoured.BOTH, "https://github.com/huggingface/transformers/issues/47435"),
             new Entry("moe.bias_in_weights", "a sigmoid router's selection-only correction bias (e_score_correction_bias) also added to the expert weights",
                     "sigmoid routers with a correction bias (DeepSeek-V3, GLM-4.5)", Honoured.BOTH, "https://github.com/vllm-project/vllm/issues/12002"));
 
@@ -129,6 +135,13 @@ public final class Catalog {
         if (f.layout == Family.Layout.PHI3) out.add("mlp.swap_gate_up");
         if (c.moe != null) moeCandidates(c.moe, out);
         if (f.attentionSinks) out.add("attn.no_sinks");
+        if (f.qkNorm) out.add("qk_norm.off");
+        for (LayerSpec l : c.layers)
+            if (l.rope() != null && l.rope().type().equals("yarn")) {
+                out.add("rope.yarn_truncate=" + !l.rope().truncate());
+                out.add("attn.no_yarn_mscale");
+                break;
+            }
         if (f.moe != null && f.moe.names() == Family.GPT_OSS_EXPERTS) out.add("mlp.no_clamp");
         List<String> list = new ArrayList<>();
         for (String id : out) {

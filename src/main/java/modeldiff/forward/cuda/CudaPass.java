@@ -351,7 +351,7 @@ public final class CudaPass implements ForwardPass {
             k.gemm(ws.q, a, w.q(), T, bf);
             k.gemm(ws.k, a, w.k(), T, bf);
             k.gemm(ws.v, a, w.v(), T, bf);
-            if (f.qkNorm) {
+            if (f.qkNorm && !fixes.qkNormOff) {
                 k.norm(Act.of(ws.q), ws.q, w.qNorm(), T * c.numHeads, normArgs);
                 k.norm(Act.of(ws.k), ws.k, w.kNorm(), T * c.numKvHeads, normArgs);
             }

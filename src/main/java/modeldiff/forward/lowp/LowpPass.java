@@ -152,7 +152,7 @@ public final class LowpPass implements ForwardPass {
             float[] q = linear(a, T, w.q());                               // [T, heads*hd]
             float[] k = linear(a, T, w.k());                               // [T, kv*hd]
             float[] v = linear(a, T, w.v());                               // [T, kv*hd]
-            if (f.qkNorm) {                                                // per head, or across heads (OLMoE)
+            if (f.qkNorm && !fixes.qkNormOff) {                            // per head, or across heads (OLMoE)
                 int qn = (int) w.qNorm().weight().shape()[0], kn = (int) w.kNorm().weight().shape()[0];
                 q = norm(q, T * c.qDim() / qn, qn, w.qNorm(), f, c);
                 k = norm(k, T * c.kvDim() / kn, kn, w.kNorm(), f, c);

@@ -119,7 +119,7 @@ public final class ReferencePass implements ForwardPass {
             double[] q = linear(a, T, w.q(), par);                              // [T, heads*hd]
             double[] k = linear(a, T, w.k(), par);                              // [T, kv_heads*hd]
             double[] v = linear(a, T, w.v(), par);                              // [T, kv_heads*hd]
-            if (f.qkNorm) {                                                     // per head, or across heads (OLMoE)
+            if (f.qkNorm && !fixes.qkNormOff) {                                 // per head, or across heads (OLMoE)
                 int qn = (int) w.qNorm().weight().shape()[0], kn = (int) w.kNorm().weight().shape()[0];
                 q = norm(q, T * c.qDim() / qn, qn, w.qNorm(), normKind, eps);
                 k = norm(k, T * c.kvDim() / kn, kn, w.kNorm(), normKind, eps);

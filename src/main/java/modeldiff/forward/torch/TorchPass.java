@@ -160,7 +160,7 @@ public final class TorchPass implements ForwardPass {
         NDArray q = linear(m, a, w.q()).reshape(T, c.numHeads, hd);            // [T, heads, hd]
         NDArray k = linear(m, a, w.k()).reshape(T, c.numKvHeads, hd);          // [T, kv, hd]
         NDArray v = linear(m, a, w.v()).reshape(T, c.numKvHeads, hd);          // [T, kv, hd]
-        if (f.qkNorm) {
+        if (f.qkNorm && !fixes.qkNormOff) {
             q = norm(m, q, w.qNorm(), hd, f, c);
             k = norm(m, k, w.kNorm(), hd, f, c);
         }
