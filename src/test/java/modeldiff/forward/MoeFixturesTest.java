@@ -138,6 +138,30 @@ class MoeFixturesTest {
         assertTrue(html.contains("token 7 [3, 7] vs [5, 3]"), "the flip, with both expert sets");
     }
 
+    /** Lint: a YaRN block without original_max_position_embeddings is a warning; too many experts per token an error. */
+    @Test
+    void lintNamesMoeAndYarnConfigProblems(@TempDir Path dir) throws IOException {
+        Path yarn = Files.createDirectories(dir.resolve("yarn")), topk = Files.createDirectories(dir.resolve("topk"));
+        for (Path d : List.of(yarn, topk))
+            for (String f : List.of("model.safetensors", "generation_config.json"))
+                Files.copy(Fixtures.model("gpt_oss").resolve(f), d.resolve(f));
+        ObjectMapper om = new ObjectMapper();
+        ObjectNode cfg = (ObjectNode) om.readTree(Fixtures.model("gpt_oss").resolve("config.json").toFile());
+        ObjectNode noOriginal = cfg.deepCopy();
+        ((ObjectNode) noOriginal.get("rope_parameters")).remove("original_max_position_embeddings");
+        Files.writeString(yarn.resolve("config.json"), noOriginal.toString());
+        ObjectNode tooMany = cfg.deepCopy();
+        tooMany.put("num_experts_per_tok", 9);
+        Files.writeString(topk.resolve("config.json"), tooMany.toString());
+        for (Path d : List.of(yarn, topk)) {
+            Path out = dir.resolve(d.getFileName() + ".json");                // never inside the model folder
+            int rc = modeldiff.cli.Main.execute("lint", "--model", d.toString(), "--json", out.toString());
+            var findings = om.readTree(out.toFile()).toString();
+            if (d == yarn) assertTrue(findings.contains("yarn without original_max_position_embeddings"), findings);
+            else assertTrue(rc == 1 && findings.contains("num_experts_per_tok") && findings.contains("9 experts per token"), findings);
+        }
+    }
+
     /** torch and cuda do not implement MoE yet: they say so in one line, before needing their native runtime. */
     @Test
     void torchAndCudaRefuseVisibly() {
