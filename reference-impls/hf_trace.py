@@ -15,9 +15,13 @@ probes (in order) and, when bugs were planted, planted.
 Probes (``--probes all``), in order::
 
     embed,
-    for each layer i: layers.i.attn_norm, .q, .k, .v, .attn, .attn_out, .mlp_norm, .mlp_act,
-                      .mlp_out, layers.i
+    for each layer i: layers.i.attn_norm, .q, .k, .v, .attn, .attn_out, .mlp_norm,
+                      [MoE layers: .router_logits, .experts], .mlp_act (dense MLPs only), .mlp_out, layers.i
     final_norm, logits
+
+MoE families load with ``experts_implementation="eager"`` (``--experts default`` for HF's own choice, a grouped
+GEMM): the per-expert loop is the only one with a float64 path.  ``router_logits`` is the router module's first
+output, ``experts`` its chosen ids (third output, or the experts module's ``top_k_index`` argument).
 
 ``--probes layers`` keeps embed, layers.i, final_norm, logits.  A probe that cannot be
 captured for a family is left out of the file and of ``probes`` (and the reason is printed):
