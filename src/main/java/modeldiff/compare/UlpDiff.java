@@ -25,21 +25,45 @@ public record UlpDiff(long elements, long differing, long[] histogram) {
      */
     public static UlpDiff of(double[] target, double[] candidate, Precision p) {
         if (target.length != candidate.length) throw new IllegalArgumentException("lengths differ");
+        double small = rms(target) / SMALL;
         long[] h = new long[BINS.length];
         long diff = 0;
         for (int i = 0; i < target.length; i++) {
             double a = target[i], b = candidate[i];
             if (a == b || (Double.isNaN(a) && Double.isNaN(b))) continue;
             diff++;
-            h[bin(ulps(a, b, p))]++;
+            h[bin(ulps(a, b, p, small))]++;
         }
         return new UlpDiff(target.length, diff, h);
     }
 
+    /**
+     * Elements smaller than the tensor's RMS / SMALL have their distance counted in ulps at that magnitude: a tiny
+     * result of a cancellation (GELU's 1 + erf(x) at x = −5, where CUDA's erff is 2 ulps off) can be many of its own
+     * ulps away after a tie without being far from anything that matters.
+     */
+    public static final double SMALL = 16;
+
     /** |a − b| in ulps of precision p at the larger magnitude of the two (infinite for non-finite values). */
     public static double ulps(double a, double b, Precision p) {
+        return ulps(a, b, p, 0);
+    }
+
+    /** As {@link #ulps(double, double, Precision)}, the magnitude taken as at least {@code atLeast}. */
+    public static double ulps(double a, double b, Precision p, double atLeast) {
         if (!Double.isFinite(a) || !Double.isFinite(b)) return Double.POSITIVE_INFINITY;
-        return Math.abs(a - b) / ulp(Math.max(Math.abs(a), Math.abs(b)), p);
+        return Math.abs(a - b) / ulp(Math.max(atLeast, Math.max(Math.abs(a), Math.abs(b))), p);
+    }
+
+    private static double rms(double[] x) {
+        double sq = 0;
+        long n = 0;
+        for (double v : x)
+            if (Double.isFinite(v)) {
+                sq += v * v;
+                n++;
+            }
+        return n == 0 ? 0 : Math.sqrt(sq / n);
     }
 
     /** The spacing of precision p's values at magnitude x (subnormal spacing below the smallest normal). */
