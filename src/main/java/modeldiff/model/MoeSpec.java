@@ -141,6 +141,7 @@ public final class MoeSpec {
         for (int i = 0; i < sparse.length; i++) if (!sparse[i]) dense.append(dense.length() == 0 ? "" : ",").append(i);
         return router + " " + numExperts + " experts, top " + topK + ", width " + expertSize
                 + (renormalize ? ", renormalised" : "") + (routedScaling != 1 ? ", scaled x" + routedScaling : "")
+                + (nGroup > 1 ? ", " + nGroup + " groups (top " + topkGroup + ")" : "") + (sharedSize > 0 ? ", shared expert width " + sharedSize : "")
                 + (dense.length() == 0 ? "" : ", dense layers [" + dense + "]");
     }
 }
