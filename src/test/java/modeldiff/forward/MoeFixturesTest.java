@@ -162,15 +162,22 @@ class MoeFixturesTest {
         }
     }
 
-    /** torch and cuda do not implement MoE yet: they say so in one line, before needing their native runtime. */
+    /**
+     * cuda does not implement MoE yet, torch not gpt-oss or sigmoid routers: they say so in one line, before needing
+     * their native runtime.
+     */
     @Test
     void torchAndCudaRefuseVisibly() {
-        Model m = Model.open(Fixtures.model("olmoe"));
         ForwardInput in = new ForwardInput(new int[]{1, 2, 3}, 0);
-        for (ForwardPass pass : List.of(new modeldiff.forward.torch.TorchPass(Precision.FP32, Fixes.NONE),
-                new modeldiff.forward.cuda.CudaPass(true, Fixes.NONE))) {
-            BadInputException e = assertThrows(BadInputException.class, () -> pass.run(m, in, ProbeLevel.LAYERS));
-            assertTrue(e.getMessage().contains("olmoe") && e.getMessage().contains("not implement"), e.getMessage());
+        for (String name : List.of("olmoe", "gpt_oss")) {
+            BadInputException e = assertThrows(BadInputException.class,
+                    () -> new modeldiff.forward.cuda.CudaPass(true, Fixes.NONE).run(Model.open(Fixtures.model(name)), in, ProbeLevel.LAYERS));
+            assertTrue(e.getMessage().contains(name) && e.getMessage().contains("not implement"), e.getMessage());
+        }
+        for (String name : List.of("gpt_oss", "glm4_moe")) {
+            BadInputException e = assertThrows(BadInputException.class,
+                    () -> new modeldiff.forward.torch.TorchPass(Precision.FP32, Fixes.NONE).run(Model.open(Fixtures.model(name)), in, ProbeLevel.LAYERS));
+            assertTrue(e.getMessage().contains(name) && e.getMessage().contains("not implement"), e.getMessage());
         }
     }
 

@@ -19,6 +19,7 @@ import modeldiff.model.LayerSpec;
 import modeldiff.model.LayerWeights;
 import modeldiff.model.LinearRef;
 import modeldiff.model.Model;
+import modeldiff.model.MoeWeights;
 import modeldiff.model.ModelConfig;
 import modeldiff.model.NormRef;
 import modeldiff.model.RopeSpec;
@@ -48,6 +49,9 @@ public final class TorchPass implements ForwardPass {
     private final DataType dtype;
     private final Fixes fixes;
     private final int threads;
+    /** MoE fixes of the families torch does not run yet (it honours moe.renormalize and moe.routed_scaling). */
+    public static final java.util.Set<String> TORCH_REFUSED = java.util.Set.of("moe.softmax_before_topk", "moe.bias_in_weights",
+            "attn.no_sinks", "mlp.no_clamp");
 
     public TorchPass(Precision precision, Fixes fixes) {
         this(precision, fixes, TorchRuntime.defaultThreads());
@@ -63,10 +67,10 @@ public final class TorchPass implements ForwardPass {
         if (fixes.ropeBf16Angles)
             throw new BadInputException("torch pass cannot honour fix rope.bf16_angles: it needs bfloat16 tensors, which "
                     + "DJL 0.36.0 cannot create (docs/torch.md)");
-        String moe = fixes.firstWithKey(Fixes.MOE_ONLY);
+        String moe = fixes.firstWithKey(TORCH_REFUSED);
         if (moe != null)
-            throw new BadInputException("torch pass cannot honour fix " + moe + ": it does not implement MoE families or "
-                    + "attention sinks yet; use reference or lowp");
+            throw new BadInputException("torch pass cannot honour fix " + moe + ": it does not implement gpt-oss, sigmoid "
+                    + "routers or attention sinks yet; use reference or lowp");
         if (threads < 1) throw new IllegalArgumentException("threads must be positive, got " + threads);
         this.precision = precision;
         this.dtype = precision == Precision.FP32 ? DataType.FLOAT32 : DataType.FLOAT16;
@@ -88,18 +92,27 @@ public final class TorchPass implements ForwardPass {
         return threads;
     }
 
-    /** MoE families (and OLMoE's across-head q/k norm) are not written for torch or cuda yet: one clear line. */
+    /** MoE families (and OLMoE's across-head q/k norm) are not written for cuda yet: one clear line. */
     public static void refuseUnsupported(String pass, Model model) {
         if (model.family.moe != null || model.family.qkNormAcrossHeads)
             throw new modeldiff.model.BadInputException(pass + " does not implement the " + model.family + " family "
                     + "(mixture of experts) yet; use reference or lowp:bf16|fp16|fp32");
     }
 
+    /** torch runs the softmax-router MoE families; gpt-oss (sinks, clamped experts) and sigmoid routers not yet. */
+    static void refuseUnsupportedTorch(String pass, Model model) {
+        var moe = model.family.moe;
+        if (model.family.attentionSinks || (moe != null && (moe.router() != Family.Router.SOFTMAX_TOPK
+                || moe.names() == Family.GPT_OSS_EXPERTS)))
+            throw new modeldiff.model.BadInputException(pass + " does not implement the " + model.family + " family "
+                    + "(attention sinks / this router) yet; use reference or lowp:bf16|fp16|fp32");
+    }
+
     // ---- the forward ----
 
     @Override
     public Trace run(Model model, ForwardInput input, ProbeLevel level) {
-        refuseUnsupported(name(), model);
+        refuseUnsupportedTorch(name(), model);
         TorchRuntime.require();
         TorchRuntime.setThreads(threads);
         ModelConfig c = model.config;
@@ -157,10 +170,16 @@ public final class TorchPass implements ForwardPass {
         String p = "layers." + i + ".";
 
         NDArray a = put(rec, m, p + "attn_norm", H, norm(m, x, w.attnNorm(), H, f, c));   // [T, H]
-        NDArray q = linear(m, a, w.q()).reshape(T, c.numHeads, hd);            // [T, heads, hd]
-        NDArray k = linear(m, a, w.k()).reshape(T, c.numKvHeads, hd);          // [T, kv, hd]
+        NDArray q = linear(m, a, w.q()), k = linear(m, a, w.k());
+        boolean acrossHeads = f.qkNorm && !fixes.qkNormOff && f.qkNormAcrossHeads;   // OLMoE: over the whole projection
+        if (acrossHeads) {
+            q = norm(m, q, w.qNorm(), c.qDim(), f, c);
+            k = norm(m, k, w.kNorm(), c.kvDim(), f, c);
+        }
+        q = q.reshape(T, c.numHeads, hd);                                        // [T, heads, hd]
+        k = k.reshape(T, c.numKvHeads, hd);                                      // [T, kv, hd]
         NDArray v = linear(m, a, w.v()).reshape(T, c.numKvHeads, hd);          // [T, kv, hd]
-        if (f.qkNorm && !fixes.qkNormOff) {
+        if (f.qkNorm && !fixes.qkNormOff && !acrossHeads) {
             q = norm(m, q, w.qNorm(), hd, f, c);
             k = norm(m, k, w.kNorm(), hd, f, c);
         }
@@ -178,16 +197,25 @@ public final class TorchPass implements ForwardPass {
         x = x.add(o);                                                            // residual + attn
 
         NDArray mn = put(rec, m, p + "mlp_norm", H, norm(m, x, w.mlpNorm(), H, f, c));   // [T, H]
-        NDArray act;                                                             // [T, ff]
-        if (f.mlp == Family.Mlp.GATED) {
-            NDArray gate = linear(m, mn, fixes.swapGateUp ? w.up() : w.gate());
-            NDArray up = linear(m, mn, fixes.swapGateUp ? w.gate() : w.up());
-            act = activation(gate, c).mul(up);
+        MoeWeights experts = model.moe(i);
+        NDArray mo;                                                              // [T, H]
+        if (experts != null) {
+            var ops = new TorchMoe.Ops((xx, ref) -> linear(m, xx, ref), g -> activation(g, c), this::toDtype, dtype, precision,
+                    c.moe, fixes);
+            mo = TorchMoe.run(m, mn, T, H, experts, ops, rec, p, (name, width, own) -> put(rec, m, name, width, own));
         } else {
-            act = activation(linear(m, mn, w.up()), c);
+            NDArray act;                                                         // [T, ff]
+            if (f.mlp == Family.Mlp.GATED) {
+                NDArray gate = linear(m, mn, fixes.swapGateUp ? w.up() : w.gate());
+                NDArray up = linear(m, mn, fixes.swapGateUp ? w.gate() : w.up());
+                act = activation(gate, c).mul(up);
+            } else {
+                act = activation(linear(m, mn, w.up()), c);
+            }
+            act = put(rec, m, p + "mlp_act", c.intermediateSize, act);
+            mo = linear(m, act, w.down());
         }
-        act = put(rec, m, p + "mlp_act", c.intermediateSize, act);
-        NDArray mo = put(rec, m, p + "mlp_out", H, linear(m, act, w.down()));  // [T, H]
+        mo = put(rec, m, p + "mlp_out", H, mo);
         if (w.postMlpNorm() != null) mo = norm(m, mo, w.postMlpNorm(), H, f, c);
         return x.add(mo);                                                        // residual + mlp
     }

@@ -1,0 +1,132 @@
+package modeldiff.forward.torch;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import modeldiff.forward.Fixes;
+import modeldiff.forward.Recorder;
+import modeldiff.model.BadInputException;
+import modeldiff.model.LinearRef;
+import modeldiff.model.MoeSpec;
+import modeldiff.model.MoeWeights;
+import modeldiff.numeric.Precision;
+
+import java.util.function.UnaryOperator;
+
+/**
+ * A softmax-router MoE layer (Mixtral, Qwen3-MoE, OLMoE) through libtorch: router logits, the fp32 softmax and every
+ * expert's gated MLP are torch ops in the pass's dtype; the top-k choice over a [tokens, experts] table and HF's
+ * index_add_ accumulation (one rounding to the dtype per added expert, experts in ascending id) are done here in Java,
+ * as small bookkeeping around the kernels.
+ */
+final class TorchMoe {
+    private TorchMoe() {
+    }
+
+    interface Linear {
+        NDArray apply(NDArray x, LinearRef ref);
+    }
+
+    interface Put {
+        NDArray apply(String probe, int width, NDArray own);
+    }
+
+    /** The pass's own ops: its linear, activation, float64 → dtype conversion, dtype and precision. */
+    record Ops(Linear linear, UnaryOperator<NDArray> activation, UnaryOperator<NDArray> toDtype, DataType dtype,
+               Precision precision, MoeSpec spec, Fixes fixes) {
+    }
+
+    static NDArray run(NDManager m, NDArray mn, int T, int H, MoeWeights w, Ops ops, Recorder rec, String prefix, Put put) {
+        MoeSpec s = ops.spec();
+        int E = s.numExperts, k = s.topK;
+        NDArray logits = put.apply(prefix + "router_logits", E, ops.linear().apply(mn, w.router()));          // [T, E]
+        double[] probs = doubles(logits.toType(DataType.FLOAT32, false).softmax(-1));                     // fp32 values
+        int[] ids = new int[T * k];
+        for (int t = 0; t < T; t++) {
+            int[] top = topK(probs, t * E, E, k);
+            System.arraycopy(top, 0, ids, t * k, k);
+        }
+        double[] mine = new double[ids.length];
+        for (int i = 0; i < ids.length; i++) mine[i] = ids[i];
+        double[] chosen = rec.put(prefix + "experts", k, mine);
+        for (int i = 0; i < ids.length; i++) {
+            if (chosen[i] != Math.rint(chosen[i]) || chosen[i] < 0 || chosen[i] >= E)
+                throw new BadInputException("teacher's " + prefix + "experts holds " + chosen[i] + ", not an expert id in [0, " + E + ")");
+            ids[i] = (int) chosen[i];
+        }
+        float[] weights = weights(probs, ids, T, ops);
+        double[] x = doubles(mn);
+        float[] acc = new float[T * H];
+        for (int e = 0; e < w.count(); e++) {
+            int n = 0;
+            for (int id : ids) if (id == e) n++;
+            if (n == 0) continue;
+            int[] slot = new int[n];
+            double[] rows = new double[n * H];
+            float[] wt = new float[n];
+            for (int i = 0, c = 0; i < T * k; i++) {
+                if (ids[i] != e) continue;
+                slot[c] = i;
+                System.arraycopy(x, (i / k) * H, rows, c * H, H);
+                wt[c++] = weights[i];
+            }
+            MoeWeights.Expert ex = w.experts().get(e);
+            NDArray xe = ops.toDtype().apply(m.create(rows, new Shape(n, H)));
+            NDArray h = ops.activation().apply(ops.linear().apply(xe, ex.gate())).mul(ops.linear().apply(xe, ex.up()));
+            NDArray y = ops.linear().apply(h, ex.down());                                                // [n, H]
+            NDArray wc = m.create(wt, new Shape(n, 1));                                                  // fp32
+            // Qwen3-MoE / OLMoE hand the experts dtype weights (dtype × dtype); Mixtral fp32 ones (a product in fp32)
+            NDArray contrib = s.weightsInDtype ? y.mul(wc.toType(ops.dtype(), false))
+                    : y.toType(DataType.FLOAT32, false).mul(wc).toType(ops.dtype(), false);
+            double[] cd = doubles(contrib);
+            for (int c = 0; c < n; c++) {
+                int t = slot[c] / k;
+                for (int j = 0; j < H; j++)                                                              // index_add_ in the dtype
+                    acc[t * H + j] = (float) ops.precision().round((double) (acc[t * H + j] + (float) cd[c * H + j]));
+            }
+        }
+        double[] out = new double[acc.length];
+        for (int i = 0; i < out.length; i++) out[i] = acc[i];
+        return ops.toDtype().apply(m.create(out, new Shape(T, H)));
+    }
+
+    /** The chosen experts' fp32 probabilities, renormalised in fp32 if so configured, scaled, rounded where HF casts. */
+    private static float[] weights(double[] probs, int[] ids, int T, Ops ops) {
+        MoeSpec s = ops.spec();
+        int E = s.numExperts, k = s.topK;
+        boolean renorm = ops.fixes().renormalize(s);
+        float scale = (float) ops.fixes().routedScaling(s);
+        float[] out = new float[ids.length];
+        for (int t = 0; t < T; t++) {
+            float sum = 0;
+            for (int j = 0; j < k; j++) sum += (float) probs[t * E + ids[t * k + j]];
+            for (int j = 0; j < k; j++) {
+                float v = (float) probs[t * E + ids[t * k + j]];
+                if (renorm) v = v / sum;
+                if (scale != 1f) v = v * scale;
+                out[t * k + j] = s.weightsInDtype ? (float) ops.precision().round((double) v) : v;
+            }
+        }
+        return out;
+    }
+
+    /** The k largest of one row, largest first; ties to the lower index. */
+    private static int[] topK(double[] v, int off, int n, int k) {
+        int[] out = new int[k];
+        boolean[] taken = new boolean[n];
+        for (int j = 0; j < k; j++) {
+            int best = -1;
+            for (int e = 0; e < n; e++) if (!taken[e] && (best < 0 || v[off + e] > v[off + best])) best = e;
+            taken[best] = true;
+            out[j] = best;
+        }
+        return out;
+    }
+
+    private static double[] doubles(NDArray x) {
+        try (NDArray d = x.toType(DataType.FLOAT64, true)) {
+            return d.toDoubleArray();
+        }
+    }
+}
