@@ -83,6 +83,8 @@ public final class MoeSpec {
             throw r.bad("num_experts_per_tok", topK + " experts per token but only " + experts + " experts");
         int size = r.sizeOr(m.expertSizeKey(), 0);
         if (size <= 0) throw r.bad(m.expertSizeKey(), "missing; it must match the expert weights");
+        if ((long) experts * 2 * size > Integer.MAX_VALUE)
+            throw r.bad(m.expertSizeKey(), experts + " experts of width " + size + " overflow a weight dimension");
         boolean renorm = switch (m.renormalize()) {
             case ALWAYS -> true;
             case NEVER -> false;
@@ -98,8 +100,11 @@ public final class MoeSpec {
         if (topK > top * (experts / groups))
             throw r.bad("num_experts_per_tok", topK + " experts but " + top + " groups of " + experts / groups + " hold fewer");
         JsonNode shared = r.node("n_shared_experts");
-        int nShared = shared == null ? 0 : shared.asInt();
-        return spec.withGroups(groups, top, nShared * size);
+        if (shared != null && (!shared.isIntegralNumber() || !shared.canConvertToInt() || shared.asInt() < 0))
+            throw r.bad("n_shared_experts", "expected an integer >= 0, got " + ConfigReader.abbreviate(shared));
+        long sharedSize = shared == null ? 0 : (long) shared.asInt() * size;
+        if (sharedSize > Integer.MAX_VALUE / 2) throw r.bad("n_shared_experts", "shared experts " + sharedSize + " wide overflow a weight dimension");
+        return spec.withGroups(groups, top, (int) sharedSize);
     }
 
     private static boolean[] sparseLayers(ConfigReader r, Family.Moe m, int numLayers) {
@@ -113,8 +118,9 @@ public final class MoeSpec {
             }
             case FIRST_K_DENSE -> {
                 JsonNode n = r.node("first_k_dense_replace");
+                if (n != null && (!n.isIntegralNumber() || !n.canConvertToInt() || n.asInt() < 0))
+                    throw r.bad("first_k_dense_replace", "expected an integer >= 0");
                 int k = n == null ? 0 : n.asInt();
-                if (n != null && (!n.isIntegralNumber() || k < 0)) throw r.bad("first_k_dense_replace", "expected an integer >= 0");
                 for (int i = 0; i < numLayers; i++) s[i] = i >= k;
             }
         }
