@@ -7,6 +7,7 @@ import ai.djl.ndarray.types.Shape;
 import modeldiff.forward.Fixes;
 import modeldiff.forward.Recorder;
 import modeldiff.model.BadInputException;
+import modeldiff.model.Family;
 import modeldiff.model.LinearRef;
 import modeldiff.model.MoeSpec;
 import modeldiff.model.MoeWeights;
@@ -40,11 +41,22 @@ final class TorchMoe {
     static NDArray run(NDManager m, NDArray mn, int T, int H, MoeWeights w, Ops ops, Recorder rec, String prefix, Put put) {
         MoeSpec s = ops.spec();
         int E = s.numExperts, k = s.topK;
-        NDArray logits = put.apply(prefix + "router_logits", E, ops.linear().apply(mn, w.router()));          // [T, E]
-        double[] probs = doubles(logits.toType(DataType.FLOAT32, false).softmax(-1));                     // fp32 values
+        boolean sigmoid = s.router == Family.Router.SIGMOID_GROUPED;
+        NDArray logits;                                                                                  // [T, E]
+        if (sigmoid) {
+            // F.linear(h.float(), W.float()): logits in fp32 (and recorded / forced as such)
+            NDArray wf = m.create(w.router().loadWeightFloats(), new Shape(E, H));
+            logits = put.apply(prefix + "router_logits", E, mn.toType(DataType.FLOAT32, false).matMul(wf.transpose()));
+        } else {
+            logits = put.apply(prefix + "router_logits", E, ops.linear().apply(mn, w.router()));
+        }
+        // softmax routers: fp32 probabilities; sigmoid routers: fp32 scores σ(logits)
+        double[] probs = doubles(sigmoid ? logits.toType(DataType.FLOAT32, false).getNDArrayInternal().sigmoid()
+                : logits.toType(DataType.FLOAT32, false).softmax(-1));
+        float[] bias = w.correctionBias() == null ? null : modeldiff.model.TensorStore.readFloats(w.correctionBias(), 0, E);
         int[] ids = new int[T * k];
         for (int t = 0; t < T; t++) {
-            int[] top = topK(probs, t * E, E, k);
+            int[] top = sigmoid ? groupedTopK(probs, t * E, bias, s) : topK(probs, t * E, E, k);
             System.arraycopy(top, 0, ids, t * k, k);
         }
         double[] mine = new double[ids.length];
@@ -55,7 +67,7 @@ final class TorchMoe {
                 throw new BadInputException("teacher's " + prefix + "experts holds " + chosen[i] + ", not an expert id in [0, " + E + ")");
             ids[i] = (int) chosen[i];
         }
-        float[] weights = weights(probs, ids, T, ops);
+        float[] weights = weights(sigmoid && ops.fixes().moeBiasInWeights ? biased(probs, bias, T, E) : probs, ids, T, ops, sigmoid);
         double[] x = doubles(mn);
         float[] acc = new float[T * H];
         for (int e = 0; e < w.count(); e++) {
@@ -88,11 +100,43 @@ final class TorchMoe {
         }
         double[] out = new double[acc.length];
         for (int i = 0; i < out.length; i++) out[i] = acc[i];
-        return ops.toDtype().apply(m.create(out, new Shape(T, H)));
+        NDArray routed = ops.toDtype().apply(m.create(out, new Shape(T, H)));
+        if (w.shared() == null) return routed;
+        MoeWeights.Expert sh = w.shared();                                  // + shared_experts(residuals), in the dtype
+        NDArray hs = ops.activation().apply(ops.linear().apply(mn, sh.gate())).mul(ops.linear().apply(mn, sh.up()));
+        return routed.add(ops.linear().apply(hs, sh.down()));
+    }
+
+    /** σ + correction bias, in fp32 (moe.bias_in_weights takes the weights from these). */
+    private static double[] biased(double[] scores, float[] bias, int T, int E) {
+        double[] out = scores.clone();
+        if (bias != null) for (int i = 0; i < out.length; i++) out[i] = (float) ((float) scores[i] + bias[i % E]);
+        return out;
+    }
+
+    /**
+     * DeepSeek / GLM choice: fp32 σ + bias, groups scored by the sum of their two best, the topk_group best groups
+     * kept, top-k among their experts.
+     */
+    private static int[] groupedTopK(double[] scores, int off, float[] bias, MoeSpec s) {
+        int E = s.numExperts, per = E / s.nGroup;
+        double[] choice = new double[E];
+        for (int e = 0; e < E; e++) choice[e] = (float) ((float) scores[off + e] + (bias == null ? 0f : bias[e]));
+        if (s.nGroup > 1) {
+            double[] group = new double[s.nGroup];
+            for (int g = 0; g < s.nGroup; g++) {
+                int[] best = topK(choice, g * per, per, Math.min(2, per));
+                group[g] = (float) ((float) choice[g * per + best[0]] + (best.length > 1 ? (float) choice[g * per + best[1]] : 0f));
+            }
+            boolean[] keep = new boolean[s.nGroup];
+            for (int g : topK(group, 0, s.nGroup, s.topkGroup)) keep[g] = true;
+            for (int e = 0; e < E; e++) if (!keep[e / per]) choice[e] = Double.NEGATIVE_INFINITY;
+        }
+        return topK(choice, 0, E, s.topK);
     }
 
     /** The chosen experts' fp32 probabilities, renormalised in fp32 if so configured, scaled, rounded where HF casts. */
-    private static float[] weights(double[] probs, int[] ids, int T, Ops ops) {
+    private static float[] weights(double[] probs, int[] ids, int T, Ops ops, boolean sigmoid) {
         MoeSpec s = ops.spec();
         int E = s.numExperts, k = s.topK;
         boolean renorm = ops.fixes().renormalize(s);
@@ -101,6 +145,7 @@ final class TorchMoe {
         for (int t = 0; t < T; t++) {
             float sum = 0;
             for (int j = 0; j < k; j++) sum += (float) probs[t * E + ids[t * k + j]];
+            if (sigmoid) sum += 1e-20f;                                     // HF's denominator
             for (int j = 0; j < k; j++) {
                 float v = (float) probs[t * E + ids[t * k + j]];
                 if (renorm) v = v / sum;

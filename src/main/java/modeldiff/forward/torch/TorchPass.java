@@ -49,9 +49,9 @@ public final class TorchPass implements ForwardPass {
     private final DataType dtype;
     private final Fixes fixes;
     private final int threads;
-    /** MoE fixes of the families torch does not run yet (it honours moe.renormalize and moe.routed_scaling). */
-    public static final java.util.Set<String> TORCH_REFUSED = java.util.Set.of("moe.softmax_before_topk", "moe.bias_in_weights",
-            "attn.no_sinks", "mlp.no_clamp");
+    /** Fixes of the family torch does not run yet, gpt-oss (it honours the other MoE fixes). */
+    public static final java.util.Set<String> TORCH_REFUSED = java.util.Set.of("moe.softmax_before_topk", "attn.no_sinks",
+            "mlp.no_clamp");
 
     public TorchPass(Precision precision, Fixes fixes) {
         this(precision, fixes, TorchRuntime.defaultThreads());
@@ -69,8 +69,8 @@ public final class TorchPass implements ForwardPass {
                     + "DJL 0.36.0 cannot create (docs/torch.md)");
         String moe = fixes.firstWithKey(TORCH_REFUSED);
         if (moe != null)
-            throw new BadInputException("torch pass cannot honour fix " + moe + ": it does not implement gpt-oss, sigmoid "
-                    + "routers or attention sinks yet; use reference or lowp");
+            throw new BadInputException("torch pass cannot honour fix " + moe + ": it does not implement gpt-oss (attention "
+                    + "sinks, clamped experts) yet; use reference or lowp");
         if (threads < 1) throw new IllegalArgumentException("threads must be positive, got " + threads);
         this.precision = precision;
         this.dtype = precision == Precision.FP32 ? DataType.FLOAT32 : DataType.FLOAT16;
@@ -99,11 +99,10 @@ public final class TorchPass implements ForwardPass {
                     + "(mixture of experts) yet; use reference or lowp:bf16|fp16|fp32");
     }
 
-    /** torch runs the softmax-router MoE families; gpt-oss (sinks, clamped experts) and sigmoid routers not yet. */
+    /** torch runs the softmax- and sigmoid-router MoE families; gpt-oss (sinks, clamped experts) not yet. */
     static void refuseUnsupportedTorch(String pass, Model model) {
         var moe = model.family.moe;
-        if (model.family.attentionSinks || (moe != null && (moe.router() != Family.Router.SOFTMAX_TOPK
-                || moe.names() == Family.GPT_OSS_EXPERTS)))
+        if (model.family.attentionSinks || (moe != null && moe.names() == Family.GPT_OSS_EXPERTS))
             throw new modeldiff.model.BadInputException(pass + " does not implement the " + model.family + " family "
                     + "(attention sinks / this router) yet; use reference or lowp:bf16|fp16|fp32");
     }
