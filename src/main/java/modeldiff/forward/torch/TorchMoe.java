@@ -16,8 +16,9 @@ import modeldiff.numeric.Precision;
 import java.util.function.UnaryOperator;
 
 /**
- * A softmax-router MoE layer (Mixtral, Qwen3-MoE, OLMoE) through libtorch: router logits, the fp32 softmax and every
- * expert's gated MLP are torch ops in the pass's dtype; the top-k choice over a [tokens, experts] table and HF's
+ * A MoE layer through libtorch (Mixtral, Qwen3-MoE, OLMoE: softmax routers; gpt-oss: top-k→softmax and its clamped
+ * experts; GLM-4.5: fp32 sigmoid router, groups, shared expert): router logits, the fp32 softmax / sigmoid and every
+ * expert's MLP are torch ops in the pass's dtype; the top-k choice over a [tokens, experts] table and HF's
  * index_add_ accumulation (one rounding to the dtype per added expert, experts in ascending id) are done here in Java,
  * as small bookkeeping around the kernels.
  */
@@ -50,9 +51,10 @@ final class TorchMoe {
         } else {
             logits = put.apply(prefix + "router_logits", E, ops.linear().apply(mn, w.router()));
         }
-        // softmax routers: fp32 probabilities; sigmoid routers: fp32 scores σ(logits)
+        // softmax routers: fp32 probabilities; sigmoid routers: fp32 scores σ(logits); top-k→softmax: the logits
+        boolean topkFirst = s.router == Family.Router.TOPK_SOFTMAX;
         double[] probs = doubles(sigmoid ? logits.toType(DataType.FLOAT32, false).getNDArrayInternal().sigmoid()
-                : logits.toType(DataType.FLOAT32, false).softmax(-1));
+                : topkFirst ? logits : logits.toType(DataType.FLOAT32, false).softmax(-1));
         float[] bias = w.correctionBias() == null ? null : modeldiff.model.TensorStore.readFloats(w.correctionBias(), 0, E);
         int[] ids = new int[T * k];
         for (int t = 0; t < T; t++) {
@@ -67,7 +69,8 @@ final class TorchMoe {
                 throw new BadInputException("teacher's " + prefix + "experts holds " + chosen[i] + ", not an expert id in [0, " + E + ")");
             ids[i] = (int) chosen[i];
         }
-        float[] weights = weights(sigmoid && ops.fixes().moeBiasInWeights ? biased(probs, bias, T, E) : probs, ids, T, ops, sigmoid);
+        float[] weights = topkFirst ? topkSoftmaxWeights(logits, probs, ids, T, ops)
+                : weights(sigmoid && ops.fixes().moeBiasInWeights ? biased(probs, bias, T, E) : probs, ids, T, ops, sigmoid);
         double[] x = doubles(mn);
         float[] acc = new float[T * H];
         for (int e = 0; e < w.count(); e++) {
@@ -83,10 +86,15 @@ final class TorchMoe {
                 System.arraycopy(x, (i / k) * H, rows, c * H, H);
                 wt[c++] = weights[i];
             }
-            MoeWeights.Expert ex = w.experts().get(e);
             NDArray xe = ops.toDtype().apply(m.create(rows, new Shape(n, H)));
-            NDArray h = ops.activation().apply(ops.linear().apply(xe, ex.gate())).mul(ops.linear().apply(xe, ex.up()));
-            NDArray y = ops.linear().apply(h, ex.down());                                                // [n, H]
+            NDArray y;                                                                                   // [n, H]
+            if (w.fused() != null) {
+                y = gptOssExpert(m, xe, w.fused(), e, ops);
+            } else {
+                MoeWeights.Expert ex = w.experts().get(e);
+                NDArray h = ops.activation().apply(ops.linear().apply(xe, ex.gate())).mul(ops.linear().apply(xe, ex.up()));
+                y = ops.linear().apply(h, ex.down());
+            }
             NDArray wc = m.create(wt, new Shape(n, 1));                                                  // fp32
             // Qwen3-MoE / OLMoE hand the experts dtype weights (dtype × dtype); Mixtral fp32 ones (a product in fp32)
             NDArray contrib = s.weightsInDtype ? y.mul(wc.toType(ops.dtype(), false))
@@ -105,6 +113,56 @@ final class TorchMoe {
         MoeWeights.Expert sh = w.shared();                                  // + shared_experts(residuals), in the dtype
         NDArray hs = ops.activation().apply(ops.linear().apply(mn, sh.gate())).mul(ops.linear().apply(mn, sh.up()));
         return routed.add(ops.linear().apply(hs, sh.down()));
+    }
+
+    /**
+     * gpt-oss: weights = softmax over the k chosen logits, computed in fp32 and rounded to the dtype (softmax with
+     * dtype= the dtype); moe.softmax_before_topk takes them from the softmax over all experts instead.
+     */
+    private static float[] topkSoftmaxWeights(NDArray logits, double[] lg, int[] ids, int T, Ops ops) {
+        MoeSpec s = ops.spec();
+        int E = s.numExperts, k = s.topK;
+        double[] all = ops.fixes().moeSoftmaxBeforeTopk ? doubles(logits.toType(DataType.FLOAT32, false).softmax(-1)) : null;
+        float[] out = new float[ids.length];
+        for (int t = 0; t < T; t++) {
+            double max = Double.NEGATIVE_INFINITY, sum = 0;
+            for (int j = 0; j < k; j++) max = Math.max(max, lg[t * E + ids[t * k + j]]);
+            float[] e = new float[k];
+            for (int j = 0; j < k; j++) {
+                e[j] = (float) Math.exp((float) (lg[t * E + ids[t * k + j]] - max));
+                sum += e[j];
+            }
+            for (int j = 0; j < k; j++) {
+                float v = all != null ? (float) all[t * E + ids[t * k + j]] : e[j] / (float) sum;
+                float scale = (float) ops.fixes().routedScaling(s);
+                out[t * k + j] = (float) ops.precision().round((double) (scale == 1f ? v : v * scale));
+            }
+        }
+        return out;
+    }
+
+    /**
+     * gpt-oss's expert as torch ops: {@code x @ W[e] + b}, gate/up from even/odd columns, gate clamped above and up on
+     * both sides at 7 (not with mlp.no_clamp), {@code (up + 1) * gate * sigmoid(gate * 1.702)}, {@code @ D[e] + b}.
+     */
+    private static NDArray gptOssExpert(NDManager m, NDArray x, MoeWeights.Fused f, int e, Ops ops) {
+        int H = f.hidden(), ff = f.ff();
+        NDArray gu = x.matMul(param(m, f.block(f.gateUp(), e, H, 2 * ff), H, 2 * ff, ops))
+                .add(param(m, f.block(f.gateUpBias(), e, 1, 2 * ff), 1, 2 * ff, ops));
+        NDArray gate = gu.get(new ai.djl.ndarray.index.NDIndex(":, 0::2"));
+        NDArray up = gu.get(new ai.djl.ndarray.index.NDIndex(":, 1::2"));
+        if (!ops.fixes().mlpNoClamp) {
+            gate = gate.minimum(7.0f);
+            up = up.clip(-7.0f, 7.0f);
+        }
+        NDArray glu = gate.mul(gate.mul(1.702f).getNDArrayInternal().sigmoid());
+        NDArray h = up.add(1).mul(glu);
+        return h.matMul(param(m, f.block(f.down(), e, ff, H), ff, H, ops)).add(param(m, f.block(f.downBias(), e, 1, H), 1, H, ops));
+    }
+
+    /** Stored values (float64-widened) as a [rows, cols] tensor in the dtype. */
+    private static NDArray param(NDManager m, double[] v, int rows, int cols, Ops ops) {
+        return ops.toDtype().apply(m.create(v, new Shape(rows, cols)));
     }
 
     /** σ + correction bias, in fp32 (moe.bias_in_weights takes the weights from these). */

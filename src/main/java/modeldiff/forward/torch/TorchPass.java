@@ -4,6 +4,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.pytorch.engine.PtNDArray;
@@ -49,9 +50,8 @@ public final class TorchPass implements ForwardPass {
     private final DataType dtype;
     private final Fixes fixes;
     private final int threads;
-    /** Fixes of the family torch does not run yet, gpt-oss (it honours the other MoE fixes). */
-    public static final java.util.Set<String> TORCH_REFUSED = java.util.Set.of("moe.softmax_before_topk", "attn.no_sinks",
-            "mlp.no_clamp");
+    /** MoE fixes torch cannot honour: none (kept so a future one has its place). */
+    public static final java.util.Set<String> TORCH_REFUSED = java.util.Set.of();
 
     public TorchPass(Precision precision, Fixes fixes) {
         this(precision, fixes, TorchRuntime.defaultThreads());
@@ -99,12 +99,9 @@ public final class TorchPass implements ForwardPass {
                     + "(mixture of experts) yet; use reference or lowp:bf16|fp16|fp32");
     }
 
-    /** torch runs the softmax- and sigmoid-router MoE families; gpt-oss (sinks, clamped experts) not yet. */
+    /** torch runs every MoE family (softmax, top-k→softmax and sigmoid routers, gpt-oss's sinks and experts). */
     static void refuseUnsupportedTorch(String pass, Model model) {
-        var moe = model.family.moe;
-        if (model.family.attentionSinks || (moe != null && moe.names() == Family.GPT_OSS_EXPERTS))
-            throw new modeldiff.model.BadInputException(pass + " does not implement the " + model.family + " family "
-                    + "(attention sinks / this router) yet; use reference or lowp:bf16|fp16|fp32");
+        // every family is implemented (MoE: TorchMoe); kept as the one place a new family would be refused
     }
 
     // ---- the forward ----
@@ -190,7 +187,7 @@ public final class TorchPass implements ForwardPass {
         q = put(rec, m, p + "q", c.qDim(), q);
         k = put(rec, m, p + "k", c.kvDim(), k);
         v = put(rec, m, p + "v", c.kvDim(), v);
-        NDArray att = put(rec, m, p + "attn", c.qDim(), attention(m, q, k, v, T, c, f, spec));   // [T, heads*hd]
+        NDArray att = put(rec, m, p + "attn", c.qDim(), attention(m, q, k, v, T, c, f, spec, sinks(m, model, i)));   // [T, heads*hd]
         NDArray o = put(rec, m, p + "attn_out", H, linear(m, att, w.o()));     // [T, H]
         if (w.postAttnNorm() != null) o = norm(m, o, w.postAttnNorm(), H, f, c);
         x = x.add(o);                                                            // residual + attn
@@ -383,7 +380,15 @@ public final class TorchPass implements ForwardPass {
      * Gemma 2's soft-cap (s / cap, tanh, * cap), the causal (sliding) mask, softmax(dim=-1, dtype=float32).to(dtype)
      * (GPT-2: softmax in the dtype), then probs·V. q [T, heads, hd], k/v [T, kv, hd] → [T, heads*hd].
      */
-    private NDArray attention(NDManager m, NDArray q, NDArray k, NDArray v, int T, ModelConfig c, Family f, LayerSpec spec) {
+    /** gpt-oss's sink logits per head in the dtype, or null (no sinks, or attn.no_sinks). */
+    private NDArray sinks(NDManager m, Model model, int layer) {
+        TensorInfo t = model.sinks(layer);
+        if (t == null || fixes.attnNoSinks) return null;
+        return fromFloats(m.create(TensorStore.readFloats(t, 0, model.config.numHeads), new Shape(model.config.numHeads, 1, 1)));
+    }
+
+    private NDArray attention(NDManager m, NDArray q, NDArray k, NDArray v, int T, ModelConfig c, Family f, LayerSpec spec,
+                              NDArray sinks) {
         int heads = c.numHeads, kvHeads = c.numKvHeads, hd = c.headDim, group = heads / kvHeads;
         NDArray qh = q.transpose(1, 0, 2);                                       // [heads, T, hd]
         NDArray kh = repeatKv(k.transpose(1, 0, 2), kvHeads, group, T, hd);     // [heads, T, hd]
@@ -402,7 +407,12 @@ public final class TorchPass implements ForwardPass {
         if (!Double.isNaN(cap)) scores = scores.div(cap).tanh().mul(cap);
         scores = scores.add(causalMask(m, T, fixes.window(spec)));
         NDArray probs;
-        if (f.scoreScaleByDivision || fixes.softmaxLowp) {
+        if (sinks != null) {
+            // gpt-oss: cat(scores, sink) − max in the dtype, softmax(dtype=dtype) (fp32 inside), the sink column dropped
+            NDArray comb = scores.concat(sinks.broadcast(c.numHeads, T, 1), 2);
+            comb = comb.sub(comb.max(new int[]{2}, true));
+            probs = cast(cast(comb, DataType.FLOAT32).softmax(-1), dtype).get(new NDIndex(":, :, 0:" + T));
+        } else if (f.scoreScaleByDivision || fixes.softmaxLowp) {
             probs = scores.softmax(-1);                                          // GPT-2: softmax in the dtype
         } else {
             probs = cast(cast(scores, DataType.FLOAT32).softmax(-1), dtype);     // softmax(dtype=float32).to(dtype)
