@@ -15,9 +15,13 @@ probes (in order) and, when bugs were planted, planted.
 Probes (``--probes all``), in order::
 
     embed,
-    for each layer i: layers.i.attn_norm, .q, .k, .v, .attn, .attn_out, .mlp_norm, .mlp_act,
-                      .mlp_out, layers.i
+    for each layer i: layers.i.attn_norm, .q, .k, .v, .attn, .attn_out, .mlp_norm,
+                      [MoE layers: .router_logits, .experts], .mlp_act (dense MLPs only), .mlp_out, layers.i
     final_norm, logits
+
+MoE families load with ``experts_implementation="eager"`` (``--experts default`` for HF's own choice, a grouped
+GEMM): the per-expert loop is the only one with a float64 path.  ``router_logits`` is the router module's first
+output, ``experts`` its chosen ids (third output, or the experts module's ``top_k_index`` argument).
 
 ``--probes layers`` keeps embed, layers.i, final_norm, logits.  A probe that cannot be
 captured for a family is left out of the file and of ``probes`` (and the reason is printed):
@@ -85,8 +89,20 @@ PLANTS = {
     "mlp.swap_gate_up": "fused gate_up_proj halves swapped (act applied to the up half)",
     "qk.interleaved": "RoPE applied to interleaved pairs (GPT-J / Meta layout) instead of rotate_half",
     "softmax.lowp": "attention softmax computed step by step in the activation dtype",
+    "moe.renormalize=true": "MoE routing weights renormalised over the top-k (whatever norm_topk_prob says)",
+    "moe.renormalize=false": "MoE routing weights left as softmax-over-all probabilities (no top-k renormalisation)",
+    "moe.routed_scaling=V": "MoE routing weights multiplied by V (routed_scaling_factor applied with the wrong value)",
+    "moe.softmax_before_topk": "top-k->softmax router (gpt-oss) computed as softmax over all experts, then top-k",
+    "attn.no_sinks": "attention sinks not applied (each sink logit set to -inf)",
+    "mlp.no_clamp": "gpt-oss clamped SwiGLU computed without its clamp (limit = inf)",
+    "moe.bias_in_weights": "DeepSeek/GLM expert weights taken from the bias-corrected selection scores",
+    "rope.yarn_truncate=B": "YaRN correction range truncated (B=true) or not (false) against the config",
 }
 PLANTS.update(dense_plants.PLANTS)
+
+# MoE probes, recorded after mlp_norm in layers that route: the router's logits [tokens, experts] and the chosen
+# expert ids [tokens, k] (as float values of integer ids, in HF's top-k order).
+MOE_PROBES = ["router_logits", "experts"]
 
 
 def log(*a):
@@ -129,7 +145,7 @@ def find_parts(model):
     per_layer = []
     for layer in layers:
         attn = _first_module(layer, ["self_attn", "attn", "self_attention", "attention"])
-        mlp = _first_module(layer, ["mlp", "feed_forward"])
+        mlp = _first_module(layer, ["mlp", "feed_forward", "block_sparse_moe"])
         per_layer.append(
             dict(
                 layer=layer,
@@ -139,9 +155,27 @@ def find_parts(model):
                 o_proj=_first_module(attn, ["o_proj", "c_proj", "dense", "out_proj"]),
                 down=_first_module(mlp, ["down_proj", "c_proj", "fc2", "dense_4h_to_h"]),
                 v_proj=_first_module(attn, ["v_proj"]),
+                router=find_router(mlp),
             )
         )
     return dict(layers=layers, final_norm=final_norm, embed=embed, per_layer=per_layer)
+
+
+def find_router(mlp):
+    """The router of a MoE block (v5: a TopKRouter module with a [experts, hidden] weight, next to `experts`)."""
+    if mlp is None or _first_module(mlp, ["experts"]) is None:
+        return None
+    r = _first_module(mlp, ["gate", "router"])
+    w = getattr(r, "weight", None)
+    return r if isinstance(w, torch.Tensor) and w.dim() == 2 else None
+
+
+def router_logits_of(router, h):
+    """The router's logits for the hidden states it was given: the same F.linear the router computes first
+    (recomputed from its input and weight, because v5 routers return probabilities, not logits)."""
+    w = router.weight
+    b = getattr(router, "bias", None)
+    return F.linear(h.reshape(-1, w.shape[-1]), w, b if isinstance(b, torch.Tensor) else None)
 
 
 def _hidden_arg(args, kwargs, names=("hidden_states", "x", "input")):
@@ -284,6 +318,30 @@ class Recorder:
                         lambda mod, args, out, i=i: self._put("layers.%d.mlp_out" % i, _out0(out))
                     )
                 )
+            if pl.get("router") is not None:
+                def router_post(mod, args, kwargs, out, i=i):
+                    h = _hidden_arg(args, kwargs)
+                    first = out[0] if isinstance(out, (tuple, list)) else out
+                    w = mod.weight
+                    if isinstance(first, torch.Tensor) and first.is_floating_point() and first.shape[-1] == w.shape[0]:
+                        # transformers 5.17 routers return their logits first, in the dtype they computed them in
+                        # (DeepSeek / GLM: float32 even in a bf16 run)
+                        self._put("layers.%d.router_logits" % i, first.reshape(-1, first.shape[-1]))
+                    elif h is not None:
+                        self._put("layers.%d.router_logits" % i, router_logits_of(mod, h))
+                    if isinstance(out, (tuple, list)) and len(out) >= 3 and not out[2].is_floating_point():
+                        self._put("layers.%d.experts" % i, out[2].to(torch.float64))
+
+                def experts_pre(mod, args, kwargs, i=i):
+                    # the chosen ids as the experts receive them, where the router does not return them
+                    idx = args[1] if len(args) > 1 else kwargs.get("top_k_index")
+                    if idx is not None and "layers.%d.experts" % i not in self.rec:
+                        self._put("layers.%d.experts" % i, idx.to(torch.float64))
+
+                self.handles.append(pl["router"].register_forward_hook(router_post, with_kwargs=True))
+                ex = _first_module(pl["mlp"], ["experts"])
+                if ex is not None:
+                    self.handles.append(ex.register_forward_pre_hook(experts_pre, with_kwargs=True))
             if pl["down"] is not None:
                 self.handles.append(
                     pl["down"].register_forward_pre_hook(
@@ -347,7 +405,10 @@ class Recorder:
         names = ["embed"]
         for i in range(n_layers):
             if self.mode == "all":
-                names += ["layers.%d.%s" % (i, s) for s in SUB_PROBES]
+                for s in SUB_PROBES:
+                    names.append("layers.%d.%s" % (i, s))
+                    if s == "mlp_norm" and self.parts["per_layer"][i].get("router") is not None:
+                        names += ["layers.%d.%s" % (i, m) for m in MOE_PROBES]
             names.append("layers.%d" % i)
         names += ["final_norm", "logits"]
         self.rec["logits"] = logits.detach().clone()
@@ -444,6 +505,8 @@ def plant_rope_overrides(config, plants):
         if p == "rope.scaling_ignored":
             theta = rp.get("rope_theta") if isinstance(rp, dict) else config.rope_theta
             config.rope_parameters = {"rope_type": "default", "rope_theta": theta}
+        elif p.startswith("rope.yarn_truncate="):
+            config.rope_parameters = dict(rp, truncate=p.split("=", 1)[1].lower() == "true")
         elif p.startswith("rope.partial="):
             f = float(p.split("=", 1)[1])
             config.partial_rotary_factor = f
@@ -556,7 +619,8 @@ def apply_plants(model, plants, ctx):
                     pl["attn"].attn_logit_softcapping = None
                     n += 1
             notes.append("attn_logit_softcapping=None (config and %d attention modules)" % n)
-        elif p in ("logits.no_softcap", "rope.scaling_ignored", "rope.inv_freq_lowp") or p.startswith("rope.partial="):
+        elif p in ("logits.no_softcap", "rope.scaling_ignored", "rope.inv_freq_lowp") or p.startswith("rope.partial=") \
+                or p.startswith("rope.yarn_truncate="):
             notes.append("%s applied at load" % p)
         elif p.startswith("attn.scale="):
             sc = float(p.split("=", 1)[1]) ** -0.5
@@ -643,10 +707,114 @@ def apply_plants(model, plants, ctx):
             notes.append("attention softmax computed in the activation dtype, op by op")
         elif dense_plants.apply(p, model, parts, notes):
             pass
+        elif p == "moe.bias_in_weights":
+            handles += plant_bias_in_weights(parts, notes)
+        elif p.startswith("moe."):
+            handles += plant_moe(parts, p, notes)
+        elif p == "attn.no_sinks":
+            n = 0
+            for pl in parts["per_layer"]:
+                sinks = getattr(pl["attn"], "sinks", None)
+                if isinstance(sinks, torch.Tensor):
+                    with torch.no_grad():
+                        sinks.fill_(float("-inf"))
+                    n += 1
+            if n == 0:
+                raise RuntimeError("attn.no_sinks: no attention module has sinks")
+            notes.append("sinks = -inf in %d attention modules" % n)
+        elif p == "mlp.no_clamp":
+            n = 0
+            for pl in parts["per_layer"]:
+                ex = _first_module(pl["mlp"], ["experts"])
+                if ex is not None and hasattr(ex, "limit"):
+                    ex.limit = float("inf")
+                    n += 1
+            if n == 0:
+                raise RuntimeError("mlp.no_clamp: no experts module with a limit")
+            notes.append("experts.limit = inf in %d layers" % n)
         else:
             raise ValueError("unknown plant %r; known: %s" % (p, ", ".join(PLANTS)))
     return handles, notes
 
+
+def plant_bias_in_weights(parts, notes):
+    """DeepSeek/GLM: the weights taken from sigmoid(logits) + e_score_correction_bias (the selection scores) instead
+    of sigmoid(logits), then renormalised and scaled as the block does; the chosen experts stay HF's."""
+    handles = []
+    for pl in parts["per_layer"]:
+        r, mlp = pl.get("router"), pl["mlp"]
+        if r is None or not hasattr(r, "e_score_correction_bias"):
+            continue
+        seen = {}
+
+        def router_post(mod, args, kwargs, out, seen=seen):
+            seen["logits"] = out
+
+        def experts_pre(mod, args, kwargs, seen=seen, r=r, mlp=mlp):
+            idx, w = args[1], args[2]
+            scores = seen["logits"].reshape(-1, seen["logits"].shape[-1]).sigmoid() + r.e_score_correction_bias
+            new = scores.gather(-1, idx)
+            if getattr(mlp, "norm_topk_prob", True):
+                new = new / (new.sum(dim=-1, keepdim=True) + 1e-20)
+            new = new * getattr(mlp, "routed_scaling_factor", 1.0)
+            return (args[0], idx, new.to(w.dtype)) + tuple(args[3:]), kwargs
+
+        handles.append(r.register_forward_hook(router_post, with_kwargs=True))
+        handles.append(_first_module(mlp, ["experts"]).register_forward_pre_hook(experts_pre, with_kwargs=True))
+    if not handles:
+        raise RuntimeError("moe.bias_in_weights: no router with e_score_correction_bias")
+    notes.append("moe.bias_in_weights: weights from the biased scores in %d layers" % (len(handles) // 2))
+    return handles
+
+
+def plant_moe(parts, p, notes):
+    """MoE routing plants, as a forward hook on each router that replaces the routing weights it returns (the
+    chosen experts stay HF's): renormalise or not from the router's own probabilities, or scale them."""
+    key, _, val = p.partition("=")
+    if key == "moe.renormalize":
+        renorm = val.lower() == "true"
+    elif key == "moe.routed_scaling":
+        scale = float(val)
+    elif key == "moe.softmax_before_topk":
+        pass
+    else:
+        raise ValueError("unknown plant %r" % p)
+
+    def hook(mod, args, kwargs, out):
+        idx, weights = out[2], out[1]
+        if key == "moe.routed_scaling":
+            new = weights * scale
+        elif key == "moe.softmax_before_topk":
+            logits = router_logits_of(mod, _hidden_arg(args, kwargs))
+            new = torch.softmax(logits, dim=-1, dtype=weights.dtype).gather(-1, idx)  # gpt-oss softmaxes in the dtype
+        else:
+            logits = router_logits_of(mod, _hidden_arg(args, kwargs))
+            probs = torch.softmax(logits.float(), dim=-1)  # HF's router softmax dtype (float64 in strict runs)
+            new = probs.gather(-1, idx)
+            if renorm:
+                new = new / new.sum(dim=-1, keepdim=True)
+        return (out[0], new.to(weights.dtype), idx) + tuple(out[3:])
+
+    handles = []
+    for pl in parts["per_layer"]:
+        if pl.get("router") is None:
+            continue
+        if key == "moe.routed_scaling":
+            # on the experts' input, so routers that return only logits (DeepSeek, GLM) are covered too: V replaces
+            # the block's routed_scaling_factor (1 where the family has none)
+            mlp = pl["mlp"]
+
+            def ex_pre(mod, args, kwargs, mlp=mlp):
+                factor = getattr(mlp, "routed_scaling_factor", None) or 1.0
+                return (args[0], args[1], args[2] * (scale / factor)) + tuple(args[3:]), kwargs
+
+            handles.append(_first_module(mlp, ["experts"]).register_forward_pre_hook(ex_pre, with_kwargs=True))
+        else:
+            handles.append(pl["router"].register_forward_hook(hook, with_kwargs=True))
+    if not handles:
+        raise RuntimeError("%s: no MoE router found" % p)
+    notes.append("%s: routing weights replaced in %d routers" % (p, len(handles)))
+    return handles
 
 
 # ----------------------------------------------------------------------------------------------
@@ -714,37 +882,46 @@ def rebuild_rotary_in_float64(model):
 # ----------------------------------------------------------------------------------------------
 
 
-def load_model(model_dir, dtype, plants=()):
+def load_model(model_dir, dtype, plants=(), experts="eager"):
+    """`experts`: HF's experts_implementation for MoE families ("eager": the per-expert loop, the only one with a
+    float64 path; None: HF's default, a grouped GEMM)."""
     from transformers import AutoConfig, AutoModelForCausalLM
+
+    cfg0 = AutoConfig.from_pretrained(model_dir)
+    moe = any(getattr(cfg0, k, None) for k in ("num_local_experts", "num_experts", "n_routed_experts"))
+    extra = {"experts_implementation": experts} if moe and experts else {}
+
+    def from_pretrained(*a, **k):
+        return AutoModelForCausalLM.from_pretrained(*a, **k, **extra)
 
     ov = plant_config_overrides(plants)
     if "rope.inv_freq_lowp" in plants:
         # Load in float32, then cast the whole module: .to() also rounds the inv_freq buffer.
-        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="eager")
+        model = from_pretrained(model_dir, dtype=torch.float32, attn_implementation="eager")
         return model.to(DTYPES[dtype]).eval()
-    if ov or any(p.startswith("rope.") for p in plants):
+    if ov or any(p.startswith("rope.") for p in plants):  # (rope.yarn_truncate too)
         # Plant that needs a different config: load the config, override, build from it.
         config = AutoConfig.from_pretrained(model_dir)
         for k, v in ov.items():
             setattr(config, k, v)
         plant_rope_overrides(config, plants)
-        model = AutoModelForCausalLM.from_pretrained(
+        model = from_pretrained(
             model_dir, config=config, dtype=DTYPES[dtype], attn_implementation="eager"
         )
     else:
         # The reference path: let HF load and cast the stored weights itself.
-        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=DTYPES[dtype], attn_implementation="eager")
+        model = from_pretrained(model_dir, dtype=DTYPES[dtype], attn_implementation="eager")
     return model.eval()
 
 
 def run_trace(model_dir, dtype, device, tokens, position_offset=0, probes="all", out=None,
-              plants=(), check_hooks=False, model=None, strict_float64=True):
+              plants=(), check_hooks=False, model=None, strict_float64=True, experts="eager"):
     """Run one forward and return a dict with the ordered probe tensors and diagnostics.
     Writes the safetensors trace to `out` when given."""
     plants = list(plants)
     reject_noop_plants(model_dir, plants)
     if model is None:
-        model = load_model(model_dir, dtype, plants)
+        model = load_model(model_dir, dtype, plants, experts)
     if device != "cpu":
         model = model.to(device)
     ctx = {}
@@ -821,6 +998,8 @@ def main(argv=None):
     ap.add_argument("--out", required=True, help="output .safetensors trace")
     ap.add_argument("--plant", action="append", default=[], metavar="BUG_ID",
                     help="plant a known bug (repeatable): " + "; ".join("%s: %s" % kv for kv in PLANTS.items()))
+    ap.add_argument("--experts", default="eager",
+                    help="experts_implementation for MoE families (default eager; 'default' = HF's own choice)")
     ap.add_argument("--check-hooks", action="store_true", help="also run a hook-free forward and compare logits")
     ap.add_argument("--plant-layers", help="A-B: decoder layers the plant acts in (norm.cast_before_weight only)")
     a = ap.parse_args(argv)
@@ -841,7 +1020,8 @@ def main(argv=None):
         ap.error("--tokens and --dtype are required unless --like gives them")
     try:
         info = run_trace(a.model, a.dtype, a.device, parse_tokens(a.tokens), a.position_offset, a.probes,
-                         a.out, a.plant, a.check_hooks, strict_float64=not a.no_strict_float64)
+                         a.out, a.plant, a.check_hooks, strict_float64=not a.no_strict_float64,
+                         experts=None if a.experts == "default" else a.experts)
     except Exception:
         traceback.print_exc()
         return 1

@@ -180,6 +180,62 @@ def cfg_nemotron():
                                   attention_bias=False, mlp_bias=False, **rope(10000.0, partial=0.5))
 
 
+def cfg_mixtral():
+    # Mixtral: every layer routes (8 experts, top 2, always renormalised); expert width 32.
+    return "MixtralConfig", dict(COMMON, intermediate_size=32, vocab_size=256, num_hidden_layers=2,
+                                 rms_norm_eps=1e-5, bos_token_id=1, eos_token_id=2, tie_word_embeddings=False,
+                                 hidden_act="silu", num_local_experts=8, num_experts_per_tok=2,
+                                 router_jitter_noise=0.0, sliding_window=None, output_router_logits=False,
+                                 **rope(1000000.0))
+
+
+def cfg_qwen3_moe():
+    # Qwen3-MoE: layer 1 listed in mlp_only_layers runs a dense MLP of intermediate_size; the others route.
+    return "Qwen3MoeConfig", dict(COMMON, head_dim=32, intermediate_size=96, moe_intermediate_size=32,
+                                  vocab_size=256, num_hidden_layers=3, rms_norm_eps=1e-6, bos_token_id=1,
+                                  eos_token_id=2, tie_word_embeddings=False, use_sliding_window=False,
+                                  hidden_act="silu", num_experts=8, num_experts_per_tok=2, norm_topk_prob=True,
+                                  decoder_sparse_step=1, mlp_only_layers=[1], output_router_logits=False,
+                                  **rope(1000000.0))
+
+
+def cfg_olmoe():
+    # OLMoE: q/k RMSNorm over the whole projection (not per head), no top-k renormalisation.
+    c = dict(COMMON, intermediate_size=32, vocab_size=256, num_hidden_layers=2, rms_norm_eps=1e-5,
+             bos_token_id=1, eos_token_id=2, pad_token_id=3, tie_word_embeddings=False, hidden_act="silu",
+             num_experts=8, num_experts_per_tok=2, norm_topk_prob=False, clip_qkv=None,
+             output_router_logits=False, **rope(10000.0))
+    c.pop("head_dim")  # olmoe derives head_dim = hidden/heads
+    return "OlmoeConfig", c
+
+
+def cfg_gpt_oss():
+    # gpt-oss: attention sinks, alternating sliding (window 4) / full layers, clamped SwiGLU (limit lowered to 0.5
+    # so the clamp bites at these activation sizes), expert and router biases, top-k->softmax router, YaRN
+    # (factor 32, truncate false) as gpt-oss-20b ships it.
+    c = dict(COMMON, intermediate_size=32, vocab_size=256, num_hidden_layers=2, rms_norm_eps=1e-5, bos_token_id=1,
+             eos_token_id=2, pad_token_id=3, tie_word_embeddings=False, hidden_act="silu", num_local_experts=8,
+             num_experts_per_tok=2, sliding_window=4, layer_types=["sliding_attention", "full_attention"],
+             swiglu_limit=0.5, attention_bias=True, output_router_logits=False, router_aux_loss_coef=0.0)
+    yarn = {"rope_type": "yarn", "factor": 32.0, "beta_fast": 32.0, "beta_slow": 1.0, "truncate": False,
+            "original_max_position_embeddings": 4096}
+    c.update(rope(150000.0, yarn))
+    c["max_position_embeddings"] = 131072
+    return "GptOssConfig", c
+
+
+def cfg_glm4_moe():
+    # GLM-4.5: sigmoid router with a selection-only correction bias, 2 groups of 4 (top 1 group), routed scaling
+    # 2.5, one shared expert, layer 0 dense (first_k_dense_replace 1), partial rotary 0.5, attention biases.
+    return "Glm4MoeConfig", dict(COMMON, intermediate_size=96, moe_intermediate_size=32, vocab_size=256,
+                                 num_hidden_layers=2, rms_norm_eps=1e-5, bos_token_id=1, eos_token_id=2,
+                                 pad_token_id=3, tie_word_embeddings=False, hidden_act="silu", n_routed_experts=8,
+                                 num_experts_per_tok=2, n_group=2, topk_group=1, routed_scaling_factor=2.5,
+                                 n_shared_experts=1, first_k_dense_replace=1, norm_topk_prob=True,
+                                 attention_bias=True, use_qk_norm=False, output_router_logits=False,
+                                 **rope(10000.0, partial=0.5))
+
+
 STD_TRACES = [
     ("hf-float64", "float64", "cpu", 0),
     ("hf-float32", "float32", "cpu", 0),
@@ -190,6 +246,10 @@ OFF_TRACES = [
     ("hf-float64-off3000", "float64", "cpu", OFFSET_LONG),
     ("hf-bfloat16-off3000", "bfloat16", "cuda", OFFSET_LONG),
 ]
+
+# MoE families: HF's eager expert loop for every trace (the grouped GEMM has no float64 path and rounds
+# differently), plus one bf16 trace through HF's default experts implementation for comparison.
+MOE_TRACES = STD_TRACES[:3] + [("grouped-bfloat16", "bfloat16", "cuda", 0, None)]
 
 # plants: (bug ids, dtype, device, offset, clean reference trace, expected first divergent probe)
 FIXTURES = [
@@ -239,6 +299,29 @@ FIXTURES = [
     dict(name="nemotron", family="nemotron", cfg=cfg_nemotron, storage="bfloat16", traces=STD_TRACES,
          special=["LayerNorm1P (weight stored as w, applied as 1+w, with bias)", "relu2 MLP without gate",
                   "partial_rotary_factor 0.5"]),
+    dict(name="mixtral", family="mixtral", cfg=cfg_mixtral, storage="bfloat16", traces=MOE_TRACES, n_tokens=32,
+         special=["8 experts, top-2, renormalised", "router softmax in float32", "expert width 32"],
+         plants=[(["moe.renormalize=false"], "float32", "cpu", 0, "hf-float32", "layers.0.mlp_out")]),
+    dict(name="qwen3_moe", family="qwen3_moe", cfg=cfg_qwen3_moe, storage="bfloat16", traces=MOE_TRACES, n_tokens=32,
+         special=["8 experts, top-2, norm_topk_prob true", "layer 1 dense (mlp_only_layers [1], width 96)",
+                  "per-head q/k RMSNorm", "head_dim 32"],
+         plants=[(["moe.routed_scaling=2.5"], "float32", "cpu", 0, "hf-float32", "layers.0.mlp_out"),
+                 (["rope.theta=10000"], "float32", "cpu", 0, "hf-float32", "layers.0.q")]),
+    dict(name="olmoe", family="olmoe", cfg=cfg_olmoe, storage="bfloat16", traces=MOE_TRACES, n_tokens=32,
+         special=["8 experts, top-2, norm_topk_prob false", "q/k RMSNorm across all heads"],
+         plants=[(["moe.renormalize=true"], "float32", "cpu", 0, "hf-float32", "layers.0.mlp_out")]),
+    dict(name="gpt_oss", family="gpt_oss", cfg=cfg_gpt_oss, storage="bfloat16", traces=MOE_TRACES, n_tokens=32,
+         special=["attention sinks", "layer_types sliding (window 4) / full", "clamped SwiGLU, limit 0.5",
+                  "expert, router and attention biases", "top-k->softmax router", "YaRN factor 32, truncate false"],
+         plants=[(["attn.no_sinks"], "float32", "cpu", 0, "hf-float32", "layers.0.attn"),
+                 (["mlp.no_clamp"], "float32", "cpu", 0, "hf-float32", "layers.0.mlp_out"),
+                 (["moe.softmax_before_topk"], "float32", "cpu", 0, "hf-float32", "layers.0.mlp_out"),
+                 (["rope.yarn_truncate=true"], "float32", "cpu", 0, "hf-float32", "layers.0.q")]),
+    dict(name="glm4_moe", family="glm4_moe", cfg=cfg_glm4_moe, storage="bfloat16", traces=STD_TRACES[:3], n_tokens=32,
+         special=["sigmoid router, e_score_correction_bias N(0,0.5^2), 2 groups top 1", "routed_scaling_factor 2.5",
+                  "1 shared expert", "layer 0 dense", "partial rotary 0.5", "attention biases"],
+         plants=[(["moe.bias_in_weights"], "float32", "cpu", 0, "hf-float32", "layers.1.mlp_out"),
+                 (["moe.routed_scaling=1"], "float32", "cpu", 0, "hf-float32", "layers.1.mlp_out")]),
 ]
 
 PLANT_DESCRIPTIONS = {
@@ -251,6 +334,15 @@ PLANT_DESCRIPTIONS = {
     "window=4": "sliding window 4 instead of the config's 5 (config override at load)",
     "rope.theta=10000": "RoPE base 10000 instead of the config's 1e6",
     "norm.eps=1e-5": "RMSNorm epsilon 1e-5 instead of the config's 1e-6",
+    "moe.renormalize=false": hf_trace.PLANTS["moe.renormalize=false"],
+    "moe.renormalize=true": hf_trace.PLANTS["moe.renormalize=true"],
+    "moe.routed_scaling=2.5": "MoE routing weights multiplied by 2.5",
+    "attn.no_sinks": hf_trace.PLANTS["attn.no_sinks"],
+    "mlp.no_clamp": hf_trace.PLANTS["mlp.no_clamp"],
+    "moe.softmax_before_topk": hf_trace.PLANTS["moe.softmax_before_topk"],
+    "moe.bias_in_weights": "expert weights from the bias-corrected selection scores",
+    "moe.routed_scaling=1": "routing weights scaled by 1 instead of the config's 2.5 (hook: weights x 1/2.5)",
+    "rope.yarn_truncate=true": "YaRN correction range truncated to integers although the config says truncate false",
 }
 
 
@@ -327,8 +419,11 @@ def init_weights(model, seed, qk_gain=1.0):
                 if not off:
                     v = v + 1.0
                 kinds[cls] = "(1+w) norm: w=0.1N" if off else "norm: w=1+0.1N"
-            elif leaf == "bias":
+            elif leaf == "bias" or leaf.endswith("_bias"):
                 v = 0.05 * torch.randn(p.shape, generator=g)
+            elif leaf == "sinks":
+                v = torch.randn(p.shape, generator=g)  # attention-sink logits, as large as the scores they join
+                kinds["sinks"] = "N(0,1)"
             elif isinstance(mod, torch.nn.Embedding):
                 std = 0.5 if name.endswith("wpe.weight") else 1.0  # gpt2 position table a bit smaller
                 v = std * torch.randn(p.shape, generator=g)
@@ -338,9 +433,18 @@ def init_weights(model, seed, qk_gain=1.0):
                 if qk_gain != 1.0 and any(s in mname for s in ("q_proj", "k_proj")):
                     std *= qk_gain
                 v = std * torch.randn(p.shape, generator=g)
+            elif p.dim() == 3:
+                # stacked experts [experts, out, in] (transformers v5 keeps them fused in memory)
+                v = (0.64 / math.sqrt(p.shape[2])) * torch.randn(p.shape, generator=g)
+                kinds["experts"] = "[E, out, in]: N(0,(0.64/sqrt(in))^2)"
             else:
                 v = 0.1 * torch.randn(p.shape, generator=g)
             p.copy_(round_bf16_fp16(v).to(p.dtype))
+    for name, b in model.named_buffers():
+        if name.endswith("e_score_correction_bias"):  # a persistent buffer: zero would make it invisible
+            with torch.no_grad():
+                b.copy_(round_bf16_fp16(0.5 * torch.randn(b.shape, generator=g)).to(b.dtype))
+            kinds["e_score_correction_bias"] = "N(0, 0.5^2)"
     return kinds
 
 
@@ -358,10 +462,10 @@ def save_model(model, path, **kw):
         model.save_pretrained(path, **kw)
 
 
-def make_tokens(name, vocab, bos, specials):
+def make_tokens(name, vocab, bos, specials, n=N_TOKENS):
     rng = np.random.default_rng(seed_of("tokens/" + name))
     pool = [t for t in range(vocab) if t not in specials]
-    return [int(bos)] + [int(pool[i]) for i in rng.integers(0, len(pool), N_TOKENS - 1)]
+    return [int(bos)] + [int(pool[i]) for i in rng.integers(0, len(pool), n - 1)]
 
 
 def rope_buffers(model):
@@ -405,7 +509,7 @@ def trace_record(fname, info, dtype, device, offset):
     }
 
 
-def do_trace(fx, fname, model_dir, trace_dir, dtype, device, tokens, offset, plants=()):
+def do_trace(fx, fname, model_dir, trace_dir, dtype, device, tokens, offset, plants=(), experts="eager"):
     what = "%s/%s" % (fx["name"], fname)
     if device.startswith("cuda") and not torch.cuda.is_available():
         log("  SKIP %s: no CUDA device" % what)
@@ -414,7 +518,8 @@ def do_trace(fx, fname, model_dir, trace_dir, dtype, device, tokens, offset, pla
     try:
         t0 = time.time()
         info = hf_trace.run_trace(model_dir, dtype, device, tokens, offset, "all",
-                                  os.path.join(trace_dir, fname + ".safetensors"), plants, check_hooks=True)
+                                  os.path.join(trace_dir, fname + ".safetensors"), plants, check_hooks=True,
+                                  experts=experts)
         log("  %s: %d probes, %.1fs, params %s, hooks bitwise-equal=%s (max %g)%s" % (
             what, len(info["order"]), time.time() - t0, info["param_dtypes"], info["hooks_bitwise_equal"],
             info["hooks_max_abs_diff"], (" plants: " + "; ".join(info["plant_notes"])) if plants else ""))
@@ -482,8 +587,10 @@ def build_fixture(fx, root, built, manifest):
                                    + "; norms 1+0.1N or (1+w)-style 0.1N; biases 0.05N; rounded to bf16 with "
                                      "|w|<2^-14 -> 0 (exact in bf16 and fp16)"}
         specials = {config.bos_token_id, config.eos_token_id, getattr(config, "pad_token_id", None)}
-        tokens = make_tokens(name, config.vocab_size, config.bos_token_id, specials)
+        tokens = make_tokens(name, config.vocab_size, config.bos_token_id, specials, fx.get("n_tokens", N_TOKENS))
         model = model.to(hf_trace.DTYPES[fx["storage"]])
+    if fx["family"] in ("mixtral", "qwen3_moe", "olmoe", "gpt_oss", "glm4_moe"):
+        desc["state_dict_in_memory"] = {k: list(v.shape) for k, v in model.state_dict().items() if ".0." in k or ".1." in k}
     desc["model_class"] = type(model).__name__
     desc["model_type"] = config.model_type
     desc["tokens"] = tokens
@@ -507,6 +614,17 @@ def build_fixture(fx, root, built, manifest):
     with open(os.path.join(model_dir, "config.json")) as f:
         saved_cfg = json.load(f)
     log("  files: %s" % sorted(os.listdir(model_dir)))
+    try:
+        from safetensors import safe_open
+        names = {}
+        for fn in sorted(os.listdir(model_dir)):
+            if fn.endswith(".safetensors"):
+                with safe_open(os.path.join(model_dir, fn), "pt") as f:
+                    names.update({k: list(f.get_slice(k).get_shape()) for k in f.keys()})
+        desc["saved_tensors"] = names
+        log("  saved tensors (layer 0): %s" % {k: v for k, v in names.items() if "layers.0." in k})
+    except Exception:  # noqa: BLE001
+        log("  could not list saved tensors:\n%s" % traceback.format_exc())
     log("  config.json: %s" % json.dumps(saved_cfg, sort_keys=True))
 
     if fx.get("v4_rewrite"):
@@ -552,8 +670,9 @@ def build_fixture(fx, root, built, manifest):
 
     traces = []
     clean = {}
-    for fname, dtype, device, offset in fx["traces"]:
-        info = do_trace(fx, fname, model_dir, trace_dir, dtype, device, tokens, offset)
+    for fname, dtype, device, offset, *experts in fx["traces"]:
+        info = do_trace(fx, fname, model_dir, trace_dir, dtype, device, tokens, offset,
+                        experts=experts[0] if experts else "eager")
         if info is None:
             continue
         clean[fname] = info

@@ -145,6 +145,9 @@ final class CompareCommand implements Callable<Integer> {
         if (cmp.candidates().size() == 1) outStream.println(cmp.verdict());
         else for (Comparison.CandidateResult c : cmp.candidates()) outStream.println(c.side().label() + ": " + c.verdict());
         if (cmp.noiseFloor().provisional()) outStream.println("(noise floor: " + cmp.noiseFloor().describe() + ")");
+        for (int i = 0; i < cmp.candidates().size(); i++)             // MoE models: which tokens went to other experts
+            for (String line : modeldiff.compare.RoutingAgreement.ofCandidate(cmp, i).describe())
+                outStream.println("routing " + cmp.candidates().get(i).side().label() + " " + line);
         for (String w : written) outStream.println("wrote " + w);
         return cmp.anyExcess() ? Main.EXIT_FINDING : Main.EXIT_CLEAN;
     }

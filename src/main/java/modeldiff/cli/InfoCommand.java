@@ -34,10 +34,13 @@ final class InfoCommand implements Callable<Integer> {
         System.out.printf("biases     qkv %s, o %s, mlp %s; tied embeddings %s%n", c.qkvBias, c.oBias, c.mlpBias, c.tieWordEmbeddings);
         System.out.printf("softcaps   attention %s, final %s%n", c.attnSoftcap, c.finalSoftcap);
         System.out.printf("tokens     bos %s, eos %s, pad %s; dtype %s%n", c.bosTokenIds, c.eosTokenIds, c.padTokenIds, c.declaredDtype);
+        if (c.moe != null) System.out.printf("experts    %s%n", c.moe);
+        if (m.family.attentionSinks) System.out.println("attention  sinks (one learned logit per head in every softmax)");
         for (LayerSpec l : c.layers) {
-            System.out.printf("layer %-3d  %s, scale %.6g, rope %s%n", l.index(),
+            System.out.printf("layer %-3d  %s, scale %.6g, rope %s%s%n", l.index(),
                     l.sliding() ? "sliding window " + l.slidingWindow() : "full attention", l.attnScale(),
-                    l.rope() == null ? "none (learned positions)" : l.nope() ? "none (NoPE layer)" : l.rope().describe());
+                    l.rope() == null ? "none (learned positions)" : l.nope() ? "none (NoPE layer)" : l.rope().describe(),
+                    c.moe == null ? "" : c.moe.sparse(l.index()) ? ", experts" : ", dense MLP");
         }
         if (c.defaultsUsed.isEmpty()) System.out.println("defaults   none: every key came from config.json");
         else c.defaultsUsed.forEach(d -> System.out.println("default    " + d));

@@ -211,6 +211,11 @@ public final class CompareRunner {
             this.free = free;
         }
 
+        /** The free-running comparison (routing agreement is read from it: forced runs share the teacher's routing). */
+        public Comparison free() {
+            return free;
+        }
+
         @Override
         public Double localLogL2(String candidateLabel, String probe) {
             for (Comparison.CandidateResult c : free.candidates())

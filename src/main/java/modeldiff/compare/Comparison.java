@@ -159,6 +159,7 @@ public final class Comparison {
         List<String> missingInCandidate = new ArrayList<>();
         Metrics.LogitMetrics logits = null;
         for (String name : ref.probeNames()) {
+            if (RoutingAgreement.isExpertChoice(name)) continue;         // judged by RoutingAgreement instead
             Trace.Probe r = ref.probe(name), p = c.probe(name);
             if (p == null) {
                 missingInCandidate.add(name);

@@ -24,7 +24,9 @@ import java.util.Set;
  * rope.inv_freq_lowp, qk.interleaved, norm.no_unit_offset, norm.unit_offset, norm.cast_before_weight, norm.eps=V,
  * embed.scale_fp32, embed.scale_none, attn.no_softcap, logits.no_softcap, attn.scale=S, window=W, softmax.lowp,
  * mlp.swap_gate_up, input.add_bos, input.drop_bos, rope.nope_inverted, rope.longrope_factors=short|long,
- * block.sequential, qk_norm.per_head, rope.scaling_all_layers.
+ * block.sequential, qk_norm.per_head, rope.scaling_all_layers; MoE routing: moe.renormalize=true|false,
+ * moe.softmax_before_topk, moe.routed_scaling=V, moe.bias_in_weights; gpt-oss: attn.no_sinks, mlp.no_clamp;
+ * qk_norm.off, rope.yarn_truncate=B, attn.no_yarn_mscale.
  */
 public final class Fixes {
     public static final Fixes NONE = new Fixes(List.of());
@@ -34,10 +36,16 @@ public final class Fixes {
             "rope.scaling_ignored", "rope.inv_freq_lowp", "qk.interleaved", "norm.no_unit_offset", "norm.unit_offset",
             "norm.cast_before_weight", "embed.scale_fp32", "embed.scale_none", "attn.no_softcap", "logits.no_softcap",
             "softmax.lowp", "mlp.swap_gate_up", "input.add_bos", "input.drop_bos",
-            "rope.nope_inverted", "block.sequential", "qk_norm.per_head", "rope.scaling_all_layers");
+            "rope.nope_inverted", "block.sequential", "qk_norm.per_head", "rope.scaling_all_layers",
+            "moe.softmax_before_topk", "moe.bias_in_weights", "attn.no_sinks", "mlp.no_clamp", "qk_norm.off",
+            "attn.no_yarn_mscale");
     /** Ids written id=value. */
     public static final Set<String> VALUED = Set.of("rope.theta", "rope.partial", "norm.eps", "attn.scale", "window",
-            "rope.longrope_factors");
+            "rope.longrope_factors", "moe.renormalize", "moe.routed_scaling", "rope.yarn_truncate");
+
+    /** Fixes that only mean something in MoE families or with attention sinks (passes without those refuse them). */
+    public static final Set<String> MOE_ONLY = Set.of("moe.renormalize", "moe.routed_scaling", "moe.softmax_before_topk",
+            "moe.bias_in_weights", "attn.no_sinks", "mlp.no_clamp");
 
     private final List<String> ids;
     private Activation activation;
@@ -50,6 +58,20 @@ public final class Fixes {
     public final boolean nopeInverted, blockSequential, qkNormPerHead, scalingAllLayers;
     /** rope.longrope_factors: "short", "long" or null (chosen by the input's length, as HF does). */
     private final String longropeFactors;
+    /** MoE: top-k renormalisation forced on/off (null: the config's), the routing-weight scale (NaN: the config's). */
+    private final Boolean renormalize;
+    private final double routedScaling;
+    /**
+     * moe.softmax_before_topk: a top-k→softmax router (gpt-oss) computed as softmax over all experts, then top-k;
+     * moe.bias_in_weights: a sigmoid router's selection-only correction bias also added to the expert weights.
+     */
+    public final boolean moeSoftmaxBeforeTopk, moeBiasInWeights;
+    /** attn.no_sinks: gpt-oss's attention sinks left out of the softmax; mlp.no_clamp: its SwiGLU clamp dropped. */
+    public final boolean attnNoSinks, mlpNoClamp;
+    /** qk_norm.off: the q/k norms not applied; attn.no_yarn_mscale: YaRN's attention factor (mscale) dropped. */
+    public final boolean qkNormOff, noYarnMscale;
+    /** rope.yarn_truncate=B: YaRN's correction range truncated (true) or not, against the config; null: the config's. */
+    private final Boolean yarnTruncate;
 
     private Fixes(List<String> ids) {
         this.ids = List.copyOf(ids);
@@ -59,6 +81,10 @@ public final class Fixes {
         Activation act = null;
         boolean[] g = new boolean[4];
         String lf = null;
+        Boolean renorm = null;
+        double scaling = Double.NaN;
+        boolean softmaxFirst = false, biasInWeights = false, noSinks = false, noClamp = false, qkOff = false, noMscale = false;
+        Boolean truncate = null;
         for (String id : ids) {
             int eq = id.indexOf('=');
             String key = eq < 0 ? id : id.substring(0, eq);
@@ -97,6 +123,15 @@ public final class Fixes {
                         throw new BadInputException("fix '" + id + "': value must be short or long");
                     lf = val;
                 }
+                case "moe.renormalize" -> renorm = bool(id, val);
+                case "moe.routed_scaling" -> scaling = positive(id, val);
+                case "moe.softmax_before_topk" -> softmaxFirst = true;
+                case "moe.bias_in_weights" -> biasInWeights = true;
+                case "attn.no_sinks" -> noSinks = true;
+                case "mlp.no_clamp" -> noClamp = true;
+                case "qk_norm.off" -> qkOff = true;
+                case "attn.no_yarn_mscale" -> noMscale = true;
+                case "rope.yarn_truncate" -> truncate = bool(id, val);
                 default -> throw new IllegalStateException(key);
             }
         }
@@ -126,6 +161,15 @@ public final class Fixes {
         eps = ep;
         attnScaleDenominator = sc;
         window = w;
+        renormalize = renorm;
+        routedScaling = scaling;
+        moeSoftmaxBeforeTopk = softmaxFirst;
+        moeBiasInWeights = biasInWeights;
+        attnNoSinks = noSinks;
+        mlpNoClamp = noClamp;
+        qkNormOff = qkOff;
+        noYarnMscale = noMscale;
+        yarnTruncate = truncate;
         if (pa > 1) throw new BadInputException("fix '" + "rope.partial=" + pa + "': fraction must be in (0, 1]");
     }
 
@@ -152,6 +196,12 @@ public final class Fixes {
         return d;
     }
 
+    private static boolean bool(String id, String v) {
+        if ("true".equals(v)) return true;
+        if ("false".equals(v)) return false;
+        throw new BadInputException("fix '" + id + "': value must be true or false");
+    }
+
     private static double number(String id, String v) {
         try {
             double d = Double.parseDouble(v);
@@ -160,6 +210,12 @@ public final class Fixes {
         } catch (NumberFormatException | NullPointerException e) {
             throw new BadInputException("fix '" + id + "': '" + v + "' is not a number");
         }
+    }
+
+    /** The first of these fixes whose key (the part before '=') is in {@code keys}, or null. */
+    public String firstWithKey(Set<String> keys) {
+        for (String id : ids) if (keys.contains(id.contains("=") ? id.substring(0, id.indexOf('=')) : id)) return id;
+        return null;
     }
 
     public List<String> ids() {
@@ -245,7 +301,19 @@ public final class Fixes {
         if (longropeFactors != null && out.type().equals("longrope")) out = out.withLongropeFactors(longropeFactors.equals("long"));
         if (!Double.isNaN(theta)) out = out.withTheta(theta);
         if (!Double.isNaN(partial)) out = out.withPartial(partial);
+        if (out.type().equals("yarn") && yarnTruncate != null) out = out.withTruncate(yarnTruncate);
+        if (out.type().equals("yarn") && noYarnMscale) out = out.withAttentionFactor(1.0);
         return out;
+    }
+
+    /** Whether a MoE router renormalises its k weights. */
+    public boolean renormalize(modeldiff.model.MoeSpec s) {
+        return renormalize != null ? renormalize : s.renormalize;
+    }
+
+    /** The factor routed experts' weights are multiplied by. */
+    public double routedScaling(modeldiff.model.MoeSpec s) {
+        return Double.isNaN(routedScaling) ? s.routedScaling : routedScaling;
     }
 
     public double embedScale(ModelConfig c) {

@@ -69,7 +69,29 @@ public final class Catalog {
             new Entry("qk_norm.per_head", "a whole-projection q/k norm (OLMo 2) taken per head",
                     "families whose q/k norm spans heads x head_dim", Honoured.BOTH, "https://github.com/vllm-project/vllm-metal/issues/767"),
             new Entry("rope.scaling_all_layers", "the full-attention layers' rope scaling applied to the sliding layers too",
-                    "configs whose layer types differ in rope scaling (Gemma 3)", Honoured.BOTH, "https://github.com/antonellof/ferrox/issues/39"));
+                    "configs whose layer types differ in rope scaling (Gemma 3)", Honoured.BOTH, "https://github.com/antonellof/ferrox/issues/39"),
+            new Entry("moe.renormalize=true", "MoE routing weights renormalised over the chosen k although the config says not to (norm_topk_prob false)",
+                    "MoE families that do not renormalise (OLMoE, Qwen-MoE with norm_topk_prob false)", Honoured.BOTH, "https://github.com/lablup/mlxcel/pull/391"),
+            new Entry("moe.renormalize=false", "MoE routing weights left as softmax-over-all probabilities although the config renormalises them over the k",
+                    "MoE families that renormalise (Mixtral, norm_topk_prob true)", Honoured.BOTH, "https://github.com/pytorch/torchtitan/issues/1448"),
+            new Entry("moe.softmax_before_topk", "a top-k→softmax router computed as softmax over all experts, then top-k",
+                    "top-k→softmax routers (gpt-oss)", Honoured.BOTH, "https://github.com/pytorch/torchtitan/issues/2258"),
+            new Entry("moe.routed_scaling=V", "routed experts' weights multiplied by V instead of the config's routed_scaling_factor (1 when absent)",
+                    "MoE families", Honoured.BOTH, "https://github.com/sgl-project/sglang-jax/pull/1282"),
+            new Entry("attn.no_sinks", "attention sinks (a learned per-head logit in every softmax) not applied",
+                    "families with attention sinks (gpt-oss)", Honoured.BOTH, "https://github.com/vllm-project/vllm/issues/28660"),
+            new Entry("mlp.no_clamp", "gpt-oss's clamped SwiGLU computed without its clamp (swiglu_limit not honoured)",
+                    "gpt-oss experts", Honoured.BOTH, "https://github.com/sgl-project/sglang/pull/39939"),
+            new Entry("qk_norm.off", "the q/k norms not applied", "families with q/k norms (Qwen3, Gemma 3, OLMoE, Llama 4)",
+                    Honoured.BOTH, "https://github.com/vllm-project/vllm/issues/16311"),
+            new Entry("rope.yarn_truncate=true", "YaRN's correction range truncated to integers although the config says truncate false",
+                    "YaRN rope with truncate false (gpt-oss)", Honoured.BOTH, "https://github.com/vllm-project/vllm/issues/27722"),
+            new Entry("rope.yarn_truncate=false", "YaRN's correction range left fractional although the config truncates it",
+                    "YaRN rope with truncate true (the default)", Honoured.BOTH, "https://github.com/vllm-project/vllm/issues/27722"),
+            new Entry("attn.no_yarn_mscale", "YaRN's attention factor (mscale) not applied to cos/sin (so not to the scores)",
+                    "YaRN rope", Honoured.BOTH, "https://github.com/huggingface/transformers/issues/47435"),
+            new Entry("moe.bias_in_weights", "a sigmoid router's selection-only correction bias (e_score_correction_bias) also added to the expert weights",
+                    "sigmoid routers with a correction bias (DeepSeek-V3, GLM-4.5)", Honoured.BOTH, "https://github.com/vllm-project/vllm/issues/12002"));
 
     public static Entry entry(String fixId) {
         int eq = fixId.indexOf('=');
@@ -129,6 +151,16 @@ public final class Catalog {
         if (lowp) out.add("softmax.lowp");
         if (f.layout == Family.Layout.PHI3) out.add("mlp.swap_gate_up");
         addDenseCandidates(c, out);
+        if (c.moe != null) moeCandidates(c.moe, out);
+        if (f.attentionSinks) out.add("attn.no_sinks");
+        if (f.qkNorm) out.add("qk_norm.off");
+        for (LayerSpec l : c.layers)
+            if (l.rope() != null && l.rope().type().equals("yarn")) {
+                out.add("rope.yarn_truncate=" + !l.rope().truncate());
+                out.add("attn.no_yarn_mscale");
+                break;
+            }
+        if (f.moe != null && f.moe.names() == Family.GPT_OSS_EXPERTS) out.add("mlp.no_clamp");
         // A value the caller names (--fixes norm.eps=0.001) is tried even where the catalog would not generate it.
         if (only != null) for (String id : only) if (id.contains("=")) out.add(id);
         List<String> list = new ArrayList<>();
@@ -158,6 +190,17 @@ public final class Catalog {
         if (full != null && !full.type().equals("default")
                 && c.layers.stream().anyMatch(l -> l.sliding() && !l.rope().type().equals(full.type())))
             out.add("rope.scaling_all_layers");
+    }
+
+    /**
+     * The routing switches that mean something for this router; scales: 1 (a factor dropped) and 2.5 (DeepSeek-V3's
+     * and GLM-4.5's routed_scaling_factor applied where none belongs), minus the config's own.
+     */
+    private static void moeCandidates(modeldiff.model.MoeSpec m, Set<String> out) {
+        out.add("moe.renormalize=" + !m.renormalize);
+        if (m.router == Family.Router.TOPK_SOFTMAX) out.add("moe.softmax_before_topk");
+        if (m.router == Family.Router.SIGMOID_GROUPED) out.add("moe.bias_in_weights");
+        for (double v : new double[]{1.0, 2.5}) if (v != m.routedScaling) out.add("moe.routed_scaling=" + fmt(v));
     }
 
     private static double queryPreAttnScalar(ModelConfig c) {
@@ -192,6 +235,10 @@ public final class Catalog {
         if (fix.equals("logits.no_softcap")) return c.numLayers;
         if (fix.equals("rope.scaling_all_layers")) {
             for (LayerSpec l : c.layers) if (l.sliding()) return l.index();
+            return c.numLayers;
+        }
+        if (fix.startsWith("moe.") && c.moe != null) {
+            for (int i = 0; i < c.numLayers; i++) if (c.moe.sparse(i)) return i;
             return c.numLayers;
         }
         if (fix.startsWith("window=")) {

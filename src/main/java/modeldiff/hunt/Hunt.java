@@ -459,7 +459,7 @@ public final class Hunt {
         Map<String, Double> per = new LinkedHashMap<>(), over = new LinkedHashMap<>();
         for (String name : target.probeNames()) {
             Trace.Probe t = target.probe(name), r = run.probe(name);
-            if (r == null) continue;
+            if (r == null || modeldiff.compare.RoutingAgreement.isExpertChoice(name)) continue;   // categorical
             double e = error(t, r);
             per.put(name, e);
             over.put(name, Double.isNaN(e) ? Double.POSITIVE_INFINITY : excessAt(name, t, r, e));

@@ -257,6 +257,11 @@ final class ConfigRules {
                             + (long) original + ": the scaling extends nothing; one of the two is wrong", "check max_position_embeddings", ev);
             }
             case "yarn", "linear", "dynamic" -> {
+                if (type.equals("yarn") && Double.isNaN(original))
+                    c.add(Rules.ROPE_SCALING, WARNING, where + ": yarn without original_max_position_embeddings: HF transformers "
+                                    + "then takes max_position_embeddings as the pre-training length, so the correction range and the "
+                                    + "interpolation are computed against the extended context; others assume a base length",
+                            "add original_max_position_embeddings (the pre-training context, e.g. 4096 for gpt-oss)", ev);
                 if (!Double.isNaN(original) && maxPos > 0) {
                     double implied = maxPos / original;
                     if (Math.abs(implied - factor) > 1e-9 * factor)

@@ -82,7 +82,7 @@ public final class Rules {
             new Rule(ACTIVATION_CONFLICT, "Gemma family: exact 'gelu' instead of the tanh approximation, or hidden_act and hidden_activation disagreeing", REF_GEMMA_GELU),
             new Rule(HEAD_DIM, "head_dim given and != hidden/heads where the family normally derives it; heads*head_dim != q_proj/k_proj rows", null),
             new Rule(ATTN_SCALE, "query_pre_attn_scalar is neither head_dim nor hidden/heads", null),
-            new Rule(ROPE_SCALING, "rope scaling block: unknown type, missing keys (llama3), factor vs max_position_embeddings / original_max_position_embeddings", REF_YARN_FACTOR),
+            new Rule(ROPE_SCALING, "rope scaling block: unknown type, missing keys (llama3; original_max_position_embeddings for yarn), factor vs max_position_embeddings / original_max_position_embeddings", REF_YARN_FACTOR),
             new Rule(VOCAB_64, "vocab_size not a multiple of 64 (info)", null),
             new Rule(TIE_MISMATCH, "tied embeddings with a stored lm_head.weight that differs, or untied with no lm_head.weight", null),
             new Rule(UNTRAINED_ROWS, "embedding / lm_head rows with L2 norm 0 or < 1e-3 x the median row norm", REF_LLAMA3_UNTRAINED),

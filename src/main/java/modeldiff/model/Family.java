@@ -71,6 +71,57 @@ public final class Family {
 
     public enum Bias { NONE, ALWAYS, FROM_CONFIG }
 
+    /** How a mixture-of-experts router turns its logits into chosen experts and their weights. */
+    public enum Router {
+        /** softmax over all experts, top-k of it, optionally renormalised over the k (Mixtral, Qwen3-MoE, OLMoE). */
+        SOFTMAX_TOPK,
+        /** top-k of the logits, softmax over those k (gpt-oss). */
+        TOPK_SOFTMAX,
+        /**
+         * sigmoid scores; a per-expert correction bias added for choosing only; group-limited top-k; weights from the
+         * unbiased scores (DeepSeek-V3, GLM-4.5).
+         */
+        SIGMOID_GROUPED
+    }
+
+    /** Whether the routing weights are renormalised over the chosen k. */
+    public enum Renormalize { ALWAYS, NEVER, FROM_CONFIG }
+
+    /** Which decoder layers route through experts; the others run the dense MLP. */
+    public enum SparseLayers {
+        ALL,
+        /** Qwen-MoE: not in mlp_only_layers and (i + 1) % decoder_sparse_step == 0. */
+        QWEN,
+        /** DeepSeek / GLM: layers from first_k_dense_replace on. */
+        FIRST_K_DENSE
+    }
+
+    /**
+     * Where each expert's weights live in a checkpoint as released: {@code <block>.experts.{e}.<gate|up|down>.weight}
+     * (Mixtral: block_sparse_moe, w1/w3/w2), and the router at {@code <block>.<router>.weight}. transformers v5 keeps
+     * them fused in memory (experts.gate_up_proj [E, 2·ff, H], experts.down_proj [E, H, ff]) and writes the released
+     * names back on save; a checkpoint saved fused is read too.
+     */
+    public record ExpertNames(String block, String router, String gate, String up, String down) {
+    }
+
+    /**
+     * gpt-oss: experts stored fused and transposed, {@code experts.gate_up_proj} [E, H, 2·ff] with gate and up
+     * interleaved (columns 2j, 2j+1), {@code experts.down_proj} [E, ff, H], each with a bias; the router has a bias.
+     */
+    public static final ExpertNames GPT_OSS_EXPERTS = new ExpertNames("mlp", "router", "gate_up_proj", "gate_up_proj", "down_proj");
+    public static final ExpertNames MIXTRAL_EXPERTS = new ExpertNames("block_sparse_moe", "gate", "w1", "w3", "w2");
+    public static final ExpertNames QWEN_EXPERTS = new ExpertNames("mlp", "gate", "gate_proj", "up_proj", "down_proj");
+
+    /**
+     * A MoE family's description: the config keys it reads, its router, and HF's rounding choice for the routing
+     * weights ({@code weightsInDtype}: Qwen3-MoE and OLMoE cast them to the activation dtype before the expert
+     * product, {@code router_top_value.to(router_logits.dtype)}; Mixtral keeps them float32).
+     */
+    public record Moe(String numExpertsKey, String expertSizeKey, Router router, Renormalize renormalize,
+                      boolean weightsInDtype, SparseLayers sparseLayers, ExpertNames names) {
+    }
+
     public final String modelType;
     public final Layout layout;
     public final NormKind norm;
@@ -116,6 +167,11 @@ public final class Family {
      * scale. Same math, different rounding in reduced precision.
      */
     public final boolean scoreScaleByDivision;
+    /** Mixture-of-experts MLP, or null for a dense MLP on every layer. */
+    public final Moe moe;
+    /** OLMoE: the q/k RMSNorm spans the whole projection (all heads at once), not each head. */
+    /** gpt-oss: a learned per-head sink logit joins each softmax of the attention (self_attn.sinks [heads]). */
+    public final boolean attentionSinks;
 
     /** Which layers slide, when the config has no explicit layer_types. */
     public enum SlidingRule {
@@ -157,6 +213,8 @@ public final class Family {
         queryPreAttnScalar = b.queryPreAttnScalar;
         requiresBos = b.requiresBos;
         scoreScaleByDivision = b.layout == Layout.GPT2;
+        moe = b.moe;
+        attentionSinks = b.attentionSinks;
     }
 
     /** Declared before the families, which use it in their static initialisers. Stands for Python's None among {@link #defaults} (immutable maps hold no nulls). */
@@ -263,11 +321,67 @@ public final class Family {
                     "use_parallel_residual", true, "max_position_embeddings", 2048, "bos_token_id", 0, "eos_token_id", 2)
             .build();
 
+    // ---- Mixtures of experts (modeling_mixtral.py, modeling_qwen3_moe.py, modeling_olmoe.py of transformers 5.17) ----
+
+    public static final Family MIXTRAL = MISTRAL.derive("mixtral")
+            .moe(new Moe("num_local_experts", "intermediate_size", Router.SOFTMAX_TOPK, Renormalize.ALWAYS, false,
+                    SparseLayers.ALL, MIXTRAL_EXPERTS))
+            .defaults("num_local_experts", 8, "num_experts_per_tok", 2, "sliding_window", null, "rope_theta", 1e6,
+                    "router_jitter_noise", 0.0)
+            .build();
+
+    public static final Family QWEN3_MOE = QWEN3.derive("qwen3_moe")
+            .moe(new Moe("num_experts", "moe_intermediate_size", Router.SOFTMAX_TOPK, Renormalize.FROM_CONFIG, true,
+                    SparseLayers.QWEN, QWEN_EXPERTS))
+            .defaults("num_experts", 128, "num_experts_per_tok", 8, "moe_intermediate_size", 768, "norm_topk_prob", false,
+                    "decoder_sparse_step", 1)
+            .build();
+
+    public static final Family OLMOE = LLAMA.derive("olmoe")
+            .qkNorm(true).qkNormScope(QkNormScope.FULL)   // OLMoE: q/k norm over the whole projection, like OLMo 2
+            .moe(new Moe("num_experts", "intermediate_size", Router.SOFTMAX_TOPK, Renormalize.FROM_CONFIG, true,
+                    SparseLayers.ALL, QWEN_EXPERTS))
+            .defaults("num_experts", 64, "num_experts_per_tok", 8, "norm_topk_prob", false, "rms_norm_eps", 1e-5,
+                    "clip_qkv", null, "max_position_embeddings", 4096, "bos_token_id", null, "eos_token_id", 50279,
+                    "pad_token_id", 1)
+            .build();
+
+    /**
+     * gpt-oss (modeling_gpt_oss.py): sinks, layer_types sliding/full, RMSNorm that multiplies the weight in float32 before
+     * the cast, clamped SwiGLU experts (alpha 1.702, limit 7.0: constants in HF 5.17, which does not read
+     * config.swiglu_limit) with biases, top-k→softmax router with a bias, YaRN.
+     */
+    public static final Family GPT_OSS = LLAMA.derive("gpt_oss")
+            .normCast(NormCast.WEIGHT_THEN_CAST).attentionSinks(true)
+            .moe(new Moe("num_local_experts", "intermediate_size", Router.TOPK_SOFTMAX, Renormalize.NEVER, true,
+                    SparseLayers.ALL, GPT_OSS_EXPERTS))
+            .defaults("num_local_experts", 128, "num_experts_per_tok", 4, "sliding_window", 128, "rope_theta", 150000.0,
+                    "rms_norm_eps", 1e-5, "head_dim", 64, "attention_bias", true, "max_position_embeddings", 131072,
+                    "tie_word_embeddings", false)
+            .build();
+
+    /**
+     * GLM-4.5 (modeling_glm4_moe.py): sigmoid router in float32 with a selection-only correction bias, group-limited
+     * top-k, routed_scaling_factor, one shared expert, dense layers before first_k_dense_replace, partial rotary,
+     * q/k/v biases without an o bias.
+     */
+    public static final Family GLM4_MOE = LLAMA.derive("glm4_moe")
+            .oBias(Bias.NONE)
+            .moe(new Moe("n_routed_experts", "moe_intermediate_size", Router.SIGMOID_GROUPED, Renormalize.FROM_CONFIG, false,
+                    SparseLayers.FIRST_K_DENSE, QWEN_EXPERTS))
+            .defaults("n_routed_experts", 128, "num_experts_per_tok", 8, "n_group", 1, "topk_group", 1,
+                    "routed_scaling_factor", 1.0, "n_shared_experts", 1, "first_k_dense_replace", 1, "norm_topk_prob", true,
+                    "partial_rotary_factor", 0.5, "attention_bias", false, "rms_norm_eps", 1e-5, "use_qk_norm", false,
+                    "max_position_embeddings", 131072)
+            .build();
+
     private static final Map<String, Family> BY_TYPE = new LinkedHashMap<>();
 
     static {
         for (Family f : List.of(LLAMA, MISTRAL, QWEN2, QWEN3, GEMMA, GEMMA2, GEMMA3_TEXT, PHI3, GPT2, NEMOTRON,
                 OLMO2, SMOLLM3, GPT_NEOX))
+            BY_TYPE.put(f.modelType, f);
+        for (Family f : List.of(MIXTRAL, QWEN3_MOE, OLMOE, GPT_OSS, GLM4_MOE))
             BY_TYPE.put(f.modelType, f);
     }
 
@@ -302,6 +416,8 @@ public final class Family {
         private String epsKey = "rms_norm_eps";
         private final Map<String, Object> defaults = new LinkedHashMap<>();
         private SlidingRule sliding = SlidingRule.NONE;
+        private Moe moe;
+        private boolean attentionSinks;
 
         Builder(String modelType) {
             this.modelType = modelType;
@@ -331,6 +447,8 @@ public final class Family {
             epsKey = parent.epsKey;
             defaults.putAll(parent.defaults);
             sliding = parent.sliding;
+            moe = parent.moe;
+            attentionSinks = parent.attentionSinks;
         }
 
         Builder layout(Layout v) { layout = v; return this; }
@@ -354,6 +472,8 @@ public final class Family {
         Builder parallelResidual(boolean v) { parallelResidual = v; return this; }
         Builder noRopeLayers(boolean v) { noRopeLayers = v; return this; }
         Builder ropeInFp32(boolean v) { ropeInFp32 = v; return this; }
+        Builder moe(Moe v) { moe = v; return this; }
+        Builder attentionSinks(boolean v) { attentionSinks = v; return this; }
 
         /** Key/value pairs; a null value means "HF's default is None". Map.copyOf rejects nulls, so store a marker. */
         Builder defaults(Object... kv) {

@@ -22,6 +22,8 @@ public final class Model {
     public final TensorStore store;
     private final String prefix;       // "model." / "transformer." or "" when saved from the bare base model
     private final List<LayerWeights> layers;
+    /** Per layer: its experts, or null where the layer runs a dense MLP. */
+    private final List<MoeWeights> moeLayers;
     private final TensorInfo embedding, positionEmbedding, lmHead;
     private final NormRef finalNorm;
     private final Set<String> used = new LinkedHashSet<>();
@@ -71,6 +73,12 @@ public final class Model {
         List<LayerWeights> ls = new ArrayList<>();
         for (int i = 0; i < config.numLayers; i++) ls.add(layer(i));
         layers = Collections.unmodifiableList(ls);
+        List<MoeWeights> ms = new ArrayList<>();
+        for (int i = 0; i < config.numLayers; i++) {
+            ms.add(moeLayer(i));
+            sinks(i);   // validated (and counted as used) when the model opens
+        }
+        moeLayers = Collections.unmodifiableList(ms);
     }
 
     public static Model open(Path dir) {
@@ -120,6 +128,7 @@ public final class Model {
                 boolean sandwich = family.sandwichNorms, pre = family.preNorms;
                 boolean gated = family.mlp == Family.Mlp.GATED;
                 boolean full = family.qkNormScope == Family.QkNormScope.FULL;
+                boolean experts = c.moe != null && c.moe.sparse(i);     // the MLP is in moe(i) instead
                 return new LayerWeights(pre ? norm(p + "input_layernorm", h) : null,
                         linear(p + "self_attn.q_proj", qd, h, c.qkvBias),
                         linear(p + "self_attn.k_proj", kvd, h, c.qkvBias),
@@ -129,9 +138,9 @@ public final class Model {
                         family.qkNorm ? norm(p + "self_attn.k_norm", full ? kvd : c.headDim) : null,
                         sandwich ? norm(p + "post_attention_layernorm", h) : null,
                         pre ? norm(p + (sandwich ? "pre_feedforward_layernorm" : "post_attention_layernorm"), h) : null,
-                        gated ? linear(p + "mlp.gate_proj", ff, h, c.mlpBias) : null,
-                        linear(p + "mlp.up_proj", ff, h, c.mlpBias),
-                        linear(p + "mlp.down_proj", h, ff, c.mlpBias),
+                        gated && !experts ? linear(p + "mlp.gate_proj", ff, h, c.mlpBias) : null,
+                        experts ? null : linear(p + "mlp.up_proj", ff, h, c.mlpBias),
+                        experts ? null : linear(p + "mlp.down_proj", h, ff, c.mlpBias),
                         sandwich ? norm(p + "post_feedforward_layernorm", h) : null);
             }
         }
@@ -156,6 +165,53 @@ public final class Model {
                 null);
     }
 
+    /** Layer i's attention-sink logits [heads] (gpt-oss), or null. */
+    public TensorInfo sinks(int i) {
+        return family.attentionSinks ? tensor("layers." + i + ".self_attn.sinks", config.numHeads) : null;
+    }
+
+    /** Layer i's router and experts, or null where it runs the dense MLP. */
+    public MoeWeights moe(int i) {
+        return moeLayers == null ? moeLayer(i) : moeLayers.get(i);
+    }
+
+    private MoeWeights moeLayer(int i) {
+        MoeSpec s = config.moe;
+        if (s == null || !s.sparse(i)) return null;
+        Family.ExpertNames n = family.moe.names();
+        int h = config.hiddenSize, ff = s.expertSize, e = s.numExperts;
+        List<MoeWeights.Expert> experts = new ArrayList<>();
+        if (n == Family.GPT_OSS_EXPERTS) {
+            String b = "layers." + i + ".mlp.";
+            return new MoeWeights(linear(b + "router", e, h, true), List.of(), new MoeWeights.Fused(
+                    tensor(b + "experts.gate_up_proj", e, h, 2L * ff), tensor(b + "experts.gate_up_proj_bias", e, 2L * ff),
+                    tensor(b + "experts.down_proj", e, ff, h), tensor(b + "experts.down_proj_bias", e, h), e, h, ff));
+        }
+        // transformers v5's in-memory layout (a checkpoint saved without reverting it): [E, 2·ff, H] and [E, H, ff]
+        for (String block : List.of(n.block(), "mlp")) {
+            String b = "layers." + i + "." + block + ".";
+            if (!store.has(prefix + b + "experts.gate_up_proj")) continue;
+            TensorInfo gateUp = tensor(b + "experts.gate_up_proj", e, 2L * ff, h);
+            TensorInfo down = tensor(b + "experts.down_proj", e, h, ff);
+            for (int x = 0; x < e; x++)
+                experts.add(new MoeWeights.Expert(new LinearRef(gateUp, false, (2 * x) * ff, ff, h, null),
+                        new LinearRef(gateUp, false, (2 * x + 1) * ff, ff, h, null),
+                        new LinearRef(down, false, x * h, h, ff, null)));
+            return new MoeWeights(linear(b + n.router(), e, h, false), List.copyOf(experts));
+        }
+        String b = "layers." + i + "." + n.block() + ".";
+        for (int x = 0; x < e; x++) {
+            String ex = b + "experts." + x + ".";
+            experts.add(new MoeWeights.Expert(linear(ex + n.gate(), ff, h, false), linear(ex + n.up(), ff, h, false),
+                    linear(ex + n.down(), h, ff, false)));
+        }
+        TensorInfo bias = s.router == Family.Router.SIGMOID_GROUPED ? tensor(b + n.router() + ".e_score_correction_bias", e) : null;
+        MoeWeights.Expert shared = s.sharedSize == 0 ? null : new MoeWeights.Expert(
+                linear(b + "shared_experts.gate_proj", s.sharedSize, h, false), linear(b + "shared_experts.up_proj", s.sharedSize, h, false),
+                linear(b + "shared_experts.down_proj", h, s.sharedSize, false));
+        return new MoeWeights(linear(b + n.router(), e, h, false), List.copyOf(experts), null, bias, shared);
+    }
+
     private LinearRef linear(String name, int out, int in, boolean bias) {
         return new LinearRef(tensor(name + ".weight", out, in), false, 0, out, in, bias ? tensor(name + ".bias", out) : null);
     }
@@ -173,22 +229,52 @@ public final class Model {
             used.add(name);
             TensorInfo t = store.tensors().get(name);
             if (t == null) {
-                problems.putIfAbsent(name, "missing");
+                String q = quantizedInstead(name);
+                problems.putIfAbsent(name, q == null ? "missing" : "missing: " + q);
                 return new TensorInfo(name, store.dir(), DType.F32, shape, 0, 0); // placeholder, never read
             }
             if (!Arrays.equals(t.shape(), shape))
                 problems.putIfAbsent(name, "shape " + t.shapeString() + " but the config implies " + Arrays.toString(shape));
             else if (!t.dtype().decodable)
-                problems.putIfAbsent(name, "dtype " + t.dtype() + " cannot hold weights");
+                problems.putIfAbsent(name, "dtype " + t.dtype() + " " + undecodable(name, t));
             return t;
         }
+        String q = store.has(name) ? null : quantizedInstead(name);
+        if (q != null) throw BadInputException.at(store.dir(), "tensor '" + name + "'", "missing: " + q);
         TensorInfo t = store.info(name);
         if (!Arrays.equals(t.shape(), shape))
             throw BadInputException.at(t.file(), "tensor '" + name + "'", "shape " + t.shapeString() + " but the config implies " + Arrays.toString(shape));
         if (!t.dtype().decodable)
-            throw BadInputException.at(t.file(), "tensor '" + name + "'", "dtype " + t.dtype() + " cannot hold weights");
+            throw BadInputException.at(t.file(), "tensor '" + name + "'", "dtype " + t.dtype() + " " + undecodable(name, t));
         used.add(name);
         return t;
+    }
+
+    /**
+     * Why a weight is absent when the release ships it quantized: gpt-oss's MXFP4 experts are {@code X_blocks} (4-bit
+     * values, 32 per block) plus {@code X_scales} (an e8m0 exponent per block). A block tensor without its scales is
+     * named as such: values read without their scale are garbage, never a model. Null when nothing quantized is there.
+     */
+    private String quantizedInstead(String name) {
+        if (!store.has(name + "_blocks")) return null;
+        if (!store.has(name + "_scales"))
+            return "stored as MXFP4 '" + name + "_blocks' but its scale tensor '" + name + "_scales' is missing: blocks without "
+                    + "their e8m0 scales cannot be dequantized";
+        return "stored as MXFP4 ('" + name + "_blocks' + '" + name + "_scales'), which modeldiff does not dequantize yet; "
+                + "save a bf16 copy (transformers: Mxfp4Config(dequantize=True))";
+    }
+
+    /**
+     * Why a stored dtype cannot be read as weights; for fp8 (DeepSeek-V3-style 128×128 block scales) it names the scale
+     * tensor, saying whether it is missing: fp8 values cast without their scale are off by that scale (issue #16 cites
+     * weights 3361× too large).
+     */
+    private String undecodable(String name, TensorInfo t) {
+        if (t.dtype() != DType.F8_E4M3 && t.dtype() != DType.F8_E5M2) return "cannot hold weights";
+        String scale = (name.endsWith(".weight") ? name.substring(0, name.length() - 7) : name) + ".weight_scale_inv";
+        if (!store.has(scale))
+            return "is fp8 but its block scale '" + scale + "' is missing: fp8 values without their scale are wrong by that scale";
+        return "is fp8 with block scales ('" + scale + "'), which modeldiff does not dequantize yet; save a bf16 copy";
     }
 
     public List<LayerWeights> layers() {

@@ -46,6 +46,8 @@ public final class ModelConfig {
     /** The dtype the release declares (v5 "dtype", v4 "torch_dtype"), or null. */
     public final String declaredDtype;
     public final List<String> defaultsUsed;
+    /** The mixture-of-experts routing, or null for a dense family. */
+    public final MoeSpec moe;
 
     private ModelConfig(Path file, JsonNode raw, Family family, ConfigReader r) {
         this.file = file;
@@ -101,6 +103,9 @@ public final class ModelConfig {
         scaleAttnWeights = family.layout != Family.Layout.GPT2 || r.bool("scale_attn_weights");
         scaleAttnByInverseLayer = family.layout == Family.Layout.GPT2 && r.bool("scale_attn_by_inverse_layer_idx");
         fullAttentionRope = family.learnedPositions ? null : ropeFor(r, "full_attention");
+        moe = family.moe == null ? null : MoeSpec.read(r, family.moe, numLayers);
+        if (r.has("clip_qkv")) throw r.bad("clip_qkv", "clamping q/k/v (OLMo's clip_qkv) is not supported");
+        if (family == Family.GLM4_MOE && r.bool("use_qk_norm")) throw r.bad("use_qk_norm", "GLM's q/k norm is not supported yet");
         layers = Collections.unmodifiableList(buildLayers(r));
         bosTokenIds = List.copyOf(r.tokenIds("bos_token_id"));
         eosTokenIds = List.copyOf(r.tokenIds("eos_token_id"));

@@ -46,6 +46,18 @@ public record RopeSpec(
                 betaFast, betaSlow, mscale, mscaleAllDim, attentionFactor, truncate, f, f, maxPositionEmbeddings);
     }
 
+    /** YaRN with its correction range truncated to integers (floor/ceil) or not. */
+    public RopeSpec withTruncate(boolean newTruncate) {
+        return new RopeSpec(type, theta, partialRotaryFactor, factor, lowFreqFactor, highFreqFactor, originalMaxPositions,
+                betaFast, betaSlow, mscale, mscaleAllDim, attentionFactor, newTruncate, shortFactor, longFactor, maxPositionEmbeddings);
+    }
+
+    /** An explicit attention factor (cos/sin multiplier); 1 drops YaRN's mscale. */
+    public RopeSpec withAttentionFactor(double newFactor) {
+        return new RopeSpec(type, theta, partialRotaryFactor, factor, lowFreqFactor, highFreqFactor, originalMaxPositions,
+                betaFast, betaSlow, mscale, mscaleAllDim, newFactor, truncate, shortFactor, longFactor, maxPositionEmbeddings);
+    }
+
     /** The same base and rotary fraction with no scaling: what a framework that ignores rope_scaling computes. */
     public RopeSpec unscaled() {
         return plain(theta, partialRotaryFactor, maxPositionEmbeddings);

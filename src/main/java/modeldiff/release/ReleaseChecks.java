@@ -1,6 +1,7 @@
 package modeldiff.release;
 
 import modeldiff.compare.Comparison;
+import modeldiff.compare.RoutingAgreement;
 import modeldiff.compare.MeasuredNoiseFloor;
 import modeldiff.compare.NoiseFloor;
 import modeldiff.compare.TableNoiseFloor;
@@ -204,6 +205,8 @@ public final class ReleaseChecks {
         Model m = model();
         String unavailable = unavailableHere(spec);
         if (unavailable != null) throw new Skipped(spec + " is not available here: " + unavailable);
+        if (spec.startsWith("cuda:") && m.family.moe != null)     // by design until the cuda pass has experts
+            throw new Skipped(spec + " does not implement the " + m.family + " family (mixture of experts) yet");
         ForwardPass pass = Implementations.create(spec);
         Trace t = pass.run(m, input, ProbeLevel.ALL);
         runs.put(spec, t);
@@ -212,6 +215,15 @@ public final class ReleaseChecks {
                 : new MeasuredNoiseFloor(m, input, MeasuredNoiseFloor.Against.FLOAT64_REFERENCE);
         Comparison c = Comparison.run(new Comparison.Side("reference", reference), List.of(new Comparison.Side(spec, t)), floor, null);
         Comparison.CandidateResult r = c.candidates().get(0);
+        RoutingAgreement routing = RoutingAgreement.of(reference, t);
+        if (r.excess() && !routing.complete() && routing.onlyNearTies()) {
+            // A MoE token sent to another expert at a near-tie is rounding, not a bug: judge the run on the
+            // reference's routing (forced by its expert choices alone); the flips are the check's note.
+            Trace forced = pass.run(m, ForwardInput.forcedBy(RoutingAgreement.choicesOf(reference)), ProbeLevel.ALL);
+            r = Comparison.run(new Comparison.Side("reference", reference), List.of(new Comparison.Side(spec, forced)), floor, null)
+                    .candidates().get(0);
+            if (!r.excess()) return;
+        }
         if (r.excess()) throw new Failure(spec + " " + r.verdict() + huntNote(t),
                 r.firstDivergence() == null ? null : r.firstDivergence().probe().name(), null);
     }

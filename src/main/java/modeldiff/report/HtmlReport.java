@@ -124,6 +124,7 @@ public final class HtmlReport {
         v.put("numTokens", ref.tokens().length);
         v.put("positionOffset", ref.positionOffset());
         v.put("layerChart", dataUri(Charts.png(Charts.layerChart(cmp), CHART_WIDTH, CHART_HEIGHT)));
+        RoutingView.add(v, cmp);
         List<Map<String, Object>> cands = new ArrayList<>();
         for (int i = 0; i < cmp.candidates().size(); i++) {
             Map<String, Object> c = candidate(cmp, i);
@@ -245,7 +246,7 @@ public final class HtmlReport {
         return o;
     }
 
-    private static String dataUri(byte[] png) {
+    static String dataUri(byte[] png) {
         return "data:image/png;base64," + Base64.getEncoder().encodeToString(png);
     }
 

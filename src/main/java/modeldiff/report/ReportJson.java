@@ -56,7 +56,11 @@ public final class ReportJson {
 
         root.set("reference", side(cmp.reference()));
         ArrayNode cands = root.putArray("candidates");
-        for (Comparison.CandidateResult c : cmp.candidates()) cands.add(candidate(c, cmp.numLayers()));
+        for (int i = 0; i < cmp.candidates().size(); i++) {
+            ObjectNode co = candidate(cmp.candidates().get(i), cmp.numLayers());
+            co.set("routing", routing(modeldiff.compare.RoutingAgreement.ofCandidate(cmp, i)));
+            cands.add(co);
+        }
         return root;
     }
 
@@ -70,6 +74,31 @@ public final class ReportJson {
 
     public static void write(Comparison cmp, RunInfo run, Path file) {
         AtomicFiles.writeString(file, toJson(cmp, run));
+    }
+
+    /** Per MoE layer: tokens, agreeing, agreement, and each flip with both expert sets and the margin; null if dense. */
+    private static ArrayNode routing(modeldiff.compare.RoutingAgreement r) {
+        if (r.isEmpty()) return null;
+        ArrayNode layers = JSON.createArrayNode();
+        for (var l : r.layers()) {
+            ObjectNode lo = layers.addObject();
+            lo.put("layer", l.layer());
+            lo.put("tokens", l.tokens());
+            lo.put("agreeing", l.agreeing());
+            num(lo, "agreement", l.agreement());
+            ArrayNode flips = lo.putArray("flips");
+            for (var f : l.flips()) {
+                ObjectNode fo = flips.addObject();
+                fo.put("token", f.token());
+                ArrayNode a = fo.putArray("reference_experts"), b = fo.putArray("candidate_experts");
+                for (int e : f.reference()) a.add(e);
+                for (int e : f.candidate()) b.add(e);
+                num(fo, "margin", f.margin());
+                num(fo, "router_logit_change", f.logitChange());
+                fo.put("near_tie", f.nearTie());
+            }
+        }
+        return layers;
     }
 
     private static ObjectNode side(Comparison.Side s) {

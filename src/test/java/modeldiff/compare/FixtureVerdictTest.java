@@ -32,6 +32,11 @@ class FixtureVerdictTest {
                 TableNoiseFloor.provisionalDefault(), null).candidates().get(0);
     }
 
+    private static RoutingAgreement routing(String fixture, String file) {
+        return RoutingAgreement.of(TraceFiles.read(Fixtures.trace(fixture, "hf-float64.safetensors")),
+                TraceFiles.read(Fixtures.trace(fixture, file)));
+    }
+
     @TestFactory
     List<DynamicTest> hfReducedPrecisionRaisesNoAlarm() throws IOException {
         List<DynamicTest> tests = new ArrayList<>();
@@ -43,8 +48,20 @@ class FixtureVerdictTest {
                     if (!f.startsWith("hf-") || f.startsWith("hf-float64")) continue;
                     tests.add(DynamicTest.dynamicTest(name + "/" + f, () -> {
                         Comparison.CandidateResult c = judge(name, f);
+                        RoutingAgreement routing = routing(name, f);
+                        if (!routing.complete()) {
+                            // A MoE token sent to another expert at a near-tie changes that token's MLP output by far
+                            // more than rounding: the per-probe floor cannot absorb it, the routing report must
+                            // explain it (qwen3_moe bf16: one token at layer 2, margin 0.0037).
+                            for (RoutingAgreement.Layer l : routing.layers())
+                                for (RoutingAgreement.Flip fl : l.flips()) assertTrue(fl.nearTie(), routing.describe().toString());
+                            return;
+                        }
                         assertFalse(c.excess(), c.verdict());
-                        assertTrue(c.missingInCandidate().isEmpty() && c.missingInReference().isEmpty());
+                        // a probe may be missing only where the trace says it was removed (glm4_moe bf16: "edited")
+                        String edited = TraceFiles.read(Fixtures.trace(name, f)).extra().getOrDefault("edited", "");
+                        assertTrue(c.missingInCandidate().stream().allMatch(edited::contains) && c.missingInReference().isEmpty(),
+                                c.missingInCandidate() + " / " + c.missingInReference());
                     }));
                 }
             }

@@ -24,17 +24,23 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class FixRefusalTest {
     /** What each pass refuses, and why (the reason is in its exception). */
     private static final Map<String, Set<String>> REFUSED = Map.of(
-            // DJL 0.36.0 cannot create bfloat16 tensors (docs/torch.md)
-            "torch:fp32", Set.of("rope.bf16_angles"),
-            "torch:fp16", Set.of("rope.bf16_angles"),
-            // both attention kernels keep the softmax in fp32 registers (docs/cuda.md)
-            "cuda:fp32", Set.of("softmax.lowp"),
-            "cuda:bf16", Set.of("softmax.lowp"));
+            // DJL 0.36.0 cannot create bfloat16 tensors (docs/torch.md); no gpt-oss, sinks or sigmoid routers in torch yet
+            "torch:fp32", with(modeldiff.forward.torch.TorchPass.TORCH_REFUSED, "rope.bf16_angles"),
+            "torch:fp16", with(modeldiff.forward.torch.TorchPass.TORCH_REFUSED, "rope.bf16_angles"),
+            // both attention kernels keep the softmax in fp32 registers (docs/cuda.md); no MoE families or sinks yet
+            "cuda:fp32", with(Fixes.MOE_ONLY, "softmax.lowp"),
+            "cuda:bf16", with(Fixes.MOE_ONLY, "softmax.lowp"));
+
+    private static Set<String> with(Set<String> a, String b) {
+        Set<String> out = new TreeSet<>(a);
+        out.add(b);
+        return out;
+    }
 
     /** A valid value for each valued fix. */
     private static final Map<String, String> VALUES = Map.of(
             "rope.theta", "10000", "rope.partial", "0.5", "norm.eps", "1e-5", "attn.scale", "64", "window", "4",
-            "rope.longrope_factors", "short");
+            "rope.longrope_factors", "short", "moe.renormalize", "true", "moe.routed_scaling", "2.5", "rope.yarn_truncate", "true");
 
     private static List<String> everyFix() {
         Set<String> ids = new TreeSet<>(Fixes.FLAGS);

@@ -36,7 +36,7 @@ class LowpParityTest {
      */
     static final java.util.Set<String> BF16_BIT_EXACT = java.util.Set.of(
             "llama", "llama-linear", "mistral", "qwen3", "gemma", "gpt2", "nemotron",
-            "olmo2", "gpt_neox", "gemma3-v4", "phi3-longrope", "qwen2-swa");
+            "olmo2", "gpt_neox", "gemma3-v4", "phi3-longrope", "qwen2-swa", "mixtral", "olmoe");
 
     @TestFactory
     List<DynamicTest> lowpTracksHf() {

@@ -60,6 +60,8 @@ public final class CudaPass implements ForwardPass {
     static String refusal(Fixes fixes) {
         if (fixes.softmaxLowp)
             return "softmax.lowp: its attention kernels keep the softmax's exponentials and sum in fp32; use lowp or torch (docs/cuda.md)";
+        String moe = fixes.firstWithKey(Fixes.MOE_ONLY);
+        if (moe != null) return moe + ": this pass does not implement MoE families or attention sinks yet; use reference or lowp";
         return null;
     }
 
@@ -93,6 +95,7 @@ public final class CudaPass implements ForwardPass {
     @Override
     public Trace run(Model model, ForwardInput input, ProbeLevel level) {
         refuseUnimplemented(model, fixes);
+        modeldiff.forward.torch.TorchPass.refuseUnsupported(name(), model);
         CudaRuntime rt = runtime();
         DeviceModel dm = weights(model);
         int[] tokens = fixes.tokens(input.tokens(), model.config);
@@ -361,7 +364,7 @@ public final class CudaPass implements ForwardPass {
             k.gemm(ws.q, a, w.q(), T, bf);
             k.gemm(ws.k, a, w.k(), T, bf);
             k.gemm(ws.v, a, w.v(), T, bf);
-            if (f.qkNorm) {
+            if (f.qkNorm && !fixes.qkNormOff) {
                 // per head (a weight of head_dim) or over the whole projection (OLMo 2)
                 k.norm(Act.of(ws.q), ws.q, w.qNorm(), w.qNorm().dim() == hd ? T * c.numHeads : T, normArgs);
                 k.norm(Act.of(ws.k), ws.k, w.kNorm(), w.kNorm().dim() == hd ? T * c.numKvHeads : T, normArgs);

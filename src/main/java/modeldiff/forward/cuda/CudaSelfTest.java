@@ -91,6 +91,10 @@ public final class CudaSelfTest {
                 "lowp:bf16 vs ref", "bf16 vs lowp", "bf16 vs HF bf16", "lowp vs HF bf16"));
         boolean ok = true;
         for (String name : names) {
+            if (modeldiff.model.ModelConfig.load(root.resolve(name).resolve("model")).family.moe != null) {
+                out.println(String.format("%-14s skipped: cuda does not implement MoE families yet", name));
+                continue;
+            }
             Model model = Model.open(root.resolve(name).resolve("model"));
             try {
                 CudaPass.refuseUnimplemented(model, Fixes.NONE);
@@ -165,6 +169,10 @@ public final class CudaSelfTest {
         boolean ok = true;
         int checked = 0;
         for (String name : names) {
+            if (modeldiff.model.ModelConfig.load(root.resolve(name).resolve("model")).family.moe != null) {
+                out.println(String.format("%-14s skipped: cuda does not implement MoE families yet", name));
+                continue;
+            }
             Path tp = root.resolve(name).resolve("traces").resolve(file);
             if (!Files.exists(tp)) continue;
             checked++;

@@ -20,6 +20,7 @@ import modeldiff.model.LinearRef;
 import modeldiff.model.MappedTensor;
 import modeldiff.model.Model;
 import modeldiff.model.ModelConfig;
+import modeldiff.model.MoeWeights;
 import modeldiff.model.NormRef;
 import modeldiff.model.RopeSpec;
 import modeldiff.model.TensorInfo;
@@ -155,7 +156,7 @@ public final class LowpPass implements ForwardPass {
             float[] q = linear(a, T, w.q());                               // [T, heads*hd]
             float[] k = linear(a, T, w.k());                               // [T, kv*hd]
             float[] v = linear(a, T, w.v());                               // [T, kv*hd]
-            if (f.qkNorm) {
+            if (f.qkNorm && !fixes.qkNormOff) {     // per head, or over the whole projection (OLMo 2, OLMoE)
                 q = qkNorm(q, T, c.numHeads, hd, w.qNorm(), f, c);
                 k = qkNorm(k, T, c.numKvHeads, hd, w.kNorm(), f, c);
             }
@@ -168,7 +169,7 @@ public final class LowpPass implements ForwardPass {
             q = rec.put(pre + "q", c.qDim(), q, p);
             k = rec.put(pre + "k", c.kvDim(), k, p);
             v = rec.put(pre + "v", c.kvDim(), v, p);
-            float[] att = rec.put(pre + "attn", c.qDim(), attention(q, k, v, T, c, f, spec), p);   // [T, heads*hd]
+            float[] att = rec.put(pre + "attn", c.qDim(), attention(q, k, v, T, c, f, spec, sinks(model, i)), p);   // [T, heads*hd]
             float[] o = rec.put(pre + "attn_out", H, linear(att, T, w.o()), p);                  // [T, H]
             if (w.postAttnNorm() != null) o = norm(o, T, H, w.postAttnNorm(), f, c);
             boolean parallel = fixes.parallelResidual(c);   // GPT-NeoX: the MLP reads the block's input too
@@ -177,18 +178,27 @@ public final class LowpPass implements ForwardPass {
             else residual(x, o);
 
             float[] m = rec.put(pre + "mlp_norm", H, w.mlpNorm() == null ? mIn.clone() : norm(mIn, T, H, w.mlpNorm(), f, c), p); // [T, H]
-            float[] act;                                                   // [T, ff]
-            if (f.mlp == Family.Mlp.GATED) {
-                LinearRef gateRef = fixes.swapGateUp ? w.up() : w.gate();
-                LinearRef upRef = fixes.swapGateUp ? w.gate() : w.up();
-                act = activation(linear(m, T, gateRef), c);
-                float[] up = linear(m, T, upRef);
-                for (int j = 0; j < act.length; j++) act[j] = r(act[j] * up[j]);   // MLP_PRODUCT
+            MoeWeights experts = model.moe(i);
+            float[] mo;                                                    // [T, H]
+            if (experts != null) {
+                var ops = new LowpMoe.Ops(this::linear, g -> activation(g, c), this::r, c.moe, fixes);
+                LowpMoe.Routing routing = LowpMoe.route(rec, pre, p, m, T, experts, ops);
+                mo = LowpMoe.experts(m, T, H, experts, routing, ops);
             } else {
-                act = activation(linear(m, T, w.up()), c);
+                float[] act;                                               // [T, ff]
+                if (f.mlp == Family.Mlp.GATED) {
+                    LinearRef gateRef = fixes.swapGateUp ? w.up() : w.gate();
+                    LinearRef upRef = fixes.swapGateUp ? w.gate() : w.up();
+                    act = activation(linear(m, T, gateRef), c);
+                    float[] up = linear(m, T, upRef);
+                    for (int j = 0; j < act.length; j++) act[j] = r(act[j] * up[j]);   // MLP_PRODUCT
+                } else {
+                    act = activation(linear(m, T, w.up()), c);
+                }
+                act = rec.put(pre + "mlp_act", c.intermediateSize, act, p);
+                mo = linear(act, T, w.down());
             }
-            act = rec.put(pre + "mlp_act", c.intermediateSize, act, p);
-            float[] mo = rec.put(pre + "mlp_out", H, linear(act, T, w.down()), p);                // [T, H]
+            mo = rec.put(pre + "mlp_out", H, mo, p);                   // [T, H]
             if (w.postMlpNorm() != null) mo = norm(mo, T, H, w.postMlpNorm(), f, c);
             if (parallel) residual(mo, o);       // HF: (mlp_output + attn_output) + hidden_states, each add rounded
             residual(x, mo);
@@ -436,7 +446,13 @@ public final class LowpPass implements ForwardPass {
 
     // ---- attention ----
 
-    private float[] attention(float[] q, float[] k, float[] v, int T, ModelConfig c, Family f, LayerSpec spec) {
+    /** gpt-oss's sink logits per head, as stored (bf16) and rounded to the dtype; null without sinks or with attn.no_sinks. */
+    private float[] sinks(Model model, int layer) {
+        TensorInfo t = model.sinks(layer);
+        return t == null || fixes.attnNoSinks ? null : weights(t, 0, model.config.numHeads);
+    }
+
+    private float[] attention(float[] q, float[] k, float[] v, int T, ModelConfig c, Family f, LayerSpec spec, float[] sinks) {
         int heads = c.numHeads, kvHeads = c.numKvHeads, hd = c.headDim, group = heads / kvHeads;
         int window = fixes.window(spec);
         double capD = fixes.attnSoftcap(c);
@@ -465,12 +481,23 @@ public final class LowpPass implements ForwardPass {
                     s[j] = sc;
                     max = Math.max(max, sc);
                 }
-                // softmax(dtype=float32).to(dtype): exp and sum in fp32, one rounding of each probability.
                 double sum = 0;
-                for (int j = first; j <= t; j++) {
-                    float e = fixes.softmaxLowp ? r((float) Math.exp(r(s[j] - max))) : (float) Math.exp(s[j] - max);
-                    s[j] = e;
-                    sum += e;
+                if (sinks != null) {
+                    // gpt-oss: cat(scores, sink) − max in the dtype (SINK_SHIFT), then softmax(dtype=dtype): exp and
+                    // sum in fp32 (the sink's term included), one rounding of each probability.
+                    float mx = Math.max(max, sinks[h]);
+                    for (int j = first; j <= t; j++) {
+                        s[j] = (float) Math.exp(r(s[j] - mx));
+                        sum += s[j];
+                    }
+                    sum += (float) Math.exp(r(sinks[h] - mx));
+                } else {
+                    // softmax(dtype=float32).to(dtype): exp and sum in fp32, one rounding of each probability.
+                    for (int j = first; j <= t; j++) {
+                        float e = fixes.softmaxLowp ? r((float) Math.exp(r(s[j] - max))) : (float) Math.exp(s[j] - max);
+                        s[j] = e;
+                        sum += e;
+                    }
                 }
                 float total = fixes.softmaxLowp ? r((float) sum) : (float) sum;
                 int ob = (t * heads + h) * hd;

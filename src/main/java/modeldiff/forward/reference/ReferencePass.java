@@ -16,6 +16,7 @@ import modeldiff.model.LayerWeights;
 import modeldiff.model.LinearRef;
 import modeldiff.model.Model;
 import modeldiff.model.ModelConfig;
+import modeldiff.model.MoeWeights;
 import modeldiff.model.NormRef;
 import modeldiff.model.TensorInfo;
 import modeldiff.model.TensorStore;
@@ -119,7 +120,7 @@ public final class ReferencePass implements ForwardPass {
             double[] q = linear(a, T, w.q(), par);                              // [T, heads*hd]
             double[] k = linear(a, T, w.k(), par);                              // [T, kv_heads*hd]
             double[] v = linear(a, T, w.v(), par);                              // [T, kv_heads*hd]
-            if (f.qkNorm) {
+            if (f.qkNorm && !fixes.qkNormOff) {     // per head, or over the whole projection (OLMo 2, OLMoE)
                 q = qkNorm(q, T, c.numHeads, c.headDim, w.qNorm(), normKind, eps);
                 k = qkNorm(k, T, c.numKvHeads, c.headDim, w.kNorm(), normKind, eps);
             }
@@ -134,7 +135,7 @@ public final class ReferencePass implements ForwardPass {
             k = rec.put(p + "k", c.kvDim(), k);
             v = rec.put(p + "v", c.kvDim(), v);
             double[] att = rec.put(p + "attn", c.qDim(),
-                    attention(q, k, v, T, c, fixes.window(spec), fixes.attnScale(spec), fixes.attnSoftcap(c), par)); // [T, heads*hd]
+                    attention(q, k, v, T, c, fixes.window(spec), fixes.attnScale(spec), fixes.attnSoftcap(c), sinks(model, i), par)); // [T, heads*hd]
             double[] o = rec.put(p + "attn_out", H, linear(att, T, w.o(), par));   // [T, H]
             if (w.postAttnNorm() != null) o = norm(o, T, H, w.postAttnNorm(), normKind, eps);
             boolean parallel = fixes.parallelResidual(c);   // GPT-NeoX: the MLP reads the block's input too
@@ -144,17 +145,26 @@ public final class ReferencePass implements ForwardPass {
             double[] mIn = parallel ? blockIn : x;
             double[] m = rec.put(p + "mlp_norm", H,
                     w.mlpNorm() == null ? mIn.clone() : norm(mIn, T, H, w.mlpNorm(), normKind, eps));   // [T, H]
-            double[] act;                                                  // [T, ff]
-            if (f.mlp == Family.Mlp.GATED) {
-                act = linear(m, T, fixes.swapGateUp ? w.up() : w.gate(), par);
-                double[] up = linear(m, T, fixes.swapGateUp ? w.gate() : w.up(), par);
-                for (int j = 0; j < act.length; j++) act[j] = activation.apply(act[j]) * up[j];
+            MoeWeights experts = model.moe(i);
+            double[] mo;                                                   // [T, H]
+            if (experts != null) {
+                var setup = new ReferenceMoe.Setup(c.moe, fixes, activation, par);
+                ReferenceMoe.Routing routing = ReferenceMoe.route(rec, p, m, T, experts, setup);
+                mo = ReferenceMoe.experts(m, T, H, experts, routing, setup);
             } else {
-                act = linear(m, T, w.up(), par);
-                for (int j = 0; j < act.length; j++) act[j] = activation.apply(act[j]);
+                double[] act;                                              // [T, ff]
+                if (f.mlp == Family.Mlp.GATED) {
+                    act = linear(m, T, fixes.swapGateUp ? w.up() : w.gate(), par);
+                    double[] up = linear(m, T, fixes.swapGateUp ? w.gate() : w.up(), par);
+                    for (int j = 0; j < act.length; j++) act[j] = activation.apply(act[j]) * up[j];
+                } else {
+                    act = linear(m, T, w.up(), par);
+                    for (int j = 0; j < act.length; j++) act[j] = activation.apply(act[j]);
+                }
+                act = rec.put(p + "mlp_act", c.intermediateSize, act);
+                mo = linear(act, T, w.down(), par);
             }
-            act = rec.put(p + "mlp_act", c.intermediateSize, act);
-            double[] mo = rec.put(p + "mlp_out", H, linear(act, T, w.down(), par));   // [T, H]
+            mo = rec.put(p + "mlp_out", H, mo);
             if (w.postMlpNorm() != null) mo = norm(mo, T, H, w.postMlpNorm(), normKind, eps);
             if (parallel) addInPlace(mo, o);     // HF: mlp_output + attn_output + hidden_states
             addInPlace(x, mo);
@@ -283,12 +293,20 @@ public final class ReferencePass implements ForwardPass {
         }
     }
 
+    /** gpt-oss's per-head sink logits, or null (no sinks, or attn.no_sinks). */
+    private double[] sinks(Model model, int layer) {
+        TensorInfo t = model.sinks(layer);
+        return t == null || fixes.attnNoSinks ? null : TensorStore.readDoubles(t, 0, model.config.numHeads);
+    }
+
     /**
      * Causal (optionally sliding-window) attention with grouped KV heads and optional tanh soft-cap. Query t sees key
-     * s when s ≤ t and, with a window W, t − s < W (HF's sliding_window semantics: W keys including itself).
+     * s when s ≤ t and, with a window W, t − s < W (HF's sliding_window semantics: W keys including itself). With
+     * {@code sinks} (gpt-oss), one more logit per head joins every softmax, taking probability mass and giving no
+     * value: p_s = exp(score_s) / (Σ exp(score) + exp(sink)).
      */
     static double[] attention(double[] q, double[] k, double[] v, int T, ModelConfig c, int window, double scale, double cap,
-                              Parallel par) {
+                              double[] sinks, Parallel par) {
         int heads = c.numHeads, kvHeads = c.numKvHeads, hd = c.headDim, group = heads / kvHeads;
         double[] out = new double[T * heads * hd];
         // One task per head: a head writes only its own columns of out, in the same order whatever thread runs it.
@@ -307,7 +325,8 @@ public final class ReferencePass implements ForwardPass {
                     scores[s] = sc;
                     max = Math.max(max, sc);
                 }
-                double sum = 0;
+                if (sinks != null) max = Math.max(max, sinks[h]);
+                double sum = sinks == null ? 0 : Math.exp(sinks[h] - max);
                 for (int s = first; s <= t; s++) {
                     scores[s] = Math.exp(scores[s] - max);
                     sum += scores[s];

@@ -4,6 +4,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.pytorch.engine.PtNDArray;
@@ -19,6 +20,7 @@ import modeldiff.model.LayerSpec;
 import modeldiff.model.LayerWeights;
 import modeldiff.model.LinearRef;
 import modeldiff.model.Model;
+import modeldiff.model.MoeWeights;
 import modeldiff.model.ModelConfig;
 import modeldiff.model.NormRef;
 import modeldiff.model.RopeSpec;
@@ -48,6 +50,8 @@ public final class TorchPass implements ForwardPass {
     private final DataType dtype;
     private final Fixes fixes;
     private final int threads;
+    /** MoE fixes torch cannot honour: none (kept so a future one has its place). */
+    public static final java.util.Set<String> TORCH_REFUSED = java.util.Set.of();
 
     public TorchPass(Precision precision, Fixes fixes) {
         this(precision, fixes, TorchRuntime.defaultThreads());
@@ -63,6 +67,10 @@ public final class TorchPass implements ForwardPass {
         if (fixes.ropeBf16Angles)
             throw new BadInputException("torch pass cannot honour fix rope.bf16_angles: it needs bfloat16 tensors, which "
                     + "DJL 0.36.0 cannot create (docs/torch.md)");
+        String moe = fixes.firstWithKey(TORCH_REFUSED);
+        if (moe != null)
+            throw new BadInputException("torch pass cannot honour fix " + moe + ": it does not implement gpt-oss (attention "
+                    + "sinks, clamped experts) yet; use reference or lowp");
         if (threads < 1) throw new IllegalArgumentException("threads must be positive, got " + threads);
         this.precision = precision;
         this.dtype = precision == Precision.FP32 ? DataType.FLOAT32 : DataType.FLOAT16;
@@ -84,10 +92,23 @@ public final class TorchPass implements ForwardPass {
         return threads;
     }
 
+    /** MoE families are not written for cuda yet: one clear line. */
+    public static void refuseUnsupported(String pass, Model model) {
+        if (model.family.moe != null)
+            throw new modeldiff.model.BadInputException(pass + " does not implement the " + model.family + " family "
+                    + "(mixture of experts) yet; use reference or lowp:bf16|fp16|fp32");
+    }
+
+    /** torch runs every MoE family (softmax, top-k→softmax and sigmoid routers, gpt-oss's sinks and experts). */
+    static void refuseUnsupportedTorch(String pass, Model model) {
+        // every family is implemented (MoE: TorchMoe); kept as the one place a new family would be refused
+    }
+
     // ---- the forward ----
 
     @Override
     public Trace run(Model model, ForwardInput input, ProbeLevel level) {
+        refuseUnsupportedTorch(name(), model);
         TorchRuntime.require();
         TorchRuntime.setThreads(threads);
         ModelConfig c = model.config;
@@ -148,7 +169,7 @@ public final class TorchPass implements ForwardPass {
         NDArray q = linear(m, a, w.q()).reshape(T, c.numHeads, hd);            // [T, heads, hd]
         NDArray k = linear(m, a, w.k()).reshape(T, c.numKvHeads, hd);          // [T, kv, hd]
         NDArray v = linear(m, a, w.v()).reshape(T, c.numKvHeads, hd);          // [T, kv, hd]
-        if (f.qkNorm) {
+        if (f.qkNorm && !fixes.qkNormOff) {     // per head, or over the whole projection (OLMo 2, OLMoE)
             q = qkNorm(m, q, w.qNorm(), T, c.numHeads, hd, f, c);
             k = qkNorm(m, k, w.kNorm(), T, c.numKvHeads, hd, f, c);
         }
@@ -161,7 +182,7 @@ public final class TorchPass implements ForwardPass {
         q = put(rec, m, p + "q", c.qDim(), q);
         k = put(rec, m, p + "k", c.kvDim(), k);
         v = put(rec, m, p + "v", c.kvDim(), v);
-        NDArray att = put(rec, m, p + "attn", c.qDim(), attention(m, q, k, v, T, c, f, spec));   // [T, heads*hd]
+        NDArray att = put(rec, m, p + "attn", c.qDim(), attention(m, q, k, v, T, c, f, spec, sinks(m, model, i)));   // [T, heads*hd]
         NDArray o = put(rec, m, p + "attn_out", H, linear(m, att, w.o()));     // [T, H]
         if (w.postAttnNorm() != null) o = norm(m, o, w.postAttnNorm(), H, f, c);
         boolean parallel = fixes.parallelResidual(c);      // GPT-NeoX: the MLP reads the block's input too
@@ -170,16 +191,25 @@ public final class TorchPass implements ForwardPass {
 
         NDArray mIn = parallel ? blockIn : x;
         NDArray mn = put(rec, m, p + "mlp_norm", H, w.mlpNorm() == null ? mIn : norm(m, mIn, w.mlpNorm(), H, f, c));   // [T, H]
-        NDArray act;                                                             // [T, ff]
-        if (f.mlp == Family.Mlp.GATED) {
-            NDArray gate = linear(m, mn, fixes.swapGateUp ? w.up() : w.gate());
-            NDArray up = linear(m, mn, fixes.swapGateUp ? w.gate() : w.up());
-            act = activation(gate, c).mul(up);
+        MoeWeights experts = model.moe(i);
+        NDArray mo;                                                              // [T, H]
+        if (experts != null) {
+            var ops = new TorchMoe.Ops((xx, ref) -> linear(m, xx, ref), g -> activation(g, c), this::toDtype, dtype, precision,
+                    c.moe, fixes);
+            mo = TorchMoe.run(m, mn, T, H, experts, ops, rec, p, (name, width, own) -> put(rec, m, name, width, own));
         } else {
-            act = activation(linear(m, mn, w.up()), c);
+            NDArray act;                                                         // [T, ff]
+            if (f.mlp == Family.Mlp.GATED) {
+                NDArray gate = linear(m, mn, fixes.swapGateUp ? w.up() : w.gate());
+                NDArray up = linear(m, mn, fixes.swapGateUp ? w.gate() : w.up());
+                act = activation(gate, c).mul(up);
+            } else {
+                act = activation(linear(m, mn, w.up()), c);
+            }
+            act = put(rec, m, p + "mlp_act", c.intermediateSize, act);
+            mo = linear(m, act, w.down());
         }
-        act = put(rec, m, p + "mlp_act", c.intermediateSize, act);
-        NDArray mo = put(rec, m, p + "mlp_out", H, linear(m, act, w.down()));  // [T, H]
+        mo = put(rec, m, p + "mlp_out", H, mo);
         if (w.postMlpNorm() != null) mo = norm(m, mo, w.postMlpNorm(), H, f, c);
         if (parallel) return mo.add(o).add(x);                                   // mlp + attn + hidden_states
         return x.add(mo);                                                        // residual + mlp
@@ -418,7 +448,15 @@ public final class TorchPass implements ForwardPass {
      * Gemma 2's soft-cap (s / cap, tanh, * cap), the causal (sliding) mask, softmax(dim=-1, dtype=float32).to(dtype)
      * (GPT-2: softmax in the dtype), then probs·V. q [T, heads, hd], k/v [T, kv, hd] → [T, heads*hd].
      */
-    private NDArray attention(NDManager m, NDArray q, NDArray k, NDArray v, int T, ModelConfig c, Family f, LayerSpec spec) {
+    /** gpt-oss's sink logits per head in the dtype, or null (no sinks, or attn.no_sinks). */
+    private NDArray sinks(NDManager m, Model model, int layer) {
+        TensorInfo t = model.sinks(layer);
+        if (t == null || fixes.attnNoSinks) return null;
+        return fromFloats(m.create(TensorStore.readFloats(t, 0, model.config.numHeads), new Shape(model.config.numHeads, 1, 1)));
+    }
+
+    private NDArray attention(NDManager m, NDArray q, NDArray k, NDArray v, int T, ModelConfig c, Family f, LayerSpec spec,
+                              NDArray sinks) {
         int heads = c.numHeads, kvHeads = c.numKvHeads, hd = c.headDim, group = heads / kvHeads;
         NDArray qh = q.transpose(1, 0, 2);                                       // [heads, T, hd]
         NDArray kh = repeatKv(k.transpose(1, 0, 2), kvHeads, group, T, hd);     // [heads, T, hd]
@@ -437,7 +475,12 @@ public final class TorchPass implements ForwardPass {
         if (!Double.isNaN(cap)) scores = scores.div(cap).tanh().mul(cap);
         scores = scores.add(causalMask(m, T, fixes.window(spec)));
         NDArray probs;
-        if (f.scoreScaleByDivision || fixes.softmaxLowp) {
+        if (sinks != null) {
+            // gpt-oss: cat(scores, sink) − max in the dtype, softmax(dtype=dtype) (fp32 inside), the sink column dropped
+            NDArray comb = scores.concat(sinks.broadcast(c.numHeads, T, 1), 2);
+            comb = comb.sub(comb.max(new int[]{2}, true));
+            probs = cast(cast(comb, DataType.FLOAT32).softmax(-1), dtype).get(new NDIndex(":, :, 0:" + T));
+        } else if (f.scoreScaleByDivision || fixes.softmaxLowp) {
             probs = scores.softmax(-1);                                          // GPT-2: softmax in the dtype
         } else {
             probs = cast(cast(scores, DataType.FLOAT32).softmax(-1), dtype);     // softmax(dtype=float32).to(dtype)

@@ -36,6 +36,9 @@ class TorchParityTest {
             "gemma2-derived", "gemma3-v4", "gpt2-scaled", "gpt_neox", "llama-dynamic", "llama-yarn-ds", "olmo2",
             "phi3-longrope", "qwen2-swa", "qwen2-yarn", "smollm3");
 
+    /** Fixtures of families the torch pass refuses: none now (it runs every MoE family). */
+    static final java.util.Set<String> MOE_FIXTURES = java.util.Set.of();
+
     @BeforeAll
     static void nativeLibrary() {
         TorchTests.assumeTorch();
@@ -50,6 +53,7 @@ class TorchParityTest {
     List<DynamicTest> fp32MatchesReference() {
         List<DynamicTest> tests = new ArrayList<>();
         for (String name : Fixtures.names()) {
+            if (MOE_FIXTURES.contains(name)) continue;   // refused by this pass (MoeFixturesTest)
             tests.add(DynamicTest.dynamicTest(name, () -> {
                 Path tp = Fixtures.trace(name, "hf-float64.safetensors");
                 Trace hf = TraceFiles.read(tp);
@@ -88,6 +92,7 @@ class TorchParityTest {
     List<DynamicTest> fp16TracksHfFp16() {
         List<DynamicTest> tests = new ArrayList<>();
         for (String name : Fixtures.names()) {
+            if (MOE_FIXTURES.contains(name)) continue;   // refused by this pass (MoeFixturesTest)
             Path tp = Fixtures.trace(name, "hf-float16.safetensors");
             if (NO_FP16_TRACE.contains(name)) continue;
             if (!Files.exists(tp)) {
