@@ -10,7 +10,8 @@ J="$JAVA -Xmx100g -Dmodeldiff.threads=${THREADS:-12} --add-modules jdk.incubator
 log() { echo "[$(date +%T)] $*" | tee -a "$LOG"; }
 pack() { tar czf "$OUT/tf.tgz.tmp" -C $W/out . && mv "$OUT/tf.tgz.tmp" "$OUT/tf.tgz"; }
 log "$(nvidia-smi --query-gpu=name --format=csv,noheader); $(nproc) cores"
-[ -f $W/model/config.json ] || python3 "$HERE/make_realscale.py" $W/model 2>&1 | grep -v -e Warning -e Writing | tee -a "$LOG"
+L=${LAYERS:-18}; HALF="$((L / 2))-$((L - 1))"
+[ -f $W/model/config.json ] || python3 "$HERE/make_realscale.py" $W/model $L 2>&1 | grep -v -e Warning -e Writing | tee -a "$LOG"
 B=$(python3 -c "import random;r=random.Random(2);print(','.join(str(r.randrange(3,32000)) for _ in range(512)))")
 T() { # name dtype offset probes [plant args...]
   local name=$1 dt=$2 off=$3 pr=$4; shift 4
@@ -30,13 +31,13 @@ J1() { # what name args...   (timed java step)
   pack
 }
 (
-T B-norm9-17-bf16 bfloat16 0 all --plant norm.cast_before_weight --plant-layers 9-17
+T B-normhalf-bf16 bfloat16 0 all --plant norm.cast_before_weight --plant-layers $HALF
 T B-clean-bf16 bfloat16 0 all
 T B-clean-fp16 float16 0 all
 T B-norm-bf16 bfloat16 0 all --plant norm.cast_before_weight
 T B-norm-layers-bf16 bfloat16 0 layers --plant norm.cast_before_weight
 ) &
-J1 hunt B-norm9-17-bf16 --target $W/traces/B-norm9-17-bf16.safetensors --json $W/out/B-norm9-17-bf16.hunt.json --force
+J1 hunt B-normhalf-bf16 --target $W/traces/B-normhalf-bf16.safetensors --json $W/out/B-normhalf-bf16.hunt.json --force
 J1 compare B-clean-bf16 --reference lowp:bf16 --candidate $W/traces/B-clean-bf16.safetensors --no-propagated --json $W/out/B-clean-bf16.compare.json --force
 J1 compare B-clean-fp16 --reference lowp:fp16 --candidate $W/traces/B-clean-fp16.safetensors --no-propagated --json $W/out/B-clean-fp16.compare.json --force
 J1 compare B-norm-bf16 --reference lowp:bf16 --candidate $W/traces/B-norm-bf16.safetensors --no-propagated --json $W/out/B-norm-bf16.compare.json --force

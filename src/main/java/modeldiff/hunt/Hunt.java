@@ -266,6 +266,11 @@ public final class Hunt {
                 if (a != best && !a.pruned() && a.fixes().size() == best.fixes().size() && !a.fixes().isEmpty() && a.digest() == best.digest())
                     equivalent.add(a.fixes());
             int pruned = (int) tried.values().stream().filter(Attempt::pruned).count();
+            Attempt shown = completed(best);
+            if (shown != best) {
+                ranked.set(ranked.indexOf(best), shown);
+                best = shown;
+            }
             return new Result(v, baseSpec, precision, baseline, best, equivalent, ranked, candidates, kept, tried.size(),
                     (System.nanoTime() - t0) / 1e9, forwardSeconds, floor, pruned, input.forced());
         } finally {
@@ -334,11 +339,36 @@ public final class Hunt {
         if (current == null) current = a;
         if (current.trace() != null || current.pruned()) return current;
         ForwardPass pass = Implementations.create(baseSpec, Fixes.of(current.fixes()));
-        int from = firstLayer(current.fixes());
+        int from = startFor(current.fixes());
         Trace t = from >= 0 && pass.canReplay() ? merge(tail(pass, from)) : pass.run(model, input, level);
         Attempt again = score(current.fixes(), t);
         tried.put(current.fixes(), again);
         return again;
+    }
+
+    /**
+     * Where a candidate's run starts: the first layer its fixes can change, and — teacher-forced, where each layer is
+     * computed from the target's own inputs — not before the first layer where the base run has excess. Layers before
+     * it match already and are taken from the base run, so a bug in the later layers of a large model costs only those
+     * layers per candidate. The answer is then run in full ({@link #completed}) to say where else its fixes would act.
+     */
+    private int startFor(List<String> fixes) {
+        int from = firstLayer(fixes);
+        if (from < 0 || !input.forced() || baseOver == null) return from;
+        java.util.Set<Integer> bad = baseBadLayers();
+        if (bad.isEmpty()) return from;
+        int firstBad = ((java.util.TreeSet<Integer>) bad).first();
+        return firstBad < 0 ? from : Math.max(from, firstBad);
+    }
+
+    /** The attempt run from the first layer its fixes change (not skipping matched layers), to report its scope. */
+    private Attempt completed(Attempt a) {
+        if (a.fixes().isEmpty() || a.pruned() || startFor(a.fixes()) == firstLayer(a.fixes())) return a;
+        ForwardPass pass = Implementations.create(baseSpec, Fixes.of(a.fixes()));
+        int from = firstLayer(a.fixes());
+        Trace t = from >= 0 && pass.canReplay() ? merge(tail(pass, from)) : pass.run(model, input, level);
+        Attempt full = score(a.fixes(), t);
+        return full.matches() == a.matches() ? full : a;
     }
 
     /** Drops the traces of all but the {@link #keepTraces} best-ranked attempts (the base run's stays in baseTrace). */
@@ -393,7 +423,7 @@ public final class Hunt {
             tried.put(key, a);
             return a;
         }
-        int start = firstLayer(key);
+        int start = startFor(key);
         Map<String, Double> seen = new LinkedHashMap<>();
         Attempt a;
         try {
