@@ -29,13 +29,17 @@ public final class Fixtures {
         return ROOT.resolve(name).resolve("traces").resolve(file);
     }
 
-    /** The fixes a fixture maker planted in a trace (its "planted" metadata: the answer key tests may use). */
+    /**
+     * The fixes a fixture maker planted in a trace (its "planted" metadata: the answer key tests may use), as today's
+     * ids: the fixtures were made when attn.scale=S meant 1/sqrt(S) (HF's query_pre_attn_scalar), now attn.scalar=S.
+     */
     public static java.util.List<String> planted(modeldiff.trace.Trace t) {
         String json = t.extra().get("planted");
         if (json == null) return java.util.List.of();
         try {
             java.util.List<String> out = new java.util.ArrayList<>();
-            for (com.fasterxml.jackson.databind.JsonNode n : new com.fasterxml.jackson.databind.ObjectMapper().readTree(json)) out.add(n.asText());
+            for (com.fasterxml.jackson.databind.JsonNode n : new com.fasterxml.jackson.databind.ObjectMapper().readTree(json))
+                out.add(n.asText().replaceFirst("^attn\\.scale=([0-9.]+)$", "attn.scalar=$1"));
             return out;
         } catch (IOException e) {
             throw new IllegalStateException("planted metadata is not a JSON list: " + json, e);

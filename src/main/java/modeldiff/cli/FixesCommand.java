@@ -1,5 +1,6 @@
 package modeldiff.cli;
 
+import modeldiff.forward.Fixes;
 import modeldiff.hunt.Catalog;
 import picocli.CommandLine.Command;
 
@@ -15,6 +16,9 @@ final class FixesCommand implements Callable<Integer> {
                     e.honouredBy() == Catalog.Honoured.BOTH ? "reference, lowp" : "lowp only (a rounding choice)");
             if (e.source() != null) System.out.printf("%-24s seen in: %s%n", "", e.source());
         }
+        // Fixes a pass applies but the hunt does not try (no catalog entry): listed so --fixes users can find them.
+        for (Fixes.Key k : Fixes.Key.values())
+            if (Catalog.entry(k.id + "=1") == null) System.out.printf("%-24s %s (not tried by the hunt)%n", k.id + "=S", k.meaning);
         return 0;
     }
 }

@@ -9,8 +9,12 @@ import modeldiff.numeric.Activation;
 
 import java.util.ArrayList;
 import java.util.Collections;
+import java.util.EnumMap;
+import java.util.EnumSet;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.Set;
 
 /**
@@ -19,158 +23,187 @@ import java.util.Set;
  * "which window?") instead of reading the config directly, so every pass honours a fix the same way while keeping
  * its own numerics. {@link #NONE} is the release as HF reads it.
  *
- * Ids (docs/fixes.md has the catalog with the real bug each mirrors):
- * act.gelu_exact, act.gelu_tanh, rope.bf16_angles, rope.theta=V, rope.scaling_ignored, rope.partial=F,
- * rope.inv_freq_lowp, qk.interleaved, norm.no_unit_offset, norm.unit_offset, norm.cast_before_weight, norm.eps=V,
- * embed.scale_fp32, embed.scale_none, attn.no_softcap, logits.no_softcap, attn.scale=S, window=W, softmax.lowp,
- * mlp.swap_gate_up, input.add_bos, input.drop_bos, rope.nope_inverted, rope.longrope_factors=short|long,
- * block.sequential, qk_norm.per_head, rope.scaling_all_layers; MoE routing: moe.renormalize=true|false,
- * moe.softmax_before_topk, moe.routed_scaling=V, moe.bias_in_weights; gpt-oss: attn.no_sinks, mlp.no_clamp;
- * qk_norm.off, rope.yarn_truncate=B, attn.no_yarn_mscale.
+ * The ids are {@link Flag}s (no value) and {@link Key}s (written id=value), each knowing its id and meaning;
+ * hunt/Catalog (`modeldiff fixes`) lists them with the real bug each mirrors, docs/fix-sources.md with sources.
  */
 public final class Fixes {
     public static final Fixes NONE = new Fixes(List.of());
 
+    /** The fixes that take no value, each with its id and what it does. */
+    public enum Flag {
+        ACT_GELU_EXACT("act.gelu_exact", "the activation computed as exact (erf) GELU"),
+        ACT_GELU_TANH("act.gelu_tanh", "the activation computed as tanh-approximated GELU"),
+        ROPE_BF16_ANGLES("rope.bf16_angles", "RoPE angles (position x inverse frequency) rounded to bfloat16"),
+        ROPE_SCALING_IGNORED("rope.scaling_ignored", "the config's rope_scaling not applied"),
+        ROPE_INV_FREQ_LOWP("rope.inv_freq_lowp", "RoPE inverse frequencies computed in the activation dtype"),
+        QK_INTERLEAVED("qk.interleaved", "RoPE rotates interleaved pairs (GPT-J style) instead of halves"),
+        NORM_NO_UNIT_OFFSET("norm.no_unit_offset", "norm weight used as w, not (1 + w)"),
+        NORM_UNIT_OFFSET("norm.unit_offset", "norm weight used as (1 + w), not w"),
+        NORM_CAST_BEFORE_WEIGHT("norm.cast_before_weight", "normalised value cast to the dtype before the weight multiply"),
+        EMBED_SCALE_FP32("embed.scale_fp32", "embedding scale sqrt(hidden) kept in float32, not rounded to the dtype"),
+        EMBED_SCALE_NONE("embed.scale_none", "embeddings not scaled by sqrt(hidden)"),
+        ATTN_NO_SOFTCAP("attn.no_softcap", "attention-score soft-capping not applied"),
+        LOGITS_NO_SOFTCAP("logits.no_softcap", "final-logit soft-capping not applied"),
+        SOFTMAX_LOWP("softmax.lowp", "attention softmax computed in the activation dtype"),
+        MLP_SWAP_GATE_UP("mlp.swap_gate_up", "the MLP's gate and up projections swapped"),
+        INPUT_ADD_BOS("input.add_bos", "a BOS token prepended to the input"),
+        INPUT_DROP_BOS("input.drop_bos", "the input's leading BOS token dropped"),
+        ROPE_NOPE_INVERTED("rope.nope_inverted", "the per-layer RoPE/NoPE polarity inverted"),
+        BLOCK_SEQUENTIAL("block.sequential", "a parallel-residual block computed sequentially"),
+        QK_NORM_PER_HEAD("qk_norm.per_head", "q/k norms applied per head instead of over all heads"),
+        ROPE_SCALING_ALL_LAYERS("rope.scaling_all_layers", "sliding layers given the full-attention layers' RoPE scaling"),
+        MOE_SOFTMAX_BEFORE_TOPK("moe.softmax_before_topk", "a top-k-then-softmax router computed as softmax over all experts, then top-k"),
+        MOE_BIAS_IN_WEIGHTS("moe.bias_in_weights", "a sigmoid router's selection-only bias also added to the expert weights"),
+        ATTN_NO_SINKS("attn.no_sinks", "gpt-oss's attention sinks left out of the softmax"),
+        MLP_NO_CLAMP("mlp.no_clamp", "gpt-oss's SwiGLU clamp dropped"),
+        QK_NORM_OFF("qk_norm.off", "the q/k norms not applied"),
+        ATTN_NO_YARN_MSCALE("attn.no_yarn_mscale", "YaRN's attention factor (mscale) dropped");
+
+        public final String id, meaning;
+
+        Flag(String id, String meaning) {
+            this.id = id;
+            this.meaning = meaning;
+        }
+    }
+
+    /** How a valued fix's text is read. */
+    private enum Value { POSITIVE, NON_NEGATIVE, BOOL, SHORT_LONG, SCALE }
+
+    /** The fixes written id=value, each with its id, what it does and how its value is read. */
+    public enum Key {
+        ROPE_THETA("rope.theta", "RoPE base frequency V instead of the config's", Value.POSITIVE),
+        ROPE_PARTIAL("rope.partial", "fraction F of each head rotated by RoPE", Value.POSITIVE),
+        NORM_EPS("norm.eps", "norm epsilon V instead of the config's", Value.NON_NEGATIVE),
+        ATTN_SCALE("attn.scale", "attention scores multiplied by S (1/sqrt(S) may be written as such)", Value.SCALE),
+        ATTN_SCALAR("attn.scalar", "attention scores scaled by 1/sqrt(S), as HF's query_pre_attn_scalar", Value.POSITIVE),
+        WINDOW("window", "sliding window W on the sliding layers", Value.POSITIVE),
+        ROPE_LONGROPE_FACTORS("rope.longrope_factors", "LongRoPE's short or long factors whatever the input length", Value.SHORT_LONG),
+        MOE_RENORMALIZE("moe.renormalize", "top-k routing weights renormalised (true) or not", Value.BOOL),
+        MOE_ROUTED_SCALING("moe.routed_scaling", "routed experts' weights multiplied by V", Value.POSITIVE),
+        ROPE_YARN_TRUNCATE("rope.yarn_truncate", "YaRN's correction range truncated (true) or not", Value.BOOL);
+
+        public final String id, meaning;
+        private final Value value;
+
+        Key(String id, String meaning, Value value) {
+            this.id = id;
+            this.meaning = meaning;
+            this.value = value;
+        }
+    }
+
+    private static final Map<String, Flag> FLAG_BY_ID = index(Flag.values(), f -> f.id);
+    private static final Map<String, Key> KEY_BY_ID = index(Key.values(), k -> k.id);
     /** Ids that take no value. */
-    public static final Set<String> FLAGS = Set.of("act.gelu_exact", "act.gelu_tanh", "rope.bf16_angles",
-            "rope.scaling_ignored", "rope.inv_freq_lowp", "qk.interleaved", "norm.no_unit_offset", "norm.unit_offset",
-            "norm.cast_before_weight", "embed.scale_fp32", "embed.scale_none", "attn.no_softcap", "logits.no_softcap",
-            "softmax.lowp", "mlp.swap_gate_up", "input.add_bos", "input.drop_bos",
-            "rope.nope_inverted", "block.sequential", "qk_norm.per_head", "rope.scaling_all_layers",
-            "moe.softmax_before_topk", "moe.bias_in_weights", "attn.no_sinks", "mlp.no_clamp", "qk_norm.off",
-            "attn.no_yarn_mscale");
+    public static final Set<String> FLAGS = FLAG_BY_ID.keySet();
     /** Ids written id=value. */
-    public static final Set<String> VALUED = Set.of("rope.theta", "rope.partial", "norm.eps", "attn.scale", "window",
-            "rope.longrope_factors", "moe.renormalize", "moe.routed_scaling", "rope.yarn_truncate");
+    public static final Set<String> VALUED = KEY_BY_ID.keySet();
 
     /** Fixes that only mean something in MoE families or with attention sinks (passes without those refuse them). */
-    public static final Set<String> MOE_ONLY = Set.of("moe.renormalize", "moe.routed_scaling", "moe.softmax_before_topk",
-            "moe.bias_in_weights", "attn.no_sinks", "mlp.no_clamp");
+    public static final Set<String> MOE_ONLY = Set.of(Key.MOE_RENORMALIZE.id, Key.MOE_ROUTED_SCALING.id,
+            Flag.MOE_SOFTMAX_BEFORE_TOPK.id, Flag.MOE_BIAS_IN_WEIGHTS.id, Flag.ATTN_NO_SINKS.id, Flag.MLP_NO_CLAMP.id);
 
     private final List<String> ids;
-    private Activation activation;
+    private final EnumSet<Flag> flags = EnumSet.noneOf(Flag.class);
+    /** Each valued fix's value, parsed once: a Double, a Boolean or (rope.longrope_factors) "short"/"long". */
+    private final EnumMap<Key, Object> values = new EnumMap<>(Key.class);
+    /** The flags the passes read as fields, so their code asks a plain question. */
     public final boolean ropeBf16Angles, ropeScalingIgnored, ropeInvFreqLowp, qkInterleaved, noUnitOffset, unitOffset,
             normCastBeforeWeight, embedScaleFp32, embedScaleNone, attnNoSoftcap, logitsNoSoftcap, softmaxLowp,
-            swapGateUp, addBos, dropBos;
-    private final double theta, partial, eps, attnScaleDenominator;
-    private final int window;
-    /** rope.nope_inverted, block.sequential, qk_norm.per_head, rope.scaling_all_layers. */
-    public final boolean nopeInverted, blockSequential, qkNormPerHead, scalingAllLayers;
-    /** rope.longrope_factors: "short", "long" or null (chosen by the input's length, as HF does). */
-    private final String longropeFactors;
-    /** MoE: top-k renormalisation forced on/off (null: the config's), the routing-weight scale (NaN: the config's). */
-    private final Boolean renormalize;
-    private final double routedScaling;
-    /**
-     * moe.softmax_before_topk: a top-k→softmax router (gpt-oss) computed as softmax over all experts, then top-k;
-     * moe.bias_in_weights: a sigmoid router's selection-only correction bias also added to the expert weights.
-     */
-    public final boolean moeSoftmaxBeforeTopk, moeBiasInWeights;
-    /** attn.no_sinks: gpt-oss's attention sinks left out of the softmax; mlp.no_clamp: its SwiGLU clamp dropped. */
-    public final boolean attnNoSinks, mlpNoClamp;
-    /** qk_norm.off: the q/k norms not applied; attn.no_yarn_mscale: YaRN's attention factor (mscale) dropped. */
-    public final boolean qkNormOff, noYarnMscale;
-    /** rope.yarn_truncate=B: YaRN's correction range truncated (true) or not, against the config; null: the config's. */
-    private final Boolean yarnTruncate;
+            swapGateUp, addBos, dropBos, nopeInverted, blockSequential, qkNormPerHead, scalingAllLayers,
+            moeSoftmaxBeforeTopk, moeBiasInWeights, attnNoSinks, mlpNoClamp, qkNormOff, noYarnMscale;
 
     private Fixes(List<String> ids) {
         this.ids = List.copyOf(ids);
-        boolean[] f = new boolean[15];
-        double th = Double.NaN, pa = Double.NaN, ep = Double.NaN, sc = Double.NaN;
-        int w = -1;
-        Activation act = null;
-        boolean[] g = new boolean[4];
-        String lf = null;
-        Boolean renorm = null;
-        double scaling = Double.NaN;
-        boolean softmaxFirst = false, biasInWeights = false, noSinks = false, noClamp = false, qkOff = false, noMscale = false;
-        Boolean truncate = null;
         for (String id : ids) {
             int eq = id.indexOf('=');
-            String key = eq < 0 ? id : id.substring(0, eq);
-            String val = eq < 0 ? null : id.substring(eq + 1);
-            if (eq < 0 ? !FLAGS.contains(key) : !VALUED.contains(key))
-                throw new BadInputException("unknown fix '" + id + "'; see `modeldiff fixes`");
-            switch (key) {
-                case "act.gelu_exact" -> act = Activation.GELU_EXACT;
-                case "act.gelu_tanh" -> act = Activation.GELU_TANH;
-                case "rope.bf16_angles" -> f[0] = true;
-                case "rope.scaling_ignored" -> f[1] = true;
-                case "rope.inv_freq_lowp" -> f[2] = true;
-                case "qk.interleaved" -> f[3] = true;
-                case "norm.no_unit_offset" -> f[4] = true;
-                case "norm.unit_offset" -> f[5] = true;
-                case "norm.cast_before_weight" -> f[6] = true;
-                case "embed.scale_fp32" -> f[7] = true;
-                case "embed.scale_none" -> f[8] = true;
-                case "attn.no_softcap" -> f[9] = true;
-                case "logits.no_softcap" -> f[10] = true;
-                case "softmax.lowp" -> f[11] = true;
-                case "mlp.swap_gate_up" -> f[12] = true;
-                case "input.add_bos" -> f[13] = true;
-                case "input.drop_bos" -> f[14] = true;
-                case "rope.theta" -> th = positive(id, val);
-                case "rope.partial" -> pa = positive(id, val);
-                case "norm.eps" -> ep = nonNegative(id, val);
-                case "attn.scale" -> sc = positive(id, val);
-                case "window" -> w = (int) positive(id, val);
-                case "rope.nope_inverted" -> g[0] = true;
-                case "block.sequential" -> g[1] = true;
-                case "qk_norm.per_head" -> g[2] = true;
-                case "rope.scaling_all_layers" -> g[3] = true;
-                case "rope.longrope_factors" -> {
-                    if (!"short".equals(val) && !"long".equals(val))
-                        throw new BadInputException("fix '" + id + "': value must be short or long");
-                    lf = val;
-                }
-                case "moe.renormalize" -> renorm = bool(id, val);
-                case "moe.routed_scaling" -> scaling = positive(id, val);
-                case "moe.softmax_before_topk" -> softmaxFirst = true;
-                case "moe.bias_in_weights" -> biasInWeights = true;
-                case "attn.no_sinks" -> noSinks = true;
-                case "mlp.no_clamp" -> noClamp = true;
-                case "qk_norm.off" -> qkOff = true;
-                case "attn.no_yarn_mscale" -> noMscale = true;
-                case "rope.yarn_truncate" -> truncate = bool(id, val);
-                default -> throw new IllegalStateException(key);
-            }
+            String name = eq < 0 ? id : id.substring(0, eq);
+            Flag flag = eq < 0 ? FLAG_BY_ID.get(name) : null;
+            Key key = eq < 0 ? null : KEY_BY_ID.get(name);
+            if (flag == null && key == null) throw new BadInputException("unknown fix '" + id + "'; see `modeldiff fixes`");
+            if (flag != null) flags.add(flag);
+            else values.put(key, parse(key, id, id.substring(eq + 1)));
         }
-        activation = act;
-        nopeInverted = g[0];
-        blockSequential = g[1];
-        qkNormPerHead = g[2];
-        scalingAllLayers = g[3];
-        longropeFactors = lf;
-        ropeBf16Angles = f[0];
-        ropeScalingIgnored = f[1];
-        ropeInvFreqLowp = f[2];
-        qkInterleaved = f[3];
-        noUnitOffset = f[4];
-        unitOffset = f[5];
-        normCastBeforeWeight = f[6];
-        embedScaleFp32 = f[7];
-        embedScaleNone = f[8];
-        attnNoSoftcap = f[9];
-        logitsNoSoftcap = f[10];
-        softmaxLowp = f[11];
-        swapGateUp = f[12];
-        addBos = f[13];
-        dropBos = f[14];
-        theta = th;
-        partial = pa;
-        eps = ep;
-        attnScaleDenominator = sc;
-        window = w;
-        renormalize = renorm;
-        routedScaling = scaling;
-        moeSoftmaxBeforeTopk = softmaxFirst;
-        moeBiasInWeights = biasInWeights;
-        attnNoSinks = noSinks;
-        mlpNoClamp = noClamp;
-        qkNormOff = qkOff;
-        noYarnMscale = noMscale;
-        yarnTruncate = truncate;
-        if (pa > 1) throw new BadInputException("fix '" + "rope.partial=" + pa + "': fraction must be in (0, 1]");
+        if (flags.contains(Flag.ACT_GELU_EXACT) && flags.contains(Flag.ACT_GELU_TANH))
+            flags.remove(lastActivationIn(ids) == Flag.ACT_GELU_EXACT ? Flag.ACT_GELU_TANH : Flag.ACT_GELU_EXACT);
+        ropeBf16Angles = has(Flag.ROPE_BF16_ANGLES);
+        ropeScalingIgnored = has(Flag.ROPE_SCALING_IGNORED);
+        ropeInvFreqLowp = has(Flag.ROPE_INV_FREQ_LOWP);
+        qkInterleaved = has(Flag.QK_INTERLEAVED);
+        noUnitOffset = has(Flag.NORM_NO_UNIT_OFFSET);
+        unitOffset = has(Flag.NORM_UNIT_OFFSET);
+        normCastBeforeWeight = has(Flag.NORM_CAST_BEFORE_WEIGHT);
+        embedScaleFp32 = has(Flag.EMBED_SCALE_FP32);
+        embedScaleNone = has(Flag.EMBED_SCALE_NONE);
+        attnNoSoftcap = has(Flag.ATTN_NO_SOFTCAP);
+        logitsNoSoftcap = has(Flag.LOGITS_NO_SOFTCAP);
+        softmaxLowp = has(Flag.SOFTMAX_LOWP);
+        swapGateUp = has(Flag.MLP_SWAP_GATE_UP);
+        addBos = has(Flag.INPUT_ADD_BOS);
+        dropBos = has(Flag.INPUT_DROP_BOS);
+        nopeInverted = has(Flag.ROPE_NOPE_INVERTED);
+        blockSequential = has(Flag.BLOCK_SEQUENTIAL);
+        qkNormPerHead = has(Flag.QK_NORM_PER_HEAD);
+        scalingAllLayers = has(Flag.ROPE_SCALING_ALL_LAYERS);
+        moeSoftmaxBeforeTopk = has(Flag.MOE_SOFTMAX_BEFORE_TOPK);
+        moeBiasInWeights = has(Flag.MOE_BIAS_IN_WEIGHTS);
+        attnNoSinks = has(Flag.ATTN_NO_SINKS);
+        mlpNoClamp = has(Flag.MLP_NO_CLAMP);
+        qkNormOff = has(Flag.QK_NORM_OFF);
+        noYarnMscale = has(Flag.ATTN_NO_YARN_MSCALE);
+    }
+
+    /** With both GELU ids given, the later one wins (as the old parser's last assignment did). */
+    private static Flag lastActivationIn(List<String> ids) {
+        Flag last = null;
+        for (String id : ids) if (id.equals(Flag.ACT_GELU_EXACT.id) || id.equals(Flag.ACT_GELU_TANH.id)) last = FLAG_BY_ID.get(id);
+        return last;
+    }
+
+    private static <E> Map<String, E> index(E[] all, java.util.function.Function<E, String> id) {
+        Map<String, E> out = new LinkedHashMap<>();
+        for (E e : all) out.put(id.apply(e), e);
+        return Collections.unmodifiableMap(out);
+    }
+
+    private static Object parse(Key key, String id, String v) {
+        return switch (key.value) {
+            case POSITIVE -> {
+                double d = positive(id, v);
+                if (key == Key.ROPE_PARTIAL && d > 1) throw new BadInputException("fix '" + id + "': fraction must be in (0, 1]");
+                yield d;
+            }
+            case NON_NEGATIVE -> nonNegative(id, v);
+            case BOOL -> bool(id, v);
+            case SHORT_LONG -> {
+                if (!"short".equals(v) && !"long".equals(v)) throw new BadInputException("fix '" + id + "': value must be short or long");
+                yield v;
+            }
+            case SCALE -> scale(id, v);
+        };
+    }
+
+    /** attn.scale=S is the multiplier S; the old spelling attn.scale=1/sqrt(S) is read as what it says. */
+    private static double scale(String id, String v) {
+        String compact = v == null ? "" : v.replace(" ", "");
+        if (compact.startsWith("1/sqrt(") && compact.endsWith(")"))
+            return 1.0 / Math.sqrt(positive(id, compact.substring(7, compact.length() - 1)));
+        return positive(id, v);
+    }
+
+    public boolean has(Flag f) {
+        return flags.contains(f);
+    }
+
+    /** A numeric valued fix's value, or NaN when it was not given. */
+    private double number(Key k) {
+        return values.get(k) instanceof Double d ? d : Double.NaN;
+    }
+
+    /** A true/false valued fix's value, or null when it was not given. */
+    private Boolean bool(Key k) {
+        return (Boolean) values.get(k);
     }
 
     public static Fixes of(List<String> ids) {
@@ -229,15 +262,18 @@ public final class Fixes {
     // ---- the questions a pass asks ----
 
     public Activation activation(ModelConfig c) {
-        return activation != null ? activation : c.activation;
+        if (has(Flag.ACT_GELU_EXACT)) return Activation.GELU_EXACT;
+        if (has(Flag.ACT_GELU_TANH)) return Activation.GELU_TANH;
+        return c.activation;
     }
 
-    /** True when the activation is the one the config names (lowp then mirrors HF's exact kernel for that name). */
+    /** True when a fix replaces the config's activation (else lowp mirrors HF's exact kernel for the config's name). */
     public boolean activationOverridden() {
-        return activation != null;
+        return has(Flag.ACT_GELU_EXACT) || has(Flag.ACT_GELU_TANH);
     }
 
     public double eps(ModelConfig c) {
+        double eps = number(Key.NORM_EPS);
         return Double.isNaN(eps) ? c.normEps : eps;
     }
 
@@ -248,17 +284,19 @@ public final class Fixes {
     }
 
     public int window(LayerSpec spec) {
-        if (window > 0 && spec.sliding()) return window;
+        double window = number(Key.WINDOW);
+        if (window > 0 && spec.sliding()) return (int) window;
         return spec.slidingWindow();
     }
 
     public double attnScale(LayerSpec spec) {
-        return Double.isNaN(attnScaleDenominator) ? spec.attnScale() : 1.0 / Math.sqrt(attnScaleDenominator);
+        if (values.containsKey(Key.ATTN_SCALAR)) return 1.0 / Math.sqrt(number(Key.ATTN_SCALAR));
+        return values.containsKey(Key.ATTN_SCALE) ? number(Key.ATTN_SCALE) : spec.attnScale();
     }
 
     /** Whether the score scale was replaced (GPT-2's division by a rounded sqrt(d) then no longer applies). */
     public boolean attnScaleOverridden() {
-        return !Double.isNaN(attnScaleDenominator);
+        return values.containsKey(Key.ATTN_SCALAR) || values.containsKey(Key.ATTN_SCALE);
     }
 
     public double attnSoftcap(ModelConfig c) {
@@ -298,9 +336,11 @@ public final class Fixes {
     public RopeSpec rope(RopeSpec r) {
         if (r == null) return null;
         RopeSpec out = ropeScalingIgnored ? r.unscaled() : r;
-        if (longropeFactors != null && out.type().equals("longrope")) out = out.withLongropeFactors(longropeFactors.equals("long"));
-        if (!Double.isNaN(theta)) out = out.withTheta(theta);
-        if (!Double.isNaN(partial)) out = out.withPartial(partial);
+        Object longrope = values.get(Key.ROPE_LONGROPE_FACTORS);
+        if (longrope != null && out.type().equals("longrope")) out = out.withLongropeFactors(longrope.equals("long"));
+        if (values.containsKey(Key.ROPE_THETA)) out = out.withTheta(number(Key.ROPE_THETA));
+        if (values.containsKey(Key.ROPE_PARTIAL)) out = out.withPartial(number(Key.ROPE_PARTIAL));
+        Boolean yarnTruncate = bool(Key.ROPE_YARN_TRUNCATE);
         if (out.type().equals("yarn") && yarnTruncate != null) out = out.withTruncate(yarnTruncate);
         if (out.type().equals("yarn") && noYarnMscale) out = out.withAttentionFactor(1.0);
         return out;
@@ -308,12 +348,13 @@ public final class Fixes {
 
     /** Whether a MoE router renormalises its k weights. */
     public boolean renormalize(modeldiff.model.MoeSpec s) {
+        Boolean renormalize = bool(Key.MOE_RENORMALIZE);
         return renormalize != null ? renormalize : s.renormalize;
     }
 
     /** The factor routed experts' weights are multiplied by. */
     public double routedScaling(modeldiff.model.MoeSpec s) {
-        return Double.isNaN(routedScaling) ? s.routedScaling : routedScaling;
+        return values.containsKey(Key.MOE_ROUTED_SCALING) ? number(Key.MOE_ROUTED_SCALING) : s.routedScaling;
     }
 
     public double embedScale(ModelConfig c) {

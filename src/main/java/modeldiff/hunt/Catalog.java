@@ -52,7 +52,7 @@ public final class Catalog {
             new Entry("embed.scale_none", "embedding scale sqrt(hidden) not applied", "Gemma family", Honoured.BOTH, "https://github.com/SamLynnEvans/Transformer/issues/10"),
             new Entry("attn.no_softcap", "attention soft-capping not applied", "configs with attn_logit_softcapping", Honoured.BOTH, "https://github.com/huggingface/transformers/pull/32865"),
             new Entry("logits.no_softcap", "final logit soft-capping not applied", "configs with final_logit_softcapping", Honoured.BOTH, "https://github.com/keras-team/keras-hub/pull/1712"),
-            new Entry("attn.scale=S", "attention scores scaled by 1/sqrt(S) instead of the config's scale", "every family", Honoured.BOTH, "https://github.com/huggingface/transformers/issues/31891"),
+            new Entry("attn.scalar=S", "attention scores scaled by 1/sqrt(S) (HF's query_pre_attn_scalar) instead of the config's scale", "every family", Honoured.BOTH, "https://github.com/huggingface/transformers/issues/31891"),
             new Entry("window=W", "sliding window W instead of the config's", "configs with sliding layers", Honoured.BOTH, "https://github.com/huggingface/transformers/issues/39408"),
             new Entry("softmax.lowp", "attention softmax computed in the activation dtype", "bf16/fp16 targets", Honoured.LOWP_ONLY, "https://github.com/huggingface/transformers/pull/17437"),
             new Entry("mlp.swap_gate_up", "a fused gate/up projection split in the wrong order", "fused gate_up_proj (Phi-3)", Honoured.BOTH, "https://github.com/nntrainer/nntrainer/pull/4194"),
@@ -140,7 +140,7 @@ public final class Catalog {
         Set<Double> scales = new LinkedHashSet<>();
         for (LayerSpec l : c.layers) scales.add(l.attnScale());
         for (double s : new double[]{c.headDim, (double) c.hiddenSize / c.numHeads, queryPreAttnScalar(c)})
-            if (s > 0 && !containsClose(scales, 1 / Math.sqrt(s))) out.add("attn.scale=" + fmt(s));
+            if (s > 0 && !containsClose(scales, 1 / Math.sqrt(s))) out.add("attn.scalar=" + fmt(s));
         int window = 0;
         for (LayerSpec l : c.layers) if (l.sliding()) window = l.slidingWindow();
         if (window > 0) {

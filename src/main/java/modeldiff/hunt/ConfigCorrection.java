@@ -88,7 +88,7 @@ public final class ConfigCorrection {
                 cfg.put("sliding_window", Integer.parseInt(value));
                 return true;
             }
-            case "attn.scale" -> {
+            case "attn.scalar" -> {     // attn.scale=S (a bare multiplier) has no config key; the hunt names attn.scalar
                 if (!model.family.queryPreAttnScalar) return false;
                 double v = Double.parseDouble(value);
                 if (v == Math.rint(v)) cfg.put("query_pre_attn_scalar", (long) v);

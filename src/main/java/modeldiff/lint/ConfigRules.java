@@ -183,7 +183,7 @@ final class ConfigRules {
         if (scalar != hd && scalar != perHead)
             c.add(Rules.ATTN_SCALE, INFO, "query_pre_attn_scalar " + num(scalar) + " is neither head_dim " + hd + " nor hidden_size / num_attention_heads "
                             + num(perHead) + " (Gemma 2 9B uses head_dim, 27B hidden/heads); implementations that hard-code either scale differ",
-                    "attn.scale=" + hd + " reproduces an implementation that scales by head_dim",
+                    "attn.scalar=" + hd + " reproduces an implementation that scales by head_dim",
                     "query_pre_attn_scalar", scalar, "head_dim", hd, "hidden_over_heads", perHead);
     }
 

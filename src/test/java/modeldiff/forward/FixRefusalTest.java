@@ -39,7 +39,7 @@ class FixRefusalTest {
 
     /** A valid value for each valued fix. */
     private static final Map<String, String> VALUES = Map.of(
-            "rope.theta", "10000", "rope.partial", "0.5", "norm.eps", "1e-5", "attn.scale", "64", "window", "4",
+            "rope.theta", "10000", "rope.partial", "0.5", "norm.eps", "1e-5", "attn.scale", "0.125", "attn.scalar", "64", "window", "4",
             "rope.longrope_factors", "short", "moe.renormalize", "true", "moe.routed_scaling", "2.5", "rope.yarn_truncate", "true");
 
     private static List<String> everyFix() {

@@ -27,8 +27,8 @@ class CatalogTest {
         Model m = Model.open(Fixtures.model("gemma2"));
         List<String> c = Catalog.candidates(m, true, null);
         assertTrue(c.contains("attn.no_softcap") && c.contains("logits.no_softcap") && c.contains("act.gelu_exact"));
-        assertTrue(c.contains("attn.scale=16"), c.toString());           // head_dim, differs from the config's 24
-        assertFalse(c.contains("attn.scale=24"), c.toString());
+        assertTrue(c.contains("attn.scalar=16"), c.toString());           // head_dim, differs from the config's 24
+        assertFalse(c.contains("attn.scalar=24"), c.toString());
         assertFalse(c.contains("window=4"), c.toString());
         assertTrue(c.contains("window=3") && c.contains("window=5") && c.contains("window=8"), c.toString());
         assertTrue(c.contains("norm.no_unit_offset") && !c.contains("norm.unit_offset"));

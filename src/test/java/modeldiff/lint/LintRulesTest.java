@@ -150,7 +150,7 @@ class LintRulesTest {
         Finding f = one(r, Rules.ATTN_SCALE, INFO);
         assertEquals(40.0, f.evidence().get("query_pre_attn_scalar"));
         assertEquals(16, f.evidence().get("head_dim"));
-        assertTrue(f.fix().startsWith("attn.scale=16"));
+        assertTrue(f.fix().startsWith("attn.scalar=16"));
         none(Planted.copy("gemma3", tmp).lint(), Rules.ATTN_SCALE); // 16 = head_dim
     }
 

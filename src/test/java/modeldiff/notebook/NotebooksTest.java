@@ -29,7 +29,7 @@ class NotebooksTest {
                     "sqrt(3072) = 55.42562584220407 -> bf16 55.5"),
             "2-gemma2-softcap-and-scale.jsh", List.of("planted-attn.no_softcap-float32: explained by [attn.no_softcap]",
                     "planted-logits.no_softcap-float32: explained by [logits.no_softcap]",
-                    "planted-attn.scale16-float32: explained by [attn.scale=16]"),
+                    "planted-attn.scale16-float32: explained by [attn.scalar=16]"),
             "3-linting-a-release.jsh", List.of("(clean)", "WARNING config.pad_equals_eos:",
                     "WARNING config.sliding_window_not_power_of_two: sliding_window 2047", "WARNING input.untrained_token:",
                     "WARNING weights.untrained_rows:"));
