@@ -30,13 +30,13 @@ final class LowpMoe {
     }
 
     /** The lowp pass's own operations (each rounds as that pass does). */
-    record Ops(Linear linear, UnaryOperator<float[]> activation, Round round, MoeSpec spec, Fixes fixes, float[] correctionBias) {
-        Ops(Linear linear, UnaryOperator<float[]> activation, Round round, MoeSpec spec, Fixes fixes) {
-            this(linear, activation, round, spec, fixes, null);
+    record Ops(Linear linear, UnaryOperator<float[]> activation, ToDtype toDtype, MoeSpec spec, Fixes fixes, float[] correctionBias) {
+        Ops(Linear linear, UnaryOperator<float[]> activation, ToDtype toDtype, MoeSpec spec, Fixes fixes) {
+            this(linear, activation, toDtype, spec, fixes, null);
         }
 
         Ops withBias(float[] bias) {
-            return new Ops(linear, activation, round, spec, fixes, bias);
+            return new Ops(linear, activation, toDtype, spec, fixes, bias);
         }
     }
 
@@ -64,7 +64,8 @@ final class LowpMoe {
         float[] apply(float[] x, int rows, LinearRef ref);
     }
 
-    interface Round {
+    /** One PyTorch op's fp32 result rounded to the pass's dtype (LowpPass::toDtype). */
+    interface ToDtype {
         float apply(float v);
     }
 
@@ -143,7 +144,7 @@ final class LowpMoe {
             for (int j = 0; j < k; j++) {
                 float v = scale == 1f ? wk[j] : wk[j] * scale;
                 ids[t * k + j] = top[j];
-                weights[t * k + j] = s.weightsInDtype ? ops.round().apply(v) : v;  // ROUTING_WEIGHTS
+                weights[t * k + j] = s.weightsInDtype ? ops.toDtype().apply(v) : v;  // ROUTING_WEIGHTS
             }
         }
         return new Routing(logits, ids, weights);
@@ -222,15 +223,15 @@ final class LowpMoe {
                 MoeWeights.Expert ex = w.experts().get(e);
                 float[] g = ops.activation().apply(ops.linear().apply(x, n, ex.gate()));
                 float[] u = ops.linear().apply(x, n, ex.up());
-                for (int j = 0; j < g.length; j++) g[j] = ops.round().apply(g[j] * u[j]);   // MLP_PRODUCT
+                for (int j = 0; j < g.length; j++) g[j] = ops.toDtype().apply(g[j] * u[j]);   // MLP_PRODUCT
                 y = ops.linear().apply(g, n, ex.down());
             }
             for (int c = 0; c < n; c++) {
                 int t = slot[c] / k;
                 float wt = r.weights()[slot[c]];
                 for (int j = 0; j < H; j++) {
-                    float contrib = ops.round().apply(y[c * H + j] * wt);           // EXPERT_WEIGHTED
-                    out[t * H + j] = ops.round().apply(out[t * H + j] + contrib);     // EXPERT_SUM
+                    float contrib = ops.toDtype().apply(y[c * H + j] * wt);           // EXPERT_WEIGHTED
+                    out[t * H + j] = ops.toDtype().apply(out[t * H + j] + contrib);     // EXPERT_SUM
                 }
             }
         }
@@ -238,9 +239,9 @@ final class LowpMoe {
             MoeWeights.Expert ex = w.shared();
             float[] g = ops.activation().apply(ops.linear().apply(m, T, ex.gate()));
             float[] u = ops.linear().apply(m, T, ex.up());
-            for (int j = 0; j < g.length; j++) g[j] = ops.round().apply(g[j] * u[j]);
+            for (int j = 0; j < g.length; j++) g[j] = ops.toDtype().apply(g[j] * u[j]);
             float[] y = ops.linear().apply(g, T, ex.down());
-            for (int i = 0; i < out.length; i++) out[i] = ops.round().apply(out[i] + y[i]);
+            for (int i = 0; i < out.length; i++) out[i] = ops.toDtype().apply(out[i] + y[i]);
         }
         return out;
     }
@@ -252,8 +253,8 @@ final class LowpMoe {
      */
     private static float[] gptOssExpert(float[] x, int n, MoeWeights.Fused f, int e, Ops ops) {
         int H = f.hidden(), ff = f.ff();
-        Round r = ops.round();
-        float[] gu = affine(x, n, H, f.block(f.gateUp(), e, H, 2 * ff), f.block(f.gateUpBias(), e, 1, 2 * ff), 2 * ff, r);
+        ToDtype toDtype = ops.toDtype();
+        float[] gu = affine(x, n, H, f.block(f.gateUp(), e, H, 2 * ff), f.block(f.gateUpBias(), e, 1, 2 * ff), 2 * ff, toDtype);
         boolean clamp = !ops.fixes().mlpNoClamp;
         float limit = 7.0f, alpha = 1.702f;                        // HF 5.17's constants (GptOssExperts.__init__)
         float[] h = new float[n * ff];
@@ -264,23 +265,23 @@ final class LowpMoe {
                     gate = Math.min(gate, limit);
                     up = Math.max(-limit, Math.min(up, limit));
                 }
-                float sg = r.apply((float) (1 / (1 + Math.exp(-r.apply(gate * alpha)))));
-                float glu = r.apply(gate * sg);
-                h[row * ff + j] = r.apply(r.apply(up + 1f) * glu);
+                float sg = toDtype.apply((float) (1 / (1 + Math.exp(-toDtype.apply(gate * alpha)))));
+                float glu = toDtype.apply(gate * sg);
+                h[row * ff + j] = toDtype.apply(toDtype.apply(up + 1f) * glu);
             }
-        return affine(h, n, ff, f.block(f.down(), e, ff, H), f.block(f.downBias(), e, 1, H), H, r);
+        return affine(h, n, ff, f.block(f.down(), e, ff, H), f.block(f.downBias(), e, 1, H), H, toDtype);
     }
 
     /** R(R(x·W) + b) for x [rows, in], W [in, out]: the product summed exactly, rounded, then the bias add rounded. */
-    private static float[] affine(float[] x, int rows, int in, double[] w, double[] b, int out, Round r) {
+    private static float[] affine(float[] x, int rows, int in, double[] w, double[] b, int out, ToDtype toDtype) {
         float[] wr = new float[w.length];
-        for (int i = 0; i < w.length; i++) wr[i] = r.apply((float) w[i]);     // WEIGHT_LOAD
+        for (int i = 0; i < w.length; i++) wr[i] = toDtype.apply((float) w[i]);     // WEIGHT_LOAD
         float[] y = new float[rows * out];
         for (int row = 0; row < rows; row++)
             for (int o = 0; o < out; o++) {
                 double acc = 0;
                 for (int i = 0; i < in; i++) acc += (double) x[row * in + i] * wr[i * out + o];
-                y[row * out + o] = r.apply(r.apply((float) acc) + r.apply((float) b[o]));
+                y[row * out + o] = toDtype.apply(toDtype.apply((float) acc) + toDtype.apply((float) b[o]));
             }
         return y;
     }

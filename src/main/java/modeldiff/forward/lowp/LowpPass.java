@@ -94,7 +94,7 @@ public final class LowpPass implements ForwardPass {
     }
 
     /** One PyTorch op's result: an fp32 value rounded to the dtype. */
-    private float r(float v) {
+    private float toDtype(float v) {
         return p.round(v);
     }
 
@@ -181,7 +181,7 @@ public final class LowpPass implements ForwardPass {
             MoeWeights experts = model.moe(i);
             float[] mo;                                                    // [T, H]
             if (experts != null) {
-                var ops = new LowpMoe.Ops(this::linear, g -> activation(g, c), this::r, c.moe, fixes);
+                var ops = new LowpMoe.Ops(this::linear, g -> activation(g, c), this::toDtype, c.moe, fixes);
                 LowpMoe.Routing routing = LowpMoe.route(rec, pre, p, m, T, experts, ops);
                 mo = LowpMoe.experts(m, T, H, experts, routing, ops);
             } else {
@@ -191,7 +191,7 @@ public final class LowpPass implements ForwardPass {
                     LinearRef upRef = fixes.swapGateUp ? w.gate() : w.up();
                     act = activation(linear(m, T, gateRef), c);
                     float[] up = linear(m, T, upRef);
-                    for (int j = 0; j < act.length; j++) act[j] = r(act[j] * up[j]);   // MLP_PRODUCT
+                    for (int j = 0; j < act.length; j++) act[j] = toDtype(act[j] * up[j]);   // MLP_PRODUCT
                 } else {
                     act = activation(linear(m, T, w.up()), c);
                 }
@@ -225,12 +225,12 @@ public final class LowpPass implements ForwardPass {
         double scale = fixes.embedScale(c);
         // Gemma: normalizer = torch.tensor(hidden**0.5, dtype=dtype) — rounded (EMBED_SCALE_CONSTANT); the fp32 bug
         // variant multiplies in fp32 by the fp32 constant and rounds once.
-        float scaleF = fixes.embedScaleFp32 ? (float) scale : r((float) scale);
+        float scaleF = fixes.embedScaleFp32 ? (float) scale : toDtype((float) scale);
         for (int t = 0; t < T; t++) {
             int id = in.tokens()[t];
             if (id < 0 || id >= c.vocabSize) throw new BadInputException("token id " + id + " is outside the vocabulary");
             float[] row = weights(model.embedding(), (long) id * H, H);
-            for (int j = 0; j < H; j++) x[t * H + j] = scale == 1.0 ? row[j] : r(row[j] * scaleF);
+            for (int j = 0; j < H; j++) x[t * H + j] = scale == 1.0 ? row[j] : toDtype(row[j] * scaleF);
         }
         TensorInfo wpe = model.positionEmbedding();
         if (wpe != null) {
@@ -238,7 +238,7 @@ public final class LowpPass implements ForwardPass {
                 long pos = in.position(t);
                 if (pos >= wpe.shape()[0]) throw new BadInputException("position " + pos + " is beyond the learned positions");
                 float[] row = weights(wpe, pos * H, H);
-                for (int j = 0; j < H; j++) x[t * H + j] = r(x[t * H + j] + row[j]);
+                for (int j = 0; j < H; j++) x[t * H + j] = toDtype(x[t * H + j] + row[j]);
             }
         }
         return x;
@@ -261,7 +261,7 @@ public final class LowpPass implements ForwardPass {
             // F.layer_norm: fp32 mean/var, y = (x − mean)·rstd·w + b in fp32, one rounding. LayerNorm1P passes
             // weight + 1 computed in the dtype (a rounded parameter).
             float[] gamma = new float[dim];
-            for (int j = 0; j < dim; j++) gamma[j] = unit ? r(w[j] + 1f) : w[j];
+            for (int j = 0; j < dim; j++) gamma[j] = unit ? toDtype(w[j] + 1f) : w[j];
             for (int row = 0; row < rows; row++) {
                 int base = row * dim;
                 double sum = 0;
@@ -275,7 +275,7 @@ public final class LowpPass implements ForwardPass {
                 float rstd = (float) (1.0 / Math.sqrt((float) ((float) (sq / dim) + eps)));
                 for (int j = 0; j < dim; j++) {
                     float y = ((x[base + j] - mean) * rstd) * gamma[j];
-                    out[base + j] = r(b == null ? y : y + b[j]);
+                    out[base + j] = toDtype(b == null ? y : y + b[j]);
                 }
             }
             return out;
@@ -293,11 +293,11 @@ public final class LowpPass implements ForwardPass {
                 if (weightThenCast) {
                     // Gemma: (x̂ · (1 + w.float())).to(dtype)
                     float scale = unit ? 1f + w[j] : w[j];
-                    out[base + j] = r(xhat * scale);
+                    out[base + j] = toDtype(xhat * scale);
                 } else {
                     // Llama: w · x̂.to(dtype); a (1+w) norm computed this way rounds (1 + w) in the dtype too.
-                    float scale = unit ? r(1f + w[j]) : w[j];
-                    out[base + j] = r(scale * r(xhat));
+                    float scale = unit ? toDtype(1f + w[j]) : w[j];
+                    out[base + j] = toDtype(scale * toDtype(xhat));
                 }
             }
         }
@@ -338,7 +338,7 @@ public final class LowpPass implements ForwardPass {
             case F32 -> p == Precision.FP32;
             default -> false;
         };
-        return exact ? null : this::r;
+        return exact ? null : this::toDtype;
     }
 
     /**
@@ -355,7 +355,7 @@ public final class LowpPass implements ForwardPass {
                 for (int o = 0; o < out; o++) {
                     float acc = y[r0 * out + o];
                     if (b != null) acc += b[o];
-                    y[r0 * out + o] = r(acc);
+                    y[r0 * out + o] = toDtype(acc);
                 }
             return y;
         }
@@ -366,7 +366,7 @@ public final class LowpPass implements ForwardPass {
                 double exact = s[r0 * out + o];
                 float acc = nudged((float) exact, exact, in);
                 if (b != null) acc += b[o];
-                y[r0 * out + o] = r(acc);
+                y[r0 * out + o] = toDtype(acc);
             }
         return y;
     }
@@ -385,7 +385,7 @@ public final class LowpPass implements ForwardPass {
 
     private float[] toFloat(double[] d) {
         float[] f = new float[d.length];
-        for (int i = 0; i < d.length; i++) f[i] = r((float) d[i]);   // WEIGHT_LOAD
+        for (int i = 0; i < d.length; i++) f[i] = toDtype((float) d[i]);   // WEIGHT_LOAD
         return f;
     }
 
@@ -401,7 +401,7 @@ public final class LowpPass implements ForwardPass {
         RopeTable.Fp32 table = RopeTable.of(spec, rot, in.positionOffset() + in.length());
         float[] inv = table.invFreq();
         float scaling = (float) table.attentionScaling();
-        if (fixes.ropeInvFreqLowp) for (int j = 0; j < inv.length; j++) inv[j] = r(inv[j]);
+        if (fixes.ropeInvFreqLowp) for (int j = 0; j < inv.length; j++) inv[j] = toDtype(inv[j]);
         int T = in.length(), half = inv.length;
         float[] cos = new float[T * half], sin = new float[T * half];
         for (int t = 0; t < T; t++) {
@@ -410,8 +410,8 @@ public final class LowpPass implements ForwardPass {
                 float angle = fixes.ropeBf16Angles
                         ? Precision.BF16.round(pos) * Precision.BF16.round(inv[j])
                         : pos * inv[j];
-                cos[t * half + j] = cosSinFp32 ? (float) Math.cos(angle) * scaling : r((float) Math.cos(angle) * scaling);
-                sin[t * half + j] = cosSinFp32 ? (float) Math.sin(angle) * scaling : r((float) Math.sin(angle) * scaling);
+                cos[t * half + j] = cosSinFp32 ? (float) Math.cos(angle) * scaling : toDtype((float) Math.cos(angle) * scaling);
+                sin[t * half + j] = cosSinFp32 ? (float) Math.sin(angle) * scaling : toDtype((float) Math.sin(angle) * scaling);
             }
         }
         return new float[][]{cos, sin};
@@ -431,8 +431,8 @@ public final class LowpPass implements ForwardPass {
                         x2 = x[base + 2 * j + 1];
                     }
                     // OLMo 2: fp32 cos/sin promote the products and the sum to fp32; one cast back at the end.
-                    float y1 = cosSinFp32 ? r(x1 * cos + -x2 * sin) : r(r(x1 * cos) + r(-x2 * sin));
-                    float y2 = cosSinFp32 ? r(x2 * cos + x1 * sin) : r(r(x2 * cos) + r(x1 * sin));
+                    float y1 = cosSinFp32 ? toDtype(x1 * cos + -x2 * sin) : toDtype(toDtype(x1 * cos) + toDtype(-x2 * sin));
+                    float y2 = cosSinFp32 ? toDtype(x2 * cos + x1 * sin) : toDtype(toDtype(x2 * cos) + toDtype(x1 * sin));
                     if (fixes.qkInterleaved) {
                         x[base + 2 * j] = y1;
                         x[base + 2 * j + 1] = y2;
@@ -459,7 +459,7 @@ public final class LowpPass implements ForwardPass {
         float cap = (float) capD;
         boolean divide = f.scoreScaleByDivision && !fixes.attnScaleOverridden();
         float scaleMul = (float) fixes.attnScale(spec);
-        float scaleDiv = r((float) Math.sqrt(hd));
+        float scaleDiv = toDtype((float) Math.sqrt(hd));
         float[] out = new float[T * heads * hd];
         float[] s = new float[T];
         for (int h = 0; h < heads; h++) {
@@ -469,15 +469,15 @@ public final class LowpPass implements ForwardPass {
                 float max = Float.NEGATIVE_INFINITY;
                 for (int j = first; j <= t; j++) {
                     int qb = (t * heads + h) * hd, kb = (j * kvHeads + kvh) * hd;
-                    float sc = r(dot(q, qb, k, kb, hd));                             // ATTN_SCORES (matmul)
-                    if (!divide) sc = r(sc * scaleMul);                              // ATTN_SCORES (scale)
+                    float sc = toDtype(dot(q, qb, k, kb, hd));                             // ATTN_SCORES (matmul)
+                    if (!divide) sc = toDtype(sc * scaleMul);                              // ATTN_SCORES (scale)
                     else {
                         // GPT-2: / sqrt(d) as a dtype tensor when scale_attn_weights, then / (layer + 1) when
                         // scale_attn_by_inverse_layer_idx, each a rounded op.
-                        if (c.scaleAttnWeights) sc = r(sc / scaleDiv);
-                        if (c.scaleAttnByInverseLayer) sc = r(sc / (float) (spec.index() + 1));
+                        if (c.scaleAttnWeights) sc = toDtype(sc / scaleDiv);
+                        if (c.scaleAttnByInverseLayer) sc = toDtype(sc / (float) (spec.index() + 1));
                     }
-                    if (!Double.isNaN(capD)) sc = r(r((float) Math.tanh(r(sc / cap))) * cap);   // ATTN_SOFTCAP
+                    if (!Double.isNaN(capD)) sc = toDtype(toDtype((float) Math.tanh(toDtype(sc / cap))) * cap);   // ATTN_SOFTCAP
                     s[j] = sc;
                     max = Math.max(max, sc);
                 }
@@ -487,27 +487,27 @@ public final class LowpPass implements ForwardPass {
                     // sum in fp32 (the sink's term included), one rounding of each probability.
                     float mx = Math.max(max, sinks[h]);
                     for (int j = first; j <= t; j++) {
-                        s[j] = (float) Math.exp(r(s[j] - mx));
+                        s[j] = (float) Math.exp(toDtype(s[j] - mx));
                         sum += s[j];
                     }
-                    sum += (float) Math.exp(r(sinks[h] - mx));
+                    sum += (float) Math.exp(toDtype(sinks[h] - mx));
                 } else {
                     // softmax(dtype=float32).to(dtype): exp and sum in fp32, one rounding of each probability.
                     for (int j = first; j <= t; j++) {
-                        float e = fixes.softmaxLowp ? r((float) Math.exp(r(s[j] - max))) : (float) Math.exp(s[j] - max);
+                        float e = fixes.softmaxLowp ? toDtype((float) Math.exp(toDtype(s[j] - max))) : (float) Math.exp(s[j] - max);
                         s[j] = e;
                         sum += e;
                     }
                 }
-                float total = fixes.softmaxLowp ? r((float) sum) : (float) sum;
+                float total = fixes.softmaxLowp ? toDtype((float) sum) : (float) sum;
                 int ob = (t * heads + h) * hd;
                 double[] acc = new double[hd];
                 for (int j = first; j <= t; j++) {
-                    float pr = r(s[j] / total);                                     // ATTN_PROBS
+                    float pr = toDtype(s[j] / total);                                     // ATTN_PROBS
                     int vb = (j * kvHeads + kvh) * hd;
                     for (int d = 0; d < hd; d++) acc[d] += (double) pr * v[vb + d];
                 }
-                for (int d = 0; d < hd; d++) out[ob + d] = r((float) acc[d]);        // ATTN_OUTPUT
+                for (int d = 0; d < hd; d++) out[ob + d] = toDtype((float) acc[d]);        // ATTN_OUTPUT
             }
         }
         return out;
@@ -523,12 +523,12 @@ public final class LowpPass implements ForwardPass {
         for (int i = 0; i < g.length; i++) {
             float x = g[i];
             out[i] = switch (act) {
-                case GELU_TANH -> pythonGeluNew ? geluNewComposite(x) : r(geluTanhKernel(x));
-                case GELU_EXACT -> r(x * 0.5f * (1f + (float) Erf.erf(x * (float) (1 / Math.sqrt(2)))));
-                case SILU -> r(x / (1f + (float) Math.exp(-x)));
+                case GELU_TANH -> pythonGeluNew ? geluNewComposite(x) : toDtype(geluTanhKernel(x));
+                case GELU_EXACT -> toDtype(x * 0.5f * (1f + (float) Erf.erf(x * (float) (1 / Math.sqrt(2)))));
+                case SILU -> toDtype(x / (1f + (float) Math.exp(-x)));
                 case RELU2 -> {
                     float rl = Math.max(x, 0f);
-                    yield r(rl * rl);
+                    yield toDtype(rl * rl);
                 }
                 case RELU -> Math.max(x, 0f);
             };
@@ -550,18 +550,18 @@ public final class LowpPass implements ForwardPass {
      * reduced-precision tensor is evaluated as x·x·x with a rounding after each multiply.
      */
     private float geluNewComposite(float x) {
-        float cube = r(r(x * x) * x);
-        float inner = r(x + r(0.044715f * cube));
-        float t = r((float) Math.tanh(r((float) Math.sqrt(2.0 / Math.PI) * inner)));
-        return r(r(0.5f * x) * r(1f + t));
+        float cube = toDtype(toDtype(x * x) * x);
+        float inner = toDtype(x + toDtype(0.044715f * cube));
+        float t = toDtype((float) Math.tanh(toDtype((float) Math.sqrt(2.0 / Math.PI) * inner)));
+        return toDtype(toDtype(0.5f * x) * toDtype(1f + t));
     }
 
     private void residual(float[] x, float[] y) {
-        for (int i = 0; i < x.length; i++) x[i] = r(x[i] + y[i]);          // RESIDUAL
+        for (int i = 0; i < x.length; i++) x[i] = toDtype(x[i] + y[i]);          // RESIDUAL
     }
 
     private void softcap(float[] x, float cap) {
-        for (int i = 0; i < x.length; i++) x[i] = r(r((float) Math.tanh(r(x[i] / cap))) * cap);   // LOGITS
+        for (int i = 0; i < x.length; i++) x[i] = toDtype(toDtype((float) Math.tanh(toDtype(x[i] / cap))) * cap);   // LOGITS
     }
 
     private static double[] widen(float[] f) {
