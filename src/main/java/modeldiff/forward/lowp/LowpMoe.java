@@ -134,7 +134,7 @@ final class LowpMoe {
                         wk = softmaxFp32(sel, 0, k);
                     }
                 }
-                case SIGMOID_GROUPED -> throw new IllegalStateException("sigmoid routers have no family yet");
+                case SIGMOID_GROUPED -> throw new IllegalStateException("sigmoid routers are routed by sigmoidRoute above");
             }
             if (renorm) {
                 float sum = 0;

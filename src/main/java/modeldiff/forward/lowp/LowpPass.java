@@ -33,8 +33,8 @@ import org.apache.commons.math3.special.Erf;
 /**
  * The model as HF transformers' eager path computes it in bf16 / fp16 / fp32 on a GPU: every PyTorch op computes in
  * fp32 ("opmath") from dtype inputs and rounds its result once; matmuls accumulate in fp32; reductions accumulate in
- * fp32; and the explicit casts of each family's modeling code sit where HF put them ({@link RoundingPoint}, table in
- * docs/precision.md). Activations are float arrays holding dtype-representable values.
+ * fp32; and the explicit casts of each family's modeling code sit where HF put them (each site marked
+ * with its rounding point's name in a comment, e.g. {@code // RESIDUAL}; the table is docs/precision.md). Activations are float arrays holding dtype-representable values.
  *
  * Written independently of the float64 reference: it shares the model description (which weights, which window),
  * never the arithmetic.
