@@ -461,10 +461,4 @@ public final class CudaPass implements ForwardPass {
         for (int i = 0; i < d.length; i++) d[i] = f.get(i);
         return d;
     }
-
-    private static float[] toFloat(double[] d) {
-        float[] f = new float[d.length];
-        for (int i = 0; i < d.length; i++) f[i] = (float) d[i];
-        return f;
-    }
 }
