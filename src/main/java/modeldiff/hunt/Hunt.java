@@ -228,10 +228,10 @@ public final class Hunt {
         tried.put(List.of(), baseline);
         boolean lowp = baseSpec.startsWith("lowp:");
         List<String> candidates = Catalog.candidates(model, lowp, only);
-        progress.accept("trying " + candidates.size() + " single fixes");
         ForkJoinPool pool = new ForkJoinPool(Math.max(1, Runtime.getRuntime().availableProcessors()));
         try {
-            pool.submit(() -> candidates.parallelStream().forEach(f -> attempt(List.of(f), baseline))).join();
+            Counter singles = new Counter("trying fixes", candidates.size());
+            pool.submit(() -> candidates.parallelStream().forEach(f -> attempt(List.of(f), baseline, singles))).join();
             List<String> kept = new ArrayList<>();
             for (String f : candidates) {
                 Attempt a = tried.get(List.of(f));
@@ -248,12 +248,14 @@ public final class Hunt {
                     for (int i = 0; i < kept.size(); i++) if ((mask & (1 << i)) != 0) set.add(kept.get(i));
                     if (set.size() > 1 && consistent(set)) sets.add(set);
                 }
-                pool.submit(() -> sets.parallelStream().forEach(set -> attempt(set, baseline))).join();
+                Counter combined = new Counter("combining kept fixes", sets.size());
+                pool.submit(() -> sets.parallelStream().forEach(set -> attempt(set, baseline, combined))).join();
             } else {
                 greedy(kept);
             }
             List<Attempt> ranked = new ArrayList<>(tried.values());
             ranked.sort(RANKING);
+            progress.accept("refining the best set");
             Attempt best = withTrace(refine(ranked.get(0), candidates));
             ranked = new ArrayList<>(tried.values());
             ranked.sort(RANKING);
@@ -406,6 +408,30 @@ public final class Hunt {
         for (int i = 0; i < set.size(); i++)
             for (int j = i + 1; j < set.size(); j++) if (Catalog.conflict(set.get(i), set.get(j))) return false;
         return true;
+    }
+
+    /**
+     * Counts a stage's candidate runs as they start, in the "what (i/n)" form the CLI draws as a bar with time left.
+     * The count and its message go out together, so parallel runs report 1..n in order.
+     */
+    private final class Counter {
+        private final String what;
+        private final int n;
+        private int started;
+
+        Counter(String what, int n) {
+            this.what = what;
+            this.n = n;
+        }
+
+        synchronized void next() {
+            progress.accept(what + " (" + ++started + "/" + n + ")");
+        }
+    }
+
+    private Attempt attempt(List<String> fixes, Attempt parent, Counter counter) {
+        counter.next();
+        return attempt(fixes, parent);
     }
 
     /** Runs (or recalls) a fix set; {@code parent} is the run it was derived from, the yardstick for pruning. */
