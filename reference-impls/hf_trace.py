@@ -85,7 +85,8 @@ PLANTS = {
     "norm.unit_offset": "a w*x_hat RMSNorm computed as (1+w)*x_hat (Llama-style cast kept)",
     "embed.scale_none": "the sqrt(hidden) embedding normaliser not applied",
     "logits.no_softcap": "final logit soft-capping dropped",
-    "attn.scale=S": "attention scores scaled by 1/sqrt(S)",
+    "attn.scalar=S": "attention scores scaled by 1/sqrt(S) (query_pre_attn_scalar)",
+    "attn.scale=S": "old name of attn.scalar=S (the fixtures planted before the rename carry it)",
     "mlp.swap_gate_up": "fused gate_up_proj halves swapped (act applied to the up half)",
     "qk.interleaved": "RoPE applied to interleaved pairs (GPT-J / Meta layout) instead of rotate_half",
     "softmax.lowp": "attention softmax computed step by step in the activation dtype",
@@ -453,6 +454,7 @@ PLANT_CONFIG_KEYS = {
     "norm.eps": (("rms_norm_eps", "layer_norm_eps", "layer_norm_epsilon", "norm_eps", "norm_epsilon"), None),
     "rope.theta": (("rope_theta",), 10000.0),
     "rope.partial": (("partial_rotary_factor",), 1.0),
+    "attn.scalar": (("query_pre_attn_scalar",), None),
     "attn.scale": (("query_pre_attn_scalar",), None),
 }
 
@@ -491,7 +493,7 @@ def plant_config_overrides(plants):
             ov["sliding_window"] = int(p.split("=", 1)[1])
         elif p == "logits.no_softcap":
             ov["final_logit_softcapping"] = None
-        elif p.startswith("attn.scale=") :
+        elif p.startswith(("attn.scalar=", "attn.scale=")):
             v = float(p.split("=", 1)[1])
             ov["query_pre_attn_scalar"] = int(v) if v == int(v) else v  # the v5 config field is typed int
     ov.update(dense_plants.config_overrides(plants))
@@ -622,7 +624,7 @@ def apply_plants(model, plants, ctx):
         elif p in ("logits.no_softcap", "rope.scaling_ignored", "rope.inv_freq_lowp") or p.startswith("rope.partial=") \
                 or p.startswith("rope.yarn_truncate="):
             notes.append("%s applied at load" % p)
-        elif p.startswith("attn.scale="):
+        elif p.startswith(("attn.scalar=", "attn.scale=")):
             sc = float(p.split("=", 1)[1]) ** -0.5
             for pl in parts["per_layer"]:
                 pl["attn"].scaling = sc

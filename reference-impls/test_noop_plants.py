@@ -31,13 +31,13 @@ class NoopPlants(unittest.TestCase):
     def test_a_plant_equal_to_the_config_is_refused(self):
         # mistral's rms_norm_eps is 1e-5, its sliding_window 5; qwen3's rope_theta 1e6; gemma2's query_pre_attn_scalar 24
         for model, plant in [("mistral", "norm.eps=1e-5"), ("mistral", "window=5"), ("qwen3", "rope.theta=1000000"),
-                             ("gemma2", "attn.scale=24"), ("llama", "rope.partial=1.0")]:
+                             ("gemma2", "attn.scalar=24"), ("llama", "rope.partial=1.0")]:
             with self.assertRaises(ValueError, msg=model + " " + plant):
                 self.reject(self.model(model), [plant])
 
     def test_plants_that_change_the_config_pass(self):
         for model, plants in [("mistral", ["window=4"]), ("qwen2", ["rope.theta=10000", "norm.eps=1e-5"]),
-                              ("qwen3", ["rope.theta=10000"]), ("phi3", ["rope.partial=1.0"]), ("gemma2", ["attn.scale=16"]),
+                              ("qwen3", ["rope.theta=10000"]), ("phi3", ["rope.partial=1.0"]), ("gemma2", ["attn.scalar=16"]),
                               ("gemma", ["act.gelu_exact"])]:
             self.reject(self.model(model), plants)
 
