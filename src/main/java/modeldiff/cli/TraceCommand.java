@@ -14,6 +14,7 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 import java.nio.file.Path;
+import java.util.List;
 import java.util.concurrent.Callable;
 
 @Command(name = "trace", mixinStandardHelpOptions = true, sortOptions = false,
@@ -30,6 +31,11 @@ final class TraceCommand implements Callable<Integer> {
     @Option(names = "--fixes", paramLabel = "id,...",
             description = "Run the implementation with these catalog fixes applied (`modeldiff fixes`): a deliberately buggy run, e.g. a hunt target.")
     String fixes;
+
+    @Option(names = "--fixes-from-layer", paramLabel = "K",
+            description = "Apply --fixes only from decoder layer K on (earlier layers run without them): a bug in the later"
+                    + " layers only. Needs a pass that can start mid-model (reference, lowp).")
+    Integer fixesFromLayer;
 
     @Mixin
     Common.InputOptions input;
@@ -73,7 +79,7 @@ final class TraceCommand implements Callable<Integer> {
         ForwardInput in = teacherForced == null ? input.resolve(m.config) : forcedInput(m);
         limits.checkTokens(in.length());
         limits.checkMemory(m, in.length(), level, 1);
-        Trace t = pass.run(m, in, level);
+        Trace t = fixesFromLayer == null ? pass.run(m, in, level) : fromLayer(m, in, level);
         if (input.text() != null) t.putExtra("text", input.text());   // the text beside the ids it became
         if (teacherForced != null) t.putExtra("teacher_file", teacherForced.getFileName().toString());
         Common.warnNonFinite(t, pass.name());
@@ -81,6 +87,23 @@ final class TraceCommand implements Callable<Integer> {
         System.out.println("wrote " + out + ": " + t.probeNames().size() + " probes, " + in.length() + " tokens, "
                 + pass.name() + " (" + pass.dtype() + ")" + (in.forced() ? ", teacher-forced by " + teacherForced : ""));
         return 0;
+    }
+
+    /** Layers [0, K) without the fixes, [K, L) with them, as one trace. */
+    private Trace fromLayer(Model m, ForwardInput in, ProbeLevel level) {
+        int L = m.config.numLayers, k = fixesFromLayer;
+        if (fixes == null || k < 1 || k >= L)
+            throw new modeldiff.model.BadInputException("--fixes-from-layer needs --fixes and a layer in 1.." + (L - 1) + ", got " + k);
+        ForwardPass clean = limits.timed(Implementations.create(impl));
+        ForwardPass buggy = limits.timed(Implementations.create(impl, modeldiff.forward.Fixes.parse(fixes)));
+        if (!clean.canReplay()) throw new modeldiff.model.BadInputException("--fixes-from-layer: " + impl + " cannot start mid-model");
+        Trace head = clean.runLayers(m, in, level, 0, k, null);
+        Trace tail = buggy.runLayers(m, in, level, k, L, head.probe("layers." + (k - 1)).data());
+        Trace t = new Trace(tail.producer(), tail.dtype(), tail.device(), head.tokens(), head.positionOffset());
+        for (Trace part : List.of(head, tail))
+            for (String n : part.probeNames()) t.put(n, part.probe(n).cols(), part.probe(n).data());
+        t.putExtra("fixes", fixes + " from layer " + k);
+        return t;
     }
 
     /** The teacher's tokens and offset, checked against the vocabulary; explicit input options would contradict it. */

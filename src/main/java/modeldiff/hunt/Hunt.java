@@ -104,17 +104,26 @@ public final class Hunt {
         }
     }
 
-    /** "layers 9–17", "embed", "layers 0, 3", "final norm/logits" from layer indices (−1 embed, L the head). */
+    /** Where a scope puts the final norm and logits (after every layer). */
+    public static final int HEAD = Integer.MAX_VALUE;
+
+    /** "layers 9–17 and the final norm", "the embedding", "layers 0, 3" from scope indices (−1 embedding, HEAD). */
     static String layers(List<Integer> ls) {
         List<String> parts = new ArrayList<>();
+        List<Integer> body = new ArrayList<>();
+        for (int l : ls) if (l >= 0 && l != HEAD) body.add(l);
+        if (ls.contains(-1)) parts.add("the embedding");
         int i = 0;
-        while (i < ls.size()) {
+        List<String> ranges = new ArrayList<>();
+        while (i < body.size()) {
             int j = i;
-            while (j + 1 < ls.size() && ls.get(j + 1) == ls.get(j) + 1) j++;
-            parts.add(ls.get(i).equals(ls.get(j)) ? String.valueOf(ls.get(i)) : ls.get(i) + "–" + ls.get(j));
+            while (j + 1 < body.size() && body.get(j + 1) == body.get(j) + 1) j++;
+            ranges.add(body.get(i).equals(body.get(j)) ? String.valueOf(body.get(i)) : body.get(i) + "–" + body.get(j));
             i = j + 1;
         }
-        return (ls.size() == 1 ? "layer " : "layers ") + String.join(", ", parts) + " (−1 = embedding, last = final norm and logits)";
+        if (!ranges.isEmpty()) parts.add((body.size() == 1 ? "layer " : "layers ") + String.join(", ", ranges));
+        if (ls.contains(HEAD)) parts.add("the final norm");
+        return String.join(" and ", parts);
     }
 
     /**
@@ -525,7 +534,8 @@ public final class Hunt {
         String firstExcess = null;
         Attempt base = tried.get(List.of());
         for (String name : per.keySet()) {
-            boolean useBase = scope != null && !scope.contains(ProbeLevel.layerOf(name, model.config.numLayers));
+            int layer = ProbeLevel.layerOf(name, model.config.numLayers);
+            boolean useBase = scope != null && !scope.contains(layer == model.config.numLayers ? HEAD : layer);
             double e = useBase ? base.perProbe().get(name) : per.get(name);
             double o = useBase ? baseOver.get(name) : over.get(name);
             if (useBase) per.put(name, e);
@@ -572,6 +582,9 @@ public final class Hunt {
             if (b != null && b > 0) baseBad.add(layer);
         }
         runBad.removeAll(baseBad);
-        return runBad.isEmpty() ? null : new ArrayList<>(baseBad);
+        if (runBad.isEmpty()) return null;
+        List<Integer> scope = new ArrayList<>();
+        for (int l : baseBad) scope.add(l == L ? HEAD : l);
+        return scope;
     }
 }
