@@ -27,7 +27,7 @@ class LimitsAndOutputsTest {
     @TempDir
     Path tmp;
 
-    private void assertBadInput(MalformedCorpusTest.Result r, String expected) {
+    private void assertBadInput(CliRun r, String expected) {
         assertEquals(Main.EXIT_BAD_INPUT, r.code(), r.err());
         assertEquals(1, r.err().lines().count(), r.err());
         assertTrue(r.err().contains(expected), r.err());

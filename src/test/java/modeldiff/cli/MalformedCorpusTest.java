@@ -9,10 +9,7 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.MessageDigest;
@@ -61,16 +58,16 @@ class MalformedCorpusTest {
         Process p = new ProcessBuilder("mkfifo", model.resolve("model.safetensors").toString(), tmp.resolve("fifo.safetensors").toString())
                 .redirectErrorStream(true).start();
         org.junit.jupiter.api.Assumptions.assumeTrue(p.waitFor() == 0, "mkfifo unavailable");
-        Result r = run("info", "--model", model.toString());
-        assertEquals(Main.EXIT_BAD_INPUT, r.code, r.err);
-        assertTrue(r.err.contains("model.safetensors: file: not a regular file"), r.err);
+        CliRun r = run("info", "--model", model.toString());
+        assertEquals(Main.EXIT_BAD_INPUT, r.code(), r.err());
+        assertTrue(r.err().contains("model.safetensors: file: not a regular file"), r.err());
         r = run("compare", "--model", Fixtures.model("llama").toString(), "--reference", "reference", "--candidate",
                 tmp.resolve("fifo.safetensors").toString());
-        assertEquals(Main.EXIT_BAD_INPUT, r.code, r.err);
+        assertEquals(Main.EXIT_BAD_INPUT, r.code(), r.err());
         r = run("trace", "--model", Fixtures.model("llama").toString(), "--tokens-from", tmp.resolve("fifo.safetensors").toString(),
                 "--out", tmp.resolve("o.safetensors").toString());
-        assertEquals(Main.EXIT_BAD_INPUT, r.code, r.err);
-        assertTrue(r.err.contains("fifo.safetensors: file: not a regular file"), r.err);
+        assertEquals(Main.EXIT_BAD_INPUT, r.code(), r.err());
+        assertTrue(r.err().contains("fifo.safetensors: file: not a regular file"), r.err());
     }
 
     @ParameterizedTest(name = "{0}")
@@ -86,25 +83,25 @@ class MalformedCorpusTest {
                 "--candidate", input.toString(), "--json", out.toString()};
         Map<String, String> before = checksums(input);
 
-        Result r = run(args);
+        CliRun r = run(args);
 
-        assertEquals(Main.EXIT_BAD_INPUT, r.code, r.err);
-        assertTrue(r.err.endsWith("\n"), r.err);
-        assertEquals(1, r.err.split("\n", -1).length - 1, "exactly one line on stderr: " + r.err);
-        String line = r.err.strip();
+        assertEquals(Main.EXIT_BAD_INPUT, r.code(), r.err());
+        assertTrue(r.err().endsWith("\n"), r.err());
+        assertEquals(1, r.err().split("\n", -1).length - 1, "exactly one line on stderr: " + r.err());
+        String line = r.err().strip();
         assertTrue(line.startsWith("modeldiff: "), line);
         assertTrue(line.contains(expected), "expected '" + expected + "' in: " + line);
         assertTrue(line.contains(name), "the message names the file: " + line);
         assertFalse(line.contains("Exception") || line.contains("\tat ") || line.contains("internal error"), line);
         assertFalse(Files.exists(outDir), "nothing written");
-        assertEquals("", r.out, "nothing on stdout");
+        assertEquals("", r.out(), "nothing on stdout");
         assertEquals(before, checksums(input), "the input is untouched");
 
         // --debug adds the stack trace, and only then.
-        Result d = run(withDebug(args));
-        assertEquals(Main.EXIT_BAD_INPUT, d.code);
-        assertTrue(d.err.startsWith(r.err), d.err);
-        assertTrue(d.err.contains("\tat "), "--debug shows the stack trace");
+        CliRun d = run(withDebug(args));
+        assertEquals(Main.EXIT_BAD_INPUT, d.code());
+        assertTrue(d.err().startsWith(r.err()), d.err());
+        assertTrue(d.err().contains("\tat "), "--debug shows the stack trace");
     }
 
     private static String[] withDebug(String[] args) {
@@ -114,22 +111,9 @@ class MalformedCorpusTest {
         return a;
     }
 
-    record Result(int code, String out, String err) {
-    }
-
-    static Result run(String... args) {
-        PrintStream so = System.out, se = System.err;
-        ByteArrayOutputStream o = new ByteArrayOutputStream(), e = new ByteArrayOutputStream();
-        int code;
-        try {
-            System.setOut(new PrintStream(o, true, StandardCharsets.UTF_8));
-            System.setErr(new PrintStream(e, true, StandardCharsets.UTF_8));
-            code = Main.execute(args);
-        } finally {
-            System.setOut(so);
-            System.setErr(se);
-        }
-        return new Result(code, o.toString(StandardCharsets.UTF_8), e.toString(StandardCharsets.UTF_8));
+    /** One in-process run (CliRun's, under the name this test's cases read). */
+    static CliRun run(String... args) {
+        return CliRun.of(args);
     }
 
     /** SHA-256 of every file under {@code p} (links not followed), by relative path. */

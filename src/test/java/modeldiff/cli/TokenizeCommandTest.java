@@ -27,7 +27,7 @@ class TokenizeCommandTest {
     @TempDir
     Path tmp;
 
-    static MalformedCorpusTest.Result run(String... args) {
+    static CliRun run(String... args) {
         return MalformedCorpusTest.run(args);
     }
 
@@ -39,7 +39,7 @@ class TokenizeCommandTest {
     void jsonlIdsEqualAutoTokenizer() throws IOException {
         for (String release : new String[]{"bpe", "sp-unigram"}) {
             Path out = tmp.resolve(release + ".json");
-            MalformedCorpusTest.Result r = run("tokenize", "--model", TOK.resolve(release).toString(), "--jsonl", TOK.resolve("corpus.jsonl").toString(),
+            CliRun r = run("tokenize", "--model", TOK.resolve(release).toString(), "--jsonl", TOK.resolve("corpus.jsonl").toString(),
                     "--json", out.toString());
             assertEquals(0, r.code(), r.err());
             assertEquals(expected(release).get("fast"), JSON.readTree(out.toFile()).get("ids"), release);
@@ -49,7 +49,7 @@ class TokenizeCommandTest {
     @Test
     void slowJsonlIdsEqualSentencePiece() throws IOException {
         Path out = tmp.resolve("slow.json");
-        MalformedCorpusTest.Result r = run("tokenize", "--model", TOK.resolve("sp-bpe").toString(), "--jsonl", TOK.resolve("corpus.jsonl").toString(),
+        CliRun r = run("tokenize", "--model", TOK.resolve("sp-bpe").toString(), "--jsonl", TOK.resolve("corpus.jsonl").toString(),
                 "--slow", "--json", out.toString());
         assertEquals(0, r.code(), r.err());
         JsonNode got = JSON.readTree(out.toFile()).get("ids"), exp = expected("sp-bpe");
@@ -68,7 +68,7 @@ class TokenizeCommandTest {
                 Path chat = tmp.resolve("chat.json"), out = tmp.resolve("out.json");
                 Files.writeString(chat, c.get("messages").toString());
                 Files.deleteIfExists(out);
-                MalformedCorpusTest.Result r = c.get("add_generation_prompt").asBoolean()
+                CliRun r = c.get("add_generation_prompt").asBoolean()
                         ? run("tokenize", "--model", TOK.resolve(release).toString(), "--chat", chat.toString(), "--add-generation-prompt", "--json", out.toString())
                         : run("tokenize", "--model", TOK.resolve(release).toString(), "--chat", chat.toString(), "--json", out.toString());
                 assertEquals(0, r.code(), r.err());
@@ -86,7 +86,7 @@ class TokenizeCommandTest {
         Files.writeString(rel.resolve("tokenizer_config.json"), cfg.toString());
         Path chat = tmp.resolve("chat.json");
         Files.writeString(chat, "[{\"role\": \"user\", \"content\": \"hi\"}]");
-        MalformedCorpusTest.Result r = run("tokenize", "--model", rel.toString(), "--chat", chat.toString());
+        CliRun r = run("tokenize", "--model", rel.toString(), "--chat", chat.toString());
         assertEquals(2, r.code(), r.out() + r.err());
         assertEquals(1, r.err().strip().lines().count(), r.err());
         assertTrue(r.err().startsWith("modeldiff: chat template: attribute 'class' of a string is not allowed")
@@ -98,14 +98,14 @@ class TokenizeCommandTest {
     void badJsonlLineIsBadInput() throws IOException {
         Path f = tmp.resolve("bad.jsonl");
         Files.writeString(f, "\"ok\"\n{\"not\": \"a string\"}\n");
-        MalformedCorpusTest.Result r = run("tokenize", "--model", TOK.resolve("bpe").toString(), "--jsonl", f.toString());
+        CliRun r = run("tokenize", "--model", TOK.resolve("bpe").toString(), "--jsonl", f.toString());
         assertEquals(2, r.code());
         assertTrue(r.err().contains("line 2: expected a JSON string"), r.err());
     }
 
     @Test
     void humanReadableShowsPieces() {
-        MalformedCorpusTest.Result r = run("tokenize", "--model", DEMO.toString(), "--text", "def f(x):");
+        CliRun r = run("tokenize", "--model", DEMO.toString(), "--text", "def f(x):");
         assertEquals(0, r.code(), r.err());
         assertTrue(r.out().contains("256:\"<bos>\" 100:\"d\" 101:\"e\" 102:\"f\" 32:\"Ġ\""), r.out());
     }
@@ -120,7 +120,7 @@ class TokenizeCommandTest {
     @Test
     void traceKeepsTheTextBesideTheIds() {
         Path out = tmp.resolve("t.safetensors");
-        MalformedCorpusTest.Result r = run("trace", "--model", DEMO.toString(), "--impl", "reference", "--text", "def f(x):", "--out", out.toString());
+        CliRun r = run("trace", "--model", DEMO.toString(), "--impl", "reference", "--text", "def f(x):", "--out", out.toString());
         assertEquals(0, r.code(), r.err());
         var t = TraceFiles.read(out);
         assertEquals("def f(x):", t.extra().get("text"));
@@ -129,7 +129,7 @@ class TokenizeCommandTest {
 
     @Test
     void compareOnTheDemoFromText() {
-        MalformedCorpusTest.Result r = run("compare", "--model", DEMO.toString(), "--reference", "reference", "--candidate", "lowp:fp32",
+        CliRun r = run("compare", "--model", DEMO.toString(), "--reference", "reference", "--candidate", "lowp:fp32",
                 "--text", "def f(x):");
         assertEquals(0, r.code(), r.err());
         assertTrue(r.out().contains("input: 10 tokens from the release's tokenizer: \"def f(x):\""), r.out());
@@ -137,14 +137,14 @@ class TokenizeCommandTest {
 
     @Test
     void demoRunsOnYourText() {
-        MalformedCorpusTest.Result r = run("demo", "--out", tmp.resolve("demo").toString(), "--text", "Return the number");
+        CliRun r = run("demo", "--out", tmp.resolve("demo").toString(), "--text", "Return the number");
         assertEquals(0, r.code(), r.err());
         assertTrue(r.out().contains("6. your text \"Return the number\" (18 tokens), exact GELU planted in our bf16 pass: diverges first at layer 0"), r.out());
     }
 
     @Test
     void huntRefusesATraceMadeOnOtherTokens() {
-        MalformedCorpusTest.Result r = run("hunt", "--model", DEMO.toString(), "--target",
+        CliRun r = run("hunt", "--model", DEMO.toString(), "--target",
                 "src/main/resources/modeldiff/demo/traces/hf-bfloat16.safetensors", "--text", "not the trace's text");
         assertEquals(2, r.code(), r.out() + r.err());
         assertTrue(r.err().contains("its tokens are not the text's"), r.err());
@@ -153,7 +153,7 @@ class TokenizeCommandTest {
     /** The demo trace was made on BOS + the bytes of this text (train_demo.py's tokens): the demo tokenizer agrees. */
     @Test
     void huntAcceptsTheTextTheTraceWasMadeOn() {
-        MalformedCorpusTest.Result r = run("hunt", "--model", DEMO.toString(), "--target",
+        CliRun r = run("hunt", "--model", DEMO.toString(), "--target",
                 "src/main/resources/modeldiff/demo/traces/hf-bfloat16.safetensors", "--fixes", "act.gelu_exact",
                 "--text", "The quick brown fox jumps over the lazy dog. It returns the");
         assertTrue(r.code() == 0 || r.code() == 1, r.out() + r.err());
@@ -162,7 +162,7 @@ class TokenizeCommandTest {
 
     @Test
     void textAndTokensTogetherIsBadInput() {
-        MalformedCorpusTest.Result r = run("trace", "--model", DEMO.toString(), "--impl", "reference", "--text", "a", "--tokens", "1,2",
+        CliRun r = run("trace", "--model", DEMO.toString(), "--impl", "reference", "--text", "a", "--tokens", "1,2",
                 "--out", tmp.resolve("x.safetensors").toString());
         assertEquals(2, r.code());
         assertTrue(r.err().contains("give one of --tokens, --tokens-from, --text/--text-file/--chat"), r.err());
