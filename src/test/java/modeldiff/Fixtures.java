@@ -60,4 +60,16 @@ public final class Fixtures {
         for (String id : ids) out.add(canonical(id));
         return out;
     }
+
+    /** A layers-only teacher: {@code hf}'s layer probes times {@code factor} (1.01: unlike anything the model computes). */
+    public static modeldiff.trace.Trace layersTeacher(modeldiff.model.Model m, modeldiff.trace.Trace hf, double factor) {
+        modeldiff.trace.Trace teacher = new modeldiff.trace.Trace("test", "float64", "cpu", hf.tokens(), hf.positionOffset());
+        for (String probe : modeldiff.forward.ProbeLevel.LAYERS.names(m.config.numLayers)) {
+            modeldiff.trace.Trace.Probe p = hf.probe(probe);
+            double[] d = p.data().clone();
+            for (int j = 0; j < d.length; j++) d[j] *= factor;
+            teacher.put(probe, p.cols(), d);
+        }
+        return teacher;
+    }
 }

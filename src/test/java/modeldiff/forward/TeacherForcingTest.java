@@ -96,13 +96,7 @@ class TeacherForcingTest {
     void layersOnlyTeacherForcesTheResidualStream() {
         Model m = Model.open(Fixtures.model("llama"));
         Trace hf = TraceFiles.read(Fixtures.trace("llama", "hf-float64.safetensors"));
-        Trace teacher = new Trace("test", "float64", "cpu", hf.tokens(), hf.positionOffset());
-        for (String probe : ProbeLevel.LAYERS.names(m.config.numLayers)) {
-            Trace.Probe p = hf.probe(probe);
-            double[] d = p.data().clone();
-            for (int j = 0; j < d.length; j++) d[j] *= 1.01;        // a teacher unlike what the model computes
-            teacher.put(probe, p.cols(), d);
-        }
+        Trace teacher = Fixtures.layersTeacher(m, hf, 1.01);        // a teacher unlike what the model computes
         ReferencePass ref = new ReferencePass();
         Trace forced = ref.run(m, ForwardInput.forcedBy(teacher), ProbeLevel.LAYERS);
         for (int i = 1; i < m.config.numLayers; i++) {

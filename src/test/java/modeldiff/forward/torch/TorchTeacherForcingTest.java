@@ -75,13 +75,7 @@ class TorchTeacherForcingTest {
     void layersOnlyTeacherForcesTheResidualStream() {
         Model m = Model.open(Fixtures.model("llama"));
         Trace hf = TraceFiles.read(Fixtures.trace("llama", "hf-float64.safetensors"));
-        Trace teacher = new Trace("test", "float64", "cpu", hf.tokens(), hf.positionOffset());
-        for (String probe : ProbeLevel.LAYERS.names(m.config.numLayers)) {
-            Trace.Probe p = hf.probe(probe);
-            double[] d = p.data().clone();
-            for (int j = 0; j < d.length; j++) d[j] *= 1.01;
-            teacher.put(probe, p.cols(), d);
-        }
+        Trace teacher = Fixtures.layersTeacher(m, hf, 1.01);
         ForwardInput in = ForwardInput.forcedBy(teacher);
         Trace torch = new TorchPass(Precision.FP32, Fixes.NONE).run(m, in, ProbeLevel.LAYERS);
         Trace ref = new ReferencePass().run(m, in, ProbeLevel.LAYERS);
