@@ -56,6 +56,20 @@ class ConfigCorrectionTest {
         assertEquals(before, digest(modelDir), "the model folder must not change");
     }
 
+    /** HF's gemma2 run with query_pre_attn_scalar 16 (planted): the hunt names attn.scalar=16, the config gets it back. */
+    @Test
+    void attnScalarWritesQueryPreAttnScalar() throws Exception {
+        Path modelDir = Fixtures.model("gemma2");
+        Trace target = TraceFiles.read(Fixtures.trace("gemma2", "planted-attn.scale16-float32.safetensors"));
+        Hunt.Result r = Hunt.run(Model.open(modelDir), target, null, null, s -> { });
+        assertEquals(java.util.List.of("attn.scalar=16"), r.best().fixes(), r.sentence());
+        ConfigCorrection.Result c = ConfigCorrection.write(Model.open(modelDir), r.best().fixes(), tmp.resolve("corrected"));
+        assertTrue(c.notExpressible().isEmpty(), c.notExpressible().toString());
+        JsonNode cfg = new ObjectMapper().readTree(c.config().toFile());
+        assertEquals(16, cfg.get("query_pre_attn_scalar").asInt());
+        assertTrue(cfg.get("query_pre_attn_scalar").isIntegralNumber(), "HF's v5 config field is typed int");
+    }
+
     private static String digest(Path dir) throws Exception {
         MessageDigest md = MessageDigest.getInstance("SHA-256");
         try (var s = Files.list(dir)) {
