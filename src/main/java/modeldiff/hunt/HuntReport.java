@@ -58,6 +58,15 @@ public final class HuntReport {
         putNumber(o, "excess", a.excess());
         o.put("first_excess_probe", a.firstExcessProbe());
         if (a.pruned()) o.put("stopped_at", a.stoppedAt());
+        // null: the fixes hold everywhere; else where the target needs them (-1 the embedding, "head" the final norm)
+        if (a.scope() == null) o.putNull("scope");
+        else {
+            var sc = o.putArray("scope");
+            for (int l : a.scope()) {
+                if (l == Hunt.HEAD) sc.add("head");
+                else sc.add(l);
+            }
+        }
         ObjectNode per = o.putObject("per_probe");
         for (Map.Entry<String, Double> e : a.perProbe().entrySet()) putNumber(per, e.getKey(), e.getValue());
         return o;
