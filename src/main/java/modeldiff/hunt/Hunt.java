@@ -485,7 +485,9 @@ public final class Hunt {
         if (before == null || !Double.isFinite(before)) return;
         // Forced: excess in a layer where the base matches may be scoped away (a bug in some layers only), so it
         // cannot end the run.
-        if (input.forced() && baseOver != null && !baseBadLayers().contains(ProbeLevel.layerOf(probe.name(), model.config.numLayers)))
+        // (With no excess anywhere there is nothing to scope to, and runs stop as before.)
+        if (input.forced() && baseOver != null && !baseBadLayers().isEmpty()
+                && !baseBadLayers().contains(ProbeLevel.layerOf(probe.name(), model.config.numLayers)))
             return;
         if (excessAt(probe.name(), t, probe, e) > 0 && e > before + PRUNE_MARGIN) throw new Trace.Stop(probe.name());
     }
