@@ -98,7 +98,8 @@ public final class Comparison {
         public String verdict() {
             if (firstDivergence != null) return firstDivergence.sentence();
             if (probes.isEmpty()) return "nothing to compare: no probe is recorded on both sides";
-            return "no excess error: every probe within the " + precision.id() + " noise floor";
+            boolean ties = probes.stream().anyMatch(p -> p.ulps() != null);   // same precision, teacher-forced
+            return "no excess error: every probe within the " + precision.id() + (ties ? " tie budget" : " noise floor");
         }
     }
 
