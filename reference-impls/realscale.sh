@@ -2,12 +2,15 @@
 # Issue #20 point 5 on the GPU box: a 2.05B Gemma-shaped model, HF transformers bf16/fp16 traces of 512 tokens with
 # every sub-layer probe, clean and with bf16-only bugs planted (all layers, layers 9-17 only, layers-only probes), then
 # modeldiff's teacher-forced hunt on each. The tie rate is calibrated on input A (clean runs) and the hunts judge
-# input B. Needs: a JRE at $JAVA, the modeldiff jar + libs at $CP. Output: $OUT/realscale.log, $OUT/realscale.json
+# input B. (The 2026-12-06 run, docs/gpu-runs/realscale-2026-12-06.log, passed the rates after the main class,
+# where the CLI refused them; fixed here.) Needs: a JRE at $JAVA, the modeldiff jar + libs at $CP. Output: $OUT/realscale.log, $OUT/realscale.json
 set -u -o pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 W=/tmp/rs; mkdir -p $W/traces; OUT="${OUT:-/tmp}"; LOG="$OUT/realscale.log"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1
-J="$JAVA -Xmx110g --add-modules jdk.incubator.vector -cp $CP modeldiff.cli.Main"
+# JVM options (-D...) go before the main class: J_OPTS "$@" J_MAIN command ...
+J_OPTS="$JAVA -Xmx110g --add-modules jdk.incubator.vector -cp $CP"; J_MAIN=modeldiff.cli.Main
+J="$J_OPTS $J_MAIN"
 log() { echo "[$(date +%T)] $*" | tee -a "$LOG"; }
 log "$(nvidia-smi --query-gpu=name --format=csv,noheader)"
 python3 "$HERE/make_realscale.py" $W/model 2>&1 | grep -v Warning | tee -a "$LOG"
@@ -25,7 +28,7 @@ H() { # name [java -D...]   (waits for the HF trace, made in the background)
   local name=$1; shift
   while [ ! -f $W/traces/$name.done ]; do sleep 1; done
   local t0=$(date +%s.%N)
-  $J "$@" hunt --model $W/model --target $W/traces/$name.safetensors --json $W/$name.hunt.json --force 2>&1 \
+  $J_OPTS "$@" $J_MAIN hunt --model $W/model --target $W/traces/$name.safetensors --json $W/$name.hunt.json --force 2>&1 \
     | grep -v -e WARNING -e "^$" | tee -a "$LOG"
   log "hunt $name: $(python3 -c "print(round($(date +%s.%N)-$t0,1))") s"
 }

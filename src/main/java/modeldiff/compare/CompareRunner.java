@@ -150,7 +150,10 @@ public final class CompareRunner {
         int n = 0;
         for (Spec c : candidates) {
             progress.accept("teacher-forced comparison " + (++n) + "/" + candidates.size() + ": " + c.label());
-            Trace candTrace = c.trace != null ? c.trace : freeRuns.computeIfAbsent(c, s -> s.pass.run(model, in, level));
+            // A candidate pass runs free only where its trace is the teacher (a pass as reference); forced by a
+            // reference trace it needs no free run (the propagated comparison below makes its own when asked).
+            Trace candTrace = c.trace != null ? c.trace
+                    : reference.pass != null ? freeRuns.computeIfAbsent(c, s -> s.pass.run(model, in, level)) : null;
             Comparison.Side refSide, candSide;
             if (reference.pass != null) {
                 refSide = new Comparison.Side(reference.pass.name(), reference.pass.run(model, ForwardInput.forcedBy(candTrace), level));

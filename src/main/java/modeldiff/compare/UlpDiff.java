@@ -44,12 +44,10 @@ public record UlpDiff(long elements, long differing, long[] histogram) {
      */
     public static final double SMALL = 16;
 
-    /** |a − b| in ulps of precision p at the larger magnitude of the two (infinite for non-finite values). */
-    public static double ulps(double a, double b, Precision p) {
-        return ulps(a, b, p, 0);
-    }
-
-    /** As {@link #ulps(double, double, Precision)}, the magnitude taken as at least {@code atLeast}. */
+    /**
+     * |a − b| in ulps of precision p at the larger magnitude of the two, or {@code atLeast} when that is larger
+     * (infinite for non-finite values).
+     */
     public static double ulps(double a, double b, Precision p, double atLeast) {
         if (!Double.isFinite(a) || !Double.isFinite(b)) return Double.POSITIVE_INFINITY;
         return Math.abs(a - b) / ulp(Math.max(atLeast, Math.max(Math.abs(a), Math.abs(b))), p);

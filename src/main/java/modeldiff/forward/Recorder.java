@@ -56,11 +56,6 @@ public final class Recorder {
         return teacher != null;
     }
 
-    /** Whether this run records sub-layer probes (attn_norm, q, ...). */
-    public boolean subLayers() {
-        return subLayers;
-    }
-
     /** Whether {@link #put} of this probe records anything: every probe at ALL, no sub-layer probe at LAYERS. */
     public boolean records(String probe) {
         return subLayers || !isSubLayer(probe);

@@ -4,7 +4,6 @@ import modeldiff.compare.MeasuredNoiseFloor;
 import modeldiff.compare.Metrics;
 import modeldiff.compare.NoiseFloor;
 import modeldiff.compare.TieBudget;
-import modeldiff.compare.UlpDiff;
 import modeldiff.forward.Fixes;
 import modeldiff.forward.ForwardInput;
 import modeldiff.forward.ForwardPass;
@@ -494,8 +493,7 @@ public final class Hunt {
 
     /** Decades beyond what precision explains at one probe (tie budget when counting ties, else above the floor). */
     private double excessAt(String name, Trace.Probe target, Trace.Probe run, double logL2) {
-        if (floor.countsTies()) return TieBudget.excess(UlpDiff.of(target.data(), run.data(), precision), precision);
-        return logL2 - floor.upperBound(precision, name);
+        return floor.excess(precision, name, target.data(), run.data(), logL2);
     }
 
     private static double error(Trace.Probe target, Trace.Probe run) {

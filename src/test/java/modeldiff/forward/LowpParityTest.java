@@ -28,7 +28,7 @@ import static org.junit.jupiter.api.Assertions.fail;
  */
 class LowpParityTest {
     /**
-     * Fixtures whose bf16 trace (position 0) lowp reproduces bit for bit at every probe: 12 of the 21 with a bf16 trace
+     * Fixtures whose bf16 trace (position 0) lowp reproduces bit for bit at every probe: 14 of the 27 with a bf16 trace
      * (measured with this test; docs/precision.md). The others hit an fp32 near-tie (a value within an fp32 ulp of a
      * bf16 midpoint, where CUDA's rsqrtf / reduction order decides) and the flipped element then spreads through these
      * tiny random models. Every fixture named here must have the trace (checked below), so the list cannot claim more
