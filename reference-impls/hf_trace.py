@@ -62,8 +62,10 @@ DTYPES = {
 # Per-layer sub-probes in trace order; "layers.i" itself follows them.
 SUB_PROBES = ["attn_norm", "q", "k", "v", "attn", "attn_out", "mlp_norm", "mlp_act", "mlp_out"]
 
-# Decoder layers a plant acts in (--plant-layers A-B); None: everywhere.  Only norm.cast_before_weight honours it.
+# Decoder layers a plant acts in (--plant-layers A-B); None: everywhere.  Honoured by norm.cast_before_weight,
+# rope.inv_freq_lowp and rope.bf16_angles (the two RoPE plants then replace the cos/sin those layers receive).
 PLANT_LAYERS = None
+LAYERED_PLANTS = ("norm.cast_before_weight", "rope.inv_freq_lowp", "rope.bf16_angles")
 
 # Planted bugs: id -> one-line description.  Parametric ids use "name=value".
 PLANTS = {
@@ -580,6 +582,8 @@ def apply_plants(model, plants, ctx):
 
             handles.append(parts["layers"][0].register_forward_pre_hook(embed_pre, with_kwargs=True))
             notes.append("layer-0 input replaced by (embedding.float() * sqrt(%d)).to(dtype)" % hidden)
+        elif p in ("rope.bf16_angles", "rope.inv_freq_lowp") and PLANT_LAYERS is not None:
+            handles += plant_rope_in_layers(model, parts, p, ctx, notes)
         elif p == "rope.bf16_angles":
             rot = model.model.rotary_emb
 
@@ -737,6 +741,39 @@ def apply_plants(model, plants, ctx):
         else:
             raise ValueError("unknown plant %r; known: %s" % (p, ", ".join(PLANTS)))
     return handles, notes
+
+
+def plant_rope_in_layers(model, parts, p, ctx, notes):
+    """A RoPE plant acting only in PLANT_LAYERS: the model's rotary module stays as it is; a hook on it computes the
+    planted cos/sin from the same inputs, and the planted layers receive those instead (HF computes cos/sin once per
+    forward and passes them to every layer as position_embeddings)."""
+    rot = model.model.rotary_emb
+
+    def planted(mod, args, kwargs, out):
+        x = args[0] if args else kwargs["x"]
+        position_ids = args[1] if len(args) > 1 else kwargs["position_ids"]
+        if p == "rope.inv_freq_lowp":  # what model.to(dtype) does to the buffer; positions stay exact
+            inv, pos = mod.inv_freq.to(x.dtype).float(), position_ids.float()
+        else:  # rope.bf16_angles: positions and inv_freq rounded to bf16 before the angles
+            inv, pos = mod.inv_freq.to(torch.bfloat16).float(), position_ids.to(torch.bfloat16).float()
+        freqs = pos[:, :, None] * inv.to(pos.device)[None, None, :]
+        emb_ = torch.cat((freqs, freqs), dim=-1)
+        sc = getattr(mod, "attention_scaling", 1.0)
+        ctx["planted_rope"] = ((emb_.cos() * sc).to(x.dtype), (emb_.sin() * sc).to(x.dtype))
+        return out
+
+    def swap(mod, args, kwargs):
+        if "position_embeddings" not in kwargs:
+            raise RuntimeError("%s in some layers: the decoder layer gets no position_embeddings keyword" % p)
+        kwargs = dict(kwargs)
+        kwargs["position_embeddings"] = ctx["planted_rope"]
+        return args, kwargs
+
+    handles = [rot.register_forward_hook(planted, with_kwargs=True)]
+    for i in PLANT_LAYERS:
+        handles.append(parts["per_layer"][i]["layer"].register_forward_pre_hook(swap, with_kwargs=True))
+    notes.append("%s in layers %d-%d only (their position_embeddings replaced)" % (p, PLANT_LAYERS[0], PLANT_LAYERS[-1]))
+    return handles
 
 
 def plant_bias_in_weights(parts, notes):
@@ -897,7 +934,7 @@ def load_model(model_dir, dtype, plants=(), experts="eager"):
         return AutoModelForCausalLM.from_pretrained(*a, **k, **extra)
 
     ov = plant_config_overrides(plants)
-    if "rope.inv_freq_lowp" in plants:
+    if "rope.inv_freq_lowp" in plants and PLANT_LAYERS is None:
         # Load in float32, then cast the whole module: .to() also rounds the inv_freq buffer.
         model = from_pretrained(model_dir, dtype=torch.float32, attn_implementation="eager")
         return model.to(DTYPES[dtype]).eval()
@@ -1003,9 +1040,11 @@ def main(argv=None):
     ap.add_argument("--experts", default="eager",
                     help="experts_implementation for MoE families (default eager; 'default' = HF's own choice)")
     ap.add_argument("--check-hooks", action="store_true", help="also run a hook-free forward and compare logits")
-    ap.add_argument("--plant-layers", help="A-B: decoder layers the plant acts in (norm.cast_before_weight only)")
+    ap.add_argument("--plant-layers", help="A-B: decoder layers the plant acts in (%s only)" % ", ".join(LAYERED_PLANTS))
     a = ap.parse_args(argv)
     if a.plant_layers:
+        if not a.plant or any(p not in LAYERED_PLANTS for p in a.plant):
+            ap.error("--plant-layers takes only these plants: " + ", ".join(LAYERED_PLANTS))
         global PLANT_LAYERS
         lo, hi = (int(x) for x in a.plant_layers.split("-"))
         PLANT_LAYERS = range(lo, hi + 1)

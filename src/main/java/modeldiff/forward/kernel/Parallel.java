@@ -64,6 +64,25 @@ public final class Parallel {
         pool.invoke(new Range(body, 0, tasks));
     }
 
+    /** The body of {@link #forRanges}: one contiguous slice [lo, hi). */
+    @FunctionalInterface
+    public interface Slice {
+        void accept(int lo, int hi);
+    }
+
+    /**
+     * Calls {@code body} on contiguous slices covering [0, n), each at least {@code grain} long (except when n is
+     * smaller), a few per thread. For element-wise and row-wise work whose result does not depend on the slicing.
+     */
+    public void forRanges(int n, int grain, Slice body) {
+        int tasks = Math.max(1, Math.min(threads * 4, n / Math.max(1, grain)));
+        if (tasks == 1 || pool == null) {
+            body.accept(0, n);
+            return;
+        }
+        forEach(tasks, t -> body.accept((int) ((long) n * t / tasks), (int) ((long) n * (t + 1) / tasks)));
+    }
+
     private static final class Range extends RecursiveAction {
         private static final long serialVersionUID = 1L;
         private final transient IntConsumer body;

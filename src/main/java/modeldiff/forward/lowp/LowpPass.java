@@ -93,6 +93,15 @@ public final class LowpPass implements ForwardPass {
         return p.id();
     }
 
+    /**
+     * Slices of [0, n) over the pass's threads, for work whose result does not depend on the slicing. With nudges
+     * (one seeded random sequence, drawn in row-major order) everything runs in order on this thread.
+     */
+    private void slices(int n, int grain, Parallel.Slice body) {
+        if (nudge != null) body.accept(0, n);
+        else par.forRanges(n, grain, body);
+    }
+
     /** One PyTorch op's result: an fp32 value rounded to the dtype. */
     private float toDtype(float v) {
         return p.round(v);
@@ -191,7 +200,10 @@ public final class LowpPass implements ForwardPass {
                     LinearRef upRef = fixes.swapGateUp ? w.gate() : w.up();
                     act = activation(linear(m, T, gateRef), c);
                     float[] up = linear(m, T, upRef);
-                    for (int j = 0; j < act.length; j++) act[j] = toDtype(act[j] * up[j]);   // MLP_PRODUCT
+                    float[] gated = act;
+                    slices(act.length, 4096, (lo, hi) -> {
+                        for (int j = lo; j < hi; j++) gated[j] = toDtype(gated[j] * up[j]);      // MLP_PRODUCT
+                    });
                 } else {
                     act = activation(linear(m, T, w.up()), c);
                 }
@@ -281,7 +293,13 @@ public final class LowpPass implements ForwardPass {
             return out;
         }
         boolean weightThenCast = f.normCast == Family.NormCast.WEIGHT_THEN_CAST && !fixes.normCastBeforeWeight;
-        for (int row = 0; row < rows; row++) {
+        slices(rows, 8, (r0, r1) -> rmsRows(x, dim, w, eps, unit, weightThenCast, out, r0, r1));
+        return out;
+    }
+
+    private void rmsRows(float[] x, int dim, float[] w, float eps, boolean unit, boolean weightThenCast, float[] out,
+                         int r0, int r1) {
+        for (int row = r0; row < r1; row++) {
             int base = row * dim;
             double sq = 0;
             for (int j = 0; j < dim; j++) sq += (double) x[base + j] * x[base + j];
@@ -301,7 +319,6 @@ public final class LowpPass implements ForwardPass {
                 }
             }
         }
-        return out;
     }
 
     /**
@@ -351,23 +368,21 @@ public final class LowpPass implements ForwardPass {
         float[] y = new float[rows * out];
         if (sequentialSums) {
             FloatGemm.multiply(x, rows, in, w, out, y, par);
-            for (int r0 = 0; r0 < rows; r0++)
-                for (int o = 0; o < out; o++) {
-                    float acc = y[r0 * out + o];
-                    if (b != null) acc += b[o];
-                    y[r0 * out + o] = toDtype(acc);
-                }
+            slices(rows * out, 4096, (lo, hi) -> {
+                for (int i = lo; i < hi; i++) y[i] = toDtype(b == null ? y[i] : y[i] + b[i % out]);
+            });
             return y;
         }
         double[] s = new double[rows * out];
         Gemm.multiply(widen(x), rows, in, w, out, null, s, par);
-        for (int r0 = 0; r0 < rows; r0++)
-            for (int o = 0; o < out; o++) {
-                double exact = s[r0 * out + o];
+        slices(rows * out, 4096, (lo, hi) -> {
+            for (int i = lo; i < hi; i++) {
+                double exact = s[i];
                 float acc = nudged((float) exact, exact, in);
-                if (b != null) acc += b[o];
-                y[r0 * out + o] = toDtype(acc);
+                if (b != null) acc += b[i % out];
+                y[i] = toDtype(acc);
             }
+        });
         return y;
     }
 
@@ -461,55 +476,60 @@ public final class LowpPass implements ForwardPass {
         float scaleMul = (float) fixes.attnScale(spec);
         float scaleDiv = toDtype((float) Math.sqrt(hd));
         float[] out = new float[T * heads * hd];
-        float[] s = new float[T];
-        for (int h = 0; h < heads; h++) {
-            int kvh = h / group;
-            for (int t = 0; t < T; t++) {
-                int first = window > 0 ? Math.max(0, t - window + 1) : 0;
-                float max = Float.NEGATIVE_INFINITY;
-                for (int j = first; j <= t; j++) {
-                    int qb = (t * heads + h) * hd, kb = (j * kvHeads + kvh) * hd;
-                    float sc = toDtype(dot(q, qb, k, kb, hd));                             // ATTN_SCORES (matmul)
-                    if (!divide) sc = toDtype(sc * scaleMul);                              // ATTN_SCORES (scale)
-                    else {
-                        // GPT-2: / sqrt(d) as a dtype tensor when scale_attn_weights, then / (layer + 1) when
-                        // scale_attn_by_inverse_layer_idx, each a rounded op.
-                        if (c.scaleAttnWeights) sc = toDtype(sc / scaleDiv);
-                        if (c.scaleAttnByInverseLayer) sc = toDtype(sc / (float) (spec.index() + 1));
-                    }
-                    if (!Double.isNaN(capD)) sc = toDtype(toDtype((float) Math.tanh(toDtype(sc / cap))) * cap);   // ATTN_SOFTCAP
-                    s[j] = sc;
-                    max = Math.max(max, sc);
-                }
-                double sum = 0;
-                if (sinks != null) {
-                    // gpt-oss: cat(scores, sink) − max in the dtype (SINK_SHIFT), then softmax(dtype=dtype): exp and
-                    // sum in fp32 (the sink's term included), one rounding of each probability.
-                    float mx = Math.max(max, sinks[h]);
+        int blocks = (T + 15) / 16;
+        // One task per (head, block of 16 query rows): rows are independent, so any split gives the same result (and
+        // with nudges the tasks run in order, head by head, as the draws expect).
+        slices(heads * blocks, 1, (lo, hi) -> {
+            float[] s = new float[T];
+            for (int task = lo; task < hi; task++) {
+                int h = task / blocks, kvh = h / group, b = task % blocks;
+                for (int t = b * 16; t < Math.min(T, b * 16 + 16); t++) {
+                    int first = window > 0 ? Math.max(0, t - window + 1) : 0;
+                    float max = Float.NEGATIVE_INFINITY;
                     for (int j = first; j <= t; j++) {
-                        s[j] = (float) Math.exp(toDtype(s[j] - mx));
-                        sum += s[j];
+                        int qb = (t * heads + h) * hd, kb = (j * kvHeads + kvh) * hd;
+                        float sc = toDtype(dot(q, qb, k, kb, hd));                             // ATTN_SCORES (matmul)
+                        if (!divide) sc = toDtype(sc * scaleMul);                              // ATTN_SCORES (scale)
+                        else {
+                            // GPT-2: / sqrt(d) as a dtype tensor when scale_attn_weights, then / (layer + 1) when
+                            // scale_attn_by_inverse_layer_idx, each a rounded op.
+                            if (c.scaleAttnWeights) sc = toDtype(sc / scaleDiv);
+                            if (c.scaleAttnByInverseLayer) sc = toDtype(sc / (float) (spec.index() + 1));
+                        }
+                        if (!Double.isNaN(capD)) sc = toDtype(toDtype((float) Math.tanh(toDtype(sc / cap))) * cap);   // ATTN_SOFTCAP
+                        s[j] = sc;
+                        max = Math.max(max, sc);
                     }
-                    sum += (float) Math.exp(toDtype(sinks[h] - mx));
-                } else {
-                    // softmax(dtype=float32).to(dtype): exp and sum in fp32, one rounding of each probability.
+                    double sum = 0;
+                    if (sinks != null) {
+                        // gpt-oss: cat(scores, sink) − max in the dtype (SINK_SHIFT), then softmax(dtype=dtype): exp and
+                        // sum in fp32 (the sink's term included), one rounding of each probability.
+                        float mx = Math.max(max, sinks[h]);
+                        for (int j = first; j <= t; j++) {
+                            s[j] = (float) Math.exp(toDtype(s[j] - mx));
+                            sum += s[j];
+                        }
+                        sum += (float) Math.exp(toDtype(sinks[h] - mx));
+                    } else {
+                        // softmax(dtype=float32).to(dtype): exp and sum in fp32, one rounding of each probability.
+                        for (int j = first; j <= t; j++) {
+                            float e = fixes.softmaxLowp ? toDtype((float) Math.exp(toDtype(s[j] - max))) : (float) Math.exp(s[j] - max);
+                            s[j] = e;
+                            sum += e;
+                        }
+                    }
+                    float total = fixes.softmaxLowp ? toDtype((float) sum) : (float) sum;
+                    int ob = (t * heads + h) * hd;
+                    double[] acc = new double[hd];
                     for (int j = first; j <= t; j++) {
-                        float e = fixes.softmaxLowp ? toDtype((float) Math.exp(toDtype(s[j] - max))) : (float) Math.exp(s[j] - max);
-                        s[j] = e;
-                        sum += e;
+                        float pr = toDtype(s[j] / total);                                     // ATTN_PROBS
+                        int vb = (j * kvHeads + kvh) * hd;
+                        for (int d = 0; d < hd; d++) acc[d] += (double) pr * v[vb + d];
                     }
+                    for (int d = 0; d < hd; d++) out[ob + d] = toDtype((float) acc[d]);        // ATTN_OUTPUT
                 }
-                float total = fixes.softmaxLowp ? toDtype((float) sum) : (float) sum;
-                int ob = (t * heads + h) * hd;
-                double[] acc = new double[hd];
-                for (int j = first; j <= t; j++) {
-                    float pr = toDtype(s[j] / total);                                     // ATTN_PROBS
-                    int vb = (j * kvHeads + kvh) * hd;
-                    for (int d = 0; d < hd; d++) acc[d] += (double) pr * v[vb + d];
-                }
-                for (int d = 0; d < hd; d++) out[ob + d] = toDtype((float) acc[d]);        // ATTN_OUTPUT
             }
-        }
+        });
         return out;
     }
 
@@ -520,20 +540,23 @@ public final class LowpPass implements ForwardPass {
         Activation act = fixes.activation(c);
         boolean pythonGeluNew = !fixes.activationOverridden() && "gelu_new".equals(c.activationName);
         float[] out = new float[g.length];
-        for (int i = 0; i < g.length; i++) {
-            float x = g[i];
-            out[i] = switch (act) {
-                case GELU_TANH -> pythonGeluNew ? geluNewComposite(x) : toDtype(geluTanhKernel(x));
-                case GELU_EXACT -> toDtype(x * 0.5f * (1f + (float) Erf.erf(x * (float) (1 / Math.sqrt(2)))));
-                case SILU -> toDtype(x / (1f + (float) Math.exp(-x)));
-                case RELU2 -> {
-                    float rl = Math.max(x, 0f);
-                    yield toDtype(rl * rl);
-                }
-                case RELU -> Math.max(x, 0f);
-            };
-        }
+        slices(g.length, 4096, (lo, hi) -> {
+            for (int i = lo; i < hi; i++) out[i] = activate(act, pythonGeluNew, g[i]);
+        });
         return out;
+    }
+
+    private float activate(Activation act, boolean pythonGeluNew, float x) {
+        return switch (act) {
+            case GELU_TANH -> pythonGeluNew ? geluNewComposite(x) : toDtype(geluTanhKernel(x));
+            case GELU_EXACT -> toDtype(x * 0.5f * (1f + (float) Erf.erf(x * (float) (1 / Math.sqrt(2)))));
+            case SILU -> toDtype(x / (1f + (float) Math.exp(-x)));
+            case RELU2 -> {
+                float rl = Math.max(x, 0f);
+                yield toDtype(rl * rl);
+            }
+            case RELU -> Math.max(x, 0f);
+        };
     }
 
     /** PyTorch's fused tanh-GELU (F.gelu(approximate="tanh")): all in fp32. */
@@ -557,7 +580,9 @@ public final class LowpPass implements ForwardPass {
     }
 
     private void residual(float[] x, float[] y) {
-        for (int i = 0; i < x.length; i++) x[i] = toDtype(x[i] + y[i]);          // RESIDUAL
+        slices(x.length, 4096, (lo, hi) -> {
+            for (int i = lo; i < hi; i++) x[i] = toDtype(x[i] + y[i]);           // RESIDUAL
+        });
     }
 
     private void softcap(float[] x, float cap) {
