@@ -57,7 +57,7 @@ public final class Fixes {
         ATTN_NO_SINKS("attn.no_sinks", "gpt-oss's attention sinks left out of the softmax"),
         MLP_NO_CLAMP("mlp.no_clamp", "gpt-oss's SwiGLU clamp dropped"),
         QK_NORM_OFF("qk_norm.off", "the q/k norms not applied"),
-        ATTN_NO_YARN_MSCALE("attn.no_yarn_mscale", "YaRN's attention factor (mscale) dropped");
+        ATTN_NO_YARN_MSCALE("attn.no_yarn_mscale", "YaRN's attention factor (mscale) dropped (MLA: also the mscale² of the softmax scale)");
 
         public final String id, meaning;
 
@@ -292,6 +292,15 @@ public final class Fixes {
     public double attnScale(LayerSpec spec) {
         if (values.containsKey(Key.ATTN_SCALAR)) return 1.0 / Math.sqrt(number(Key.ATTN_SCALAR));
         return values.containsKey(Key.ATTN_SCALE) ? number(Key.ATTN_SCALE) : spec.attnScale();
+    }
+
+    /**
+     * MLA's softmax scale (DeepSeek-V3): attn.scale / attn.scalar when given, else qk_head_dim^-0.5 times the mscale²
+     * of the RoPE the layer applies after the fixes (attn.no_yarn_mscale drops it: transformers#47435).
+     */
+    public double mlaScale(LayerSpec spec, ModelConfig c) {
+        if (attnScaleOverridden()) return attnScale(spec);
+        return c.mla.scoreScale(layerRope(spec, c), noYarnMscale);
     }
 
     /** Whether the score scale was replaced (GPT-2's division by a rounded sqrt(d) then no longer applies). */

@@ -88,8 +88,8 @@ public final class Catalog {
                     "YaRN rope with truncate false (gpt-oss)", Honoured.BOTH, "https://github.com/vllm-project/vllm/issues/27722"),
             new Entry("rope.yarn_truncate=false", "YaRN's correction range left fractional although the config truncates it",
                     "YaRN rope with truncate true (the default)", Honoured.BOTH, "https://github.com/vllm-project/vllm/issues/27722"),
-            new Entry("attn.no_yarn_mscale", "YaRN's attention factor (mscale) not applied to cos/sin (so not to the scores)",
-                    "YaRN rope", Honoured.BOTH, "https://github.com/huggingface/transformers/issues/47435"),
+            new Entry("attn.no_yarn_mscale", "YaRN's attention factor (mscale) not applied to cos/sin (so not to the scores); in MLA also the mscale² of the softmax scale",
+                    "YaRN rope (DeepSeek-V3 MLA: the softmax scale's mscale²)", Honoured.BOTH, "https://github.com/huggingface/transformers/issues/47435"),
             new Entry("moe.bias_in_weights", "a sigmoid router's selection-only correction bias (e_score_correction_bias) also added to the expert weights",
                     "sigmoid routers with a correction bias (DeepSeek-V3, GLM-4.5)", Honoured.BOTH, "https://github.com/vllm-project/vllm/issues/12002"));
 

@@ -32,6 +32,12 @@ final class ConfigReader {
         return null;
     }
 
+    /** Whether the key is present with an explicit JSON null (HF's None, as opposed to its default). */
+    boolean isNull(String key) {
+        JsonNode n = root.get(key);
+        return n != null && n.isNull();
+    }
+
     boolean has(String... keys) {
         return node(keys) != null;
     }

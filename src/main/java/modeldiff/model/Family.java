@@ -84,6 +84,18 @@ public final class Family {
         SIGMOID_GROUPED
     }
 
+    /** How a layer's attention gets its q, k and v. */
+    public enum Attention {
+        /** q/k/v projections of head_dim per head (grouped KV heads allowed). */
+        MHA,
+        /**
+         * Multi-head latent attention (DeepSeek-V2/V3): low-rank q and kv projections with their own RMSNorms, each q/k
+         * head cat(nope, rope) with one rope part of k shared by all heads, v heads of their own width
+         * ({@link MlaSpec} reads the dims from the config).
+         */
+        MLA
+    }
+
     /** Whether the routing weights are renormalised over the chosen k. */
     public enum Renormalize { ALWAYS, NEVER, FROM_CONFIG }
 
@@ -172,6 +184,8 @@ public final class Family {
     /** OLMoE: the q/k RMSNorm spans the whole projection (all heads at once), not each head. */
     /** gpt-oss: a learned per-head sink logit joins each softmax of the attention (self_attn.sinks [heads]). */
     public final boolean attentionSinks;
+    /** MHA, or MLA (DeepSeek-V3): which weights make q, k and v. */
+    public final Attention attention;
 
     /** Which layers slide, when the config has no explicit layer_types. */
     public enum SlidingRule {
@@ -215,6 +229,7 @@ public final class Family {
         scoreScaleByDivision = b.layout == Layout.GPT2;
         moe = b.moe;
         attentionSinks = b.attentionSinks;
+        attention = b.attention;
     }
 
     /** Declared before the families, which use it in their static initialisers. Stands for Python's None among {@link #defaults} (immutable maps hold no nulls). */
@@ -375,13 +390,30 @@ public final class Family {
                     "max_position_embeddings", 131072)
             .build();
 
+    /**
+     * DeepSeek-V3 (modeling_deepseek_v3.py, configuration_deepseek_v3.py of transformers 5.x): MLA attention, the GLM-4.5
+     * router and experts (sigmoid, selection-only correction bias, groups, routed_scaling_factor, shared experts,
+     * dense layers before first_k_dense_replace); no MLP biases; o_proj, q_a_proj and kv_a_proj_with_mqa biased by
+     * attention_bias. Defaults are HF's (configuration_deepseek_v3.py).
+     */
+    public static final Family DEEPSEEK_V3 = LLAMA.derive("deepseek_v3")
+            .attention(Attention.MLA).mlpBias(Bias.NONE)
+            .moe(GLM4_MOE.moe)
+            .defaults("n_routed_experts", 256, "num_experts_per_tok", 8, "n_group", 8, "topk_group", 4,
+                    "routed_scaling_factor", 2.5, "n_shared_experts", 1, "first_k_dense_replace", 3, "norm_topk_prob", true,
+                    "moe_intermediate_size", 2048, "kv_lora_rank", 512, "q_lora_rank", 1536, "qk_rope_head_dim", 64,
+                    "v_head_dim", 128, "qk_nope_head_dim", 128, "rope_interleave", true, "rms_norm_eps", 1e-6,
+                    "max_position_embeddings", 4096, "bos_token_id", 0, "eos_token_id", 1, "pad_token_id", null,
+                    "attention_bias", false, "tie_word_embeddings", false)
+            .build();
+
     private static final Map<String, Family> BY_TYPE = new LinkedHashMap<>();
 
     static {
         for (Family f : List.of(LLAMA, MISTRAL, QWEN2, QWEN3, GEMMA, GEMMA2, GEMMA3_TEXT, PHI3, GPT2, NEMOTRON,
                 OLMO2, SMOLLM3, GPT_NEOX))
             BY_TYPE.put(f.modelType, f);
-        for (Family f : List.of(MIXTRAL, QWEN3_MOE, OLMOE, GPT_OSS, GLM4_MOE))
+        for (Family f : List.of(MIXTRAL, QWEN3_MOE, OLMOE, GPT_OSS, GLM4_MOE, DEEPSEEK_V3))
             BY_TYPE.put(f.modelType, f);
     }
 
@@ -418,6 +450,7 @@ public final class Family {
         private SlidingRule sliding = SlidingRule.NONE;
         private Moe moe;
         private boolean attentionSinks;
+        private Attention attention = Attention.MHA;
 
         Builder(String modelType) {
             this.modelType = modelType;
@@ -449,6 +482,7 @@ public final class Family {
             sliding = parent.sliding;
             moe = parent.moe;
             attentionSinks = parent.attentionSinks;
+            attention = parent.attention;
         }
 
         Builder layout(Layout v) { layout = v; return this; }
@@ -474,6 +508,7 @@ public final class Family {
         Builder ropeInFp32(boolean v) { ropeInFp32 = v; return this; }
         Builder moe(Moe v) { moe = v; return this; }
         Builder attentionSinks(boolean v) { attentionSinks = v; return this; }
+        Builder attention(Attention v) { attention = v; return this; }
 
         /** Key/value pairs; a null value means "HF's default is None". Map.copyOf rejects nulls, so store a marker. */
         Builder defaults(Object... kv) {

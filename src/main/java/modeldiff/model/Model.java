@@ -24,6 +24,8 @@ public final class Model {
     private final List<LayerWeights> layers;
     /** Per layer: its experts, or null where the layer runs a dense MLP. */
     private final List<MoeWeights> moeLayers;
+    /** Per layer: its MLA attention weights, or null for q/k/v-projection attention. */
+    private final List<MlaWeights> mlaLayers;
     private final TensorInfo embedding, positionEmbedding, lmHead;
     private final NormRef finalNorm;
     private final Set<String> used = new LinkedHashSet<>();
@@ -70,6 +72,9 @@ public final class Model {
         } else {
             throw BadInputException.at(dir, "tensor '" + headName + "'", "missing and tie_word_embeddings is false");
         }
+        List<MlaWeights> as = new ArrayList<>();
+        for (int i = 0; i < config.numLayers; i++) as.add(mlaLayer(i));
+        mlaLayers = Collections.unmodifiableList(as);
         List<LayerWeights> ls = new ArrayList<>();
         for (int i = 0; i < config.numLayers; i++) ls.add(layer(i));
         layers = Collections.unmodifiableList(ls);
@@ -129,11 +134,12 @@ public final class Model {
                 boolean gated = family.mlp == Family.Mlp.GATED;
                 boolean full = family.qkNormScope == Family.QkNormScope.FULL;
                 boolean experts = c.moe != null && c.moe.sparse(i);     // the MLP is in moe(i) instead
+                boolean mla = c.mla != null;                            // q/k/v are in mla(i) instead
                 return new LayerWeights(pre ? norm(p + "input_layernorm", h) : null,
-                        linear(p + "self_attn.q_proj", qd, h, c.qkvBias),
-                        linear(p + "self_attn.k_proj", kvd, h, c.qkvBias),
-                        linear(p + "self_attn.v_proj", kvd, h, c.qkvBias),
-                        linear(p + "self_attn.o_proj", h, qd, c.oBias),
+                        mla ? null : linear(p + "self_attn.q_proj", qd, h, c.qkvBias),
+                        mla ? null : linear(p + "self_attn.k_proj", kvd, h, c.qkvBias),
+                        mla ? null : linear(p + "self_attn.v_proj", kvd, h, c.qkvBias),
+                        linear(p + "self_attn.o_proj", h, mla ? c.mla.vDim(c.numHeads) : qd, c.oBias),
                         family.qkNorm ? norm(p + "self_attn.q_norm", full ? qd : c.headDim) : null,
                         family.qkNorm ? norm(p + "self_attn.k_norm", full ? kvd : c.headDim) : null,
                         sandwich ? norm(p + "post_attention_layernorm", h) : null,
@@ -163,6 +169,47 @@ public final class Model {
                 linear(p + "mlp.dense_h_to_4h", ff, h, c.mlpBias),
                 linear(p + "mlp.dense_4h_to_h", h, ff, c.mlpBias),
                 null);
+    }
+
+    /** Layer i's MLA attention weights, or null where the family projects q/k/v directly. */
+    public MlaWeights mla(int i) {
+        return mlaLayers == null ? mlaLayer(i) : mlaLayers.get(i);
+    }
+
+    /**
+     * MLA's tensors (modeling_deepseek_v3.py): q_a_proj / kv_a_proj_with_mqa / o_proj carry attention_bias, q_proj,
+     * q_b_proj and kv_b_proj never a bias; the two latent norms are RMSNorms of their rank.
+     */
+    private MlaWeights mlaLayer(int i) {
+        MlaSpec m = config.mla;
+        if (m == null) return null;
+        int h = config.hiddenSize, heads = config.numHeads, qk = m.qkHeadDim(), nope = m.qkNopeHeadDim(), rope = m.qkRopeHeadDim();
+        String p = "layers." + i + ".self_attn.";
+        boolean bias = config.qkvBias;
+        LinearRef qA = null;
+        NormRef qANorm = null;
+        TensorInfo qW;
+        int qIn = h;
+        if (m.qLora()) {
+            qA = linear(p + "q_a_proj", m.qLoraRank(), h, bias);
+            qANorm = norm(p + "q_a_layernorm", m.qLoraRank());
+            qW = tensor(p + "q_b_proj.weight", (long) heads * qk, m.qLoraRank());
+            qIn = m.qLoraRank();
+        } else {
+            qW = tensor(p + "q_proj.weight", (long) heads * qk, h);
+        }
+        TensorInfo kvA = tensor(p + "kv_a_proj_with_mqa.weight", m.kvLoraRank() + rope, h);
+        TensorInfo kvABias = bias ? tensor(p + "kv_a_proj_with_mqa.bias", m.kvLoraRank() + rope) : null;
+        int kv = nope + m.vHeadDim();
+        TensorInfo kvB = tensor(p + "kv_b_proj.weight", (long) heads * kv, m.kvLoraRank());
+        return new MlaWeights(qA, qANorm,
+                new LinearRef(qW, false, 0, heads * nope, qIn, null, nope, qk),
+                new LinearRef(qW, false, nope, heads * rope, qIn, null, rope, qk),
+                new LinearRef(kvA, false, 0, m.kvLoraRank(), h, kvABias),
+                new LinearRef(kvA, false, m.kvLoraRank(), rope, h, kvABias),
+                norm(p + "kv_a_layernorm", m.kvLoraRank()),
+                new LinearRef(kvB, false, 0, heads * nope, m.kvLoraRank(), null, nope, kv),
+                new LinearRef(kvB, false, nope, heads * m.vHeadDim(), m.kvLoraRank(), null, m.vHeadDim(), kv));
     }
 
     /** Layer i's attention-sink logits [heads] (gpt-oss), or null. */

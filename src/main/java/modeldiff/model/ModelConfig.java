@@ -48,6 +48,8 @@ public final class ModelConfig {
     public final List<String> defaultsUsed;
     /** The mixture-of-experts routing, or null for a dense family. */
     public final MoeSpec moe;
+    /** Multi-head latent attention's dims (DeepSeek-V3), or null for q/k/v-projection attention. */
+    public final MlaSpec mla;
 
     private ModelConfig(Path file, JsonNode raw, Family family, ConfigReader r) {
         this.file = file;
@@ -63,8 +65,11 @@ public final class ModelConfig {
         numKvHeads = kv != null ? r.positive("num_key_value_heads", kv) : numHeads;
         if (numHeads % numKvHeads != 0)
             throw r.bad("num_key_value_heads", numKvHeads + " does not divide num_attention_heads " + numHeads);
+        mla = family.attention == Family.Attention.MLA ? readMla(r) : null;
         JsonNode hd = r.node("head_dim");
-        if (hd != null) {
+        if (mla != null) {
+            headDim = mla.qkRopeHeadDim(); // HF: config.head_dim = qk_rope_head_dim, the width RoPE rotates
+        } else if (hd != null) {
             headDim = r.positive("head_dim", hd);
         } else if (family.defaults.get("head_dim") instanceof Number n) {
             headDim = n.intValue(); // HF's class default (Gemma 256, Qwen3 128), not hidden/heads
@@ -113,6 +118,15 @@ public final class ModelConfig {
         String dt = r.string("dtype", "torch_dtype");
         declaredDtype = dt;
         defaultsUsed = List.copyOf(r.defaultsUsed);
+    }
+
+    /** MLA's dims with HF's defaults; q_lora_rank null means a plain q_proj (DeepSeek-V2-Lite). */
+    private static MlaSpec readMla(ConfigReader r) {
+        int qLora = r.isNull("q_lora_rank") ? 0 : r.sizeOr("q_lora_rank", 0);
+        int kvLora = r.sizeOr("kv_lora_rank", 0), nope = r.sizeOr("qk_nope_head_dim", 0);
+        int rope = r.sizeOr("qk_rope_head_dim", 0), v = r.sizeOr("v_head_dim", 0);
+        if (rope % 2 != 0) throw r.bad("qk_rope_head_dim", "RoPE needs an even number of dimensions, got " + rope);
+        return new MlaSpec(qLora, kvLora, nope, rope, v, r.bool("rope_interleave"));
     }
 
     private static boolean resolveBias(Family.Bias rule, ConfigReader r, String key) {
@@ -168,6 +182,8 @@ public final class ModelConfig {
     private void checkDerivedSizes(ConfigReader r) {
         if (numLayers > MAX_LAYERS) throw r.bad("num_hidden_layers", numLayers + " layers; more than " + MAX_LAYERS + " is refused");
         long q = (long) numHeads * headDim, kv = (long) numKvHeads * headDim;
+        if (mla != null && (long) numHeads * (mla.qkHeadDim() + mla.vHeadDim()) > Integer.MAX_VALUE)
+            throw r.bad("num_attention_heads", numHeads + " MLA heads overflow a weight dimension");
         if (q > Integer.MAX_VALUE || q + 2 * kv > Integer.MAX_VALUE)
             throw r.bad("num_attention_heads", numHeads + " heads of head_dim " + headDim + " overflow a weight dimension");
         if (2L * intermediateSize > Integer.MAX_VALUE)
@@ -230,6 +246,7 @@ public final class ModelConfig {
             return 1.0 / Math.sqrt(q);
         }
         if (family.layout == Family.Layout.GPT2 && !r.bool("scale_attn_weights")) return 1.0;
+        if (mla != null) return mla.scoreScale(ropeFor(r, "full_attention"), false);
         return 1.0 / Math.sqrt(headDim);
     }
 

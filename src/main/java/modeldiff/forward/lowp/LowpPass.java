@@ -162,23 +162,28 @@ public final class LowpPass implements ForwardPass {
             String pre = "layers." + i + ".";
 
             float[] a = rec.put(pre + "attn_norm", H, w.attnNorm() == null ? x.clone() : norm(x, T, H, w.attnNorm(), f, c), p); // [T, H]
-            float[] q = linear(a, T, w.q());                               // [T, heads*hd]
-            float[] k = linear(a, T, w.k());                               // [T, kv*hd]
-            float[] v = linear(a, T, w.v());                               // [T, kv*hd]
-            if (f.qkNorm && !fixes.qkNormOff) {     // per head, or over the whole projection (OLMo 2, OLMoE)
-                q = qkNorm(q, T, c.numHeads, hd, w.qNorm(), f, c);
-                k = qkNorm(k, T, c.numKvHeads, hd, w.kNorm(), f, c);
+            float[] att;                                                   // [T, heads*v_hd]
+            if (model.mla(i) != null) {   // DeepSeek-V3: q, k, v from the latent projections
+                att = LowpMla.attention(rec, pre, a, T, new LowpMla.Setup(model.mla(i), c, spec, in, mlaOps(c, f, spec), p));
+            } else {
+                float[] q = linear(a, T, w.q());                               // [T, heads*hd]
+                float[] k = linear(a, T, w.k());                               // [T, kv*hd]
+                float[] v = linear(a, T, w.v());                               // [T, kv*hd]
+                if (f.qkNorm && !fixes.qkNormOff) {     // per head, or over the whole projection (OLMo 2, OLMoE)
+                    q = qkNorm(q, T, c.numHeads, hd, w.qNorm(), f, c);
+                    k = qkNorm(k, T, c.numKvHeads, hd, w.kNorm(), f, c);
+                }
+                RopeSpec layerRope = f.learnedPositions ? null : fixes.layerRope(spec, c);
+                if (layerRope != null) {
+                    float[][] cs = cosSin(layerRope, hd, in);
+                    rope(q, T, c.numHeads, hd, cs);
+                    rope(k, T, c.numKvHeads, hd, cs);
+                }
+                q = rec.put(pre + "q", c.qDim(), q, p);
+                k = rec.put(pre + "k", c.kvDim(), k, p);
+                v = rec.put(pre + "v", c.kvDim(), v, p);
+                att = rec.put(pre + "attn", c.qDim(), attention(q, k, v, T, c, f, spec, sinks(model, i)), p);   // [T, heads*hd]
             }
-            RopeSpec layerRope = f.learnedPositions ? null : fixes.layerRope(spec, c);
-            if (layerRope != null) {
-                float[][] cs = cosSin(layerRope, hd, in);
-                rope(q, T, c.numHeads, hd, cs);
-                rope(k, T, c.numKvHeads, hd, cs);
-            }
-            q = rec.put(pre + "q", c.qDim(), q, p);
-            k = rec.put(pre + "k", c.kvDim(), k, p);
-            v = rec.put(pre + "v", c.kvDim(), v, p);
-            float[] att = rec.put(pre + "attn", c.qDim(), attention(q, k, v, T, c, f, spec, sinks(model, i)), p);   // [T, heads*hd]
             float[] o = rec.put(pre + "attn_out", H, linear(att, T, w.o()), p);                  // [T, H]
             if (w.postAttnNorm() != null) o = norm(o, T, H, w.postAttnNorm(), f, c);
             boolean parallel = fixes.parallelResidual(c);   // GPT-NeoX: the MLP reads the block's input too
@@ -226,6 +231,25 @@ public final class LowpPass implements ForwardPass {
         if (!Double.isNaN(cap)) softcap(logits, (float) cap);
         rec.put("logits", c.vocabSize, logits, p);
         return trace;
+    }
+
+    /** The ops LowpMla borrows from this pass: its GEMMs, roundings, RoPE table and attention kernel. */
+    private LowpMla.Ops mlaOps(ModelConfig c, Family f, LayerSpec spec) {
+        return new LowpMla.Ops(this::linear, (x, rows, dim, ref) -> latentNorm(x, rows, dim, ref, f), this::cosSin,
+                (q, k, v, T, dims) -> attention(q, k, v, T, dims, c, f, spec, null), this::toDtype, fixes);
+    }
+
+    /**
+     * MLA's q_a_layernorm / kv_a_layernorm: the family's RMSNorm with HF's class-default eps 1e-6 (rms_norm_eps is
+     * not passed to them), rounding as the family's other RMSNorms do.
+     */
+    private float[] latentNorm(float[] x, int rows, int dim, NormRef ref, Family f) {
+        float[] w = weights(ref.weight(), 0, dim);
+        float[] out = new float[rows * dim];
+        boolean weightThenCast = f.normCast == Family.NormCast.WEIGHT_THEN_CAST && !fixes.normCastBeforeWeight;
+        float eps = (float) modeldiff.model.MlaSpec.LATENT_NORM_EPS;
+        slices(rows, 8, (r0, r1) -> rmsRows(x, dim, w, eps, false, weightThenCast, out, r0, r1));
+        return out;
     }
 
     // ---- embedding ----
@@ -468,14 +492,21 @@ public final class LowpPass implements ForwardPass {
     }
 
     private float[] attention(float[] q, float[] k, float[] v, int T, ModelConfig c, Family f, LayerSpec spec, float[] sinks) {
-        int heads = c.numHeads, kvHeads = c.numKvHeads, hd = c.headDim, group = heads / kvHeads;
+        return attention(q, k, v, T, new LowpMla.HeadDims(c.numHeads, c.numKvHeads, c.headDim, c.headDim, fixes.attnScale(spec)),
+                c, f, spec, sinks);
+    }
+
+    /** Attention over heads of the given widths (MLA: qk_head_dim for q/k, v_head_dim for v) and score scale. */
+    float[] attention(float[] q, float[] k, float[] v, int T, LowpMla.HeadDims dims, ModelConfig c, Family f, LayerSpec spec,
+                      float[] sinks) {
+        int heads = dims.heads(), kvHeads = dims.kvHeads(), hd = dims.qkDim(), vd = dims.vDim(), group = heads / kvHeads;
         int window = fixes.window(spec);
         double capD = fixes.attnSoftcap(c);
         float cap = (float) capD;
         boolean divide = f.scoreScaleByDivision && !fixes.attnScaleOverridden();
-        float scaleMul = (float) fixes.attnScale(spec);
+        float scaleMul = (float) dims.scale();
         float scaleDiv = toDtype((float) Math.sqrt(hd));
-        float[] out = new float[T * heads * hd];
+        float[] out = new float[T * heads * vd];
         int blocks = (T + 15) / 16;
         // One task per (head, block of 16 query rows): rows are independent, so any split gives the same result (and
         // with nudges the tasks run in order, head by head, as the draws expect).
@@ -519,14 +550,14 @@ public final class LowpPass implements ForwardPass {
                         }
                     }
                     float total = fixes.softmaxLowp ? toDtype((float) sum) : (float) sum;
-                    int ob = (t * heads + h) * hd;
-                    double[] acc = new double[hd];
+                    int ob = (t * heads + h) * vd;
+                    double[] acc = new double[vd];
                     for (int j = first; j <= t; j++) {
                         float pr = toDtype(s[j] / total);                                     // ATTN_PROBS
-                        int vb = (j * kvHeads + kvh) * hd;
-                        for (int d = 0; d < hd; d++) acc[d] += (double) pr * v[vb + d];
+                        int vb = (j * kvHeads + kvh) * vd;
+                        for (int d = 0; d < vd; d++) acc[d] += (double) pr * v[vb + d];
                     }
-                    for (int d = 0; d < hd; d++) out[ob + d] = toDtype((float) acc[d]);        // ATTN_OUTPUT
+                    for (int d = 0; d < vd; d++) out[ob + d] = toDtype((float) acc[d]);        // ATTN_OUTPUT
                 }
             }
         });

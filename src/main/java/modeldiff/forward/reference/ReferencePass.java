@@ -117,25 +117,30 @@ public final class ReferencePass implements ForwardPass {
 
             double[] a = rec.put(p + "attn_norm", H,
                     w.attnNorm() == null ? x.clone() : norm(x, T, H, w.attnNorm(), normKind, eps));   // [T, H]
-            double[] q = linear(a, T, w.q(), par);                              // [T, heads*hd]
-            double[] k = linear(a, T, w.k(), par);                              // [T, kv_heads*hd]
-            double[] v = linear(a, T, w.v(), par);                              // [T, kv_heads*hd]
-            if (f.qkNorm && !fixes.qkNormOff) {     // per head, or over the whole projection (OLMo 2, OLMoE)
-                q = qkNorm(q, T, c.numHeads, c.headDim, w.qNorm(), normKind, eps);
-                k = qkNorm(k, T, c.numKvHeads, c.headDim, w.kNorm(), normKind, eps);
+            double[] att;                                                       // [T, heads*v_hd]
+            if (model.mla(i) != null) {   // DeepSeek-V3: q, k, v from the latent projections
+                att = ReferenceMla.attention(rec, p, a, T, new ReferenceMla.Setup(model.mla(i), c, spec, input, fixes, par));
+            } else {
+                double[] q = linear(a, T, w.q(), par);                              // [T, heads*hd]
+                double[] k = linear(a, T, w.k(), par);                              // [T, kv_heads*hd]
+                double[] v = linear(a, T, w.v(), par);                              // [T, kv_heads*hd]
+                if (f.qkNorm && !fixes.qkNormOff) {     // per head, or over the whole projection (OLMo 2, OLMoE)
+                    q = qkNorm(q, T, c.numHeads, c.headDim, w.qNorm(), normKind, eps);
+                    k = qkNorm(k, T, c.numKvHeads, c.headDim, w.kNorm(), normKind, eps);
+                }
+                var rope = f.learnedPositions ? null : fixes.layerRope(spec, c);
+                if (rope != null) {
+                    Rope.Frequencies freq = RopeFormulas.frequencies(rope, Rope.rotaryDim(c.headDim, rope.partialRotaryFactor()),
+                            input.positionOffset() + T);
+                    rotate(q, T, c.numHeads, c.headDim, freq, input, fixes);
+                    rotate(k, T, c.numKvHeads, c.headDim, freq, input, fixes);
+                }
+                q = rec.put(p + "q", c.qDim(), q);
+                k = rec.put(p + "k", c.kvDim(), k);
+                v = rec.put(p + "v", c.kvDim(), v);
+                att = rec.put(p + "attn", c.qDim(),
+                        attention(q, k, v, T, c, fixes.window(spec), fixes.attnScale(spec), fixes.attnSoftcap(c), sinks(model, i), par)); // [T, heads*hd]
             }
-            var rope = f.learnedPositions ? null : fixes.layerRope(spec, c);
-            if (rope != null) {
-                Rope.Frequencies freq = RopeFormulas.frequencies(rope, Rope.rotaryDim(c.headDim, rope.partialRotaryFactor()),
-                        input.positionOffset() + T);
-                rotate(q, T, c.numHeads, c.headDim, freq, input, fixes);
-                rotate(k, T, c.numKvHeads, c.headDim, freq, input, fixes);
-            }
-            q = rec.put(p + "q", c.qDim(), q);
-            k = rec.put(p + "k", c.kvDim(), k);
-            v = rec.put(p + "v", c.kvDim(), v);
-            double[] att = rec.put(p + "attn", c.qDim(),
-                    attention(q, k, v, T, c, fixes.window(spec), fixes.attnScale(spec), fixes.attnSoftcap(c), sinks(model, i), par)); // [T, heads*hd]
             double[] o = rec.put(p + "attn_out", H, linear(att, T, w.o(), par));   // [T, H]
             if (w.postAttnNorm() != null) o = norm(o, T, H, w.postAttnNorm(), normKind, eps);
             boolean parallel = fixes.parallelResidual(c);   // GPT-NeoX: the MLP reads the block's input too
@@ -307,8 +312,17 @@ public final class ReferencePass implements ForwardPass {
      */
     static double[] attention(double[] q, double[] k, double[] v, int T, ModelConfig c, int window, double scale, double cap,
                               double[] sinks, Parallel par) {
-        int heads = c.numHeads, kvHeads = c.numKvHeads, hd = c.headDim, group = heads / kvHeads;
-        double[] out = new double[T * heads * hd];
+        return attention(q, k, v, T, new HeadDims(c.numHeads, c.numKvHeads, c.headDim, c.headDim), window, scale, cap, sinks, par);
+    }
+
+    /** Heads of q, of k/v, and the widths of a q/k head and of a v head (MLA's differ). */
+    record HeadDims(int heads, int kvHeads, int qkDim, int vDim) {
+    }
+
+    static double[] attention(double[] q, double[] k, double[] v, int T, HeadDims dims, int window, double scale, double cap,
+                              double[] sinks, Parallel par) {
+        int heads = dims.heads(), kvHeads = dims.kvHeads(), hd = dims.qkDim(), vd = dims.vDim(), group = heads / kvHeads;
+        double[] out = new double[T * heads * vd];
         // One task per head: a head writes only its own columns of out, in the same order whatever thread runs it.
         par.forEach(heads, h -> {
             double[] scores = new double[T];
@@ -331,11 +345,11 @@ public final class ReferencePass implements ForwardPass {
                     scores[s] = Math.exp(scores[s] - max);
                     sum += scores[s];
                 }
-                int ob = (t * heads + h) * hd;
+                int ob = (t * heads + h) * vd;
                 for (int s = first; s <= t; s++) {
                     double pr = scores[s] / sum;
-                    int vb = (s * kvHeads + kvh) * hd;
-                    for (int d = 0; d < hd; d++) out[ob + d] += pr * v[vb + d];
+                    int vb = (s * kvHeads + kvh) * vd;
+                    for (int d = 0; d < vd; d++) out[ob + d] += pr * v[vb + d];
                 }
             }
         });
