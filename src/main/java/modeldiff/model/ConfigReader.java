@@ -38,6 +38,12 @@ final class ConfigReader {
         return n != null && n.isNull();
     }
 
+    /** Whether the family has a default for the key (a number, string or boolean, not None). */
+    boolean hasDefault(String key) {
+        Object d = defaults.get(key);
+        return d != null && d != Family.NONE;
+    }
+
     boolean has(String... keys) {
         return node(keys) != null;
     }

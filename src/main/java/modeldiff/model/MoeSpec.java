@@ -90,7 +90,8 @@ public final class MoeSpec {
             case NEVER -> false;
             case FROM_CONFIG -> r.bool("norm_topk_prob");
         };
-        double scaling = r.has("routed_scaling_factor") ? r.number("routed_scaling_factor") : 1.0;
+        // the family's HF default when absent (DeepSeek-V3: 2.5), else 1 (families without the key)
+        double scaling = r.has("routed_scaling_factor") || r.hasDefault("routed_scaling_factor") ? r.number("routed_scaling_factor") : 1.0;
         if (!(scaling > 0)) throw r.bad("routed_scaling_factor", "must be positive, got " + scaling);
         MoeSpec spec = new MoeSpec(m, experts, topK, size, renorm, scaling, sparseLayers(r, m, numLayers));
         if (m.router() != Family.Router.SIGMOID_GROUPED) return spec;
@@ -102,7 +103,9 @@ public final class MoeSpec {
         JsonNode shared = r.node("n_shared_experts");
         if (shared != null && (!shared.isIntegralNumber() || !shared.canConvertToInt() || shared.asInt() < 0))
             throw r.bad("n_shared_experts", "expected an integer >= 0, got " + ConfigReader.abbreviate(shared));
-        long sharedSize = shared == null ? 0 : (long) shared.asInt() * size;
+        // absent: the family's HF default (DeepSeek-V3, GLM-4.5: 1 shared expert), recorded as a default taken
+        long sharedCount = shared != null ? shared.asInt() : r.hasDefault("n_shared_experts") ? (long) r.number("n_shared_experts") : 0;
+        long sharedSize = sharedCount * size;
         if (sharedSize > Integer.MAX_VALUE / 2) throw r.bad("n_shared_experts", "shared experts " + sharedSize + " wide overflow a weight dimension");
         return spec.withGroups(groups, top, (int) sharedSize);
     }
@@ -120,7 +123,8 @@ public final class MoeSpec {
                 JsonNode n = r.node("first_k_dense_replace");
                 if (n != null && (!n.isIntegralNumber() || !n.canConvertToInt() || n.asInt() < 0))
                     throw r.bad("first_k_dense_replace", "expected an integer >= 0");
-                int k = n == null ? 0 : n.asInt();
+                // absent: the family's HF default (DeepSeek-V3 3, GLM-4.5 1), recorded as a default taken
+                int k = n != null ? n.asInt() : r.hasDefault("first_k_dense_replace") ? (int) r.number("first_k_dense_replace") : 0;
                 for (int i = 0; i < numLayers; i++) s[i] = i >= k;
             }
         }

@@ -92,8 +92,9 @@ public final class TorchPass implements ForwardPass {
         return threads;
     }
 
-    /** MoE families are not written for cuda yet: one clear line. */
+    /** MLA (DeepSeek-V3) and MoE families are not written for cuda yet: one clear line. */
     public static void refuseUnsupported(String pass, Model model) {
+        refuseMla(pass, model);
         if (model.family.moe != null)
             throw new modeldiff.model.BadInputException(pass + " does not implement the " + model.family + " family "
                     + "(mixture of experts) yet; use reference or lowp:bf16|fp16|fp32");
@@ -101,7 +102,14 @@ public final class TorchPass implements ForwardPass {
 
     /** torch runs every MoE family (softmax, top-k→softmax and sigmoid routers, gpt-oss's sinks and experts). */
     static void refuseUnsupportedTorch(String pass, Model model) {
-        // every family is implemented (MoE: TorchMoe); kept as the one place a new family would be refused
+        refuseMla(pass, model);   // every other family is implemented (MoE: TorchMoe)
+    }
+
+    /** Multi-head latent attention is written for reference and lowp only: one clear line, before any work. */
+    private static void refuseMla(String pass, Model model) {
+        if (model.family.attention == modeldiff.model.Family.Attention.MLA)
+            throw new modeldiff.model.BadInputException(pass + " does not implement multi-head latent attention (the "
+                    + model.family + " family) yet; use reference or lowp:bf16|fp16|fp32");
     }
 
     // ---- the forward ----
