@@ -244,7 +244,7 @@ public final class Model {
                 experts.add(new MoeWeights.Expert(new LinearRef(gateUp, false, (2 * x) * ff, ff, h, null),
                         new LinearRef(gateUp, false, (2 * x + 1) * ff, ff, h, null),
                         new LinearRef(down, false, x * h, h, ff, null)));
-            return new MoeWeights(linear(b + n.router(), e, h, false), List.copyOf(experts));
+            return routedWithExtras(b, n, s, List.copyOf(experts));
         }
         String b = "layers." + i + "." + n.block() + ".";
         for (int x = 0; x < e; x++) {
@@ -252,11 +252,17 @@ public final class Model {
             experts.add(new MoeWeights.Expert(linear(ex + n.gate(), ff, h, false), linear(ex + n.up(), ff, h, false),
                     linear(ex + n.down(), h, ff, false)));
         }
+        return routedWithExtras(b, n, s, List.copyOf(experts));
+    }
+
+    /** The router, the experts, and (sigmoid routers) the correction bias and the shared expert, whichever layout. */
+    private MoeWeights routedWithExtras(String b, Family.ExpertNames n, MoeSpec s, List<MoeWeights.Expert> experts) {
+        int h = config.hiddenSize, e = s.numExperts;
         TensorInfo bias = s.router == Family.Router.SIGMOID_GROUPED ? tensor(b + n.router() + ".e_score_correction_bias", e) : null;
         MoeWeights.Expert shared = s.sharedSize == 0 ? null : new MoeWeights.Expert(
                 linear(b + "shared_experts.gate_proj", s.sharedSize, h, false), linear(b + "shared_experts.up_proj", s.sharedSize, h, false),
                 linear(b + "shared_experts.down_proj", h, s.sharedSize, false));
-        return new MoeWeights(linear(b + n.router(), e, h, false), List.copyOf(experts), null, bias, shared);
+        return new MoeWeights(linear(b + n.router(), e, h, false), experts, null, bias, shared);
     }
 
     private LinearRef linear(String name, int out, int in, boolean bias) {
