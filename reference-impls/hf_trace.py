@@ -23,6 +23,11 @@ MoE families load with ``experts_implementation="eager"`` (``--experts default``
 GEMM): the per-expert loop is the only one with a float64 path.  ``router_logits`` is the router module's first
 output, ``experts`` its chosen ids (third output, or the experts module's ``top_k_index`` argument).
 
+MLA (deepseek_v3): q, k and v are what DeepseekV3Attention hands to eager_attention_forward: q and k per head
+cat(nope, rope) after RoPE, [tokens, heads * qk_head_dim], with the rope part in the halves layout that
+apply_rotary_pos_emb_interleave leaves when rope_interleave is set and k's rope part the same in every head; v is
+[tokens, heads * v_head_dim], as is attn (o_proj's input).
+
 ``--probes layers`` keeps embed, layers.i, final_norm, logits.  A probe that cannot be
 captured for a family is left out of the file and of ``probes`` (and the reason is printed):
 it is never synthesised.
@@ -100,6 +105,7 @@ PLANTS = {
     "mlp.no_clamp": "gpt-oss clamped SwiGLU computed without its clamp (limit = inf)",
     "moe.bias_in_weights": "DeepSeek/GLM expert weights taken from the bias-corrected selection scores",
     "rope.yarn_truncate=B": "YaRN correction range truncated (B=true) or not (false) against the config",
+    "attn.no_yarn_mscale": "YaRN's mscale dropped: cos/sin attention_scaling 1, and MLA's softmax scale without mscale**2",
 }
 PLANTS.update(dense_plants.PLANTS)
 
@@ -738,9 +744,37 @@ def apply_plants(model, plants, ctx):
             if n == 0:
                 raise RuntimeError("mlp.no_clamp: no experts module with a limit")
             notes.append("experts.limit = inf in %d layers" % n)
+        elif p == "attn.no_yarn_mscale":
+            handles += plant_no_yarn_mscale(model, parts, notes)
         else:
             raise ValueError("unknown plant %r; known: %s" % (p, ", ".join(PLANTS)))
     return handles, notes
+
+
+def plant_no_yarn_mscale(model, parts, notes):
+    """YaRN's mscale dropped (transformers#47435): every rotary module's attention_scaling (the factor cos/sin are
+    multiplied by) set to 1, and in MLA attention (DeepSeek-V3: modules with qk_head_dim) the softmax scale reset to
+    qk_head_dim ** -0.5, without the mscale**2 HF multiplies in.  Applied after the float64 rebuild of the rotary
+    buffers (run_trace rebuilds first), which would otherwise restore attention_scaling."""
+    rot = 0
+    for name, mod in model.named_modules():
+        if type(mod).__name__.endswith("RotaryEmbedding") and hasattr(mod, "attention_scaling"):
+            notes.append("%s.attention_scaling %r -> 1.0" % (name or "rotary", mod.attention_scaling))
+            mod.attention_scaling = 1.0
+            rot += 1
+    mla = 0
+    for pl in parts["per_layer"]:
+        a = pl["attn"]
+        if a is not None and hasattr(a, "qk_head_dim") and hasattr(a, "scaling"):
+            base = a.qk_head_dim ** -0.5
+            if mla == 0:
+                notes.append("MLA softmax scale %r -> %r (qk_head_dim ** -0.5)" % (a.scaling, base))
+            a.scaling = base
+            mla += 1
+    if rot == 0 and mla == 0:
+        raise RuntimeError("attn.no_yarn_mscale: no rotary module and no MLA attention found")
+    notes.append("attn.no_yarn_mscale: %d rotary modules, %d MLA attention modules" % (rot, mla))
+    return []
 
 
 def plant_rope_in_layers(model, parts, p, ctx, notes):

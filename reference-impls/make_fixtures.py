@@ -236,6 +236,40 @@ def cfg_glm4_moe():
                                  **rope(10000.0, partial=0.5))
 
 
+def deepseek_v3_kwargs(layers):
+    # No COMMON: DeepseekV3Config sets head_dim = qk_rope_head_dim itself (the width RoPE rotates).
+    return dict(vocab_size=256, hidden_size=64, intermediate_size=96, moe_intermediate_size=32,
+                num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=4, n_shared_experts=1,
+                n_routed_experts=8, routed_scaling_factor=2.5, kv_lora_rank=32, qk_rope_head_dim=8, v_head_dim=16,
+                qk_nope_head_dim=16, n_group=4, topk_group=2, num_experts_per_tok=2, first_k_dense_replace=1,
+                norm_topk_prob=True, hidden_act="silu", rms_norm_eps=1e-6, bos_token_id=1, eos_token_id=2,
+                pad_token_id=3, tie_word_embeddings=False, attention_bias=False, attention_dropout=0.0,
+                output_router_logits=False)
+
+
+def cfg_deepseek_v3():
+    # DeepSeek-V3's attention at toy size: q_lora_rank 24, kv_lora_rank 32, heads of nope 16 + rope 8 (qk 24) with
+    # v_head_dim 16, interleaved rope, DeepSeek's YaRN (mscale = mscale_all_dim = 1, so cos/sin keep factor 1 and the
+    # softmax scale gets mscale^2 = (1 + 0.1 ln 4)^2); max_position_embeddings / original = factor, as V3 ships it.
+    # MoE as V3: sigmoid router, correction bias, 4 groups of 2 (top 2 groups), routed scaling 2.5, 1 shared expert,
+    # layer 0 dense.
+    c = deepseek_v3_kwargs(3)
+    c.update(q_lora_rank=24, rope_interleave=True, max_position_embeddings=256)
+    yarn = {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 64, "beta_fast": 32.0,
+            "beta_slow": 1.0, "mscale": 1.0, "mscale_all_dim": 1.0}
+    c.update(rope(10000.0, yarn))
+    return "DeepseekV3Config", c
+
+
+def cfg_deepseek_v3_plain():
+    # The other branches of DeepseekV3Attention: q_lora_rank None (a plain q_proj, DeepSeek-V2-Lite style),
+    # rope_interleave False (rotate_half on the rope part as stored), no RoPE scaling (softmax scale qk^-0.5).
+    c = deepseek_v3_kwargs(2)
+    c.update(q_lora_rank=None, rope_interleave=False, max_position_embeddings=4096)
+    c.update(rope(10000.0))
+    return "DeepseekV3Config", c
+
+
 STD_TRACES = [
     ("hf-float64", "float64", "cpu", 0),
     ("hf-float32", "float32", "cpu", 0),
@@ -322,6 +356,22 @@ FIXTURES = [
                   "1 shared expert", "layer 0 dense", "partial rotary 0.5", "attention biases"],
          plants=[(["moe.bias_in_weights"], "float32", "cpu", 0, "hf-float32", "layers.1.mlp_out"),
                  (["moe.routed_scaling=1"], "float32", "cpu", 0, "hf-float32", "layers.1.mlp_out")]),
+    dict(name="deepseek_v3", family="deepseek_v3", cfg=cfg_deepseek_v3, storage="bfloat16", traces=MOE_TRACES,
+         n_tokens=32,
+         special=["MLA: q_lora_rank 24, kv_lora_rank 32, qk_nope 16 + qk_rope 8, v_head_dim 16, rope_interleave",
+                  "YaRN factor 4 (original 64, max 256), mscale = mscale_all_dim = 1: softmax scale x mscale^2",
+                  "sigmoid router, e_score_correction_bias N(0,0.5^2), 4 groups of 2 (top 2 groups), top-2",
+                  "routed_scaling_factor 2.5", "1 shared expert", "layer 0 dense"],
+         plants=[(["attn.no_yarn_mscale"], "float32", "cpu", 0, "hf-float32", "layers.0.attn"),
+                 (["rope.yarn_truncate=false"], "float32", "cpu", 0, "hf-float32", "layers.0.q"),
+                 (["norm.eps=1e-5"], "float32", "cpu", 0, "hf-float32", "layers.0.attn_norm"),
+                 (["moe.bias_in_weights"], "float32", "cpu", 0, "hf-float32", "layers.1.mlp_out"),
+                 (["moe.routed_scaling=1"], "float32", "cpu", 0, "hf-float32", "layers.1.mlp_out")]),
+    dict(name="deepseek_v3-plain", family="deepseek_v3", cfg=cfg_deepseek_v3_plain, storage="bfloat16",
+         traces=STD_TRACES[:3], n_tokens=32,
+         special=["MLA with q_lora_rank null (q_proj)", "rope_interleave false", "no RoPE scaling",
+                  "MoE as deepseek_v3, layer 0 dense"],
+         plants=[(["rope.theta=500000"], "float32", "cpu", 0, "hf-float32", "layers.0.q")]),
 ]
 
 PLANT_DESCRIPTIONS = {
@@ -343,6 +393,9 @@ PLANT_DESCRIPTIONS = {
     "moe.bias_in_weights": "expert weights from the bias-corrected selection scores",
     "moe.routed_scaling=1": "routing weights scaled by 1 instead of the config's 2.5 (hook: weights x 1/2.5)",
     "rope.yarn_truncate=true": "YaRN correction range truncated to integers although the config says truncate false",
+    "rope.yarn_truncate=false": "YaRN correction range left fractional although the config truncates it",
+    "attn.no_yarn_mscale": hf_trace.PLANTS["attn.no_yarn_mscale"],
+    "rope.theta=500000": "RoPE base 500000 instead of the config's 10000",
 }
 
 
@@ -589,7 +642,7 @@ def build_fixture(fx, root, built, manifest):
         specials = {config.bos_token_id, config.eos_token_id, getattr(config, "pad_token_id", None)}
         tokens = make_tokens(name, config.vocab_size, config.bos_token_id, specials, fx.get("n_tokens", N_TOKENS))
         model = model.to(hf_trace.DTYPES[fx["storage"]])
-    if fx["family"] in ("mixtral", "qwen3_moe", "olmoe", "gpt_oss", "glm4_moe"):
+    if fx["family"] in ("mixtral", "qwen3_moe", "olmoe", "gpt_oss", "glm4_moe", "deepseek_v3"):
         desc["state_dict_in_memory"] = {k: list(v.shape) for k, v in model.state_dict().items() if ".0." in k or ".1." in k}
     desc["model_class"] = type(model).__name__
     desc["model_type"] = config.model_type

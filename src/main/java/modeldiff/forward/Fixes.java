@@ -303,6 +303,14 @@ public final class Fixes {
         return c.mla.scoreScale(layerRope(spec, c), noYarnMscale);
     }
 
+    /**
+     * The eps of MLA's q_a_layernorm / kv_a_layernorm: HF builds them with DeepseekV3RMSNorm's default 1e-6 whatever
+     * rms_norm_eps says; norm.eps=V sets every norm's eps, these included (as hf_trace's norm.eps plant does).
+     */
+    public double latentNormEps() {
+        return values.containsKey(Key.NORM_EPS) ? number(Key.NORM_EPS) : modeldiff.model.MlaSpec.LATENT_NORM_EPS;
+    }
+
     /** Whether the score scale was replaced (GPT-2's division by a rounded sqrt(d) then no longer applies). */
     public boolean attnScaleOverridden() {
         return values.containsKey(Key.ATTN_SCALAR) || values.containsKey(Key.ATTN_SCALE);

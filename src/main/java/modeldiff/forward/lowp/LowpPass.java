@@ -241,13 +241,13 @@ public final class LowpPass implements ForwardPass {
 
     /**
      * MLA's q_a_layernorm / kv_a_layernorm: the family's RMSNorm with HF's class-default eps 1e-6 (rms_norm_eps is
-     * not passed to them), rounding as the family's other RMSNorms do.
+     * not passed to them; norm.eps=V replaces it too), rounding as the family's other RMSNorms do.
      */
     private float[] latentNorm(float[] x, int rows, int dim, NormRef ref, Family f) {
         float[] w = weights(ref.weight(), 0, dim);
         float[] out = new float[rows * dim];
         boolean weightThenCast = f.normCast == Family.NormCast.WEIGHT_THEN_CAST && !fixes.normCastBeforeWeight;
-        float eps = (float) modeldiff.model.MlaSpec.LATENT_NORM_EPS;
+        float eps = (float) fixes.latentNormEps();
         slices(rows, 8, (r0, r1) -> rmsRows(x, dim, w, eps, false, weightThenCast, out, r0, r1));
         return out;
     }

@@ -25,7 +25,8 @@ import modeldiff.numeric.Rope;
  * </pre>
  * With rope_interleave, HF's apply_rotary_pos_emb_interleave first de-interleaves each rope part (pairs (2j, 2j+1)
  * become (j, j + rope/2)) and then applies rotate_half: its output, and so our q/k probes, are in the halves layout.
- * The latent norms use eps 1e-6 (DeepseekV3RMSNorm's default; HF does not pass rms_norm_eps to them).
+ * The latent norms use eps 1e-6 (DeepseekV3RMSNorm's default; HF does not pass rms_norm_eps to them; norm.eps=V
+ * overrides it as it does every norm's).
  * Probes: q and k [T, heads·qk_head_dim] after RoPE, v [T, heads·v_head_dim], attn [T, heads·v_head_dim].
  */
 final class ReferenceMla {
@@ -42,7 +43,7 @@ final class ReferenceMla {
         MlaSpec m = c.mla;
         MlaWeights w = s.w();
         int heads = c.numHeads, nope = m.qkNopeHeadDim(), rope = m.qkRopeHeadDim(), qk = m.qkHeadDim();
-        double eps = MlaSpec.LATENT_NORM_EPS;
+        double eps = s.fixes().latentNormEps();
         double[] qIn = a;
         if (m.qLora())
             qIn = ReferencePass.norm(ReferencePass.linear(a, T, w.qA(), s.par()), T, m.qLoraRank(), w.qANorm(), Family.NormKind.RMS, eps);
