@@ -169,6 +169,85 @@ class MlaTest {
         return w;
     }
 
+    // ---- the catalog's existing ids on deepseek_v3 ----
+
+    private Model yarnModel(String name) {
+        ObjectNode cfg = TinyDeepseek.config(SMALL, true, 1e-6);
+        TinyDeepseek.yarn(cfg, 4.0, 64);
+        return Model.open(TinyDeepseek.write(tmp.resolve(name), cfg, SMALL, 7));
+    }
+
+    /**
+     * The ids of issue #16 that apply to deepseek_v3 change the float64 reference's run (by more than fp32 noise,
+     * somewhere), and lowp:fp32 with the fix stays within fp32 noise (-6.0, as above) of the reference with it.
+     */
+    @Test
+    void catalogIdsActInReferenceAndLowp() {
+        Model m = yarnModel("cat");
+        Trace clean = new ReferencePass().run(m, INPUT, ProbeLevel.ALL);
+        for (String id : List.of("attn.no_yarn_mscale", "rope.yarn_truncate=false", "norm.eps=1e-5", "rope.theta=500000",
+                "moe.renormalize=false", "moe.routed_scaling=1", "moe.bias_in_weights")) {
+            Fixes fix = Fixes.parse(id);
+            Trace ref = new ReferencePass(fix).run(m, INPUT, ProbeLevel.ALL);
+            double moved = Double.NEGATIVE_INFINITY;
+            for (String p : clean.probeNames())
+                if (!p.endsWith(".experts")) moved = Math.max(moved, Metrics.logL2(clean.probe(p).data(), ref.probe(p).data()));
+            double lowp = worstIgnoringIds(ref, new LowpPass(Precision.FP32, fix).run(m, INPUT, ProbeLevel.ALL));
+            System.out.printf("%-26s moves the reference by %6.2f; lowp:fp32 with it %6.2f%n", id, moved, lowp);
+            assertTrue(moved > -5, id + " changes nothing visible: " + moved);
+            assertTrue(lowp <= -6.0, id + ": lowp:fp32 " + lowp);
+        }
+    }
+
+    private static double worstIgnoringIds(Trace ref, Trace cand) {
+        double w = Double.NEGATIVE_INFINITY;
+        for (String p : ref.probeNames())
+            if (!p.endsWith(".experts")) w = Math.max(w, Metrics.logL2(ref.probe(p).data(), cand.probe(p).data()));
+        return w;
+    }
+
+    /**
+     * Teacher forcing reaches MLA's probes: a teacher whose layer-0 q is all zeros gives every key the same score, so
+     * the forced attention output at token t must be the mean of the teacher's v over tokens 0..t (in both passes).
+     */
+    @Test
+    void forcedRunsTakeTheTeachersQkv() {
+        Model m = yarnModel("forced");
+        Trace ref = new ReferencePass().run(m, INPUT, ProbeLevel.ALL);
+        Trace teacher = new Trace("test teacher", "float64", "cpu", TOKENS, INPUT.positionOffset());
+        for (String p : ref.probeNames()) {
+            double[] d = ref.probe(p).data().clone();
+            if (p.equals("layers.0.q")) java.util.Arrays.fill(d, 0);
+            teacher.put(p, ref.probe(p).cols(), d);
+        }
+        double[] v = teacher.probe("layers.0.v").data();
+        int T = TOKENS.length, w = teacher.probe("layers.0.v").cols();
+        double[] mean = new double[T * w];
+        for (int t = 0; t < T; t++)
+            for (int j = 0; j < w; j++) {
+                double s = 0;
+                for (int u = 0; u <= t; u++) s += v[u * w + j];
+                mean[t * w + j] = s / (t + 1);
+            }
+        for (ForwardPass pass : List.<ForwardPass>of(new ReferencePass(), new LowpPass(Precision.FP32, Fixes.NONE))) {
+            Trace forced = pass.run(m, ForwardInput.forcedBy(teacher), ProbeLevel.ALL);
+            double e = Metrics.logL2(mean, forced.probe("layers.0.attn").data());
+            assertTrue(e <= (pass instanceof ReferencePass ? -14 : -6), pass.name() + ": " + e);
+        }
+    }
+
+    /** The hunt names a fix planted by our own lowp:fp32 run on deepseek_v3 (the search, not the fix's meaning). */
+    @Test
+    void huntNamesOwnPlantedFixes() {
+        Model m = yarnModel("hunt");
+        for (String id : List.of("attn.no_yarn_mscale", "moe.bias_in_weights")) {
+            Trace target = new LowpPass(Precision.FP32, Fixes.parse(id)).run(m, INPUT, ProbeLevel.ALL);
+            modeldiff.hunt.Hunt.Result r = modeldiff.hunt.Hunt.run(m, target, null, null, s -> { });
+            assertEquals(modeldiff.hunt.Hunt.Verdict.EXPLAINED, r.verdict(), id + ": " + r.sentence());
+            assertEquals(List.of(id), r.best().fixes(), r.sentence());
+        }
+    }
+
     // ---- MLA reduces to ordinary attention ----
 
     /**
