@@ -35,6 +35,7 @@ final class InfoCommand implements Callable<Integer> {
         System.out.printf("softcaps   attention %s, final %s%n", c.attnSoftcap, c.finalSoftcap);
         System.out.printf("tokens     bos %s, eos %s, pad %s; dtype %s%n", c.bosTokenIds, c.eosTokenIds, c.padTokenIds, c.declaredDtype);
         if (c.moe != null) System.out.printf("experts    %s%n", c.moe);
+        if (c.mla != null) System.out.printf("attention  %s%n", c.mla);   // head_dim above is the rope part
         if (m.family.attentionSinks) System.out.println("attention  sinks (one learned logit per head in every softmax)");
         for (LayerSpec l : c.layers) {
             System.out.printf("layer %-3d  %s, scale %.6g, rope %s%s%n", l.index(),

@@ -409,6 +409,34 @@ class MlaTest {
         return out;
     }
 
+    /** The commands that read a release run on deepseek_v3 without an internal error (exit 3). */
+    @Test
+    void commandsRunOnDeepseek() {
+        Path dir = yarnModel("cli").dir;
+        Path out = tmp.resolve("cli-out");
+        String[][] commands = {
+                {"info", "--model", dir.toString()},
+                {"lint", "--model", dir.toString()},
+                {"compare", "--model", dir.toString(), "--reference", "reference", "--candidate", "lowp:bf16",
+                        "--tokens", "5,17,3,39,0,22", "--json", out.resolve("c.json").toString()}};
+        for (String[] args : commands) {
+            PrintStream so = System.out, se = System.err;
+            ByteArrayOutputStream o = new ByteArrayOutputStream(), err = new ByteArrayOutputStream();
+            int rc;
+            try {
+                System.setOut(new PrintStream(o, true, StandardCharsets.UTF_8));
+                System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
+                rc = Main.execute(args);
+            } finally {
+                System.setOut(so);
+                System.setErr(se);
+            }
+            String text = o.toString(StandardCharsets.UTF_8) + err.toString(StandardCharsets.UTF_8);
+            System.out.println(String.join(" ", args[0]) + " -> " + rc + "\n" + text.lines().limit(25).reduce("", (a, b) -> a + b + "\n"));
+            assertTrue(rc == 0 || rc == 1, args[0] + " exit " + rc + ": " + text);
+        }
+    }
+
     // ---- torch and cuda refuse, with one line and exit code 2 ----
 
     @Test
