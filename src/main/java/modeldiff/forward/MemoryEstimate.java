@@ -28,6 +28,10 @@ public record MemoryEstimate(long traceBytes, long layerBytes, long scratchBytes
     /** @param bytesPerValue 8 for float64 activations (reference), 4 for float32 (lowp; its trace is still float64) */
     public static MemoryEstimate of(ModelConfig c, int tokens, ProbeLevel level, int threads, int bytesPerValue) {
         long T = tokens, H = c.hiddenSize, qd = c.qDim(), kvd = c.kvDim(), ff = c.intermediateSize, V = c.vocabSize;
+        if (c.mla != null) {   // MLA: q and k are heads·qk_head_dim wide, v heads·v_head_dim (the latents are narrower)
+            qd = c.mla.qkDim(c.numHeads);
+            kvd = Math.max(qd, c.mla.vDim(c.numHeads));
+        }
         long layerProbe = H + (level == ProbeLevel.ALL ? 4 * H + 2 * qd + 2 * kvd + ff : 0);
         long traceValues = T * (H + (long) c.numLayers * layerProbe + H + V);            // embed, layers, final_norm, logits
         // Alive together inside a layer: x, a, q, k, v, att, o (+ normed o), m, gate/act, up, mo (+ normed mo).
