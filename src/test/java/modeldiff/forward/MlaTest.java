@@ -409,7 +409,10 @@ class MlaTest {
         return out;
     }
 
-    /** The commands that read a release run on deepseek_v3 without an internal error (exit 3). */
+    /**
+     * The commands that read a release run on deepseek_v3: info, a clean lint, and compare of lowp:bf16 against the
+     * float64 reference (teacher-forced, judged by the bf16 noise floor) with no excess error.
+     */
     @Test
     void commandsRunOnDeepseek() {
         Path dir = yarnModel("cli").dir;
@@ -432,8 +435,8 @@ class MlaTest {
                 System.setErr(se);
             }
             String text = o.toString(StandardCharsets.UTF_8) + err.toString(StandardCharsets.UTF_8);
-            System.out.println(String.join(" ", args[0]) + " -> " + rc + "\n" + text.lines().limit(25).reduce("", (a, b) -> a + b + "\n"));
-            assertTrue(rc == 0 || rc == 1, args[0] + " exit " + rc + ": " + text);
+            // lint: infos only; compare: teacher-forced lowp:bf16 within the bf16 noise floor of the float64 reference
+            assertEquals(0, rc, args[0] + " exit " + rc + ": " + text);
         }
     }
 
