@@ -16,7 +16,7 @@ Layouts (what a release stores and what HF transformers makes of it):
     https://github.com/deepseek-ai/DeepSeek-V3/blob/main/inference/kernel.py (weight_dequant)
     https://github.com/huggingface/transformers/blob/main/src/transformers/integrations/finegrained_fp8.py
 
-Writes src/test/resources/quant/{mxfp4,fp8,gpt_oss_mxfp4,gpt_oss_dequant}/ (each a model.safetensors, plus
+Writes src/test/resources/quant/{mxfp4,fp8,gpt_oss_mxfp4,gpt_oss_dequant,llama_fp8,llama_fp8_dequant}/ (each a model.safetensors, plus
 expected.safetensors with the float64 dequantized values where a test compares values). Deterministic (fixed seed).
 Run from the repository root: python3 reference-impls/quant_fixtures.py
 """
@@ -269,10 +269,37 @@ def gpt_oss_mxfp4():
     write_config(pd, config_with(FIXTURE, None))
 
 
+def llama_fp8():
+    """The llama fixture with every linear layer stored fp8 in 32 x 48 blocks (ragged: 64 and 128 columns are not
+    multiples of 48) as DeepSeek-V3 ships its weights, and an F64 copy holding numpy's dequantized values: a forward
+    pass on the two must be identical in every pass (an fp8 weight is exact in float64 and rounds as HF's float32
+    product when a pass rounds weights)."""
+    br, bc = 32, 48
+    src_dir = "src/test/resources/fixtures/llama/model"
+    src = read_safetensors(os.path.join(src_dir, "model.safetensors"))
+    quant, plain = {}, {}
+    for name, t in src.items():
+        if ".layers." in name and name.endswith("_proj.weight"):
+            q, s = fp8_quantize(bf16_to_f64(t[2], t[1]), br, bc)
+            quant[name] = arr(q, "F8_E4M3")
+            quant[name + "_scale_inv"] = arr(s)
+            plain[name] = arr(fp8_dequant(q, s, br, bc))
+        else:
+            quant[name] = t
+            plain[name] = t
+    qd, pd = os.path.join(OUT, "llama_fp8"), os.path.join(OUT, "llama_fp8_dequant")
+    write_safetensors(os.path.join(qd, "model.safetensors"), quant)
+    write_safetensors(os.path.join(pd, "model.safetensors"), plain)
+    write_config(qd, config_with(src_dir, {"activation_scheme": "dynamic", "fmt": "e4m3", "quant_method": "fp8",
+                                          "weight_block_size": [br, bc], "modules_to_not_convert": ["lm_head"]}))
+    write_config(pd, config_with(src_dir, None))
+
+
 if __name__ == "__main__":
     mxfp4_values()
     fp8_values()
     gpt_oss_mxfp4()
+    llama_fp8()
     for root, _, files in sorted(os.walk(OUT)):
         for f in sorted(files):
             p = os.path.join(root, f)

@@ -45,6 +45,7 @@ final class WeightRules {
         Map<DType, List<String>> names = new TreeMap<>();
         for (TensorInfo t : c.store.tensors().values()) {
             if (!t.dtype().decodable && t.dtype() != DType.F8_E4M3 && t.dtype() != DType.F8_E5M2) continue;
+            if (t.quantized() != null) continue;     // declared by quantization_config, not by dtype
             elements.merge(t.dtype(), t.elementCount(), Long::sum);
             names.computeIfAbsent(t.dtype(), k -> new ArrayList<>()).add(t.name());
         }

@@ -73,11 +73,19 @@ public final class MappedTensor implements AutoCloseable {
         return chunks[(int) (b / CHUNK)].get((int) (b % CHUNK)) & 0xff;
     }
 
-    /** Element {@code i} of a decodable tensor, widened exactly. */
+    /** Element {@code i} of a stored float tensor (a block scale), widened exactly; safe from several threads. */
     double at(long i) {
-        double[] one = new double[1];
-        decode(i, 1, one, 0, 1, null);
-        return one[0];
+        if (i < 0 || i >= info.elementCount()) throw new IllegalArgumentException("element " + i + " outside tensor " + info.name());
+        long b = i * width;
+        ByteBuffer buf = chunks[(int) (b / CHUNK)];
+        int o = (int) (b % CHUNK);
+        return switch (info.dtype()) {
+            case F64 -> buf.getDouble(o);
+            case F32 -> buf.getFloat(o);
+            case BF16 -> Float.intBitsToFloat((buf.getShort(o) & 0xffff) << 16);
+            case F16 -> HalfBits.toFloat(buf.getShort(o) & 0xffff);
+            default -> throw new IllegalStateException("not a float tensor: " + info.dtype());
+        };
     }
 
     public TensorInfo info() {

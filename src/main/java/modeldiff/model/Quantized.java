@@ -10,10 +10,13 @@ package modeldiff.model;
  * <li>{@link Format#MXFP4} (gpt-oss experts): {@code X_blocks} U8 [E, R, G, 16], two e2m1 values per byte (low nibble
  * first), and {@code X_scales} U8 [E, R, G], one e8m0 exponent (bias 127) per 32 values; HF's
  * {@code convert_moe_packed_tensors} dequantizes row (e, r) to G·32 values and transposes dims 1 and 2, so the
- * tensor is [E, G·32, R]. Every value is exact in float64 (and in bf16, the dtype HF makes).</li>
+ * tensor is [E, G·32, R]. Every value is exact in float64, and in bf16 (the view's dtype, the one HF makes) unless a
+ * scale of 2^127 meets |value| ≥ 2, which overflows bf16 (HF gets inf) but not float64. An e8m0 scale of 0xff (NaN)
+ * is refused, naming the scale tensor.</li>
  * <li>{@link Format#FP8_BLOCK} (DeepSeek-V3): an F8_E4M3 tensor [..., R, C] and a float {@code weight_scale_inv}
  * [..., ⌈R/b0⌉, ⌈C/b1⌉], w = fp8 · scale_inv per b0×b1 tile (ragged edge tiles as DeepSeek's weight_dequant); the
- * product is exact in float64, and {@code (float)} of it is what a float32 multiply gives.</li>
+ * product is exact in float64 (the view's dtype is F64: it may need 28 significant bits), and {@code (float)} of it
+ * is what HF's and DeepSeek's float32 multiply gives before they cast to the model dtype.</li>
  * </ul>
  * Sources: https://www.opencompute.org/documents/ocp-microscaling-formats-mx-v1-0-spec-final-pdf (e2m1, e8m0),
  * https://www.opencompute.org/documents/ocp-8-bit-floating-point-specification-ofp8-revision-1-0-2023-12-01-pdf-1 (e4m3),

@@ -96,7 +96,9 @@ record QuantizedView(Map<String, TensorInfo> tensors, Map<String, String> proble
             return;
         }
         out.remove(scaleName);
-        out.put(w.name(), new TensorInfo(w.name(), w.file(), DType.BF16, ws, w.fileOffset(), w.byteLength(),
+        // F64: fp8 x float32 scale needs up to 28 significant bits; a pass rounding weights to its dtype rounds
+        // (float) of the exact product, which is the float32 product HF and DeepSeek compute before casting
+        out.put(w.name(), new TensorInfo(w.name(), w.file(), DType.F64, ws, w.fileOffset(), w.byteLength(),
                 new Quantized(Quantized.Format.FP8_BLOCK, w, s, cfg.blockRows(), cfg.blockCols())));
     }
 

@@ -111,6 +111,26 @@ class QuantizedWeightsTest {
         assertTrue(!java.util.Arrays.equals(orig.probe("logits").data(), a.probe("logits").data()));
     }
 
+    /**
+     * The llama fixture with fp8 linear layers in ragged 32×48 blocks runs exactly as an F64 copy holding numpy's
+     * dequantized weights, in the reference and in lowp (whose WEIGHT_LOAD rounds (float) of the exact product, the
+     * float32 product HF computes before casting).
+     */
+    @Test
+    void llamaFp8RunsAsItsDequantizedF64Copy() {
+        Model q = Model.open(QUANT.resolve("llama_fp8")), plain = Model.open(QUANT.resolve("llama_fp8_dequant"));
+        assertEquals(7L * q.config.numLayers, q.store.tensors().values().stream().filter(t -> t.quantized() != null).count());
+        ForwardInput in = new ForwardInput(new int[]{1, 17, 42, 99, 3, 250, 7, 8}, 0);
+        Trace a = new ReferencePass().run(q, in, ProbeLevel.ALL), b = new ReferencePass().run(plain, in, ProbeLevel.ALL);
+        for (String p : a.probeNames()) assertArrayEquals(b.probe(p).data(), a.probe(p).data(), "reference " + p);
+        for (Precision p : new Precision[]{Precision.BF16, Precision.FP32}) {
+            Trace la = new LowpPass(p, Fixes.NONE).run(q, in, ProbeLevel.ALL), lb = new LowpPass(p, Fixes.NONE).run(plain, in, ProbeLevel.ALL);
+            for (String n : la.probeNames()) assertArrayEquals(lb.probe(n).data(), la.probe(n).data(), "lowp " + p + " " + n);
+        }
+        Trace orig = new ReferencePass().run(Model.open(Fixtures.model("llama")), in, ProbeLevel.ALL);
+        assertTrue(!java.util.Arrays.equals(orig.probe("logits").data(), a.probe("logits").data()), "fp8 rounding changes the model");
+    }
+
     // ---------------------------------------------------------------- broken releases
 
     private static BadInputException refused(Path dir) {
