@@ -190,6 +190,32 @@ class QuantizedWeightsTest {
         assertTrue(TensorStore.open(noConfig).quantProblems().get(DOWN).contains("does not say quant_method \"fp8\""));
     }
 
+    /** An e8m0 scale byte 0xff is NaN (OCP MX): reading its block is refused, naming the scale tensor. */
+    @Test
+    void nanE8m0ScaleIsRefusedOnRead(@TempDir Path tmp) throws IOException {
+        String scales = GU + "_scales";
+        Raw s = raw(QUANT.resolve("mxfp4"), scales);
+        byte[] b = s.data().clone();
+        b[3] = (byte) 0xff;
+        Path dir = copy(QUANT.resolve("mxfp4"), tmp.resolve("m"), Map.of(scales, new Raw("U8", s.shape(), b)));
+        TensorStore store = TensorStore.open(dir);
+        BadInputException e = assertThrows(BadInputException.class, () -> store.readDoubles(GU));
+        assertTrue(e.getMessage().contains("'" + scales + "'") && e.getMessage().contains("0xff"), e.getMessage());
+    }
+
+    /** modules_to_not_convert names the module: HF keeps it unquantized, so fp8 stored there would be cast raw. */
+    @Test
+    void quantizedWeightInANotConvertedModuleIsNamed(@TempDir Path tmp) throws IOException {
+        Path src = QUANT.resolve("llama_fp8");
+        ObjectNode cfg = (ObjectNode) new ObjectMapper().readTree(src.resolve("config.json").toFile());
+        ((ObjectNode) cfg.get("quantization_config")).putArray("modules_to_not_convert").add("lm_head").add("self_attn.o_proj");
+        Path dir = copy(src, tmp.resolve("m"), Map.of());
+        Files.writeString(dir.resolve("config.json"), cfg.toString());
+        BadInputException e = refused(dir);
+        assertTrue(e.getMessage().contains("model.layers.0.self_attn.o_proj.weight") && e.getMessage().contains("modules_to_not_convert"), e.getMessage());
+        assertEquals(3, TensorStore.open(dir).quantProblems().size(), "o_proj of each layer");
+    }
+
     /** A bf16 weight next to a scale tensor: already dequantized, or cast without its scale; either way not silent. */
     @Test
     void orphanScaleNextToAPlainWeightIsNamed(@TempDir Path tmp) throws IOException {
