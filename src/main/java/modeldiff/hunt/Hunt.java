@@ -84,6 +84,12 @@ public final class Hunt {
             return stoppedAt != null;
         }
 
+        /** Why the run was not completed: a probe name (pruned there) or a sentence (refused, or nothing to run). */
+        public String stopReason() {
+            if (stoppedAt == null) return null;
+            return stoppedAt.contains(" ") ? stoppedAt : "stopped at " + stoppedAt + " (a decade worse than the run it extends)";
+        }
+
         /**
          * Null when the fixes hold at every layer; else the layers (−1 embed, L final norm and logits) where the target
          * needs them: elsewhere the fixes would put error where the target has none (a bug present in some layers only,
@@ -371,9 +377,23 @@ public final class Hunt {
         return firstBad < 0 ? from : Math.max(from, firstBad);
     }
 
+    /**
+     * The last layer a candidate's run must reach (−1 the embedding, {@code L} the final norm and logits):
+     * teacher-forced, the last layer where the base run has excess. Later layers cannot change a verdict there (each is computed from
+     * the target's own input, and a fix that would put error in a layer that matches is scoped away from it), so they
+     * are taken from the base run; {@link #completed} runs the answer to the end to say where else it would act.
+     */
+    private int lastFor() {
+        int L = model.config.numLayers;
+        // A shortcut like pruning, so --no-prune turns it off too (and HuntTest checks that it changes no answer).
+        if (!prune || !input.forced() || baseOver == null || baseBadLayers().isEmpty()) return L;
+        return Math.min(L, ((java.util.TreeSet<Integer>) baseBadLayers()).last());
+    }
+
     /** The attempt run from the first layer its fixes change (not skipping matched layers), to report its scope. */
     private Attempt completed(Attempt a) {
-        if (a.fixes().isEmpty() || a.pruned() || startFor(a.fixes()) == firstLayer(a.fixes())) return a;
+        if (a.fixes().isEmpty() || a.pruned()
+                || startFor(a.fixes()) == firstLayer(a.fixes()) && lastFor() == model.config.numLayers) return a;
         ForwardPass pass = Implementations.create(baseSpec, Fixes.of(a.fixes()));
         int from = firstLayer(a.fixes());
         Trace t = from >= 0 && pass.canReplay() ? merge(tail(pass, from)) : pass.run(model, input, level);
@@ -457,13 +477,23 @@ public final class Hunt {
             tried.put(key, a);
             return a;
         }
-        int start = startFor(key);
+        int start = startFor(key), last = lastFor(), end = Math.min(model.config.numLayers, last + 1);
+        if (start > last) {
+            // Teacher-forced: every layer with excess comes before the first one these fixes change, so the run would
+            // equal the base run wherever the target disagrees with it.
+            Attempt a = new Attempt(key, Map.of(), Double.POSITIVE_INFINITY, Double.POSITIVE_INFINITY, Double.POSITIVE_INFINITY,
+                    false, null, null, 0, "not run: it acts only after the last layer with excess");
+            tried.put(key, a);
+            return a;
+        }
+        boolean partial = pass.canReplay() && (start >= 0 || end < model.config.numLayers);
         Map<String, Double> seen = new LinkedHashMap<>();
         Attempt a;
         try {
             Trace t = Trace.watching(prune ? probe -> watch(probe, parent, seen) : probe -> { },
-                    () -> start >= 0 && pass.canReplay() ? tail(pass, start) : pass.run(model, input, level));
-            a = score(key, start >= 0 && pass.canReplay() ? merge(t) : t);
+                    () -> !partial ? pass.run(model, input, level)
+                            : start >= 0 ? tail(pass, start, end) : pass.runLayers(model, input, level, 0, end, null));
+            a = score(key, partial ? merge(t) : t);
         } catch (Trace.Stop stop) {
             String at = seen.keySet().stream().reduce((x, y) -> y).orElse(null);
             a = new Attempt(key, seen, Double.POSITIVE_INFINITY, Double.POSITIVE_INFINITY, Double.POSITIVE_INFINITY, false,
@@ -503,11 +533,16 @@ public final class Hunt {
 
     /** Runs the layers from {@code from} on, starting from the base run's residual stream entering it. */
     private Trace tail(ForwardPass pass, int from) {
+        return tail(pass, from, model.config.numLayers);
+    }
+
+    /** Runs layers [from, to) (to = L: and the head), starting from the base run's residual stream entering it. */
+    private Trace tail(ForwardPass pass, int from, int to) {
         int layers = model.config.numLayers;
         String entry = from == 0 ? "embed" : "layers." + (from - 1);
         // Forced: layer `from` starts from the target's own residual stream, as the forced base run's did.
         Trace.Probe in = input.forced() && target.has(entry) ? target.probe(entry) : baseTrace.probe(entry);
-        return pass.runLayers(model, input, level, Math.min(from, layers), layers, in.data());
+        return pass.runLayers(model, input, level, Math.min(from, layers), Math.max(to, Math.min(from, layers)), in.data());
     }
 
     /** The base run's probes before the tail, the tail's after: the whole trace of the replayed run. */

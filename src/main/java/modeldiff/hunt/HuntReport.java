@@ -113,7 +113,7 @@ public final class HuntReport {
         for (Hunt.Attempt a : r.explanations().subList(0, Math.min(15, r.explanations().size())))
             rows.add(List.of(a.fixes().isEmpty() ? "(none)" : String.join(", ", a.fixes()), a.matches() ? "yes" : "no",
                     a.pruned() ? "-" : String.format("%.2f", a.worst()), a.pruned() ? "-" : String.format("%.2f", a.excess()),
-                    a.pruned() ? "stopped at " + a.stoppedAt() + " (a decade worse than the run it extends)"
+                    a.pruned() ? a.stopReason()
                             : a.firstExcessProbe() == null ? "-" : a.firstExcessProbe()));
         var table = new HtmlReport.Section("Fix sets tried, best first",
                 List.of(r.runs() + " runs of " + r.base() + (r.pruned() > 0 ? " (" + r.pruned() + " stopped early)" : "") + " in " + String.format("%.1f", r.seconds()) + " s ("
