@@ -271,6 +271,48 @@ final class WeightRules {
         List<TensorInfo> rest = c.store.tensors().values().stream().filter(t -> !done.contains(t.name())).toList();
         for (TensorScan.Nonfinite n : TensorScan.nonfinite(rest, c.options).values())
             if (n.total() > 0) nonfiniteFinding(c, n);
+        quantizedNonfinite(c, rest);
+    }
+
+    /**
+     * Dequantized tensors have no float bytes for the scan above: their NaN codes are counted in the stored bytes (an
+     * e4m3 S.1111.111 value, an e8m0 0xFF scale that makes its 32 values NaN), and fp8 float scales are scanned.
+     */
+    private static void quantizedNonfinite(LintContext c, List<TensorInfo> tensors) {
+        List<TensorInfo> floatScales = new ArrayList<>();
+        for (TensorInfo t : tensors) {
+            modeldiff.model.Quantized q = t.quantized();
+            if (q == null) continue;
+            boolean fp8 = q.format() == modeldiff.model.Quantized.Format.FP8_BLOCK;
+            if (fp8) floatScales.add(q.scales());
+            TensorInfo stored = fp8 ? q.data() : q.scales();
+            long[] count = countBytes(stored, fp8 ? b -> (b & 0x7f) == 0x7f : b -> b == modeldiff.model.Quantized.E8M0_NAN);
+            if (count[0] > 0) nonfiniteFinding(c, new TensorScan.Nonfinite(stored.name(), count[0], 0, count[1]));
+        }
+        for (TensorScan.Nonfinite n : TensorScan.nonfinite(floatScales, c.options).values())
+            if (n.total() > 0) nonfiniteFinding(c, n);
+    }
+
+    /** {matches, first matching index} over a U8 / fp8 tensor's stored bytes, read in 1 MiB pieces. */
+    private static long[] countBytes(TensorInfo t, java.util.function.IntPredicate match) {
+        long n = 0, first = -1;
+        java.nio.ByteBuffer buf = java.nio.ByteBuffer.allocate(1 << 20);
+        try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(t.file(), java.nio.file.StandardOpenOption.READ)) {
+            for (long done = 0; done < t.byteLength(); ) {
+                buf.clear().limit((int) Math.min(buf.capacity(), t.byteLength() - done));
+                while (buf.hasRemaining())
+                    if (ch.read(buf, t.fileOffset() + done + buf.position()) < 0) return new long[]{n, first};
+                for (int i = 0; i < buf.limit(); i++)
+                    if (match.test(buf.get(i) & 0xff)) {
+                        if (first < 0) first = done + i;
+                        n++;
+                    }
+                done += buf.limit();
+            }
+        } catch (java.io.IOException e) {
+            return new long[]{n, first};
+        }
+        return new long[]{n, first};
     }
 
     private static void nonfiniteFinding(LintContext c, TensorScan.Nonfinite n) {

@@ -49,6 +49,22 @@ class QuantLintTest {
         assertTrue(of(r, Rules.UNEXPECTED).isEmpty() && of(r, Rules.MISSING).isEmpty(), "said once, by quant_scale:\n" + all(r));
     }
 
+    /** NaN codes inside quantized data: an e4m3 S.1111.111 byte, an e8m0 0xFF scale; named by the stored tensor. */
+    @Test
+    void nanCodesInQuantizedDataAreNonfinite(@TempDir Path tmp) throws IOException {
+        String down = "model.layers.1.mlp.down_proj.weight";
+        Path fp8 = modeldiff.model.QuantizedWeightsTestAccess.copyWithByte(Path.of("src/test/resources/quant/llama_fp8"), tmp.resolve("a"), down, 5, 0xff);
+        List<Finding> n = of(Planted.lintUnchanged(fp8, LintOptions.defaults()), Rules.NONFINITE);
+        assertEquals(1, n.size(), n.toString());
+        assertTrue(n.get(0).message().contains("'" + down + "' holds 1 NaN") && n.get(0).message().contains("flat index 5"), n.get(0).message());
+        String scales = "model.layers.0.mlp.experts.down_proj_scales";
+        Path mx = modeldiff.model.QuantizedWeightsTestAccess.copyWithByte(RELEASE, tmp.resolve("b"), scales, 9, 0xff);
+        n = of(Planted.lintUnchanged(mx, LintOptions.defaults()), Rules.NONFINITE);
+        assertEquals(1, n.size(), n.toString());
+        assertTrue(n.get(0).message().contains("'" + scales + "' holds 1 NaN"), n.get(0).message());
+        assertTrue(of(Planted.lintUnchanged(Path.of("src/test/resources/quant/llama_fp8"), LintOptions.defaults()), Rules.NONFINITE).isEmpty());
+    }
+
     /** num_nextn_predict_layers: the MTP layer's tensors (stored as layer num_hidden_layers) are skipped knowingly. */
     @Test
     void mtpLayersAreANoteNotUnexpected(@TempDir Path tmp) throws IOException {

@@ -16,6 +16,14 @@ public final class QuantizedWeightsTestAccess {
         return QuantizedWeightsTest.copy(src, dir, edit);
     }
 
+    /** A copy with stored byte {@code at} of tensor {@code name} set to {@code value}. */
+    public static Path copyWithByte(Path src, Path dir, String name, int at, int value) throws IOException {
+        QuantizedWeightsTest.Raw r = QuantizedWeightsTest.raw(src, name);
+        byte[] b = r.data().clone();
+        b[at] = (byte) value;
+        return QuantizedWeightsTest.copy(src, dir, Map.of(name, new QuantizedWeightsTest.Raw(r.dtype(), r.shape(), b)));
+    }
+
     /** A copy with one extra 4×4 F32 tensor of ones. */
     public static Path copyWithExtra(Path src, Path dir, String name) throws IOException {
         byte[] ones = new byte[64];
