@@ -39,7 +39,7 @@ record QuantizedView(Map<String, TensorInfo> tensors, Map<String, String> proble
         long[] bs = blocks.shape();
         if (scales == null)
             why = "stored as MXFP4 '" + blocks.name() + "' but its scale tensor '" + scalesName + "' is missing"
-                    + nearMiss(stored, base, scalesName) + ": blocks without their e8m0 scales cannot be dequantized";
+                    + nearMiss(stored, base, scalesName, true) + ": blocks without their e8m0 scales cannot be dequantized";
         else if (bs.length != 4 || bs[3] != Quantized.MX_BLOCK / 2)
             why = "MXFP4 blocks '" + blocks.name() + "' have shape " + blocks.shapeString() + "; gpt-oss stores [experts, rows, blocks, 16]";
         else if (scales.dtype() != DType.U8)
@@ -76,7 +76,7 @@ record QuantizedView(Map<String, TensorInfo> tensors, Map<String, String> proble
         String why = null;
         long[] ws = w.shape();
         if (s == null)
-            why = "is fp8 but its block scale '" + scaleName + "' is missing" + nearMiss(stored, w.name(), scaleName)
+            why = "is fp8 but its block scale '" + scaleName + "' is missing" + nearMiss(stored, w.name(), scaleName, true)
                     + ": fp8 values without their scale are wrong by that scale";
         else if (ws.length < 2)
             why = "is fp8 of shape " + w.shapeString() + "; block scales need a matrix [..., rows, cols]";
@@ -122,16 +122,22 @@ record QuantizedView(Map<String, TensorInfo> tensors, Map<String, String> proble
         if (w != null)
             problems.putIfAbsent(weight, "stored as " + w.dtype() + " next to a scale tensor '" + n + "': dequantized already, or "
                     + "cast without its scale?");
-        else problems.putIfAbsent(n, "scale tensor '" + n + "' has no weight '" + weight + "' (or '" + weight + BLOCKS + "') to scale");
+        else problems.putIfAbsent(weight, "its scale tensor '" + n + "' is there but neither '" + weight + "' nor '" + weight + BLOCKS
+                + "' is" + nearMiss(stored, weight, n, false));
     }
 
-    /** ", found 'X' (misnamed?)" when a tensor near the expected scale name exists. */
-    private static String nearMiss(Map<String, TensorInfo> stored, String base, String expected) {
+    /**
+     * " (found 'X' (misnamed?)" when a tensor named like the one expected exists: a scale ({@code scale} true) or a
+     * weight (false: not a scale, not a bias).
+     */
+    private static String nearMiss(Map<String, TensorInfo> stored, String base, String expected, boolean scale) {
         List<String> near = new ArrayList<>();
         String stem = base.endsWith(".weight") ? base.substring(0, base.length() - 7) : base;
-        for (String n : stored.keySet())
-            if (!n.equals(base) && !n.equals(expected) && n.startsWith(stem) && n.toLowerCase(java.util.Locale.ROOT).contains("scale"))
-                near.add(n);
+        for (String n : stored.keySet()) {
+            String lower = n.toLowerCase(java.util.Locale.ROOT);
+            boolean like = scale ? lower.contains("scale") : !lower.contains("scale") && !lower.endsWith("bias");
+            if (!n.equals(base) && !n.equals(expected) && n.startsWith(stem) && like) near.add(n);
+        }
         return near.isEmpty() ? "" : " (found '" + near.get(0) + "': misnamed?)";
     }
 }

@@ -159,6 +159,12 @@ class QuantizedWeightsTest {
         m = refused(asFloat).getMessage();
         assertTrue(m.contains("'" + scales + "' is F32") && m.contains("e8m0"), m);
 
+        // blocks misnamed: the scales name what is missing, and what was found
+        Path blocksMisnamed = copy(QUANT.resolve("gpt_oss_mxfp4"), tmp.resolve("blocks"),
+                Map.of(blocks, Raw.NONE, GU + "_block", raw(QUANT.resolve("gpt_oss_mxfp4"), blocks)));
+        m = refused(blocksMisnamed).getMessage();
+        assertTrue(m.contains("'" + scales + "' is there but neither '" + GU + "' nor '" + blocks + "' is (found '" + GU + "_block'"), m);
+
         Model.Inspection lint = Model.inspect(ModelConfig.load(shape), TensorStore.open(shape));
         assertTrue(lint.problems().get(GU).contains("has shape [8, 64, 1]"), lint.problems().toString());
         assertNull(lint.problems().get("model.layers.1.mlp.experts.gate_up_proj"), "layer 1 is intact");
