@@ -101,10 +101,7 @@ public final class MappedTensor implements AutoCloseable {
         if (first < 0 || count < 0 || first + count > info.elementCount())
             throw new IllegalArgumentException("elements [" + first + ", " + (first + count) + ") outside tensor " + info.name());
         if (quantized != null) {
-            for (int i = 0; i < count; i++) {
-                double v = quantized.value(first + i);
-                dst[dstOff + i * dstStride] = rounding == null ? v : rounding.apply((float) v);
-            }
+            quantized.decode(first, count, dst, dstOff, dstStride, rounding);
             return;
         }
         long byteStart = first * width;
@@ -151,7 +148,9 @@ public final class MappedTensor implements AutoCloseable {
         if (first < 0 || count < 0 || first + count > info.elementCount())
             throw new IllegalArgumentException("elements [" + first + ", " + (first + count) + ") outside tensor " + info.name());
         if (quantized != null) {
-            for (int i = 0; i < count; i++) dst[dstOff + i] = (float) quantized.value(first + i);
+            double[] d = new double[count];
+            quantized.decode(first, count, d, 0, 1, null);
+            for (int i = 0; i < count; i++) dst[dstOff + i] = (float) d[i];
             return;
         }
         // In runs that fit one chunk's overlap, so a run never leaves the chunk it starts in.

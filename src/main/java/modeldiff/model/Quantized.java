@@ -34,6 +34,11 @@ public record Quantized(Format format, TensorInfo data, TensorInfo scales, int b
     public static final int E8M0_NAN = 0xff;
 
     private static final double[] E2M1 = {0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, -0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0};
+    private static final double[] E4M3 = new double[256];
+
+    static {
+        for (int b = 0; b < 256; b++) E4M3[b] = e4m3(b);
+    }
 
     /** An FP4 e2m1 code (low 4 bits): sign, 2 exponent bits (bias 1), 1 mantissa bit; no inf or NaN. */
     public static double e2m1(int code) {
@@ -75,8 +80,10 @@ public record Quantized(Format format, TensorInfo data, TensorInfo scales, int b
         return f;
     }
 
-    /** Reads one dequantized element at a time from the mapped data and scale tensors. */
+    /** Reads dequantized elements from the mapped data and scale tensors. */
     static final class Reader implements AutoCloseable {
+        /** Stored MXFP4 rows decoded together before they are written out transposed. */
+        static final int TILE = 16;
         private final Quantized q;
         private final MappedTensor data, scales;
         private final long rows, cols, scaleRows, scaleCols, groups;
@@ -97,6 +104,71 @@ public record Quantized(Format format, TensorInfo data, TensorInfo scales, int b
                 throw e;
             }
             data = d;
+        }
+
+        /**
+         * Elements [first, first + count) into {@code dst[off + j·stride]}, each rounded as a float first when
+         * {@code rounding} is set: the values {@link #value} gives, a row at a time (fp8: one scale per tile run;
+         * MXFP4 over at least a quarter of an expert: each stored row decoded once and scattered to its column).
+         */
+        void decode(long first, int count, double[] dst, int off, int stride, MappedTensor.FloatRounding rounding) {
+            if (q.format == Format.MXFP4 && count >= rows * cols / 4) mxfp4Rows(first, count, dst, off, stride, rounding);
+            else if (q.format == Format.FP8_BLOCK) fp8Rows(first, count, dst, off, stride, rounding);
+            else for (int j = 0; j < count; j++) put(dst, off + j * stride, value(first + j), rounding);
+        }
+
+        private static void put(double[] dst, int at, double v, MappedTensor.FloatRounding rounding) {
+            dst[at] = rounding == null ? v : rounding.apply((float) v);
+        }
+
+        private void fp8Rows(long first, int count, double[] dst, int off, int stride, MappedTensor.FloatRounding rounding) {
+            for (int j = 0; j < count; ) {
+                long i = first + j, row = i / cols, c = i % cols, r = row % rows, lead = row / rows;
+                int n = (int) Math.min(count - j, cols - c);
+                long scaleRow = lead * scaleRows * scaleCols + (r / q.blockRows) * scaleCols;
+                for (int x = 0; x < n; ) {
+                    long tile = (c + x) / q.blockCols;
+                    double s = scales.at(scaleRow + tile);
+                    int end = (int) Math.min(n, (tile + 1) * q.blockCols - c);
+                    for (; x < end; x++) put(dst, off + (j + x) * stride, E4M3[data.byteAt(i + x)] * s, rounding);
+                }
+                j += n;
+            }
+        }
+
+        /** Stored rows are dequantized columns: decoded a tile of {@link #TILE} rows at a time, written k-major. */
+        private void mxfp4Rows(long first, int count, double[] dst, int off, int stride, MappedTensor.FloatRounding rounding) {
+            long end = first + count, perExpert = rows * cols;   // dequantized [E, K, R]: rows = K, cols = R
+            int k = (int) rows;
+            double[] tile = new double[TILE * k];
+            for (long e = first / perExpert; e <= (end - 1) / perExpert; e++)
+                for (long r0 = 0; r0 < cols; r0 += TILE) {
+                    int n = (int) Math.min(TILE, cols - r0);
+                    for (int t = 0; t < n; t++) storedRow(e * cols + r0 + t, tile, t * k);
+                    for (int kk = 0; kk < k; kk++) {
+                        long base = e * perExpert + kk * cols + r0;
+                        for (int t = 0; t < n; t++) {
+                            long idx = base + t;
+                            if (idx >= first && idx < end) put(dst, off + (int) (idx - first) * stride, tile[t * k + kk], rounding);
+                        }
+                    }
+                }
+        }
+
+        /** The G·32 values of stored row {@code stored} into out[at...]: e2m1 times a power of two, exact. */
+        private void storedRow(long stored, double[] out, int at) {
+            for (int g = 0; g < groups; g++) {
+                int scale = scales.byteAt(stored * groups + g);
+                if (scale == E8M0_NAN) throw nanScale(stored * groups + g);
+                double pow = Math.scalb(1.0, scale - 127);
+                long bytes = (stored * groups + g) * (MX_BLOCK / 2);
+                int o = at + g * MX_BLOCK;
+                for (int b = 0; b < MX_BLOCK / 2; b++) {
+                    int v = data.byteAt(bytes + b);
+                    out[o + 2 * b] = E2M1[v & 0xf] * pow;
+                    out[o + 2 * b + 1] = E2M1[(v >> 4) & 0xf] * pow;
+                }
+            }
         }
 
         /** Element i (row-major over the dequantized shape). */

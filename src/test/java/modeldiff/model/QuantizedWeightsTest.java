@@ -59,8 +59,13 @@ class QuantizedWeightsTest {
         assertArrayEquals(want, store.readDoubles(GU));   // bit for bit, -0.0 included
         assertTrue(java.util.Arrays.stream(want).anyMatch(v -> Math.abs(v) == 6 * Math.scalb(1.0, 127)), "scale 2^127 covered");
         assertTrue(java.util.Arrays.stream(want).anyMatch(v -> Math.abs(v) == Math.scalb(0.5, -127)), "scale 2^-127 covered");
-        // a slice, the float32 view and the mapped decoder agree with the whole
-        assertArrayEquals(java.util.Arrays.copyOfRange(want, 100, 400), TensorStore.readDoubles(t, 100, 300));
+        // slices (element by element below a quarter expert, stored rows scattered above), the float32 view and the
+        // mapped decoder agree with the whole
+        java.util.Random rnd = new java.util.Random(16);
+        for (int trial = 0; trial < 200; trial++) {
+            int first = rnd.nextInt(want.length), count = rnd.nextInt(Math.min(want.length - first, trial < 100 ? 40 : 700) + 1);
+            assertArrayEquals(java.util.Arrays.copyOfRange(want, first, first + count), TensorStore.readDoubles(t, first, count), first + "+" + count);
+        }
         float[] f = TensorStore.readFloats(t, 0, t.elementCount());
         for (int i = 0; i < want.length; i++) assertEquals((float) want[i], f[i], 0.0, "float " + i);
         double[] mapped = new double[want.length];
@@ -79,6 +84,12 @@ class QuantizedWeightsTest {
             double[] want = all(expected.get(name));
             assertArrayEquals(expected.get(name).shape(), store.tensors().get(name).shape(), name);
             assertArrayEquals(want, store.readDoubles(name), name);
+            java.util.Random rnd = new java.util.Random(16);
+            for (int trial = 0; trial < 100; trial++) {
+                int first = rnd.nextInt(want.length), count = rnd.nextInt(Math.min(want.length - first, 400) + 1);
+                assertArrayEquals(java.util.Arrays.copyOfRange(want, first, first + count),
+                        TensorStore.readDoubles(store.tensors().get(name), first, count), name + " " + first + "+" + count);
+            }
             float[] f = TensorStore.readFloats(store.tensors().get(name), 0, want.length);
             for (int i = 0; i < want.length; i++) assertEquals((float) want[i], f[i], 0.0, name + " float " + i);
         }
