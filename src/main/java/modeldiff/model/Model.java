@@ -234,8 +234,7 @@ public final class Model {
                 return t;
             }
             if (t == null) {
-                String q = quantizedInstead(name);
-                problems.putIfAbsent(name, q == null ? "missing" : "missing: " + q);
+                problems.putIfAbsent(name, broken == null ? "missing" : "missing: " + broken);
                 return new TensorInfo(name, store.dir(), DType.F32, shape, 0, 0); // placeholder, never read
             }
             if (!Arrays.equals(t.shape(), shape))
