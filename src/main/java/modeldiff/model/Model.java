@@ -234,22 +234,24 @@ public final class Model {
                 return t;
             }
             if (t == null) {
-                problems.putIfAbsent(name, broken == null ? "missing" : "missing: " + broken);
+                problems.putIfAbsent(name, broken == null ? "missing" + otherQuantization() : "missing: " + broken);
                 return new TensorInfo(name, store.dir(), DType.F32, shape, 0, 0); // placeholder, never read
             }
             if (!Arrays.equals(t.shape(), shape))
                 problems.putIfAbsent(name, "shape " + t.shapeString() + " but the config implies " + Arrays.toString(shape));
             else if (!t.dtype().decodable)
-                problems.putIfAbsent(name, "dtype " + t.dtype() + " cannot hold weights");
+                problems.putIfAbsent(name, "dtype " + t.dtype() + " cannot hold weights" + otherQuantization());
             return t;
         }
         String q = quantizedInstead(name);
         if (q != null) throw BadInputException.at(store.dir(), "tensor '" + name + "'", (store.has(name) ? "" : "missing: ") + q);
+        if (!store.has(name) && !otherQuantization().isEmpty())
+            throw BadInputException.at(store.dir(), "tensor '" + name + "'", "missing" + otherQuantization());
         TensorInfo t = store.info(name);
         if (!Arrays.equals(t.shape(), shape))
             throw BadInputException.at(t.file(), "tensor '" + name + "'", "shape " + t.shapeString() + " but the config implies " + Arrays.toString(shape));
         if (!t.dtype().decodable)
-            throw BadInputException.at(t.file(), "tensor '" + name + "'", "dtype " + t.dtype() + " cannot hold weights");
+            throw BadInputException.at(t.file(), "tensor '" + name + "'", "dtype " + t.dtype() + " cannot hold weights" + otherQuantization());
         used.add(name);
         return t;
     }
@@ -260,6 +262,14 @@ public final class Model {
      */
     private String quantizedInstead(String name) {
         return store.quantProblems().get(name);
+    }
+
+    /** Why a weight may be absent or unreadable: a quant_method other than the two modeldiff reads ("" otherwise). */
+    private String otherQuantization() {
+        String m = store.quantization().method();
+        if (m == null || m.equals("fp8") || m.equals("mxfp4")) return "";
+        return "; config.json's quantization_config declares quant_method '" + m + "', which modeldiff does not dequantize "
+                + "(it reads fp8 with block scales and mxfp4)";
     }
 
     public List<LayerWeights> layers() {

@@ -233,6 +233,19 @@ class QuantizedWeightsTest {
         assertEquals(3, TensorStore.open(dir).quantProblems().size(), "o_proj of each layer");
     }
 
+    /** Another quantization (AWQ's qweight instead of weight): the missing weight's error names the quant_method. */
+    @Test
+    void otherQuantMethodIsNamed(@TempDir Path tmp) throws IOException {
+        Path src = Fixtures.model("llama");
+        String q = "model.layers.0.self_attn.q_proj";
+        Path dir = copy(src, tmp.resolve("m"), Map.of(q + ".weight", Raw.NONE, q + ".qweight", new Raw("I32", new long[]{64, 8}, new byte[64 * 8 * 4])));
+        ObjectNode cfg = (ObjectNode) new ObjectMapper().readTree(src.resolve("config.json").toFile());
+        cfg.putObject("quantization_config").put("quant_method", "awq").put("bits", 4);
+        Files.writeString(dir.resolve("config.json"), cfg.toString());
+        String m = refused(dir).getMessage();
+        assertTrue(m.contains(q + ".weight") && m.contains("quant_method 'awq'"), m);
+    }
+
     /** A bf16 weight next to a scale tensor: already dequantized, or cast without its scale; either way not silent. */
     @Test
     void orphanScaleNextToAPlainWeightIsNamed(@TempDir Path tmp) throws IOException {
