@@ -112,6 +112,7 @@ public record Quantized(Format format, TensorInfo data, TensorInfo scales, int b
          * MXFP4 over at least a quarter of an expert: each stored row decoded once and scattered to its column).
          */
         void decode(long first, int count, double[] dst, int off, int stride, MappedTensor.FloatRounding rounding) {
+            if (count == 0) return;
             if (q.format == Format.MXFP4 && count >= rows * cols / 4) mxfp4Rows(first, count, dst, off, stride, rounding);
             else if (q.format == Format.FP8_BLOCK) fp8Rows(first, count, dst, off, stride, rounding);
             else for (int j = 0; j < count; j++) put(dst, off + j * stride, value(first + j), rounding);
