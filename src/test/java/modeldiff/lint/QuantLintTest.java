@@ -49,6 +49,19 @@ class QuantLintTest {
         assertTrue(of(r, Rules.UNEXPECTED).isEmpty() && of(r, Rules.MISSING).isEmpty(), "said once, by quant_scale:\n" + all(r));
     }
 
+    @Test
+    void fp8ScaleOfTheWrongShapeIsOneFinding(@TempDir Path tmp) throws IOException {
+        String w = "model.layers.2.mlp.up_proj.weight";
+        Path dir = modeldiff.model.QuantizedWeightsTestAccess.copyWithF32(Path.of("src/test/resources/quant/llama_fp8"), tmp.resolve("m"),
+                w + "_scale_inv", 1, 1);
+        LintReport r = Planted.lintUnchanged(dir, LintOptions.defaults());
+        List<Finding> q = of(r, Rules.QUANT_SCALE);
+        assertEquals(1, q.size(), all(r));
+        assertTrue(q.get(0).message().contains("tensor '" + w + "'") && q.get(0).message().contains("'" + w + "_scale_inv' has shape [1, 1]"),
+                q.get(0).message());
+        assertTrue(of(r, Rules.DTYPE_MISMATCH).stream().noneMatch(f -> f.severity() == Severity.ERROR), "said once:\n" + all(r));
+    }
+
     /** NaN codes inside quantized data: an e4m3 S.1111.111 byte, an e8m0 0xFF scale; named by the stored tensor. */
     @Test
     void nanCodesInQuantizedDataAreNonfinite(@TempDir Path tmp) throws IOException {

@@ -24,6 +24,14 @@ public final class QuantizedWeightsTestAccess {
         return QuantizedWeightsTest.copy(src, dir, Map.of(name, new QuantizedWeightsTest.Raw(r.dtype(), r.shape(), b)));
     }
 
+    /** A copy with tensor {@code name} replaced by an F32 [rows, cols] of ones. */
+    public static Path copyWithF32(Path src, Path dir, String name, int rows, int cols) throws IOException {
+        byte[] b = new byte[rows * cols * 4];
+        java.nio.ByteBuffer buf = java.nio.ByteBuffer.wrap(b).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        for (int i = 0; i < rows * cols; i++) buf.putFloat(1f);
+        return QuantizedWeightsTest.copy(src, dir, Map.of(name, new QuantizedWeightsTest.Raw("F32", new long[]{rows, cols}, b)));
+    }
+
     /** A copy with one extra 4×4 F32 tensor of ones. */
     public static Path copyWithExtra(Path src, Path dir, String name) throws IOException {
         byte[] ones = new byte[64];
