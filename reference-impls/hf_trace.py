@@ -97,6 +97,8 @@ PLANTS = {
     "moe.routed_scaling=V": "MoE routing weights multiplied by V (routed_scaling_factor applied with the wrong value)",
     "moe.softmax_before_topk": "top-k->softmax router (gpt-oss) computed as softmax over all experts, then top-k",
     "attn.no_sinks": "attention sinks not applied (each sink logit set to -inf)",
+    "qk_norm.off": "every attention's q_norm / k_norm replaced by the identity",
+    "attn.no_yarn_mscale": "YaRN's attention factor dropped: rotary modules' attention_scaling set to 1 (cos/sin unscaled)",
     "mlp.no_clamp": "gpt-oss clamped SwiGLU computed without its clamp (limit = inf)",
     "moe.bias_in_weights": "DeepSeek/GLM expert weights taken from the bias-corrected selection scores",
     "rope.yarn_truncate=B": "YaRN correction range truncated (B=true) or not (false) against the config",
@@ -728,6 +730,23 @@ def apply_plants(model, plants, ctx):
             if n == 0:
                 raise RuntimeError("attn.no_sinks: no attention module has sinks")
             notes.append("sinks = -inf in %d attention modules" % n)
+        elif p == "qk_norm.off":
+            n = 0
+            for pl in parts["per_layer"]:
+                for attr in ("q_norm", "k_norm"):
+                    if isinstance(getattr(pl["attn"], attr, None), torch.nn.Module):
+                        setattr(pl["attn"], attr, torch.nn.Identity())
+                        n += 1
+            if n == 0:
+                raise RuntimeError("qk_norm.off: no q_norm / k_norm modules in the attention layers")
+            notes.append("%d q/k norm modules replaced by the identity" % n)
+        elif p == "attn.no_yarn_mscale":
+            rots = [m for m in model.modules() if hasattr(m, "attention_scaling") and hasattr(m, "inv_freq")]
+            if not rots or all(float(m.attention_scaling) == 1.0 for m in rots):
+                raise RuntimeError("attn.no_yarn_mscale: no rotary module with an attention factor other than 1")
+            for m in rots:
+                m.attention_scaling = 1.0
+            notes.append("attention_scaling = 1 on %d rotary module(s)" % len(rots))
         elif p == "mlp.no_clamp":
             n = 0
             for pl in parts["per_layer"]:
