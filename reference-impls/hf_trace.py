@@ -102,6 +102,7 @@ PLANTS = {
     "moe.routed_scaling=V": "MoE routing weights multiplied by V (routed_scaling_factor applied with the wrong value)",
     "moe.softmax_before_topk": "top-k->softmax router (gpt-oss) computed as softmax over all experts, then top-k",
     "attn.no_sinks": "attention sinks not applied (each sink logit set to -inf)",
+    "qk_norm.off": "every attention's q_norm / k_norm replaced by the identity",
     "mlp.no_clamp": "gpt-oss clamped SwiGLU computed without its clamp (limit = inf)",
     "moe.bias_in_weights": "DeepSeek/GLM expert weights taken from the bias-corrected selection scores",
     "rope.yarn_truncate=B": "YaRN correction range truncated (B=true) or not (false) against the config",
@@ -734,6 +735,18 @@ def apply_plants(model, plants, ctx):
             if n == 0:
                 raise RuntimeError("attn.no_sinks: no attention module has sinks")
             notes.append("sinks = -inf in %d attention modules" % n)
+        elif p == "qk_norm.off":
+            n = 0
+            for pl in parts["per_layer"]:
+                for attr in ("q_norm", "k_norm"):
+                    if isinstance(getattr(pl["attn"], attr, None), torch.nn.Module):
+                        setattr(pl["attn"], attr, torch.nn.Identity())
+                        n += 1
+            if n == 0:
+                raise RuntimeError("qk_norm.off: no q_norm / k_norm modules in the attention layers")
+            notes.append("%d q/k norm modules replaced by the identity" % n)
+        elif p == "attn.no_yarn_mscale":
+            handles += plant_no_yarn_mscale(model, parts, notes)
         elif p == "mlp.no_clamp":
             n = 0
             for pl in parts["per_layer"]:
@@ -744,8 +757,6 @@ def apply_plants(model, plants, ctx):
             if n == 0:
                 raise RuntimeError("mlp.no_clamp: no experts module with a limit")
             notes.append("experts.limit = inf in %d layers" % n)
-        elif p == "attn.no_yarn_mscale":
-            handles += plant_no_yarn_mscale(model, parts, notes)
         else:
             raise ValueError("unknown plant %r; known: %s" % (p, ", ".join(PLANTS)))
     return handles, notes
@@ -755,25 +766,24 @@ def plant_no_yarn_mscale(model, parts, notes):
     """YaRN's mscale dropped (transformers#47435): every rotary module's attention_scaling (the factor cos/sin are
     multiplied by) set to 1, and in MLA attention (DeepSeek-V3: modules with qk_head_dim) the softmax scale reset to
     qk_head_dim ** -0.5, without the mscale**2 HF multiplies in.  Applied after the float64 rebuild of the rotary
-    buffers (run_trace rebuilds first), which would otherwise restore attention_scaling."""
-    rot = 0
-    for name, mod in model.named_modules():
-        if type(mod).__name__.endswith("RotaryEmbedding") and hasattr(mod, "attention_scaling"):
-            notes.append("%s.attention_scaling %r -> 1.0" % (name or "rotary", mod.attention_scaling))
-            mod.attention_scaling = 1.0
-            rot += 1
-    mla = 0
-    for pl in parts["per_layer"]:
-        a = pl["attn"]
-        if a is not None and hasattr(a, "qk_head_dim") and hasattr(a, "scaling"):
-            base = a.qk_head_dim ** -0.5
-            if mla == 0:
-                notes.append("MLA softmax scale %r -> %r (qk_head_dim ** -0.5)" % (a.scaling, base))
-            a.scaling = base
-            mla += 1
-    if rot == 0 and mla == 0:
-        raise RuntimeError("attn.no_yarn_mscale: no rotary module and no MLA attention found")
-    notes.append("attn.no_yarn_mscale: %d rotary modules, %d MLA attention modules" % (rot, mla))
+    buffers (run_trace rebuilds first), which would otherwise restore attention_scaling.  Refused when it changes
+    nothing (every factor already 1 and no MLA scale carrying an mscale**2)."""
+    rots = [m for m in model.modules() if hasattr(m, "attention_scaling") and hasattr(m, "inv_freq")]
+    mlas = [pl["attn"] for pl in parts["per_layer"]
+            if pl["attn"] is not None and hasattr(pl["attn"], "qk_head_dim") and hasattr(pl["attn"], "scaling")]
+    changes = sum(float(m.attention_scaling) != 1.0 for m in rots) + sum(a.scaling != a.qk_head_dim ** -0.5 for a in mlas)
+    if changes == 0:
+        raise RuntimeError("attn.no_yarn_mscale: no rotary module with an attention factor other than 1 and no MLA "
+                           "softmax scale with an mscale**2")
+    for m in rots:
+        m.attention_scaling = 1.0
+    notes.append("attention_scaling = 1 on %d rotary module(s)" % len(rots))
+    for a in mlas:
+        if a is mlas[0]:
+            notes.append("MLA softmax scale %r -> %r (qk_head_dim ** -0.5)" % (a.scaling, a.qk_head_dim ** -0.5))
+        a.scaling = a.qk_head_dim ** -0.5
+    if mlas:
+        notes.append("MLA softmax scale reset in %d attention modules" % len(mlas))
     return []
 
 

@@ -53,6 +53,24 @@ final class InfoCommand implements Callable<Integer> {
         }
         System.out.printf("tensors    %d in %d file(s), %,d elements, dtypes %s%n", m.store.tensors().size(),
                 m.store.files().size(), params, dtypes);
+        quantNotes(m);
         return 0;
+    }
+
+    /** Which tensors were dequantized on load, and which layers (DeepSeek's MTP) are skipped on purpose. */
+    private static void quantNotes(Model m) {
+        Map<String, Integer> formats = new TreeMap<>();
+        for (TensorInfo t : m.store.tensors().values())
+            if (t.quantized() != null) formats.merge(t.quantized().format().name(), 1, Integer::sum);
+        if (!formats.isEmpty())
+            System.out.printf("quantized  %s tensor(s) dequantized on load (quant_method %s)%n", formats, m.store.quantization().method());
+        int mtp = m.config.raw.path("num_nextn_predict_layers").asInt(0);
+        if (mtp <= 0) return;
+        java.util.regex.Pattern layer = java.util.regex.Pattern.compile("(model\\.)?layers\\.(\\d+)\\..*");
+        int first = m.config.numLayers;
+        long n = m.store.tensors().keySet().stream().map(layer::matcher).filter(x -> x.matches() && x.group(2).length() < 9)
+                .mapToInt(x -> Integer.parseInt(x.group(2))).filter(i -> i >= first && i < first + mtp).count();
+        System.out.printf("note       num_nextn_predict_layers %d: %d tensor(s) of the multi-token-prediction layer(s) from layer %d "
+                + "are skipped (not part of the next-token forward pass)%n", mtp, n, m.config.numLayers);
     }
 }

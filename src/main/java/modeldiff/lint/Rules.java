@@ -36,6 +36,9 @@ public final class Rules {
     public static final String UNEXPECTED = "weights.unexpected";
     public static final String MISSING = "weights.missing";
     public static final String SHAPE_MISMATCH = "weights.shape_mismatch";
+    public static final String QUANT_SCALE = "weights.quant_scale";
+    public static final String REF_QUANT = "https://github.com/huggingface/transformers/blob/main/src/transformers/integrations/mxfp4.py "
+            + "https://github.com/huggingface/transformers/blob/main/src/transformers/integrations/finegrained_fp8.py";
 
     // the tokens a run would use
     public static final String MISSING_BOS = "input.missing_bos";
@@ -91,6 +94,8 @@ public final class Rules {
             new Rule(UNEXPECTED, "tensors the family does not read", null),
             new Rule(MISSING, "tensors the family needs that are absent", null),
             new Rule(SHAPE_MISMATCH, "tensors whose shape differs from what the config implies", null),
+            new Rule(QUANT_SCALE, "a quantized weight (MXFP4 X_blocks, fp8 with block scales) whose scale tensor is missing, misnamed, "
+                    + "of the wrong dtype or shape, or not declared by quantization_config; a scale tensor with no quantized weight", REF_QUANT),
             new Rule(MISSING_BOS, "the family expects BOS first (Family.requiresBos) and the tokens do not start with it", null),
             new Rule(DOUBLE_BOS, "the tokens start with BOS twice", null),
             new Rule(UNTRAINED_TOKEN, "tokens whose embedding row is untrained", REF_LLAMA3_UNTRAINED),

@@ -58,7 +58,8 @@ final class TensorScan {
         }
         List<Task> tasks = new ArrayList<>();
         for (TensorInfo t : tensors) {
-            if (!scannable(t.dtype()) || t.byteLength() == 0) continue;
+            // dequantized views have no stored float bytes to scan: WeightRules counts their NaN codes in the stored bytes
+            if (!scannable(t.dtype()) || t.byteLength() == 0 || t.quantized() != null) continue;
             long per = Math.max(1, o.chunkBytes() / t.dtype().bytes);
             for (long e = 0; e < t.elementCount(); e += per) tasks.add(new Task(t, e, Math.min(per, t.elementCount() - e)));
         }

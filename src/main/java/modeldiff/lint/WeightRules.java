@@ -32,6 +32,7 @@ final class WeightRules {
     static void run(LintContext c) {
         if (c.store == null) return;
         dtypes(c);
+        quantScales(c);
         presence(c);
         matrices(c);
         nonfinite(c);
@@ -44,6 +45,7 @@ final class WeightRules {
         Map<DType, List<String>> names = new TreeMap<>();
         for (TensorInfo t : c.store.tensors().values()) {
             if (!t.dtype().decodable && t.dtype() != DType.F8_E4M3 && t.dtype() != DType.F8_E5M2) continue;
+            if (t.quantized() != null) continue;     // declared by quantization_config, not by dtype
             elements.merge(t.dtype(), t.elementCount(), Long::sum);
             names.computeIfAbsent(t.dtype(), k -> new ArrayList<>()).add(t.name());
         }
@@ -94,6 +96,7 @@ final class WeightRules {
         if (c.inspection == null) return;
         List<String> missing = new ArrayList<>();
         c.inspection.problems().forEach((name, why) -> {
+            if (c.store.quantProblems().containsKey(name)) return;   // weights.quant_scale says it
             if (why.startsWith("missing")) {
                 if (name.equals(headName(c))) return; // config.tie_mismatch says it better
                 missing.add(name);
@@ -109,12 +112,18 @@ final class WeightRules {
         if (!missing.isEmpty())
             c.add(Rules.MISSING, ERROR, missing.size() + " tensor(s) the " + c.family + " family needs are absent, first '" + missing.get(0) + "'",
                     "check model_type and the checkpoint's tensor names", "tensors", c.cap(missing), "count", missing.size());
-        List<String> unexpected = new ArrayList<>(), buffers = new ArrayList<>();
+        List<String> unexpected = new ArrayList<>(), buffers = new ArrayList<>(), mtp = new ArrayList<>();
+        String mtpPrefix = mtpLayers(c);
         for (String name : c.store.tensors().keySet()) {
-            if (c.inspection.expected().contains(name)) continue;
+            if (c.inspection.expected().contains(name) || partOfBrokenQuant(c, name)) continue;
             if (harmlessBuffer(c, name)) buffers.add(name);
+            else if (mtpPrefix != null && name.matches(mtpPrefix)) mtp.add(name);
             else unexpected.add(name);
         }
+        if (!mtp.isEmpty())
+            c.add(Rules.UNEXPECTED, INFO, mtp.size() + " tensor(s) of the num_nextn_predict_layers multi-token-prediction layer(s) ("
+                            + mtp.get(0) + ", ...): a training/speculative-decoding head outside the next-token forward pass, skipped",
+                    null, "tensors", c.cap(mtp), "count", mtp.size());
         if (!unexpected.isEmpty())
             c.add(Rules.UNEXPECTED, WARNING, unexpected.size() + " tensor(s) the " + c.family + " family does not read, first '"
                             + unexpected.get(0) + "': weights that were trained but are dropped (wrong model_type or naming?)",
@@ -122,6 +131,33 @@ final class WeightRules {
         if (!buffers.isEmpty())
             c.add(Rules.UNEXPECTED, INFO, buffers.size() + " saved buffer(s) the family recomputes (" + buffers.get(0) + ", ...): ignored",
                     null, "tensors", c.cap(buffers), "count", buffers.size());
+    }
+
+    /** One finding per quantized weight whose scale is missing or malformed (or scale without weight), naming both. */
+    private static void quantScales(LintContext c) {
+        c.store.quantProblems().forEach((name, why) -> c.add(Rules.QUANT_SCALE, ERROR, "tensor '" + name + "': " + why,
+                "ship the scale tensor under HF's name and shape (X_scales U8 [E, R, G] for MXFP4 X_blocks; "
+                        + "X.weight_scale_inv float [ceil(R/b0), ceil(C/b1)] for fp8) and declare quantization_config",
+                "tensor", name, "problem", why));
+    }
+
+    /** The stored blocks/scales of a weight already reported by weights.quant_scale. */
+    private static boolean partOfBrokenQuant(LintContext c, String name) {
+        for (String k : c.store.quantProblems().keySet()) if (name.equals(k) || name.startsWith(k + "_") || name.startsWith(k + ".weight")) return true;
+        return false;
+    }
+
+    /**
+     * A regex for the tensors of DeepSeek-V3's multi-token-prediction layers (config num_nextn_predict_layers = n): they
+     * are stored as layers num_hidden_layers .. num_hidden_layers + n − 1, which HF transformers does not load either.
+     */
+    static String mtpLayers(LintContext c) {
+        if (c.raw == null) return null;
+        int n = c.raw.path("num_nextn_predict_layers").asInt(0), layers = c.raw.path("num_hidden_layers").asInt(-1);
+        if (n <= 0 || layers < 0) return null;
+        StringBuilder alt = new StringBuilder();
+        for (int i = 0; i < n; i++) alt.append(i == 0 ? "" : "|").append(layers + i);
+        return "(model\\.)?layers\\.(" + alt + ")\\..*";
     }
 
     private static boolean harmlessBuffer(LintContext c, String name) {
@@ -188,7 +224,7 @@ final class WeightRules {
     }
 
     private static boolean usable(TensorInfo t) {
-        return t.rank() == 2 && TensorScan.scannable(t.dtype()) && t.shape()[0] > 0 && t.shape()[1] > 0;
+        return t.quantized() == null && t.rank() == 2 && TensorScan.scannable(t.dtype()) && t.shape()[0] > 0 && t.shape()[1] > 0;
     }
 
     private static void untrained(LintContext c, TensorScan.MatrixStats s, String note, boolean embedding) {
@@ -235,6 +271,48 @@ final class WeightRules {
         List<TensorInfo> rest = c.store.tensors().values().stream().filter(t -> !done.contains(t.name())).toList();
         for (TensorScan.Nonfinite n : TensorScan.nonfinite(rest, c.options).values())
             if (n.total() > 0) nonfiniteFinding(c, n);
+        quantizedNonfinite(c, rest);
+    }
+
+    /**
+     * Dequantized tensors have no float bytes for the scan above: their NaN codes are counted in the stored bytes (an
+     * e4m3 S.1111.111 value, an e8m0 0xFF scale that makes its 32 values NaN), and fp8 float scales are scanned.
+     */
+    private static void quantizedNonfinite(LintContext c, List<TensorInfo> tensors) {
+        List<TensorInfo> floatScales = new ArrayList<>();
+        for (TensorInfo t : tensors) {
+            modeldiff.model.Quantized q = t.quantized();
+            if (q == null) continue;
+            boolean fp8 = q.format() == modeldiff.model.Quantized.Format.FP8_BLOCK;
+            if (fp8) floatScales.add(q.scales());
+            TensorInfo stored = fp8 ? q.data() : q.scales();
+            long[] count = countBytes(stored, fp8 ? b -> (b & 0x7f) == 0x7f : b -> b == modeldiff.model.Quantized.E8M0_NAN);
+            if (count[0] > 0) nonfiniteFinding(c, new TensorScan.Nonfinite(stored.name(), count[0], 0, count[1]));
+        }
+        for (TensorScan.Nonfinite n : TensorScan.nonfinite(floatScales, c.options).values())
+            if (n.total() > 0) nonfiniteFinding(c, n);
+    }
+
+    /** {matches, first matching index} over a U8 / fp8 tensor's stored bytes, read in 1 MiB pieces. */
+    private static long[] countBytes(TensorInfo t, java.util.function.IntPredicate match) {
+        long n = 0, first = -1;
+        java.nio.ByteBuffer buf = java.nio.ByteBuffer.allocate(1 << 20);
+        try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(t.file(), java.nio.file.StandardOpenOption.READ)) {
+            for (long done = 0; done < t.byteLength(); ) {
+                buf.clear().limit((int) Math.min(buf.capacity(), t.byteLength() - done));
+                while (buf.hasRemaining())
+                    if (ch.read(buf, t.fileOffset() + done + buf.position()) < 0) return new long[]{n, first};
+                for (int i = 0; i < buf.limit(); i++)
+                    if (match.test(buf.get(i) & 0xff)) {
+                        if (first < 0) first = done + i;
+                        n++;
+                    }
+                done += buf.limit();
+            }
+        } catch (java.io.IOException e) {
+            return new long[]{n, first};
+        }
+        return new long[]{n, first};
     }
 
     private static void nonfiniteFinding(LintContext c, TensorScan.Nonfinite n) {

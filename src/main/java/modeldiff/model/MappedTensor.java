@@ -31,17 +31,26 @@ public final class MappedTensor implements AutoCloseable {
     private final TensorInfo info;
     private final int width;
     private final MappedByteBuffer[] chunks;
+    /** Non-null for a dequantized view: values come from its data and scale tensors, not from {@link #chunks}. */
+    private final Quantized.Reader quantized;
     private boolean closed;
 
-    private MappedTensor(TensorInfo info, MappedByteBuffer[] chunks) {
+    private MappedTensor(TensorInfo info, MappedByteBuffer[] chunks, Quantized.Reader quantized) {
         this.info = info;
         this.width = info.dtype().bytes;
         this.chunks = chunks;
+        this.quantized = quantized;
     }
 
     public static MappedTensor open(TensorInfo t) {
+        if (t.quantized() != null) return new MappedTensor(t, null, new Quantized.Reader(t));
         if (!t.dtype().decodable)
             throw BadInputException.at(t.file(), "tensor '" + t.name() + "'", "dtype " + t.dtype() + " cannot hold weights");
+        return openRaw(t);
+    }
+
+    /** The stored bytes of any tensor, decodable or not (the data and scales of a quantized weight). */
+    static MappedTensor openRaw(TensorInfo t) {
         long bytes = t.elementCount() * t.dtype().bytes;
         int n = (int) Math.max(1, (bytes + CHUNK - 1) / CHUNK);
         MappedByteBuffer[] chunks = new MappedByteBuffer[n];
@@ -56,7 +65,27 @@ public final class MappedTensor implements AutoCloseable {
         } catch (IOException e) {
             throw BadInputException.at(t.file(), "tensor '" + t.name() + "'", "cannot map: " + e.getMessage());
         }
-        return new MappedTensor(t, chunks);
+        return new MappedTensor(t, chunks, null);
+    }
+
+    /** Stored byte {@code b} (0..255) of the tensor's data. */
+    int byteAt(long b) {
+        return chunks[(int) (b / CHUNK)].get((int) (b % CHUNK)) & 0xff;
+    }
+
+    /** Element {@code i} of a stored float tensor (a block scale), widened exactly; safe from several threads. */
+    double at(long i) {
+        if (i < 0 || i >= info.elementCount()) throw new IllegalArgumentException("element " + i + " outside tensor " + info.name());
+        long b = i * width;
+        ByteBuffer buf = chunks[(int) (b / CHUNK)];
+        int o = (int) (b % CHUNK);
+        return switch (info.dtype()) {
+            case F64 -> buf.getDouble(o);
+            case F32 -> buf.getFloat(o);
+            case BF16 -> Float.intBitsToFloat((buf.getShort(o) & 0xffff) << 16);
+            case F16 -> HalfBits.toFloat(buf.getShort(o) & 0xffff);
+            default -> throw new IllegalStateException("not a float tensor: " + info.dtype());
+        };
     }
 
     public TensorInfo info() {
@@ -71,6 +100,10 @@ public final class MappedTensor implements AutoCloseable {
         if (closed) throw new IllegalStateException("tensor " + info.name() + " already unmapped");
         if (first < 0 || count < 0 || first + count > info.elementCount())
             throw new IllegalArgumentException("elements [" + first + ", " + (first + count) + ") outside tensor " + info.name());
+        if (quantized != null) {
+            quantized.decode(first, count, dst, dstOff, dstStride, rounding);
+            return;
+        }
         long byteStart = first * width;
         if ((long) count * width > OVERLAP) throw new IllegalArgumentException("run of " + count + " elements too long");
         ByteBuffer buf = chunks[(int) (byteStart / CHUNK)];
@@ -114,6 +147,12 @@ public final class MappedTensor implements AutoCloseable {
         if (closed) throw new IllegalStateException("tensor " + info.name() + " already unmapped");
         if (first < 0 || count < 0 || first + count > info.elementCount())
             throw new IllegalArgumentException("elements [" + first + ", " + (first + count) + ") outside tensor " + info.name());
+        if (quantized != null) {
+            double[] d = new double[count];
+            quantized.decode(first, count, d, 0, 1, null);
+            for (int i = 0; i < count; i++) dst[dstOff + i] = (float) d[i];
+            return;
+        }
         // In runs that fit one chunk's overlap, so a run never leaves the chunk it starts in.
         int run = (int) (OVERLAP / width);
         for (int done = 0; done < count; done += run) {
@@ -148,6 +187,10 @@ public final class MappedTensor implements AutoCloseable {
     public void close() {
         if (closed) return;
         closed = true;
+        if (quantized != null) {
+            quantized.close();
+            return;
+        }
         for (int i = 0; i < chunks.length; i++) {
             Unmapper.unmap(chunks[i]);
             chunks[i] = null;

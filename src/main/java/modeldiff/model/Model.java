@@ -281,53 +281,48 @@ public final class Model {
         if (problems != null) {
             used.add(name);
             TensorInfo t = store.tensors().get(name);
+            String broken = quantizedInstead(name);
+            if (t != null && broken != null) {
+                problems.putIfAbsent(name, broken);
+                return t;
+            }
             if (t == null) {
-                String q = quantizedInstead(name);
-                problems.putIfAbsent(name, q == null ? "missing" : "missing: " + q);
+                problems.putIfAbsent(name, broken == null ? "missing" + otherQuantization() : "missing: " + broken);
                 return new TensorInfo(name, store.dir(), DType.F32, shape, 0, 0); // placeholder, never read
             }
             if (!Arrays.equals(t.shape(), shape))
                 problems.putIfAbsent(name, "shape " + t.shapeString() + " but the config implies " + Arrays.toString(shape));
             else if (!t.dtype().decodable)
-                problems.putIfAbsent(name, "dtype " + t.dtype() + " " + undecodable(name, t));
+                problems.putIfAbsent(name, "dtype " + t.dtype() + " cannot hold weights" + otherQuantization());
             return t;
         }
-        String q = store.has(name) ? null : quantizedInstead(name);
-        if (q != null) throw BadInputException.at(store.dir(), "tensor '" + name + "'", "missing: " + q);
+        String q = quantizedInstead(name);
+        if (q != null) throw BadInputException.at(store.dir(), "tensor '" + name + "'", (store.has(name) ? "" : "missing: ") + q);
+        if (!store.has(name) && !otherQuantization().isEmpty())
+            throw BadInputException.at(store.dir(), "tensor '" + name + "'", "missing" + otherQuantization());
         TensorInfo t = store.info(name);
         if (!Arrays.equals(t.shape(), shape))
             throw BadInputException.at(t.file(), "tensor '" + name + "'", "shape " + t.shapeString() + " but the config implies " + Arrays.toString(shape));
         if (!t.dtype().decodable)
-            throw BadInputException.at(t.file(), "tensor '" + name + "'", "dtype " + t.dtype() + " " + undecodable(name, t));
+            throw BadInputException.at(t.file(), "tensor '" + name + "'", "dtype " + t.dtype() + " cannot hold weights" + otherQuantization());
         used.add(name);
         return t;
     }
 
     /**
-     * Why a weight is absent when the release ships it quantized: gpt-oss's MXFP4 experts are {@code X_blocks} (4-bit
-     * values, 32 per block) plus {@code X_scales} (an e8m0 exponent per block). A block tensor without its scales is
-     * named as such: values read without their scale are garbage, never a model. Null when nothing quantized is there.
+     * Why a weight the release ships quantized cannot be read: its scale tensor missing, misnamed or malformed, or
+     * the config not declaring the quantization ({@link TensorStore#quantProblems}). Null when it can.
      */
     private String quantizedInstead(String name) {
-        if (!store.has(name + "_blocks")) return null;
-        if (!store.has(name + "_scales"))
-            return "stored as MXFP4 '" + name + "_blocks' but its scale tensor '" + name + "_scales' is missing: blocks without "
-                    + "their e8m0 scales cannot be dequantized";
-        return "stored as MXFP4 ('" + name + "_blocks' + '" + name + "_scales'), which modeldiff does not dequantize yet; "
-                + "save a bf16 copy (transformers: Mxfp4Config(dequantize=True))";
+        return store.quantProblems().get(name);
     }
 
-    /**
-     * Why a stored dtype cannot be read as weights; for fp8 (DeepSeek-V3-style 128×128 block scales) it names the scale
-     * tensor, saying whether it is missing: fp8 values cast without their scale are off by that scale (issue #16 cites
-     * weights 3361× too large).
-     */
-    private String undecodable(String name, TensorInfo t) {
-        if (t.dtype() != DType.F8_E4M3 && t.dtype() != DType.F8_E5M2) return "cannot hold weights";
-        String scale = (name.endsWith(".weight") ? name.substring(0, name.length() - 7) : name) + ".weight_scale_inv";
-        if (!store.has(scale))
-            return "is fp8 but its block scale '" + scale + "' is missing: fp8 values without their scale are wrong by that scale";
-        return "is fp8 with block scales ('" + scale + "'), which modeldiff does not dequantize yet; save a bf16 copy";
+    /** Why a weight may be absent or unreadable: a quant_method other than the two modeldiff reads ("" otherwise). */
+    private String otherQuantization() {
+        String m = store.quantization().method();
+        if (m == null || m.equals("fp8") || m.equals("mxfp4")) return "";
+        return "; config.json's quantization_config declares quant_method '" + m + "', which modeldiff does not dequantize "
+                + "(it reads fp8 with block scales and mxfp4)";
     }
 
     public List<LayerWeights> layers() {

@@ -5,9 +5,14 @@ import java.util.Arrays;
 
 /**
  * Where one tensor lives: file, element type, shape and its byte range relative to the start of the file
- * (header already accounted for).
+ * (header already accounted for). With {@code quantized} set it is a dequantized view (see {@link Quantized}): shape
+ * and dtype are those of the tensor HF transformers builds on loading, file and byte range those of the stored data.
  */
-public record TensorInfo(String name, Path file, DType dtype, long[] shape, long fileOffset, long byteLength) {
+public record TensorInfo(String name, Path file, DType dtype, long[] shape, long fileOffset, long byteLength, Quantized quantized) {
+
+    public TensorInfo(String name, Path file, DType dtype, long[] shape, long fileOffset, long byteLength) {
+        this(name, file, dtype, shape, fileOffset, byteLength, null);
+    }
 
     public long elementCount() {
         long n = 1;

@@ -30,10 +30,18 @@ public final class TensorStore {
     private final Path dir;
     private final Map<String, TensorInfo> tensors;
     private final Set<Path> files;
+    /** The tensors as the files store them (quantized data and scales separate); {@link #tensors} is HF's view. */
+    private final Map<String, TensorInfo> stored;
+    private final Map<String, String> quantProblems;
+    private final QuantizationConfig quantization;
 
-    private TensorStore(Path dir, Map<String, TensorInfo> tensors, Set<Path> files) {
+    private TensorStore(Path dir, Map<String, TensorInfo> stored, Set<Path> files, QuantizationConfig quantization) {
+        QuantizedView view = QuantizedView.of(stored, quantization);
         this.dir = dir;
-        this.tensors = tensors;
+        this.stored = stored;
+        this.tensors = view.tensors();
+        this.quantProblems = view.problems();
+        this.quantization = quantization;
         this.files = files;
     }
 
@@ -68,7 +76,7 @@ public final class TensorStore {
         } else {
             throw BadInputException.at(dir, "weights", "no " + SINGLE_FILE + " or " + INDEX_FILE + " in the model folder");
         }
-        return new TensorStore(dir, Collections.unmodifiableMap(all), Collections.unmodifiableSet(files));
+        return new TensorStore(dir, Collections.unmodifiableMap(all), Collections.unmodifiableSet(files), QuantizationConfig.read(dir));
     }
 
     private static Map<String, String> readIndex(Path dir, Path index) {
@@ -122,8 +130,26 @@ public final class TensorStore {
         return dir;
     }
 
+    /** Every tensor by the name HF gives it after loading: quantized weights appear once, dequantized (see {@link Quantized}). */
     public Map<String, TensorInfo> tensors() {
         return tensors;
+    }
+
+    /** Every tensor as stored in the files: MXFP4 blocks and scales, fp8 values and their scale_inv separately. */
+    public Map<String, TensorInfo> storedTensors() {
+        return stored;
+    }
+
+    /**
+     * Quantized weights that cannot be dequantized, by the weight's name (or an orphan scale's): why, naming the scale
+     * tensor. Such a weight stays in {@link #tensors} as stored; {@link Model#open} refuses it when the family reads it.
+     */
+    public Map<String, String> quantProblems() {
+        return quantProblems;
+    }
+
+    public QuantizationConfig quantization() {
+        return quantization;
     }
 
     public Set<Path> files() {
@@ -140,7 +166,7 @@ public final class TensorStore {
         return t;
     }
 
-    /** The whole tensor widened exactly to float64, row-major. */
+    /** The whole tensor widened exactly to float64, row-major (dequantized where stored quantized). */
     public double[] readDoubles(String name) {
         TensorInfo t = info(name);
         return readDoubles(t, 0, t.elementCount());
@@ -150,6 +176,11 @@ public final class TensorStore {
      * Elements [first, first+count) of a tensor, widened exactly to float64 (every F16/BF16/F32 value is a double).
      */
     public static double[] readDoubles(TensorInfo t, long first, long count) {
+        if (t.quantized() != null) {
+            if (first < 0 || count < 0 || first + count > t.elementCount())
+                throw new IllegalArgumentException("range outside tensor " + t.name());
+            return Quantized.read(t, first, count);
+        }
         if (!t.dtype().decodable)
             throw BadInputException.at(t.file(), "tensor '" + t.name() + "'", "dtype " + t.dtype() + " cannot hold weights");
         if (first < 0 || count < 0 || first + count > t.elementCount())
@@ -179,6 +210,11 @@ public final class TensorStore {
      * {@code (float)} of {@link #readDoubles} would give, at half the memory and without the float64 detour.
      */
     public static float[] readFloats(TensorInfo t, long first, long count) {
+        if (t.quantized() != null) {
+            if (first < 0 || count < 0 || first + count > t.elementCount())
+                throw new IllegalArgumentException("range outside tensor " + t.name());
+            return Quantized.readFloats(t, first, count);
+        }
         if (!t.dtype().decodable)
             throw BadInputException.at(t.file(), "tensor '" + t.name() + "'", "dtype " + t.dtype() + " cannot hold weights");
         if (first < 0 || count < 0 || first + count > t.elementCount())
