@@ -57,7 +57,9 @@ public final class Fixes {
         ATTN_NO_SINKS("attn.no_sinks", "gpt-oss's attention sinks left out of the softmax"),
         MLP_NO_CLAMP("mlp.no_clamp", "gpt-oss's SwiGLU clamp dropped"),
         QK_NORM_OFF("qk_norm.off", "the q/k norms not applied"),
-        ATTN_NO_YARN_MSCALE("attn.no_yarn_mscale", "YaRN's attention factor (mscale) dropped (MLA: also the mscale² of the softmax scale)");
+        ATTN_NO_YARN_MSCALE("attn.no_yarn_mscale", "YaRN's attention factor (mscale) dropped (MLA: also the mscale² of the softmax scale)"),
+        ATTN_NO_CHUNKING("attn.no_chunking", "Llama 4's chunked attention computed as full causal attention"),
+        ATTN_NO_TEMPERATURE_TUNING("attn.no_temperature_tuning", "Llama 4's attention temperature tuning on NoPE layers not applied");
 
         public final String id, meaning;
 
@@ -112,7 +114,8 @@ public final class Fixes {
     public final boolean ropeBf16Angles, ropeScalingIgnored, ropeInvFreqLowp, qkInterleaved, noUnitOffset, unitOffset,
             normCastBeforeWeight, embedScaleFp32, embedScaleNone, attnNoSoftcap, logitsNoSoftcap, softmaxLowp,
             swapGateUp, addBos, dropBos, nopeInverted, blockSequential, qkNormPerHead, scalingAllLayers,
-            moeSoftmaxBeforeTopk, moeBiasInWeights, attnNoSinks, mlpNoClamp, qkNormOff, noYarnMscale;
+            moeSoftmaxBeforeTopk, moeBiasInWeights, attnNoSinks, mlpNoClamp, qkNormOff, noYarnMscale, attnNoChunking,
+            attnNoTemperatureTuning;
 
     private Fixes(List<String> ids) {
         this.ids = List.copyOf(ids);
@@ -152,6 +155,8 @@ public final class Fixes {
         mlpNoClamp = has(Flag.MLP_NO_CLAMP);
         qkNormOff = has(Flag.QK_NORM_OFF);
         noYarnMscale = has(Flag.ATTN_NO_YARN_MSCALE);
+        attnNoChunking = has(Flag.ATTN_NO_CHUNKING);
+        attnNoTemperatureTuning = has(Flag.ATTN_NO_TEMPERATURE_TUNING);
     }
 
     /** With both GELU ids given, the later one wins (as the old parser's last assignment did). */

@@ -81,7 +81,12 @@ public final class Family {
          * sigmoid scores; a per-expert correction bias added for choosing only; group-limited top-k; weights from the
          * unbiased scores (DeepSeek-V3, GLM-4.5).
          */
-        SIGMOID_GROUPED
+        SIGMOID_GROUPED,
+        /**
+         * Llama 4 (Llama4Router): top-k of the logits, sigmoid of the chosen ones (the others score sigmoid(−∞) = 0);
+         * the score multiplies the expert's input, not its output (Llama4TextMoe.forward: routed_in * router_scores).
+         */
+        SIGMOID_TOPK
     }
 
     /** How a layer's attention gets its q, k and v. */
@@ -105,7 +110,9 @@ public final class Family {
         /** Qwen-MoE: not in mlp_only_layers and (i + 1) % decoder_sparse_step == 0. */
         QWEN,
         /** DeepSeek / GLM: layers from first_k_dense_replace on. */
-        FIRST_K_DENSE
+        FIRST_K_DENSE,
+        /** Llama 4: the config's moe_layers, else range(interleave_moe_layer_step − 1, layers, step). */
+        INTERLEAVE
     }
 
     /**
@@ -123,6 +130,12 @@ public final class Family {
      */
     public static final ExpertNames GPT_OSS_EXPERTS = new ExpertNames("mlp", "router", "gate_up_proj", "gate_up_proj", "down_proj");
     public static final ExpertNames MIXTRAL_EXPERTS = new ExpertNames("block_sparse_moe", "gate", "w1", "w3", "w2");
+    /**
+     * Llama 4: fused experts {@code feed_forward.experts.gate_up_proj} [E, H, 2·ff] (gate the first ff columns, up the
+     * last: gate_up.chunk(2, dim=-1)) and {@code experts.down_proj} [E, ff, H], no biases; router feed_forward.router;
+     * one shared expert feed_forward.shared_expert.{gate,up,down}_proj of width intermediate_size.
+     */
+    public static final ExpertNames LLAMA4_EXPERTS = new ExpertNames("feed_forward", "router", "gate_up_proj", "gate_up_proj", "down_proj");
     public static final ExpertNames QWEN_EXPERTS = new ExpertNames("mlp", "gate", "gate_proj", "up_proj", "down_proj");
 
     /**
@@ -186,6 +199,17 @@ public final class Family {
     public final boolean attentionSinks;
     /** MHA, or MLA (DeepSeek-V3): which weights make q, k and v. */
     public final Attention attention;
+    /** Where the dense MLP's projections live: layers.{i}.<mlpBlock>.{gate,up,down}_proj (Llama 4: feed_forward). */
+    public final String mlpBlock;
+    /** Config key of the dense MLP's width (Llama 4: intermediate_size_mlp; intermediate_size is the experts'). */
+    public final String mlpSizeKey;
+    /**
+     * Llama 4's attention (modeling_llama4.py Llama4TextAttention): RoPE as a complex product on interleaved pairs
+     * (2j, 2j+1); on RoPE layers a weightless L2 norm of q and k after RoPE (use_qk_norm) and chunked attention
+     * (attention_chunk_size, layer_types chunked_attention); on NoPE layers temperature tuning of q
+     * (attn_temperature_tuning, floor_scale, attn_scale). The per-layer values are in {@link LayerSpec#llama4()}.
+     */
+    public final boolean llama4Attention;
 
     /** Which layers slide, when the config has no explicit layer_types. */
     public enum SlidingRule {
@@ -230,6 +254,9 @@ public final class Family {
         moe = b.moe;
         attentionSinks = b.attentionSinks;
         attention = b.attention;
+        mlpBlock = b.mlpBlock;
+        mlpSizeKey = b.mlpSizeKey;
+        llama4Attention = b.llama4Attention;
     }
 
     /** Declared before the families, which use it in their static initialisers. Stands for Python's None among {@link #defaults} (immutable maps hold no nulls). */
@@ -407,13 +434,31 @@ public final class Family {
                     "attention_bias", false, "tie_word_embeddings", false)
             .build();
 
+    /**
+     * Llama 4 text (modeling_llama4.py, configuration_llama4.py Llama4TextConfig of transformers 5.x): NoPE layers
+     * (no_rope_layers, 1 = the layer uses RoPE, default every 4th layer NoPE), {@link #llama4Attention}, MoE layers
+     * every interleave_moe_layer_step with a top-k→sigmoid router scaling the experts' input, fused experts, a shared
+     * expert, dense layers of intermediate_size_mlp. Defaults are Llama4TextConfig's.
+     */
+    public static final Family LLAMA4_TEXT = LLAMA.derive("llama4_text")
+            .noRopeLayers(true).llama4Attention(true).mlpBlock("feed_forward").mlpSizeKey("intermediate_size_mlp")
+            .moe(new Moe("num_local_experts", "intermediate_size", Router.SIGMOID_TOPK, Renormalize.NEVER, true,
+                    SparseLayers.INTERLEAVE, LLAMA4_EXPERTS))
+            .defaults("rms_norm_eps", 1e-5, "rope_theta", 500000.0, "head_dim", 128, "num_local_experts", 16,
+                    "num_experts_per_tok", 1, "interleave_moe_layer_step", 1, "use_qk_norm", true,
+                    "no_rope_layer_interval", 4, "attention_chunk_size", 8192, "attn_temperature_tuning", true,
+                    "floor_scale", 8192, "attn_scale", 0.1, "intermediate_size_mlp", 16384,
+                    "max_position_embeddings", 4096 * 32, "bos_token_id", 1, "eos_token_id", 2, "pad_token_id", null,
+                    "tie_word_embeddings", false)
+            .build();
+
     private static final Map<String, Family> BY_TYPE = new LinkedHashMap<>();
 
     static {
         for (Family f : List.of(LLAMA, MISTRAL, QWEN2, QWEN3, GEMMA, GEMMA2, GEMMA3_TEXT, PHI3, GPT2, NEMOTRON,
                 OLMO2, SMOLLM3, GPT_NEOX))
             BY_TYPE.put(f.modelType, f);
-        for (Family f : List.of(MIXTRAL, QWEN3_MOE, OLMOE, GPT_OSS, GLM4_MOE, DEEPSEEK_V3))
+        for (Family f : List.of(MIXTRAL, QWEN3_MOE, OLMOE, GPT_OSS, GLM4_MOE, DEEPSEEK_V3, LLAMA4_TEXT))
             BY_TYPE.put(f.modelType, f);
     }
 
@@ -451,6 +496,8 @@ public final class Family {
         private Moe moe;
         private boolean attentionSinks;
         private Attention attention = Attention.MHA;
+        private String mlpBlock = "mlp", mlpSizeKey = "intermediate_size";
+        private boolean llama4Attention;
 
         Builder(String modelType) {
             this.modelType = modelType;
@@ -483,6 +530,9 @@ public final class Family {
             moe = parent.moe;
             attentionSinks = parent.attentionSinks;
             attention = parent.attention;
+            mlpBlock = parent.mlpBlock;
+            mlpSizeKey = parent.mlpSizeKey;
+            llama4Attention = parent.llama4Attention;
         }
 
         Builder layout(Layout v) { layout = v; return this; }
@@ -509,6 +559,9 @@ public final class Family {
         Builder moe(Moe v) { moe = v; return this; }
         Builder attentionSinks(boolean v) { attentionSinks = v; return this; }
         Builder attention(Attention v) { attention = v; return this; }
+        Builder mlpBlock(String v) { mlpBlock = v; return this; }
+        Builder mlpSizeKey(String v) { mlpSizeKey = v; return this; }
+        Builder llama4Attention(boolean v) { llama4Attention = v; return this; }
 
         /** Key/value pairs; a null value means "HF's default is None". Map.copyOf rejects nulls, so store a marker. */
         Builder defaults(Object... kv) {

@@ -144,9 +144,9 @@ public final class Model {
                         family.qkNorm ? norm(p + "self_attn.k_norm", full ? kvd : c.headDim) : null,
                         sandwich ? norm(p + "post_attention_layernorm", h) : null,
                         pre ? norm(p + (sandwich ? "pre_feedforward_layernorm" : "post_attention_layernorm"), h) : null,
-                        gated && !experts ? linear(p + "mlp.gate_proj", ff, h, c.mlpBias) : null,
-                        experts ? null : linear(p + "mlp.up_proj", ff, h, c.mlpBias),
-                        experts ? null : linear(p + "mlp.down_proj", h, ff, c.mlpBias),
+                        gated && !experts ? linear(p + family.mlpBlock + ".gate_proj", ff, h, c.mlpBias) : null,
+                        experts ? null : linear(p + family.mlpBlock + ".up_proj", ff, h, c.mlpBias),
+                        experts ? null : linear(p + family.mlpBlock + ".down_proj", h, ff, c.mlpBias),
                         sandwich ? norm(p + "post_feedforward_layernorm", h) : null);
             }
         }
@@ -233,6 +233,14 @@ public final class Model {
             return new MoeWeights(linear(b + "router", e, h, true), List.of(), new MoeWeights.Fused(
                     tensor(b + "experts.gate_up_proj", e, h, 2L * ff), tensor(b + "experts.gate_up_proj_bias", e, 2L * ff),
                     tensor(b + "experts.down_proj", e, ff, h), tensor(b + "experts.down_proj_bias", e, h), e, h, ff));
+        }
+        if (n == Family.LLAMA4_EXPERTS) {
+            String b = "layers." + i + ".feed_forward.";
+            MoeWeights.Expert shared = new MoeWeights.Expert(linear(b + "shared_expert.gate_proj", ff, h, false),
+                    linear(b + "shared_expert.up_proj", ff, h, false), linear(b + "shared_expert.down_proj", h, ff, false));
+            return new MoeWeights(linear(b + "router", e, h, false), List.of(), new MoeWeights.Fused(
+                    tensor(b + "experts.gate_up_proj", e, h, 2L * ff), null, tensor(b + "experts.down_proj", e, ff, h), null,
+                    e, h, ff, false), null, shared);
         }
         // transformers v5's in-memory layout (a checkpoint saved without reverting it): [E, 2·ff, H] and [E, H, ff]
         for (String block : List.of(n.block(), "mlp")) {

@@ -82,6 +82,9 @@ public final class ModelConfig {
         if (family.mlp == Family.Mlp.PLAIN && family.layout == Family.Layout.GPT2) {
             JsonNode inner = r.node("n_inner", "intermediate_size");
             intermediateSize = inner != null ? r.positive("n_inner", inner) : 4 * hiddenSize;
+        } else if (!family.mlpSizeKey.equals("intermediate_size")) {
+            intermediateSize = r.sizeOr(family.mlpSizeKey, 0);     // Llama 4: the dense layers' width, HF default if absent
+            if (intermediateSize <= 0) throw r.bad(family.mlpSizeKey, "missing");
         } else {
             intermediateSize = r.requiredSize("intermediate_size");
         }
@@ -209,11 +212,46 @@ public final class ModelConfig {
         double scale = attentionScale(r);
         boolean byInverseLayer = family.layout == Family.Layout.GPT2 && r.bool("scale_attn_by_inverse_layer_idx");
         boolean[] nope = nopeLayers(r);
+        LayerSpec.Llama4[] l4 = family.llama4Attention ? llama4Layers(r, nope) : new LayerSpec.Llama4[numLayers];
         List<LayerSpec> out = new ArrayList<>(numLayers);
         for (int i = 0; i < numLayers; i++) {
             double s = byInverseLayer ? scale / (i + 1) : scale;
-            out.add(new LayerSpec(i, sliding[i] ? (int) window : 0, sliding[i] ? local : global, s, nope[i]));
+            out.add(new LayerSpec(i, sliding[i] ? (int) window : 0, sliding[i] ? local : global, s, nope[i], l4[i]));
         }
+        return out;
+    }
+
+    /**
+     * Llama 4 (configuration_llama4.py __post_init__, Llama4TextAttention.__init__): layer_types default to
+     * chunked_attention on RoPE layers and full_attention on NoPE layers; the chunk is attention_chunk_size (null: no
+     * chunking); the L2 q/k norm sits on RoPE layers when use_qk_norm; temperature tuning on NoPE layers when
+     * attn_temperature_tuning.
+     */
+    private LayerSpec.Llama4[] llama4Layers(ConfigReader r, boolean[] nope) {
+        JsonNode types = r.node("layer_types");
+        boolean[] chunked = new boolean[numLayers];
+        if (types != null && !types.isNull()) {
+            if (!types.isArray() || types.size() != numLayers)
+                throw r.bad("layer_types", "must list one type per layer (" + numLayers + ")");
+            for (int i = 0; i < numLayers; i++) {
+                String t = types.get(i).asText();
+                if (!t.equals("chunked_attention") && !t.equals("full_attention"))
+                    throw r.bad("layer_types", "unknown layer type '" + t + "' (Llama 4: chunked_attention or full_attention)");
+                chunked[i] = t.equals("chunked_attention");
+            }
+        } else {
+            for (int i = 0; i < numLayers; i++) chunked[i] = !nope[i];
+        }
+        double chunk = r.optionalNumber("attention_chunk_size");
+        if (!Double.isNaN(chunk) && (chunk < 1 || chunk != Math.rint(chunk) || chunk > Integer.MAX_VALUE))
+            throw r.bad("attention_chunk_size", "must be a positive integer or null, got " + chunk);
+        boolean qkNorm = r.bool("use_qk_norm"), tuning = r.bool("attn_temperature_tuning");
+        double attnScale = tuning ? r.number("attn_scale") : 0, floor = tuning ? r.number("floor_scale") : 1;
+        if (tuning && !(floor > 0)) throw r.bad("floor_scale", "must be positive, got " + floor);
+        LayerSpec.Llama4[] out = new LayerSpec.Llama4[numLayers];
+        for (int i = 0; i < numLayers; i++)
+            out[i] = new LayerSpec.Llama4(chunked[i] && !Double.isNaN(chunk) ? (int) chunk : 0, qkNorm && !nope[i],
+                    nope[i] ? attnScale : 0, floor);
         return out;
     }
 
@@ -252,6 +290,7 @@ public final class ModelConfig {
 
     private boolean[] slidingLayers(ConfigReader r) {
         boolean[] s = new boolean[numLayers];
+        if (family.llama4Attention) return s;   // Llama 4's layer_types name chunked layers (llama4Layers), none slide
         JsonNode types = r.node("layer_types");
         if (types != null) {
             if (!types.isArray() || types.size() != numLayers)

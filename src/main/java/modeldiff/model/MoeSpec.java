@@ -67,6 +67,11 @@ public final class MoeSpec {
                 routedScaling, all);
     }
 
+    /** Llama 4: the routing weight multiplies each expert's input, not its output. */
+    public boolean scalesInput() {
+        return router == Family.Router.SIGMOID_TOPK;
+    }
+
     /** Whether layer {@code i} routes through experts (else it runs the dense MLP of intermediate_size). */
     public boolean sparse(int layer) {
         return sparse[layer];
@@ -94,6 +99,7 @@ public final class MoeSpec {
         double scaling = r.has("routed_scaling_factor") || r.hasDefault("routed_scaling_factor") ? r.number("routed_scaling_factor") : 1.0;
         if (!(scaling > 0)) throw r.bad("routed_scaling_factor", "must be positive, got " + scaling);
         MoeSpec spec = new MoeSpec(m, experts, topK, size, renorm, scaling, sparseLayers(r, m, numLayers));
+        if (m.router() == Family.Router.SIGMOID_TOPK) return spec.withGroups(1, 1, size);   // Llama 4: one shared expert
         if (m.router() != Family.Router.SIGMOID_GROUPED) return spec;
         int groups = r.sizeOr("n_group", 1), top = r.sizeOr("topk_group", 1);
         if (experts % groups != 0) throw r.bad("n_group", groups + " groups do not divide " + experts + " experts");
@@ -118,6 +124,12 @@ public final class MoeSpec {
                 int step = r.sizeOr("decoder_sparse_step", 1);
                 boolean[] denseOnly = layerList(r, "mlp_only_layers", numLayers);
                 for (int i = 0; i < numLayers; i++) s[i] = !denseOnly[i] && (i + 1) % step == 0;
+            }
+            case INTERLEAVE -> {
+                JsonNode list = r.node("moe_layers");
+                if (list != null && !list.isNull()) return layerList(r, "moe_layers", numLayers);
+                int step = r.sizeOr("interleave_moe_layer_step", 1);
+                for (int i = step - 1; i < numLayers; i += step) s[i] = true;
             }
             case FIRST_K_DENSE -> {
                 JsonNode n = r.node("first_k_dense_replace");

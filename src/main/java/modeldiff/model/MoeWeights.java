@@ -22,11 +22,17 @@ public record MoeWeights(LinearRef router, List<Expert> experts, Fused fused, Te
     }
 
     /**
-     * gpt-oss's experts: gateUp [E, H, 2·ff] (gate in even columns, up in odd), gateUpBias [E, 2·ff], down [E, ff, H],
-     * downBias [E, H]; y = x·gateUp[e] + b, then (clamped) SwiGLU, then ·down[e] + b.
+     * Experts stored fused and transposed: gateUp [E, H, 2·ff], down [E, ff, H]. gpt-oss ({@code interleaved}): gate
+     * in even columns, up in odd, biases gateUpBias [E, 2·ff] and downBias [E, H], a clamped SwiGLU. Llama 4 (not
+     * interleaved): gate the first ff columns, up the last ff, no biases (null), act(gate) · up.
      */
     public record Fused(TensorInfo gateUp, TensorInfo gateUpBias, TensorInfo down, TensorInfo downBias, int experts,
-                        int hidden, int ff) {
+                        int hidden, int ff, boolean interleaved) {
+        /** gpt-oss's layout: gate and up interleaved, with biases. */
+        public Fused(TensorInfo gateUp, TensorInfo gateUpBias, TensorInfo down, TensorInfo downBias, int experts, int hidden, int ff) {
+            this(gateUp, gateUpBias, down, downBias, experts, hidden, ff, true);
+        }
+
         /** Expert e's [rows, cols] block as float64, row-major. */
         public double[] block(TensorInfo t, int e, int rows, int cols) {
             return TensorStore.readDoubles(t, (long) e * rows * cols, (long) rows * cols);

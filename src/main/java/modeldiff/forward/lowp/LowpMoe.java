@@ -118,6 +118,16 @@ final class LowpMoe {
                 sigmoidRoute(logits, t, ops, forced, ids, weights);
                 continue;
             }
+            if (s.router == Family.Router.SIGMOID_TOPK) {
+                // Llama4Router: topk of the logits in the dtype, sigmoid(scores.float()).to(dtype)  (ROUTING_WEIGHTS)
+                float[] row = java.util.Arrays.copyOfRange(logits, t * E, t * E + E);
+                int[] top = forced == null ? topK(row, k) : java.util.Arrays.copyOfRange(forced, t * k, t * k + k);
+                for (int j = 0; j < k; j++) {
+                    ids[t * k + j] = top[j];
+                    weights[t * k + j] = ops.toDtype().apply((float) (1 / (1 + Math.exp(-row[top[j]]))));
+                }
+                continue;
+            }
             float[] probs = softmaxFp32(logits, t * E, E);
             int[] top = forced == null ? topK(probs, k) : java.util.Arrays.copyOfRange(forced, t * k, t * k + k);
             float[] wk = new float[k];
@@ -134,7 +144,7 @@ final class LowpMoe {
                         wk = softmaxFp32(sel, 0, k);
                     }
                 }
-                case SIGMOID_GROUPED -> throw new IllegalStateException("sigmoid routers are routed by sigmoidRoute above");
+                case SIGMOID_GROUPED, SIGMOID_TOPK -> throw new IllegalStateException("sigmoid routers are routed above");
             }
             if (renorm) {
                 float sum = 0;
@@ -201,6 +211,7 @@ final class LowpMoe {
     static float[] experts(float[] m, int T, int H, MoeWeights w, Routing r, Ops ops) {
         int k = ops.spec().topK;
         float[] out = new float[T * H];
+        float[] routedSum = null;
         for (int e = 0; e < w.count(); e++) {
             int n = 0;
             for (int i = 0; i < T * k; i++) if (r.experts()[i] == e) n++;
@@ -216,8 +227,14 @@ final class LowpMoe {
                     System.arraycopy(m, t * H, x, c * H, H);
                     c++;
                 }
+            boolean scaleIn = ops.spec().scalesInput();   // Llama 4: routed_in = hidden * score, rounded (EXPERT_INPUT)
+            if (scaleIn)
+                for (int c = 0; c < n; c++)
+                    for (int j = 0; j < H; j++) x[c * H + j] = ops.toDtype().apply(x[c * H + j] * r.weights()[slot[c]]);
             float[] y;
-            if (w.fused() != null) {
+            if (w.fused() != null && !w.fused().interleaved()) {
+                y = halvesExpert(x, n, w.fused(), e, ops);
+            } else if (w.fused() != null) {
                 y = gptOssExpert(x, n, w.fused(), e, ops);
             } else {
                 MoeWeights.Expert ex = w.experts().get(e);
@@ -225,6 +242,12 @@ final class LowpMoe {
                 float[] u = ops.linear().apply(x, n, ex.up());
                 for (int j = 0; j < g.length; j++) g[j] = ops.toDtype().apply(g[j] * u[j]);   // MLP_PRODUCT
                 y = ops.linear().apply(g, n, ex.down());
+            }
+            if (scaleIn) {     // Llama 4: sum over experts (dim=0) in fp32, rounded once below
+                if (routedSum == null) routedSum = new float[T * H];
+                for (int c = 0; c < n; c++)
+                    for (int j = 0; j < H; j++) routedSum[(slot[c] / k) * H + j] += y[c * H + j];
+                continue;
             }
             for (int c = 0; c < n; c++) {
                 int t = slot[c] / k;
@@ -235,6 +258,7 @@ final class LowpMoe {
                 }
             }
         }
+        if (routedSum != null) for (int i = 0; i < out.length; i++) out[i] = ops.toDtype().apply(routedSum[i]);   // EXPERT_SUM
         if (w.shared() != null) {                                        // + shared_experts(residuals), one rounding
             MoeWeights.Expert ex = w.shared();
             float[] g = ops.activation().apply(ops.linear().apply(m, T, ex.gate()));
@@ -270,6 +294,23 @@ final class LowpMoe {
                 h[row * ff + j] = toDtype.apply(toDtype.apply(up + 1f) * glu);
             }
         return affine(h, n, ff, f.block(f.down(), e, ff, H), f.block(f.downBias(), e, 1, H), H, toDtype);
+    }
+
+    /**
+     * Llama4TextExperts: gate_up = bmm(x, W[e]) rounded, gate/up its first/last ff columns, act(gate) rounded,
+     * up · act rounded, bmm with D[e] rounded.
+     */
+    private static float[] halvesExpert(float[] x, int n, MoeWeights.Fused f, int e, Ops ops) {
+        int H = f.hidden(), ff = f.ff();
+        float[] gu = affine(x, n, H, f.block(f.gateUp(), e, H, 2 * ff), new double[2 * ff], 2 * ff, ops.toDtype());
+        float[] g = new float[n * ff], u = new float[n * ff];
+        for (int row = 0; row < n; row++) {
+            System.arraycopy(gu, row * 2 * ff, g, row * ff, ff);
+            System.arraycopy(gu, row * 2 * ff + ff, u, row * ff, ff);
+        }
+        g = ops.activation().apply(g);
+        for (int j = 0; j < g.length; j++) g[j] = ops.toDtype().apply(u[j] * g[j]);          // MLP_PRODUCT
+        return affine(g, n, ff, f.block(f.down(), e, ff, H), new double[H], H, ops.toDtype());
     }
 
     /** R(R(x·W) + b) for x [rows, in], W [in, out]: the product summed exactly, rounded, then the bias add rounded. */

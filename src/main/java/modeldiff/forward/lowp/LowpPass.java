@@ -69,6 +69,9 @@ public final class LowpPass implements ForwardPass {
 
     /** Set per run from the family: OLMo 2 keeps cos/sin in fp32 (Family.ropeInFp32). */
     private boolean cosSinFp32;
+    /** Set per run: RoPE on interleaved pairs (Llama 4 natively, flipped by qk.interleaved), and the run's input (positions). */
+    private boolean ropePairs;
+    private ForwardInput runInput;
 
     public LowpPass(Precision precision, Fixes fixes, long nudgeSeed, boolean sequentialSums) {
         this.sequentialSums = sequentialSums;
@@ -136,9 +139,11 @@ public final class LowpPass implements ForwardPass {
     public Trace runLayers(Model model, ForwardInput input, ProbeLevel level, int from, int to, double[] residualIn) {
         ModelConfig c = model.config;
         Family f = model.family;
-        cosSinFp32 = f.ropeInFp32;
+        cosSinFp32 = f.ropeInFp32 || f.llama4Attention;   // Llama 4: complex product with fp32 freqs_cis, one cast back
+        ropePairs = fixes.qkInterleaved != f.llama4Attention;
         int[] tokens = fixes.tokens(input.tokens(), c);
         ForwardInput in = input.withTokens(tokens);
+        runInput = in;
         int T = in.length(), H = c.hiddenSize, hd = c.headDim;
         MemoryEstimate.of(c, T, level, par.threads(), 4).require(name() + " on " + model.name() + " (" + T + " tokens, --probes "
                 + level.name().toLowerCase(java.util.Locale.ROOT) + ")");
@@ -179,6 +184,8 @@ public final class LowpPass implements ForwardPass {
                     rope(q, T, c.numHeads, hd, cs);
                     rope(k, T, c.numKvHeads, hd, cs);
                 }
+                if (spec.llama4() != null)
+                    LowpLlama4.afterRope(q, k, T, c.numHeads, c.numKvHeads, hd, spec.llama4(), in, fixes, (float) fixes.eps(c), this::toDtype);
                 q = rec.put(pre + "q", c.qDim(), q, p);
                 k = rec.put(pre + "k", c.kvDim(), k, p);
                 v = rec.put(pre + "v", c.kvDim(), v, p);
@@ -465,14 +472,14 @@ public final class LowpPass implements ForwardPass {
                 for (int j = 0; j < half; j++) {
                     float cos = cs[0][t * half + j], sin = cs[1][t * half + j];
                     float x1 = x[base + j], x2 = x[base + j + half];
-                    if (fixes.qkInterleaved) {
+                    if (ropePairs) {
                         x1 = x[base + 2 * j];
                         x2 = x[base + 2 * j + 1];
                     }
                     // OLMo 2: fp32 cos/sin promote the products and the sum to fp32; one cast back at the end.
                     float y1 = cosSinFp32 ? toDtype(x1 * cos + -x2 * sin) : toDtype(toDtype(x1 * cos) + toDtype(-x2 * sin));
                     float y2 = cosSinFp32 ? toDtype(x2 * cos + x1 * sin) : toDtype(toDtype(x2 * cos) + toDtype(x1 * sin));
-                    if (fixes.qkInterleaved) {
+                    if (ropePairs) {
                         x[base + 2 * j] = y1;
                         x[base + 2 * j + 1] = y2;
                     } else {
@@ -501,6 +508,7 @@ public final class LowpPass implements ForwardPass {
                       float[] sinks) {
         int heads = dims.heads(), kvHeads = dims.kvHeads(), hd = dims.qkDim(), vd = dims.vDim(), group = heads / kvHeads;
         int window = fixes.window(spec);
+        int[] firstKeys = LowpLlama4.firstKeys(spec, T, runInput, fixes);   // Llama 4's chunks, or null
         double capD = fixes.attnSoftcap(c);
         float cap = (float) capD;
         boolean divide = f.scoreScaleByDivision && !fixes.attnScaleOverridden();
@@ -516,6 +524,7 @@ public final class LowpPass implements ForwardPass {
                 int h = task / blocks, kvh = h / group, b = task % blocks;
                 for (int t = b * 16; t < Math.min(T, b * 16 + 16); t++) {
                     int first = window > 0 ? Math.max(0, t - window + 1) : 0;
+                    if (firstKeys != null) first = Math.max(first, firstKeys[t]);
                     float max = Float.NEGATIVE_INFINITY;
                     for (int j = first; j <= t; j++) {
                         int qb = (t * heads + h) * hd, kb = (j * kvHeads + kvh) * hd;

@@ -78,6 +78,10 @@ final class ReferenceMoe {
                 top = forced == null ? topK(groupLimited(choice, spec.nGroup, spec.topkGroup), k)
                         : java.util.Arrays.copyOfRange(forced, t * k, t * k + k);
                 wk = pick(s.fixes().moeBiasInWeights ? choice : score, top);
+            } else if (spec.router == modeldiff.model.Family.Router.SIGMOID_TOPK) {   // Llama 4: sigmoid of the chosen logits
+                top = forced == null ? topK(row, k) : java.util.Arrays.copyOfRange(forced, t * k, t * k + k);
+                wk = pick(row, top);
+                for (int j = 0; j < k; j++) wk[j] = 1 / (1 + Math.exp(-wk[j]));
             } else {
                 top = forced == null ? topK(row, k) : java.util.Arrays.copyOfRange(forced, t * k, t * k + k);
                 wk = switch (spec.router) {                               // the k largest logits = the k largest probs
@@ -147,10 +151,15 @@ final class ReferenceMoe {
                 System.arraycopy(m, (i / k) * H, x, c * H, H);
                 c++;
             }
-            double[] y = w.fused() != null ? gptOssExpert(x, n, w.fused(), e, s) : expert(x, n, w.experts().get(e), s);
+            boolean scaleIn = s.spec().scalesInput();    // Llama 4: expert(weight · x), not weight · expert(x)
+            if (scaleIn)
+                for (int c = 0; c < n; c++)
+                    for (int j = 0; j < H; j++) x[c * H + j] *= r.weights()[slot[c]];
+            double[] y = w.fused() == null ? expert(x, n, w.experts().get(e), s)
+                    : w.fused().interleaved() ? gptOssExpert(x, n, w.fused(), e, s) : halvesExpert(x, n, w.fused(), e, s);
             for (int c = 0; c < n; c++) {
                 int t = slot[c] / k;
-                double wt = r.weights()[slot[c]];
+                double wt = scaleIn ? 1 : r.weights()[slot[c]];
                 for (int j = 0; j < H; j++) out[t * H + j] += wt * y[c * H + j];
             }
         }
@@ -191,6 +200,17 @@ final class ReferenceMoe {
                 h[r * ff + j] = (up + 1) * glu;
             }
         return affine(h, rows, ff, f.block(f.down(), e, ff, H), f.block(f.downBias(), e, 1, H), H);
+    }
+
+    /** Llama 4's fused expert: gate_up = x·W[e], gate its first ff columns, up the last; act(gate) · up, then ·D[e]. */
+    private static double[] halvesExpert(double[] x, int rows, MoeWeights.Fused f, int e, Setup s) {
+        int H = f.hidden(), ff = f.ff();
+        double[] gu = affine(x, rows, H, f.block(f.gateUp(), e, H, 2 * ff), new double[2 * ff], 2 * ff);
+        double[] h = new double[rows * ff];
+        for (int r = 0; r < rows; r++)
+            for (int j = 0; j < ff; j++)
+                h[r * ff + j] = s.activation().apply(gu[r * 2 * ff + j]) * gu[r * 2 * ff + ff + j];
+        return affine(h, rows, ff, f.block(f.down(), e, ff, H), new double[H], H);
     }
 
     /** x [rows, in] · W [in, out] + b. */

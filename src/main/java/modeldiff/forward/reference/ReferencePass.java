@@ -132,14 +132,19 @@ public final class ReferencePass implements ForwardPass {
                 if (rope != null) {
                     Rope.Frequencies freq = RopeFormulas.frequencies(rope, Rope.rotaryDim(c.headDim, rope.partialRotaryFactor()),
                             input.positionOffset() + T);
-                    rotate(q, T, c.numHeads, c.headDim, freq, input, fixes);
-                    rotate(k, T, c.numKvHeads, c.headDim, freq, input, fixes);
+                    boolean pairs = fixes.qkInterleaved != f.llama4Attention;   // Llama 4 rotates (2j, 2j+1) natively
+                    rotate(q, T, c.numHeads, c.headDim, freq, input, fixes, pairs);
+                    rotate(k, T, c.numKvHeads, c.headDim, freq, input, fixes, pairs);
                 }
+                if (spec.llama4() != null)
+                    ReferenceLlama4.afterRope(q, k, T, c.numHeads, c.numKvHeads, c.headDim, spec.llama4(), input, fixes, eps);
                 q = rec.put(p + "q", c.qDim(), q);
                 k = rec.put(p + "k", c.kvDim(), k);
                 v = rec.put(p + "v", c.kvDim(), v);
                 att = rec.put(p + "attn", c.qDim(),
-                        attention(q, k, v, T, c, fixes.window(spec), fixes.attnScale(spec), fixes.attnSoftcap(c), sinks(model, i), par)); // [T, heads*hd]
+                        attention(q, k, v, T, new HeadDims(c.numHeads, c.numKvHeads, c.headDim, c.headDim), fixes.window(spec),
+                                fixes.attnScale(spec), fixes.attnSoftcap(c), sinks(model, i), par,
+                                ReferenceLlama4.firstKeys(spec, T, input, fixes))); // [T, heads*hd]
             }
             double[] o = rec.put(p + "attn_out", H, linear(att, T, w.o(), par));   // [T, H]
             if (w.postAttnNorm() != null) o = norm(o, T, H, w.postAttnNorm(), normKind, eps);
@@ -276,6 +281,12 @@ public final class ReferencePass implements ForwardPass {
      * position and frequency are rounded to bf16 before their product (the Keras mixed-precision bug).
      */
     static void rotate(double[] x, int T, int heads, int headDim, Rope.Frequencies freq, ForwardInput input, Fixes fixes) {
+        rotate(x, T, heads, headDim, freq, input, fixes, fixes.qkInterleaved);
+    }
+
+    /** @param interleaved pairs (2j, 2j+1) rather than (j, j + half) */
+    static void rotate(double[] x, int T, int heads, int headDim, Rope.Frequencies freq, ForwardInput input, Fixes fixes,
+                       boolean interleaved) {
         int half = freq.invFreq().length;
         double scale = freq.attentionScaling();
         for (int t = 0; t < T; t++) {
@@ -288,8 +299,8 @@ public final class ReferencePass implements ForwardPass {
                 double cos = Math.cos(angle) * scale, sin = Math.sin(angle) * scale;
                 for (int h = 0; h < heads; h++) {
                     int base = (t * heads + h) * headDim;
-                    int i1 = fixes.qkInterleaved ? base + 2 * j : base + j;
-                    int i2 = fixes.qkInterleaved ? base + 2 * j + 1 : base + j + half;
+                    int i1 = interleaved ? base + 2 * j : base + j;
+                    int i2 = interleaved ? base + 2 * j + 1 : base + j + half;
                     double x1 = x[i1], x2 = x[i2];
                     x[i1] = x1 * cos - x2 * sin;
                     x[i2] = x2 * cos + x1 * sin;
@@ -321,6 +332,12 @@ public final class ReferencePass implements ForwardPass {
 
     static double[] attention(double[] q, double[] k, double[] v, int T, HeadDims dims, int window, double scale, double cap,
                               double[] sinks, Parallel par) {
+        return attention(q, k, v, T, dims, window, scale, cap, sinks, par, null);
+    }
+
+    /** @param firstKeys per query, the first key it may see (Llama 4's chunks), or null */
+    static double[] attention(double[] q, double[] k, double[] v, int T, HeadDims dims, int window, double scale, double cap,
+                              double[] sinks, Parallel par, int[] firstKeys) {
         int heads = dims.heads(), kvHeads = dims.kvHeads(), hd = dims.qkDim(), vd = dims.vDim(), group = heads / kvHeads;
         double[] out = new double[T * heads * vd];
         // One task per head: a head writes only its own columns of out, in the same order whatever thread runs it.
@@ -329,6 +346,7 @@ public final class ReferencePass implements ForwardPass {
             int kvh = h / group;
             for (int t = 0; t < T; t++) {
                 int first = window > 0 ? Math.max(0, t - window + 1) : 0;
+                if (firstKeys != null) first = Math.max(first, firstKeys[t]);
                 double max = Double.NEGATIVE_INFINITY;
                 for (int s = first; s <= t; s++) {
                     double dot = 0;

@@ -107,6 +107,9 @@ public final class TorchPass implements ForwardPass {
 
     /** Multi-head latent attention is written for reference and lowp only: one clear line, before any work. */
     private static void refuseMla(String pass, Model model) {
+        if (model.family.llama4Attention)
+            throw new modeldiff.model.BadInputException(pass + " does not implement Llama 4's attention (chunks, NoPE "
+                    + "temperature tuning, L2 q/k norm; the " + model.family + " family) yet; use reference or lowp:bf16|fp16|fp32");
         if (model.family.attention == modeldiff.model.Family.Attention.MLA)
             throw new modeldiff.model.BadInputException(pass + " does not implement multi-head latent attention (the "
                     + model.family + " family) yet; use reference or lowp:bf16|fp16|fp32");
