@@ -90,6 +90,10 @@ public final class Catalog {
                     "YaRN rope with truncate true (the default)", Honoured.BOTH, "https://github.com/vllm-project/vllm/issues/27722"),
             new Entry("attn.no_yarn_mscale", "YaRN's attention factor (mscale) not applied to cos/sin (so not to the scores); in MLA also the mscale² of the softmax scale",
                     "YaRN rope (DeepSeek-V3 MLA: the softmax scale's mscale²)", Honoured.BOTH, "https://github.com/huggingface/transformers/issues/47435"),
+            new Entry("attn.no_chunking", "Llama 4's chunked attention (attention_chunk_size on the RoPE layers) computed as full causal attention",
+                    "Llama 4 (chunked_attention layers)", Honoured.BOTH, "https://github.com/huggingface/transformers/issues/37351"),
+            new Entry("attn.no_temperature_tuning", "Llama 4's attention temperature tuning (q scaled by log1p(floor((pos+1)/floor_scale))·attn_scale + 1 on NoPE layers) not applied",
+                    "Llama 4 with attn_temperature_tuning", Honoured.BOTH, "https://github.com/ggml-org/llama.cpp/issues/17239"),
             new Entry("moe.bias_in_weights", "a sigmoid router's selection-only correction bias (e_score_correction_bias) also added to the expert weights",
                     "sigmoid routers with a correction bias (DeepSeek-V3, GLM-4.5)", Honoured.BOTH, "https://github.com/vllm-project/vllm/issues/12002"));
 
@@ -153,7 +157,9 @@ public final class Catalog {
         addDenseCandidates(c, out);
         if (c.moe != null) moeCandidates(c.moe, out);
         if (f.attentionSinks) out.add("attn.no_sinks");
-        if (f.qkNorm) out.add("qk_norm.off");
+        if (f.qkNorm || c.layers.stream().anyMatch(l -> l.llama4() != null && l.llama4().l2Norm())) out.add("qk_norm.off");
+        if (c.layers.stream().anyMatch(l -> l.llama4() != null && l.llama4().chunk() > 0)) out.add("attn.no_chunking");
+        if (c.layers.stream().anyMatch(l -> l.llama4() != null && l.llama4().tempScale() > 0)) out.add("attn.no_temperature_tuning");
         for (LayerSpec l : c.layers)
             if (l.rope() != null && l.rope().type().equals("yarn")) {
                 out.add("rope.yarn_truncate=" + !l.rope().truncate());

@@ -122,9 +122,16 @@ final class LowpMoe {
                 // Llama4Router: topk of the logits in the dtype, sigmoid(scores.float()).to(dtype)  (ROUTING_WEIGHTS)
                 float[] row = java.util.Arrays.copyOfRange(logits, t * E, t * E + E);
                 int[] top = forced == null ? topK(row, k) : java.util.Arrays.copyOfRange(forced, t * k, t * k + k);
+                float[] wk = new float[k];
+                for (int j = 0; j < k; j++) wk[j] = ops.toDtype().apply((float) (1 / (1 + Math.exp(-row[top[j]]))));
+                if (renorm) {                                   // moe.renormalize=true: over the k, in fp32
+                    float sum = 0;
+                    for (float v : wk) sum += v;
+                    for (int j = 0; j < k; j++) wk[j] = ops.toDtype().apply(wk[j] / sum);
+                }
                 for (int j = 0; j < k; j++) {
                     ids[t * k + j] = top[j];
-                    weights[t * k + j] = ops.toDtype().apply((float) (1 / (1 + Math.exp(-row[top[j]]))));
+                    weights[t * k + j] = scale == 1f ? wk[j] : ops.toDtype().apply(wk[j] * scale);
                 }
                 continue;
             }
