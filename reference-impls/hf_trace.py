@@ -102,11 +102,13 @@ PLANTS = {
     "moe.routed_scaling=V": "MoE routing weights multiplied by V (routed_scaling_factor applied with the wrong value)",
     "moe.softmax_before_topk": "top-k->softmax router (gpt-oss) computed as softmax over all experts, then top-k",
     "attn.no_sinks": "attention sinks not applied (each sink logit set to -inf)",
-    "qk_norm.off": "every attention's q_norm / k_norm replaced by the identity",
+    "qk_norm.off": "every attention's q_norm / k_norm (Llama 4: its weightless qk_norm) replaced by the identity",
     "mlp.no_clamp": "gpt-oss clamped SwiGLU computed without its clamp (limit = inf)",
     "moe.bias_in_weights": "DeepSeek/GLM expert weights taken from the bias-corrected selection scores",
     "rope.yarn_truncate=B": "YaRN correction range truncated (B=true) or not (false) against the config",
     "attn.no_yarn_mscale": "YaRN's mscale dropped: cos/sin attention_scaling 1, and MLA's softmax scale without mscale**2",
+    "attn.no_chunking": "Llama 4's chunked_attention layers given the full causal mask (attention_type = full_attention)",
+    "attn.no_temperature_tuning": "Llama 4's attention temperature tuning off (attn_temperature_tuning = False per layer)",
 }
 PLANTS.update(dense_plants.PLANTS)
 
@@ -333,7 +335,13 @@ class Recorder:
                     h = _hidden_arg(args, kwargs)
                     first = out[0] if isinstance(out, (tuple, list)) else out
                     w = mod.weight
-                    if isinstance(first, torch.Tensor) and first.is_floating_point() and first.shape[-1] == w.shape[0]:
+                    if type(mod).__name__ == "Llama4Router":
+                        # Llama4Router returns (sigmoid scores scattered over -inf, logits); the chosen ids are the
+                        # same torch.topk of the logits it took (its experts see only the scaled input, no ids)
+                        logits = out[1].reshape(-1, out[1].shape[-1])
+                        self._put("layers.%d.router_logits" % i, logits)
+                        self._put("layers.%d.experts" % i, torch.topk(logits, mod.top_k, dim=1)[1].to(torch.float64))
+                    elif isinstance(first, torch.Tensor) and first.is_floating_point() and first.shape[-1] == w.shape[0]:
                         # transformers 5.17 routers return their logits first, in the dtype they computed them in
                         # (DeepSeek / GLM: float32 even in a bf16 run)
                         self._put("layers.%d.router_logits" % i, first.reshape(-1, first.shape[-1]))
@@ -735,10 +743,30 @@ def apply_plants(model, plants, ctx):
             if n == 0:
                 raise RuntimeError("attn.no_sinks: no attention module has sinks")
             notes.append("sinks = -inf in %d attention modules" % n)
+        elif p == "attn.no_chunking":
+            n = 0
+            for pl in parts["per_layer"]:
+                if getattr(pl["layer"], "attention_type", None) == "chunked_attention":
+                    pl["layer"].attention_type = "full_attention"
+                    n += 1
+            if n == 0:
+                raise RuntimeError("attn.no_chunking: no chunked_attention layer")
+            ctx["no_chunking"] = True
+            notes.append("%d chunked_attention layers given the full causal mask" % n)
+        elif p == "attn.no_temperature_tuning":
+            n = 0
+            for pl in parts["per_layer"]:
+                a = pl["attn"]
+                if getattr(a, "attn_temperature_tuning", False) and not getattr(a, "use_rope", True):
+                    a.attn_temperature_tuning = False
+                    n += 1
+            if n == 0:
+                raise RuntimeError("attn.no_temperature_tuning: no NoPE layer tunes its temperature")
+            notes.append("attn_temperature_tuning = False on %d NoPE layers" % n)
         elif p == "qk_norm.off":
             n = 0
             for pl in parts["per_layer"]:
-                for attr in ("q_norm", "k_norm"):
+                for attr in ("q_norm", "k_norm", "qk_norm"):
                     if isinstance(getattr(pl["attn"], attr, None), torch.nn.Module):
                         setattr(pl["attn"], attr, torch.nn.Identity())
                         n += 1
@@ -972,6 +1000,7 @@ def load_model(model_dir, dtype, plants=(), experts="eager"):
 
     cfg0 = AutoConfig.from_pretrained(model_dir)
     moe = any(getattr(cfg0, k, None) for k in ("num_local_experts", "num_experts", "n_routed_experts"))
+    moe = moe and cfg0.model_type != "llama4_text"   # Llama4TextExperts is always a bmm: no implementation to choose
     extra = {"experts_implementation": experts} if moe and experts else {}
 
     def from_pretrained(*a, **k):
@@ -997,6 +1026,29 @@ def load_model(model_dir, dtype, plants=(), experts="eager"):
     return model.eval()
 
 
+def llama4_offset_inputs(model, pos, ctx):
+    """Llama 4 at a position offset: its temperature tuning reads cache_position and its masks are built from it, while
+    a run without a cache starts cache_position at 0 whatever position_ids say. Pass cache_position = the positions and
+    the two masks HF would build for them in a cached run (causal; chunked: same pos // attention_chunk_size), as
+    additive [1, 1, T, T] masks (HF's eager format), so a trace at an offset means what it means in generation.
+    Other families: nothing."""
+    config = model.config
+    if getattr(config, "model_type", None) != "llama4_text":
+        return {}
+    p = pos[0]
+    dtype = next(model.parameters()).dtype
+    neg = torch.finfo(dtype).min
+    causal = p[None, :] <= p[:, None]
+    chunk = getattr(config, "attention_chunk_size", None)
+    chunked = causal & ((p[None, :] // chunk) == (p[:, None] // chunk)) if chunk and not ctx.get("no_chunking") else causal
+
+    def additive(allowed):
+        m = torch.zeros(allowed.shape, dtype=dtype, device=p.device)
+        return m.masked_fill(~allowed, neg)[None, None]
+
+    return {"cache_position": p, "attention_mask": {"full_attention": additive(causal), "chunked_attention": additive(chunked)}}
+
+
 def run_trace(model_dir, dtype, device, tokens, position_offset=0, probes="all", out=None,
               plants=(), check_hooks=False, model=None, strict_float64=True, experts="eager"):
     """Run one forward and return a dict with the ordered probe tensors and diagnostics.
@@ -1014,15 +1066,16 @@ def run_trace(model_dir, dtype, device, tokens, position_offset=0, probes="all",
     ids = torch.tensor([tokens], dtype=torch.long, device=device)
     pos = torch.arange(position_offset, position_offset + len(tokens), dtype=torch.long, device=device)[None, :]
     ctx["input_ids"] = ids
+    extra = llama4_offset_inputs(model, pos, ctx) if position_offset else {}
     info = {"plant_notes": plant_notes}
     info["param_dtypes"] = sorted({str(p.dtype) for p in model.parameters()})
     with torch.no_grad(), (float32_means_float64() if strict else contextlib.nullcontext()):
         if check_hooks:
-            ref = model(input_ids=ids, position_ids=pos, use_cache=False).logits.detach().clone()
+            ref = model(input_ids=ids, position_ids=pos, use_cache=False, **extra).logits.detach().clone()
         rec = Recorder(model, probes)
         rec.install()
         try:
-            logits = model(input_ids=ids, position_ids=pos, use_cache=False).logits
+            logits = model(input_ids=ids, position_ids=pos, use_cache=False, **extra).logits
         finally:
             rec.remove()
             for h in plant_handles:

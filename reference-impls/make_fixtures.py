@@ -270,6 +270,24 @@ def cfg_deepseek_v3_plain():
     return "DeepseekV3Config", c
 
 
+def cfg_llama4_text():
+    # Llama 4 text at toy size: 4 layers, layer 3 NoPE (no_rope_layer_interval 4, HF's default: no_rope_layers
+    # derived), MoE on layers 1 and 3 (interleave_moe_layer_step 2, dense layers of intermediate_size_mlp 96), 4 experts
+    # top-1 with one shared expert of 32; chunks of 8 positions on the RoPE layers (32 tokens: 4 chunks); temperature
+    # tuning with floor_scale 4 and attn_scale 0.5 so the factor moves at every position from 3 on (and at offset
+    # 3000); q/k L2 norm; llama3 RoPE scaling (factor 8, low 1, high 4, original 16).
+    llama3 = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+              "original_max_position_embeddings": 16}
+    return "Llama4TextConfig", dict(COMMON, intermediate_size=32, intermediate_size_mlp=96, vocab_size=256,
+                                    num_hidden_layers=4, rms_norm_eps=1e-5, bos_token_id=1, eos_token_id=2,
+                                    pad_token_id=3, tie_word_embeddings=False, hidden_act="silu", num_local_experts=4,
+                                    num_experts_per_tok=1, interleave_moe_layer_step=2, no_rope_layer_interval=4,
+                                    attention_chunk_size=8, attn_temperature_tuning=True, floor_scale=4,
+                                    attn_scale=0.5, use_qk_norm=True, output_router_logits=False,
+                                    router_aux_loss_coef=0.0, max_position_embeddings=8192,
+                                    **rope(500000.0, llama3))
+
+
 STD_TRACES = [
     ("hf-float64", "float64", "cpu", 0),
     ("hf-float32", "float32", "cpu", 0),
@@ -372,6 +390,18 @@ FIXTURES = [
          special=["MLA with q_lora_rank null (q_proj)", "rope_interleave false", "no RoPE scaling",
                   "MoE as deepseek_v3, layer 0 dense"],
          plants=[(["rope.theta=500000"], "float32", "cpu", 0, "hf-float32", "layers.0.q")]),
+    dict(name="llama4_text", family="llama4_text", cfg=cfg_llama4_text, storage="bfloat16",
+         traces=STD_TRACES[:3] + [OFF_TRACES[0]], n_tokens=32,
+         special=["Llama4TextConfig (Llama4ForCausalLM)", "4 layers: layer 3 NoPE (derived from no_rope_layer_interval 4)",
+                  "MoE on layers 1, 3 (interleave_moe_layer_step 2): 4 fused experts [E, H, 2ff], top-1 sigmoid router "
+                  "scaling the expert input, 1 shared expert; dense layers of intermediate_size_mlp 96",
+                  "attention_chunk_size 8 on the RoPE layers (32 tokens)", "attn_temperature_tuning, floor_scale 4, "
+                  "attn_scale 0.5 (layer 3)", "weightless q/k L2 norm after RoPE (RoPE layers)",
+                  "complex (interleaved-pair) RoPE with llama3 scaling", "traces at offset 3000 get cache_position and "
+                  "masks built from the absolute positions (hf_trace)"],
+         plants=[(["attn.no_chunking"], "float32", "cpu", 0, "hf-float32", "layers.0.attn"),
+                 (["attn.no_temperature_tuning"], "float32", "cpu", 0, "hf-float32", "layers.3.q"),
+                 (["qk_norm.off"], "float32", "cpu", 0, "hf-float32", "layers.0.q")]),
 ]
 
 PLANT_DESCRIPTIONS = {
@@ -396,6 +426,9 @@ PLANT_DESCRIPTIONS = {
     "rope.yarn_truncate=false": "YaRN correction range left fractional although the config truncates it",
     "attn.no_yarn_mscale": hf_trace.PLANTS["attn.no_yarn_mscale"],
     "rope.theta=500000": "RoPE base 500000 instead of the config's 10000",
+    "attn.no_chunking": hf_trace.PLANTS["attn.no_chunking"],
+    "attn.no_temperature_tuning": hf_trace.PLANTS["attn.no_temperature_tuning"],
+    "qk_norm.off": hf_trace.PLANTS["qk_norm.off"],
 }
 
 
@@ -486,6 +519,10 @@ def init_weights(model, seed, qk_gain=1.0):
                 if qk_gain != 1.0 and any(s in mname for s in ("q_proj", "k_proj")):
                     std *= qk_gain
                 v = std * torch.randn(p.shape, generator=g)
+            elif p.dim() == 3 and cls == "Llama4TextExperts":
+                # Llama 4 stores its experts [experts, in, out] (gate_up_proj [E, H, 2ff], down_proj [E, ff, H])
+                v = (0.64 / math.sqrt(p.shape[1])) * torch.randn(p.shape, generator=g)
+                kinds["experts"] = "Llama 4 [E, in, out]: N(0,(0.64/sqrt(in))^2)"
             elif p.dim() == 3:
                 # stacked experts [experts, out, in] (transformers v5 keeps them fused in memory)
                 v = (0.64 / math.sqrt(p.shape[2])) * torch.randn(p.shape, generator=g)
@@ -642,7 +679,7 @@ def build_fixture(fx, root, built, manifest):
         specials = {config.bos_token_id, config.eos_token_id, getattr(config, "pad_token_id", None)}
         tokens = make_tokens(name, config.vocab_size, config.bos_token_id, specials, fx.get("n_tokens", N_TOKENS))
         model = model.to(hf_trace.DTYPES[fx["storage"]])
-    if fx["family"] in ("mixtral", "qwen3_moe", "olmoe", "gpt_oss", "glm4_moe", "deepseek_v3"):
+    if fx["family"] in ("mixtral", "qwen3_moe", "olmoe", "gpt_oss", "glm4_moe", "deepseek_v3", "llama4_text"):
         desc["state_dict_in_memory"] = {k: list(v.shape) for k, v in model.state_dict().items() if ".0." in k or ".1." in k}
     desc["model_class"] = type(model).__name__
     desc["model_type"] = config.model_type
