@@ -36,7 +36,7 @@ public final class Fixes {
         ROPE_BF16_ANGLES("rope.bf16_angles", "RoPE angles (position x inverse frequency) rounded to bfloat16"),
         ROPE_SCALING_IGNORED("rope.scaling_ignored", "the config's rope_scaling not applied"),
         ROPE_INV_FREQ_LOWP("rope.inv_freq_lowp", "RoPE inverse frequencies computed in the activation dtype"),
-        QK_INTERLEAVED("qk.interleaved", "RoPE rotates interleaved pairs (GPT-J style) instead of halves"),
+        QK_INTERLEAVED("qk.interleaved", "RoPE rotates interleaved pairs (GPT-J style) instead of halves (Llama 4, interleaved natively: halves)"),
         NORM_NO_UNIT_OFFSET("norm.no_unit_offset", "norm weight used as w, not (1 + w)"),
         NORM_UNIT_OFFSET("norm.unit_offset", "norm weight used as (1 + w), not w"),
         NORM_CAST_BEFORE_WEIGHT("norm.cast_before_weight", "normalised value cast to the dtype before the weight multiply"),

@@ -318,6 +318,37 @@ class Llama4Test {
         }
     }
 
+    /**
+     * The commands that read a release run on llama4_text: info, a clean lint, and compare of lowp:bf16 against the
+     * float64 reference (teacher-forced, judged by the bf16 noise floor) with no excess error.
+     */
+    @Test
+    void commandsRunOnLlama4() {
+        Path dir = model("cli", 4, 4).dir;
+        String[][] commands = {
+                {"info", "--model", dir.toString()},
+                {"lint", "--model", dir.toString()},
+                {"compare", "--model", dir.toString(), "--reference", "reference", "--candidate", "lowp:bf16",
+                        "--tokens", "5,17,3,39,0,22,8,8,31,12", "--position-offset", "3",
+                        "--json", tmp.resolve("c.json").toString()}};
+        for (String[] args : commands) {
+            PrintStream so = System.out, se = System.err;
+            ByteArrayOutputStream o = new ByteArrayOutputStream(), err = new ByteArrayOutputStream();
+            int rc;
+            try {
+                System.setOut(new PrintStream(o, true, StandardCharsets.UTF_8));
+                System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
+                rc = Main.execute(args);
+            } finally {
+                System.setOut(so);
+                System.setErr(se);
+            }
+            String text = o.toString(StandardCharsets.UTF_8) + err.toString(StandardCharsets.UTF_8);
+            assertEquals(0, rc, args[0] + " exit " + rc + ": " + text);
+            if (args[0].equals("info")) assertTrue(text.contains("llama4_text"), text);
+        }
+    }
+
     // ---- torch and cuda refuse, with one line and exit code 2 ----
 
     @Test
