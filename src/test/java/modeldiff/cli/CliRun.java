@@ -5,8 +5,8 @@ import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 
 /** One in-process `modeldiff` run with its exit code, stdout and stderr. */
-record CliRun(int code, String out, String err) {
-    static CliRun of(String... args) {
+public record CliRun(int code, String out, String err) {
+    public static CliRun of(String... args) {
         PrintStream so = System.out, se = System.err;
         ByteArrayOutputStream o = new ByteArrayOutputStream(), e = new ByteArrayOutputStream();
         int code;
@@ -22,7 +22,7 @@ record CliRun(int code, String out, String err) {
     }
 
     /** stderr as lines (none when empty). */
-    long errLines() {
+    public long errLines() {
         return err.isEmpty() ? 0 : err.lines().count();
     }
 

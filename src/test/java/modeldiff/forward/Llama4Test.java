@@ -1,6 +1,5 @@
 package modeldiff.forward;
 
-import modeldiff.cli.Main;
 import modeldiff.compare.Metrics;
 import modeldiff.forward.cuda.CudaPass;
 import modeldiff.forward.lowp.LowpPass;
@@ -16,8 +15,6 @@ import modeldiff.trace.Trace;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -362,18 +359,9 @@ class Llama4Test {
                         "--tokens", "5,17,3,39,0,22,8,8,31,12", "--position-offset", "3",
                         "--json", tmp.resolve("c.json").toString()}};
         for (String[] args : commands) {
-            PrintStream so = System.out, se = System.err;
-            ByteArrayOutputStream o = new ByteArrayOutputStream(), err = new ByteArrayOutputStream();
-            int rc;
-            try {
-                System.setOut(new PrintStream(o, true, StandardCharsets.UTF_8));
-                System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
-                rc = Main.execute(args);
-            } finally {
-                System.setOut(so);
-                System.setErr(se);
-            }
-            String text = o.toString(StandardCharsets.UTF_8) + err.toString(StandardCharsets.UTF_8);
+            modeldiff.cli.CliRun run = modeldiff.cli.CliRun.of(args);
+            int rc = run.code();
+            String text = run.out() + run.err();
             assertEquals(0, rc, args[0] + " exit " + rc + ": " + text);
             if (args[0].equals("info")) assertTrue(text.contains("llama4_text"), text);
         }
@@ -390,19 +378,10 @@ class Llama4Test {
             assertFalse(e.getMessage().contains("\n"), "one line");
         }
         for (String impl : List.of("torch:fp32", "cuda:fp32")) {
-            PrintStream so = System.out, se = System.err;
-            ByteArrayOutputStream o = new ByteArrayOutputStream(), err = new ByteArrayOutputStream();
-            int rc;
-            try {
-                System.setOut(new PrintStream(o, true, StandardCharsets.UTF_8));
-                System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
-                rc = Main.execute("trace", "--model", m.dir.toString(), "--impl", impl, "--tokens", "1,2,3",
+            modeldiff.cli.CliRun run = modeldiff.cli.CliRun.of("trace", "--model", m.dir.toString(), "--impl", impl, "--tokens", "1,2,3",
                         "--out", tmp.resolve(impl.replace(':', '-') + ".safetensors").toString());
-            } finally {
-                System.setOut(so);
-                System.setErr(se);
-            }
-            String text = err.toString(StandardCharsets.UTF_8).trim();
+            int rc = run.code();
+            String text = run.err().trim();
             assertEquals(2, rc, impl + ": " + text);
             assertTrue(text.contains("Llama 4's attention"), impl + ": " + text);
             assertEquals(1, text.lines().count(), impl + ": " + text);

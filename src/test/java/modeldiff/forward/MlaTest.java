@@ -2,7 +2,6 @@ package modeldiff.forward;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import modeldiff.Fixtures;
-import modeldiff.cli.Main;
 import modeldiff.compare.Metrics;
 import modeldiff.forward.cuda.CudaPass;
 import modeldiff.forward.lowp.LowpPass;
@@ -18,8 +17,6 @@ import modeldiff.trace.Trace;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
@@ -423,18 +420,9 @@ class MlaTest {
                 {"compare", "--model", dir.toString(), "--reference", "reference", "--candidate", "lowp:bf16",
                         "--tokens", "5,17,3,39,0,22", "--json", out.resolve("c.json").toString()}};
         for (String[] args : commands) {
-            PrintStream so = System.out, se = System.err;
-            ByteArrayOutputStream o = new ByteArrayOutputStream(), err = new ByteArrayOutputStream();
-            int rc;
-            try {
-                System.setOut(new PrintStream(o, true, StandardCharsets.UTF_8));
-                System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
-                rc = Main.execute(args);
-            } finally {
-                System.setOut(so);
-                System.setErr(se);
-            }
-            String text = o.toString(StandardCharsets.UTF_8) + err.toString(StandardCharsets.UTF_8);
+            modeldiff.cli.CliRun run = modeldiff.cli.CliRun.of(args);
+            int rc = run.code();
+            String text = run.out() + run.err();
             // lint: infos only; compare: teacher-forced lowp:bf16 within the bf16 noise floor of the float64 reference
             assertEquals(0, rc, args[0] + " exit " + rc + ": " + text);
         }
@@ -452,19 +440,10 @@ class MlaTest {
             assertFalse(e.getMessage().contains("\n"), "one line");
         }
         for (String impl : List.of("torch:fp32", "cuda:fp32")) {
-            PrintStream so = System.out, se = System.err;
-            ByteArrayOutputStream o = new ByteArrayOutputStream(), err = new ByteArrayOutputStream();
-            int rc;
-            try {
-                System.setOut(new PrintStream(o, true, StandardCharsets.UTF_8));
-                System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
-                rc = Main.execute("trace", "--model", dir.toString(), "--impl", impl, "--tokens", "1,2,3",
+            modeldiff.cli.CliRun run = modeldiff.cli.CliRun.of("trace", "--model", dir.toString(), "--impl", impl, "--tokens", "1,2,3",
                         "--out", tmp.resolve(impl.replace(':', '-') + ".safetensors").toString());
-            } finally {
-                System.setOut(so);
-                System.setErr(se);
-            }
-            String text = err.toString(StandardCharsets.UTF_8).trim();
+            int rc = run.code();
+            String text = run.err().trim();
             assertEquals(2, rc, impl + ": " + text);
             assertTrue(text.contains("multi-head latent attention"), impl + ": " + text);
             assertEquals(1, text.lines().count(), impl + ": " + text);
