@@ -33,7 +33,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * deepseek_v3's multi-head latent attention (issue #16) on tiny synthetic releases: the config as HF's
  * configuration_deepseek_v3.py reads it, an exact identity with ordinary attention (the float64 reference's MHA path,
- * written long before MLA), lowp:fp32 within fp32 noise of the float64 reference, and the torch/cuda refusals.
+ * written long before MLA), lowp:fp32 and torch:fp32 within fp32 noise of the float64 reference, torch:fp16 rounding as
+ * lowp:fp16, and cuda's refusal.
  */
 class MlaTest {
     /** Tokens of every run: 12 of them from a vocabulary of 40, positions from 3 on (offset RoPE too). */
@@ -154,6 +155,85 @@ class MlaTest {
             }
     }
 
+
+    // ---- torch against the float64 reference and lowp ----
+
+    private static void assumeTorch() {
+        String reason = modeldiff.forward.torch.TorchRuntime.unavailableReason();
+        if (reason != null) System.out.println("SKIPPED torch tests: PyTorch native library unavailable: " + reason);
+        org.junit.jupiter.api.Assumptions.assumeTrue(reason == null, () -> "PyTorch native library unavailable: " + reason);
+    }
+
+    /**
+     * Every probe of torch:fp32 within the fp32 bound the dense fixtures' torch:fp32 is held to against float64
+     * (TorchParityTest.FP32_BOUND, -6.0): with and without q_lora, interleaved and halves RoPE, under DeepSeek's YaRN,
+     * from position 3 and from position 200 (past original_max_position_embeddings 64, where YaRN's blend and mscale
+     * decide every angle).
+     */
+    @Test
+    void torchFp32WithinFp32NoiseOfTheReference() {
+        assumeTorch();
+        int variant = 0;
+        for (ForwardInput in : List.of(INPUT, new ForwardInput(TOKENS, 200)))
+            for (int qLora : new int[]{24, 0})
+                for (boolean interleave : new boolean[]{true, false}) {
+                    TinyDeepseek.Dims d = new TinyDeepseek.Dims(64, 4, qLora, 32, 16, 8, 16, 3, 40, 96, 8, 2, 32, 4, 2, 1);
+                    ObjectNode cfg = TinyDeepseek.config(d, interleave, 1e-6);
+                    TinyDeepseek.yarn(cfg, 4.0, 64);
+                    Model m = Model.open(TinyDeepseek.write(tmp.resolve("t" + variant++), cfg, d, 7));
+                    Trace ref = new ReferencePass().run(m, in, ProbeLevel.ALL);
+                    Trace torch = new TorchPass(Precision.FP32, Fixes.NONE).run(m, in, ProbeLevel.ALL);
+                    assertEquals(ref.probeNames(), torch.probeNames());
+                    double w = worst(ref, torch);
+                    System.out.printf("deepseek_v3 offset %d q_lora %d interleave %s: torch:fp32 vs reference worst probe %.2f%n",
+                            in.positionOffset(), qLora, interleave, w);
+                    assertTrue(w <= -6.0, "worst probe " + w);
+                }
+    }
+
+    /**
+     * torch:fp16 rounds where lowp:fp16 (PyTorch's roundings, written out) does: at every probe it is closer to
+     * lowp:fp16 than the float64 reference is, and on average over the probes by more than a decade.
+     */
+    @Test
+    void torchFp16RoundsAsLowpFp16() {
+        assumeTorch();
+        Model m = yarnModel("fp16");
+        Trace ref = new ReferencePass().run(m, INPUT, ProbeLevel.ALL);
+        Trace lowp = new LowpPass(Precision.FP16, Fixes.NONE).run(m, INPUT, ProbeLevel.ALL);
+        Trace torch = new TorchPass(Precision.FP16, Fixes.NONE).run(m, INPUT, ProbeLevel.ALL);
+        double sumTorch = 0, sumRef = 0;
+        int n = 0;
+        for (String p : ref.probeNames()) {
+            if (p.endsWith(".experts")) continue;
+            double et = Metrics.logL2(lowp.probe(p).data(), torch.probe(p).data());
+            double er = Metrics.logL2(lowp.probe(p).data(), ref.probe(p).data());
+            System.out.printf("deepseek_v3 fp16 %-22s torch:fp16 vs lowp:fp16 %7.2f  reference vs lowp:fp16 %7.2f%n", p, et, er);
+            assertTrue(et < er, p + ": torch:fp16 " + et + " not closer to lowp:fp16 than the reference " + er);
+            sumTorch += et;
+            sumRef += er;
+            n++;
+        }
+        System.out.printf("deepseek_v3 fp16 mean: torch:fp16 vs lowp:fp16 %.2f, reference vs lowp:fp16 %.2f%n", sumTorch / n, sumRef / n);
+        assertTrue(sumTorch / n < sumRef / n - 1, "mean " + sumTorch / n + " vs " + sumRef / n);
+    }
+
+    /**
+     * Forced by a lowp:fp32 trace, torch:fp32 computes each probe from lowp's input to it: within the fp32 band of
+     * TorchTeacherForcingTest (-5) of lowp's own value at every probe.
+     */
+    @Test
+    void torchForcedByLowpTraceStaysWithinFp32Noise() {
+        assumeTorch();
+        Model m = yarnModel("forced-lowp");
+        Trace lowp = new LowpPass(Precision.FP32, Fixes.NONE).run(m, INPUT, ProbeLevel.ALL);
+        Trace forced = new TorchPass(Precision.FP32, Fixes.NONE).run(m, ForwardInput.forcedBy(lowp), ProbeLevel.ALL);
+        assertTrue(forced.extra().containsKey("teacher_forced"));
+        double w = worst(lowp, forced);
+        System.out.printf("deepseek_v3 torch:fp32 forced by lowp:fp32: worst probe %.2f%n", w);
+        assertTrue(w <= -5.0, "worst probe " + w);
+    }
+
     private static double worst(Trace ref, Trace cand) {
         double w = Double.NEGATIVE_INFINITY;
         for (String p : ref.probeNames()) {
@@ -190,10 +270,20 @@ class MlaTest {
             for (String p : clean.probeNames())
                 if (!p.endsWith(".experts")) moved = Math.max(moved, Metrics.logL2(clean.probe(p).data(), ref.probe(p).data()));
             double lowp = worstIgnoringIds(ref, new LowpPass(Precision.FP32, fix).run(m, INPUT, ProbeLevel.ALL));
-            System.out.printf("%-26s moves the reference by %6.2f; lowp:fp32 with it %6.2f%n", id, moved, lowp);
+            double torch = torchAvailable()
+                    ? worstIgnoringIds(ref, new TorchPass(Precision.FP32, fix).run(m, INPUT, ProbeLevel.ALL)) : Double.NaN;
+            System.out.printf("%-26s moves the reference by %6.2f; lowp:fp32 with it %6.2f; torch:fp32 with it %6.2f%n",
+                    id, moved, lowp, torch);
             assertTrue(moved > -5, id + " changes nothing visible: " + moved);
             assertTrue(lowp <= -6.0, id + ": lowp:fp32 " + lowp);
+            assertTrue(Double.isNaN(torch) || torch <= -6.0, id + ": torch:fp32 " + torch);
         }
+    }
+
+    private static boolean torchAvailable() {
+        String reason = modeldiff.forward.torch.TorchRuntime.unavailableReason();
+        if (reason != null) System.out.println("SKIPPED torch checks: PyTorch native library unavailable: " + reason);
+        return reason == null;
     }
 
     private static double worstIgnoringIds(Trace ref, Trace cand) {
@@ -226,7 +316,9 @@ class MlaTest {
                 for (int u = 0; u <= t; u++) s += v[u * w + j];
                 mean[t * w + j] = s / (t + 1);
             }
-        for (ForwardPass pass : List.<ForwardPass>of(new ReferencePass(), new LowpPass(Precision.FP32, Fixes.NONE))) {
+        List<ForwardPass> passes = new java.util.ArrayList<>(List.of(new ReferencePass(), new LowpPass(Precision.FP32, Fixes.NONE)));
+        if (torchAvailable()) passes.add(new TorchPass(Precision.FP32, Fixes.NONE));
+        for (ForwardPass pass : passes) {
             Trace forced = pass.run(m, ForwardInput.forcedBy(teacher), ProbeLevel.ALL);
             double e = Metrics.logL2(mean, forced.probe("layers.0.attn").data());
             assertTrue(e <= (pass instanceof ReferencePass ? -14 : -6), pass.name() + ": " + e);
@@ -428,25 +520,25 @@ class MlaTest {
         }
     }
 
-    // ---- torch and cuda refuse, with one line and exit code 2 ----
+    // ---- cuda refuses, with one line and exit code 2; torch runs ----
 
     @Test
-    void torchAndCudaRefuseMlaInOneLine() {
+    void cudaRefusesMlaInOneLineTorchRuns() {
         Path dir = TinyDeepseek.write(tmp.resolve("m"), TinyDeepseek.config(SMALL, true, 1e-6), SMALL, 3);
         Model m = Model.open(dir);
-        for (ForwardPass pass : List.<ForwardPass>of(new TorchPass(Precision.FP32, Fixes.NONE), new CudaPass(false, Fixes.NONE))) {
-            BadInputException e = assertThrows(BadInputException.class, () -> pass.run(m, INPUT, ProbeLevel.ALL));
-            assertTrue(e.getMessage().contains("does not implement multi-head latent attention (the deepseek_v3 family)"), e.getMessage());
-            assertFalse(e.getMessage().contains("\n"), "one line");
-        }
-        for (String impl : List.of("torch:fp32", "cuda:fp32")) {
-            modeldiff.cli.CliRun run = modeldiff.cli.CliRun.of("trace", "--model", dir.toString(), "--impl", impl, "--tokens", "1,2,3",
-                        "--out", tmp.resolve(impl.replace(':', '-') + ".safetensors").toString());
-            int rc = run.code();
-            String text = run.err().trim();
-            assertEquals(2, rc, impl + ": " + text);
-            assertTrue(text.contains("multi-head latent attention"), impl + ": " + text);
-            assertEquals(1, text.lines().count(), impl + ": " + text);
-        }
+        BadInputException e = assertThrows(BadInputException.class,
+                () -> new CudaPass(false, Fixes.NONE).run(m, INPUT, ProbeLevel.ALL));
+        assertTrue(e.getMessage().contains("does not implement multi-head latent attention (the deepseek_v3 family)"), e.getMessage());
+        assertFalse(e.getMessage().contains("\n"), "one line");
+        modeldiff.cli.CliRun cuda = modeldiff.cli.CliRun.of("trace", "--model", dir.toString(), "--impl", "cuda:fp32", "--tokens",
+                "1,2,3", "--out", tmp.resolve("cuda-fp32.safetensors").toString());
+        String text = cuda.err().trim();
+        assertEquals(2, cuda.code(), text);
+        assertTrue(text.contains("multi-head latent attention"), text);
+        assertEquals(1, text.lines().count(), text);
+        if (!torchAvailable()) return;
+        modeldiff.cli.CliRun torch = modeldiff.cli.CliRun.of("trace", "--model", dir.toString(), "--impl", "torch:fp32", "--tokens",
+                "1,2,3", "--out", tmp.resolve("torch-fp32.safetensors").toString());
+        assertEquals(0, torch.code(), torch.out() + torch.err());
     }
 }

@@ -20,6 +20,8 @@ import modeldiff.model.LayerSpec;
 import modeldiff.model.LayerWeights;
 import modeldiff.model.LinearRef;
 import modeldiff.model.Model;
+import modeldiff.model.MlaSpec;
+import modeldiff.model.MlaWeights;
 import modeldiff.model.MoeWeights;
 import modeldiff.model.ModelConfig;
 import modeldiff.model.NormRef;
@@ -100,19 +102,23 @@ public final class TorchPass implements ForwardPass {
                     + "(mixture of experts) yet; use reference or lowp:bf16|fp16|fp32");
     }
 
-    /** torch runs every MoE family (softmax, top-k→softmax and sigmoid routers, gpt-oss's sinks and experts). */
+    /** torch runs every MoE family (TorchMoe) and MLA (DeepSeek-V3); Llama 4's attention not yet. */
     static void refuseUnsupportedTorch(String pass, Model model) {
-        refuseMla(pass, model);   // every other family is implemented (MoE: TorchMoe)
+        refuseLlama4(pass, model);
     }
 
-    /** Multi-head latent attention is written for reference and lowp only: one clear line, before any work. */
+    /** Multi-head latent attention is written for reference, lowp and torch only: one clear line, before any work. */
     private static void refuseMla(String pass, Model model) {
+        refuseLlama4(pass, model);
+        if (model.family.attention == modeldiff.model.Family.Attention.MLA)
+            throw new modeldiff.model.BadInputException(pass + " does not implement multi-head latent attention (the "
+                    + model.family + " family) yet; use reference, lowp:bf16|fp16|fp32 or torch:fp16|fp32");
+    }
+
+    private static void refuseLlama4(String pass, Model model) {
         if (model.family.llama4Attention)
             throw new modeldiff.model.BadInputException(pass + " does not implement Llama 4's attention (chunks, NoPE "
                     + "temperature tuning, L2 q/k norm; the " + model.family + " family) yet; use reference or lowp:bf16|fp16|fp32");
-        if (model.family.attention == modeldiff.model.Family.Attention.MLA)
-            throw new modeldiff.model.BadInputException(pass + " does not implement multi-head latent attention (the "
-                    + model.family + " family) yet; use reference or lowp:bf16|fp16|fp32");
     }
 
     // ---- the forward ----
@@ -173,27 +179,13 @@ public final class TorchPass implements ForwardPass {
         Family f = model.family;
         LayerWeights w = model.layer(i);
         LayerSpec spec = c.layers.get(i);
-        int T = in.length(), H = c.hiddenSize, hd = c.headDim;
+        int T = in.length(), H = c.hiddenSize;
         String p = "layers." + i + ".";
 
         NDArray a = put(rec, m, p + "attn_norm", H, w.attnNorm() == null ? x : norm(m, x, w.attnNorm(), H, f, c));   // [T, H]
-        NDArray q = linear(m, a, w.q()).reshape(T, c.numHeads, hd);            // [T, heads, hd]
-        NDArray k = linear(m, a, w.k()).reshape(T, c.numKvHeads, hd);          // [T, kv, hd]
-        NDArray v = linear(m, a, w.v()).reshape(T, c.numKvHeads, hd);          // [T, kv, hd]
-        if (f.qkNorm && !fixes.qkNormOff) {     // per head, or over the whole projection (OLMo 2, OLMoE)
-            q = qkNorm(m, q, w.qNorm(), T, c.numHeads, hd, f, c);
-            k = qkNorm(m, k, w.kNorm(), T, c.numKvHeads, hd, f, c);
-        }
-        RopeSpec layerRope = f.learnedPositions ? null : fixes.layerRope(spec, c);
-        if (layerRope != null) {
-            NDArray[] cs = cosSin(m, layerRope, hd, in);                         // [T, 1, rot] each
-            q = rope(q, cs);
-            k = rope(k, cs);
-        }
-        q = put(rec, m, p + "q", c.qDim(), q);
-        k = put(rec, m, p + "k", c.kvDim(), k);
-        v = put(rec, m, p + "v", c.kvDim(), v);
-        NDArray att = put(rec, m, p + "attn", c.qDim(), attention(m, q, k, v, T, c, f, spec, sinks(m, model, i)));   // [T, heads*hd]
+        NDArray att = model.mla(i) != null                                     // DeepSeek-V3: q, k, v from the latents
+                ? mlaAttention(m, model, i, a, in, rec)
+                : denseAttention(m, model, i, a, in, rec);                       // [T, heads*v_hd]
         NDArray o = put(rec, m, p + "attn_out", H, linear(m, att, w.o()));     // [T, H]
         if (w.postAttnNorm() != null) o = norm(m, o, w.postAttnNorm(), H, f, c);
         boolean parallel = fixes.parallelResidual(c);      // GPT-NeoX: the MLP reads the block's input too
@@ -224,6 +216,79 @@ public final class TorchPass implements ForwardPass {
         if (w.postMlpNorm() != null) mo = norm(m, mo, w.postMlpNorm(), H, f, c);
         if (parallel) return mo.add(o).add(x);                                   // mlp + attn + hidden_states
         return x.add(mo);                                                        // residual + mlp
+    }
+
+    /** q, k, v projections, q/k norm, RoPE and the eager attention of every non-MLA family; records q, k, v, attn. */
+    private NDArray denseAttention(NDManager m, Model model, int i, NDArray a, ForwardInput in, Recorder rec) {
+        ModelConfig c = model.config;
+        Family f = model.family;
+        LayerWeights w = model.layer(i);
+        LayerSpec spec = c.layers.get(i);
+        int T = in.length(), hd = c.headDim;
+        String p = "layers." + i + ".";
+        NDArray q = linear(m, a, w.q()).reshape(T, c.numHeads, hd);            // [T, heads, hd]
+        NDArray k = linear(m, a, w.k()).reshape(T, c.numKvHeads, hd);          // [T, kv, hd]
+        NDArray v = linear(m, a, w.v()).reshape(T, c.numKvHeads, hd);          // [T, kv, hd]
+        if (f.qkNorm && !fixes.qkNormOff) {     // per head, or over the whole projection (OLMo 2, OLMoE)
+            q = qkNorm(m, q, w.qNorm(), T, c.numHeads, hd, f, c);
+            k = qkNorm(m, k, w.kNorm(), T, c.numKvHeads, hd, f, c);
+        }
+        RopeSpec layerRope = f.learnedPositions ? null : fixes.layerRope(spec, c);
+        if (layerRope != null) {
+            NDArray[] cs = cosSin(m, layerRope, hd, in);                         // [T, 1, rot] each
+            q = rope(q, cs);
+            k = rope(k, cs);
+        }
+        q = put(rec, m, p + "q", c.qDim(), q);
+        k = put(rec, m, p + "k", c.kvDim(), k);
+        v = put(rec, m, p + "v", c.kvDim(), v);
+        var dims = new AttnDims(c.numHeads, c.numKvHeads, hd, hd, fixes.attnScale(spec));
+        return put(rec, m, p + "attn", c.qDim(), attention(m, q, k, v, T, dims, c, f, spec, sinks(m, model, i)));   // [T, heads*hd]
+    }
+
+    /**
+     * DeepSeek-V3's multi-head latent attention (DeepseekV3Attention.forward): q = q_b(rms(q_a(x))) or q_proj(x);
+     * kv_a_proj_with_mqa splits into the latent (normed, expanded by kv_b_proj into k_nope and v per head) and one
+     * k_pe head shared by all; RoPE on q's rope part and on k_pe (rope_interleave: de-interleaved first, as
+     * apply_rotary_pos_emb_interleave's view/transpose/reshape), then q = cat(q_nope, q_rot), k = cat(k_nope, k_pe
+     * expanded) and the eager attention with the scale qk_head_dim^-0.5 · mscale². Probes as the reference records them.
+     */
+    private NDArray mlaAttention(NDManager m, Model model, int i, NDArray a, ForwardInput in, Recorder rec) {
+        ModelConfig c = model.config;
+        MlaSpec s = c.mla;
+        MlaWeights w = model.mla(i);
+        LayerSpec spec = c.layers.get(i);
+        int T = in.length(), heads = c.numHeads, nope = s.qkNopeHeadDim(), rope = s.qkRopeHeadDim();
+        String p = "layers." + i + ".";
+        NDArray qIn = s.qLora() ? latentNorm(m, linear(m, a, w.qA()), w.qANorm(), s.qLoraRank(), model.family) : a;
+        NDArray qNope = linear(m, qIn, w.qNope()).reshape(T, heads, nope);
+        NDArray qRot = linear(m, qIn, w.qRope()).reshape(T, heads, rope);
+        NDArray latent = latentNorm(m, linear(m, a, w.kvA()), w.kvANorm(), s.kvLoraRank(), model.family);   // [T, kv_lora]
+        NDArray kPe = linear(m, a, w.kPe()).reshape(T, 1, rope);                 // one head, shared
+        NDArray kNope = linear(m, latent, w.kNope()).reshape(T, heads, nope);
+        NDArray v = linear(m, latent, w.v()).reshape(T, heads, s.vHeadDim());
+        RopeSpec r = fixes.layerRope(spec, c);
+        if (r != null) {
+            NDArray[] cs = cosSin(m, r, rope, in);                                // [T, 1, rope] each
+            if (s.ropeInterleave()) {
+                qRot = deinterleave(qRot);
+                kPe = deinterleave(kPe);
+            }
+            qRot = ropeHalves(qRot, cs);
+            kPe = ropeHalves(kPe, cs);
+        }
+        NDArray q = put(rec, m, p + "q", s.qkDim(heads), NDArrays.concat(new NDList(qNope, qRot), -1));
+        NDArray k = put(rec, m, p + "k", s.qkDim(heads), NDArrays.concat(new NDList(kNope, kPe.broadcast(T, heads, rope)), -1));
+        v = put(rec, m, p + "v", s.vDim(heads), v);
+        var dims = new AttnDims(heads, heads, s.qkHeadDim(), s.vHeadDim(), fixes.mlaScale(spec, c));
+        return put(rec, m, p + "attn", s.vDim(heads), attention(m, q, k, v, T, dims, c, model.family, spec, null));
+    }
+
+    /** apply_rotary_pos_emb_interleave's view(.., d/2, 2).transpose(-1, -2).reshape: pairs (2j, 2j+1) to (j, j + d/2). */
+    private static NDArray deinterleave(NDArray x) {
+        Shape sh = x.getShape();
+        long T = sh.get(0), heads = sh.get(1), d = sh.get(2);
+        return x.reshape(T, heads, d / 2, 2).transpose(0, 1, 3, 2).reshape(T, heads, d);
     }
 
     // ---- embedding ----
@@ -279,7 +344,19 @@ public final class TorchPass implements ForwardPass {
             NDArray beta = ref.bias() == null ? null : param(m, ref.bias(), dim);
             return JniUtils.layerNorm(pt(x), new Shape(dim), pt(gamma), beta == null ? null : pt(beta), eps);
         }
-        // RMSNorm: x.float(); x * rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
+        return rms(m, x, w, eps, unit, f);
+    }
+
+    /**
+     * MLA's q_a_layernorm / kv_a_layernorm: the family's RMSNorm with DeepseekV3RMSNorm's class-default eps 1e-6 (HF
+     * does not pass rms_norm_eps to them; norm.eps=V replaces it as it does every norm's).
+     */
+    private NDArray latentNorm(NDManager m, NDArray x, NormRef ref, int dim, Family f) {
+        return rms(m, x, param(m, ref.weight(), dim), fixes.latentNormEps(), false, f);
+    }
+
+    /** RMSNorm: x.float(); x * rsqrt(x.pow(2).mean(-1, keepdim=True) + eps), then the family's weight and cast order. */
+    private NDArray rms(NDManager m, NDArray x, NDArray w, double eps, boolean unit, Family f) {
         NDArray xf = cast(x, DataType.FLOAT32);
         NDArray variance = xf.square().mean(new int[]{-1}, true);
         NDArray xhat = xf.mul(reciprocal(m, variance.add(eps).sqrt()));         // torch.rsqrt on CPU is 1 / sqrt
@@ -444,12 +521,17 @@ public final class TorchPass implements ForwardPass {
             NDArray y2 = x2.mul(c).add(x1.mul(s));
             out = NDArrays.stack(new NDList(y1, y2), -1).reshape(T, heads, rot);
         } else {
-            long half = rot / 2;
-            NDArray x1 = xr.get(":, :, 0:" + half), x2 = xr.get(":, :, " + half + ":" + rot);
-            NDArray rotated = NDArrays.concat(new NDList(x2.neg(), x1), -1);
-            out = xr.mul(cos).add(rotated.mul(sin));
+            out = ropeHalves(xr, cs);
         }
         return rot == hd ? out : NDArrays.concat(new NDList(out, x.get(":, :, " + rot + ":")), -1);
+    }
+
+    /** apply_rotary_pos_emb: x·cos + rotate_half(x)·sin, x [T, heads, rot] in the halves layout, cos/sin [T, 1, rot]. */
+    private static NDArray ropeHalves(NDArray x, NDArray[] cs) {
+        long rot = x.getShape().get(2), half = rot / 2;
+        NDArray x1 = x.get(":, :, 0:" + half), x2 = x.get(":, :, " + half + ":" + rot);
+        NDArray rotated = NDArrays.concat(new NDList(x2.neg(), x1), -1);
+        return x.mul(cs[0]).add(rotated.mul(cs[1]));
     }
 
     // ---- attention ----
@@ -466,12 +548,12 @@ public final class TorchPass implements ForwardPass {
         return fromFloats(m.create(TensorStore.readFloats(t, 0, model.config.numHeads), new Shape(model.config.numHeads, 1, 1)));
     }
 
-    private NDArray attention(NDManager m, NDArray q, NDArray k, NDArray v, int T, ModelConfig c, Family f, LayerSpec spec,
-                              NDArray sinks) {
-        int heads = c.numHeads, kvHeads = c.numKvHeads, hd = c.headDim, group = heads / kvHeads;
+    private NDArray attention(NDManager m, NDArray q, NDArray k, NDArray v, int T, AttnDims d, ModelConfig c, Family f,
+                              LayerSpec spec, NDArray sinks) {
+        int heads = d.heads(), kvHeads = d.kvHeads(), hd = d.qkDim(), group = heads / kvHeads;
         NDArray qh = q.transpose(1, 0, 2);                                       // [heads, T, hd]
         NDArray kh = repeatKv(k.transpose(1, 0, 2), kvHeads, group, T, hd);     // [heads, T, hd]
-        NDArray vh = repeatKv(v.transpose(1, 0, 2), kvHeads, group, T, hd);
+        NDArray vh = repeatKv(v.transpose(1, 0, 2), kvHeads, group, T, d.vDim());
         NDArray scores = qh.matMul(kh.transpose(0, 2, 1));                      // [heads, T, T]
         boolean gpt2Division = f.scoreScaleByDivision && !fixes.attnScaleOverridden();
         if (gpt2Division) {
@@ -480,7 +562,7 @@ public final class TorchPass implements ForwardPass {
             if (c.raw.path("scale_attn_by_inverse_layer_idx").asBoolean(false))
                 scores = scores.div((double) (spec.index() + 1));
         } else {
-            scores = scores.mul(fixes.attnScale(spec));
+            scores = scores.mul(d.scale());
         }
         double cap = fixes.attnSoftcap(c);
         if (!Double.isNaN(cap)) scores = scores.div(cap).tanh().mul(cap);
@@ -496,8 +578,12 @@ public final class TorchPass implements ForwardPass {
         } else {
             probs = cast(cast(scores, DataType.FLOAT32).softmax(-1), dtype);     // softmax(dtype=float32).to(dtype)
         }
-        NDArray out = probs.matMul(vh);                                          // [heads, T, hd]
-        return out.transpose(1, 0, 2).reshape(T, (long) heads * hd);
+        NDArray out = probs.matMul(vh);                                          // [heads, T, v_hd]
+        return out.transpose(1, 0, 2).reshape(T, (long) heads * d.vDim());
+    }
+
+    /** Heads of q, of k/v, the widths of a q/k and of a v head, and the Python-float score scale. */
+    private record AttnDims(int heads, int kvHeads, int qkDim, int vDim, double scale) {
     }
 
     /** repeat_kv: [kv, T, hd] → [kv * group, T, hd], each KV head repeated group times. */
