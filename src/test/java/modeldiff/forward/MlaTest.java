@@ -185,8 +185,8 @@ class MlaTest {
                     Trace torch = new TorchPass(Precision.FP32, Fixes.NONE).run(m, in, ProbeLevel.ALL);
                     assertEquals(ref.probeNames(), torch.probeNames());
                     double w = worst(ref, torch);
-                    System.out.printf("deepseek_v3 offset %d q_lora %d interleave %s: torch:fp32 vs reference worst probe %.2f%n",
-                            in.positionOffset(), qLora, interleave, w);
+                    System.out.printf("deepseek_v3 offset %d q_lora %d interleave %s: torch:fp32 vs reference worst probe %.2f at %s%n",
+                            in.positionOffset(), qLora, interleave, w, worstProbe(ref, torch));
                     assertTrue(w <= -6.0, "worst probe " + w);
                 }
     }
@@ -232,6 +232,19 @@ class MlaTest {
         double w = worst(lowp, forced);
         System.out.printf("deepseek_v3 torch:fp32 forced by lowp:fp32: worst probe %.2f%n", w);
         assertTrue(w <= -5.0, "worst probe " + w);
+    }
+
+    private static String worstProbe(Trace ref, Trace cand) {
+        String at = null;
+        double w = Double.NEGATIVE_INFINITY;
+        for (String p : ref.probeNames()) {
+            double e = p.endsWith(".experts") ? Double.NEGATIVE_INFINITY : Metrics.logL2(ref.probe(p).data(), cand.probe(p).data());
+            if (at == null || e > w) {
+                w = e;
+                at = p;
+            }
+        }
+        return at;
     }
 
     private static double worst(Trace ref, Trace cand) {
