@@ -17,7 +17,8 @@ import java.util.function.UnaryOperator;
 
 /**
  * A MoE layer through libtorch (Mixtral, Qwen3-MoE, OLMoE: softmax routers; gpt-oss: top-k→softmax and its clamped
- * experts; GLM-4.5: fp32 sigmoid router, groups, shared expert): router logits, the fp32 softmax / sigmoid and every
+ * experts; GLM-4.5 / DeepSeek-V3: fp32 sigmoid router, groups, shared expert; Llama 4: top-k→sigmoid scaling the
+ * experts' input, fused experts, shared expert): router logits, the fp32 softmax / sigmoid and every
  * expert's MLP are torch ops in the pass's dtype; the top-k choice over a [tokens, experts] table and HF's
  * index_add_ accumulation (one rounding to the dtype per added expert, experts in ascending id) are done here in Java,
  * as small bookkeeping around the kernels.
@@ -53,8 +54,9 @@ final class TorchMoe {
         }
         // softmax routers: fp32 probabilities; sigmoid routers: fp32 scores σ(logits); top-k→softmax: the logits
         boolean topkFirst = s.router == Family.Router.TOPK_SOFTMAX;
+        boolean topkSigmoid = s.router == Family.Router.SIGMOID_TOPK;    // Llama 4: top-k of the logits, then σ
         double[] probs = doubles(sigmoid ? logits.toType(DataType.FLOAT32, false).getNDArrayInternal().sigmoid()
-                : topkFirst ? logits : logits.toType(DataType.FLOAT32, false).softmax(-1));
+                : topkFirst || topkSigmoid ? logits : logits.toType(DataType.FLOAT32, false).softmax(-1));
         float[] bias = w.correctionBias() == null ? null : modeldiff.model.TensorStore.readFloats(w.correctionBias(), 0, E);
         int[] ids = new int[T * k];
         for (int t = 0; t < T; t++) {
@@ -70,6 +72,7 @@ final class TorchMoe {
             ids[i] = (int) chosen[i];
         }
         float[] weights = topkFirst ? topkSoftmaxWeights(logits, probs, ids, T, ops)
+                : topkSigmoid ? topkSigmoidWeights(m, probs, ids, T, ops)
                 : weights(sigmoid && ops.fixes().moeBiasInWeights ? biased(probs, bias, T, E) : probs, ids, T, ops, sigmoid);
         double[] x = doubles(mn);
         float[] acc = new float[T * H];
@@ -87,6 +90,16 @@ final class TorchMoe {
                 wt[c++] = weights[i];
             }
             NDArray xe = ops.toDtype().apply(m.create(rows, new Shape(n, H)));
+            NDArray wc = m.create(wt, new Shape(n, 1));                                                  // fp32
+            if (s.scalesInput()) {
+                // Llama 4: routed_in = hidden * score in the dtype; the experts' outputs summed over dim 0 (fp32
+                // accumulation, one rounding below); no weighting of the output
+                NDArray y = halvesExpert(m, xe.mul(wc.toType(ops.dtype(), false)), w.fused(), e, ops);
+                double[] yd = doubles(y);
+                for (int c = 0; c < n; c++)
+                    for (int j = 0; j < H; j++) acc[(slot[c] / k) * H + j] += (float) yd[c * H + j];
+                continue;
+            }
             NDArray y;                                                                                   // [n, H]
             if (w.fused() != null) {
                 y = gptOssExpert(m, xe, w.fused(), e, ops);
@@ -95,7 +108,6 @@ final class TorchMoe {
                 NDArray h = ops.activation().apply(ops.linear().apply(xe, ex.gate())).mul(ops.linear().apply(xe, ex.up()));
                 y = ops.linear().apply(h, ex.down());
             }
-            NDArray wc = m.create(wt, new Shape(n, 1));                                                  // fp32
             // Qwen3-MoE / OLMoE hand the experts dtype weights (dtype × dtype); Mixtral fp32 ones (a product in fp32)
             NDArray contrib = s.weightsInDtype ? y.mul(wc.toType(ops.dtype(), false))
                     : y.toType(DataType.FLOAT32, false).mul(wc).toType(ops.dtype(), false);
@@ -139,6 +151,45 @@ final class TorchMoe {
             }
         }
         return out;
+    }
+
+    /**
+     * Llama4Router's weights: σ(score.float()).to(dtype) of each chosen logit (a torch sigmoid in fp32, one cast);
+     * moe.renormalize=true divides by their fp32 sum over the k and moe.routed_scaling multiplies, each rounded.
+     */
+    private static float[] topkSigmoidWeights(NDManager m, double[] logits, int[] ids, int T, Ops ops) {
+        MoeSpec s = ops.spec();
+        int E = s.numExperts, k = s.topK;
+        float[] chosen = new float[ids.length];
+        for (int i = 0; i < ids.length; i++) chosen[i] = (float) logits[(i / k) * E + ids[i]];
+        NDArray sg = m.create(chosen, new Shape(T, k)).getNDArrayInternal().sigmoid();
+        double[] sd = doubles(sg.toType(ops.dtype(), false));
+        boolean renorm = ops.fixes().renormalize(s);
+        float scale = (float) ops.fixes().routedScaling(s);
+        float[] out = new float[ids.length];
+        for (int t = 0; t < T; t++) {
+            float sum = 0;
+            for (int j = 0; j < k; j++) sum += (float) sd[t * k + j];
+            for (int j = 0; j < k; j++) {
+                float v = (float) sd[t * k + j];
+                if (renorm) v = (float) ops.precision().round((double) (v / sum));
+                if (scale != 1f) v = (float) ops.precision().round((double) (v * scale));
+                out[t * k + j] = v;
+            }
+        }
+        return out;
+    }
+
+    /**
+     * Llama4TextExperts as torch ops: gate_up = x @ W[e] [n, 2·ff], gate its first ff columns and up its last,
+     * up · act(gate), @ D[e]; no biases.
+     */
+    private static NDArray halvesExpert(NDManager m, NDArray x, MoeWeights.Fused f, int e, Ops ops) {
+        int H = f.hidden(), ff = f.ff();
+        NDArray gu = x.matMul(param(m, f.block(f.gateUp(), e, H, 2 * ff), H, 2 * ff, ops));
+        NDArray gate = gu.get(new ai.djl.ndarray.index.NDIndex(":, 0:" + ff));
+        NDArray up = gu.get(new ai.djl.ndarray.index.NDIndex(":, " + ff + ":"));
+        return up.mul(ops.activation().apply(gate)).matMul(param(m, f.block(f.down(), e, ff, H), ff, H, ops));
     }
 
     /**

@@ -102,9 +102,8 @@ public final class TorchPass implements ForwardPass {
                     + "(mixture of experts) yet; use reference or lowp:bf16|fp16|fp32");
     }
 
-    /** torch runs every MoE family (TorchMoe) and MLA (DeepSeek-V3); Llama 4's attention not yet. */
+    /** torch runs every family: MoE (TorchMoe), MLA (DeepSeek-V3) and Llama 4's attention; nothing to refuse. */
     static void refuseUnsupportedTorch(String pass, Model model) {
-        refuseLlama4(pass, model);
     }
 
     /** Multi-head latent attention is written for reference, lowp and torch only: one clear line, before any work. */
@@ -235,15 +234,67 @@ public final class TorchPass implements ForwardPass {
         }
         RopeSpec layerRope = f.learnedPositions ? null : fixes.layerRope(spec, c);
         if (layerRope != null) {
-            NDArray[] cs = cosSin(m, layerRope, hd, in);                         // [T, 1, rot] each
-            q = rope(q, cs);
-            k = rope(k, cs);
+            // Llama 4: a complex product with fp32 freqs_cis on pairs (2j, 2j+1), cast back once (rope.qk_interleaved flips the layout)
+            boolean l4 = f.llama4Attention, pairs = fixes.qkInterleaved != l4;
+            NDArray[] cs = cosSin(m, layerRope, hd, in, l4);                     // [T, 1, rot] each
+            q = rope(q, cs, pairs, l4);
+            k = rope(k, cs, pairs, l4);
+        }
+        if (spec.llama4() != null) {
+            NDArray[] qk = llama4AfterRope(m, q, k, spec.llama4(), in, fixes.eps(c));
+            q = qk[0];
+            k = qk[1];
         }
         q = put(rec, m, p + "q", c.qDim(), q);
         k = put(rec, m, p + "k", c.kvDim(), k);
         v = put(rec, m, p + "v", c.kvDim(), v);
         var dims = new AttnDims(c.numHeads, c.numKvHeads, hd, hd, fixes.attnScale(spec));
-        return put(rec, m, p + "attn", c.qDim(), attention(m, q, k, v, T, dims, c, f, spec, sinks(m, model, i)));   // [T, heads*hd]
+        return put(rec, m, p + "attn", c.qDim(),
+                attention(m, q, k, v, T, dims, c, f, spec, sinks(m, model, i), firstKeys(spec, in)));   // [T, heads*hd]
+    }
+
+    /**
+     * Llama4TextAttention after RoPE: on RoPE layers the weightless L2 norm of q and k over each head,
+     * (x.float() · rsqrt(mean(x²) + eps)).type_as(x) (not with qk_norm.off); on NoPE layers q times the temperature
+     * log1p(floor((cache_position.float() + 1.0) / floor_scale)) · attn_scale + 1.0, an fp32 product cast back once
+     * (not with attn.no_temperature_tuning). Positions are absolute, so a run at an offset tunes as HF's cached run.
+     */
+    private NDArray[] llama4AfterRope(NDManager m, NDArray q, NDArray k, LayerSpec.Llama4 l, ForwardInput in, double eps) {
+        if (l.l2Norm() && !fixes.qkNormOff) {
+            q = l2Norm(m, q, eps);
+            k = l2Norm(m, k, eps);
+        }
+        if (l.tempScale() > 0 && !fixes.attnNoTemperatureTuning) {
+            int T = in.length();
+            NDArray pos = m.arange((int) in.positionOffset(), (int) (in.positionOffset() + T), 1, DataType.INT64)
+                    .toType(DataType.FLOAT32, false);
+            // log1p(n) as log(1 + n): n is a whole number, so 1 + n is exact in fp32
+            NDArray scales = pos.add(1.0).div(l.floorScale()).floor().add(1.0).log().mul(l.tempScale()).add(1.0);
+            q = cast(cast(q, DataType.FLOAT32).mul(scales.reshape(T, 1, 1)), dtype);
+        }
+        return new NDArray[]{q, k};
+    }
+
+    /** Llama4TextL2Norm over the last axis: x.float() · rsqrt(x.pow(2).mean(-1, keepdim=True) + eps), type_as(x). */
+    private NDArray l2Norm(NDManager m, NDArray x, double eps) {
+        NDArray xf = cast(x, DataType.FLOAT32);
+        NDArray variance = xf.square().mean(new int[]{-1}, true);
+        return cast(xf.mul(reciprocal(m, variance.add(eps).sqrt())), dtype);
+    }
+
+    /**
+     * Llama 4's chunked mask: per query, its first visible key (the first of its chunk of absolute positions, pos //
+     * chunk equal); null when the layer is not chunked or with attn.no_chunking.
+     */
+    private int[] firstKeys(LayerSpec spec, ForwardInput in) {
+        if (spec.llama4() == null || spec.llama4().chunk() <= 0 || fixes.attnNoChunking) return null;
+        long chunk = spec.llama4().chunk(), p0 = in.position(0);
+        int[] first = new int[in.length()];
+        for (int t = 0; t < first.length; t++) {
+            long p = in.position(t);
+            first[t] = (int) Math.max(0, (p / chunk) * chunk - p0);
+        }
+        return first;
     }
 
     /**
@@ -281,7 +332,7 @@ public final class TorchPass implements ForwardPass {
         NDArray k = put(rec, m, p + "k", s.qkDim(heads), NDArrays.concat(new NDList(kNope, kPe.broadcast(T, heads, rope)), -1));
         v = put(rec, m, p + "v", s.vDim(heads), v);
         var dims = new AttnDims(heads, heads, s.qkHeadDim(), s.vHeadDim(), fixes.mlaScale(spec, c));
-        return put(rec, m, p + "attn", s.vDim(heads), attention(m, q, k, v, T, dims, c, model.family, spec, null));
+        return put(rec, m, p + "attn", s.vDim(heads), attention(m, q, k, v, T, dims, c, model.family, spec, null, null));
     }
 
     /** apply_rotary_pos_emb_interleave's view(.., d/2, 2).transpose(-1, -2).reshape: pairs (2j, 2j+1) to (j, j + d/2). */
@@ -400,6 +451,11 @@ public final class TorchPass implements ForwardPass {
      * cos = emb.cos() * attention_scaling, then .to(dtype). Shapes [T, 1, rotaryDim].
      */
     private NDArray[] cosSin(NDManager m, RopeSpec spec, int headDim, ForwardInput in) {
+        return cosSin(m, spec, headDim, in, false);
+    }
+
+    /** @param fp32 keep cos/sin in fp32 (Llama 4's freqs_cis = polar(1, freqs) · attention_scaling, never cast) */
+    private NDArray[] cosSin(NDManager m, RopeSpec spec, int headDim, ForwardInput in, boolean fp32) {
         int rot = Rope.rotaryDim(headDim, spec.partialRotaryFactor());
         int T = in.length();
         long seqLen = in.positionOffset() + T;
@@ -410,8 +466,9 @@ public final class TorchPass implements ForwardPass {
         NDArray freqs = inv.reshape(rot / 2, 1).matMul(pos.reshape(1, T)).transpose();   // [T, rot/2]
         NDArray emb = NDArrays.concat(new NDList(freqs, freqs), -1);           // [T, rot]
         double scaling = attentionScaling(spec);
-        NDArray cos = cast(emb.cos().mul(scaling), dtype).reshape(T, 1, rot);
-        NDArray sin = cast(emb.sin().mul(scaling), dtype).reshape(T, 1, rot);
+        DataType to = fp32 ? DataType.FLOAT32 : dtype;
+        NDArray cos = cast(emb.cos().mul(scaling), to).reshape(T, 1, rot);
+        NDArray sin = cast(emb.sin().mul(scaling), to).reshape(T, 1, rot);
         return new NDArray[]{cos, sin};
     }
 
@@ -506,16 +563,21 @@ public final class TorchPass implements ForwardPass {
     }
 
     /** q·cos + rotate_half(q)·sin on the first rotaryDim dims of each head, the rest passed through. x [T, heads, hd]. */
-    private NDArray rope(NDArray x, NDArray[] cs) {
+    /**
+     * @param pairs rotate pairs (2j, 2j+1) (GPT-J / Meta layout) instead of halves
+     * @param fp32  Llama 4: x.float() times fp32 cos/sin, the result cast back to the dtype once
+     */
+    private NDArray rope(NDArray x, NDArray[] cs, boolean pairs, boolean fp32) {
+        if (fp32 && dtype != DataType.FLOAT32) return cast(rope(cast(x, DataType.FLOAT32), cs, pairs, false), dtype);
         NDArray cos = cs[0], sin = cs[1];
         long rot = cos.getShape().get(2), hd = x.getShape().get(2);
         NDArray xr = rot == hd ? x : x.get(":, :, 0:" + rot);
         NDArray out;
-        if (fixes.qkInterleaved) {
+        if (pairs) {
             // GPT-J / Meta layout: pairs (2j, 2j+1) share frequency j.
             long T = x.getShape().get(0), heads = x.getShape().get(1), half = rot / 2;
-            NDArray pairs = xr.reshape(T, heads, half, 2);
-            NDArray x1 = pairs.get(":, :, :, 0"), x2 = pairs.get(":, :, :, 1");
+            NDArray pr = xr.reshape(T, heads, half, 2);
+            NDArray x1 = pr.get(":, :, :, 0"), x2 = pr.get(":, :, :, 1");
             NDArray c = cos.get(":, :, 0:" + half), s = sin.get(":, :, 0:" + half);
             NDArray y1 = x1.mul(c).sub(x2.mul(s));
             NDArray y2 = x2.mul(c).add(x1.mul(s));
@@ -549,7 +611,7 @@ public final class TorchPass implements ForwardPass {
     }
 
     private NDArray attention(NDManager m, NDArray q, NDArray k, NDArray v, int T, AttnDims d, ModelConfig c, Family f,
-                              LayerSpec spec, NDArray sinks) {
+                              LayerSpec spec, NDArray sinks, int[] firstKeys) {
         int heads = d.heads(), kvHeads = d.kvHeads(), hd = d.qkDim(), group = heads / kvHeads;
         NDArray qh = q.transpose(1, 0, 2);                                       // [heads, T, hd]
         NDArray kh = repeatKv(k.transpose(1, 0, 2), kvHeads, group, T, hd);     // [heads, T, hd]
@@ -566,7 +628,7 @@ public final class TorchPass implements ForwardPass {
         }
         double cap = fixes.attnSoftcap(c);
         if (!Double.isNaN(cap)) scores = scores.div(cap).tanh().mul(cap);
-        scores = scores.add(causalMask(m, T, fixes.window(spec)));
+        scores = scores.add(causalMask(m, T, fixes.window(spec), firstKeys));
         NDArray probs;
         if (sinks != null) {
             // gpt-oss: cat(scores, sink) − max in the dtype, softmax(dtype=dtype) (fp32 inside), the sink column dropped
@@ -592,12 +654,15 @@ public final class TorchPass implements ForwardPass {
         return x.reshape(kvHeads, 1, T, hd).broadcast(kvHeads, group, T, hd).reshape((long) kvHeads * group, T, hd);
     }
 
-    /** 0 where query t sees key s (s ≤ t, and t − s < window when sliding), −inf elsewhere; in the dtype. */
-    private NDArray causalMask(NDManager m, int T, int window) {
+    /**
+     * 0 where query t sees key s (s ≤ t, t − s < window when sliding, s ≥ firstKeys[t] when chunked), −inf elsewhere;
+     * in the dtype.
+     */
+    private NDArray causalMask(NDManager m, int T, int window, int[] firstKeys) {
         float[] mask = new float[T * T];
         for (int t = 0; t < T; t++)
             for (int s = 0; s < T; s++) {
-                boolean visible = s <= t && (window <= 0 || t - s < window);
+                boolean visible = s <= t && (window <= 0 || t - s < window) && (firstKeys == null || s >= firstKeys[t]);
                 mask[t * T + s] = visible ? 0f : Float.NEGATIVE_INFINITY;
             }
         return cast(m.create(mask, new Shape(T, T)), dtype);
