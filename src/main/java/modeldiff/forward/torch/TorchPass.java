@@ -94,37 +94,26 @@ public final class TorchPass implements ForwardPass {
         return threads;
     }
 
-    /** MLA (DeepSeek-V3) and MoE families are not written for cuda yet: one clear line. */
+    /**
+     * What cuda does not implement yet, refused in one clear line before any work: Llama 4's attention, MLA
+     * (DeepSeek-V3) and MoE families. torch runs all of them (MoE: TorchMoe), so it refuses no family.
+     */
     public static void refuseUnsupported(String pass, Model model) {
-        refuseMla(pass, model);
-        if (model.family.moe != null)
-            throw new modeldiff.model.BadInputException(pass + " does not implement the " + model.family + " family "
-                    + "(mixture of experts) yet; use reference or lowp:bf16|fp16|fp32");
-    }
-
-    /** torch runs every family: MoE (TorchMoe), MLA (DeepSeek-V3) and Llama 4's attention; nothing to refuse. */
-    static void refuseUnsupportedTorch(String pass, Model model) {
-    }
-
-    /** Multi-head latent attention is written for reference, lowp and torch only: one clear line, before any work. */
-    private static void refuseMla(String pass, Model model) {
-        refuseLlama4(pass, model);
-        if (model.family.attention == modeldiff.model.Family.Attention.MLA)
-            throw new modeldiff.model.BadInputException(pass + " does not implement multi-head latent attention (the "
-                    + model.family + " family) yet; use reference, lowp:bf16|fp16|fp32 or torch:fp16|fp32");
-    }
-
-    private static void refuseLlama4(String pass, Model model) {
         if (model.family.llama4Attention)
-            throw new modeldiff.model.BadInputException(pass + " does not implement Llama 4's attention (chunks, NoPE "
-                    + "temperature tuning, L2 q/k norm; the " + model.family + " family) yet; use reference or lowp:bf16|fp16|fp32");
+            throw new BadInputException(pass + " does not implement Llama 4's attention (chunks, NoPE temperature tuning, "
+                    + "L2 q/k norm; the " + model.family + " family) yet; use reference, lowp:bf16|fp16|fp32 or torch:fp16|fp32");
+        if (model.family.attention == Family.Attention.MLA)
+            throw new BadInputException(pass + " does not implement multi-head latent attention (the " + model.family
+                    + " family) yet; use reference, lowp:bf16|fp16|fp32 or torch:fp16|fp32");
+        if (model.family.moe != null)
+            throw new BadInputException(pass + " does not implement the " + model.family + " family "
+                    + "(mixture of experts) yet; use reference, lowp:bf16|fp16|fp32 or torch:fp16|fp32");
     }
 
     // ---- the forward ----
 
     @Override
     public Trace run(Model model, ForwardInput input, ProbeLevel level) {
-        refuseUnsupportedTorch(name(), model);
         TorchRuntime.require();
         TorchRuntime.setThreads(threads);
         ModelConfig c = model.config;
