@@ -551,8 +551,9 @@ public final class TorchPass implements ForwardPass {
         return NDArrays.where(medium, smoothed, scaled);
     }
 
-    /** q·cos + rotate_half(q)·sin on the first rotaryDim dims of each head, the rest passed through. x [T, heads, hd]. */
     /**
+     * q·cos + rotate_half(q)·sin on the first rotaryDim dims of each head, the rest passed through. x [T, heads, hd].
+     *
      * @param pairs rotate pairs (2j, 2j+1) (GPT-J / Meta layout) instead of halves
      * @param fp32  Llama 4: x.float() times fp32 cos/sin, the result cast back to the dtype once
      */
