@@ -223,11 +223,12 @@ public final class TorchPass implements ForwardPass {
         }
         RopeSpec layerRope = f.learnedPositions ? null : fixes.layerRope(spec, c);
         if (layerRope != null) {
-            // Llama 4: a complex product with fp32 freqs_cis on pairs (2j, 2j+1), cast back once (rope.qk_interleaved flips the layout)
-            boolean l4 = f.llama4Attention, pairs = fixes.qkInterleaved != l4;
-            NDArray[] cs = cosSin(m, layerRope, hd, in, l4);                     // [T, 1, rot] each
-            q = rope(q, cs, pairs, l4);
-            k = rope(k, cs, pairs, l4);
+            // Llama 4: a complex product with fp32 freqs_cis on pairs (2j, 2j+1), cast back once (rope.qk_interleaved flips the layout).
+            // OLMo 2 (Family.ropeInFp32): cos/sin stay fp32, so q·cos + rotate_half(q)·sin runs in fp32 and is cast back once.
+            boolean l4 = f.llama4Attention, pairs = fixes.qkInterleaved != l4, fp32 = l4 || f.ropeInFp32;
+            NDArray[] cs = cosSin(m, layerRope, hd, in, fp32);                   // [T, 1, rot] each
+            q = rope(q, cs, pairs, fp32);
+            k = rope(k, cs, pairs, fp32);
         }
         if (spec.llama4() != null) {
             NDArray[] qk = llama4AfterRope(m, q, k, spec.llama4(), in, fixes.eps(c));

@@ -66,6 +66,27 @@ class TorchTeacherForcingTest {
     }
 
     /**
+     * OLMo 2 keeps RoPE's cos/sin in fp32 (Family.ropeInFp32), so HF rotates q and k in fp32 and rounds once. lowp does
+     * so (and lowp:bf16 reproduces HF's bf16 olmo2 trace bit for bit, docs/cuda.md); torch:fp16 forced by lowp:fp16 must
+     * then give the same q and k. With cos/sin cast to fp16 first it did not (log-L2 −3.5 at every q and k).
+     */
+    @Test
+    void olmo2RotatesInFp32() {
+        Model m = Model.open(Fixtures.model("olmo2"));
+        Trace hf = TraceFiles.read(Fixtures.trace("olmo2", "hf-bfloat16.safetensors"));
+        ForwardInput free = new ForwardInput(hf.tokens(), 0);
+        Trace lowp = new modeldiff.forward.lowp.LowpPass(Precision.FP16, Fixes.NONE).run(m, free, ProbeLevel.ALL);
+        Trace torch = new TorchPass(Precision.FP16, Fixes.NONE).run(m, ForwardInput.forcedBy(lowp), ProbeLevel.ALL);
+        for (String probe : lowp.probeNames()) {
+            if (!probe.endsWith(".q") && !probe.endsWith(".k")) continue;
+            double[] a = lowp.probe(probe).data(), b = torch.probe(probe).data();
+            int same = 0;
+            for (int i = 0; i < a.length; i++) if (a[i] == b[i]) same++;
+            assertTrue(same >= 0.99 * a.length, probe + ": " + same + " of " + a.length + " identical");
+        }
+    }
+
+    /**
      * A layers-only teacher forces the residual stream and nothing inside the layers: layer i is computed from the
      * teacher's layers.{i-1}. The independent truth is the float64 reference forced by the same teacher (which
      * TeacherForcingTest checks against the reference run one layer at a time). The teacher is HF's float64 run scaled
