@@ -94,7 +94,9 @@ final class HuntCommand implements Callable<Integer> {
                 : Limits.withTimeout("hunt", limits.timeoutSeconds, () -> Hunt.run(m, t, base, fixSet, !noPrune, Progress.stderr()::show));
         Progress.stderr().done();
         System.out.println(r.sentence());
-        if (!r.equivalent().isEmpty()) System.out.println("indistinguishable on this input: " + r.equivalent());
+        if (!r.equivalent().isEmpty())
+            System.out.println("indistinguishable on this input: " + r.equivalent()
+                    + (r.teacherForced() ? " (bit-identical in the layers where the target differs from the base run)" : ""));
         System.out.printf("%d runs (%d stopped early) in %.2f s (%.1f forwards' time)%n", r.runs(), r.pruned(), r.seconds(), r.costInForwards());
         List<String> command = new ArrayList<>();
         command.add("modeldiff");

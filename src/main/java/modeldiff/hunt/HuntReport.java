@@ -108,7 +108,11 @@ public final class HuntReport {
         List<String> lines = new ArrayList<>();
         lines.add(r.sentence());
         if (!r.equivalent().isEmpty())
-            lines.add("Indistinguishable on this input: " + r.equivalent() + " give bit-identical runs.");
+            // Teacher-forced, candidates run only from the first to the last layer where the base run has excess
+            // (the rest is the base run's), so "identical" is claimed for those layers only.
+            lines.add("Indistinguishable on this input: " + r.equivalent() + (r.teacherForced()
+                    ? " give bit-identical runs in the layers where the target differs from the base run."
+                    : " give bit-identical runs."));
         List<List<String>> rows = new ArrayList<>();
         for (Hunt.Attempt a : r.explanations().subList(0, Math.min(15, r.explanations().size())))
             rows.add(List.of(a.fixes().isEmpty() ? "(none)" : String.join(", ", a.fixes()), a.matches() ? "yes" : "no",
