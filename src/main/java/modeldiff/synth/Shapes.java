@@ -27,6 +27,14 @@ public final class Shapes {
         m.put("llama2-13b", "meta-llama/Llama-2-13b-hf");
         m.put("llama3-8b", "meta-llama/Meta-Llama-3-8B");
         m.put("mistral-7b", "mistralai/Mistral-7B-v0.1");
+        // MoE shapes. Their config.json (https://huggingface.co/openai/gpt-oss-20b/blob/main/config.json,
+        // https://huggingface.co/Qwen/Qwen3-30B-A3B/blob/main/config.json) was read from copies on GitHub, since
+        // huggingface.co is not reachable here: gpt-oss-20b's as quoted verbatim in circuit-tracer's gpt-oss test (its
+        // added _name_or_path dropped), Qwen3-30B-A3B's from a collection of Qwen release configs; both agree with the
+        // published model cards' numbers (24 layers / 32 experts / top-4; 48 layers / 128 experts / top-8).
+        // gpt-oss's quantization_config (MXFP4) is kept here and dropped by synth, which writes bf16 experts.
+        m.put("gpt-oss-20b", "openai/gpt-oss-20b");
+        m.put("qwen3-30b-a3b", "Qwen/Qwen3-30B-A3B");
         return java.util.Collections.unmodifiableMap(m);
     }
 

@@ -11,6 +11,7 @@ import modeldiff.model.DType;
 import modeldiff.model.Family;
 import modeldiff.model.Model;
 import modeldiff.model.ModelConfig;
+import modeldiff.model.MoeSpec;
 import modeldiff.model.SafeTensorsWriter;
 import modeldiff.model.TensorStore;
 import modeldiff.util.AtomicFiles;
@@ -84,7 +85,11 @@ public final class SyntheticModel {
         if (layers != null) {
             if (layers < 1) throw new BadInputException("--layers must be at least 1, got " + layers);
             config.put("num_hidden_layers", layers);
+            truncateLayerTypes(config, layers);
         }
+        // The weights are plain bf16/fp16, not the release's quantized format (gpt-oss ships MXFP4 experts): a
+        // quantization_config would make a loader look for *_blocks / *_scales tensors that are not there.
+        boolean dequantized = config.remove("quantization_config") != null;
         String declared = config.has("torch_dtype") || !config.has("dtype") ? "torch_dtype" : "dtype";
         config.put(declared, dtype.torchName());
         prepareDir(out, force);
@@ -136,17 +141,31 @@ public final class SyntheticModel {
         prov.put("seed", seed);
         prov.put("dtype", dtype.torchName());
         prov.put("num_hidden_layers", c.numLayers);
+        if (dequantized) prov.put("quantization", "the release's quantization_config removed: weights are " + dtype.torchName());
         prov.put("values", "matrices U(±sqrt(3)·" + std + "), norms identity ± 0.1, biases U(±" + std + "); random, not trained");
         AtomicFiles.writeString(out.resolve(PROVENANCE), pythonJson(prov));
         Model.open(out); // every tensor the family reads exists with the shape the config implies
         return new Result(out, shards.size(), total, tensors.size());
     }
 
-    /** Parameter names in HF's state-dict order (module registration order) for the Llama-layout families. */
+    /** layer_types (gpt-oss) lists one entry per layer; with fewer layers written, the first {@code layers} of them. */
+    private static void truncateLayerTypes(ObjectNode config, int layers) {
+        if (!(config.get("layer_types") instanceof com.fasterxml.jackson.databind.node.ArrayNode types) || types.size() <= layers)
+            return;
+        while (types.size() > layers) types.remove(types.size() - 1);
+    }
+
+    /**
+     * Parameter names in HF's state-dict order (module registration order) for the Llama-layout families, MoE ones
+     * included: Qwen3-MoE's router mlp.gate and per-expert mlp.experts.E.{gate,up,down}_proj (modeling_qwen3_moe.py
+     * Qwen3MoeSparseMoeBlock), gpt-oss's router mlp.router (weight and bias), fused experts mlp.experts.gate_up_proj
+     * [E, H, 2·ff] / down_proj [E, ff, H] with their biases, and self_attn.sinks [heads] (modeling_gpt_oss.py).
+     */
     static List<Tensor> stateDict(ModelConfig c) {
         Family f = c.family;
         if (f.layout != Family.Layout.LLAMA || f.learnedPositions)
             throw new BadInputException("synth writes Llama-layout families only, not " + c.modelType);
+        if (c.mla != null) throw new BadInputException("synth does not write multi-head latent attention (" + c.modelType + ")");
         int h = c.hiddenSize, qd = c.qDim(), kvd = c.kvDim(), ff = c.intermediateSize, hd = c.headDim;
         List<Tensor> out = new ArrayList<>();
         out.add(new Tensor("model.embed_tokens.weight", new long[]{c.vocabSize, h}, Kind.MATRIX));
@@ -160,9 +179,14 @@ public final class SyntheticModel {
                 out.add(new Tensor(p + "self_attn.q_norm.weight", new long[]{hd}, Kind.NORM));
                 out.add(new Tensor(p + "self_attn.k_norm.weight", new long[]{hd}, Kind.NORM));
             }
-            if (f.mlp == Family.Mlp.GATED) linear(out, p + "mlp.gate_proj", ff, h, c.mlpBias);
-            linear(out, p + "mlp.up_proj", ff, h, c.mlpBias);
-            linear(out, p + "mlp.down_proj", h, ff, c.mlpBias);
+            if (f.attentionSinks) out.add(new Tensor(p + "self_attn.sinks", new long[]{c.numHeads}, Kind.BIAS));
+            if (c.moe != null && c.moe.sparse(i)) {
+                moe(out, p, c);
+            } else {
+                if (f.mlp == Family.Mlp.GATED) linear(out, p + "mlp.gate_proj", ff, h, c.mlpBias);
+                linear(out, p + "mlp.up_proj", ff, h, c.mlpBias);
+                linear(out, p + "mlp.down_proj", h, ff, c.mlpBias);
+            }
             out.add(new Tensor(p + "input_layernorm.weight", new long[]{h}, Kind.NORM));
             out.add(new Tensor(p + "post_attention_layernorm.weight", new long[]{h}, Kind.NORM));
             if (f.sandwichNorms) {
@@ -174,6 +198,34 @@ public final class SyntheticModel {
         if (!c.tieWordEmbeddings) out.add(new Tensor("lm_head.weight", new long[]{c.vocabSize, h}, Kind.MATRIX));
         if (f.norm.centered()) throw new BadInputException("synth does not write LayerNorm biases (" + c.modelType + ")");
         return out;
+    }
+
+    /** One routed MLP: gpt-oss's fused layout or the per-expert one (Qwen3-MoE, OLMoE, Mixtral's names). */
+    private static void moe(List<Tensor> out, String p, ModelConfig c) {
+        Family.ExpertNames n = c.family.moe.names();
+        MoeSpec s = c.moe;
+        int h = c.hiddenSize, ff = s.expertSize, e = s.numExperts;
+        if (s.sharedSize != 0 || s.router == Family.Router.SIGMOID_GROUPED)
+            throw new BadInputException("synth does not write shared experts or sigmoid routers (" + c.modelType + ")");
+        if (n == Family.GPT_OSS_EXPERTS) {
+            String b = p + "mlp.";
+            linear(out, b + "router", e, h, true);
+            out.add(new Tensor(b + "experts.gate_up_proj", new long[]{e, h, 2L * ff}, Kind.MATRIX));
+            out.add(new Tensor(b + "experts.gate_up_proj_bias", new long[]{e, 2L * ff}, Kind.BIAS));
+            out.add(new Tensor(b + "experts.down_proj", new long[]{e, ff, h}, Kind.MATRIX));
+            out.add(new Tensor(b + "experts.down_proj_bias", new long[]{e, h}, Kind.BIAS));
+            return;
+        }
+        if (n != Family.QWEN_EXPERTS && n != Family.MIXTRAL_EXPERTS)
+            throw new BadInputException("synth does not write " + c.modelType + "'s expert layout");
+        String b = p + n.block() + ".";
+        linear(out, b + n.router(), e, h, false);
+        for (int x = 0; x < e; x++) {
+            String ex = b + "experts." + x + ".";
+            linear(out, ex + n.gate(), ff, h, false);
+            linear(out, ex + n.up(), ff, h, false);
+            linear(out, ex + n.down(), h, ff, false);
+        }
     }
 
     private static void linear(List<Tensor> out, String name, int o, int in, boolean bias) {
