@@ -28,7 +28,7 @@ import java.util.TreeMap;
 import java.util.function.Consumer;
 
 /**
- * Writes a model folder of a real shape ({@link Shapes}) with seeded random weights, laid out as HF's
+ * Writes a model folder of a real shape ({@link Shapes}; dense or MoE Llama-layout families) with seeded random weights, laid out as HF's
  * save_pretrained lays it out: config.json, tensors in state-dict order split into shards of at most
  * {@link #SHARD_BYTES} (a tensor never split; a new shard when the next tensor would overflow the current one),
  * model-0000i-of-0000n.safetensors plus model.safetensors.index.json (or a single model.safetensors), tensors
