@@ -361,23 +361,7 @@ class Llama4Test {
     void torchFp16RoundsAsLowpFp16() {
         org.junit.jupiter.api.Assumptions.assumeTrue(torchAvailable());
         Model m = model("fp16", 4, 4);
-        Trace r = ref(m, null);
-        Trace lowp = new LowpPass(Precision.FP16, Fixes.NONE).run(m, INPUT, ProbeLevel.ALL);
-        Trace torch = new TorchPass(Precision.FP16, Fixes.NONE).run(m, INPUT, ProbeLevel.ALL);
-        double sumTorch = 0, sumRef = 0;
-        int n = 0;
-        for (String p : r.probeNames()) {
-            if (p.endsWith(".experts")) continue;
-            double et = Metrics.logL2(lowp.probe(p).data(), torch.probe(p).data());
-            double er = Metrics.logL2(lowp.probe(p).data(), r.probe(p).data());
-            System.out.printf("llama4_text fp16 %-22s torch:fp16 vs lowp:fp16 %7.2f  reference vs lowp:fp16 %7.2f%n", p, et, er);
-            assertTrue(et < er, p + ": torch:fp16 " + et + " not closer to lowp:fp16 than the reference " + er);
-            sumTorch += et;
-            sumRef += er;
-            n++;
-        }
-        System.out.printf("llama4_text fp16 mean: torch:fp16 vs lowp:fp16 %.2f, reference vs lowp:fp16 %.2f%n", sumTorch / n, sumRef / n);
-        assertTrue(sumTorch / n < sumRef / n - 1, "mean " + sumTorch / n + " vs " + sumRef / n);
+        TorchAgreement.fp16RoundsAsLowp("llama4_text", m, INPUT);
     }
 
     /**
@@ -388,12 +372,7 @@ class Llama4Test {
     void torchForcedByLowpTraceStaysWithinFp32Noise() {
         org.junit.jupiter.api.Assumptions.assumeTrue(torchAvailable());
         Model m = model("forced", 4, 4);
-        Trace lowp = new LowpPass(Precision.FP32, Fixes.NONE).run(m, INPUT, ProbeLevel.ALL);
-        Trace forced = new TorchPass(Precision.FP32, Fixes.NONE).run(m, ForwardInput.forcedBy(lowp), ProbeLevel.ALL);
-        assertTrue(forced.extra().containsKey("teacher_forced"));
-        Object[] w = worst(lowp, forced);
-        System.out.printf("llama4_text torch:fp32 forced by lowp:fp32: worst probe %.2f at %s%n", w[0], w[1]);
-        assertTrue((double) w[0] <= -5.0, "worst probe " + w[1] + " " + w[0]);
+        TorchAgreement.forcedByLowpStaysWithinFp32Noise("llama4_text", m, INPUT);
     }
 
     // ---- HF's own traces, once the fixture exists ----

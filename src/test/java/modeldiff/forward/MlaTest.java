@@ -199,23 +199,7 @@ class MlaTest {
     void torchFp16RoundsAsLowpFp16() {
         assumeTorch();
         Model m = yarnModel("fp16");
-        Trace ref = new ReferencePass().run(m, INPUT, ProbeLevel.ALL);
-        Trace lowp = new LowpPass(Precision.FP16, Fixes.NONE).run(m, INPUT, ProbeLevel.ALL);
-        Trace torch = new TorchPass(Precision.FP16, Fixes.NONE).run(m, INPUT, ProbeLevel.ALL);
-        double sumTorch = 0, sumRef = 0;
-        int n = 0;
-        for (String p : ref.probeNames()) {
-            if (p.endsWith(".experts")) continue;
-            double et = Metrics.logL2(lowp.probe(p).data(), torch.probe(p).data());
-            double er = Metrics.logL2(lowp.probe(p).data(), ref.probe(p).data());
-            System.out.printf("deepseek_v3 fp16 %-22s torch:fp16 vs lowp:fp16 %7.2f  reference vs lowp:fp16 %7.2f%n", p, et, er);
-            assertTrue(et < er, p + ": torch:fp16 " + et + " not closer to lowp:fp16 than the reference " + er);
-            sumTorch += et;
-            sumRef += er;
-            n++;
-        }
-        System.out.printf("deepseek_v3 fp16 mean: torch:fp16 vs lowp:fp16 %.2f, reference vs lowp:fp16 %.2f%n", sumTorch / n, sumRef / n);
-        assertTrue(sumTorch / n < sumRef / n - 1, "mean " + sumTorch / n + " vs " + sumRef / n);
+        TorchAgreement.fp16RoundsAsLowp("deepseek_v3", m, INPUT);
     }
 
     /**
@@ -226,12 +210,7 @@ class MlaTest {
     void torchForcedByLowpTraceStaysWithinFp32Noise() {
         assumeTorch();
         Model m = yarnModel("forced-lowp");
-        Trace lowp = new LowpPass(Precision.FP32, Fixes.NONE).run(m, INPUT, ProbeLevel.ALL);
-        Trace forced = new TorchPass(Precision.FP32, Fixes.NONE).run(m, ForwardInput.forcedBy(lowp), ProbeLevel.ALL);
-        assertTrue(forced.extra().containsKey("teacher_forced"));
-        double w = worst(lowp, forced);
-        System.out.printf("deepseek_v3 torch:fp32 forced by lowp:fp32: worst probe %.2f%n", w);
-        assertTrue(w <= -5.0, "worst probe " + w);
+        TorchAgreement.forcedByLowpStaysWithinFp32Noise("deepseek_v3", m, INPUT);
     }
 
     private static String worstProbe(Trace ref, Trace cand) {
