@@ -63,6 +63,19 @@ public record RopeSpec(
         return plain(theta, partialRotaryFactor, maxPositionEmbeddings);
     }
 
+    /**
+     * The pre-training context the scaling types measure against: original_max_position_embeddings, else (as HF
+     * falls back) max_position_embeddings. Config interpretation, shared by every pass; the formulas are not.
+     */
+    public int originalMax() {
+        return originalMaxPositions > 0 ? originalMaxPositions : maxPositionEmbeddings;
+    }
+
+    /** The scaling factor; absent from the config, max_position_embeddings / the original context (HF's default). */
+    public double effectiveFactor() {
+        return Double.isNaN(factor) ? (double) maxPositionEmbeddings / originalMax() : factor;
+    }
+
     public String describe() {
         StringBuilder sb = new StringBuilder(type).append("(theta=").append(theta);
         if (partialRotaryFactor != 1.0) sb.append(", partial=").append(partialRotaryFactor);

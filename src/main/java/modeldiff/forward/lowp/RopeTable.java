@@ -76,17 +76,9 @@ public final class RopeTable {
         return out;
     }
 
-    private static int originalMax(RopeSpec s) {
-        return s.originalMaxPositions() > 0 ? s.originalMaxPositions() : s.maxPositionEmbeddings();
-    }
-
-    private static double factor(RopeSpec s) {
-        return Double.isNaN(s.factor()) ? (double) s.maxPositionEmbeddings() / originalMax(s) : s.factor();
-    }
-
     /** HF's _compute_yarn_parameters: the correction range in Python floats, the table in fp32 tensors. */
     private static Fp32 yarn(RopeSpec s, int rot) {
-        double base = s.theta(), factor = factor(s);
+        double base = s.theta(), factor = s.effectiveFactor();
         double attention = s.attentionFactor();
         if (Double.isNaN(attention)) {
             boolean both = !Double.isNaN(s.mscale()) && !Double.isNaN(s.mscaleAllDim()) && s.mscale() != 0 && s.mscaleAllDim() != 0;
@@ -94,7 +86,7 @@ public final class RopeTable {
         }
         double betaFast = Double.isNaN(s.betaFast()) || s.betaFast() == 0 ? 32 : s.betaFast();
         double betaSlow = Double.isNaN(s.betaSlow()) || s.betaSlow() == 0 ? 1 : s.betaSlow();
-        int om = originalMax(s);
+        int om = s.originalMax();
         double low = rot * Math.log(om / (betaFast * 2 * Math.PI)) / (2 * Math.log(base));
         double high = rot * Math.log(om / (betaSlow * 2 * Math.PI)) / (2 * Math.log(base));
         if (s.truncate()) {
@@ -123,8 +115,8 @@ public final class RopeTable {
 
     /** HF's _compute_longrope_parameters: 1.0 / (ext_factors * base ** (arange(0, dim, 2).float() / dim)). */
     private static Fp32 longrope(RopeSpec s, int rot, long seqLen) {
-        int om = originalMax(s);
-        double factor = factor(s);
+        int om = s.originalMax();
+        double factor = s.effectiveFactor();
         double attention = s.attentionFactor();
         if (Double.isNaN(attention)) attention = factor <= 1 ? 1.0 : Math.sqrt(1 + Math.log(factor) / Math.log(om));
         double[] ext = seqLen > om ? s.longFactor() : s.shortFactor();

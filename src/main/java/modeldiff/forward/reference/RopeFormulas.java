@@ -71,15 +71,6 @@ public final class RopeFormulas {
         return out;
     }
 
-    static int originalMax(RopeSpec s) {
-        return s.originalMaxPositions() > 0 ? s.originalMaxPositions() : s.maxPositionEmbeddings();
-    }
-
-    /** The scaling factor yarn and longrope use: the configured one, else max / original (DeepSeek V3, Phi-3). */
-    static double scalingFactor(RopeSpec s) {
-        return !Double.isNaN(s.factor()) ? s.factor() : (double) s.maxPositionEmbeddings() / originalMax(s);
-    }
-
     /**
      * YaRN, Qwen2.5 and DeepSeek style: interpolation 1/(factor·b^(2i/d)) and extrapolation 1/b^(2i/d) blended by a
      * linear ramp between the correction dimensions of beta_fast and beta_slow (floored/ceiled unless truncate is
@@ -87,8 +78,8 @@ public final class RopeFormulas {
      * when both are set and non-zero, else mscale(factor, 1).
      */
     static Rope.Frequencies yarn(RopeSpec s, int dim) {
-        double base = s.theta(), factor = scalingFactor(s);
-        int originalMax = originalMax(s);
+        double base = s.theta(), factor = s.effectiveFactor();
+        int originalMax = s.originalMax();
         double attention = s.attentionFactor();
         if (Double.isNaN(attention)) {
             boolean both = !Double.isNaN(s.mscale()) && !Double.isNaN(s.mscaleAllDim()) && s.mscale() != 0 && s.mscaleAllDim() != 0;
@@ -128,8 +119,8 @@ public final class RopeFormulas {
      * original_max_position_embeddings, else the short ones; cos/sin scaled by sqrt(1 + ln f / ln original).
      */
     static Rope.Frequencies longrope(RopeSpec s, int dim, long seqLen) {
-        int originalMax = originalMax(s);
-        double factor = scalingFactor(s);
+        int originalMax = s.originalMax();
+        double factor = s.effectiveFactor();
         double attention = s.attentionFactor();
         if (Double.isNaN(attention)) attention = factor <= 1 ? 1.0 : Math.sqrt(1 + Math.log(factor) / Math.log(originalMax));
         double[] ext = seqLen > originalMax ? s.longFactor() : s.shortFactor();

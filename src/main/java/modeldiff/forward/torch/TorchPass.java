@@ -482,7 +482,7 @@ public final class TorchPass implements ForwardPass {
                 return yarn(m, spec, rot, base.pow(exponent));
             }
             case "longrope" -> {
-                double[] ext = seqLen > ropeOriginalMax(spec) ? spec.longFactor() : spec.shortFactor();
+                double[] ext = seqLen > spec.originalMax() ? spec.longFactor() : spec.shortFactor();
                 NDArray e = m.create(ext).toType(DataType.FLOAT32, false);
                 return reciprocal(m, e.mul(base.pow(exponent)));
             }
@@ -495,14 +495,6 @@ public final class TorchPass implements ForwardPass {
         }
     }
 
-    private static int ropeOriginalMax(RopeSpec s) {
-        return s.originalMaxPositions() > 0 ? s.originalMaxPositions() : s.maxPositionEmbeddings();
-    }
-
-    private static double ropeFactor(RopeSpec s) {
-        return Double.isNaN(s.factor()) ? (double) s.maxPositionEmbeddings() / ropeOriginalMax(s) : s.factor();
-    }
-
     private static double mscale(double scale, double m) {
         return scale <= 1 ? 1.0 : 0.1 * m * Math.log(scale) + 1.0;
     }
@@ -511,18 +503,18 @@ public final class TorchPass implements ForwardPass {
     private static double attentionScaling(RopeSpec s) {
         if (!s.type().equals("yarn") && !s.type().equals("longrope")) return 1.0;
         if (!Double.isNaN(s.attentionFactor())) return s.attentionFactor();
-        double f = ropeFactor(s);
-        if (s.type().equals("longrope")) return f <= 1 ? 1.0 : Math.sqrt(1 + Math.log(f) / Math.log(ropeOriginalMax(s)));
+        double f = s.effectiveFactor();
+        if (s.type().equals("longrope")) return f <= 1 ? 1.0 : Math.sqrt(1 + Math.log(f) / Math.log(s.originalMax()));
         boolean both = !Double.isNaN(s.mscale()) && !Double.isNaN(s.mscaleAllDim()) && s.mscale() != 0 && s.mscaleAllDim() != 0;
         return both ? mscale(f, s.mscale()) / mscale(f, s.mscaleAllDim()) : mscale(f, 1);
     }
 
     /** HF's _compute_yarn_parameters: correction range in Python floats, the blend in fp32 tensor ops. */
     private NDArray yarn(NDManager m, RopeSpec s, int rot, NDArray posFreqs) {
-        double base = s.theta(), factor = ropeFactor(s);
+        double base = s.theta(), factor = s.effectiveFactor();
         double fast = Double.isNaN(s.betaFast()) || s.betaFast() == 0 ? 32 : s.betaFast();
         double slow = Double.isNaN(s.betaSlow()) || s.betaSlow() == 0 ? 1 : s.betaSlow();
-        int om = ropeOriginalMax(s);
+        int om = s.originalMax();
         double low = rot * Math.log(om / (fast * 2 * Math.PI)) / (2 * Math.log(base));
         double high = rot * Math.log(om / (slow * 2 * Math.PI)) / (2 * Math.log(base));
         if (s.truncate()) {
