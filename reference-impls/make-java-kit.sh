@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# A Java kit small enough to travel to the GPU box beside the checkout (whose tracked files alone are ~49 MiB of the
-# 64 MiB that may travel): a jlink'd JRE (java.base, java.logging, jdk.unsupported and the Vector API only; libjvm.so stripped) and one folder of classes (modeldiff
-# without its demo assets, plus the classes of the dependency jars that the hunt, trace and CUDA self-test load:
-# jfreechart only for the 13 classes picocli's command tree touches, commons-math3 only for its special functions),
-# each as tar.xz. About 14 MB together.
+# A Java kit small enough to travel to the GPU box beside the checkout (64 MiB may travel in all; the tracked files
+# were 49 MiB when this kit ran on 2026-12-06 and are 53.7 MiB since): a jlink'd JRE (java.base, java.logging,
+# jdk.unsupported and the Vector API only; libjvm.so stripped) and one folder of classes (modeldiff without its demo
+# assets, plus the classes of the dependency jars that the hunt, trace and CUDA self-test load: jfreechart only for the
+# 13 classes picocli's command tree touches, DJL only for its NDArray types, commons-math3 only for its special
+# functions), each as tar.xz: 10.2 MB + 2.5 MB (12.2 MiB with du) on 2026-12-06.
 # Usage, after `mvn package`:  reference-impls/make-java-kit.sh KIT     (KIT must be git-ignored)
 # On the box:  tar xJf KIT/jre.txz -C /tmp; mkdir -p /tmp/cp; tar xJf KIT/cp.txz -C /tmp/cp
 #              /tmp/jre/bin/java --add-modules jdk.incubator.vector -cp /tmp/cp modeldiff.cli.Main ...
