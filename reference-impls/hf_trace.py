@@ -749,6 +749,13 @@ def apply_plants(model, plants, ctx):
                 if getattr(pl["layer"], "attention_type", None) == "chunked_attention":
                     pl["layer"].attention_type = "full_attention"
                     n += 1
+            # transformers 5.x: the decoder picks each layer's mask from config.layer_types, not from the layer
+            configs = {id(c): c for c in (getattr(m, "config", None) for m in model.modules()) if c is not None}
+            for c in configs.values():
+                types = getattr(c, "layer_types", None)
+                if types and "chunked_attention" in types:
+                    n = max(n, sum(t == "chunked_attention" for t in types))
+                    c.layer_types = ["full_attention" if t == "chunked_attention" else t for t in types]
             if n == 0:
                 raise RuntimeError("attn.no_chunking: no chunked_attention layer")
             ctx["no_chunking"] = True
@@ -848,6 +855,14 @@ def plant_rope_in_layers(model, parts, p, ctx, notes):
     return handles
 
 
+def block_attr(mlp, router, name, default):
+    """A MoE block's routing setting: on the block (GLM-4.5) or on its router (DeepSeek-V3 in transformers 5.x)."""
+    for m in (mlp, router):
+        if m is not None and getattr(m, name, None) is not None:
+            return getattr(m, name)
+    return default
+
+
 def plant_bias_in_weights(parts, notes):
     """DeepSeek/GLM: the weights taken from sigmoid(logits) + e_score_correction_bias (the selection scores) instead
     of sigmoid(logits), then renormalised and scaled as the block does; the chosen experts stay HF's."""
@@ -859,15 +874,15 @@ def plant_bias_in_weights(parts, notes):
         seen = {}
 
         def router_post(mod, args, kwargs, out, seen=seen):
-            seen["logits"] = out
+            seen["logits"] = out[0] if isinstance(out, tuple) else out  # DeepSeek-V3's router returns (logits, w, idx)
 
         def experts_pre(mod, args, kwargs, seen=seen, r=r, mlp=mlp):
             idx, w = args[1], args[2]
             scores = seen["logits"].reshape(-1, seen["logits"].shape[-1]).sigmoid() + r.e_score_correction_bias
             new = scores.gather(-1, idx)
-            if getattr(mlp, "norm_topk_prob", True):
+            if block_attr(mlp, r, "norm_topk_prob", True):
                 new = new / (new.sum(dim=-1, keepdim=True) + 1e-20)
-            new = new * getattr(mlp, "routed_scaling_factor", 1.0)
+            new = new * block_attr(mlp, r, "routed_scaling_factor", 1.0)
             return (args[0], idx, new.to(w.dtype)) + tuple(args[3:]), kwargs
 
         handles.append(r.register_forward_hook(router_post, with_kwargs=True))
@@ -913,10 +928,10 @@ def plant_moe(parts, p, notes):
         if key == "moe.routed_scaling":
             # on the experts' input, so routers that return only logits (DeepSeek, GLM) are covered too: V replaces
             # the block's routed_scaling_factor (1 where the family has none)
-            mlp = pl["mlp"]
+            mlp, router = pl["mlp"], pl["router"]
 
-            def ex_pre(mod, args, kwargs, mlp=mlp):
-                factor = getattr(mlp, "routed_scaling_factor", None) or 1.0
+            def ex_pre(mod, args, kwargs, mlp=mlp, router=router):
+                factor = block_attr(mlp, router, "routed_scaling_factor", None) or 1.0
                 return (args[0], args[1], args[2] * (scale / factor)) + tuple(args[3:]), kwargs
 
             handles.append(_first_module(mlp, ["experts"]).register_forward_pre_hook(ex_pre, with_kwargs=True))
@@ -1027,8 +1042,9 @@ def load_model(model_dir, dtype, plants=(), experts="eager"):
 
 
 def llama4_offset_inputs(model, pos, ctx):
-    """Llama 4 at a position offset: its temperature tuning reads cache_position and its masks are built from it, while
-    a run without a cache starts cache_position at 0 whatever position_ids say. Pass cache_position = the positions and
+    """Llama 4 at a position offset: its temperature tuning reads the cache's length (OffsetCache) and its masks are
+    built from cache_position, while a run without a cache starts both at 0 whatever position_ids say. Pass
+    cache_position = the positions, a cache that reports the offset, and
     the two masks HF would build for them in a cached run (causal; chunked: same pos // attention_chunk_size), as
     additive [1, 1, T, T] masks (HF's eager format), so a trace at an offset means what it means in generation.
     Other families: nothing."""
@@ -1046,7 +1062,24 @@ def llama4_offset_inputs(model, pos, ctx):
         m = torch.zeros(allowed.shape, dtype=dtype, device=p.device)
         return m.masked_fill(~allowed, neg)[None, None]
 
-    return {"cache_position": p, "attention_mask": {"full_attention": additive(causal), "chunked_attention": additive(chunked)}}
+    return {"cache_position": p, "past_key_values": OffsetCache(int(p[0])),
+            "attention_mask": {"full_attention": additive(causal), "chunked_attention": additive(chunked)}}
+
+
+class OffsetCache:
+    """What Llama 4 asks of a cache in a run at an offset: transformers 5.17's temperature tuning takes its positions
+    from past_key_values.get_seq_length() (not from cache_position or position_ids), so without a cache it starts at 0
+    whatever the offset. This stands for `offset` earlier tokens that are not attended to (the premise of every trace at
+    an offset here): it reports their count and hands each layer's keys and values back unchanged."""
+
+    def __init__(self, offset):
+        self.offset = offset
+
+    def get_seq_length(self, layer_idx=0):
+        return self.offset
+
+    def update(self, key_states, value_states, layer_idx, *args, **kwargs):
+        return key_states, value_states
 
 
 def run_trace(model_dir, dtype, device, tokens, position_offset=0, probes="all", out=None,

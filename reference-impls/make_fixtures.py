@@ -210,9 +210,9 @@ def cfg_olmoe():
 
 
 def cfg_gpt_oss():
-    # gpt-oss: attention sinks, alternating sliding (window 4) / full layers, clamped SwiGLU (limit lowered to 0.5
-    # so the clamp bites at these activation sizes), expert and router biases, top-k->softmax router, YaRN
-    # (factor 32, truncate false) as gpt-oss-20b ships it.
+    # gpt-oss: attention sinks, alternating sliding (window 4) / full layers, clamped SwiGLU, expert and router
+    # biases, top-k->softmax router, YaRN (factor 32, truncate false) as gpt-oss-20b ships it. swiglu_limit 0.5 is
+    # NOT honoured by HF 5.17 (GptOssExperts hard-codes limit 7.0): the clamp bites only in gpt_oss-clamp below.
     c = dict(COMMON, intermediate_size=32, vocab_size=256, num_hidden_layers=2, rms_norm_eps=1e-5, bos_token_id=1,
              eos_token_id=2, pad_token_id=3, tie_word_embeddings=False, hidden_act="silu", num_local_experts=8,
              num_experts_per_tok=2, sliding_window=4, layer_types=["sliding_attention", "full_attention"],
@@ -366,9 +366,13 @@ FIXTURES = [
          special=["attention sinks", "layer_types sliding (window 4) / full", "clamped SwiGLU, limit 0.5",
                   "expert, router and attention biases", "top-k->softmax router", "YaRN factor 32, truncate false"],
          plants=[(["attn.no_sinks"], "float32", "cpu", 0, "hf-float32", "layers.0.attn"),
-                 (["mlp.no_clamp"], "float32", "cpu", 0, "hf-float32", "layers.0.mlp_out"),
                  (["moe.softmax_before_topk"], "float32", "cpu", 0, "hf-float32", "layers.0.mlp_out"),
                  (["rope.yarn_truncate=true"], "float32", "cpu", 0, "hf-float32", "layers.0.q")]),
+    dict(name="gpt_oss-clamp", family="gpt_oss", cfg=cfg_gpt_oss, storage="bfloat16", traces=STD_TRACES[:2],
+         n_tokens=32, expert_gain=5.0,
+         special=["gpt_oss with gate_up_proj weights x5, so that some |gate|, |up| pass HF's hard-coded limit 7 and the "
+                  "clamped SwiGLU bites (HF 5.17 ignores config.swiglu_limit)"],
+         plants=[(["mlp.no_clamp"], "float32", "cpu", 0, "hf-float32", "layers.0.mlp_out")]),
     dict(name="glm4_moe", family="glm4_moe", cfg=cfg_glm4_moe, storage="bfloat16", traces=STD_TRACES[:3], n_tokens=32,
          special=["sigmoid router, e_score_correction_bias N(0,0.5^2), 2 groups top 1", "routed_scaling_factor 2.5",
                   "1 shared expert", "layer 0 dense", "partial rotary 0.5", "attention biases"],
@@ -486,7 +490,7 @@ def norm_is_offset(mod):
     return off
 
 
-def init_weights(model, seed, qk_gain=1.0):
+def init_weights(model, seed, qk_gain=1.0, expert_gain=1.0):
     g = torch.Generator().manual_seed(seed)
     owner = {}
     for mname, mod in model.named_modules():
@@ -527,6 +531,9 @@ def init_weights(model, seed, qk_gain=1.0):
                 # stacked experts [experts, out, in] (transformers v5 keeps them fused in memory)
                 v = (0.64 / math.sqrt(p.shape[2])) * torch.randn(p.shape, generator=g)
                 kinds["experts"] = "[E, out, in]: N(0,(0.64/sqrt(in))^2)"
+                if expert_gain != 1.0 and "gate_up" in leaf:
+                    v = v * expert_gain
+                    kinds["experts"] += "; gate_up x%g" % expert_gain
             else:
                 v = 0.1 * torch.randn(p.shape, generator=g)
             p.copy_(round_bf16_fp16(v).to(p.dtype))
@@ -670,7 +677,7 @@ def build_fixture(fx, root, built, manifest):
             desc["config_kwargs_rejected_by_hf"] = dropped
         model = transformers.AutoModelForCausalLM.from_config(config, attn_implementation="eager")
         model = model.to(torch.float32).eval()
-        kinds = init_weights(model, seed_of("weights/" + name), fx.get("qk_gain", 1.0))
+        kinds = init_weights(model, seed_of("weights/" + name), fx.get("qk_gain", 1.0), fx.get("expert_gain", 1.0))
         desc["weights"] = {"seed": seed_of("weights/" + name), "norm_kinds": kinds,
                            "rule": "embeddings N(0,1); linear N(0,(0.64/sqrt(fan_in))^2)"
                                    + (" (q/k x%g)" % fx["qk_gain"] if fx.get("qk_gain") else "")

@@ -16,7 +16,6 @@ P() { # fixture like-trace device name plants...
     --out "$W/fixtures/$fx/traces/planted-$name.safetensors" 2>&1 | grep -v -e Warning -e "Loading weights" | tee -a "$LOG"
 }
 P glm4_moe hf-float32.safetensors cpu moe.bias_in_weights-float32 moe.bias_in_weights
-P gpt_oss hf-float32.safetensors cpu mlp.no_clamp-float32 mlp.no_clamp
 P gpt_oss hf-float32.safetensors cpu rope.yarn_truncatetrue-float32 rope.yarn_truncate=true
 P qwen3_moe hf-float32.safetensors cpu qk_norm.off-float32 qk_norm.off
 P olmoe hf-float32.safetensors cpu qk_norm.off-float32 qk_norm.off

@@ -133,6 +133,10 @@ final class ConfigRules {
 
     private static void headDim(LintContext c) {
         if (c.family == null || c.family.layout == Family.Layout.GPT2) return;
+        if (c.config != null && c.config.mla != null) {
+            mlaRows(c, c.config.mla);
+            return;
+        }
         int hidden = c.hiddenSize(), heads = c.numHeads();
         if (hidden <= 0 || heads <= 0) return;
         JsonNode hdNode = c.raw.get("head_dim");
@@ -155,6 +159,19 @@ final class ConfigRules {
             checkRows(c, p + "q_proj.weight", (long) heads * hd, "num_attention_heads * head_dim", heads, kv, hd);
             checkRows(c, p + "k_proj.weight", (long) kv * hd, "num_key_value_heads * head_dim", heads, kv, hd);
         }
+    }
+
+    /**
+     * MLA (DeepSeek-V3) has no single head_dim: head_dim in its config is the rope part's width, and q, k and v have
+     * widths of their own (qk_nope + qk_rope, v_head_dim), so the rows are checked against those.
+     */
+    private static void mlaRows(LintContext c, modeldiff.model.MlaSpec m) {
+        int heads = c.config.numHeads;
+        String p = c.layerPrefix() + "layers.0.self_attn.";
+        checkRows(c, p + (m.qLora() ? "q_b_proj.weight" : "q_proj.weight"), (long) heads * m.qkHeadDim(),
+                "num_attention_heads * (qk_nope_head_dim + qk_rope_head_dim)", heads, heads, m.qkHeadDim());
+        checkRows(c, p + "kv_b_proj.weight", (long) heads * (m.qkNopeHeadDim() + m.vHeadDim()),
+                "num_attention_heads * (qk_nope_head_dim + v_head_dim)", heads, heads, m.qkNopeHeadDim() + m.vHeadDim());
     }
 
     private static void checkRows(LintContext c, String name, long expected, String formula, int heads, int kv, int hd) {

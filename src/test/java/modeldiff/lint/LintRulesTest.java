@@ -138,6 +138,20 @@ class LintRulesTest {
         assertTrue(r.byRule(Rules.SHAPE_MISMATCH).stream().noneMatch(f -> f.evidence().get("tensor").equals("model.layers.0.self_attn.q_proj.weight")));
     }
 
+    /**
+     * MLA has no single head_dim (DeepSeek-V3's config sets it to the rope part's width): the clean HF fixture is not
+     * flagged, and a v_head_dim that disagrees with kv_b_proj's rows (4 heads x (16 + 16) = 128 stored) is.
+     */
+    @Test
+    void mlaRowsAreCheckedAgainstTheirOwnWidths() {
+        // (the clean fixture: LintCleanFixturesTest)
+        LintReport r = Planted.copy("deepseek_v3", tmp).config(c -> c.put("v_head_dim", 8)).lint();
+        List<Finding> errors = r.byRule(Rules.HEAD_DIM).stream().filter(f -> f.severity() == ERROR).toList();
+        assertEquals(1, errors.size(), rules(r));
+        assertEquals("model.layers.0.self_attn.kv_b_proj.weight", errors.get(0).evidence().get("tensor"));
+        assertEquals(96L, errors.get(0).evidence().get("expected_rows"));
+    }
+
     @Test
     void headDimOfFamiliesWithTheirOwnDefaultIsNotFlagged() {
         // Gemma's head_dim (32) != hidden/heads (24) by design; the fixture is clean.
