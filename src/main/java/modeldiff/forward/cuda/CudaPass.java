@@ -75,11 +75,15 @@ public final class CudaPass implements ForwardPass {
     }
 
     /**
-     * What the cuda pass cannot run: MoE blocks (the mixture-of-experts MLP), unless {@link #attentionOnly} (a forced
-     * run checking attention layer by layer). Every attention of the families (sinks, chunks, Llama 4, MLA) runs.
+     * What the cuda pass cannot run: MoE blocks (the mixture-of-experts MLP; a MoE family whose layers are all dense
+     * runs), unless {@code attentionOnly} (a forced run checking attention layer by layer). Every attention of the
+     * families (sinks, chunks, Llama 4, MLA) runs.
      */
     static void refuseUnsupported(String pass, modeldiff.model.Model model, boolean attentionOnly) {
-        if (model.family.moe != null && !attentionOnly)
+        if (attentionOnly || model.config.moe == null) return;
+        boolean routes = false;   // a MoE family whose layers are all dense (first_k_dense_replace, the step) runs
+        for (int i = 0; i < model.config.numLayers; i++) routes |= model.config.moe.sparse(i);
+        if (routes)
             throw new BadInputException(pass + " does not implement the " + model.family + " family "
                     + "(mixture of experts) yet; use reference, lowp:bf16|fp16|fp32 or torch:fp16|fp32");
     }

@@ -80,7 +80,11 @@ public final class CudaSelfTest {
         return bad == 0;
     }
 
-    /** Per family: worst log-L2 over every probe (ProbeLevel.ALL) of the GPU passes against the others. */
+    /**
+     * Per family: worst log-L2 over every probe (ProbeLevel.ALL) of the GPU passes against the others; then the
+     * attention variants' synthetic models ({@link #synthetic}). Families whose MoE blocks this pass cannot run yet
+     * (and every family with an attention variant) also get the forced attention check ({@link #forcedAttention}).
+     */
     public static boolean fixtures(Path root, PrintStream out) throws IOException {
         List<String> names;
         try (var s = Files.list(root)) {
@@ -91,10 +95,6 @@ public final class CudaSelfTest {
                 "lowp:bf16 vs ref", "bf16 vs lowp", "bf16 vs HF bf16", "lowp vs HF bf16"));
         boolean ok = true;
         for (String name : names) {
-            if (modeldiff.model.ModelConfig.load(root.resolve(name).resolve("model")).family.moe != null) {
-                out.println(String.format("%-14s skipped: cuda does not implement MoE families yet", name));
-                continue;
-            }
             Model model = Model.open(root.resolve(name).resolve("model"));
             try {
                 CudaPass.refuseUnimplemented(model, Fixes.NONE);
@@ -105,33 +105,169 @@ public final class CudaSelfTest {
             Path hfPath = root.resolve(name).resolve("traces").resolve("hf-bfloat16.safetensors");
             Trace hf = Files.exists(hfPath) ? TraceFiles.read(hfPath) : null;
             int[] tokens = hf != null ? hf.tokens() : TraceFiles.read(root.resolve(name).resolve("traces").resolve("hf-float64.safetensors")).tokens();
-            ForwardInput in = new ForwardInput(tokens, 0);
-            Trace ref = new ReferencePass().run(model, in, ProbeLevel.ALL);
-            Trace low = new LowpPass(Precision.BF16, Fixes.NONE).run(model, in, ProbeLevel.ALL);
-            Trace f32 = new CudaPass(false, Fixes.NONE).run(model, in, ProbeLevel.ALL);
-            Trace b16 = new CudaPass(true, Fixes.NONE).run(model, in, ProbeLevel.ALL);
-            // the same passes with the layers streamed through two device slots: identical, bit for bit
-            CudaPass s32 = new CudaPass(false, Fixes.NONE), s16 = new CudaPass(true, Fixes.NONE);
-            s32.forceStreamed = true;
-            s16.forceStreamed = true;
-            boolean streamedSame = identical(f32, s32.run(model, in, ProbeLevel.ALL), out, name + " fp32")
-                    & identical(b16, s16.run(model, in, ProbeLevel.ALL), out, name + " bf16");
-            double[] fp32Ref = worst(ref, f32, ref), b16Ref = worst(ref, b16, ref), lowRef = worst(ref, low, ref),
-                    b16Low = worst(low, b16, ref), b16Hf = hf == null ? null : worst(hf, b16, hf), lowHf = hf == null ? null : worst(hf, low, hf);
-            boolean famOk = fp32Ref[0] <= -5 && streamedSame;
-            // bf16 within the bf16 noise: at every probe no farther from the reference than lowp:bf16 / HF bf16 are, + 0.5
-            for (String p : ref.probeNames()) {
-                double c = lg(ref, b16, p), l = lg(ref, low, p), h = hf != null && hf.has(p) ? lg(ref, hf, p) : l;
-                if (c > Math.max(l, h) + 0.5) {
-                    famOk = false;
-                    out.println("  " + name + " " + p + ": cuda:bf16 vs ref " + f(c) + " beyond lowp " + f(l) + " / HF " + f(h));
-                }
+            ok &= checkModel(name, model, new ForwardInput(tokens, 0), hf, out);
+        }
+        ok &= synthetic(out);
+        return ok;
+    }
+
+    /** Whether a model has one of the attention variants (sinks, Llama 4's attention, MLA) or MoE blocks. */
+    static boolean variantFamily(Model m) {
+        return m.family.moe != null || m.family.attentionSinks || m.family.llama4Attention
+                || m.family.attention == modeldiff.model.Family.Attention.MLA;
+    }
+
+    /** One model: the free-running comparison where the pass runs it whole, the forced attention check where needed. */
+    static boolean checkModel(String name, Model model, ForwardInput in, Trace hf, PrintStream out) {
+        Trace ref = new ReferencePass().run(model, in, ProbeLevel.ALL);
+        Trace low = new LowpPass(Precision.BF16, Fixes.NONE).run(model, in, ProbeLevel.ALL);
+        boolean ok = true;
+        String refused = null;
+        try {
+            CudaPass.refuseUnsupported("cuda", model, false);
+        } catch (modeldiff.model.BadInputException e) {
+            refused = e.getMessage();
+        }
+        if (refused == null) ok = freeRun(name, model, in, ref, low, hf, out);
+        else out.println(String.format("%-14s free run skipped: %s", name, refused));
+        if (refused != null || variantFamily(model)) ok &= forcedAttention(name, model, ref, low, out);
+        return ok;
+    }
+
+    private static boolean freeRun(String name, Model model, ForwardInput in, Trace ref, Trace low, Trace hf, PrintStream out) {
+        Trace f32 = new CudaPass(false, Fixes.NONE).run(model, in, ProbeLevel.ALL);
+        Trace b16 = new CudaPass(true, Fixes.NONE).run(model, in, ProbeLevel.ALL);
+        // the same passes with the layers streamed through two device slots: identical, bit for bit
+        CudaPass s32 = new CudaPass(false, Fixes.NONE), s16 = new CudaPass(true, Fixes.NONE);
+        s32.forceStreamed = true;
+        s16.forceStreamed = true;
+        boolean streamedSame = identical(f32, s32.run(model, in, ProbeLevel.ALL), out, name + " fp32")
+                & identical(b16, s16.run(model, in, ProbeLevel.ALL), out, name + " bf16");
+        double[] fp32Ref = worst(ref, f32, ref), b16Ref = worst(ref, b16, ref), lowRef = worst(ref, low, ref),
+                b16Low = worst(low, b16, ref), b16Hf = hf == null ? null : worst(hf, b16, hf), lowHf = hf == null ? null : worst(hf, low, hf);
+        boolean famOk = fp32Ref[0] <= -5 && streamedSame;
+        // bf16 within the bf16 noise: at every probe no farther from the reference than lowp:bf16 / HF bf16 are, + 0.5
+        for (String p : ref.probeNames()) {
+            if (!b16.has(p)) {
+                famOk = false;
+                out.println("  " + name + " " + p + ": missing from cuda:bf16");
+                continue;
             }
-            ok &= famOk;
-            out.println(String.format("%-14s %17s %17s %17s %17s %17s %17s %s %s", name, fmt(fp32Ref), fmt(b16Ref), fmt(lowRef),
-                    fmt(b16Low), fmt(b16Hf), fmt(lowHf), streamedSame ? "streamed=resident" : "STREAMED DIFFERS", famOk ? "ok" : "FAIL"));
+            double c = lg(ref, b16, p), l = lg(ref, low, p), h = hf != null && hf.has(p) ? lg(ref, hf, p) : l;
+            if (c > Math.max(l, h) + 0.5) {
+                famOk = false;
+                out.println("  " + name + " " + p + ": cuda:bf16 vs ref " + f(c) + " beyond lowp " + f(l) + " / HF " + f(h));
+            }
+        }
+        out.println(String.format("%-14s %17s %17s %17s %17s %17s %17s %s %s", name, fmt(fp32Ref), fmt(b16Ref), fmt(lowRef),
+                fmt(b16Low), fmt(b16Hf), fmt(lowHf), streamedSame ? "streamed=resident" : "STREAMED DIFFERS", famOk ? "ok" : "FAIL"));
+        return famOk;
+    }
+
+    /**
+     * Layer by layer, every probe the cuda passes record, each computed from the teacher's value of its input:
+     * cuda:fp32 forced by the float64 reference within −5 of it, cuda:bf16 forced by lowp:bf16 no farther from the
+     * reference than lowp:bf16 is (+ 0.5), probe by probe. MoE blocks are skipped ({@link CudaPass#attentionOnly}) and
+     * their layers' outputs (not the pass's own then) left out; the attention probes of every layer, the dense layers'
+     * MLP probes, final_norm and logits are judged.
+     */
+    static boolean forcedAttention(String name, Model model, Trace ref, Trace low, PrintStream out) {
+        CudaPass p32 = new CudaPass(false, Fixes.NONE), p16 = new CudaPass(true, Fixes.NONE);
+        p32.attentionOnly = true;
+        p16.attentionOnly = true;
+        Trace f32 = p32.run(model, ForwardInput.forcedBy(ref), ProbeLevel.ALL);
+        Trace b16 = p16.run(model, ForwardInput.forcedBy(low), ProbeLevel.ALL);
+        modeldiff.model.MoeSpec moe = model.config.moe;
+        boolean ok = true;
+        int judged = 0;
+        double w32 = -99, w16 = -99, wLow = -99;
+        String at32 = null, at16 = null;
+        for (String p : f32.probeNames()) {
+            if (p.matches("layers\\.\\d+") && moe != null && moe.sparse(Integer.parseInt(p.substring(7)))) continue;
+            if (!ref.has(p) || !b16.has(p)) continue;
+            judged++;
+            double e32 = lg(ref, f32, p), e16 = lg(ref, b16, p), el = lg(ref, low, p);
+            if (e32 > w32) {
+                w32 = e32;
+                at32 = p;
+            }
+            if (e16 - el > w16 - wLow || at16 == null) {
+                w16 = e16;
+                wLow = el;
+                at16 = p;
+            }
+            if (e32 > -5 || e16 > el + 0.5) {
+                ok = false;
+                out.println("  " + name + " forced " + p + ": cuda:fp32 vs ref " + f(e32) + ", cuda:bf16 vs ref " + f(e16)
+                        + " (lowp:bf16 " + f(el) + ")");
+            }
+        }
+        ok &= judged > 0 && f32.extra().containsKey("teacher_forced") && b16.extra().containsKey("teacher_forced");
+        out.println(String.format("%-14s forced, %d probes: fp32 vs ref worst %s at %s; bf16 vs ref %s where lowp:bf16 %s (%s) %s",
+                name, judged, f(w32), at32, f(w16), f(wLow), at16, ok ? "ok" : "FAIL"));
+        return ok;
+    }
+
+    /**
+     * Tiny seeded models of the attention variants, written to a temp folder (TinyDeepseek / TinyLlama4, as the
+     * lowp/torch tests build them): DeepSeek-V3 with MoE layers (forced check), dense DeepSeek-V3 variants (free runs:
+     * q_lora null, no rope_interleave, a 192-wide qk head as the release has, YaRN mscale), Llama 4 with MoE layers and
+     * all-dense Llama 4 (chunks, NoPE temperature, L2 norm), each Llama 4 also at a position offset that moves the
+     * chunk boundaries.
+     */
+    static boolean synthetic(PrintStream out) throws IOException {
+        Path dir = Files.createTempDirectory("modeldiff-cuda-variants");
+        boolean ok = true;
+        out.println("== attention variants on synthetic models (" + dir + ")");
+        for (SynthModel s : SYNTH) {
+            Model m = Model.open(s.write(dir.resolve(s.name())));
+            int[] tokens = new int[s.tokens()];
+            java.util.Random r = new java.util.Random(s.name().hashCode());
+            for (int i = 0; i < tokens.length; i++) tokens[i] = r.nextInt(m.config.vocabSize);
+            ok &= checkModel(s.name(), m, new ForwardInput(tokens, s.offset()), null, out);
         }
         return ok;
+    }
+
+    /** A synthetic model: its name, how to write it, the input length and position offset. */
+    record SynthModel(String name, java.util.function.Function<Path, Path> writer, int tokens, int offset) {
+        Path write(Path dir) {
+            return writer.apply(dir);
+        }
+    }
+
+    static final List<SynthModel> SYNTH = synthModels();
+
+    private static List<SynthModel> synthModels() {
+        List<SynthModel> l = new ArrayList<>();
+        // DeepSeek-V3, MoE from layer 1: MLA with q_lora, rope_interleave, YaRN (factor 4, mscale_all_dim 1)
+        var moe = new modeldiff.forward.TinyDeepseek.Dims(64, 4, 24, 32, 16, 8, 16, 3, 40, 96, 8, 2, 32, 4, 2, 1);
+        l.add(new SynthModel("ds3-moe", d -> {
+            var c = modeldiff.forward.TinyDeepseek.config(moe, true, 1e-6);
+            modeldiff.forward.TinyDeepseek.yarn(c, 4.0, 64);
+            return modeldiff.forward.TinyDeepseek.write(d, c, moe, 7);
+        }, 70, 0));
+        // dense DeepSeek-V3: q_proj (q_lora null), no interleave, YaRN; qk 24 / v 16 (padded to 32, tensor cores)
+        var dense = new modeldiff.forward.TinyDeepseek.Dims(64, 4, 0, 32, 16, 8, 16, 2, 40, 96, 8, 2, 32, 4, 2, 2);
+        l.add(new SynthModel("ds3-dense", d -> {
+            var c = modeldiff.forward.TinyDeepseek.config(dense, false, 1e-6);
+            modeldiff.forward.TinyDeepseek.yarn(c, 4.0, 64);
+            return modeldiff.forward.TinyDeepseek.write(d, c, dense, 9);
+        }, 67, 0));
+        // the release's head widths: qk 128 + 64 = 192, v 128 (CUDA-core kernels), q_lora, interleave, no YaRN
+        var wide = new modeldiff.forward.TinyDeepseek.Dims(96, 2, 32, 48, 128, 64, 128, 2, 40, 96, 8, 2, 32, 4, 2, 2);
+        l.add(new SynthModel("ds3-192", d -> modeldiff.forward.TinyDeepseek.write(d,
+                modeldiff.forward.TinyDeepseek.config(wide, true, 1e-6), wide, 11), 40, 0));
+        // Llama 4: 0 RoPE dense, 1 RoPE MoE, 2 NoPE dense, 3 RoPE MoE; chunks of 16, floor_scale 8
+        var l4 = modeldiff.forward.TinyLlama4.SMALL;
+        l.add(new SynthModel("l4-moe", d -> modeldiff.forward.TinyLlama4.write(d, modeldiff.forward.TinyLlama4.config(l4, 16, 8), l4, 5),
+                70, 0));
+        // all dense (interleave_moe_layer_step beyond the layers): free runs, at offset 0 and 13 (chunk edges move)
+        var l4d = new modeldiff.forward.TinyLlama4.Dims(64, 4, 2, 32, 4, 40, 96, 4, 1, 32, 99, 3);
+        for (int off : new int[]{0, 13})
+            l.add(new SynthModel("l4-dense@" + off, d -> modeldiff.forward.TinyLlama4.write(d,
+                    modeldiff.forward.TinyLlama4.config(l4d, 16, 8), l4d, 5), 70, off));
+        return List.copyOf(l);
     }
 
     /** The ops of a trace, in a layer's order: the columns of {@link #forced}'s bf16 table. */
