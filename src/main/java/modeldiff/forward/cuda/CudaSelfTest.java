@@ -30,6 +30,9 @@ import static jcuda.driver.JCudaDriver.*;
  * <pre>
  *   java -cp ... modeldiff.forward.cuda.CudaSelfTest selftest FIXTURES_DIR      # kernels + every fixture family
  *   java -cp ... modeldiff.forward.cuda.CudaSelfTest forced FIXTURES_DIR        # teacher-forced by HF fp32 / bf16 traces
+ *   java -cp ... modeldiff.forward.cuda.CudaSelfTest variants FIXTURES_DIR      # kernels + the attention variants' fixtures
+ *                                                                               # and synthetic models only
+ *   java -cp ... modeldiff.forward.cuda.CudaSelfTest variantmodels FIXTURES_DIR # the same without the kernel checks
  *   java -cp ... modeldiff.forward.cuda.CudaSelfTest bench llama3-8b 2048 OUT.json
  * </pre>
  * Exit code 0 when every check passes.
@@ -53,6 +56,9 @@ public final class CudaSelfTest {
         if (mode.equals("selftest")) {
             ok = kernels(rt, System.out);
             ok &= fixtures(Path.of(args.length > 1 ? args[1] : "src/test/resources/fixtures"), System.out);
+        } else if (mode.equals("variants") || mode.equals("variantmodels")) {
+            if (mode.equals("variants")) ok = kernels(rt, System.out);
+            ok &= fixtures(Path.of(args.length > 1 ? args[1] : "src/test/resources/fixtures"), System.out, true);
         } else if (mode.equals("forced")) {
             Path root = Path.of(args.length > 1 ? args[1] : "src/test/resources/fixtures");
             ok = forced(root, System.out, false);
@@ -86,6 +92,11 @@ public final class CudaSelfTest {
      * (and every family with an attention variant) also get the forced attention check ({@link #forcedAttention}).
      */
     public static boolean fixtures(Path root, PrintStream out) throws IOException {
+        return fixtures(root, out, false);
+    }
+
+    /** As above; {@code variantsOnly}: only the fixtures of families with an attention variant or MoE blocks. */
+    static boolean fixtures(Path root, PrintStream out, boolean variantsOnly) throws IOException {
         List<String> names;
         try (var s = Files.list(root)) {
             names = s.filter(p -> Files.isDirectory(p.resolve("model"))).map(p -> p.getFileName().toString()).sorted().toList();
@@ -96,6 +107,7 @@ public final class CudaSelfTest {
         boolean ok = true;
         for (String name : names) {
             Model model = Model.open(root.resolve(name).resolve("model"));
+            if (variantsOnly && !variantFamily(model)) continue;
             try {
                 CudaPass.refuseUnimplemented(model, Fixes.NONE);
             } catch (modeldiff.model.BadInputException e) {
