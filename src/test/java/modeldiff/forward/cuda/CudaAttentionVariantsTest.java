@@ -78,6 +78,27 @@ class CudaAttentionVariantsTest {
         return new LayerSpec(0, 0, null, 0.25, l4 != null && l4.tempScale() > 0, l4);
     }
 
+    /** The attention arguments carry the layer's sinks (unless attn.no_sinks) and chunk, with the run's first position. */
+    @Test
+    void attentionArgumentsCarrySinksAndChunks() {
+        jcuda.driver.CUdeviceptr sinks = new jcuda.driver.CUdeviceptr();   // a handle only: nothing is allocated
+        DeviceKernels.AttnArgs a = new DeviceKernels.AttnArgs(10, 4, 2, 16, 0, 0.25f, 0, 1f, Float.NaN, true);
+        assertNull(a.sinks());
+        assertEquals(0, a.chunk());
+        LayerSpec chunked = layer(new LayerSpec.Llama4(16, true, 0, 0)), dense = layer(null);
+        DeviceKernels.AttnArgs x = CudaAttentionVariants.attnExtras(a, sinks, chunked, Fixes.NONE, 13);
+        assertTrue(x.sinks() == sinks);
+        assertEquals(16, x.chunk());
+        assertEquals(13, x.pos0());
+        assertEquals(a.T(), x.T());
+        assertEquals(a.scale(), x.scale());
+        assertTrue(a.bf() && x.bf());
+        DeviceKernels.AttnArgs noSinks = CudaAttentionVariants.attnExtras(a, sinks, dense, Fixes.parse("attn.no_sinks"), 13);
+        assertTrue(noSinks == a, "no sinks, no chunk: the plain arguments");
+        assertNull(CudaAttentionVariants.attnExtras(a, sinks, chunked, Fixes.parse("attn.no_sinks"), 0).sinks());
+        assertEquals(0, CudaAttentionVariants.attnExtras(a, sinks, chunked, Fixes.parse("attn.no_chunking"), 0).chunk());
+    }
+
     /** Llama 4 rotates complex pairs with fp32 cos/sin (HF's freqs_cis); qk.interleaved flips it back to halves. */
     @Test
     void llama4RotatesPairsInFp32() {
