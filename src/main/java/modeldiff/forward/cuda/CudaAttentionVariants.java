@@ -37,6 +37,81 @@ final class CudaAttentionVariants {
     private CudaAttentionVariants() {
     }
 
+    /**
+     * The kernels the variants launch: {@link #of} DeviceKernels on the GPU; the tests run the same data flow on a
+     * host emulation of these kernels (CudaAttentionVariantsTest) to check the MLA layout without a GPU.
+     */
+    interface Kernels {
+        void gemm(CUdeviceptr c, Act a, Linear w, int M, boolean bf);
+
+        void norm(Act out, CUdeviceptr x, Norm n, int rows, NormArgs a);
+
+        void rope(CUdeviceptr x, int T, int heads, RopeArgs r);
+
+        void copyHeads(CUdeviceptr dst, CUdeviceptr src, int T, HeadCopy c);
+
+        void toBf16(CUdeviceptr out, CUdeviceptr in, long n);
+
+        void attention(CUdeviceptr out, CUdeviceptr q, CUdeviceptr k, CUdeviceptr v, AttnArgs a);
+
+        void attentionTc(Act out, CUdeviceptr qB, CUdeviceptr kB, CUdeviceptr vB, AttnArgs a);
+
+        boolean tcAttention(int hd);
+
+        void temperatureScale(CUdeviceptr x, int T, int width, int pos0, float attnScale, float floorScale, boolean bf);
+
+        static Kernels of(DeviceKernels k) {
+            return new Kernels() {
+                public void gemm(CUdeviceptr c, Act a, Linear w, int M, boolean bf) {
+                    k.gemm(c, a, w, M, bf);
+                }
+
+                public void norm(Act out, CUdeviceptr x, Norm n, int rows, NormArgs a) {
+                    k.norm(out, x, n, rows, a);
+                }
+
+                public void rope(CUdeviceptr x, int T, int heads, RopeArgs r) {
+                    k.rope(x, T, heads, r);
+                }
+
+                public void copyHeads(CUdeviceptr dst, CUdeviceptr src, int T, HeadCopy c) {
+                    k.copyHeads(dst, src, T, c);
+                }
+
+                public void toBf16(CUdeviceptr out, CUdeviceptr in, long n) {
+                    k.toBf16(out, in, n);
+                }
+
+                public void attention(CUdeviceptr out, CUdeviceptr q, CUdeviceptr kk, CUdeviceptr v, AttnArgs a) {
+                    k.attention(out, q, kk, v, a);
+                }
+
+                public void attentionTc(Act out, CUdeviceptr qB, CUdeviceptr kB, CUdeviceptr vB, AttnArgs a) {
+                    k.attentionTc(out, qB, kB, vB, a);
+                }
+
+                public boolean tcAttention(int hd) {
+                    return k.tcAttention(hd);
+                }
+
+                public void temperatureScale(CUdeviceptr x, int T, int width, int pos0, float attnScale, float floorScale, boolean bf) {
+                    k.temperatureScale(x, T, width, pos0, attnScale, floorScale, bf);
+                }
+            };
+        }
+    }
+
+    /** Allocation of a workspace's buffers: n fp32 / bf16 elements, fp32 zeros, fp32 ones (owned by the workspace). */
+    interface Alloc {
+        CUdeviceptr f(long n);
+
+        CUdeviceptr h(long n);
+
+        CUdeviceptr zeros(long n);
+
+        CUdeviceptr ones(long n);
+    }
+
     /** The head widths the tensor-core attention kernels are built for. */
     static final int[] TC_WIDTHS = {16, 32, 64, 128};
 
@@ -106,7 +181,7 @@ final class CudaAttentionVariants {
      * weight is ones, weight-then-cast: x·rsqrt(mean(x²) + eps) in fp32, one rounding) on RoPE layers, q's temperature
      * on NoPE layers (LowpLlama4.afterRope).
      */
-    static void llama4AfterRope(DeviceKernels k, Buffers b, CUdeviceptr q, CUdeviceptr kk, int T, ModelConfig c, LayerSpec spec,
+    static void llama4AfterRope(Kernels k, Buffers b, CUdeviceptr q, CUdeviceptr kk, int T, ModelConfig c, LayerSpec spec,
                                 Fixes fixes, int pos0, boolean bf) {
         int hd = c.headDim;
         if (l2Norm(spec, fixes)) {
@@ -126,13 +201,9 @@ final class CudaAttentionVariants {
         CUdeviceptr qA, qIn, qInB, qNope, qRope, kv, latent, latentB, kPe, kNope, v, ropeTmp, kPeTmp, q, k, qP, kP, vP, qPB, kPB,
                 vPB, outP, att, attB;
 
-        /** f / h allocate n fp32 / bf16 elements (owned by the workspace); z: fp32 zeros. */
-        Buffers(ModelConfig c, int T, boolean bf16, LongFunction<CUdeviceptr> f, LongFunction<CUdeviceptr> h,
-                LongFunction<CUdeviceptr> z) {
-            float[] one = new float[c.headDim];
-            java.util.Arrays.fill(one, 1f);
-            ones = f.apply(one.length);
-            jcuda.driver.JCudaDriver.cuMemcpyHtoD(ones, jcuda.Pointer.to(one), 4L * one.length);
+        Buffers(ModelConfig c, int T, boolean bf16, Alloc alloc) {
+            LongFunction<CUdeviceptr> f = alloc::f, h = alloc::h, z = alloc::zeros;
+            ones = c.family.llama4Attention ? alloc.ones(c.headDim) : null;
             MlaSpec m = c.mla;
             if (m == null) {
                 P = 0;
@@ -183,7 +254,7 @@ final class CudaAttentionVariants {
      * eps 1e-6 or norm.eps), the layer's RoPE (null: none; rotated in halves, MLA's own interleave applied first), the
      * attention arguments for heads of the padded width, and the probe recorder.
      */
-    record MlaStep(DeviceKernels k, int T, boolean bf, NormArgs latentNorm, RopeArgs rope, AttnArgs attn, Probe probe) {
+    record MlaStep(Kernels k, int T, boolean bf, NormArgs latentNorm, RopeArgs rope, AttnArgs attn, Probe probe) {
         /** The tensor-core kernel runs the padded heads (bf16, selected, a width it serves). */
         boolean tc() {
             return bf && k.tcAttention(attn.headDim());
@@ -208,7 +279,7 @@ final class CudaAttentionVariants {
      * with its bf16 copy (bf16 mode), the o_proj input.
      */
     static Act mla(MlaStep s, MlaLayer w, Act a, Buffers b, MlaSpec m, int heads, String pre) {
-        DeviceKernels k = s.k();
+        Kernels k = s.k();
         int T = s.T(), nope = m.qkNopeHeadDim(), rope = m.qkRopeHeadDim(), qk = m.qkHeadDim(), vd = m.vHeadDim();
         boolean bf = s.bf();
         Act qIn = a;

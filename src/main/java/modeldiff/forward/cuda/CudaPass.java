@@ -194,14 +194,28 @@ public final class CudaPass implements ForwardPass {
                 kB = h((long) T * kvd);
                 vB = h((long) T * kvd);
             }
-            variants = new CudaAttentionVariants.Buffers(c, T, bf16, this::f, this::h, this::z);
-            copier = new ProbeCopier(rt);
-        }
+            variants = new CudaAttentionVariants.Buffers(c, T, bf16, new CudaAttentionVariants.Alloc() {
+                public CUdeviceptr f(long n) {
+                    return Workspace.this.f(n);
+                }
 
-        private CUdeviceptr z(long n) {
-            CUdeviceptr p = f(n);
-            jcuda.driver.JCudaDriver.cuMemsetD32(p, 0, n);
-            return p;
+                public CUdeviceptr h(long n) {
+                    return Workspace.this.h(n);
+                }
+
+                public CUdeviceptr zeros(long n) {
+                    CUdeviceptr p = f(n);
+                    jcuda.driver.JCudaDriver.cuMemsetD32(p, 0, n);
+                    return p;
+                }
+
+                public CUdeviceptr ones(long n) {
+                    CUdeviceptr p = f(n);
+                    jcuda.driver.JCudaDriver.cuMemsetD32(p, Float.floatToIntBits(1f), n);
+                    return p;
+                }
+            });
+            copier = new ProbeCopier(rt);
         }
 
         private CUdeviceptr f(long n) {
@@ -417,7 +431,7 @@ public final class CudaPass implements ForwardPass {
             RopeArgs r = layerRope == null ? null : ropes.get(layerRope);
             if (r != null) r = new RopeArgs(r.headDim(), r.half(), r.invFreq(), r.pos0(), r.scaling(), false, r.bf16Angles(), r.bf(),
                     r.cosSinFp32());   // halves: MLA's own interleave is undone first
-            var step = new CudaAttentionVariants.MlaStep(k, T, bf, CudaAttentionVariants.latentNorm(f, fixes, bf), r,
+            var step = new CudaAttentionVariants.MlaStep(CudaAttentionVariants.Kernels.of(k), T, bf, CudaAttentionVariants.latentNorm(f, fixes, bf), r,
                     CudaAttentionVariants.mlaAttnArgs(c, spec, fixes, T, b, bf), this::subProbe);
             return CudaAttentionVariants.mla(step, dm.mla(spec.index()), a, b, c.mla, c.numHeads, p);
         }
@@ -439,7 +453,7 @@ public final class CudaPass implements ForwardPass {
                 k.rope(ws.k, T, c.numKvHeads, rope);
             }
             if (spec.llama4() != null)
-                CudaAttentionVariants.llama4AfterRope(k, ws.variants, ws.q, ws.k, T, c, spec, fixes, pos0, bf);
+                CudaAttentionVariants.llama4AfterRope(CudaAttentionVariants.Kernels.of(k), ws.variants, ws.q, ws.k, T, c, spec, fixes, pos0, bf);
             subProbe(p + "q", Act.of(ws.q), qd);
             subProbe(p + "k", Act.of(ws.k), kvd);
             subProbe(p + "v", Act.of(ws.v), kvd);
