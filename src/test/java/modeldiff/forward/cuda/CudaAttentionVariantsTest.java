@@ -151,6 +151,53 @@ class CudaAttentionVariantsTest {
                     .run(model, new ForwardInput(tokens, 0), ProbeLevel.ALL));
     }
 
+    /**
+     * Llama 4 after RoPE on a host emulation of the kernels: on RoPE layers every q and k head has mean square 1 (L2
+     * norm, eps aside), on NoPE layers q is q · (log1p(floor((pos + 1) / floor_scale)) · attn_scale + 1) and k untouched;
+     * qk_norm.off and attn.no_temperature_tuning leave them as they were.
+     */
+    @Test
+    void llama4AfterRopeOnTheHost() {
+        var d = modeldiff.forward.TinyLlama4.SMALL;
+        Model m = Model.open(modeldiff.forward.TinyLlama4.write(tmp.resolve("l4"), modeldiff.forward.TinyLlama4.config(d, 16, 4), d, 5));
+        ModelConfig c = m.config;
+        int T = 9, pos0 = 6, hd = c.headDim;
+        java.util.Random r = new java.util.Random(3);
+        for (String fix : new String[]{"", "qk_norm.off", "attn.no_temperature_tuning"}) {
+            Fixes fixes = fix.isEmpty() ? Fixes.NONE : Fixes.parse(fix);
+            for (LayerSpec spec : c.layers) {
+                HostKernels hk = new HostKernels();
+                CudaAttentionVariants.Buffers b = new CudaAttentionVariants.Buffers(c, T, false, hk);
+                float[] q = new float[T * c.qDim()], k = new float[T * c.kvDim()];
+                for (int i = 0; i < q.length; i++) q[i] = (float) (3 * r.nextGaussian());
+                for (int i = 0; i < k.length; i++) k[i] = (float) (3 * r.nextGaussian());
+                float[] q0 = q.clone(), k0 = k.clone();
+                CudaAttentionVariants.llama4AfterRope(hk, b, hk.put(q), hk.put(k), T, c, spec, fixes, pos0, false);
+                boolean l2 = !spec.nope() && !fix.equals("qk_norm.off"), temp = spec.nope() && !fix.equals("attn.no_temperature_tuning");
+                for (int t = 0; t < T; t++) {
+                    double f = Math.log1p(Math.floor((pos0 + t + 1.0) / 4)) * 0.5 + 1;
+                    for (int h = 0; h < c.numHeads; h++) {
+                        int o = (t * c.numHeads + h) * hd;
+                        if (l2) assertEquals(1.0, meanSquare(q, o, hd), 1e-4, "q L2, layer " + spec.index());
+                        for (int j = 0; j < hd && !l2; j++)
+                            assertEquals(temp ? q0[o + j] * f : q0[o + j], q[o + j], 1e-5 * Math.abs(q0[o + j] * f), "q, layer " + spec.index());
+                    }
+                    for (int h = 0; h < c.numKvHeads; h++) {
+                        int o = (t * c.numKvHeads + h) * hd;
+                        if (l2) assertEquals(1.0, meanSquare(k, o, hd), 1e-4, "k L2, layer " + spec.index());
+                        else for (int j = 0; j < hd; j++) assertEquals(k0[o + j], k[o + j], "k untouched, layer " + spec.index());
+                    }
+                }
+            }
+        }
+    }
+
+    private static double meanSquare(float[] x, int o, int n) {
+        double s = 0;
+        for (int j = 0; j < n; j++) s += (double) x[o + j] * x[o + j];
+        return s / n;
+    }
+
     // ---- the float64 definition the kernels are checked against ----
 
     /** One head, one dim: a query sees itself (score 1) and the sink (0): p = e / (e + 1). */
