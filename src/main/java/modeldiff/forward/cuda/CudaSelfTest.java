@@ -189,14 +189,12 @@ public final class CudaSelfTest {
         p16.attentionOnly = true;
         Trace f32 = p32.run(model, ForwardInput.forcedBy(ref), ProbeLevel.ALL);
         Trace b16 = p16.run(model, ForwardInput.forcedBy(low), ProbeLevel.ALL);
-        modeldiff.model.MoeSpec moe = model.config.moe;
         boolean ok = true;
         int judged = 0;
         double w32 = -99, w16 = -99, wLow = -99;
         String at32 = null, at16 = null;
-        for (String p : f32.probeNames()) {
-            if (p.matches("layers\\.\\d+") && moe != null && moe.sparse(Integer.parseInt(p.substring(7)))) continue;
-            if (!ref.has(p) || !b16.has(p)) continue;
+        for (String p : judged(ref, f32, model, true)) {
+            if (!b16.has(p)) continue;
             judged++;
             double e32 = lg(ref, f32, p), e16 = lg(ref, b16, p), el = lg(ref, low, p);
             if (e32 > w32) {

@@ -198,6 +198,24 @@ class CudaAttentionVariantsTest {
         return s / n;
     }
 
+    /** The forced checks judge what the pass computed: not a skipped MoE layer's output, not probes it does not record. */
+    @Test
+    void forcedChecksJudgeOnlyWhatThePassComputed() {
+        var d = modeldiff.forward.TinyLlama4.SMALL;   // layers 1 and 3 route
+        Model m = Model.open(modeldiff.forward.TinyLlama4.write(tmp.resolve("j"), modeldiff.forward.TinyLlama4.config(d, 16, 4), d, 5));
+        modeldiff.trace.Trace teacher = new modeldiff.trace.Trace("t", "float32", "cpu", new int[]{1}, 0);
+        modeldiff.trace.Trace pass = new modeldiff.trace.Trace("p", "float32", "cpu", new int[]{1}, 0);
+        for (String p : new String[]{"embed", "layers.0.attn", "layers.0", "layers.1.attn", "layers.1.router_logits", "layers.1",
+                "layers.2", "layers.3", "final_norm"}) {
+            teacher.put(p, 1, new double[]{1});
+            if (!p.endsWith("router_logits")) pass.put(p, 1, new double[]{1});
+        }
+        assertEquals(java.util.List.of("embed", "layers.0.attn", "layers.0", "layers.1.attn", "layers.2", "final_norm"),
+                CudaSelfTest.judged(teacher, pass, m, true));
+        assertEquals(java.util.List.of("embed", "layers.0.attn", "layers.0", "layers.1.attn", "layers.1", "layers.2", "layers.3",
+                "final_norm"), CudaSelfTest.judged(teacher, pass, m, false));
+    }
+
     // ---- the float64 definition the kernels are checked against ----
 
     /** One head, one dim: a query sees itself (score 1) and the sink (0): p = e / (e + 1). */
