@@ -229,12 +229,18 @@ public final class CudaSelfTest {
         Path dir = Files.createTempDirectory("modeldiff-cuda-variants");
         boolean ok = true;
         out.println("== attention variants on synthetic models (" + dir + ")");
-        for (SynthModel s : SYNTH) {
-            Model m = Model.open(s.write(dir.resolve(s.name())));
-            int[] tokens = new int[s.tokens()];
-            java.util.Random r = new java.util.Random(s.name().hashCode());
-            for (int i = 0; i < tokens.length; i++) tokens[i] = r.nextInt(m.config.vocabSize);
-            ok &= checkModel(s.name(), m, new ForwardInput(tokens, s.offset()), null, out);
+        try {
+            for (SynthModel s : SYNTH) {
+                Model m = Model.open(s.write(dir.resolve(s.name())));
+                int[] tokens = new int[s.tokens()];
+                java.util.Random r = new java.util.Random(s.name().hashCode());
+                for (int i = 0; i < tokens.length; i++) tokens[i] = r.nextInt(m.config.vocabSize);
+                ok &= checkModel(s.name(), m, new ForwardInput(tokens, s.offset()), null, out);
+            }
+        } finally {
+            try (var files = Files.walk(dir)) {   // best effort: the temp models are ours
+                files.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+            }
         }
         return ok;
     }
