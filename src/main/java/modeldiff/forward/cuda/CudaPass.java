@@ -107,12 +107,14 @@ public final class CudaPass implements ForwardPass {
 
     /**
      * What this pass refuses by name rather than compute wrong: qk_norm.per_head on a whole-projection q/k norm (its
-     * norm kernel takes one weight slice per row width).
+     * norm kernel takes one weight slice per row width); MLA heads wider than 256.
      */
     static void refuseUnimplemented(Model model, Fixes fixes) {
         if (fixes.qkNormPerHead && model.family.qkNormScope == Family.QkNormScope.FULL)
             throw new BadInputException("the cuda pass is not available for qk_norm.per_head (a whole-projection q/k norm"
                     + " taken per head): not implemented yet; use reference, lowp or torch");
+        if (model.config.mla != null)   // MLA heads wider than the attention kernels take, before any allocation
+            CudaAttentionVariants.mlaWidth(model.config.mla.qkHeadDim(), model.config.mla.vHeadDim());
     }
 
     @Override
