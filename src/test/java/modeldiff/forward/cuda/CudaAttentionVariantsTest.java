@@ -44,6 +44,17 @@ class CudaAttentionVariantsTest {
         assertTrue(e.getMessage().contains("288"), e.getMessage());
     }
 
+    /** A release whose MLA heads are wider than the kernels take is refused in one line before the GPU is touched. */
+    @Test
+    void mlaHeadsWiderThan256AreRefusedBeforeTheRuntime() {
+        var d = new modeldiff.forward.TinyDeepseek.Dims(64, 2, 0, 32, 256, 64, 128, 1, 40, 96, 8, 2, 32, 4, 2, 1);
+        Model m = Model.open(modeldiff.forward.TinyDeepseek.write(tmp.resolve("w"), modeldiff.forward.TinyDeepseek.config(d, false, 1e-6), d, 1));
+        BadInputException e = assertThrows(BadInputException.class,
+                () -> new CudaPass(false, Fixes.NONE).run(m, new ForwardInput(new int[]{1, 2}, 0), ProbeLevel.ALL));
+        assertTrue(e.getMessage().contains("320 > 256"), e.getMessage());
+        assertFalse(e.getMessage().contains("\n"));
+    }
+
     /** Chunks of 16 with the run starting at position 13: chunk starts at positions 16, 32 are indices 3, 19. */
     @Test
     void chunkFirstIsTheStartOfTheQuerysChunkInAbsolutePositions() {
