@@ -18,6 +18,13 @@ __device__ __forceinline__ float R(float x, int bf) {
     return bf ? __bfloat162float(__float2bfloat16_rn(x)) : x;
 }
 __device__ __forceinline__ float ld(const float* p) { return *p; }
+// Llama 4's chunked attention: the first key query t may see is the start of its chunk of attention_chunk_size
+// positions (absolute positions pos0 + t, as HF's chunked mask); chunk <= 0: no chunks.
+__device__ __forceinline__ int chunk_first(int t, int chunk, int pos0) {
+    if (chunk <= 0) return 0;
+    long long p = (long long)pos0 + t;
+    return (int)max(0LL, p - p % chunk - pos0);
+}
 __device__ __forceinline__ float ld(const bf16* p) { return __bfloat162float(*p); }
 
 // ---------------------------------------------------------------- embedding
@@ -263,8 +270,11 @@ extern "C" __global__ void rope(float* x, int T, int heads, int hd, int half, co
 #define ATT_BK 16
 #define ATT_Q 4
 #define ATT_E 8
+// sinks (may be null, gpt-oss): a learned logit per head in the softmax's denominator (running max starts at it, the
+// sum at exp(0) = 1). chunk > 0 (Llama 4): keys before the query's chunk are masked (chunk_first).
 extern "C" __global__ void __launch_bounds__(128) attention(float* out, const float* q, const float* k, const float* v,
-        int T, int heads, int kvHeads, int hd, int window, float scale, int divide, float scaleDiv, float cap, int bf) {
+        int T, int heads, int kvHeads, int hd, int window, float scale, int divide, float scaleDiv, float cap, int bf,
+        const float* sinks, int chunk, int pos0) {
     extern __shared__ float sm[];
     float* Ks = sm;
     float* Vs = sm + ATT_BK * hd;
@@ -277,8 +287,8 @@ extern "C" __global__ void __launch_bounds__(128) attention(float* out, const fl
 #pragma unroll
     for (int a = 0; a < ATT_Q; a++) {
         qi[a] = q0 + warp * ATT_Q + a;
-        m[a] = -INFINITY;
-        l[a] = 0.f;
+        m[a] = sinks ? sinks[h] : -INFINITY;
+        l[a] = sinks ? 1.f : 0.f;
 #pragma unroll
         for (int e = 0; e < ATT_E; e++) {
             int d = lane + 32 * e;
@@ -287,7 +297,7 @@ extern "C" __global__ void __launch_bounds__(128) attention(float* out, const fl
         }
     }
     int kEnd = min(T, q0 + 16);
-    int kStart = window > 0 ? max(0, q0 - window + 1) : 0;
+    int kStart = max(window > 0 ? max(0, q0 - window + 1) : 0, chunk_first(q0, chunk, pos0));
     for (int k0 = kStart; k0 < kEnd; k0 += ATT_BK) {
         int nk = min(ATT_BK, kEnd - k0);
         __syncthreads();
@@ -303,7 +313,7 @@ extern "C" __global__ void __launch_bounds__(128) attention(float* out, const fl
 #pragma unroll
             for (int a = 0; a < ATT_Q; a++) {
                 int t = qi[a];
-                bool valid = t < T && j <= t && (window <= 0 || t - j < window);
+                bool valid = t < T && j <= t && (window <= 0 || t - j < window) && j >= chunk_first(t, chunk, pos0);
                 if (!valid) continue;   // uniform across the warp
                 float dot = 0.f;
 #pragma unroll
@@ -369,24 +379,32 @@ __device__ __forceinline__ float eager_score(const float* qr, const float* kr, i
     if (cap > 0.f) s = bf ? R(R(tanhf(R(s / cap, 1)), 1) * cap, 1) : cap * tanhf(s / cap);
     return s;
 }
+// sinks (may be null), gpt-oss as HF computes it: cat(scores, sink) − max rounded to the dtype, then softmax in fp32
+// with the sink's term in the sum, each probability rounded once (lowp's SINK_SHIFT). chunk: as in attention.
 extern "C" __global__ void __launch_bounds__(32) attention_eager(float* out, const float* q, const float* k, const float* v,
-        int T, int heads, int kvHeads, int hd, int window, float scale, int divide, float scaleDiv, float cap, int bf) {
+        int T, int heads, int kvHeads, int hd, int window, float scale, int divide, float scaleDiv, float cap, int bf,
+        const float* sinks, int chunk, int pos0) {
     int t = blockIdx.x, h = blockIdx.y, lane = threadIdx.x;
     int kvh = h / (heads / kvHeads);
     const float* qr = q + ((long long)t * heads + h) * hd;
-    int first = window > 0 ? max(0, t - window + 1) : 0;
+    int first = max(window > 0 ? max(0, t - window + 1) : 0, chunk_first(t, chunk, pos0));
     float m = -INFINITY;
     for (int j = first; j <= t; j++)
         m = fmaxf(m, eager_score(qr, k + ((long long)j * kvHeads + kvh) * hd, hd, lane, scale, divide, scaleDiv, cap, bf));
+    if (sinks) m = fmaxf(m, sinks[h]);
     float l = 0.f;
-    for (int j = first; j <= t; j++)
-        l += expf(eager_score(qr, k + ((long long)j * kvHeads + kvh) * hd, hd, lane, scale, divide, scaleDiv, cap, bf) - m);
+    for (int j = first; j <= t; j++) {
+        float d = eager_score(qr, k + ((long long)j * kvHeads + kvh) * hd, hd, lane, scale, divide, scaleDiv, cap, bf) - m;
+        l += expf(sinks ? R(d, bf) : d);
+    }
+    if (sinks) l += expf(R(sinks[h] - m, bf));
     float acc[ATT_E];
 #pragma unroll
     for (int e = 0; e < ATT_E; e++) acc[e] = 0.f;
     for (int j = first; j <= t; j++) {
         long long kv = ((long long)j * kvHeads + kvh) * hd;
-        float p = R(expf(eager_score(qr, k + kv, hd, lane, scale, divide, scaleDiv, cap, bf) - m) / l, bf);
+        float d = eager_score(qr, k + kv, hd, lane, scale, divide, scaleDiv, cap, bf) - m;
+        float p = R(expf(sinks ? R(d, bf) : d) / l, bf);
 #pragma unroll
         for (int e = 0; e < ATT_E; e++) {
             int d = lane + 32 * e;
@@ -561,7 +579,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) gemm_mma(float* C, const bf
 template <int HD>
 __device__ __forceinline__ void attn_tc_impl(float* out, bf16* outB, const bf16* q, const bf16* k, const bf16* v, int T,
                                              int heads, int kvHeads, int window, float scale, int divide, float scaleDiv,
-                                             float cap, int bf) {
+                                             float cap, int bf, const float* sinks, int chunk, int pos0) {
     constexpr int CH = HD / 8;             // 16-byte chunks per row
     constexpr int SW = CH < 8 ? CH : 8;    // swizzle width (chunks)
     constexpr int ROWB = HD * 2;
@@ -585,7 +603,7 @@ __device__ __forceinline__ void attn_tc_impl(float* out, bf16* outB, const bf16*
         }
     };
     int kEnd = min(T, q0 + FA_BQ);
-    int kStart = window > 0 ? max(0, q0 - window + 1) : 0;
+    int kStart = max(window > 0 ? max(0, q0 - window + 1) : 0, chunk_first(q0, chunk, pos0));
     int nTiles = (kEnd - kStart + FA_BK - 1) / FA_BK;
     loadRows(sQ, q, qStride, h * HD, q0, FA_BQ);
     loadRows(sK, k, kStride, kvh * HD, kStart, FA_BK);
@@ -597,6 +615,10 @@ __device__ __forceinline__ void attn_tc_impl(float* out, bf16* outB, const bf16*
 #pragma unroll
     for (int n = 0; n < ND; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
     float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.f, 0.f};
+    if (sinks) {   // the sink's exp(sink − max) term, counted once per row (lanes 4i hold it; the row sum adds lanes)
+        mrow[0] = mrow[1] = sinks[h];
+        lrow[0] = lrow[1] = (lane & 3) == 0 ? 1.f : 0.f;
+    }
     int tRow = q0 + warp * 16 + (lane >> 2);   // and tRow + 8
 
     for (int it = 0; it < nTiles; it++) {
@@ -641,7 +663,7 @@ __device__ __forceinline__ void attn_tc_impl(float* out, bf16* outB, const bf16*
                     x = round_bf(x * scale, bf);
                 }
                 if (cap > 0.f) x = bf ? round_bf(round_bf(tanhf(round_bf(x / cap, 1)), 1) * cap, 1) : cap * tanhf(x / cap);
-                bool valid = key < T && key <= t && (window <= 0 || t - key < window);
+                bool valid = key < T && key <= t && (window <= 0 || t - key < window) && key >= chunk_first(t, chunk, pos0);
                 x = valid ? x : -INFINITY;
                 s[j][e] = x;
                 mx[e >> 1] = fmaxf(mx[e >> 1], x);
@@ -708,10 +730,38 @@ __device__ __forceinline__ void attn_tc_impl(float* out, bf16* outB, const bf16*
 #define ATTN_TC(HD)                                                                                                    \
     extern "C" __global__ void __launch_bounds__(128) attention_tc##HD(float* out, bf16* outB, const bf16* q,          \
             const bf16* k, const bf16* v, int T, int heads, int kvHeads, int window, float scale, int divide,         \
-            float scaleDiv, float cap, int bf) {                                                                       \
-        attn_tc_impl<HD>(out, outB, q, k, v, T, heads, kvHeads, window, scale, divide, scaleDiv, cap, bf);            \
+            float scaleDiv, float cap, int bf, const float* sinks, int chunk, int pos0) {                             \
+        attn_tc_impl<HD>(out, outB, q, k, v, T, heads, kvHeads, window, scale, divide, scaleDiv, cap, bf, sinks,     \
+                         chunk, pos0);                                                                                 \
     }
 ATTN_TC(16)
 ATTN_TC(32)
 ATTN_TC(64)
 ATTN_TC(128)
+
+// ---------------------------------------------------------------- attention variants (docs/cuda.md)
+// dst[t, h, dstOff + d] = src[t, h, d'] for d < n, rows of dstRow / srcRow floats, heads dstHead / srcHead apart
+// (srcHead 0: one head broadcast to all, MLA's shared k_pe); deinterleave: d' = 2d for d < n/2, 2(d − n/2) + 1 else
+// (MLA's rope_interleave: pairs to halves, a view in HF, exact). A move of values: nothing is rounded.
+extern "C" __global__ void copy_heads(float* dst, int dstRow, int dstHead, int dstOff, const float* src, int srcRow,
+                                      int srcHead, int T, int heads, int n, int deinterleave) {
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (long long)T * heads * n) return;
+    int d = (int)(i % n);
+    long long th = i / n;
+    int h = (int)(th % heads), t = (int)(th / heads);
+    int s = !deinterleave ? d : d < n / 2 ? 2 * d : 2 * (d - n / 2) + 1;
+    dst[(long long)t * dstRow + (long long)h * dstHead + dstOff + d] = src[(long long)t * srcRow + (long long)h * srcHead + s];
+}
+
+// Llama 4's attention temperature tuning on x [T, width]: x · (log1p(floor((pos + 1) / floorScale)) · attnScale + 1),
+// the factor in fp32 op by op (no contraction), the product rounded once (LowpLlama4.temperature).
+extern "C" __global__ void temperature_scale(float* x, int T, int width, int pos0, float attnScale, float floorScale, int bf) {
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (long long)T * width) return;
+    int t = (int)(i / width);
+    float p = __fadd_rn((float)(pos0 + t), 1.0f);
+    float fl = floorf(__fdiv_rn(p, floorScale));
+    float f = __fadd_rn(__fmul_rn(log1pf(fl), attnScale), 1.0f);
+    x[i] = R(__fmul_rn(x[i], f), bf);
+}

@@ -205,8 +205,6 @@ public final class ReleaseChecks {
         Model m = model();
         String unavailable = unavailableHere(spec);
         if (unavailable != null) throw new Skipped(spec + " is not available here: " + unavailable);
-        if (spec.startsWith("cuda:") && m.family.attention == modeldiff.model.Family.Attention.MLA)   // torch runs MLA
-            throw new Skipped(spec + " does not implement multi-head latent attention (the " + m.family + " family) yet");
         if (spec.startsWith("cuda:") && m.family.moe != null)     // by design until the cuda pass has experts
             throw new Skipped(spec + " does not implement the " + m.family + " family (mixture of experts) yet");
         ForwardPass pass = Implementations.create(spec);

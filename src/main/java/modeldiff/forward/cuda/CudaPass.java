@@ -60,9 +60,32 @@ public final class CudaPass implements ForwardPass {
     static String refusal(Fixes fixes) {
         if (fixes.softmaxLowp)
             return "softmax.lowp: its attention kernels keep the softmax's exponentials and sum in fp32; use lowp or torch (docs/cuda.md)";
-        String moe = fixes.firstWithKey(Fixes.MOE_ONLY);
-        if (moe != null) return moe + ": this pass does not implement MoE families or attention sinks yet; use reference or lowp";
+        String moe = fixes.firstWithKey(MOE_FIXES);
+        if (moe != null) return moe + ": this pass does not implement MoE families yet; use reference or lowp";
         return null;
+    }
+
+    /** The MoE-only fixes this pass cannot honour (attn.no_sinks it does: its attention kernels take sinks). */
+    static final java.util.Set<String> MOE_FIXES = MOE_FIXES();
+
+    private static java.util.Set<String> MOE_FIXES() {
+        java.util.Set<String> s = new java.util.TreeSet<>(Fixes.MOE_ONLY);
+        s.remove("attn.no_sinks");
+        return java.util.Collections.unmodifiableSet(s);
+    }
+
+    /**
+     * What the cuda pass cannot run: MoE blocks (the mixture-of-experts MLP; a MoE family whose layers are all dense
+     * runs), unless {@code attentionOnly} (a forced run checking attention layer by layer). Every attention of the
+     * families (sinks, chunks, Llama 4, MLA) runs.
+     */
+    static void refuseUnsupported(String pass, modeldiff.model.Model model, boolean attentionOnly) {
+        if (attentionOnly || model.config.moe == null) return;
+        boolean routes = false;   // a MoE family whose layers are all dense (first_k_dense_replace, the step) runs
+        for (int i = 0; i < model.config.numLayers; i++) routes |= model.config.moe.sparse(i);
+        if (routes)
+            throw new BadInputException(pass + " does not implement the " + model.family + " family "
+                    + "(mixture of experts) yet; use reference, lowp:bf16|fp16|fp32 or torch:fp16|fp32");
     }
 
     @Override
@@ -84,18 +107,22 @@ public final class CudaPass implements ForwardPass {
 
     /**
      * What this pass refuses by name rather than compute wrong: qk_norm.per_head on a whole-projection q/k norm (its
-     * norm kernel takes one weight slice per row width).
+     * norm kernel takes one weight slice per row width); MLA heads wider than 256.
      */
     static void refuseUnimplemented(Model model, Fixes fixes) {
         if (fixes.qkNormPerHead && model.family.qkNormScope == Family.QkNormScope.FULL)
             throw new BadInputException("the cuda pass is not available for qk_norm.per_head (a whole-projection q/k norm"
                     + " taken per head): not implemented yet; use reference, lowp or torch");
+        if (model.config.mla != null)   // MLA heads wider than the attention kernels take, before any allocation
+            CudaAttentionVariants.mlaWidth(model.config.mla.qkHeadDim(), model.config.mla.vHeadDim());
     }
 
     @Override
     public Trace run(Model model, ForwardInput input, ProbeLevel level) {
         refuseUnimplemented(model, fixes);
-        modeldiff.forward.torch.TorchPass.refuseUnsupported(name(), model);
+        refuseUnsupported(name(), model, attentionOnly);
+        if (attentionOnly && !input.forced())
+            throw new IllegalStateException("attentionOnly skips the MoE blocks: only a teacher-forced run continues right");
         CudaRuntime rt = runtime();
         DeviceModel dm = weights(model);
         int[] tokens = fixes.tokens(input.tokens(), model.config);
@@ -111,6 +138,12 @@ public final class CudaPass implements ForwardPass {
 
     /** Test hook: stream the layers (maxWeightBytes applies only when not forced). */
     boolean forceStreamed;
+
+    /**
+     * Self-test hook: MoE layers skip their MLP block, so that a teacher-forced run checks every attention probe layer
+     * by layer before the MoE blocks exist here (the forced layer output carries the run on).
+     */
+    boolean attentionOnly;
 
     /** Test hook: the attention kernel (null: -Dmodeldiff.cuda.attention, default tc). */
     DeviceKernels.AttentionVariant attention;
@@ -136,6 +169,7 @@ public final class CudaPass implements ForwardPass {
         final List<CUdeviceptr> all = new ArrayList<>();
         CUdeviceptr ids, x, a, o, ao, q, k, v, att, g, u, act, logits;
         CUdeviceptr aB, attB, actB, qB, kB, vB;   // bf16 copies (bf16 mode)
+        final CudaAttentionVariants.Buffers variants;
         final ProbeCopier copier;
 
         Workspace(CudaRuntime rt, ModelConfig c, int T, boolean bf16) {
@@ -162,6 +196,27 @@ public final class CudaPass implements ForwardPass {
                 kB = h((long) T * kvd);
                 vB = h((long) T * kvd);
             }
+            variants = new CudaAttentionVariants.Buffers(c, T, bf16, new CudaAttentionVariants.Alloc() {
+                public CUdeviceptr f(long n) {
+                    return Workspace.this.f(n);
+                }
+
+                public CUdeviceptr h(long n) {
+                    return Workspace.this.h(n);
+                }
+
+                public CUdeviceptr zeros(long n) {
+                    CUdeviceptr p = f(n);
+                    jcuda.driver.JCudaDriver.cuMemsetD32(p, 0, n);
+                    return p;
+                }
+
+                public CUdeviceptr ones(long n) {
+                    CUdeviceptr p = f(n);
+                    jcuda.driver.JCudaDriver.cuMemsetD32(p, Float.floatToIntBits(1f), n);
+                    return p;
+                }
+            });
             copier = new ProbeCopier(rt);
         }
 
@@ -296,9 +351,10 @@ public final class CudaPass implements ForwardPass {
         /** Sizes the probe rings for one forward. */
         void begin(ProbeSink sink) {
             long TH = 4L * T * H, logitBytes = 4L * T * V;
-            long layerNeed = all ? 4L * T * (4L * H + 2L * qd + 2L * kvd + ff) : 0;
+            long wq = c.mla != null ? c.mla.qkDim(c.numHeads) : qd, wv = c.mla != null ? c.mla.vDim(c.numHeads) : kvd;
+            long layerNeed = all ? 4L * T * (4L * H + 2L * wq + 2L * Math.max(wv, kvd) + ff) : 0;
             long hostNeed = TH * (c.numLayers + 2) + logitBytes + c.numLayers * layerNeed;
-            long largestStaged = all ? Math.max(TH, 4L * T * Math.max(ff, Math.max(qd, kvd))) : TH;
+            long largestStaged = all ? Math.max(TH, 4L * T * Math.max(ff, Math.max(Math.max(qd, wq), Math.max(kvd, wv)))) : TH;
             pc.begin(sink, hostNeed, Math.max(logitBytes, largestStaged), TH * (c.numLayers + 1) + c.numLayers * layerNeed,
                     largestStaged);
         }
@@ -328,7 +384,7 @@ public final class CudaPass implements ForwardPass {
                 float[] inv = fr.invFreq().clone();
                 if (bf && fixes.ropeInvFreqLowp) for (int j = 0; j < inv.length; j++) inv[j] = CudaRuntime.bf16Round(inv[j]);
                 ropes.put(rope, new RopeArgs(hd, inv.length, CudaRuntime.upload(inv), pos0, (float) fr.attentionScaling(),
-                        fixes.qkInterleaved, fixes.ropeBf16Angles, bf, f.ropeInFp32));
+                        CudaAttentionVariants.ropePairs(f, fixes), fixes.ropeBf16Angles, bf, CudaAttentionVariants.ropeCosSinFp32(f)));
             }
         }
 
@@ -351,7 +407,7 @@ public final class CudaPass implements ForwardPass {
             LayerSpec spec = c.layers.get(i);
             String p = "layers." + i + ".";
             attentionBlock(p, w, spec);
-            mlpBlock(p, w);
+            if (!(attentionOnly && c.moe != null && c.moe.sparse(i))) mlpBlock(p, w);   // else forced from the teacher
             dm.release(i);
             probe("layers." + i, Act.of(ws.x), H);
             pc.poll();
@@ -361,6 +417,29 @@ public final class CudaPass implements ForwardPass {
         private void attentionBlock(String p, DeviceModel.Layer w, LayerSpec spec) {
             normOrCopy(a, ws.x, w.attnNorm());
             subProbe(p + "attn_norm", a, H);
+            Act attOut = dm.mla(spec.index()) != null ? mla(p, spec) : denseAttention(p, w, spec);
+            subProbe(p + "attn", attOut, attOut == att ? qd : c.mla.vDim(c.numHeads));
+            k.gemm(ws.o, attOut, w.o(), T, bf);
+            subProbe(p + "attn_out", Act.of(ws.o), H);
+            if (w.postAttnNorm() != null) k.norm(Act.of(ws.o), ws.o, w.postAttnNorm(), T, normArgs);
+            if (fixes.parallelResidual(c)) k.copy(ws.ao, ws.o, (long) T * H);   // GPT-NeoX: the MLP reads the block's input too
+            else k.residualAdd(ws.x, ws.o, (long) T * H, bf);
+        }
+
+        /** DeepSeek-V3's multi-head latent attention (CudaAttentionVariants.mla records q, k, v; attn is recorded by the caller). */
+        private Act mla(String p, LayerSpec spec) {
+            CudaAttentionVariants.Buffers b = ws.variants;
+            RopeSpec layerRope = fixes.layerRope(spec, c);
+            RopeArgs r = layerRope == null ? null : ropes.get(layerRope);
+            if (r != null) r = new RopeArgs(r.headDim(), r.half(), r.invFreq(), r.pos0(), r.scaling(), false, r.bf16Angles(), r.bf(),
+                    r.cosSinFp32());   // halves: MLA's own interleave is undone first
+            var step = new CudaAttentionVariants.MlaStep(CudaAttentionVariants.Kernels.of(k), T, bf, CudaAttentionVariants.latentNorm(f, fixes, bf), r,
+                    CudaAttentionVariants.mlaAttnArgs(c, spec, fixes, T, b, bf), this::subProbe);
+            return CudaAttentionVariants.mla(step, dm.mla(spec.index()), a, b, c.mla, c.numHeads, p);
+        }
+
+        /** q/k/v projections, q/k norms, RoPE (and Llama 4's extras), attention into att. */
+        private Act denseAttention(String p, DeviceModel.Layer w, LayerSpec spec) {
             k.gemm(ws.q, a, w.q(), T, bf);
             k.gemm(ws.k, a, w.k(), T, bf);
             k.gemm(ws.v, a, w.v(), T, bf);
@@ -375,16 +454,13 @@ public final class CudaPass implements ForwardPass {
                 k.rope(ws.q, T, c.numHeads, rope);
                 k.rope(ws.k, T, c.numKvHeads, rope);
             }
+            if (spec.llama4() != null)
+                CudaAttentionVariants.llama4AfterRope(CudaAttentionVariants.Kernels.of(k), ws.variants, ws.q, ws.k, T, c, spec, fixes, pos0, bf);
             subProbe(p + "q", Act.of(ws.q), qd);
             subProbe(p + "k", Act.of(ws.k), kvd);
             subProbe(p + "v", Act.of(ws.v), kvd);
             attention(spec);
-            subProbe(p + "attn", att, qd);
-            k.gemm(ws.o, att, w.o(), T, bf);
-            subProbe(p + "attn_out", Act.of(ws.o), H);
-            if (w.postAttnNorm() != null) k.norm(Act.of(ws.o), ws.o, w.postAttnNorm(), T, normArgs);
-            if (fixes.parallelResidual(c)) k.copy(ws.ao, ws.o, (long) T * H);   // GPT-NeoX: the MLP reads the block's input too
-            else k.residualAdd(ws.x, ws.o, (long) T * H, bf);
+            return att;
         }
 
         /** The norm, or (OLMo 2's missing pre-norms) the input itself, with its bf16 copy for the GEMMs. */
@@ -404,8 +480,9 @@ public final class CudaPass implements ForwardPass {
             // scale_attn_by_inverse_layer_idx (bit 2, the divisor passed as the scale); neither: multiply by 1.
             int divideMode = !divide ? 0 : (c.scaleAttnWeights ? 1 : 0) | (c.scaleAttnByInverseLayer ? 2 : 0);
             float scale = (divideMode & 2) != 0 ? spec.index() + 1 : (float) fixes.attnScale(spec);
-            AttnArgs args = new AttnArgs(T, c.numHeads, c.numKvHeads, hd, fixes.window(spec), scale,
-                    divideMode, CudaRuntime.bf16Round((float) Math.sqrt(hd)), (float) fixes.attnSoftcap(c), bf);
+            AttnArgs args = CudaAttentionVariants.attnExtras(new AttnArgs(T, c.numHeads, c.numKvHeads, hd, fixes.window(spec), scale,
+                    divideMode, CudaRuntime.bf16Round((float) Math.sqrt(hd)), (float) fixes.attnSoftcap(c), bf),
+                    dm.sinks(spec.index()), spec, fixes, pos0);
             if (tcAtt) {
                 k.toBf16(ws.qB, ws.q, (long) T * qd);
                 k.toBf16(ws.kB, ws.k, (long) T * kvd);

@@ -30,6 +30,9 @@ import static jcuda.driver.JCudaDriver.*;
  * <pre>
  *   java -cp ... modeldiff.forward.cuda.CudaSelfTest selftest FIXTURES_DIR      # kernels + every fixture family
  *   java -cp ... modeldiff.forward.cuda.CudaSelfTest forced FIXTURES_DIR        # teacher-forced by HF fp32 / bf16 traces
+ *   java -cp ... modeldiff.forward.cuda.CudaSelfTest variants FIXTURES_DIR      # kernels + the attention variants' fixtures
+ *                                                                               # and synthetic models only
+ *   java -cp ... modeldiff.forward.cuda.CudaSelfTest variantmodels FIXTURES_DIR # the same without the kernel checks
  *   java -cp ... modeldiff.forward.cuda.CudaSelfTest bench llama3-8b 2048 OUT.json
  * </pre>
  * Exit code 0 when every check passes.
@@ -53,6 +56,9 @@ public final class CudaSelfTest {
         if (mode.equals("selftest")) {
             ok = kernels(rt, System.out);
             ok &= fixtures(Path.of(args.length > 1 ? args[1] : "src/test/resources/fixtures"), System.out);
+        } else if (mode.equals("variants") || mode.equals("variantmodels")) {
+            if (mode.equals("variants")) ok = kernels(rt, System.out);
+            ok &= fixtures(Path.of(args.length > 1 ? args[1] : "src/test/resources/fixtures"), System.out, true);
         } else if (mode.equals("forced")) {
             Path root = Path.of(args.length > 1 ? args[1] : "src/test/resources/fixtures");
             ok = forced(root, System.out, false);
@@ -80,8 +86,17 @@ public final class CudaSelfTest {
         return bad == 0;
     }
 
-    /** Per family: worst log-L2 over every probe (ProbeLevel.ALL) of the GPU passes against the others. */
+    /**
+     * Per family: worst log-L2 over every probe (ProbeLevel.ALL) of the GPU passes against the others; then the
+     * attention variants' synthetic models ({@link #synthetic}). Families whose MoE blocks this pass cannot run yet
+     * (and every family with an attention variant) also get the forced attention check ({@link #forcedAttention}).
+     */
     public static boolean fixtures(Path root, PrintStream out) throws IOException {
+        return fixtures(root, out, false);
+    }
+
+    /** As above; {@code variantsOnly}: only the fixtures of families with an attention variant or MoE blocks. */
+    static boolean fixtures(Path root, PrintStream out, boolean variantsOnly) throws IOException {
         List<String> names;
         try (var s = Files.list(root)) {
             names = s.filter(p -> Files.isDirectory(p.resolve("model"))).map(p -> p.getFileName().toString()).sorted().toList();
@@ -91,11 +106,8 @@ public final class CudaSelfTest {
                 "lowp:bf16 vs ref", "bf16 vs lowp", "bf16 vs HF bf16", "lowp vs HF bf16"));
         boolean ok = true;
         for (String name : names) {
-            if (modeldiff.model.ModelConfig.load(root.resolve(name).resolve("model")).family.moe != null) {
-                out.println(String.format("%-14s skipped: cuda does not implement MoE families yet", name));
-                continue;
-            }
             Model model = Model.open(root.resolve(name).resolve("model"));
+            if (variantsOnly && !variantFamily(model)) continue;
             try {
                 CudaPass.refuseUnimplemented(model, Fixes.NONE);
             } catch (modeldiff.model.BadInputException e) {
@@ -105,33 +117,173 @@ public final class CudaSelfTest {
             Path hfPath = root.resolve(name).resolve("traces").resolve("hf-bfloat16.safetensors");
             Trace hf = Files.exists(hfPath) ? TraceFiles.read(hfPath) : null;
             int[] tokens = hf != null ? hf.tokens() : TraceFiles.read(root.resolve(name).resolve("traces").resolve("hf-float64.safetensors")).tokens();
-            ForwardInput in = new ForwardInput(tokens, 0);
-            Trace ref = new ReferencePass().run(model, in, ProbeLevel.ALL);
-            Trace low = new LowpPass(Precision.BF16, Fixes.NONE).run(model, in, ProbeLevel.ALL);
-            Trace f32 = new CudaPass(false, Fixes.NONE).run(model, in, ProbeLevel.ALL);
-            Trace b16 = new CudaPass(true, Fixes.NONE).run(model, in, ProbeLevel.ALL);
-            // the same passes with the layers streamed through two device slots: identical, bit for bit
-            CudaPass s32 = new CudaPass(false, Fixes.NONE), s16 = new CudaPass(true, Fixes.NONE);
-            s32.forceStreamed = true;
-            s16.forceStreamed = true;
-            boolean streamedSame = identical(f32, s32.run(model, in, ProbeLevel.ALL), out, name + " fp32")
-                    & identical(b16, s16.run(model, in, ProbeLevel.ALL), out, name + " bf16");
-            double[] fp32Ref = worst(ref, f32, ref), b16Ref = worst(ref, b16, ref), lowRef = worst(ref, low, ref),
-                    b16Low = worst(low, b16, ref), b16Hf = hf == null ? null : worst(hf, b16, hf), lowHf = hf == null ? null : worst(hf, low, hf);
-            boolean famOk = fp32Ref[0] <= -5 && streamedSame;
-            // bf16 within the bf16 noise: at every probe no farther from the reference than lowp:bf16 / HF bf16 are, + 0.5
-            for (String p : ref.probeNames()) {
-                double c = lg(ref, b16, p), l = lg(ref, low, p), h = hf != null && hf.has(p) ? lg(ref, hf, p) : l;
-                if (c > Math.max(l, h) + 0.5) {
-                    famOk = false;
-                    out.println("  " + name + " " + p + ": cuda:bf16 vs ref " + f(c) + " beyond lowp " + f(l) + " / HF " + f(h));
-                }
+            ok &= checkModel(name, model, new ForwardInput(tokens, 0), hf, out);
+        }
+        ok &= synthetic(out);
+        return ok;
+    }
+
+    /** Whether a model has one of the attention variants (sinks, Llama 4's attention, MLA) or MoE blocks. */
+    static boolean variantFamily(Model m) {
+        return m.family.moe != null || m.family.attentionSinks || m.family.llama4Attention
+                || m.family.attention == modeldiff.model.Family.Attention.MLA;
+    }
+
+    /** One model: the free-running comparison where the pass runs it whole, the forced attention check where needed. */
+    static boolean checkModel(String name, Model model, ForwardInput in, Trace hf, PrintStream out) {
+        Trace ref = new ReferencePass().run(model, in, ProbeLevel.ALL);
+        Trace low = new LowpPass(Precision.BF16, Fixes.NONE).run(model, in, ProbeLevel.ALL);
+        boolean ok = true;
+        String refused = null;
+        try {
+            CudaPass.refuseUnsupported("cuda", model, false);
+        } catch (modeldiff.model.BadInputException e) {
+            refused = e.getMessage();
+        }
+        if (refused == null) ok = freeRun(name, model, in, ref, low, hf, out);
+        else out.println(String.format("%-14s free run skipped: %s", name, refused));
+        if (refused != null || variantFamily(model)) ok &= forcedAttention(name, model, ref, low, out);
+        return ok;
+    }
+
+    private static boolean freeRun(String name, Model model, ForwardInput in, Trace ref, Trace low, Trace hf, PrintStream out) {
+        Trace f32 = new CudaPass(false, Fixes.NONE).run(model, in, ProbeLevel.ALL);
+        Trace b16 = new CudaPass(true, Fixes.NONE).run(model, in, ProbeLevel.ALL);
+        // the same passes with the layers streamed through two device slots: identical, bit for bit
+        CudaPass s32 = new CudaPass(false, Fixes.NONE), s16 = new CudaPass(true, Fixes.NONE);
+        s32.forceStreamed = true;
+        s16.forceStreamed = true;
+        boolean streamedSame = identical(f32, s32.run(model, in, ProbeLevel.ALL), out, name + " fp32")
+                & identical(b16, s16.run(model, in, ProbeLevel.ALL), out, name + " bf16");
+        double[] fp32Ref = worst(ref, f32, ref), b16Ref = worst(ref, b16, ref), lowRef = worst(ref, low, ref),
+                b16Low = worst(low, b16, ref), b16Hf = hf == null ? null : worst(hf, b16, hf), lowHf = hf == null ? null : worst(hf, low, hf);
+        boolean famOk = fp32Ref[0] <= -5 && streamedSame;
+        // bf16 within the bf16 noise: at every probe no farther from the reference than lowp:bf16 / HF bf16 are, + 0.5
+        for (String p : ref.probeNames()) {
+            if (!b16.has(p)) {
+                famOk = false;
+                out.println("  " + name + " " + p + ": missing from cuda:bf16");
+                continue;
             }
-            ok &= famOk;
-            out.println(String.format("%-14s %17s %17s %17s %17s %17s %17s %s %s", name, fmt(fp32Ref), fmt(b16Ref), fmt(lowRef),
-                    fmt(b16Low), fmt(b16Hf), fmt(lowHf), streamedSame ? "streamed=resident" : "STREAMED DIFFERS", famOk ? "ok" : "FAIL"));
+            double c = lg(ref, b16, p), l = lg(ref, low, p), h = hf != null && hf.has(p) ? lg(ref, hf, p) : l;
+            if (c > Math.max(l, h) + 0.5) {
+                famOk = false;
+                out.println("  " + name + " " + p + ": cuda:bf16 vs ref " + f(c) + " beyond lowp " + f(l) + " / HF " + f(h));
+            }
+        }
+        out.println(String.format("%-14s %17s %17s %17s %17s %17s %17s %s %s", name, fmt(fp32Ref), fmt(b16Ref), fmt(lowRef),
+                fmt(b16Low), fmt(b16Hf), fmt(lowHf), streamedSame ? "streamed=resident" : "STREAMED DIFFERS", famOk ? "ok" : "FAIL"));
+        return famOk;
+    }
+
+    /**
+     * Layer by layer, every probe the cuda passes record, each computed from the teacher's value of its input:
+     * cuda:fp32 forced by the float64 reference within −5 of it, cuda:bf16 forced by lowp:bf16 no farther from the
+     * reference than lowp:bf16 is (+ 0.5), probe by probe. MoE blocks are skipped ({@link CudaPass#attentionOnly}) and
+     * their layers' outputs (not the pass's own then) left out; the attention probes of every layer, the dense layers'
+     * MLP probes, final_norm and logits are judged.
+     */
+    static boolean forcedAttention(String name, Model model, Trace ref, Trace low, PrintStream out) {
+        CudaPass p32 = new CudaPass(false, Fixes.NONE), p16 = new CudaPass(true, Fixes.NONE);
+        p32.attentionOnly = true;
+        p16.attentionOnly = true;
+        Trace f32 = p32.run(model, ForwardInput.forcedBy(ref), ProbeLevel.ALL);
+        Trace b16 = p16.run(model, ForwardInput.forcedBy(low), ProbeLevel.ALL);
+        boolean ok = true;
+        int judged = 0;
+        double w32 = -99, w16 = -99, wLow = -99;
+        String at32 = null, at16 = null;
+        for (String p : judged(ref, f32, model, true)) {
+            if (!b16.has(p)) continue;
+            judged++;
+            double e32 = lg(ref, f32, p), e16 = lg(ref, b16, p), el = lg(ref, low, p);
+            if (e32 > w32) {
+                w32 = e32;
+                at32 = p;
+            }
+            if (e16 - el > w16 - wLow || at16 == null) {
+                w16 = e16;
+                wLow = el;
+                at16 = p;
+            }
+            if (e32 > -5 || e16 > el + 0.5) {
+                ok = false;
+                out.println("  " + name + " forced " + p + ": cuda:fp32 vs ref " + f(e32) + ", cuda:bf16 vs ref " + f(e16)
+                        + " (lowp:bf16 " + f(el) + ")");
+            }
+        }
+        ok &= judged > 0 && f32.extra().containsKey("teacher_forced") && b16.extra().containsKey("teacher_forced");
+        out.println(String.format("%-14s forced, %d probes: fp32 vs ref worst %s at %s; bf16 vs ref %s where lowp:bf16 %s (%s) %s",
+                name, judged, f(w32), at32, f(w16), f(wLow), at16, ok ? "ok" : "FAIL"));
+        return ok;
+    }
+
+    /**
+     * Tiny seeded models of the attention variants, written to a temp folder (TinyDeepseek / TinyLlama4, as the
+     * lowp/torch tests build them): DeepSeek-V3 with MoE layers (forced check), dense DeepSeek-V3 variants (free runs:
+     * q_lora null, no rope_interleave, a 192-wide qk head as the release has, YaRN mscale), Llama 4 with MoE layers and
+     * all-dense Llama 4 (chunks, NoPE temperature, L2 norm), each Llama 4 also at a position offset that moves the
+     * chunk boundaries.
+     */
+    static boolean synthetic(PrintStream out) throws IOException {
+        Path dir = Files.createTempDirectory("modeldiff-cuda-variants");
+        boolean ok = true;
+        out.println("== attention variants on synthetic models (" + dir + ")");
+        try {
+            for (SynthModel s : SYNTH) {
+                Model m = Model.open(s.write(dir.resolve(s.name())));
+                int[] tokens = new int[s.tokens()];
+                java.util.Random r = new java.util.Random(s.name().hashCode());
+                for (int i = 0; i < tokens.length; i++) tokens[i] = r.nextInt(m.config.vocabSize);
+                ok &= checkModel(s.name(), m, new ForwardInput(tokens, s.offset()), null, out);
+            }
+        } finally {
+            try (var files = Files.walk(dir)) {   // best effort: the temp models are ours
+                files.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+            }
         }
         return ok;
+    }
+
+    /** A synthetic model: its name, how to write it, the input length and position offset. */
+    record SynthModel(String name, java.util.function.Function<Path, Path> writer, int tokens, int offset) {
+        Path write(Path dir) {
+            return writer.apply(dir);
+        }
+    }
+
+    static final List<SynthModel> SYNTH = synthModels();
+
+    private static List<SynthModel> synthModels() {
+        List<SynthModel> l = new ArrayList<>();
+        // DeepSeek-V3, MoE from layer 1: MLA with q_lora, rope_interleave, YaRN (factor 4, mscale_all_dim 1)
+        var moe = new modeldiff.forward.TinyDeepseek.Dims(64, 4, 24, 32, 16, 8, 16, 3, 40, 96, 8, 2, 32, 4, 2, 1);
+        l.add(new SynthModel("ds3-moe", d -> {
+            var c = modeldiff.forward.TinyDeepseek.config(moe, true, 1e-6);
+            modeldiff.forward.TinyDeepseek.yarn(c, 4.0, 64);
+            return modeldiff.forward.TinyDeepseek.write(d, c, moe, 7);
+        }, 70, 0));
+        // dense DeepSeek-V3: q_proj (q_lora null), no interleave, YaRN; qk 24 / v 16 (padded to 32, tensor cores)
+        var dense = new modeldiff.forward.TinyDeepseek.Dims(64, 4, 0, 32, 16, 8, 16, 2, 40, 96, 8, 2, 32, 4, 2, 2);
+        l.add(new SynthModel("ds3-dense", d -> {
+            var c = modeldiff.forward.TinyDeepseek.config(dense, false, 1e-6);
+            modeldiff.forward.TinyDeepseek.yarn(c, 4.0, 64);
+            return modeldiff.forward.TinyDeepseek.write(d, c, dense, 9);
+        }, 67, 0));
+        // the release's head widths: qk 128 + 64 = 192, v 128 (CUDA-core kernels), q_lora, interleave, no YaRN
+        var wide = new modeldiff.forward.TinyDeepseek.Dims(96, 2, 32, 48, 128, 64, 128, 2, 40, 96, 8, 2, 32, 4, 2, 2);
+        l.add(new SynthModel("ds3-192", d -> modeldiff.forward.TinyDeepseek.write(d,
+                modeldiff.forward.TinyDeepseek.config(wide, true, 1e-6), wide, 11), 40, 0));
+        // Llama 4: 0 RoPE dense, 1 RoPE MoE, 2 NoPE dense, 3 RoPE MoE; chunks of 16, floor_scale 8
+        var l4 = modeldiff.forward.TinyLlama4.SMALL;
+        l.add(new SynthModel("l4-moe", d -> modeldiff.forward.TinyLlama4.write(d, modeldiff.forward.TinyLlama4.config(l4, 16, 8), l4, 5),
+                70, 0));
+        // all dense (interleave_moe_layer_step beyond the layers): free runs, at offset 0 and 13 (chunk edges move)
+        var l4d = new modeldiff.forward.TinyLlama4.Dims(64, 4, 2, 32, 4, 40, 96, 4, 1, 32, 99, 3);
+        for (int off : new int[]{0, 13})
+            l.add(new SynthModel("l4-dense@" + off, d -> modeldiff.forward.TinyLlama4.write(d,
+                    modeldiff.forward.TinyLlama4.config(l4d, 16, 8), l4d, 5), 70, off));
+        return List.copyOf(l);
     }
 
     /** The ops of a trace, in a layer's order: the columns of {@link #forced}'s bf16 table. */
@@ -150,7 +302,8 @@ public final class CudaSelfTest {
      * bit-identical at every probe, per op the lowest fraction over the layers is printed, and the streamed pass forced
      * the same way is identical to the resident one. With the default tensor-core attention every op but attention
      * must still be ≥ 99% bit-identical; its attention (unnormalised probabilities rounded for P·V, docs/cuda.md) is
-     * measured and printed, not judged.
+     * measured and printed, not judged. Families with MoE blocks this pass cannot run yet are checked with the blocks
+     * skipped (row marked *; {@link #judged}): every attention probe, the dense layers' probes, final_norm, logits.
      */
     public static boolean forced(Path root, PrintStream out, boolean bf16) throws IOException {
         List<String> names;
@@ -169,10 +322,6 @@ public final class CudaSelfTest {
         boolean ok = true;
         int checked = 0;
         for (String name : names) {
-            if (modeldiff.model.ModelConfig.load(root.resolve(name).resolve("model")).family.moe != null) {
-                out.println(String.format("%-14s skipped: cuda does not implement MoE families yet", name));
-                continue;
-            }
             Path tp = root.resolve(name).resolve("traces").resolve(file);
             if (!Files.exists(tp)) continue;
             checked++;
@@ -187,11 +336,38 @@ public final class CudaSelfTest {
         return ok;
     }
 
+    /**
+     * A pass for the forced checks: where the model has MoE blocks this pass cannot run, they are skipped
+     * ({@link CudaPass#attentionOnly}) and {@link #judged} leaves their layers' outputs out.
+     */
+    private static CudaPass forcedPass(boolean bf16, Model model) {
+        CudaPass p = new CudaPass(bf16, Fixes.NONE);
+        try {
+            CudaPass.refuseUnsupported("cuda", model, false);
+        } catch (modeldiff.model.BadInputException e) {
+            p.attentionOnly = true;
+        }
+        return p;
+    }
+
+    /** The probes of {@code teacher} that {@code t} recorded as its own computation (not a skipped MoE layer's output). */
+    static List<String> judged(Trace teacher, Trace t, Model model, boolean attentionOnly) {
+        modeldiff.model.MoeSpec moe = model.config.moe;
+        List<String> ps = new ArrayList<>();
+        for (String p : teacher.probeNames()) {
+            if (!t.has(p)) continue;
+            if (attentionOnly && moe != null && p.matches("layers\\.\\d+") && moe.sparse(Integer.parseInt(p.substring(7)))) continue;
+            ps.add(p);
+        }
+        return ps;
+    }
+
     private static boolean forcedFp32(String name, Model model, Trace hf, PrintStream out) {
-        Trace t = new CudaPass(false, Fixes.NONE).run(model, ForwardInput.forcedBy(hf), ProbeLevel.ALL);
+        CudaPass pass = forcedPass(false, model);
+        Trace t = pass.run(model, ForwardInput.forcedBy(hf), ProbeLevel.ALL);
         double worst = -99;
         String at = null;
-        for (String p : hf.probeNames()) {
+        for (String p : judged(hf, t, model, pass.attentionOnly)) {
             double e = lg(hf, t, p);
             if (e > worst) {
                 worst = e;
@@ -205,22 +381,23 @@ public final class CudaSelfTest {
 
     private static boolean forcedBf16(String name, Model model, Trace hf, PrintStream out) {
         ForwardInput in = ForwardInput.forcedBy(hf);
-        CudaPass eager = new CudaPass(true, Fixes.NONE), streamed = new CudaPass(true, Fixes.NONE), tc = new CudaPass(true, Fixes.NONE);
+        CudaPass eager = forcedPass(true, model), streamed = forcedPass(true, model), tc = forcedPass(true, model);
         eager.attention = DeviceKernels.AttentionVariant.EAGER;
         streamed.attention = DeviceKernels.AttentionVariant.EAGER;
         streamed.forceStreamed = true;
         tc.attention = DeviceKernels.AttentionVariant.TC;
         Trace t = eager.run(model, in, ProbeLevel.ALL);
-        java.util.Map<String, Double> lowest = identical(hf, t);
+        List<String> probes = judged(hf, t, model, eager.attentionOnly);
+        java.util.Map<String, Double> lowest = identical(hf, t, probes);
         List<String> below = new ArrayList<>();
-        for (String p : hf.probeNames()) if (same(hf, t, p) < 0.99) below.add(p + String.format(" %.2f%%", 100 * same(hf, t, p)));
+        for (String p : probes) if (same(hf, t, p) < 0.99) below.add(p + String.format(" %.2f%%", 100 * same(hf, t, p)));
         boolean streamedSame = identical(t, streamed.run(model, in, ProbeLevel.ALL), out, name + " forced bf16");
         Trace d = tc.run(model, in, ProbeLevel.ALL);
-        java.util.Map<String, Double> lowestTc = identical(hf, d);
-        for (String p : hf.probeNames())
+        java.util.Map<String, Double> lowestTc = identical(hf, d, probes);
+        for (String p : probes)
             if (!opOf(p).equals("attn") && same(hf, d, p) < 0.99) below.add("(tc) " + p + String.format(" %.2f%%", 100 * same(hf, d, p)));
         boolean ok = t.extra().containsKey("teacher_forced") && below.isEmpty() && streamedSame;
-        StringBuilder row = new StringBuilder(String.format("%-14s", name));
+        StringBuilder row = new StringBuilder(String.format("%-14s", name + (eager.attentionOnly ? "*" : "")));
         for (String op : OPS) row.append(lowest.containsKey(op) ? String.format(" %9.2f%%", 100 * lowest.get(op)) : String.format(" %10s", "-"));
         row.append(String.format(" %9.2f%%", 100 * lowestTc.getOrDefault("attn", Double.NaN)));
         row.append(streamedSame ? "  streamed=resident" : "  STREAMED DIFFERS").append(ok ? "  ok" : "  FAIL");
@@ -234,10 +411,10 @@ public final class CudaSelfTest {
         return 1 - modeldiff.compare.UlpDiff.of(a.probe(p).data(), b.probe(p).data(), Precision.BF16).fractionDiffering();
     }
 
-    /** Per op, the lowest fraction of identical elements over the layers. */
-    private static java.util.Map<String, Double> identical(Trace a, Trace b) {
+    /** Per op, the lowest fraction of identical elements over the layers (over {@code probes}). */
+    private static java.util.Map<String, Double> identical(Trace a, Trace b, List<String> probes) {
         java.util.Map<String, Double> lowest = new java.util.HashMap<>();
-        for (String p : a.probeNames()) lowest.merge(opOf(p), same(a, b, p), Math::min);
+        for (String p : probes) lowest.merge(opOf(p), same(a, b, p), Math::min);
         return lowest;
     }
 

@@ -61,7 +61,20 @@ public final class DeviceKernels {
      * rounded op; {@code cap} NaN = no soft-cap; window ≤ 0 = no sliding window.
      */
     public record AttnArgs(int T, int heads, int kvHeads, int headDim, int window, float scale, int divide,
-                           float scaleDiv, float cap, boolean bf) {
+                           float scaleDiv, float cap, boolean bf, CUdeviceptr sinks, int chunk, int pos0) {
+        /** Without sinks or chunks. */
+        public AttnArgs(int T, int heads, int kvHeads, int headDim, int window, float scale, int divide, float scaleDiv,
+                        float cap, boolean bf) {
+            this(T, heads, kvHeads, headDim, window, scale, divide, scaleDiv, cap, bf, null, 0, 0);
+        }
+
+        /**
+         * The same attention with gpt-oss's per-head sink logits (fp32 [heads] on the device, null: none) and Llama 4's
+         * chunks of {@code chunk} absolute positions starting at {@code pos0} for query 0 (chunk ≤ 0: none).
+         */
+        public AttnArgs with(CUdeviceptr sinks, int chunk, int pos0) {
+            return new AttnArgs(T, heads, kvHeads, headDim, window, scale, divide, scaleDiv, cap, bf, sinks, chunk, pos0);
+        }
     }
 
     /** The MLP activation: kind = Activation ordinal (0 gelu, 1 gelu tanh, 2 silu, 3 relu², 4 relu); HF's gelu_new formula. */
@@ -172,7 +185,8 @@ public final class DeviceKernels {
         int hd = a.headDim();
         int smem = 5 * 64 * hd * 2 + 128;
         rt.launch("attention_tc" + hd, blocks(a.T(), 64), a.heads(), 128, smem, out.f32(), out.bf16(), qB, kB, vB, a.T(),
-                a.heads(), a.kvHeads(), a.window(), a.scale(), a.divide(), a.scaleDiv(), cap(a), i(a.bf()));
+                a.heads(), a.kvHeads(), a.window(), a.scale(), a.divide(), a.scaleDiv(), cap(a), i(a.bf()), a.sinks(),
+                a.chunk(), a.pos0());
     }
 
     /**
@@ -185,11 +199,11 @@ public final class DeviceKernels {
         if (attention == AttentionVariant.EAGER) {
             if (a.T() == 0) return;
             rt.launch("attention_eager", a.T(), a.heads(), 32, 0, out, q, k, v, a.T(), a.heads(), a.kvHeads(), hd, a.window(),
-                    a.scale(), a.divide(), a.scaleDiv(), cap(a), i(a.bf()));
+                    a.scale(), a.divide(), a.scaleDiv(), cap(a), i(a.bf()), a.sinks(), a.chunk(), a.pos0());
             return;
         }
         rt.launch("attention", blocks(a.T(), 16), a.heads(), 128, 2 * 16 * hd * 4, out, q, k, v, a.T(), a.heads(), a.kvHeads(),
-                hd, a.window(), a.scale(), a.divide(), a.scaleDiv(), cap(a), i(a.bf()));
+                hd, a.window(), a.scale(), a.divide(), a.scaleDiv(), cap(a), i(a.bf()), a.sinks(), a.chunk(), a.pos0());
     }
 
     private static float cap(AttnArgs a) {
@@ -200,6 +214,25 @@ public final class DeviceKernels {
     public void mlpAct(Act out, CUdeviceptr g, CUdeviceptr up, long n, MlpArgs a) {
         rt.launch("mlp_act", blocks(n, 256), 1, 256, 0, out.f32(), out.bf16(), g, up, n, a.kind(), i(up != null),
                 i(a.geluNew()), i(a.bf()));
+    }
+
+    /**
+     * Moves n values per (token, head): dst[t, h, dstOff + d] = src[t, h, d] with the given row / head strides (floats;
+     * srcHead 0 broadcasts one head), optionally de-interleaving pairs into halves (MLA's rope_interleave).
+     */
+    public record HeadCopy(int dstRow, int dstHead, int dstOff, int srcRow, int srcHead, int heads, int n, boolean deinterleave) {
+    }
+
+    public void copyHeads(CUdeviceptr dst, CUdeviceptr src, int T, HeadCopy c) {
+        long n = (long) T * c.heads() * c.n();
+        if (n > 0) rt.launch("copy_heads", blocks(n, 256), 1, 256, 0, dst, c.dstRow(), c.dstHead(), c.dstOff(), src, c.srcRow(),
+                c.srcHead(), T, c.heads(), c.n(), i(c.deinterleave()));
+    }
+
+    /** Llama 4's temperature tuning of x [T, width] in place (positions pos0 + t). */
+    public void temperatureScale(CUdeviceptr x, int T, int width, int pos0, float attnScale, float floorScale, boolean bf) {
+        long n = (long) T * width;
+        if (n > 0) rt.launch("temperature_scale", blocks(n, 256), 1, 256, 0, x, T, width, pos0, attnScale, floorScale, i(bf));
     }
 
     public void residualAdd(CUdeviceptr x, CUdeviceptr y, long n, boolean bf) {

@@ -44,6 +44,9 @@ public abstract class DeviceModel implements AutoCloseable {
     CUdeviceptr embedding, positions, lmHead;
     Norm finalNorm;
     final List<Layer> layers = new ArrayList<>();
+    /** Per layer, resident in both weight placements (CudaAttentionVariants): gpt-oss's sink logits, MLA's weights. */
+    final List<CUdeviceptr> sinks = new ArrayList<>();
+    final List<CudaAttentionVariants.MlaLayer> mla = new ArrayList<>();
     private final List<CUdeviceptr> owned = new ArrayList<>();
     long bytes;
     /** Workspace of the last forward (CudaPass), kept between runs. */
@@ -155,6 +158,21 @@ public abstract class DeviceModel implements AutoCloseable {
         if (model.positionEmbedding() != null)
             positions = vector(TensorStore.readDoubles(model.positionEmbedding(), 0, model.positionEmbedding().elementCount()));
         finalNorm = norm(model.finalNorm());
+        for (int i = 0; i < c.numLayers; i++) {
+            TensorInfo s = model.sinks(i);   // [heads], rounded to bf16 in bf16 mode as lowp rounds them
+            sinks.add(s == null ? null : vector(TensorStore.readDoubles(s, 0, c.numHeads)));
+            mla.add(model.mla(i) == null ? null : CudaAttentionVariants.MlaLayer.upload(this, model.mla(i)));
+        }
+    }
+
+    /** Layer i's sink logits on the device (fp32 [heads]), or null. */
+    CUdeviceptr sinks(int i) {
+        return i < sinks.size() ? sinks.get(i) : null;
+    }
+
+    /** Layer i's MLA weights on the device, or null (not an MLA layer). */
+    CudaAttentionVariants.MlaLayer mla(int i) {
+        return i < mla.size() ? mla.get(i) : null;
     }
 
     /** A release's layer: norms (and biases) resident, each linear weight placed by {@code linear}. */

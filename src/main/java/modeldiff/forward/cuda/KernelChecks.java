@@ -124,7 +124,37 @@ public final class KernelChecks {
         attentionTc(90, 4, 2, 32, 0, 5f, false);
         attentionTc(70, 2, 1, 16, 20, 3f, false);
         attentionTc(129, 4, 2, 64, 0, Float.NaN, true);   // GPT-2 style: divide by sqrt(hd)
+        // gpt-oss's sinks and Llama 4's chunks (chunk edges off the 64-row tiles, positions offset)
+        for (Variant v : TC_VARIANTS) attentionTc(v.T, v.heads, v.kvHeads, v.hd, v.window, Float.NaN, false, v.extras(rnd));
     }
+
+    /** An attention check with sinks (drawn per head when {@code sinks}) and/or chunks of {@code chunk} from pos0. */
+    record Variant(int T, int heads, int kvHeads, int hd, int window, boolean sinks, int chunk, int pos0) {
+        Extras extras(Random r) {
+            float[] s = null;
+            if (sinks) {
+                s = new float[heads];
+                for (int h = 0; h < heads; h++) s[h] = CudaRuntime.bf16Round((float) (r.nextGaussian() * 2));
+            }
+            return new Extras(s, chunk, pos0);
+        }
+    }
+
+    /** Sinks per head (null: none), chunk (≤ 0: none) and the absolute position of query 0. */
+    record Extras(float[] sinks, int chunk, int pos0) {
+        static final Extras NONE = new Extras(null, 0, 0);
+
+        String describe() {
+            return (sinks == null ? "" : " sinks") + (chunk > 0 ? " chunk " + chunk + " @" + pos0 : "");
+        }
+    }
+
+    static final Variant[] SIMT_VARIANTS = {new Variant(1, 2, 1, 16, 0, true, 0, 0), new Variant(40, 4, 2, 32, 0, true, 0, 0),
+            new Variant(37, 4, 2, 16, 0, false, 8, 5), new Variant(70, 4, 2, 64, 20, true, 16, 13),
+            new Variant(33, 2, 2, 100, 0, true, 7, 0), new Variant(50, 6, 3, 192, 0, false, 12, 3)};
+    static final Variant[] TC_VARIANTS = {new Variant(130, 4, 2, 64, 0, true, 0, 0), new Variant(150, 4, 2, 32, 0, false, 40, 7),
+            new Variant(200, 8, 2, 128, 50, true, 48, 3), new Variant(65, 2, 1, 16, 0, true, 16, 0),
+            new Variant(1, 2, 2, 32, 0, true, 8, 6), new Variant(129, 4, 4, 64, 0, true, 64, 64)};
 
     public List<Result> runAll() {
         int[][] gemmShapes = {{1, 1, 1}, {7, 13, 5}, {64, 64, 16}, {65, 129, 33}, {100, 300, 64}, {3, 1000, 17},
@@ -150,13 +180,16 @@ public final class KernelChecks {
         }
         attention(21, 4, 2, 32, 0, 5f);
         attention(19, 2, 1, 16, 4, 3f);
+        for (Variant v : SIMT_VARIANTS) attention(v.T, v.heads, v.kvHeads, v.hd, v.window, Float.NaN, v.extras(rnd));
         // HF's eager softmax op for op (the same float64 truth; fp32 mode rounds nothing)
         DeviceKernels.AttentionVariant saved = k.attention;
         k.attention = DeviceKernels.AttentionVariant.EAGER;
         for (int[] s : attShapes) attention(s[0], s[1], s[2], s[3], s[4], Float.NaN);
         attention(200, 2, 1, 128, 50, Float.NaN);
         attention(21, 4, 2, 32, 0, 5f);
+        for (Variant v : SIMT_VARIANTS) attention(v.T, v.heads, v.kvHeads, v.hd, v.window, Float.NaN, v.extras(rnd));
         k.attention = saved;
+        variantKernels();
         attentionTcChecks();
         for (Activation a : Activation.values()) {
             mlpAct(1001, a, true);
@@ -257,18 +290,25 @@ public final class KernelChecks {
     }
 
     private void attention(int T, int heads, int kvHeads, int hd, int window, float cap) {
+        attention(T, heads, kvHeads, hd, window, cap, Extras.NONE);
+    }
+
+    private void attention(int T, int heads, int kvHeads, int hd, int window, float cap, Extras x) {
         float[] q = randn(T * heads * hd, 1, false), kk = randn(T * kvHeads * hd, 1, false), v = randn(T * kvHeads * hd, 1, false);
         double scale = 1 / Math.sqrt(hd);
-        double[] exp = attentionRef(q, kk, v, T, heads, kvHeads, hd, window, cap);
+        double[] exp = attentionRef(new RefArgs(T, heads, kvHeads, hd, hd, window, cap, x), q, kk, v);
         CUdeviceptr dq = CudaRuntime.upload(q), dk = CudaRuntime.upload(kk), dv = CudaRuntime.upload(v);
+        CUdeviceptr ds = x.sinks() == null ? null : CudaRuntime.upload(x.sinks());
         try (Guarded out = new Guarded(exp.length, null)) {
-            k.attention(out.ptr, dq, dk, dv, new AttnArgs(T, heads, kvHeads, hd, window, (float) scale, 0, 1f, cap, false));
-            check(k.attention == DeviceKernels.AttentionVariant.EAGER ? "att_eager" : "attention", "T" + T + " h" + heads + "/" + kvHeads + " d" + hd + " win " + window + (Float.isNaN(cap) ? "" : " cap " + cap),
+            k.attention(out.ptr, dq, dk, dv, new AttnArgs(T, heads, kvHeads, hd, window, (float) scale, 0, 1f, cap, false)
+                    .with(ds, x.chunk(), x.pos0()));
+            check(k.attention == DeviceKernels.AttentionVariant.EAGER ? "att_eager" : "attention", "T" + T + " h" + heads + "/" + kvHeads + " d" + hd + " win " + window + (Float.isNaN(cap) ? "" : " cap " + cap) + x.describe(),
                     out, exp, -5.5);
         }
         CudaRuntime.free(dq);
         CudaRuntime.free(dk);
         CudaRuntime.free(dv);
+        CudaRuntime.free(ds);
     }
 
     /**
@@ -277,30 +317,150 @@ public final class KernelChecks {
      * kernel on the same inputs.
      */
     private void attentionTc(int T, int heads, int kvHeads, int hd, int window, float cap, boolean divide) {
+        attentionTc(T, heads, kvHeads, hd, window, cap, divide, Extras.NONE);
+    }
+
+    private void attentionTc(int T, int heads, int kvHeads, int hd, int window, float cap, boolean divide, Extras x) {
         float[] q = randn(T * heads * hd, 1, true), kk = randn(T * kvHeads * hd, 1, true), v = randn(T * kvHeads * hd, 1, true);
         double scale = 1 / Math.sqrt(hd);
         float scaleDiv = (float) Math.sqrt(hd);
-        double[] exp = attentionRef(q, kk, v, T, heads, kvHeads, hd, window, cap);
+        double[] exp = attentionRef(new RefArgs(T, heads, kvHeads, hd, hd, window, cap, x), q, kk, v);
         CUdeviceptr dq = CudaRuntime.upload(bits(q)), dk = CudaRuntime.upload(bits(kk)), dv = CudaRuntime.upload(bits(v));
         CUdeviceptr fq = CudaRuntime.upload(q), fk = CudaRuntime.upload(kk), fv = CudaRuntime.upload(v);
         CUdeviceptr outB = CudaRuntime.alloc(2L * exp.length);
+        CUdeviceptr ds = x.sinks() == null ? null : CudaRuntime.upload(x.sinks());
         String shape = "T" + T + " h" + heads + "/" + kvHeads + " d" + hd + " win " + window + (Float.isNaN(cap) ? "" : " cap " + cap)
-                + (divide ? " divide" : "");
+                + (divide ? " divide" : "") + x.describe();
         try (Guarded out = new Guarded(exp.length, null)) {
-            k.attentionTc(new Act(out.ptr, outB), dq, dk, dv, new AttnArgs(T, heads, kvHeads, hd, window, (float) scale, divide ? 1 : 0, scaleDiv, cap, false));
+            k.attentionTc(new Act(out.ptr, outB), dq, dk, dv, new AttnArgs(T, heads, kvHeads, hd, window, (float) scale, divide ? 1 : 0, scaleDiv, cap, false)
+                    .with(ds, x.chunk(), x.pos0()));
             check("attn_tc", shape, out, exp, -2.5);
             checkBf16Copy("attn_tc", shape, out, outB);
         }
         try (Guarded simt = new Guarded(exp.length, null); Guarded tc = new Guarded(exp.length, null)) {
-            k.attention(simt.ptr, fq, fk, fv, new AttnArgs(T, heads, kvHeads, hd, window, (float) scale, divide ? 1 : 0, scaleDiv, cap, true));
-            k.attentionTc(Act.of(tc.ptr), dq, dk, dv, new AttnArgs(T, heads, kvHeads, hd, window, (float) scale, divide ? 1 : 0, scaleDiv, cap, true));
+            k.attention(simt.ptr, fq, fk, fv, new AttnArgs(T, heads, kvHeads, hd, window, (float) scale, divide ? 1 : 0, scaleDiv, cap, true)
+                    .with(ds, x.chunk(), x.pos0()));
+            k.attentionTc(Act.of(tc.ptr), dq, dk, dv, new AttnArgs(T, heads, kvHeads, hd, window, (float) scale, divide ? 1 : 0, scaleDiv, cap, true)
+                    .with(ds, x.chunk(), x.pos0()));
             CudaRuntime.sync();
             float[] s = simt.all();
             double[] ref = new double[exp.length];
             for (int i = 0; i < ref.length; i++) ref[i] = s[GUARD + i];
             check("attn_tc", shape + " bf16 vs simt", tc, ref, -2.0);
         }
-        for (CUdeviceptr p : new CUdeviceptr[]{dq, dk, dv, fq, fk, fv, outB}) CudaRuntime.free(p);
+        for (CUdeviceptr p : new CUdeviceptr[]{dq, dk, dv, fq, fk, fv, outB, ds}) CudaRuntime.free(p);
+    }
+
+    /** The kernels and compositions of the attention variants (CudaAttentionVariants). */
+    private void variantKernels() {
+        copyHeads(5, 3, 8, true, false);      // MLA's rope_interleave: pairs → halves
+        copyHeads(7, 4, 6, false, true);      // k_pe broadcast to every head, at an offset inside wider rows
+        copyHeads(1, 1, 2, true, true);
+        copyHeads(33, 5, 24, false, false);
+        for (int[] s : new int[][]{{1, 8}, {9, 64}, {50, 1000}}) temperature(s[0], s[1], 13, 0.1f, 8f);
+        temperature(40, 32, 0, 0.5f, 4f);
+        for (int[] s : new int[][]{{1, 16}, {13, 32}, {70, 128}, {5, 100}}) l2Norm(s[0], s[1]);
+        // MLA's heads: q/k of qk, v of vd, zero-padded to one width P, the output's first vd columns kept
+        mlaPadded(37, 4, 24, 16, 0, Extras.NONE);
+        mlaPadded(65, 3, 40, 48, 0, Extras.NONE);            // v wider than q/k
+        mlaPadded(70, 2, 192, 128, 0, Extras.NONE);          // DeepSeek-V3's widths: CUDA-core kernels only
+        mlaPadded(130, 2, 24, 16, 50, Extras.NONE);
+    }
+
+    private void copyHeads(int T, int heads, int n, boolean deinterleave, boolean broadcast) {
+        int srcHead = broadcast ? 0 : n, srcRow = broadcast ? n : heads * n;
+        int off = 3, dstHead = n + 5, dstRow = heads * dstHead;
+        float[] src = randn(T * srcRow, 1, false), init = randn(T * dstRow, 1, false);
+        double[] exp = new double[init.length];
+        for (int i = 0; i < init.length; i++) exp[i] = init[i];
+        for (int t = 0; t < T; t++)
+            for (int h = 0; h < heads; h++)
+                for (int d = 0; d < n; d++) {
+                    int sd = !deinterleave ? d : d < n / 2 ? 2 * d : 2 * (d - n / 2) + 1;
+                    exp[t * dstRow + h * dstHead + off + d] = src[t * srcRow + h * srcHead + sd];
+                }
+        CUdeviceptr ds = CudaRuntime.upload(src);
+        try (Guarded out = new Guarded(init.length, init)) {
+            k.copyHeads(out.ptr, ds, T, new DeviceKernels.HeadCopy(dstRow, dstHead, off, srcRow, srcHead, heads, n, deinterleave));
+            check("copy_heads", T + "x" + heads + "x" + n + (deinterleave ? " deinterleave" : "") + (broadcast ? " broadcast" : ""),
+                    out, exp, -20);   // a move of values: bit for bit (log-L2 of identical buffers is −20)
+        }
+        CudaRuntime.free(ds);
+    }
+
+    /** Llama 4's temperature factor, defined in float64: log1p(floor((pos + 1) / floorScale)) · attnScale + 1. */
+    private void temperature(int T, int width, int pos0, float attnScale, float floorScale) {
+        float[] x = randn(T * width, 1, false);
+        double[] exp = new double[x.length];
+        for (int t = 0; t < T; t++) {
+            double f = Math.log1p(Math.floor((pos0 + t + 1.0) / floorScale)) * attnScale + 1;
+            for (int j = 0; j < width; j++) exp[t * width + j] = x[t * width + j] * f;
+        }
+        try (Guarded out = new Guarded(x.length, x)) {
+            k.temperatureScale(out.ptr, T, width, pos0, attnScale, floorScale, false);
+            check("temperature", T + "x" + width + " @" + pos0 + " scale " + attnScale + " floor " + floorScale, out, exp, -5.5);
+        }
+    }
+
+    /** Llama 4's weightless L2 norm (the norm kernel with a weight of ones): x / sqrt(mean(x²) + eps). */
+    private void l2Norm(int rows, int dim) {
+        float[] x = randn(rows * dim, 2, false), ones = new float[dim];
+        java.util.Arrays.fill(ones, 1f);
+        double eps = 1e-5;
+        double[] exp = new double[x.length];
+        for (int r = 0; r < rows; r++) {
+            double sq = 0;
+            for (int j = 0; j < dim; j++) sq += (double) x[r * dim + j] * x[r * dim + j];
+            double inv = 1 / Math.sqrt(sq / dim + eps);
+            for (int j = 0; j < dim; j++) exp[r * dim + j] = x[r * dim + j] * inv;
+        }
+        CUdeviceptr dx = CudaRuntime.upload(x), dw = CudaRuntime.upload(ones);
+        try (Guarded out = new Guarded(x.length, null)) {
+            k.norm(Act.of(out.ptr), dx, new Norm(dw, null, dim), rows, new NormArgs((float) eps, false, false, true, false));
+            check("l2norm", rows + "x" + dim, out, exp, -5.5);
+        }
+        CudaRuntime.free(dx);
+        CudaRuntime.free(dw);
+    }
+
+    /**
+     * MLA's attention as CudaAttentionVariants.mla runs it: q, k [T, heads·qk] and v [T, heads·vd] copied into zeroed
+     * heads of width P (copy_heads), the attention kernel at P (CUDA-core fp32; and tensor cores on bf16 inputs where
+     * P is a tensor-core width), the first vd columns of each output head copied out, against the float64 definition
+     * with v heads of their own width.
+     */
+    private void mlaPadded(int T, int heads, int qk, int vd, int window, Extras x) {
+        int P = CudaAttentionVariants.mlaWidth(qk, vd);
+        for (boolean tc : P <= 128 ? new boolean[]{false, true} : new boolean[]{false}) {
+            float[] q = randn(T * heads * qk, 1, tc), kk = randn(T * heads * qk, 1, tc), v = randn(T * heads * vd, 1, tc);
+            double[] exp = attentionRef(new RefArgs(T, heads, heads, qk, vd, window, Float.NaN, x), q, kk, v);
+            CUdeviceptr dq = CudaRuntime.upload(q), dk = CudaRuntime.upload(kk), dv = CudaRuntime.upload(v);
+            long n = (long) T * heads * P;
+            CUdeviceptr pq = CudaRuntime.upload(new float[(int) n]), pk = CudaRuntime.upload(new float[(int) n]),
+                    pv = CudaRuntime.upload(new float[(int) n]), po = CudaRuntime.alloc(4 * n);
+            CUdeviceptr bq = tc ? CudaRuntime.alloc(2 * n) : null, bk = tc ? CudaRuntime.alloc(2 * n) : null, bv = tc ? CudaRuntime.alloc(2 * n) : null;
+            k.copyHeads(pq, dq, T, new DeviceKernels.HeadCopy(heads * P, P, 0, heads * qk, qk, heads, qk, false));
+            k.copyHeads(pk, dk, T, new DeviceKernels.HeadCopy(heads * P, P, 0, heads * qk, qk, heads, qk, false));
+            k.copyHeads(pv, dv, T, new DeviceKernels.HeadCopy(heads * P, P, 0, heads * vd, vd, heads, vd, false));
+            AttnArgs args = new AttnArgs(T, heads, heads, P, window, (float) (1 / Math.sqrt(qk)), 0, 1f, Float.NaN, false);
+            if (tc) {
+                k.toBf16(bq, pq, n);
+                k.toBf16(bk, pk, n);
+                k.toBf16(bv, pv, n);
+                k.attentionTc(Act.of(po), bq, bk, bv, args);
+            } else {
+                DeviceKernels.AttentionVariant saved = k.attention;
+                k.attention = DeviceKernels.AttentionVariant.SIMT;
+                k.attention(po, pq, pk, pv, args);
+                k.attention = saved;
+            }
+            try (Guarded out = new Guarded(exp.length, null)) {
+                k.copyHeads(out.ptr, po, T, new DeviceKernels.HeadCopy(heads * vd, vd, 0, heads * P, P, heads, vd, false));
+                check(tc ? "mla_tc" : "mla_simt", "T" + T + " h" + heads + " qk " + qk + " v " + vd + " P " + P + " win " + window,
+                        out, exp, tc ? -2.5 : -5.5);
+            }
+            for (CUdeviceptr p : new CUdeviceptr[]{dq, dk, dv, pq, pk, pv, po, bq, bk, bv}) CudaRuntime.free(p);
+        }
     }
 
     /** The bf16 copy a kernel wrote next to its fp32 output must be that output rounded to bf16, bit for bit. */
@@ -313,15 +473,28 @@ public final class KernelChecks {
         results.add(new Result(kernel, shape + " bf16 copy (" + bad + " differ)", bad == 0 ? -20 : 0, -20, true));
     }
 
-    private static double[] attentionRef(float[] q, float[] kk, float[] v, int T, int heads, int kvHeads, int hd, int window, float cap) {
+    /** What {@link #attentionRef} computes: q/k heads of hd, v heads of vd, scale 1/sqrt(hd), window, soft-cap, extras. */
+    record RefArgs(int T, int heads, int kvHeads, int hd, int vd, int window, float cap, Extras x) {
+    }
+
+    /**
+     * The float64 definition: causal softmax(q·kᵀ/sqrt(hd) [soft-capped]) · v over keys s with t − window < s ≤ t and s
+     * at or after the start of t's chunk (absolute positions pos0 + t; floor(p / C)·C), a sink logit per head in the
+     * denominator (exp(sink − max) with the max over the scores and the sink); v heads of their own width vd.
+     */
+    static double[] attentionRef(RefArgs a, float[] q, float[] kk, float[] v) {
+        int T = a.T(), heads = a.heads(), kvHeads = a.kvHeads(), hd = a.hd(), vd = a.vd(), group = heads / kvHeads;
         double scale = 1 / Math.sqrt(hd);
-        int group = heads / kvHeads;
-        double[] exp = new double[T * heads * hd];
+        float cap = a.cap();
+        float[] sinks = a.x().sinks();
+        double[] exp = new double[T * heads * vd];
         double[] sc = new double[T];
         for (int h = 0; h < heads; h++)
             for (int t = 0; t < T; t++) {
-                int first = window > 0 ? Math.max(0, t - window + 1) : 0;
-                double max = Double.NEGATIVE_INFINITY;
+                int first = a.window() > 0 ? Math.max(0, t - a.window() + 1) : 0;
+                long p = (long) a.x().pos0() + t;
+                if (a.x().chunk() > 0) first = Math.max(first, (int) ((p / a.x().chunk()) * a.x().chunk() - a.x().pos0()));
+                double max = sinks == null ? Double.NEGATIVE_INFINITY : sinks[h];
                 for (int s = first; s <= t; s++) {
                     double d = 0;
                     for (int e = 0; e < hd; e++) d += (double) q[(t * heads + h) * hd + e] * kk[(s * kvHeads + h / group) * hd + e];
@@ -330,10 +503,10 @@ public final class KernelChecks {
                     sc[s] = d;
                     max = Math.max(max, d);
                 }
-                double sum = 0;
+                double sum = sinks == null ? 0 : Math.exp(sinks[h] - max);
                 for (int s = first; s <= t; s++) sum += (sc[s] = Math.exp(sc[s] - max));
                 for (int s = first; s <= t; s++)
-                    for (int e = 0; e < hd; e++) exp[(t * heads + h) * hd + e] += sc[s] / sum * v[(s * kvHeads + h / group) * hd + e];
+                    for (int e = 0; e < vd; e++) exp[(t * heads + h) * vd + e] += sc[s] / sum * v[(s * kvHeads + h / group) * vd + e];
             }
         return exp;
     }

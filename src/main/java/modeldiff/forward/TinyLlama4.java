@@ -13,7 +13,7 @@ import java.util.Map;
  * with a router and a shared expert on the MoE layers and {@code feed_forward.{gate,up,down}_proj} of
  * intermediate_size_mlp on the dense ones.
  */
-final class TinyLlama4 {
+public final class TinyLlama4 {
     private TinyLlama4() {
     }
 
@@ -21,22 +21,22 @@ final class TinyLlama4 {
      * Sizes and the layer plan: layers {@code moeStep − 1, 2·moeStep − 1, …} route (interleave_moe_layer_step),
      * layers with (i + 1) % nopeInterval == 0 are NoPE (no_rope_layer_interval).
      */
-    record Dims(int hidden, int heads, int kvHeads, int headDim, int layers, int vocab, int ffMlp, int experts, int topK,
+    public record Dims(int hidden, int heads, int kvHeads, int headDim, int layers, int vocab, int ffMlp, int experts, int topK,
                 int ff, int moeStep, int nopeInterval) {
-        boolean moe(int i) {
+        public boolean moe(int i) {
             return (i + 1) % moeStep == 0;
         }
     }
 
     /** 4 layers: 0 RoPE dense, 1 RoPE MoE, 2 NoPE dense, 3 RoPE MoE; 4 experts, top-1. */
-    static final Dims SMALL = new Dims(64, 4, 2, 16, 4, 40, 96, 4, 1, 32, 2, 3);
+    public static final Dims SMALL = new Dims(64, 4, 2, 16, 4, 40, 96, 4, 1, 32, 2, 3);
 
     /**
      * The config: chunks of {@code chunk} positions on the RoPE layers, temperature tuning with floor_scale
      * {@code floor} and attn_scale 0.5, q/k L2 norm, llama3 RoPE scaling (factor 8, original 8 positions) so it
      * changes the tiny model's frequencies.
      */
-    static ObjectNode config(Dims d, int chunk, int floor) {
+    public static ObjectNode config(Dims d, int chunk, int floor) {
         ObjectNode c = TinyDeepseek.JSON.createObjectNode();
         c.put("model_type", "llama4_text").put("hidden_size", d.hidden).put("intermediate_size", d.ff)
                 .put("intermediate_size_mlp", d.ffMlp).put("num_hidden_layers", d.layers).put("num_attention_heads", d.heads)
@@ -53,7 +53,7 @@ final class TinyLlama4 {
         return c;
     }
 
-    static Map<String, long[]> shapes(Dims d) {
+    public static Map<String, long[]> shapes(Dims d) {
         Map<String, long[]> s = new LinkedHashMap<>();
         int h = d.hidden;
         long qd = (long) d.heads * d.headDim, kvd = (long) d.kvHeads * d.headDim;
@@ -86,7 +86,7 @@ final class TinyLlama4 {
     }
 
     /** Seeded values as TinyDeepseek draws them; the fused experts scaled by their fan-in (H for gate_up, ff for down). */
-    static Map<String, double[]> values(Dims d, long seed) {
+    public static Map<String, double[]> values(Dims d, long seed) {
         Map<String, double[]> v = new LinkedHashMap<>();
         shapes(d).forEach((name, shape) -> {
             long[] fan = name.endsWith("experts.gate_up_proj") ? new long[]{shape[1]}
@@ -105,7 +105,7 @@ final class TinyLlama4 {
         return v;
     }
 
-    static Path write(Path dir, ObjectNode config, Dims d, long seed) {
+    public static Path write(Path dir, ObjectNode config, Dims d, long seed) {
         return TinyDeepseek.write(dir, config, shapes(d), values(d, seed), DType.F32);
     }
 }

@@ -18,21 +18,21 @@ import java.util.SplittableRandom;
  * weights under their released per-expert names). {@link Dims} picks the sizes; every tensor is seeded random unless
  * the caller replaces it.
  */
-final class TinyDeepseek {
+public final class TinyDeepseek {
     private TinyDeepseek() {
     }
 
     /** Sizes; qLora 0 writes "q_lora_rank": null (a plain q_proj). */
-    record Dims(int hidden, int heads, int qLora, int kvLora, int nope, int rope, int v, int layers, int vocab, int ff,
+    public record Dims(int hidden, int heads, int qLora, int kvLora, int nope, int rope, int v, int layers, int vocab, int ff,
                 int experts, int topK, int moeFf, int nGroup, int topkGroup, int firstDense) {
-        int qk() {
+        public int qk() {
             return nope + rope;
         }
     }
 
-    static final ObjectMapper JSON = new ObjectMapper();
+    public static final ObjectMapper JSON = new ObjectMapper();
 
-    static ObjectNode config(Dims d, boolean interleave, double eps) {
+    public static ObjectNode config(Dims d, boolean interleave, double eps) {
         ObjectNode c = JSON.createObjectNode();
         c.put("model_type", "deepseek_v3").put("hidden_size", d.hidden).put("intermediate_size", d.ff)
                 .put("moe_intermediate_size", d.moeFf).put("num_hidden_layers", d.layers).put("num_attention_heads", d.heads)
@@ -50,13 +50,13 @@ final class TinyDeepseek {
     }
 
     /** DeepSeek-V3's YaRN block (rope_scaling as its release writes it), with the given factor. */
-    static void yarn(ObjectNode c, double factor, int originalMax) {
+    public static void yarn(ObjectNode c, double factor, int originalMax) {
         c.putObject("rope_scaling").put("type", "yarn").put("factor", factor).put("original_max_position_embeddings", originalMax)
                 .put("beta_fast", 32).put("beta_slow", 1).put("mscale", 1.0).put("mscale_all_dim", 1.0);
     }
 
     /** Every tensor of the release and its shape, in the order HF registers them. */
-    static Map<String, long[]> shapes(Dims d) {
+    public static Map<String, long[]> shapes(Dims d) {
         Map<String, long[]> s = new LinkedHashMap<>();
         int h = d.hidden;
         s.put("model.embed_tokens.weight", new long[]{d.vocab, h});
@@ -102,7 +102,7 @@ final class TinyDeepseek {
      * Seeded values: norm weights 1 ± 0.2, the correction bias ± 0.05, embeddings ± 1, other matrices uniform with
      * standard deviation 1/sqrt(fan-in) (activations stay of order one through the tiny model).
      */
-    static double[] random(String name, long[] shape, long seed) {
+    public static double[] random(String name, long[] shape, long seed) {
         int n = 1;
         for (long x : shape) n *= (int) x;
         SplittableRandom r = new SplittableRandom(seed ^ name.hashCode() * 0x9E3779B97F4A7C15L);
@@ -115,7 +115,7 @@ final class TinyDeepseek {
     }
 
     /** Writes config.json and model.safetensors (in {@code dtype}) into {@code dir}; returns it. */
-    static Path write(Path dir, ObjectNode config, Map<String, long[]> shapes, Map<String, double[]> values, DType dtype) {
+    public static Path write(Path dir, ObjectNode config, Map<String, long[]> shapes, Map<String, double[]> values, DType dtype) {
         try {
             Files.createDirectories(dir);
             Files.writeString(dir.resolve("config.json"), config.toPrettyString());
@@ -129,7 +129,7 @@ final class TinyDeepseek {
     }
 
     /** A random release of these sizes. */
-    static Path write(Path dir, ObjectNode config, Dims d, long seed) {
+    public static Path write(Path dir, ObjectNode config, Dims d, long seed) {
         Map<String, long[]> shapes = shapes(d);
         Map<String, double[]> values = new LinkedHashMap<>();
         shapes.forEach((name, shape) -> values.put(name, random(name, shape, seed)));
