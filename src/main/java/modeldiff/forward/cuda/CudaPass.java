@@ -60,8 +60,8 @@ public final class CudaPass implements ForwardPass {
     static String refusal(Fixes fixes) {
         if (fixes.softmaxLowp)
             return "softmax.lowp: its attention kernels keep the softmax's exponentials and sum in fp32; use lowp or torch (docs/cuda.md)";
-        String moe = fixes.firstWithKey(Fixes.MOE_ONLY);
-        if (moe != null) return moe + ": this pass does not implement MoE families or attention sinks yet; use reference or lowp";
+        if (fixes.attnNoSinks)
+            return "attn.no_sinks: this pass does not implement attention sinks yet; use reference or lowp";
         return null;
     }
 
@@ -87,6 +87,18 @@ public final class CudaPass implements ForwardPass {
      * norm kernel takes one weight slice per row width).
      */
     static void refuseUnimplemented(Model model, Fixes fixes) {
+        Family f = model.family;
+        if (f.llama4Attention)
+            throw new BadInputException("the cuda pass does not implement Llama 4's attention (chunks, NoPE temperature tuning, "
+                    + "L2 q/k norm; the " + f + " family) yet; use reference, lowp:bf16|fp16|fp32 or torch:fp16|fp32");
+        if (f.attention == Family.Attention.MLA)
+            throw new BadInputException("the cuda pass does not implement multi-head latent attention (the " + f
+                    + " family) yet; use reference, lowp:bf16|fp16|fp32 or torch:fp16|fp32");
+        if (f.attentionSinks)
+            throw new BadInputException("the cuda pass does not implement attention sinks (the " + f
+                    + " family) yet; use reference, lowp:bf16|fp16|fp32");
+        String moe = CudaMoe.refusal(model);
+        if (moe != null) throw new BadInputException("the cuda pass cannot run this model's experts: " + moe);
         if (fixes.qkNormPerHead && model.family.qkNormScope == Family.QkNormScope.FULL)
             throw new BadInputException("the cuda pass is not available for qk_norm.per_head (a whole-projection q/k norm"
                     + " taken per head): not implemented yet; use reference, lowp or torch");
@@ -95,8 +107,9 @@ public final class CudaPass implements ForwardPass {
     @Override
     public Trace run(Model model, ForwardInput input, ProbeLevel level) {
         refuseUnimplemented(model, fixes);
-        modeldiff.forward.torch.TorchPass.refuseUnsupported(name(), model);
         CudaRuntime rt = runtime();
+        if (model.config.moe != null && rt.moeFailure != null)
+            throw new BadInputException(name() + " unavailable for MoE models: the MoE kernels did not load (" + rt.moeFailure + ")");
         DeviceModel dm = weights(model);
         int[] tokens = fixes.tokens(input.tokens(), model.config);
         Trace trace = new Trace("modeldiff " + name() + (fixes.isEmpty() ? "" : " fixes=" + fixes.ids()), dtype(),
@@ -136,6 +149,7 @@ public final class CudaPass implements ForwardPass {
         final List<CUdeviceptr> all = new ArrayList<>();
         CUdeviceptr ids, x, a, o, ao, q, k, v, att, g, u, act, logits;
         CUdeviceptr aB, attB, actB, qB, kB, vB;   // bf16 copies (bf16 mode)
+        final CudaMoe.Buffers moe;                  // MoE blocks' buffers (null for a dense model)
         final ProbeCopier copier;
 
         Workspace(CudaRuntime rt, ModelConfig c, int T, boolean bf16) {
@@ -162,6 +176,7 @@ public final class CudaPass implements ForwardPass {
                 kB = h((long) T * kvd);
                 vB = h((long) T * kvd);
             }
+            moe = c.moe == null ? null : new CudaMoe.Buffers(c, T, bf16, this::f, this::h);
             copier = new ProbeCopier(rt);
         }
 
@@ -254,6 +269,7 @@ public final class CudaPass implements ForwardPass {
         final ModelConfig c;
         final Family f;
         final DeviceKernels k;
+        final MoeKernels mk;
         final Workspace ws;
         final ProbeCopier pc;
         final DeviceTeacher teacher;
@@ -269,6 +285,7 @@ public final class CudaPass implements ForwardPass {
             this.c = dm.config;
             this.f = c.family;
             this.k = new DeviceKernels(rt);
+            this.mk = new MoeKernels(rt);
             if (attention != null) k.attention = attention;
             this.ws = ws;
             this.pc = ws.copier;
@@ -296,9 +313,10 @@ public final class CudaPass implements ForwardPass {
         /** Sizes the probe rings for one forward. */
         void begin(ProbeSink sink) {
             long TH = 4L * T * H, logitBytes = 4L * T * V;
-            long layerNeed = all ? 4L * T * (4L * H + 2L * qd + 2L * kvd + ff) : 0;
+            long moeCols = c.moe == null ? 0 : c.moe.numExperts + c.moe.topK;   // router_logits, experts
+            long layerNeed = all ? 4L * T * (4L * H + 2L * qd + 2L * kvd + ff + moeCols) : 0;
             long hostNeed = TH * (c.numLayers + 2) + logitBytes + c.numLayers * layerNeed;
-            long largestStaged = all ? Math.max(TH, 4L * T * Math.max(ff, Math.max(qd, kvd))) : TH;
+            long largestStaged = all ? Math.max(TH, 4L * T * Math.max(Math.max(ff, moeCols), Math.max(qd, kvd))) : TH;
             pc.begin(sink, hostNeed, Math.max(logitBytes, largestStaged), TH * (c.numLayers + 1) + c.numLayers * layerNeed,
                     largestStaged);
         }
@@ -351,7 +369,7 @@ public final class CudaPass implements ForwardPass {
             LayerSpec spec = c.layers.get(i);
             String p = "layers." + i + ".";
             attentionBlock(p, w, spec);
-            mlpBlock(p, w);
+            mlpBlock(p, w, dm.moe(i));
             dm.release(i);
             probe("layers." + i, Act.of(ws.x), H);
             pc.poll();
@@ -418,10 +436,13 @@ public final class CudaPass implements ForwardPass {
         }
 
         /** x += [post-norm] down(act(gate(m)) · up(m)) of m = mlp_norm(x) (not gated: down(act(up(m)))). */
-        private void mlpBlock(String p, DeviceModel.Layer w) {
+        private void mlpBlock(String p, DeviceModel.Layer w, CudaMoe.Weights experts) {
             normOrCopy(a, ws.x, w.mlpNorm());
             subProbe(p + "mlp_norm", a, H);
-            if (f.mlp == Family.Mlp.GATED) {
+            if (experts != null) {   // MoE layer: forward/cuda/CudaMoe
+                CudaMoe.block(new CudaMoe.Step(k, mk, ws.moe, c, T, bf, fixes, mlpArgs, pc, teacher, all),
+                        p, experts, a, ws.o);
+            } else if (f.mlp == Family.Mlp.GATED) {
                 k.gemm(ws.g, a, fixes.swapGateUp ? w.up() : w.gate(), T, bf);
                 k.gemm(ws.u, a, fixes.swapGateUp ? w.gate() : w.up(), T, bf);
                 k.mlpAct(act, ws.g, ws.u, (long) T * ff, mlpArgs);
@@ -429,8 +450,10 @@ public final class CudaPass implements ForwardPass {
                 k.gemm(ws.g, a, w.up(), T, bf);
                 k.mlpAct(act, ws.g, null, (long) T * ff, mlpArgs);
             }
-            subProbe(p + "mlp_act", act, ff);
-            k.gemm(ws.o, act, w.down(), T, bf);
+            if (experts == null) {
+                subProbe(p + "mlp_act", act, ff);
+                k.gemm(ws.o, act, w.down(), T, bf);
+            }
             subProbe(p + "mlp_out", Act.of(ws.o), H);
             if (w.postMlpNorm() != null) k.norm(Act.of(ws.o), ws.o, w.postMlpNorm(), T, normArgs);
             if (fixes.parallelResidual(c)) k.residualAdd(ws.o, ws.ao, (long) T * H, bf);   // HF: (mlp + attn) + x, each add rounded
