@@ -3,6 +3,7 @@ package modeldiff.forward.cuda;
 import jcuda.driver.CUdeviceptr;
 import jcuda.driver.CUevent;
 import modeldiff.compare.Metrics;
+import modeldiff.compare.RoutingAgreement;
 import modeldiff.forward.Fixes;
 import modeldiff.forward.ForwardInput;
 import modeldiff.forward.ProbeLevel;
@@ -30,6 +31,7 @@ import static jcuda.driver.JCudaDriver.*;
  * <pre>
  *   java -cp ... modeldiff.forward.cuda.CudaSelfTest selftest FIXTURES_DIR      # kernels + every fixture family
  *   java -cp ... modeldiff.forward.cuda.CudaSelfTest forced FIXTURES_DIR        # teacher-forced by HF fp32 / bf16 traces
+ *   java -cp ... modeldiff.forward.cuda.CudaSelfTest moecheck                    # the MoE kernels alone
  *   java -cp ... modeldiff.forward.cuda.CudaSelfTest bench llama3-8b 2048 OUT.json
  * </pre>
  * Exit code 0 when every check passes.
@@ -57,6 +59,13 @@ public final class CudaSelfTest {
             Path root = Path.of(args.length > 1 ? args[1] : "src/test/resources/fixtures");
             ok = forced(root, System.out, false);
             ok &= forced(root, System.out, true);
+        } else if (mode.equals("moecheck")) {
+            List<KernelChecks.Result> rs = rt.moeFailure != null
+                    ? List.of(new KernelChecks.Result("moe", "module not loaded: " + rt.moeFailure, 0, -1, true))
+                    : new MoeChecks(rt).run();
+            KernelChecks.print(rs, System.out::println);
+            ok = rs.stream().allMatch(KernelChecks.Result::ok);
+            System.out.println("moe kernel checks: " + rs.stream().filter(KernelChecks.Result::ok).count() + "/" + rs.size() + " ok");
         } else if (mode.equals("gemmcheck") || mode.equals("attncheck")) {
             KernelChecks kc = new KernelChecks(rt);
             List<KernelChecks.Result> rs = mode.equals("attncheck") ? kc.attentionTcOnly()
@@ -91,10 +100,6 @@ public final class CudaSelfTest {
                 "lowp:bf16 vs ref", "bf16 vs lowp", "bf16 vs HF bf16", "lowp vs HF bf16"));
         boolean ok = true;
         for (String name : names) {
-            if (modeldiff.model.ModelConfig.load(root.resolve(name).resolve("model")).family.moe != null) {
-                out.println(String.format("%-14s skipped: cuda does not implement MoE families yet", name));
-                continue;
-            }
             Model model = Model.open(root.resolve(name).resolve("model"));
             try {
                 CudaPass.refuseUnimplemented(model, Fixes.NONE);
@@ -119,8 +124,11 @@ public final class CudaSelfTest {
             double[] fp32Ref = worst(ref, f32, ref), b16Ref = worst(ref, b16, ref), lowRef = worst(ref, low, ref),
                     b16Low = worst(low, b16, ref), b16Hf = hf == null ? null : worst(hf, b16, hf), lowHf = hf == null ? null : worst(hf, low, hf);
             boolean famOk = fp32Ref[0] <= -5 && streamedSame;
+            if (model.config.moe != null) famOk &= routing(name, ref, f32, b16, low, hf, out);
             // bf16 within the bf16 noise: at every probe no farther from the reference than lowp:bf16 / HF bf16 are, + 0.5
+            // (chosen expert ids are categorical: judged by routing agreement above, not by log-L2)
             for (String p : ref.probeNames()) {
+                if (RoutingAgreement.isExpertChoice(p)) continue;
                 double c = lg(ref, b16, p), l = lg(ref, low, p), h = hf != null && hf.has(p) ? lg(ref, hf, p) : l;
                 if (c > Math.max(l, h) + 0.5) {
                     famOk = false;
@@ -132,6 +140,32 @@ public final class CudaSelfTest {
                     fmt(b16Low), fmt(b16Hf), fmt(lowHf), streamedSame ? "streamed=resident" : "STREAMED DIFFERS", famOk ? "ok" : "FAIL"));
         }
         return ok;
+    }
+
+    /**
+     * MoE: routing agreement (share of tokens choosing the same expert set, compare/RoutingAgreement) of cuda:fp32
+     * with the reference must be 100% at every layer; cuda:bf16's agreement with the reference, lowp:bf16's and HF
+     * bf16's are printed (bf16 ties flip choices, measured, not judged).
+     */
+    static boolean routing(String name, Trace ref, Trace f32, Trace b16, Trace low, Trace hf, PrintStream out) {
+        RoutingAgreement a = RoutingAgreement.of(ref, f32);
+        boolean ok = !a.layers().isEmpty();
+        StringBuilder line = new StringBuilder("  " + name + " routing agreement with the reference, per MoE layer: cuda:fp32");
+        for (RoutingAgreement.Layer l : a.layers()) {
+            line.append(String.format(" L%d %.1f%%", l.layer(), 100 * l.agreement()));
+            ok &= l.agreement() == 1.0;
+        }
+        line.append("; cuda:bf16").append(agreements(RoutingAgreement.of(ref, b16)));
+        line.append("; lowp:bf16").append(agreements(RoutingAgreement.of(ref, low)));
+        if (hf != null) line.append("; cuda:bf16 vs HF bf16").append(agreements(RoutingAgreement.of(hf, b16)));
+        out.println(line.append(ok ? "" : "  FAIL (cuda:fp32 must agree 100%)"));
+        return ok;
+    }
+
+    private static String agreements(RoutingAgreement a) {
+        StringBuilder sb = new StringBuilder();
+        for (RoutingAgreement.Layer l : a.layers()) sb.append(String.format(" L%d %.1f%%", l.layer(), 100 * l.agreement()));
+        return sb.toString();
     }
 
     /** The ops of a trace, in a layer's order: the columns of {@link #forced}'s bf16 table. */
@@ -169,14 +203,16 @@ public final class CudaSelfTest {
         boolean ok = true;
         int checked = 0;
         for (String name : names) {
-            if (modeldiff.model.ModelConfig.load(root.resolve(name).resolve("model")).family.moe != null) {
-                out.println(String.format("%-14s skipped: cuda does not implement MoE families yet", name));
-                continue;
-            }
             Path tp = root.resolve(name).resolve("traces").resolve(file);
             if (!Files.exists(tp)) continue;
-            checked++;
             Model model = Model.open(root.resolve(name).resolve("model"));
+            try {
+                CudaPass.refuseUnimplemented(model, Fixes.NONE);
+            } catch (modeldiff.model.BadInputException e) {
+                out.println(String.format("%-14s skipped: %s", name, e.getMessage()));   // named, not hidden
+                continue;
+            }
+            checked++;
             Trace hf = TraceFiles.read(tp);
             ok &= bf16 ? forcedBf16(name, model, hf, out) : forcedFp32(name, model, hf, out);
         }
@@ -259,7 +295,8 @@ public final class CudaSelfTest {
     /** {worst over probes of `base`, logits}. */
     private static double[] worst(Trace a, Trace b, Trace probesOf) {
         double w = -99;
-        for (String p : probesOf.probeNames()) if (a.has(p) && b.has(p)) w = Math.max(w, lg(a, b, p));
+        for (String p : probesOf.probeNames())
+            if (a.has(p) && b.has(p) && !RoutingAgreement.isExpertChoice(p)) w = Math.max(w, lg(a, b, p));
         return new double[]{w, lg(a, b, "logits")};
     }
 
