@@ -65,4 +65,30 @@ class CudaPassTest {
                 () -> new CudaPass(true, modeldiff.forward.Fixes.parse("softmax.lowp")));
         assertTrue(e.getMessage().startsWith("cuda:bf16 cannot honour fix softmax.lowp"), e.getMessage());
     }
+
+    /**
+     * The MoE families run on cuda (CudaMoe): none of them is refused any more for its experts (no GPU needed here);
+     * gpt-oss still is, by name, for its attention sinks (the attention side, not implemented yet).
+     */
+    @Test
+    void moeFamiliesAreNotRefusedForTheirExperts() {
+        for (String name : java.util.List.of("mixtral", "qwen3_moe", "olmoe", "glm4_moe"))
+            CudaPass.refuseUnimplemented(Model.open(Fixtures.model(name)), modeldiff.forward.Fixes.NONE);
+        BadInputException e = assertThrows(BadInputException.class,
+                () -> CudaPass.refuseUnimplemented(Model.open(Fixtures.model("gpt_oss")), modeldiff.forward.Fixes.NONE));
+        assertTrue(e.getMessage().contains("attention sinks"), e.getMessage());
+    }
+
+    /** gpt-oss's fused gate_up columns (gate 2j, up 2j + 1) become rows j and ff + j; Llama 4's halves stay in place. */
+    @Test
+    void fusedGateUpColumnsBecomeGateThenUpRows() {
+        int ff = 3;
+        int[] interleaved = new int[2 * ff], halves = new int[2 * ff];
+        for (int col = 0; col < 2 * ff; col++) {
+            interleaved[col] = CudaMoe.outRow(col, ff, true);
+            halves[col] = CudaMoe.outRow(col, ff, false);
+        }
+        org.junit.jupiter.api.Assertions.assertArrayEquals(new int[]{0, 3, 1, 4, 2, 5}, interleaved);
+        org.junit.jupiter.api.Assertions.assertArrayEquals(new int[]{0, 1, 2, 3, 4, 5}, halves);
+    }
 }
