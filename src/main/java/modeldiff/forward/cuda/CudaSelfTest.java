@@ -32,6 +32,7 @@ import static jcuda.driver.JCudaDriver.*;
  *   java -cp ... modeldiff.forward.cuda.CudaSelfTest selftest FIXTURES_DIR      # kernels + every fixture family
  *   java -cp ... modeldiff.forward.cuda.CudaSelfTest forced FIXTURES_DIR        # teacher-forced by HF fp32 / bf16 traces
  *   java -cp ... modeldiff.forward.cuda.CudaSelfTest moecheck                    # the MoE kernels alone
+ *   java -cp ... modeldiff.forward.cuda.CudaSelfTest moebench MODEL HF_TRACE OUT.json [REPS]   # cuda:bf16 vs an HF bf16 trace
  *   java -cp ... modeldiff.forward.cuda.CudaSelfTest bench llama3-8b 2048 OUT.json
  * </pre>
  * Exit code 0 when every check passes.
@@ -59,6 +60,8 @@ public final class CudaSelfTest {
             Path root = Path.of(args.length > 1 ? args[1] : "src/test/resources/fixtures");
             ok = forced(root, System.out, false);
             ok &= forced(root, System.out, true);
+        } else if (mode.equals("moebench")) {
+            ok = moeBench(rt, Path.of(args[1]), Path.of(args[2]), Path.of(args[3]), args.length > 4 ? Integer.parseInt(args[4]) : 5);
         } else if (mode.equals("moecheck")) {
             List<KernelChecks.Result> rs = rt.moeFailure != null
                     ? List.of(new KernelChecks.Result("moe", "module not loaded: " + rt.moeFailure, 0, -1, true))
@@ -434,6 +437,71 @@ public final class CudaSelfTest {
         }
         if (json != null) Files.writeString(json, js.toString());
         System.out.print(js);
+    }
+
+    /**
+     * A (synthetic, real-shaped) model through cuda:bf16 on an HF bf16 trace's tokens (reference-impls/hf_synth_moe.py):
+     * upload time, forward time (best / mean of reps, with the layer outputs and logits copied to the host, and
+     * without copies), then one forward with every probe: log-L2 against the HF trace at every probe both record, and
+     * routing agreement per MoE layer. Writes OUT.json; false when the pass refuses the model (the reason is in it).
+     */
+    static boolean moeBench(CudaRuntime rt, Path modelDir, Path hfTrace, Path json, int reps) throws IOException {
+        Model model = Model.open(modelDir);
+        Trace hf = TraceFiles.read(hfTrace);
+        int[] ids = hf.tokens();
+        StringBuilder js = new StringBuilder("{\n  \"device\": \"" + rt.deviceName + "\",\n  \"model\": \"" + modelDir
+                + "\",\n  \"family\": \"" + model.family + "\",\n  \"layers\": " + model.config.numLayers + ",\n  \"tokens\": " + ids.length
+                + ",\n  \"moe\": \"" + model.config.moe + "\",\n");
+        try {
+            CudaPass.refuseUnimplemented(model, Fixes.NONE);
+        } catch (modeldiff.model.BadInputException e) {
+            System.out.println("refused: " + e.getMessage());
+            Files.writeString(json, js + "  \"refused\": \"" + e.getMessage().replace("\"", "'") + "\"\n}\n");
+            return false;
+        }
+        CudaPass pass = new CudaPass(true, Fixes.NONE);
+        long t0 = System.nanoTime();
+        try (DeviceModel dm = DeviceModel.upload(model, true)) {
+            double upload = (System.nanoTime() - t0) / 1e9;
+            System.out.printf("uploaded %.2f GB in %.1f s (%s)%n", dm.bytes() / 1e9, upload, dm.streamed() ? "streamed" : "resident");
+            CudaPass.ProbeSink sink = (name, cols, data) -> { };
+            pass.forward(rt, dm, ids, 0, ProbeLevel.LAYERS, sink);   // warm-up
+            double[] with = timeForward(rt, pass, dm, ids, ProbeLevel.LAYERS, sink, reps);
+            double[] without = timeForward(rt, pass, dm, ids, ProbeLevel.LAYERS, null, reps);
+            System.out.printf("cuda:bf16 forward T=%d: best %.2f ms, mean %.2f ms (layer outputs + logits to host); best %.2f ms without copies%n",
+                    ids.length, with[0], with[1], without[0]);
+            Trace t = new Trace("modeldiff cuda:bf16", "bfloat16", "cuda (" + rt.deviceName + ")", ids, 0);
+            pass.forward(rt, dm, ids, 0, ProbeLevel.ALL, (name, cols, data) -> t.put(name, cols, CudaPass.widen(data)));
+            js.append(String.format("  \"weights_gb\": %.3f,\n  \"upload_s\": %.2f,\n  \"forward_ms_best\": %.3f,\n  \"forward_ms_mean\": %.3f,\n"
+                    + "  \"forward_ms_no_copies_best\": %.3f,\n  \"log_l2_vs_hf\": {\n", dm.bytes() / 1e9, upload, with[0], with[1], without[0]));
+            double worst = -99;
+            String worstAt = null;
+            List<String> rows = new ArrayList<>();
+            for (String p : hf.probeNames()) {
+                if (!t.has(p) || RoutingAgreement.isExpertChoice(p)) continue;
+                double e = lg(hf, t, p);
+                rows.add(String.format("    \"%s\": %.3f", p, e));
+                System.out.printf("  %-28s log-L2 %7.2f%n", p, e);
+                if (e > worst) {
+                    worst = e;
+                    worstAt = p;
+                }
+            }
+            js.append(String.join(",\n", rows)).append("\n  },\n");
+            RoutingAgreement ra = RoutingAgreement.of(hf, t);
+            List<String> ag = new ArrayList<>();
+            for (RoutingAgreement.Layer l : ra.layers()) {
+                ag.add(String.format("    \"%d\": %.4f", l.layer(), l.agreement()));
+                System.out.printf("  layer %d routing agreement with HF %.2f%% (%d/%d tokens; %d flips, %d near ties)%n", l.layer(),
+                        100 * l.agreement(), l.agreeing(), l.tokens(), l.flips().size(), l.nearTies());
+            }
+            js.append("  \"routing_agreement_vs_hf\": {\n").append(String.join(",\n", ag)).append("\n  },\n");
+            js.append(String.format("  \"worst_probe\": \"%s\",\n  \"worst_log_l2\": %.3f,\n  \"logits_log_l2\": %.3f\n}\n",
+                    worstAt, worst, lg(hf, t, "logits")));
+        }
+        Files.writeString(json, js.toString());
+        System.out.print(js);
+        return true;
     }
 
     private static float[] logits(CudaRuntime rt, CudaPass pass, DeviceModel dm, int[] ids) {
