@@ -73,15 +73,8 @@ final class CudaMoe {
             boolean inter = f.interleaved();
             double[] guAll = f.gateUpBias() == null ? null : new double[E * 2 * ff];
             for (int e = 0; e < E; e++) {
-                double[] src = f.block(f.gateUp(), e, H, 2 * ff), t = new double[2 * ff * H];
-                // [H, 2ff] → [2ff, H]; gpt-oss: column 2j is gate j (row j), column 2j+1 up j (row ff + j)
-                for (int h = 0; h < H; h++)
-                    for (int col = 0; col < 2 * ff; col++) t[outRow(col, ff, inter) * H + h] = src[h * 2 * ff + col];
-                dm.copyChunk(gu, (long) e * 2 * ff * H, t);
-                double[] d = f.block(f.down(), e, ff, H), dt = new double[H * ff];
-                for (int j = 0; j < ff; j++)
-                    for (int h = 0; h < H; h++) dt[h * ff + j] = d[j * H + h];
-                dm.copyChunk(dn, (long) e * H * ff, dt);
+                dm.copyChunk(gu, (long) e * 2 * ff * H, packGateUp(f.block(f.gateUp(), e, H, 2 * ff), H, ff, inter));
+                dm.copyChunk(dn, (long) e * H * ff, transpose(f.block(f.down(), e, ff, H), ff, H));
                 if (guAll != null) {
                     double[] b = f.block(f.gateUpBias(), e, 1, 2 * ff);
                     for (int col = 0; col < 2 * ff; col++) guAll[e * 2 * ff + outRow(col, ff, inter)] = b[col];
@@ -104,6 +97,25 @@ final class CudaMoe {
                 new MoeKernels.Grouped(gu, guBias, E, 2 * ff, H, dm.bf16), new MoeKernels.Grouped(dn, dnBias, E, H, ff, dm.bf16),
                 corr, sh == null ? null : dm.residentLinear(sh.gate()), sh == null ? null : dm.residentLinear(sh.up()),
                 sh == null ? null : dm.residentLinear(sh.down()), f != null && f.interleaved());
+    }
+
+    /**
+     * One expert's fused gate_up [H, 2·ff] (x @ W layout) as the [2·ff, H] weight the GEMM reads (C = A·Wᵀ): gate rows
+     * first, then up. gpt-oss (interleaved): gate = gate_up[:, ::2], up = gate_up[:, 1::2]; Llama 4: gate_up.chunk(2).
+     */
+    static double[] packGateUp(double[] src, int H, int ff, boolean interleaved) {
+        double[] t = new double[2 * ff * H];
+        for (int h = 0; h < H; h++)
+            for (int col = 0; col < 2 * ff; col++) t[outRow(col, ff, interleaved) * H + h] = src[h * 2 * ff + col];
+        return t;
+    }
+
+    /** [rows, cols] → [cols, rows]. */
+    static double[] transpose(double[] src, int rows, int cols) {
+        double[] t = new double[rows * cols];
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < cols; c++) t[c * rows + r] = src[r * cols + c];
+        return t;
     }
 
     /** Row of the [2·ff, H] gate|up weight that fused column {@code col} becomes. */

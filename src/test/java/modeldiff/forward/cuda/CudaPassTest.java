@@ -91,4 +91,19 @@ class CudaPassTest {
         org.junit.jupiter.api.Assertions.assertArrayEquals(new int[]{0, 3, 1, 4, 2, 5}, interleaved);
         org.junit.jupiter.api.Assertions.assertArrayEquals(new int[]{0, 1, 2, 3, 4, 5}, halves);
     }
+
+    /**
+     * gpt-oss's gate_up [H, 2·ff] (x @ W) packed as the GEMM's [2·ff, H] (C = A·Wᵀ): row j = gate_up[:, 2j] (gate),
+     * row ff + j = gate_up[:, 2j + 1] (up); Llama 4's halves: row c = gate_up[:, c]. down [ff, H] → [H, ff].
+     */
+    @Test
+    void fusedExpertWeightsArePackedAsTheGemmReadsThem() {
+        int H = 2, ff = 2;
+        double[] gateUp = {0, 1, 2, 3, 10, 11, 12, 13};   // [H = 2, 2·ff = 4]: value = 10·h + column
+        org.junit.jupiter.api.Assertions.assertArrayEquals(new double[]{0, 10, 2, 12, 1, 11, 3, 13},
+                CudaMoe.packGateUp(gateUp, H, ff, true));
+        org.junit.jupiter.api.Assertions.assertArrayEquals(new double[]{0, 10, 1, 11, 2, 12, 3, 13},
+                CudaMoe.packGateUp(gateUp, H, ff, false));
+        org.junit.jupiter.api.Assertions.assertArrayEquals(new double[]{1, 3, 2, 4}, CudaMoe.transpose(new double[]{1, 2, 3, 4}, 2, 2));
+    }
 }
