@@ -69,27 +69,13 @@ final class CudaMoe {
         dm.bytes += (long) E * 3 * ff * H * es;
         CUdeviceptr guBias = null, dnBias = null;
         MoeWeights.Fused f = w.fused();
-        if (f != null) {
-            boolean inter = f.interleaved();
-            double[] guAll = f.gateUpBias() == null ? null : new double[E * 2 * ff];
-            for (int e = 0; e < E; e++) {
-                dm.copyChunk(gu, (long) e * 2 * ff * H, packGateUp(f.block(f.gateUp(), e, H, 2 * ff), H, ff, inter));
-                dm.copyChunk(dn, (long) e * H * ff, transpose(f.block(f.down(), e, ff, H), ff, H));
-                if (guAll != null) {
-                    double[] b = f.block(f.gateUpBias(), e, 1, 2 * ff);
-                    for (int col = 0; col < 2 * ff; col++) guAll[e * 2 * ff + outRow(col, ff, inter)] = b[col];
-                }
-            }
-            if (guAll != null) guBias = dm.vector(guAll);
-            if (f.downBias() != null) dnBias = dm.vector(TensorStore.readDoubles(f.downBias(), 0, (long) E * H));
-        } else {
-            for (int e = 0; e < E; e++) {
-                MoeWeights.Expert x = w.experts().get(e);
-                dm.copyChunk(gu, (long) e * 2 * ff * H, x.gate().loadWeight());
-                dm.copyChunk(gu, (long) e * 2 * ff * H + (long) ff * H, x.up().loadWeight());
-                dm.copyChunk(dn, (long) e * H * ff, x.down().loadWeight());
-            }
+        for (int e = 0; e < E; e++) {
+            dm.copyChunk(gu, (long) e * 2 * ff * H, gateUpOf(w, e, H, ff));
+            dm.copyChunk(dn, (long) e * H * ff, downOf(w, e, H, ff));
         }
+        double[] guB = gateUpBiasOf(w, E, ff), dnB = downBiasOf(w, E, H);
+        if (guB != null) guBias = dm.vector(guB);
+        if (dnB != null) dnBias = dm.vector(dnB);
         CUdeviceptr corr = w.correctionBias() == null ? null
                 : dm.vectorFp32(TensorStore.readDoubles(w.correctionBias(), 0, E));
         MoeWeights.Expert sh = w.shared();
@@ -97,6 +83,38 @@ final class CudaMoe {
                 new MoeKernels.Grouped(gu, guBias, E, 2 * ff, H, dm.bf16), new MoeKernels.Grouped(dn, dnBias, E, H, ff, dm.bf16),
                 corr, sh == null ? null : dm.residentLinear(sh.gate()), sh == null ? null : dm.residentLinear(sh.up()),
                 sh == null ? null : dm.residentLinear(sh.down()), f != null && f.interleaved());
+    }
+
+    /** Expert e's gate|up weight [2·ff, H] as the grouped GEMM reads it (C = A·Wᵀ), from whichever layout. */
+    static double[] gateUpOf(MoeWeights w, int e, int H, int ff) {
+        MoeWeights.Fused f = w.fused();
+        if (f != null) return packGateUp(f.block(f.gateUp(), e, H, 2 * ff), H, ff, f.interleaved());
+        double[] g = w.experts().get(e).gate().loadWeight(), u = w.experts().get(e).up().loadWeight();
+        double[] t = java.util.Arrays.copyOf(g, g.length + u.length);
+        System.arraycopy(u, 0, t, g.length, u.length);
+        return t;
+    }
+
+    /** Expert e's down weight [H, ff]. */
+    static double[] downOf(MoeWeights w, int e, int H, int ff) {
+        MoeWeights.Fused f = w.fused();
+        return f != null ? transpose(f.block(f.down(), e, ff, H), ff, H) : w.experts().get(e).down().loadWeight();
+    }
+
+    /** gpt-oss's gate_up biases as [E, 2·ff] in the packed row order, or null. */
+    static double[] gateUpBiasOf(MoeWeights w, int E, int ff) {
+        MoeWeights.Fused f = w.fused();
+        if (f == null || f.gateUpBias() == null) return null;
+        double[] b = TensorStore.readDoubles(f.gateUpBias(), 0, (long) E * 2 * ff), out = new double[b.length];
+        for (int e = 0; e < E; e++)
+            for (int col = 0; col < 2 * ff; col++) out[e * 2 * ff + outRow(col, ff, f.interleaved())] = b[e * 2 * ff + col];
+        return out;
+    }
+
+    /** gpt-oss's down biases [E, H], or null. */
+    static double[] downBiasOf(MoeWeights w, int E, int H) {
+        MoeWeights.Fused f = w.fused();
+        return f == null || f.downBias() == null ? null : TensorStore.readDoubles(f.downBias(), 0, (long) E * H);
     }
 
     /**

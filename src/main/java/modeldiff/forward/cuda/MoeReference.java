@@ -222,4 +222,122 @@ public final class MoeReference {
         }
         return out;
     }
+
+    // ---------------------------------------------------------------- the whole block, composed as CudaMoe does
+
+    /** What {@link #block} returns: router logits [T, E], chosen experts [T, k], the block's output [T, H]. */
+    public record Block(float[] logits, int[] ids, float[] out) {
+    }
+
+    /**
+     * The MoE block as {@code CudaMoe.block} composes its kernels, each step by its scalar definition above and the
+     * weights packed by the same functions the upload uses ({@code CudaMoe.gateUpOf} ...), on the CPU: so the
+     * composition and the packing of every expert layout can be tested against lowp without a GPU. GEMMs sum exactly
+     * and round once (the GPU sums in fp32); bf rounds each op to bf16 where the kernels do.
+     */
+    public static Block block(modeldiff.model.MoeWeights w, modeldiff.model.ModelConfig c, modeldiff.forward.Fixes fixes,
+                              float[] m, int T, boolean bf) {
+        modeldiff.model.MoeSpec s = c.moe;
+        int E = s.numExperts, k = s.topK, H = c.hiddenSize, ff = s.expertSize, n = T * k;
+        boolean sigmoidGrouped = s.router == modeldiff.model.Family.Router.SIGMOID_GROUPED;
+        float[] logits = linear(m, T, w.router(), bf, bf && !sigmoidGrouped);
+        float[] corr = w.correctionBias() == null ? null : modeldiff.model.TensorStore.readFloats(w.correctionBias(), 0, E);
+        Routing r = route(logits, corr, CudaMoe.routeArgs(s, fixes, T, bf), null);
+        Grouping g = group(r.ids(), E);
+        float[] xg = gather(m, g.slotOfRow(), s.scalesInput() ? r.weights() : null, n, k, H, bf);
+        float[] guB = floats(CudaMoe.gateUpBiasOf(w, E, ff), bf), dnB = floats(CudaMoe.downBiasOf(w, E, H), bf);
+        float[] gu = new float[n * 2 * ff], y = new float[n * H];
+        Activation act = fixes.activation(c);
+        boolean geluNew = !fixes.activationOverridden() && "gelu_new".equals(c.activationName);
+        int mode = w.fused() != null && w.fused().interleaved() ? (fixes.mlpNoClamp ? 2 : 1) : 0;
+        for (int e = 0; e < E; e++) {
+            int lo = g.offsets()[e], rows = g.offsets()[e + 1] - lo;
+            if (rows == 0) continue;
+            float[] wgu = floats(CudaMoe.gateUpOf(w, e, H, ff), bf), wdn = floats(CudaMoe.downOf(w, e, H, ff), bf);
+            float[] x = java.util.Arrays.copyOfRange(xg, lo * H, (lo + rows) * H);
+            float[] a = gemm(x, rows, wgu, 2 * ff, H, guB == null ? null : java.util.Arrays.copyOfRange(guB, e * 2 * ff, (e + 1) * 2 * ff), bf);
+            System.arraycopy(a, 0, gu, lo * 2 * ff, a.length);
+            float[] h = actRounded(a, rows, ff, act, geluNew, mode, bf);
+            float[] d = gemm(h, rows, wdn, H, ff, dnB == null ? null : java.util.Arrays.copyOfRange(dnB, e * H, (e + 1) * H), bf);
+            System.arraycopy(d, 0, y, lo * H, d.length);
+        }
+        float[] out = scatter(y, g.rowOf(), r.ids(), r.weights(), T, k, H, s.scalesInput(), bf);
+        if (w.shared() != null) {
+            int S = w.shared().gate().out();
+            float[] sg = linear(m, T, w.shared().gate(), bf, bf), su = linear(m, T, w.shared().up(), bf, bf);
+            float[] gate = new float[T * 2 * S];
+            for (int t = 0; t < T; t++) {
+                System.arraycopy(sg, t * S, gate, t * 2 * S, S);
+                System.arraycopy(su, t * S, gate, t * 2 * S + S, S);
+            }
+            float[] so = linear(actRounded(gate, T, S, act, geluNew, 0, bf), T, w.shared().down(), bf, bf);
+            for (int i = 0; i < out.length; i++) out[i] = r(out[i] + so[i], bf);
+        }
+        return new Block(logits, r.ids(), out);
+    }
+
+    private static float[] floats(double[] d, boolean bf) {
+        if (d == null) return null;
+        float[] f = new float[d.length];
+        for (int i = 0; i < d.length; i++) f[i] = r((float) d[i], bf);
+        return f;
+    }
+
+    /** x [rows, in] · Wᵀ (+ b) for a release's linear, weights as the device holds them; round: to bf16 once. */
+    private static float[] linear(float[] x, int rows, modeldiff.model.LinearRef ref, boolean bfWeights, boolean round) {
+        float[] wt = floats(ref.loadWeight(), bfWeights), b = floats(ref.loadBias(), bfWeights);
+        int out = ref.out(), in = ref.in();
+        float[] y = new float[rows * out];
+        for (int row = 0; row < rows; row++)
+            for (int o = 0; o < out; o++) {
+                double acc = b == null ? 0 : b[o];
+                for (int i = 0; i < in; i++) acc += (double) x[row * in + i] * wt[o * in + i];
+                y[row * out + o] = r((float) acc, round);
+            }
+        return y;
+    }
+
+    /** The grouped GEMM's epilogue on one expert: R(Σ x·w), with a bias R(R(Σ) + b). */
+    private static float[] gemm(float[] x, int rows, float[] wt, int out, int in, float[] b, boolean bf) {
+        float[] y = new float[rows * out];
+        for (int row = 0; row < rows; row++)
+            for (int o = 0; o < out; o++) {
+                double acc = 0;
+                for (int i = 0; i < in; i++) acc += (double) x[row * in + i] * wt[o * in + i];
+                float v = r((float) acc, bf);
+                y[row * out + o] = b == null ? v : r(v + b[o], bf);
+            }
+        return y;
+    }
+
+    /** moe_act (and mlp_act for the shared expert) op by op: gu [rows, 2·ff] → [rows, ff]. */
+    static float[] actRounded(float[] gu, int rows, int ff, Activation kind, boolean geluNew, int mode, boolean bf) {
+        float[] out = new float[rows * ff];
+        for (int row = 0; row < rows; row++)
+            for (int j = 0; j < ff; j++) {
+                float g = gu[row * 2 * ff + j], u = gu[row * 2 * ff + ff + j];
+                if (mode == 0) {
+                    float a = kind == Activation.GELU_TANH && geluNew && bf ? geluNew(g) : r((float) kind.apply(g), bf);
+                    if (kind == Activation.RELU) a = Math.max(g, 0f);
+                    out[row * ff + j] = r(a * u, bf);
+                    continue;
+                }
+                if (mode == 1) {
+                    g = Math.min(g, CudaMoe.GPT_OSS_LIMIT);
+                    u = Math.max(-CudaMoe.GPT_OSS_LIMIT, Math.min(u, CudaMoe.GPT_OSS_LIMIT));
+                }
+                float sg = r(sigmoid(r(g * CudaMoe.GPT_OSS_ALPHA, bf)), bf);
+                float glu = r(g * sg, bf);
+                out[row * ff + j] = r(r(u + 1f, bf) * glu, bf);
+            }
+        return out;
+    }
+
+    /** HF's gelu_new formula op by op in bf16 (as mlp_act / moe_act compute it). */
+    private static float geluNew(float x) {
+        float cube = r(r(x * x, true) * x, true);
+        float inner = r(x + r(0.044715f * cube, true), true);
+        float t = r((float) Math.tanh(r(0.7978845608028654f * inner, true)), true);
+        return r(r(0.5f * x, true) * r(1f + t, true), true);
+    }
 }
