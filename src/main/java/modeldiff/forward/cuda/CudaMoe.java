@@ -241,9 +241,9 @@ final class CudaMoe {
     static String refusal(Model model) {
         MoeSpec s = model.config.moe;
         if (s == null) return null;
-        if (s.numExperts > MoeKernels.MAX_EXPERTS || s.topK > MoeKernels.MAX_TOP_K)
-            return s.numExperts + " experts, top " + s.topK + ": the routing kernel handles at most " + MoeKernels.MAX_EXPERTS
-                    + " experts and top " + MoeKernels.MAX_TOP_K;
+        if (s.numExperts > MoeKernels.MAX_EXPERTS || s.topK > MoeKernels.MAX_TOP_K || s.topkGroup > MoeKernels.MAX_TOP_K)
+            return s.numExperts + " experts, top " + s.topK + " (groups: top " + s.topkGroup + "): the routing kernel handles at most "
+                    + MoeKernels.MAX_EXPERTS + " experts and top " + MoeKernels.MAX_TOP_K;
         return null;
     }
 }

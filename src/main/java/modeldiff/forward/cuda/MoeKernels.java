@@ -64,7 +64,7 @@ public final class MoeKernels {
      */
     public void route(CUdeviceptr logits, CUdeviceptr corrBias, Routing r, RouteArgs a, boolean forced) {
         if (a.T() == 0) return;
-        if (a.experts() > MAX_EXPERTS || a.topK() > MAX_TOP_K)
+        if (a.experts() > MAX_EXPERTS || a.topK() > MAX_TOP_K || a.topkGroup() > MAX_TOP_K)
             throw new IllegalArgumentException("routing of " + a.experts() + " experts, top " + a.topK() + " exceeds "
                     + MAX_EXPERTS + " / " + MAX_TOP_K);
         int smem = 4 * (3 * a.experts() + a.nGroup());
