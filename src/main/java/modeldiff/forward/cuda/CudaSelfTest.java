@@ -252,12 +252,18 @@ public final class CudaSelfTest {
         Trace t = eager.run(model, in, ProbeLevel.ALL);
         java.util.Map<String, Double> lowest = identical(hf, t);
         List<String> below = new ArrayList<>();
-        for (String p : hf.probeNames()) if (same(hf, t, p) < 0.99) below.add(p + String.format(" %.2f%%", 100 * same(hf, t, p)));
+        for (String p : hf.probeNames()) {
+            if (fp32InBf16(model, p)) {
+                // DeepSeek / GLM router logits are fp32 in a bf16 run: fp32 accumulation orders differ in the last bits,
+                // so they are held to fp32 noise (log-L2 ≤ −5), not to bit identity
+                if (lg(hf, t, p) > -5) below.add(p + String.format(" log-L2 %.2f (fp32 probe, limit -5)", lg(hf, t, p)));
+            } else if (same(hf, t, p) < 0.99) below.add(p + String.format(" %.2f%%", 100 * same(hf, t, p)));
+        }
         boolean streamedSame = identical(t, streamed.run(model, in, ProbeLevel.ALL), out, name + " forced bf16");
         Trace d = tc.run(model, in, ProbeLevel.ALL);
         java.util.Map<String, Double> lowestTc = identical(hf, d);
         for (String p : hf.probeNames())
-            if (!opOf(p).equals("attn") && same(hf, d, p) < 0.99) below.add("(tc) " + p + String.format(" %.2f%%", 100 * same(hf, d, p)));
+            if (!opOf(p).equals("attn") && !fp32InBf16(model, p) && same(hf, d, p) < 0.99) below.add("(tc) " + p + String.format(" %.2f%%", 100 * same(hf, d, p)));
         boolean ok = t.extra().containsKey("teacher_forced") && below.isEmpty() && streamedSame;
         StringBuilder row = new StringBuilder(String.format("%-14s", name));
         for (String op : OPS) row.append(lowest.containsKey(op) ? String.format(" %9.2f%%", 100 * lowest.get(op)) : String.format(" %10s", "-"));
@@ -266,6 +272,12 @@ public final class CudaSelfTest {
         out.println(row);
         if (!below.isEmpty()) out.println("  below 99%: " + String.join(", ", below));
         return ok;
+    }
+
+    /** A probe HF keeps in fp32 in a bf16 run: sigmoid routers' logits (F.linear(h.float(), W.float())). */
+    private static boolean fp32InBf16(Model model, String p) {
+        return model.config.moe != null && model.config.moe.router == modeldiff.model.Family.Router.SIGMOID_GROUPED
+                && p.endsWith(".router_logits");
     }
 
     /** Fraction of the elements of probe p that are the same bf16 value in a and b. */
