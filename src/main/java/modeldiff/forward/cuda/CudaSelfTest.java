@@ -253,6 +253,7 @@ public final class CudaSelfTest {
         java.util.Map<String, Double> lowest = identical(hf, t);
         List<String> below = new ArrayList<>();
         for (String p : hf.probeNames()) {
+            if (RoutingAgreement.isExpertChoice(p)) continue;   // categorical: agreement printed below, the run takes HF's
             if (fp32InBf16(model, p)) {
                 // DeepSeek / GLM router logits are fp32 in a bf16 run: fp32 accumulation orders differ in the last bits,
                 // so they are held to fp32 noise (log-L2 ≤ −5), not to bit identity
@@ -263,7 +264,7 @@ public final class CudaSelfTest {
         Trace d = tc.run(model, in, ProbeLevel.ALL);
         java.util.Map<String, Double> lowestTc = identical(hf, d);
         for (String p : hf.probeNames())
-            if (!opOf(p).equals("attn") && !fp32InBf16(model, p) && same(hf, d, p) < 0.99) below.add("(tc) " + p + String.format(" %.2f%%", 100 * same(hf, d, p)));
+            if (!opOf(p).equals("attn") && !fp32InBf16(model, p) && !RoutingAgreement.isExpertChoice(p) && same(hf, d, p) < 0.99) below.add("(tc) " + p + String.format(" %.2f%%", 100 * same(hf, d, p)));
         boolean ok = t.extra().containsKey("teacher_forced") && below.isEmpty() && streamedSame;
         StringBuilder row = new StringBuilder(String.format("%-14s", name));
         for (String op : OPS) row.append(lowest.containsKey(op) ? String.format(" %9.2f%%", 100 * lowest.get(op)) : String.format(" %10s", "-"));
@@ -271,6 +272,8 @@ public final class CudaSelfTest {
         row.append(streamedSame ? "  streamed=resident" : "  STREAMED DIFFERS").append(ok ? "  ok" : "  FAIL");
         out.println(row);
         if (!below.isEmpty()) out.println("  below 99%: " + String.join(", ", below));
+        if (model.config.moe != null)   // the experts each layer chose from HF's logits before taking HF's choice
+            out.println("  " + name + " own routing (from HF's router logits) agreeing with HF's:" + agreements(RoutingAgreement.of(hf, t)));
         return ok;
     }
 
