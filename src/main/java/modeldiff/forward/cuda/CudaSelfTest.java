@@ -231,6 +231,7 @@ public final class CudaSelfTest {
         double worst = -99;
         String at = null;
         for (String p : hf.probeNames()) {
+            if (RoutingAgreement.isExpertChoice(p)) continue;   // categorical: HF's choice is taken (agreement below)
             double e = lg(hf, t, p);
             if (e > worst) {
                 worst = e;
@@ -239,6 +240,8 @@ public final class CudaSelfTest {
         }
         boolean ok = t.extra().containsKey("teacher_forced") && worst <= -5;
         out.println(String.format("%-14s worst %7.2f at %-22s %s", name, worst, at, ok ? "ok" : "FAIL"));
+        if (model.config.moe != null)
+            out.println("  " + name + " own routing (from HF's router logits) agreeing with HF's:" + agreements(RoutingAgreement.of(hf, t)));
         return ok;
     }
 
