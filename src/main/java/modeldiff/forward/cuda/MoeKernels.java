@@ -86,10 +86,14 @@ public final class MoeKernels {
         rt.launch("moe_gather", blocks(total, 256), 1, 256, 0, xg.f32(), xg.bf16(), x, g.slotOfRow(), weights, n, k, H, i(bf));
     }
 
-    /** Which grouped kernel {@link #gemm} runs: "moe_gemm_mma", "moe_gemm_bf16w" or "moe_gemm_f32". */
+    /**
+     * Which grouped kernel {@link #gemm} runs: "moe_gemm_mma", "moe_gemm_bf16w" or "moe_gemm_f32".
+     * {@code -Dmodeldiff.cuda.moeGemm=ffma} makes bf16 use the FFMA kernel (moe_gemm_bf16w) everywhere (triage).
+     */
     public static String gemmKernel(CUdeviceptr aB, Grouped w) {
         if (!w.bf16()) return "moe_gemm_f32";
-        return aB != null && w.in() % 8 == 0 ? "moe_gemm_mma" : "moe_gemm_bf16w";
+        boolean ffma = "ffma".equalsIgnoreCase(System.getProperty("modeldiff.cuda.moeGemm", "mma"));
+        return aB != null && w.in() % 8 == 0 && !ffma ? "moe_gemm_mma" : "moe_gemm_bf16w";
     }
 
     /**
