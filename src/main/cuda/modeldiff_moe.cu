@@ -19,6 +19,34 @@ __device__ __forceinline__ float Rm(float x, int bf) {
     return bf ? __bfloat162float(__float2bfloat16_rn(x)) : x;
 }
 
+// ---------------------------------------------------------------- router logits
+// C[T, E] = R(fp32(Σ a·w) + b): one warp per logit, the products summed in float64 (each product of two floats is exact
+// there; the sum is the exact one to far below an fp32 ulp), rounded once to fp32, the bias added in fp32, then (round)
+// rounded to bf16: lowp's linear. The router is tiny (E outputs), and routing is a discontinuity: summed this way the
+// choice does not depend on a tensor-core accumulation order. W is [E, H], bf16 (wBf16) or fp32.
+extern "C" __global__ void moe_router(float* C, const float* A, const void* W, int wBf16, const float* bias, int T, int E,
+                                      int H, int round) {
+    long long warp = ((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    int lane = threadIdx.x & 31;
+    if (warp >= (long long)T * E) return;   // warp-uniform
+    int t = (int)(warp / E), e = (int)(warp % E);
+    const float* a = A + (long long)t * H;
+    double acc = 0.0;
+    if (wBf16) {
+        const bf16* w = (const bf16*)W + (long long)e * H;
+        for (int i = lane; i < H; i += 32) acc += (double)a[i] * (double)__bfloat162float(w[i]);
+    } else {
+        const float* w = (const float*)W + (long long)e * H;
+        for (int i = lane; i < H; i += 32) acc += (double)a[i] * (double)w[i];
+    }
+    for (int d = 16; d > 0; d >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, d);
+    if (lane == 0) {
+        float v = (float)acc;
+        if (bias) v = __fadd_rn(v, bias[e]);
+        C[(long long)t * E + e] = Rm(v, round);
+    }
+}
+
 // ---------------------------------------------------------------- routing
 // The k largest of v[0..n), largest first; of equal values at the cut the lower index; equal values inside the k are
 // listed higher index first (LowpMoe.topK: torch.topk's order on CUDA in HF's traces).

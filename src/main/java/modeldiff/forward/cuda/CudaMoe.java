@@ -20,7 +20,7 @@ import static jcuda.driver.JCudaDriver.cuMemcpyHtoD;
 
 /**
  * The MLP block of a MoE layer on the GPU, rounding as forward/lowp/LowpMoe does (docs/precision.md, MoE rounding
- * points; docs/cuda.md, "MoE"): router GEMM (the dense GEMM kernels; sigmoid routers in fp32), one routing kernel
+ * points; docs/cuda.md, "MoE"): router logits (float64 sums rounded once; sigmoid routers kept in fp32), one routing kernel
  * parametrised by the family's description ({@link MoeSpec}), a counting sort of the tokens' (token, choice) slots by
  * expert, gather, the experts' gate|up GEMM as one grouped launch over every expert, their activation, the grouped
  * down GEMM, and the weighted scatter-add in HF's order (per token: its experts in ascending id, each product rounded,
@@ -181,8 +181,9 @@ final class CudaMoe {
         Buffers b = st.b();
         int T = st.T(), E = s.numExperts, k = s.topK, H = st.c().hiddenSize, ff = s.expertSize, n = T * k;
         boolean sigmoidGrouped = s.router == Family.Router.SIGMOID_GROUPED;
-        // ROUTER_LOGITS in the dtype; DeepSeek / GLM: F.linear(h.float(), W.float()), kept in fp32
-        st.k().gemm(b.logits, m, w.router(), T, st.bf() && !sigmoidGrouped);
+        // ROUTER_LOGITS in the dtype; DeepSeek / GLM: F.linear(h.float(), W.float()), kept in fp32. Summed in float64
+        // (moe_router): the routing decision does not hang on an accumulation order
+        st.mk().router(b.logits, m, w.router(), T, st.bf() && !sigmoidGrouped);
         if (st.all()) {
             st.pc().probe(p + "router_logits", b.logits, T, E, false);
             forceLogits(st, p + "router_logits", b.logits, T, E, sigmoidGrouped);

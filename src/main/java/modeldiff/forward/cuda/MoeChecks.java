@@ -90,6 +90,12 @@ final class MoeChecks {
     }
 
     List<Result> run() {
+        int[][] routerShapes = {{1, 1, 1}, {7, 8, 64}, {33, 128, 200}, {130, 60, 2048}, {5, 256, 7}};
+        for (int[] r : routerShapes)
+            for (boolean bf16W : new boolean[]{false, true}) {
+                router(r[0], r[1], r[2], bf16W, false, false);
+                router(r[0], r[1], r[2], bf16W, true, bf16W);
+            }
         routeChecks();
         int[][] groupShapes = {{1, 1, 1}, {5, 2, 8}, {100, 8, 128}, {33, 4, 300}, {1000, 2, 8}, {7, 3, 5}};
         for (int[] s : groupShapes) group(s[0], s[1], s[2]);
@@ -117,6 +123,35 @@ final class MoeChecks {
             scatter(1, 1, 1, 5, false, bf);
         }
         return results;
+    }
+
+    // ---------------------------------------------------------------- router logits
+
+    /**
+     * moe_router against R(fp32(Σ a·w) + b) with the sum exact (float64): ≤ −7 in fp32 (a rare last-bit difference of
+     * the float64 sum order allowed), ≤ −3.5 when rounded to bf16 (likewise one bf16 ulp somewhere, not a pattern).
+     */
+    private void router(int T, int E, int H, boolean bf16W, boolean bias, boolean round) {
+        float[] a = randn(T * H, 1, true), w = randn(E * H, 0.1, bf16W), b = bias ? randn(E, 0.5, bf16W) : null;
+        double[] exp = new double[T * E];
+        for (int t = 0; t < T; t++)
+            for (int e = 0; e < E; e++) {
+                double acc = 0;
+                for (int i = 0; i < H; i++) acc += (double) a[t * H + i] * w[e * H + i];
+                float v = (float) acc;
+                if (b != null) v += b[e];
+                exp[t * E + e] = round ? CudaRuntime.bf16Round(v) : v;
+            }
+        CUdeviceptr da = CudaRuntime.upload(a), dw = bf16W ? CudaRuntime.upload(bits(w)) : CudaRuntime.upload(w);
+        CUdeviceptr db = b == null ? null : CudaRuntime.upload(b);
+        try (Guarded out = new Guarded(T * E, null)) {
+            mk.router(out.ptr, Act.of(da), new DeviceKernels.Linear(dw, db, E, H, bf16W), T, round);
+            close("moe_router", "T" + T + " E" + E + " H" + H + (bf16W ? " bf16 W" : " f32 W") + (bias ? " +bias" : "")
+                    + (round ? " bf16-out" : ""), exp, out.payload(), round ? -3.5 : -7);
+        }
+        CudaRuntime.free(da);
+        CudaRuntime.free(dw);
+        CudaRuntime.free(db);
     }
 
     // ---------------------------------------------------------------- routing

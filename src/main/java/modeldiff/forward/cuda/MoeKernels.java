@@ -72,6 +72,16 @@ public final class MoeKernels {
                 a.topK(), a.router(), a.flags(forced), a.scale(), a.nGroup(), a.topkGroup(), i(a.bf()));
     }
 
+    /**
+     * Router logits C [T, E] = R(fp32(Σ a·w) + b) from the fp32 values of a (float64 sums, one fp32 rounding, the bias
+     * added in fp32, then bf16 when {@code round}): one warp per logit.
+     */
+    public void router(CUdeviceptr c, Act a, DeviceKernels.Linear w, int T, boolean round) {
+        long n = (long) T * w.out();
+        if (n == 0) return;
+        rt.launch("moe_router", blocks(32 * n, 256), 1, 256, 0, c, a.f32(), w.w(), i(w.bf16()), w.bias(), T, w.out(), w.in(), i(round));
+    }
+
     /** Counting sort of the n = T·k slots by expert (deterministic: each expert's rows in slot order). */
     public void group(CUdeviceptr ids, int n, int experts, Grouping g) {
         int blocks = blocks(32L * experts, 256);

@@ -283,16 +283,20 @@ public final class MoeReference {
         return f;
     }
 
-    /** x [rows, in] · Wᵀ (+ b) for a release's linear, weights as the device holds them; round: to bf16 once. */
-    private static float[] linear(float[] x, int rows, modeldiff.model.LinearRef ref, boolean bfWeights, boolean round) {
+    /**
+     * x [rows, in] · Wᵀ (+ b) for a release's linear, weights as the device holds them: R(fp32(Σ) + b), round: to bf16
+     * (moe_router for the router; the shared expert's GEMMs sum in fp32 on the device, within noise of this).
+     */
+    static float[] linear(float[] x, int rows, modeldiff.model.LinearRef ref, boolean bfWeights, boolean round) {
         float[] wt = floats(ref.loadWeight(), bfWeights), b = floats(ref.loadBias(), bfWeights);
         int out = ref.out(), in = ref.in();
         float[] y = new float[rows * out];
         for (int row = 0; row < rows; row++)
             for (int o = 0; o < out; o++) {
-                double acc = b == null ? 0 : b[o];
+                double acc = 0;
                 for (int i = 0; i < in; i++) acc += (double) x[row * in + i] * wt[o * in + i];
-                y[row * out + o] = r((float) acc, round);
+                float v = (float) acc;                       // fp32 sum, then the bias in fp32, then the dtype
+                y[row * out + o] = r(b == null ? v : v + b[o], round);
             }
         return y;
     }
