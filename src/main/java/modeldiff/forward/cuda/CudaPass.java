@@ -60,32 +60,18 @@ public final class CudaPass implements ForwardPass {
     static String refusal(Fixes fixes) {
         if (fixes.softmaxLowp)
             return "softmax.lowp: its attention kernels keep the softmax's exponentials and sum in fp32; use lowp or torch (docs/cuda.md)";
-        String moe = fixes.firstWithKey(MOE_FIXES);
-        if (moe != null) return moe + ": this pass does not implement MoE families yet; use reference or lowp";
         return null;
     }
 
-    /** The MoE-only fixes this pass cannot honour (attn.no_sinks it does: its attention kernels take sinks). */
-    static final java.util.Set<String> MOE_FIXES = MOE_FIXES();
-
-    private static java.util.Set<String> MOE_FIXES() {
-        java.util.Set<String> s = new java.util.TreeSet<>(Fixes.MOE_ONLY);
-        s.remove("attn.no_sinks");
-        return java.util.Collections.unmodifiableSet(s);
-    }
-
     /**
-     * What the cuda pass cannot run: MoE blocks (the mixture-of-experts MLP; a MoE family whose layers are all dense
-     * runs), unless {@code attentionOnly} (a forced run checking attention layer by layer). Every attention of the
-     * families (sinks, chunks, Llama 4, MLA) runs.
+     * What the cuda pass cannot run: MoE blocks beyond the routing kernel's limits (CudaMoe.refusal), unless
+     * {@code attentionOnly} (a forced run checking attention layer by layer, MoE blocks taken from the teacher). Every
+     * attention of the families (sinks, chunks, Llama 4, MLA) runs.
      */
     static void refuseUnsupported(String pass, modeldiff.model.Model model, boolean attentionOnly) {
         if (attentionOnly || model.config.moe == null) return;
-        boolean routes = false;   // a MoE family whose layers are all dense (first_k_dense_replace, the step) runs
-        for (int i = 0; i < model.config.numLayers; i++) routes |= model.config.moe.sparse(i);
-        if (routes)
-            throw new BadInputException(pass + " does not implement the " + model.family + " family "
-                    + "(mixture of experts) yet; use reference, lowp:bf16|fp16|fp32 or torch:fp16|fp32");
+        String why = CudaMoe.refusal(model);   // the MoE blocks run (CudaMoe) unless their sizes pass its limits
+        if (why != null) throw new BadInputException(pass + " cannot run this model's experts: " + why);
     }
 
     @Override
@@ -110,6 +96,8 @@ public final class CudaPass implements ForwardPass {
      * norm kernel takes one weight slice per row width); MLA heads wider than 256.
      */
     static void refuseUnimplemented(Model model, Fixes fixes) {
+        String moe = CudaMoe.refusal(model);
+        if (moe != null) throw new BadInputException("the cuda pass cannot run this model's experts: " + moe);
         if (fixes.qkNormPerHead && model.family.qkNormScope == Family.QkNormScope.FULL)
             throw new BadInputException("the cuda pass is not available for qk_norm.per_head (a whole-projection q/k norm"
                     + " taken per head): not implemented yet; use reference, lowp or torch");
@@ -124,6 +112,8 @@ public final class CudaPass implements ForwardPass {
         if (attentionOnly && !input.forced())
             throw new IllegalStateException("attentionOnly skips the MoE blocks: only a teacher-forced run continues right");
         CudaRuntime rt = runtime();
+        if (model.config.moe != null && rt.moeFailure != null)
+            throw new BadInputException(name() + " unavailable for MoE models: the MoE kernels did not load (" + rt.moeFailure + ")");
         DeviceModel dm = weights(model);
         int[] tokens = fixes.tokens(input.tokens(), model.config);
         Trace trace = new Trace("modeldiff " + name() + (fixes.isEmpty() ? "" : " fixes=" + fixes.ids()), dtype(),
@@ -170,6 +160,7 @@ public final class CudaPass implements ForwardPass {
         CUdeviceptr ids, x, a, o, ao, q, k, v, att, g, u, act, logits;
         CUdeviceptr aB, attB, actB, qB, kB, vB;   // bf16 copies (bf16 mode)
         final CudaAttentionVariants.Buffers variants;
+        final CudaMoe.Buffers moe;                  // MoE blocks' buffers (null for a dense model)
         final ProbeCopier copier;
 
         Workspace(CudaRuntime rt, ModelConfig c, int T, boolean bf16) {
@@ -217,6 +208,7 @@ public final class CudaPass implements ForwardPass {
                     return p;
                 }
             });
+            moe = c.moe == null ? null : new CudaMoe.Buffers(c, T, bf16, this::f, this::h);
             copier = new ProbeCopier(rt);
         }
 
@@ -309,6 +301,7 @@ public final class CudaPass implements ForwardPass {
         final ModelConfig c;
         final Family f;
         final DeviceKernels k;
+        final MoeKernels mk;
         final Workspace ws;
         final ProbeCopier pc;
         final DeviceTeacher teacher;
@@ -324,6 +317,7 @@ public final class CudaPass implements ForwardPass {
             this.c = dm.config;
             this.f = c.family;
             this.k = new DeviceKernels(rt);
+            this.mk = new MoeKernels(rt);
             if (attention != null) k.attention = attention;
             this.ws = ws;
             this.pc = ws.copier;
@@ -352,9 +346,10 @@ public final class CudaPass implements ForwardPass {
         void begin(ProbeSink sink) {
             long TH = 4L * T * H, logitBytes = 4L * T * V;
             long wq = c.mla != null ? c.mla.qkDim(c.numHeads) : qd, wv = c.mla != null ? c.mla.vDim(c.numHeads) : kvd;
-            long layerNeed = all ? 4L * T * (4L * H + 2L * wq + 2L * Math.max(wv, kvd) + ff) : 0;
+            long moeCols = c.moe == null ? 0 : c.moe.numExperts + c.moe.topK;   // router_logits, experts
+            long layerNeed = all ? 4L * T * (4L * H + 2L * wq + 2L * Math.max(wv, kvd) + ff + moeCols) : 0;
             long hostNeed = TH * (c.numLayers + 2) + logitBytes + c.numLayers * layerNeed;
-            long largestStaged = all ? Math.max(TH, 4L * T * Math.max(ff, Math.max(Math.max(qd, wq), Math.max(kvd, wv)))) : TH;
+            long largestStaged = all ? Math.max(TH, 4L * T * Math.max(Math.max(ff, moeCols), Math.max(Math.max(qd, wq), Math.max(kvd, wv)))) : TH;
             pc.begin(sink, hostNeed, Math.max(logitBytes, largestStaged), TH * (c.numLayers + 1) + c.numLayers * layerNeed,
                     largestStaged);
         }
@@ -407,7 +402,7 @@ public final class CudaPass implements ForwardPass {
             LayerSpec spec = c.layers.get(i);
             String p = "layers." + i + ".";
             attentionBlock(p, w, spec);
-            if (!(attentionOnly && c.moe != null && c.moe.sparse(i))) mlpBlock(p, w);   // else forced from the teacher
+            if (!(attentionOnly && c.moe != null && c.moe.sparse(i))) mlpBlock(p, w, dm.moe(i));   // else forced from the teacher
             dm.release(i);
             probe("layers." + i, Act.of(ws.x), H);
             pc.poll();
@@ -495,10 +490,13 @@ public final class CudaPass implements ForwardPass {
         }
 
         /** x += [post-norm] down(act(gate(m)) · up(m)) of m = mlp_norm(x) (not gated: down(act(up(m)))). */
-        private void mlpBlock(String p, DeviceModel.Layer w) {
+        private void mlpBlock(String p, DeviceModel.Layer w, CudaMoe.Weights experts) {
             normOrCopy(a, ws.x, w.mlpNorm());
             subProbe(p + "mlp_norm", a, H);
-            if (f.mlp == Family.Mlp.GATED) {
+            if (experts != null) {   // MoE layer: forward/cuda/CudaMoe
+                CudaMoe.block(new CudaMoe.Step(k, mk, ws.moe, c, T, bf, fixes, mlpArgs, pc, teacher, all),
+                        p, experts, a, ws.o);
+            } else if (f.mlp == Family.Mlp.GATED) {
                 k.gemm(ws.g, a, fixes.swapGateUp ? w.up() : w.gate(), T, bf);
                 k.gemm(ws.u, a, fixes.swapGateUp ? w.gate() : w.up(), T, bf);
                 k.mlpAct(act, ws.g, ws.u, (long) T * ff, mlpArgs);
@@ -506,8 +504,10 @@ public final class CudaPass implements ForwardPass {
                 k.gemm(ws.g, a, w.up(), T, bf);
                 k.mlpAct(act, ws.g, null, (long) T * ff, mlpArgs);
             }
-            subProbe(p + "mlp_act", act, ff);
-            k.gemm(ws.o, act, w.down(), T, bf);
+            if (experts == null) {
+                subProbe(p + "mlp_act", act, ff);
+                k.gemm(ws.o, act, w.down(), T, bf);
+            }
             subProbe(p + "mlp_out", Act.of(ws.o), H);
             if (w.postMlpNorm() != null) k.norm(Act.of(ws.o), ws.o, w.postMlpNorm(), T, normArgs);
             if (fixes.parallelResidual(c)) k.residualAdd(ws.o, ws.ao, (long) T * H, bf);   // HF: (mlp + attn) + x, each add rounded

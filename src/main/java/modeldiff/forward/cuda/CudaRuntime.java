@@ -34,6 +34,8 @@ public final class CudaRuntime {
     public static final String PTX_RESOURCE = "/cuda/modeldiff_kernels.ptx";
     /** Hopper-only kernels (wgmma, PTX for sm_90a): optional, loaded into a module of their own. */
     public static final String PTX_SM90A_RESOURCE = "/cuda/modeldiff_wgmma.ptx";
+    /** The MoE kernels (modeldiff_moe.cu): optional, a module of their own, so dense models run if it fails. */
+    public static final String PTX_MOE_RESOURCE = "/cuda/modeldiff_moe.ptx";
 
     private static CudaRuntime instance;
     private static String failure;
@@ -46,6 +48,8 @@ public final class CudaRuntime {
     private final Map<String, Integer> dynamicSmem = new HashMap<>();
     /** Why the sm_90a module is not loaded (null when it is). */
     public final String sm90aFailure;
+    /** Why the MoE module is not loaded (null when it is). */
+    public final String moeFailure;
     /** Non-blocking streams (no implicit synchronisation with the legacy default stream, where kernels run). */
     private CUstream copyStream, uploadStream;
 
@@ -80,6 +84,21 @@ public final class CudaRuntime {
             why = t.getClass().getSimpleName() + ": " + String.valueOf(t.getMessage()).lines().findFirst().orElse("");
         }
         sm90aFailure = why;
+        moeFailure = loadOptional(PTX_MOE_RESOURCE);
+    }
+
+    /** Loads an optional module; null when loaded, else why not. */
+    private String loadOptional(String resource) {
+        try {
+            byte[] ptx = loadPtx(resource);
+            if (ptx == null) return "no " + resource;
+            CUmodule m = new CUmodule();
+            cuModuleLoadData(m, ptx);
+            modules.add(m);
+            return null;
+        } catch (Throwable t) {
+            return t.getClass().getSimpleName() + ": " + String.valueOf(t.getMessage()).lines().findFirst().orElse("");
+        }
     }
 
     /** The runtime, or null when CUDA cannot be used here ({@link #unavailableReason()} says why). */

@@ -3,6 +3,7 @@ package modeldiff.forward.cuda;
 import jcuda.driver.CUdeviceptr;
 import jcuda.driver.CUevent;
 import modeldiff.compare.Metrics;
+import modeldiff.compare.RoutingAgreement;
 import modeldiff.forward.Fixes;
 import modeldiff.forward.ForwardInput;
 import modeldiff.forward.ProbeLevel;
@@ -33,6 +34,8 @@ import static jcuda.driver.JCudaDriver.*;
  *   java -cp ... modeldiff.forward.cuda.CudaSelfTest variants FIXTURES_DIR      # kernels + the attention variants' fixtures
  *                                                                               # and synthetic models only
  *   java -cp ... modeldiff.forward.cuda.CudaSelfTest variantmodels FIXTURES_DIR # the same without the kernel checks
+ *   java -cp ... modeldiff.forward.cuda.CudaSelfTest moecheck                    # the MoE kernels alone
+ *   java -cp ... modeldiff.forward.cuda.CudaSelfTest moebench MODEL HF_TRACE OUT.json [REPS]   # cuda:bf16 vs an HF bf16 trace
  *   java -cp ... modeldiff.forward.cuda.CudaSelfTest bench llama3-8b 2048 OUT.json
  * </pre>
  * Exit code 0 when every check passes.
@@ -63,6 +66,15 @@ public final class CudaSelfTest {
             Path root = Path.of(args.length > 1 ? args[1] : "src/test/resources/fixtures");
             ok = forced(root, System.out, false);
             ok &= forced(root, System.out, true);
+        } else if (mode.equals("moebench")) {
+            ok = moeBench(rt, Path.of(args[1]), Path.of(args[2]), Path.of(args[3]), args.length > 4 ? Integer.parseInt(args[4]) : 5);
+        } else if (mode.equals("moecheck")) {
+            List<KernelChecks.Result> rs = rt.moeFailure != null
+                    ? List.of(new KernelChecks.Result("moe", "module not loaded: " + rt.moeFailure, 0, -1, true))
+                    : new MoeChecks(rt).run();
+            KernelChecks.print(rs, System.out::println);
+            ok = rs.stream().allMatch(KernelChecks.Result::ok);
+            System.out.println("moe kernel checks: " + rs.stream().filter(KernelChecks.Result::ok).count() + "/" + rs.size() + " ok");
         } else if (mode.equals("gemmcheck") || mode.equals("attncheck")) {
             KernelChecks kc = new KernelChecks(rt);
             List<KernelChecks.Result> rs = mode.equals("attncheck") ? kc.attentionTcOnly()
@@ -158,8 +170,11 @@ public final class CudaSelfTest {
         double[] fp32Ref = worst(ref, f32, ref), b16Ref = worst(ref, b16, ref), lowRef = worst(ref, low, ref),
                 b16Low = worst(low, b16, ref), b16Hf = hf == null ? null : worst(hf, b16, hf), lowHf = hf == null ? null : worst(hf, low, hf);
         boolean famOk = fp32Ref[0] <= -5 && streamedSame;
+        if (model.config.moe != null) famOk &= routing(name, ref, f32, b16, low, hf, out);
         // bf16 within the bf16 noise: at every probe no farther from the reference than lowp:bf16 / HF bf16 are, + 0.5
+        // (chosen expert ids are categorical: judged by routing agreement above, not by log-L2)
         for (String p : ref.probeNames()) {
+            if (RoutingAgreement.isExpertChoice(p)) continue;
             if (!b16.has(p)) {
                 famOk = false;
                 out.println("  " + name + " " + p + ": missing from cuda:bf16");
@@ -286,6 +301,32 @@ public final class CudaSelfTest {
         return List.copyOf(l);
     }
 
+    /**
+     * MoE: routing agreement (share of tokens choosing the same expert set, compare/RoutingAgreement) of cuda:fp32
+     * with the reference must be 100% at every layer; cuda:bf16's agreement with the reference, lowp:bf16's and HF
+     * bf16's are printed (bf16 ties flip choices, measured, not judged).
+     */
+    static boolean routing(String name, Trace ref, Trace f32, Trace b16, Trace low, Trace hf, PrintStream out) {
+        RoutingAgreement a = RoutingAgreement.of(ref, f32);
+        boolean ok = !a.layers().isEmpty();
+        StringBuilder line = new StringBuilder("  " + name + " routing agreement with the reference, per MoE layer: cuda:fp32");
+        for (RoutingAgreement.Layer l : a.layers()) {
+            line.append(String.format(" L%d %.1f%%", l.layer(), 100 * l.agreement()));
+            ok &= l.agreement() == 1.0;
+        }
+        line.append("; cuda:bf16").append(agreements(RoutingAgreement.of(ref, b16)));
+        line.append("; lowp:bf16").append(agreements(RoutingAgreement.of(ref, low)));
+        if (hf != null) line.append("; cuda:bf16 vs HF bf16").append(agreements(RoutingAgreement.of(hf, b16)));
+        out.println(line.append(ok ? "" : "  FAIL (cuda:fp32 must agree 100%)"));
+        return ok;
+    }
+
+    private static String agreements(RoutingAgreement a) {
+        StringBuilder sb = new StringBuilder();
+        for (RoutingAgreement.Layer l : a.layers()) sb.append(String.format(" L%d %.1f%%", l.layer(), 100 * l.agreement()));
+        return sb.toString();
+    }
+
     /** The ops of a trace, in a layer's order: the columns of {@link #forced}'s bf16 table. */
     private static final List<String> OPS = List.of("embed", "attn_norm", "q", "k", "v", "attn", "attn_out", "mlp_norm",
             "mlp_act", "mlp_out", "layers", "final_norm", "logits");
@@ -324,8 +365,14 @@ public final class CudaSelfTest {
         for (String name : names) {
             Path tp = root.resolve(name).resolve("traces").resolve(file);
             if (!Files.exists(tp)) continue;
-            checked++;
             Model model = Model.open(root.resolve(name).resolve("model"));
+            try {
+                CudaPass.refuseUnimplemented(model, Fixes.NONE);
+            } catch (modeldiff.model.BadInputException e) {
+                out.println(String.format("%-14s skipped: %s", name, e.getMessage()));   // named, not hidden
+                continue;
+            }
+            checked++;
             Trace hf = TraceFiles.read(tp);
             ok &= bf16 ? forcedBf16(name, model, hf, out) : forcedFp32(name, model, hf, out);
         }
@@ -368,6 +415,7 @@ public final class CudaSelfTest {
         double worst = -99;
         String at = null;
         for (String p : judged(hf, t, model, pass.attentionOnly)) {
+            if (RoutingAgreement.isExpertChoice(p)) continue;   // categorical: HF's choice is taken (agreement below)
             double e = lg(hf, t, p);
             if (e > worst) {
                 worst = e;
@@ -376,6 +424,8 @@ public final class CudaSelfTest {
         }
         boolean ok = t.extra().containsKey("teacher_forced") && worst <= -5;
         out.println(String.format("%-14s worst %7.2f at %-22s %s", name, worst, at, ok ? "ok" : "FAIL"));
+        if (model.config.moe != null)
+            out.println("  " + name + " own routing (from HF's router logits) agreeing with HF's:" + agreements(RoutingAgreement.of(hf, t)));
         return ok;
     }
 
@@ -390,12 +440,19 @@ public final class CudaSelfTest {
         List<String> probes = judged(hf, t, model, eager.attentionOnly);
         java.util.Map<String, Double> lowest = identical(hf, t, probes);
         List<String> below = new ArrayList<>();
-        for (String p : probes) if (same(hf, t, p) < 0.99) below.add(p + String.format(" %.2f%%", 100 * same(hf, t, p)));
+        for (String p : probes) {
+            if (RoutingAgreement.isExpertChoice(p)) continue;   // categorical: agreement printed below, the run takes HF's
+            if (fp32InBf16(model, p)) {
+                // DeepSeek / GLM router logits are fp32 in a bf16 run: fp32 accumulation orders differ in the last bits,
+                // so they are held to fp32 noise (log-L2 ≤ −5), not to bit identity
+                if (lg(hf, t, p) > -5) below.add(p + String.format(" log-L2 %.2f (fp32 probe, limit -5)", lg(hf, t, p)));
+            } else if (same(hf, t, p) < 0.99) below.add(p + String.format(" %.2f%%", 100 * same(hf, t, p)));
+        }
         boolean streamedSame = identical(t, streamed.run(model, in, ProbeLevel.ALL), out, name + " forced bf16");
         Trace d = tc.run(model, in, ProbeLevel.ALL);
         java.util.Map<String, Double> lowestTc = identical(hf, d, probes);
         for (String p : probes)
-            if (!opOf(p).equals("attn") && same(hf, d, p) < 0.99) below.add("(tc) " + p + String.format(" %.2f%%", 100 * same(hf, d, p)));
+            if (!opOf(p).equals("attn") && !fp32InBf16(model, p) && !RoutingAgreement.isExpertChoice(p) && same(hf, d, p) < 0.99) below.add("(tc) " + p + String.format(" %.2f%%", 100 * same(hf, d, p)));
         boolean ok = t.extra().containsKey("teacher_forced") && below.isEmpty() && streamedSame;
         StringBuilder row = new StringBuilder(String.format("%-14s", name + (eager.attentionOnly ? "*" : "")));
         for (String op : OPS) row.append(lowest.containsKey(op) ? String.format(" %9.2f%%", 100 * lowest.get(op)) : String.format(" %10s", "-"));
@@ -403,7 +460,15 @@ public final class CudaSelfTest {
         row.append(streamedSame ? "  streamed=resident" : "  STREAMED DIFFERS").append(ok ? "  ok" : "  FAIL");
         out.println(row);
         if (!below.isEmpty()) out.println("  below 99%: " + String.join(", ", below));
+        if (model.config.moe != null)   // the experts each layer chose from HF's logits before taking HF's choice
+            out.println("  " + name + " own routing (from HF's router logits) agreeing with HF's:" + agreements(RoutingAgreement.of(hf, t)));
         return ok;
+    }
+
+    /** A probe HF keeps in fp32 in a bf16 run: sigmoid routers' logits (F.linear(h.float(), W.float())). */
+    private static boolean fp32InBf16(Model model, String p) {
+        return model.config.moe != null && model.config.moe.router == modeldiff.model.Family.Router.SIGMOID_GROUPED
+                && p.endsWith(".router_logits");
     }
 
     /** Fraction of the elements of probe p that are the same bf16 value in a and b. */
@@ -436,7 +501,8 @@ public final class CudaSelfTest {
     /** {worst over probes of `base`, logits}. */
     private static double[] worst(Trace a, Trace b, Trace probesOf) {
         double w = -99;
-        for (String p : probesOf.probeNames()) if (a.has(p) && b.has(p)) w = Math.max(w, lg(a, b, p));
+        for (String p : probesOf.probeNames())
+            if (a.has(p) && b.has(p) && !RoutingAgreement.isExpertChoice(p)) w = Math.max(w, lg(a, b, p));
         return new double[]{w, lg(a, b, "logits")};
     }
 
@@ -574,6 +640,71 @@ public final class CudaSelfTest {
         }
         if (json != null) Files.writeString(json, js.toString());
         System.out.print(js);
+    }
+
+    /**
+     * A (synthetic, real-shaped) model through cuda:bf16 on an HF bf16 trace's tokens (reference-impls/hf_synth_moe.py):
+     * upload time, forward time (best / mean of reps, with the layer outputs and logits copied to the host, and
+     * without copies), then one forward with every probe: log-L2 against the HF trace at every probe both record, and
+     * routing agreement per MoE layer. Writes OUT.json; false when the pass refuses the model (the reason is in it).
+     */
+    static boolean moeBench(CudaRuntime rt, Path modelDir, Path hfTrace, Path json, int reps) throws IOException {
+        Model model = Model.open(modelDir);
+        Trace hf = TraceFiles.read(hfTrace);
+        int[] ids = hf.tokens();
+        StringBuilder js = new StringBuilder("{\n  \"device\": \"" + rt.deviceName + "\",\n  \"model\": \"" + modelDir
+                + "\",\n  \"family\": \"" + model.family + "\",\n  \"layers\": " + model.config.numLayers + ",\n  \"tokens\": " + ids.length
+                + ",\n  \"moe\": \"" + model.config.moe + "\",\n");
+        try {
+            CudaPass.refuseUnimplemented(model, Fixes.NONE);
+        } catch (modeldiff.model.BadInputException e) {
+            System.out.println("refused: " + e.getMessage());
+            Files.writeString(json, js + "  \"refused\": \"" + e.getMessage().replace("\"", "'") + "\"\n}\n");
+            return false;
+        }
+        CudaPass pass = new CudaPass(true, Fixes.NONE);
+        long t0 = System.nanoTime();
+        try (DeviceModel dm = DeviceModel.upload(model, true)) {
+            double upload = (System.nanoTime() - t0) / 1e9;
+            System.out.printf("uploaded %.2f GB in %.1f s (%s)%n", dm.bytes() / 1e9, upload, dm.streamed() ? "streamed" : "resident");
+            CudaPass.ProbeSink sink = (name, cols, data) -> { };
+            pass.forward(rt, dm, ids, 0, ProbeLevel.LAYERS, sink);   // warm-up
+            double[] with = timeForward(rt, pass, dm, ids, ProbeLevel.LAYERS, sink, reps);
+            double[] without = timeForward(rt, pass, dm, ids, ProbeLevel.LAYERS, null, reps);
+            System.out.printf("cuda:bf16 forward T=%d: best %.2f ms, mean %.2f ms (layer outputs + logits to host); best %.2f ms without copies%n",
+                    ids.length, with[0], with[1], without[0]);
+            Trace t = new Trace("modeldiff cuda:bf16", "bfloat16", "cuda (" + rt.deviceName + ")", ids, 0);
+            pass.forward(rt, dm, ids, 0, ProbeLevel.ALL, (name, cols, data) -> t.put(name, cols, CudaPass.widen(data)));
+            js.append(String.format("  \"weights_gb\": %.3f,\n  \"upload_s\": %.2f,\n  \"forward_ms_best\": %.3f,\n  \"forward_ms_mean\": %.3f,\n"
+                    + "  \"forward_ms_no_copies_best\": %.3f,\n  \"log_l2_vs_hf\": {\n", dm.bytes() / 1e9, upload, with[0], with[1], without[0]));
+            double worst = -99;
+            String worstAt = null;
+            List<String> rows = new ArrayList<>();
+            for (String p : hf.probeNames()) {
+                if (!t.has(p) || RoutingAgreement.isExpertChoice(p)) continue;
+                double e = lg(hf, t, p);
+                rows.add(String.format("    \"%s\": %.3f", p, e));
+                System.out.printf("  %-28s log-L2 %7.2f%n", p, e);
+                if (e > worst) {
+                    worst = e;
+                    worstAt = p;
+                }
+            }
+            js.append(String.join(",\n", rows)).append("\n  },\n");
+            RoutingAgreement ra = RoutingAgreement.of(hf, t);
+            List<String> ag = new ArrayList<>();
+            for (RoutingAgreement.Layer l : ra.layers()) {
+                ag.add(String.format("    \"%d\": %.4f", l.layer(), l.agreement()));
+                System.out.printf("  layer %d routing agreement with HF %.2f%% (%d/%d tokens; %d flips, %d near ties)%n", l.layer(),
+                        100 * l.agreement(), l.agreeing(), l.tokens(), l.flips().size(), l.nearTies());
+            }
+            js.append("  \"routing_agreement_vs_hf\": {\n").append(String.join(",\n", ag)).append("\n  },\n");
+            js.append(String.format("  \"worst_probe\": \"%s\",\n  \"worst_log_l2\": %.3f,\n  \"logits_log_l2\": %.3f\n}\n",
+                    worstAt, worst, lg(hf, t, "logits")));
+        }
+        Files.writeString(json, js.toString());
+        System.out.print(js);
+        return true;
     }
 
     private static float[] logits(CudaRuntime rt, CudaPass pass, DeviceModel dm, int[] ids) {

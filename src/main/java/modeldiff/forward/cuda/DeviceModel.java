@@ -47,6 +47,8 @@ public abstract class DeviceModel implements AutoCloseable {
     /** Per layer, resident in both weight placements (CudaAttentionVariants): gpt-oss's sink logits, MLA's weights. */
     final List<CUdeviceptr> sinks = new ArrayList<>();
     final List<CudaAttentionVariants.MlaLayer> mla = new ArrayList<>();
+    /** Per layer its experts ({@link CudaMoe}), null for a dense layer; empty for a dense model. */
+    final List<CudaMoe.Weights> moe = new ArrayList<>();
     private final List<CUdeviceptr> owned = new ArrayList<>();
     long bytes;
     /** Workspace of the last forward (CudaPass), kept between runs. */
@@ -114,7 +116,8 @@ public abstract class DeviceModel implements AutoCloseable {
             linear += e;
             maxLayer = Math.max(maxLayer, e);
         }
-        long other = (long) c.vocabSize * c.hiddenSize * es * (model.lmHead() == model.embedding() ? 1 : 2);
+        long other = (long) c.vocabSize * c.hiddenSize * es * (model.lmHead() == model.embedding() ? 1 : 2)
+                + CudaMoe.deviceBytes(model, es);   // experts stay resident
         if (!forceStreamed && linear + other <= maxWeightBytes) return ResidentModel.upload(model, bf16);
         if (!forceStreamed && other + 2 * maxLayer > maxWeightBytes)
             throw new BadInputException(String.format("cuda: the model needs %.2f GB on the device even streamed layer by layer "
@@ -175,6 +178,19 @@ public abstract class DeviceModel implements AutoCloseable {
         return i < mla.size() ? mla.get(i) : null;
     }
 
+    /** Layer i's experts, or null where it runs a dense MLP. */
+    CudaMoe.Weights moe(int i) {
+        return i < moe.size() ? moe.get(i) : null;
+    }
+
+    /** A release's MoE layers' routers, experts and shared experts, resident (also when the other weights stream). */
+    void uploadMoe(Model model) {
+        for (int i = 0; i < model.config.numLayers; i++) {
+            modeldiff.model.MoeWeights w = model.moe(i);
+            moe.add(w == null ? null : CudaMoe.upload(this, w, model.config));
+        }
+    }
+
     /** A release's layer: norms (and biases) resident, each linear weight placed by {@code linear}. */
     Layer layer(LayerWeights w, Function<LinearRef, Linear> linear) {
         Function<LinearRef, Linear> lin = r -> r == null ? null : linear.apply(r);
@@ -197,6 +213,14 @@ public abstract class DeviceModel implements AutoCloseable {
         if (d == null) return null;
         float[] f = new float[d.length];
         for (int i = 0; i < d.length; i++) f[i] = toF(d[i]);
+        bytes += 4L * f.length;
+        return own(CudaRuntime.upload(f));
+    }
+
+    /** An fp32 buffer of the values as stored (a parameter HF keeps in float32), never rounded to bf16. */
+    CUdeviceptr vectorFp32(double[] d) {
+        float[] f = new float[d.length];
+        for (int i = 0; i < d.length; i++) f[i] = (float) d[i];
         bytes += 4L * f.length;
         return own(CudaRuntime.upload(f));
     }
@@ -234,7 +258,7 @@ public abstract class DeviceModel implements AutoCloseable {
         return p;
     }
 
-    private void copyChunk(CUdeviceptr p, long elementOffset, double[] d) {
+    void copyChunk(CUdeviceptr p, long elementOffset, double[] d) {
         if (d.length == 0) return;
         if (bf16) {
             short[] s = new short[d.length];

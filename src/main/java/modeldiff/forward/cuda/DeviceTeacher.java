@@ -43,6 +43,15 @@ final class DeviceTeacher {
         if (buf.bf16() != null) k.toBf16(buf.bf16(), buf.f32(), v.length);
     }
 
+    /** The teacher's probe as recorded (fp32, not rounded to the dtype: fp32 router logits, expert ids), or null. */
+    float[] exactValues(String probe, int rows, int cols) {
+        double[] t = rec.teacherValue(probe, cols, Math.multiplyExact(rows, cols));
+        if (t == null) return null;
+        float[] v = new float[t.length];
+        for (int i = 0; i < t.length; i++) v[i] = (float) t[i];
+        return v;
+    }
+
     /** The teacher's probe rounded to the pass's dtype, or null when it has none. */
     float[] values(String probe, int rows, int cols) {
         double[] t = rec.teacherValue(probe, cols, Math.multiplyExact(rows, cols));

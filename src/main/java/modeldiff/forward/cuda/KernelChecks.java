@@ -200,6 +200,9 @@ public final class KernelChecks {
         elementwise(777, 1);
         embed(5, 33, 50, false);
         embed(3, 64, 10, true);
+        // the MoE kernels (modeldiff_moe.cu, a module of its own)
+        if (rt.moeFailure != null) results.add(new Result("moe", "module not loaded: " + rt.moeFailure, 0, -1, true));
+        else results.addAll(new MoeChecks(rt).run());
         return results;
     }
 

@@ -12,6 +12,7 @@ public final class ResidentModel extends DeviceModel {
         return building(new ResidentModel(model, bf16), dm -> {
             dm.uploadOuterWeights(model);
             for (int i = 0; i < model.config.numLayers; i++) dm.layers.add(dm.layer(model.layer(i), dm::residentLinear));
+            dm.uploadMoe(model);
         });
     }
 }

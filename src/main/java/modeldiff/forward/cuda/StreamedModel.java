@@ -70,6 +70,7 @@ public final class StreamedModel extends DeviceModel {
                 int layer = i;
                 dm.layers.add(dm.layer(model.layer(i), r -> dm.hostLinear(layer, r)));
             }
+            dm.uploadMoe(model);   // the experts stay resident (not streamed yet)
         });
     }
 

@@ -65,4 +65,42 @@ class CudaPassTest {
                 () -> new CudaPass(true, modeldiff.forward.Fixes.parse("softmax.lowp")));
         assertTrue(e.getMessage().startsWith("cuda:bf16 cannot honour fix softmax.lowp"), e.getMessage());
     }
+
+    /**
+     * The MoE families run on cuda (CudaMoe): none of them is refused any more for its experts (no GPU needed here);
+     * gpt-oss still is, by name, for its attention sinks (the attention side, not implemented yet).
+     */
+    @Test
+    void moeFamiliesAreNotRefusedForTheirExperts() {
+        for (String name : java.util.List.of("mixtral", "qwen3_moe", "olmoe", "glm4_moe", "gpt_oss", "deepseek_v3", "llama4_text"))
+            CudaPass.refuseUnimplemented(Model.open(Fixtures.model(name)), modeldiff.forward.Fixes.NONE);
+    }
+
+    /** gpt-oss's fused gate_up columns (gate 2j, up 2j + 1) become rows j and ff + j; Llama 4's halves stay in place. */
+    @Test
+    void fusedGateUpColumnsBecomeGateThenUpRows() {
+        int ff = 3;
+        int[] interleaved = new int[2 * ff], halves = new int[2 * ff];
+        for (int col = 0; col < 2 * ff; col++) {
+            interleaved[col] = CudaMoe.outRow(col, ff, true);
+            halves[col] = CudaMoe.outRow(col, ff, false);
+        }
+        org.junit.jupiter.api.Assertions.assertArrayEquals(new int[]{0, 3, 1, 4, 2, 5}, interleaved);
+        org.junit.jupiter.api.Assertions.assertArrayEquals(new int[]{0, 1, 2, 3, 4, 5}, halves);
+    }
+
+    /**
+     * gpt-oss's gate_up [H, 2·ff] (x @ W) packed as the GEMM's [2·ff, H] (C = A·Wᵀ): row j = gate_up[:, 2j] (gate),
+     * row ff + j = gate_up[:, 2j + 1] (up); Llama 4's halves: row c = gate_up[:, c]. down [ff, H] → [H, ff].
+     */
+    @Test
+    void fusedExpertWeightsArePackedAsTheGemmReadsThem() {
+        int H = 2, ff = 2;
+        double[] gateUp = {0, 1, 2, 3, 10, 11, 12, 13};   // [H = 2, 2·ff = 4]: value = 10·h + column
+        org.junit.jupiter.api.Assertions.assertArrayEquals(new double[]{0, 10, 2, 12, 1, 11, 3, 13},
+                CudaMoe.packGateUp(gateUp, H, ff, true));
+        org.junit.jupiter.api.Assertions.assertArrayEquals(new double[]{0, 10, 1, 11, 2, 12, 3, 13},
+                CudaMoe.packGateUp(gateUp, H, ff, false));
+        org.junit.jupiter.api.Assertions.assertArrayEquals(new double[]{1, 3, 2, 4}, CudaMoe.transpose(new double[]{1, 2, 3, 4}, 2, 2));
+    }
 }
