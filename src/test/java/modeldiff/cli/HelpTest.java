@@ -41,7 +41,7 @@ class HelpTest {
         for (String impl : new String[]{"reference", "lowp:bf16", "lowp:fp16", "lowp:fp32", "torch:fp32", "torch:fp16", "cuda:fp32", "cuda:bf16"})
             assertTrue(help.contains(impl), impl + " missing from\n" + r.out());
         assertTrue(help.contains("always available"), help);
-        if (!CudaRuntime.available()) assertTrue(help.contains("cuda:fp32, cuda:bf16 (not available here: no NVIDIA GPU driver"), help);
+        if (!CudaRuntime.available()) assertTrue(help.contains("cuda:fp32, cuda:bf16, cuda:fp16 (not available here: no NVIDIA GPU driver"), help);
     }
 
     @Test

@@ -20,6 +20,7 @@ import modeldiff.model.LayerSpec;
 import modeldiff.model.Model;
 import modeldiff.model.ModelConfig;
 import modeldiff.model.RopeSpec;
+import modeldiff.numeric.Precision;
 import modeldiff.numeric.Rope;
 import modeldiff.trace.Trace;
 
@@ -36,17 +37,28 @@ import java.util.Map;
  * cuda:fp32 computes in fp32 with FFMA GEMMs (a fast check against the float64 reference); cuda:bf16 stores weights
  * in bf16, runs GEMMs on tensor cores with fp32 accumulation and rounds each op's result to bf16 where HF's eager
  * path does (as forward/lowp does on the CPU), except inside attention, which is flash-style: probabilities are never
- * rounded. Same probes as every pass; they are copied back to the host per layer.
+ * rounded. cuda:fp16 is cuda:bf16 with IEEE half in place of bfloat16 (weights, operand copies, every rounding point,
+ * fp16 tensor-core GEMMs and attention), as lowp:fp16 is to lowp:bf16. Same probes as every pass; they are copied
+ * back to the host per layer.
  */
 public final class CudaPass implements ForwardPass {
-    private final boolean bf16;
+    private final boolean bf16;   // a 16-bit pass: bf16, or fp16 when fp16
+    private final boolean fp16;
     private final Fixes fixes;
 
     private static DeviceModel cached;   // one model's weights stay on the GPU between runs
 
     /** @throws BadInputException for a fix this pass cannot apply ({@link #refusal}), before any native call */
     public CudaPass(boolean bf16, Fixes fixes) {
-        this.bf16 = bf16;
+        this(bf16 ? Precision.BF16 : Precision.FP32, fixes);
+    }
+
+    /** cuda:fp32, cuda:bf16 or cuda:fp16 (an IllegalArgumentException for any other precision). */
+    public CudaPass(Precision p, Fixes fixes) {
+        if (p != Precision.FP32 && p != Precision.BF16 && p != Precision.FP16)
+            throw new IllegalArgumentException("cuda runs in fp32, bf16 or fp16, not " + p.id());
+        this.bf16 = p != Precision.FP32;
+        this.fp16 = p == Precision.FP16;
         this.fixes = fixes;
         String why = refusal(fixes);
         if (why != null) throw new BadInputException(name() + " cannot honour fix " + why);
@@ -67,12 +79,17 @@ public final class CudaPass implements ForwardPass {
 
     @Override
     public String name() {
-        return bf16 ? "cuda:bf16" : "cuda:fp32";
+        return !bf16 ? "cuda:fp32" : fp16 ? "cuda:fp16" : "cuda:bf16";
+    }
+
+    /** The pass's dtype. */
+    public Precision precision() {
+        return !bf16 ? Precision.FP32 : fp16 ? Precision.FP16 : Precision.BF16;
     }
 
     @Override
     public String dtype() {
-        return bf16 ? "bfloat16" : "float32";
+        return precision().id();
     }
 
     /** The runtime, or a BadInputException "cuda:bf16 unavailable: reason". */
@@ -105,7 +122,7 @@ public final class CudaPass implements ForwardPass {
         if (dm.streamed()) trace.putExtra("cuda_weights", "streamed layer by layer");
         Recorder rec = Recorder.of(trace, input.withTokens(tokens), level);
         forward(rt, dm, tokens, input.positionOffset(), level, (name, cols, data) -> trace.put(name, cols, widen(data)),
-                DeviceTeacher.of(rec, bf16));
+                DeviceTeacher.of(rec, precision()));
         return trace;
     }
 
@@ -117,10 +134,11 @@ public final class CudaPass implements ForwardPass {
 
     private synchronized DeviceModel weights(Model model) {
         synchronized (CudaPass.class) {
-            if (cached != null && cached.key == model && cached.bf16 == bf16 && (!forceStreamed || cached.streamed())) return cached;
+            if (cached != null && cached.key == model && cached.precision() == precision() && (!forceStreamed || cached.streamed()))
+                return cached;
             if (cached != null) cached.close();
             cached = null;
-            cached = DeviceModel.upload(model, bf16, DeviceModel.maxWeightBytes(), forceStreamed);
+            cached = DeviceModel.upload(model, precision(), DeviceModel.maxWeightBytes(), forceStreamed);
             return cached;
         }
     }
@@ -258,7 +276,7 @@ public final class CudaPass implements ForwardPass {
         final ProbeCopier pc;
         final DeviceTeacher teacher;
         final int T, H, hd, qd, kvd, ff, V, pos0;
-        final boolean all, bf, tcAtt;
+        final boolean all, bf, fp16, tcAtt;
         final NormArgs normArgs;
         final MlpArgs mlpArgs;
         final Act a, att, act;   // norm output, attention output, MLP activation (each with its bf16 copy in bf16 mode)
@@ -269,6 +287,7 @@ public final class CudaPass implements ForwardPass {
             this.c = dm.config;
             this.f = c.family;
             this.k = new DeviceKernels(rt);
+            k.fp16 = dm.fp16;
             if (attention != null) k.attention = attention;
             this.ws = ws;
             this.pc = ws.copier;
@@ -276,7 +295,8 @@ public final class CudaPass implements ForwardPass {
             this.T = T;
             this.pos0 = pos0;
             this.all = all;
-            this.bf = bf16;
+            this.bf = dm.bf16;
+            this.fp16 = dm.fp16;
             H = c.hiddenSize;
             hd = c.headDim;
             qd = c.qDim();
@@ -326,7 +346,7 @@ public final class CudaPass implements ForwardPass {
                 // fp32 as HF computes the table (lowp.RopeTable; cuda:fp32 too: the float64 formulas are the reference's)
                 modeldiff.forward.lowp.RopeTable.Fp32 fr = modeldiff.forward.lowp.RopeTable.of(rope, rot, end);
                 float[] inv = fr.invFreq().clone();
-                if (bf && fixes.ropeInvFreqLowp) for (int j = 0; j < inv.length; j++) inv[j] = CudaRuntime.bf16Round(inv[j]);
+                if (bf && fixes.ropeInvFreqLowp) for (int j = 0; j < inv.length; j++) inv[j] = CudaRuntime.round16(inv[j], fp16);
                 ropes.put(rope, new RopeArgs(hd, inv.length, CudaRuntime.upload(inv), pos0, (float) fr.attentionScaling(),
                         fixes.qkInterleaved, fixes.ropeBf16Angles, bf, f.ropeInFp32));
             }
@@ -339,7 +359,7 @@ public final class CudaPass implements ForwardPass {
         /** Gemma scales by sqrt(hidden) rounded to the dtype (embed.scale_fp32: the fp32 constant); GPT-2 adds positions. */
         void embed() {
             double scale = fixes.embedScale(c);
-            float scaleF = bf && !fixes.embedScaleFp32 ? CudaRuntime.bf16Round((float) scale) : (float) scale;
+            float scaleF = bf && !fixes.embedScaleFp32 ? CudaRuntime.round16((float) scale, fp16) : (float) scale;
             k.embed(ws.x, dm.embedding, bf, ws.ids, new EmbedArgs(T, H, scaleF, scale != 1.0, bf));
             if (dm.positions != null) k.addPositions(ws.x, dm.positions, T, H, pos0, bf);
             probe("embed", Act.of(ws.x), H);
@@ -405,7 +425,7 @@ public final class CudaPass implements ForwardPass {
             int divideMode = !divide ? 0 : (c.scaleAttnWeights ? 1 : 0) | (c.scaleAttnByInverseLayer ? 2 : 0);
             float scale = (divideMode & 2) != 0 ? spec.index() + 1 : (float) fixes.attnScale(spec);
             AttnArgs args = new AttnArgs(T, c.numHeads, c.numKvHeads, hd, fixes.window(spec), scale,
-                    divideMode, CudaRuntime.bf16Round((float) Math.sqrt(hd)), (float) fixes.attnSoftcap(c), bf);
+                    divideMode, CudaRuntime.round16((float) Math.sqrt(hd), fp16), (float) fixes.attnSoftcap(c), bf);
             if (tcAtt) {
                 k.toBf16(ws.qB, ws.q, (long) T * qd);
                 k.toBf16(ws.kB, ws.k, (long) T * kvd);
