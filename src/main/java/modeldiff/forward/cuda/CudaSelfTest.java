@@ -119,6 +119,8 @@ public final class CudaSelfTest {
             double[] fp32Ref = worst(ref, f32, ref), b16Ref = worst(ref, b16, ref), lowRef = worst(ref, low, ref),
                     b16Low = worst(low, b16, ref), b16Hf = hf == null ? null : worst(hf, b16, hf), lowHf = hf == null ? null : worst(hf, low, hf);
             boolean famOk = fp32Ref[0] <= -5 && streamedSame;
+            String fp16Row = fp16Family(root, name, model, in, ref, out);
+            famOk &= !fp16Row.endsWith("FAIL");
             // bf16 within the bf16 noise: at every probe no farther from the reference than lowp:bf16 / HF bf16 are, + 0.5
             for (String p : ref.probeNames()) {
                 double c = lg(ref, b16, p), l = lg(ref, low, p), h = hf != null && hf.has(p) ? lg(ref, hf, p) : l;
@@ -130,8 +132,36 @@ public final class CudaSelfTest {
             ok &= famOk;
             out.println(String.format("%-14s %17s %17s %17s %17s %17s %17s %s %s", name, fmt(fp32Ref), fmt(b16Ref), fmt(lowRef),
                     fmt(b16Low), fmt(b16Hf), fmt(lowHf), streamedSame ? "streamed=resident" : "STREAMED DIFFERS", famOk ? "ok" : "FAIL"));
+            out.println(String.format("%-14s %s", "", fp16Row));
         }
         return ok;
+    }
+
+    /**
+     * cuda:fp16 on one fixture, the bf16 criteria transposed: at every probe no farther from the reference than
+     * lowp:fp16 / HF fp16 (hf-float16.safetensors, when it has the same tokens) are, + 0.5; the streamed pass identical
+     * to the resident one. Returns the printed row, ending in "ok" or "FAIL".
+     */
+    static String fp16Family(Path root, String name, Model model, ForwardInput in, Trace ref, PrintStream out) throws IOException {
+        Path hfPath = root.resolve(name).resolve("traces").resolve("hf-float16.safetensors");
+        Trace hf = Files.exists(hfPath) ? TraceFiles.read(hfPath) : null;
+        if (hf != null && !java.util.Arrays.equals(hf.tokens(), in.tokens())) hf = null;
+        Trace low = new LowpPass(Precision.FP16, Fixes.NONE).run(model, in, ProbeLevel.ALL);
+        Trace f16 = new CudaPass(Precision.FP16, Fixes.NONE).run(model, in, ProbeLevel.ALL);
+        CudaPass s16 = new CudaPass(Precision.FP16, Fixes.NONE);
+        s16.forceStreamed = true;
+        boolean streamedSame = identical(f16, s16.run(model, in, ProbeLevel.ALL), out, name + " fp16"), ok = streamedSame;
+        for (String p : ref.probeNames()) {
+            double c = lg(ref, f16, p), l = lg(ref, low, p), h = hf != null && hf.has(p) ? lg(ref, hf, p) : l;
+            if (c > Math.max(l, h) + 0.5 || Double.isNaN(c) && !Double.isNaN(l)) {   // a NaN in cuda:fp16 alone fails too
+                ok = false;
+                out.println("  " + name + " " + p + ": cuda:fp16 vs ref " + f(c) + " beyond lowp:fp16 " + f(l) + " / HF fp16 " + f(h));
+            }
+        }
+        return String.format("fp16: cuda vs ref %s, lowp:fp16 vs ref %s, cuda vs lowp:fp16 %s, cuda vs HF fp16 %s, lowp vs HF fp16 %s %s %s",
+                fmt(worst(ref, f16, ref)), fmt(worst(ref, low, ref)), fmt(worst(low, f16, ref)),
+                fmt(hf == null ? null : worst(hf, f16, hf)), fmt(hf == null ? null : worst(hf, low, hf)),
+                streamedSame ? "streamed=resident" : "STREAMED DIFFERS", ok ? "ok" : "FAIL");
     }
 
     /** The ops of a trace, in a layer's order: the columns of {@link #forced}'s bf16 table. */
