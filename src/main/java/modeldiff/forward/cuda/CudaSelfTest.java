@@ -30,6 +30,7 @@ import static jcuda.driver.JCudaDriver.*;
  * <pre>
  *   java -cp ... modeldiff.forward.cuda.CudaSelfTest selftest FIXTURES_DIR      # kernels + every fixture family
  *   java -cp ... modeldiff.forward.cuda.CudaSelfTest forced FIXTURES_DIR        # teacher-forced by HF fp32 / bf16 traces
+ *   java -cp ... modeldiff.forward.cuda.CudaSelfTest fp16check                  # fp16 kernels and split-K alone
  *   java -cp ... modeldiff.forward.cuda.CudaSelfTest bench llama3-8b 2048 OUT.json
  * </pre>
  * Exit code 0 when every check passes.
@@ -63,6 +64,12 @@ public final class CudaSelfTest {
                     : kc.gemmOnly(DeviceKernels.GemmVariant.valueOf(args[1].toUpperCase(Locale.ROOT)));
             KernelChecks.print(rs, System.out::println);
             ok = rs.stream().allMatch(KernelChecks.Result::ok);
+        } else if (mode.equals("fp16check")) {
+            List<KernelChecks.Result> rs = new KernelChecks(rt).fp16AndSplitKOnly();
+            KernelChecks.print(rs, System.out::println);
+            long bad = rs.stream().filter(r -> !r.ok()).count();
+            System.out.println("fp16 + split-K checks: " + (rs.size() - bad) + "/" + rs.size() + " ok");
+            ok = bad == 0;
         } else if (mode.equals("bench")) {
             bench(rt, args.length > 1 ? args[1] : "llama3-8b", args.length > 2 ? Integer.parseInt(args[2]) : 2048,
                     args.length > 3 ? Path.of(args[3]) : null);
@@ -312,37 +319,50 @@ public final class CudaSelfTest {
              "tie_word_embeddings": false, "bos_token_id": 128000, "eos_token_id": 128001, "torch_dtype": "bfloat16"}
             """;
 
+    /** What {@link #bench} measures: the shape, tokens, the 16-bit dtypes (bf16, fp16), and the streamed run. */
+    public record BenchOptions(String shape, int tokens, List<Precision> dtypes, boolean streamed) {
+        public static BenchOptions of(String shape, int tokens) {
+            return new BenchOptions(shape, tokens, List.of(Precision.BF16), true);
+        }
+    }
+
     public static void bench(CudaRuntime rt, String shape, int tokens, Path json) throws IOException {
+        bench(rt, BenchOptions.of(shape, tokens), json);
+    }
+
+    /** The forward's GEMM shapes [M, N, K] at T tokens (llama3-8b), and 4096³. */
+    static int[][] gemmShapes(int T) {
+        return new int[][]{{4096, 4096, 4096}, {T, 4096, 4096}, {T, 1024, 4096}, {T, 14336, 4096}, {T, 4096, 14336},
+                {T, 128256, 4096}};
+    }
+
+    /**
+     * GEMMs at every forward shape (each kernel, split-K off and — where the automatic plan splits — on), attention,
+     * and the full forward with and without probe copies, per dtype; then (bf16) the same weights streamed. Writes a
+     * flat JSON object (keys name dtype, kernel and shape).
+     */
+    public static void bench(CudaRuntime rt, BenchOptions o, Path json) throws IOException {
+        String shape = o.shape();
+        int tokens = o.tokens();
         if (!shape.equals("llama3-8b")) throw new IllegalArgumentException("known shapes: llama3-8b");
         DeviceKernels k = new DeviceKernels(rt);
-        StringBuilder js = new StringBuilder("{\n  \"device\": \"" + rt.deviceName + "\",\n  \"gemm_default\": \"" + k.gemm
-                + "\",\n  \"attention_default\": \"" + k.attention + "\",\n");
-        // GEMM 4096³ (and the forward's shapes): each kernel, CUDA-event timing, mean of reps after a warm-up
+        StringBuilder js = new StringBuilder("{\n  \"device\": \"" + rt.deviceName + "\",\n  \"sms\": " + rt.smCount()
+                + ",\n  \"gemm_default\": \"" + k.gemm + "\",\n  \"attention_default\": \"" + k.attention
+                + "\",\n  \"split_k_default\": \"" + k.splitK.mode() + "\",\n  \"cuda_graphs\": \"not implemented\",\n");
         List<DeviceKernels.GemmVariant> variants = new ArrayList<>();
         if (rt.has("gemm_wgmma") && !Boolean.getBoolean("modeldiff.cuda.skipWgmmaChecks")) variants.add(DeviceKernels.GemmVariant.WGMMA);
         variants.add(DeviceKernels.GemmVariant.MMA);
         variants.add(DeviceKernels.GemmVariant.WMMA);
-        int[][] shapes = {{4096, 4096, 4096}, {tokens, 14336, 4096}, {tokens, 4096, 14336}, {tokens, 1024, 4096}, {tokens, 128256, 4096}};
-        for (int[] sh : shapes) {
-            int M = sh[0], N = sh[1], K = sh[2];
-            CUdeviceptr a = CudaRuntime.alloc(4L * M * K), aB = CudaRuntime.alloc(2L * M * K), w = CudaRuntime.alloc(2L * N * K),
-                    c = CudaRuntime.alloc(4L * M * N);
-            k.fillF32(a, (long) M * K, 1, 1f, 0f);
-            k.toBf16(aB, a, (long) M * K);
-            k.fillBf16(w, (long) N * K, 2, 1f, 0f);
-            for (DeviceKernels.GemmVariant g : variants) {
-                if (g == DeviceKernels.GemmVariant.WMMA && M != 4096) continue;
-                k.gemm = g;
-                int reps = g == DeviceKernels.GemmVariant.WMMA ? 10 : 20;
-                double ms = time(() -> k.gemm(c, new DeviceKernels.Act(a, g == DeviceKernels.GemmVariant.WMMA ? null : aB), new DeviceKernels.Linear(w, null, N, K, true), M, false), reps);
-                double tflops = 2.0 * M * N * K / (ms * 1e-3) / 1e12;
-                String key = String.format("gemm_%s_%dx%dx%d", g.name().toLowerCase(Locale.ROOT), M, N, K);
-                System.out.printf("%s: %.3f ms, %.1f TFLOP/s%n", key, ms, tflops);
-                js.append(String.format("  \"%s_ms\": %.4f,\n  \"%s_tflops\": %.2f,\n", key, ms, key, tflops));
-            }
-            for (CUdeviceptr p : new CUdeviceptr[]{a, aB, w, c}) CudaRuntime.free(p);
+        SplitK splitDefault = k.splitK;
+        for (Precision dt : o.dtypes()) {
+            String d = dt == Precision.FP16 ? "fp16" : "bf16";
+            k.fp16 = dt == Precision.FP16;
+            for (int[] sh : gemmShapes(tokens)) benchGemm(rt, k, variants, d, sh, js);
+            k.splitK = splitDefault;
+            k.gemm = DeviceKernels.defaultGemm(rt);
+            benchAttention(k, tokens, d, js);
+            k.fp16 = false;
         }
-        k.gemm = DeviceKernels.defaultGemm(rt);
         if (Boolean.getBoolean("modeldiff.cuda.benchFp32Gemm")) {
             int n = 4096;
             CUdeviceptr a = CudaRuntime.alloc(4L * n * n), w = CudaRuntime.alloc(4L * n * n), c = CudaRuntime.alloc(4L * n * n);
@@ -352,67 +372,119 @@ public final class CudaSelfTest {
             System.out.printf("gemm fp32 (ffma) 4096^3: %.3f ms, %.1f TFLOP/s%n", ms, 2.0 * n * n * n / (ms * 1e-3) / 1e12);
             for (CUdeviceptr p : new CUdeviceptr[]{a, w, c}) CudaRuntime.free(p);
         }
-        // attention alone, llama3-8b layer shape
-        {
-            int T = tokens, heads = 32, kvh = 8, hd = 128;
-            CUdeviceptr q = CudaRuntime.alloc(4L * T * heads * hd), kk = CudaRuntime.alloc(4L * T * kvh * hd), v = CudaRuntime.alloc(4L * T * kvh * hd);
-            CUdeviceptr qB = CudaRuntime.alloc(2L * T * heads * hd), kB = CudaRuntime.alloc(2L * T * kvh * hd), vB = CudaRuntime.alloc(2L * T * kvh * hd);
-            CUdeviceptr o = CudaRuntime.alloc(4L * T * heads * hd), oB = CudaRuntime.alloc(2L * T * heads * hd);
-            k.fillF32(q, (long) T * heads * hd, 3, 1f, 0f);
-            k.fillF32(kk, (long) T * kvh * hd, 4, 1f, 0f);
-            k.fillF32(v, (long) T * kvh * hd, 5, 1f, 0f);
-            k.toBf16(qB, q, (long) T * heads * hd);
-            k.toBf16(kB, kk, (long) T * kvh * hd);
-            k.toBf16(vB, v, (long) T * kvh * hd);
-            float sc = (float) (1 / Math.sqrt(hd));
-            double flops = 4.0 * heads * hd * T * (T + 1) / 2.0;
-            DeviceKernels.AttnArgs args = new DeviceKernels.AttnArgs(T, heads, kvh, hd, 0, sc, 0, 1f, Float.NaN, true);
-            double tc = time(() -> k.attentionTc(new DeviceKernels.Act(o, oB), qB, kB, vB, args), 10);
-            double simt = time(() -> k.attention(o, q, kk, v, args), 3);
-            k.attention = DeviceKernels.AttentionVariant.EAGER;
-            double eager = time(() -> k.attention(o, q, kk, v, args), 1);
-            k.attention = DeviceKernels.defaultAttention();
-            System.out.printf("attention T=%d eager (HF's softmax op for op): %.3f ms%n", T, eager);
-            js.append(String.format("  \"attention_eager_ms\": %.4f,\n", eager));
-            System.out.printf("attention T=%d 32/8 heads d128 causal: tensor cores %.3f ms (%.1f TFLOP/s), CUDA cores %.3f ms%n",
-                    T, tc, flops / (tc * 1e-3) / 1e12, simt);
-            js.append(String.format("  \"attention_tc_ms\": %.4f,\n  \"attention_simt_ms\": %.4f,\n", tc, simt));
-            for (CUdeviceptr p : new CUdeviceptr[]{q, kk, v, qB, kB, vB, o, oB}) CudaRuntime.free(p);
-        }
-        // full forward, synthetic bf16 weights of the real shape, every layer output and the logits to the host
+        // full forward, synthetic weights of the real shape, every layer output and the logits to the host
         Path dir = Files.createTempDirectory("modeldiff-bench");
         Files.writeString(dir.resolve("config.json"), LLAMA3_8B, StandardCharsets.UTF_8);
         ModelConfig c = ModelConfig.load(dir);
         int[] ids = new int[tokens];
         java.util.Random r = new java.util.Random(7);
         for (int i = 0; i < tokens; i++) ids[i] = r.nextInt(c.vocabSize);
-        CudaPass pass = new CudaPass(true, Fixes.NONE);
         long[] copied = {0};
         double[] touch = {0};
         CudaPass.ProbeSink sink = (name, cols, data) -> {
             copied[0] += data.remaining();
             touch[0] += data.get(0) + data.get(data.remaining() - 1);   // the values are in host memory
         };
-        float[] residentLogits;
-        long t0 = System.nanoTime();
-        try (DeviceModel dm = SyntheticModel.generate(c, true, 42, k)) {
-            System.out.printf("synthetic weights: %.2f GB in %.1f s%n", dm.bytes() / 1e9, (System.nanoTime() - t0) / 1e9);
-            residentLogits = logits(rt, pass, dm, ids);   // also the warm-up
-            double[] withCopies = timeForward(rt, pass, dm, ids, ProbeLevel.LAYERS, sink, 3);
-            double[] noCopies = timeForward(rt, pass, dm, ids, ProbeLevel.LAYERS, null, 3);
-            System.out.printf("forward llama3-8b bf16 T=%d: best %.1f ms, mean %.1f ms (layer outputs + logits to host, %.2f GB);"
-                            + " best %.1f ms, mean %.1f ms without copies%n", tokens, withCopies[0], withCopies[1],
-                    copied[0] * 4.0 / 3 / 1e9, noCopies[0], noCopies[1]);
-            js.append(String.format("  \"shape\": \"%s\",\n  \"tokens\": %d,\n  \"forward_ms_best\": %.2f,\n  \"forward_ms_mean\": %.2f,\n"
-                            + "  \"forward_ms_no_copies\": %.2f,\n  \"forward_ms_no_copies_mean\": %.2f,\n  \"weights_gb\": %.3f,\n",
-                    shape, tokens, withCopies[0], withCopies[1], noCopies[0], noCopies[1], dm.bytes() / 1e9));
+        js.append(String.format("  \"shape\": \"%s\",\n  \"tokens\": %d,\n", shape, tokens));
+        float[] residentLogits = null;
+        for (Precision dt : o.dtypes()) {
+            String d = dt == Precision.FP16 ? "fp16" : "bf16";
+            CudaPass pass = new CudaPass(dt, Fixes.NONE);
+            long t0 = System.nanoTime();
+            try (DeviceModel dm = SyntheticModel.generate(c, dt, 42, k)) {
+                System.out.printf("synthetic %s weights: %.2f GB in %.1f s%n", d, dm.bytes() / 1e9, (System.nanoTime() - t0) / 1e9);
+                float[] logits = logits(rt, pass, dm, ids);   // also the warm-up
+                if (dt == Precision.BF16) residentLogits = logits;
+                copied[0] = 0;
+                double[] withCopies = timeForward(rt, pass, dm, ids, ProbeLevel.LAYERS, sink, 3);
+                double copiedGb = copied[0] * 4.0 / 3 / 1e9;
+                double[] noCopies = timeForward(rt, pass, dm, ids, ProbeLevel.LAYERS, null, 3);
+                System.out.printf("forward llama3-8b %s T=%d: best %.1f ms, mean %.1f ms (layer outputs + logits to host, %.2f GB);"
+                        + " best %.1f ms, mean %.1f ms without copies%n", d, tokens, withCopies[0], withCopies[1], copiedGb,
+                        noCopies[0], noCopies[1]);
+                // the bf16 keys keep their earlier names (docs/benchmarks.md); fp16 ones carry the dtype
+                String p = dt == Precision.BF16 ? "" : d + "_";
+                js.append(String.format("  \"%sforward_ms_best\": %.2f,\n  \"%sforward_ms_mean\": %.2f,\n"
+                                + "  \"%sforward_ms_no_copies\": %.2f,\n  \"%sforward_ms_no_copies_mean\": %.2f,\n  \"%sweights_gb\": %.3f,\n",
+                        p, withCopies[0], p, withCopies[1], p, noCopies[0], p, noCopies[1], p, dm.bytes() / 1e9));
+                boolean finite = true;
+                for (float v : logits) finite &= Float.isFinite(v);
+                js.append(String.format("  \"%slogits_finite\": %s,\n", p, finite));
+            }
         }
-        // the same weights streamed layer by layer under an imposed device budget
+        if (o.streamed() && residentLogits != null) benchStreamed(rt, c, ids, k, sink, residentLogits, js);
+        if (js.charAt(js.length() - 2) == ',') js.setLength(js.length() - 2);
+        js.append("\n}\n");
+        if (json != null) Files.writeString(json, js.toString());
+        System.out.print(js);
+    }
+
+    /** One GEMM shape: each kernel (wmma only at 4096³), split-K off, and on where the automatic plan splits. */
+    private static void benchGemm(CudaRuntime rt, DeviceKernels k, List<DeviceKernels.GemmVariant> variants, String d, int[] sh,
+                                  StringBuilder js) {
+        int M = sh[0], N = sh[1], K = sh[2];
+        CUdeviceptr a = CudaRuntime.alloc(4L * M * K), aB = CudaRuntime.alloc(2L * M * K), w = CudaRuntime.alloc(2L * N * K),
+                c = CudaRuntime.alloc(4L * M * N);
+        k.fillF32(a, (long) M * K, 1, 1f, 0f);
+        k.toBf16(aB, a, (long) M * K);
+        k.fillBf16(w, (long) N * K, 2, 1f, 0f);
+        SplitK.Plan auto = SplitK.AUTO.plan(M, N, K, rt.smCount());
+        for (DeviceKernels.GemmVariant g : variants) {
+            if (g == DeviceKernels.GemmVariant.WMMA && M != 4096) continue;
+            k.gemm = g;
+            for (SplitK sk : auto.splits() > 1 && g != DeviceKernels.GemmVariant.WMMA ? List.of(SplitK.OFF, SplitK.AUTO) : List.of(SplitK.OFF)) {
+                k.splitK = sk;
+                int reps = g == DeviceKernels.GemmVariant.WMMA ? 10 : 20;
+                double ms = time(() -> k.gemm(c, new DeviceKernels.Act(a, g == DeviceKernels.GemmVariant.WMMA ? null : aB),
+                        new DeviceKernels.Linear(w, null, N, K, true), M, false), reps);
+                double tflops = 2.0 * M * N * K / (ms * 1e-3) / 1e12;
+                String key = String.format("gemm_%s%s_%dx%dx%d%s", g.name().toLowerCase(Locale.ROOT), d.equals("bf16") ? "" : "_" + d,
+                        M, N, K, sk == SplitK.AUTO ? "_splitk" + auto.splits() : "");
+                System.out.printf("%s: %.3f ms, %.1f TFLOP/s%n", key, ms, tflops);
+                js.append(String.format("  \"%s_ms\": %.4f,\n  \"%s_tflops\": %.2f,\n", key, ms, key, tflops));
+            }
+        }
+        for (CUdeviceptr p : new CUdeviceptr[]{a, aB, w, c}) CudaRuntime.free(p);
+    }
+
+    /** Attention alone at the llama3-8b layer shape: tensor cores, CUDA cores, eager (bf16 only: the slow ones). */
+    private static void benchAttention(DeviceKernels k, int T, String d, StringBuilder js) {
+        int heads = 32, kvh = 8, hd = 128;
+        CUdeviceptr q = CudaRuntime.alloc(4L * T * heads * hd), kk = CudaRuntime.alloc(4L * T * kvh * hd), v = CudaRuntime.alloc(4L * T * kvh * hd);
+        CUdeviceptr qB = CudaRuntime.alloc(2L * T * heads * hd), kB = CudaRuntime.alloc(2L * T * kvh * hd), vB = CudaRuntime.alloc(2L * T * kvh * hd);
+        CUdeviceptr o = CudaRuntime.alloc(4L * T * heads * hd), oB = CudaRuntime.alloc(2L * T * heads * hd);
+        k.fillF32(q, (long) T * heads * hd, 3, 1f, 0f);
+        k.fillF32(kk, (long) T * kvh * hd, 4, 1f, 0f);
+        k.fillF32(v, (long) T * kvh * hd, 5, 1f, 0f);
+        k.toBf16(qB, q, (long) T * heads * hd);
+        k.toBf16(kB, kk, (long) T * kvh * hd);
+        k.toBf16(vB, v, (long) T * kvh * hd);
+        float sc = (float) (1 / Math.sqrt(hd));
+        double flops = 4.0 * heads * hd * T * (T + 1) / 2.0;
+        DeviceKernels.AttnArgs args = new DeviceKernels.AttnArgs(T, heads, kvh, hd, 0, sc, 0, 1f, Float.NaN, true);
+        double tc = time(() -> k.attentionTc(new DeviceKernels.Act(o, oB), qB, kB, vB, args), 10);
+        String p = d.equals("bf16") ? "" : d + "_";
+        System.out.printf("attention %s T=%d 32/8 heads d128 causal: tensor cores %.3f ms (%.1f TFLOP/s)%n", d, T, tc, flops / (tc * 1e-3) / 1e12);
+        js.append(String.format("  \"%sattention_tc_ms\": %.4f,\n  \"%sattention_tc_tflops\": %.2f,\n", p, tc, p, flops / (tc * 1e-3) / 1e12));
+        if (d.equals("bf16")) {
+            double simt = time(() -> k.attention(o, q, kk, v, args), 3);
+            k.attention = DeviceKernels.AttentionVariant.EAGER;
+            double eager = time(() -> k.attention(o, q, kk, v, args), 1);
+            k.attention = DeviceKernels.defaultAttention();
+            System.out.printf("attention T=%d CUDA cores %.3f ms, eager (HF's softmax op for op) %.3f ms%n", T, simt, eager);
+            js.append(String.format("  \"attention_simt_ms\": %.4f,\n  \"attention_eager_ms\": %.4f,\n", simt, eager));
+        }
+        for (CUdeviceptr x : new CUdeviceptr[]{q, kk, v, qB, kB, vB, o, oB}) CudaRuntime.free(x);
+    }
+
+    /** The bf16 weights streamed layer by layer under an imposed device budget; logits must equal the resident ones. */
+    private static void benchStreamed(CudaRuntime rt, ModelConfig c, int[] ids, DeviceKernels k, CudaPass.ProbeSink sink,
+                                      float[] residentLogits, StringBuilder js) {
         String cap = System.getProperty("modeldiff.cuda.benchStreamBudget", "6g");
         long budget = DeviceModel.parseBytes(cap);
-        t0 = System.nanoTime();
-        try (DeviceModel dm = StreamedModel.synthetic(c, true, 42, k)) {
-            long resident = 2L * c.vocabSize * c.hiddenSize * 2;
+        long t0 = System.nanoTime();
+        CudaPass pass = new CudaPass(Precision.BF16, Fixes.NONE);
+        try (DeviceModel dm = StreamedModel.synthetic(c, Precision.BF16, 42, k)) {
             System.out.printf("streamed: %.2f GB of weights, budget %s; made in %.1f s%n", dm.bytes() / 1e9, cap, (System.nanoTime() - t0) / 1e9);
             if (dm.bytes() <= budget) System.out.println("  (the model fits the budget: streaming forced anyway)");
             float[] streamedLogits = logits(rt, pass, dm, ids);
@@ -422,11 +494,9 @@ public final class CudaSelfTest {
             System.out.printf("streamed forward: best %.1f ms with copies, %.1f ms without; logits %s resident's%n", st[0], stNo[0],
                     same ? "identical to" : "DIFFER from");
             js.append(String.format("  \"streamed_budget\": \"%s\",\n  \"streamed_forward_ms_best\": %.2f,\n  \"streamed_forward_ms_no_copies\": %.2f,\n"
-                    + "  \"streamed_logits_identical\": %s\n}\n", cap, st[0], stNo[0], same));
+                    + "  \"streamed_logits_identical\": %s,\n", cap, st[0], stNo[0], same));
             if (!same) throw new IllegalStateException("streamed logits differ from resident");
         }
-        if (json != null) Files.writeString(json, js.toString());
-        System.out.print(js);
     }
 
     private static float[] logits(CudaRuntime rt, CudaPass pass, DeviceModel dm, int[] ids) {
