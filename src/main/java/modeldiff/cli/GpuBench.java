@@ -151,6 +151,9 @@ final class GpuBench {
             if (fwd > 0 && probes > 0) r.put(d + "_forward_with_probes_over_forward", round(probes / fwd));
             double hfFwd = num(h, "hf_" + p + "sdpa_forward_nohooks_ms_best");
             if (fwd > 0 && hfFwd > 0) r.put(d + "_forward_over_hf_sdpa", round(fwd / hfFwd));
+            double graphs = num(m, p + "forward_ms_no_copies_graphs");
+            if (graphs > 0 && hfFwd > 0) r.put(d + "_forward_graphs_over_hf_sdpa", round(graphs / hfFwd));
+            if (graphs > 0 && probes > 0) r.put(d + "_forward_with_probes_over_forward_graphs", round(probes / graphs));
             double hfHooks = num(h, "hf_" + p + "sdpa_forward_ms_best");
             if (probes > 0 && hfHooks > 0) r.put(d + "_forward_with_probes_over_hf_hooks", round(probes / hfHooks));
         }

@@ -155,6 +155,7 @@ public final class CudaPass implements ForwardPass {
         CUdeviceptr ids, x, a, o, ao, q, k, v, att, g, u, act, logits;
         CUdeviceptr aB, attB, actB, qB, kB, vB;   // bf16 copies (bf16 mode)
         final ProbeCopier copier;
+        CudaGraph graph;   // the probes-off forward captured for these buffers (-Dmodeldiff.cuda.graphs)
 
         Workspace(CudaRuntime rt, ModelConfig c, int T, boolean bf16) {
             this.T = T;
@@ -197,6 +198,8 @@ public final class CudaPass implements ForwardPass {
 
         @Override
         public void close() {
+            if (graph != null) graph.close();
+            graph = null;
             copier.close();
             CudaRuntime.sync();
             for (CUdeviceptr p : all) CudaRuntime.free(p);
@@ -246,6 +249,10 @@ public final class CudaPass implements ForwardPass {
         if (c.headDim > DeviceKernels.ATTN_MAX_HEAD_DIM)
             throw new BadInputException(name() + ": head_dim " + c.headDim + " > " + DeviceKernels.ATTN_MAX_HEAD_DIM);
         Workspace ws = workspace(rt, dm, T);
+        if (sink == null && !teacher.forced() && !dm.streamed() && (graphs != null ? graphs : CudaGraph.enabled())) {
+            graphForward(rt, dm, ws, tokens, (int) positionOffset);
+            return;
+        }
         Run run = new Run(rt, dm, ws, T, (int) positionOffset, level == ProbeLevel.ALL, teacher);
         run.begin(sink);
         try {
@@ -260,6 +267,63 @@ public final class CudaPass implements ForwardPass {
         } finally {
             run.freeRopeTables();
         }
+    }
+
+    /** Test / bench hook: CUDA graphs for probes-off forwards (null: -Dmodeldiff.cuda.graphs, default off). */
+    Boolean graphs;
+
+    /**
+     * A probes-off forward replayed from a CUDA graph ({@link CudaGraph}), captured on first use for this workspace,
+     * token count and offset (after one ordinary forward, which sizes the split-K scratch and loads every kernel).
+     * The logits are left in the workspace. Bit-identical to the ordinary forward: the same launches in the same order.
+     */
+    private void graphForward(CudaRuntime rt, DeviceModel dm, Workspace ws, int[] tokens, int pos0) {
+        int T = tokens.length;
+        CudaGraph.Key key = new CudaGraph.Key(T, pos0, SplitK.generation(), dm.fp16);
+        if (ws.graph == null || !ws.graph.key.equals(key)) {
+            if (ws.graph != null) ws.graph.close();
+            ws.graph = null;
+            Run warm = new Run(rt, dm, ws, T, pos0, false, DeviceTeacher.NONE);
+            warm.begin(null);
+            cuMemcpyHtoD(ws.ids, Pointer.to(tokens), 4L * T);
+            try {
+                warm.uploadRopeTables();
+                warm.embed();
+                for (int i = 0; i < dm.config.numLayers; i++) warm.layer(i);
+                warm.head(true);
+                CudaRuntime.sync();
+            } finally {
+                warm.freeRopeTables();
+            }
+            Run run = new Run(rt, dm, ws, T, pos0, false, DeviceTeacher.NONE);
+            run.begin(null);
+            run.uploadRopeTables();   // kept by the graph, which reads them at every replay
+            List<CUdeviceptr> tables = new ArrayList<>();
+            for (RopeArgs r : run.ropes.values()) tables.add(r.invFreq());
+            key = new CudaGraph.Key(T, pos0, SplitK.generation(), dm.fp16);
+            ws.graph = CudaGraph.capture(rt, key, () -> {
+                run.embed();
+                for (int i = 0; i < dm.config.numLayers; i++) run.layer(i);
+                run.head(true);
+            }, tables);
+        }
+        cuMemcpyHtoD(ws.ids, Pointer.to(tokens), 4L * T);
+        CudaRuntime.sync();   // a pageable upload may still be in flight on the legacy stream; the graph's stream does not wait for it
+        ws.graph.launch();
+    }
+
+    /** Test hook: the logits of a probes-off forward (graphs or not, as {@link #graphs} says), from the workspace. */
+    float[] logitsWithoutProbes(Model model, int[] tokens) {
+        CudaRuntime rt = runtime();
+        DeviceModel dm = weights(model);
+        forward(rt, dm, tokens, 0, ProbeLevel.LAYERS, null);
+        return workspaceLogits(dm, tokens.length);
+    }
+
+    /** The logits the last forward over dm left in its workspace (T rows). */
+    static float[] workspaceLogits(DeviceModel dm, int T) {
+        Workspace ws = (Workspace) dm.workspace;
+        return CudaRuntime.download(ws.logits, Math.multiplyExact(T, dm.config.vocabSize));
     }
 
     /**

@@ -241,6 +241,17 @@ public final class CudaRuntime {
         if (p != null) cuMemFree(p);
     }
 
+    /**
+     * The stream kernels are launched on: null = the legacy default stream (every pass); a CUDA-graph capture
+     * ({@link CudaGraph}) sets its own stream for the duration of the capture, on the capturing thread.
+     */
+    private final ThreadLocal<CUstream> launchStream = new ThreadLocal<>();
+
+    void setLaunchStream(CUstream s) {
+        if (s == null) launchStream.remove();
+        else launchStream.set(s);
+    }
+
     /** Launches a kernel on the default stream; args are CUdeviceptr (or null for a null pointer), Integer, Long, Float. */
     public void launch(String kernel, int gx, int gy, int bx, int sharedBytes, Object... args) {
         launchZ(kernel, gx, gy, 1, bx, sharedBytes, args);
@@ -259,7 +270,7 @@ public final class CudaRuntime {
             else throw new IllegalArgumentException("kernel argument " + i + ": " + a.getClass());
         }
         if (sharedBytes > 48 * 1024) allowDynamicSmem(kernel, sharedBytes);
-        cuLaunchKernel(function(kernel), gx, gy, gz, bx, 1, 1, sharedBytes, null, Pointer.to(ps), null);
+        cuLaunchKernel(function(kernel), gx, gy, gz, bx, 1, 1, sharedBytes, launchStream.get(), Pointer.to(ps), null);
     }
 
     public static void sync() {

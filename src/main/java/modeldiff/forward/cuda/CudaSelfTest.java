@@ -126,6 +126,7 @@ public final class CudaSelfTest {
             double[] fp32Ref = worst(ref, f32, ref), b16Ref = worst(ref, b16, ref), lowRef = worst(ref, low, ref),
                     b16Low = worst(low, b16, ref), b16Hf = hf == null ? null : worst(hf, b16, hf), lowHf = hf == null ? null : worst(hf, low, hf);
             boolean famOk = fp32Ref[0] <= -5 && streamedSame;
+            famOk &= graphMatches(model, tokens, Precision.FP32, out, name) & graphMatches(model, tokens, Precision.BF16, out, name);
             String fp16Row = fp16Family(root, name, model, in, ref, out);
             famOk &= !fp16Row.endsWith("FAIL");
             // bf16 within the bf16 noise: at every probe no farther from the reference than lowp:bf16 / HF bf16 are, + 0.5
@@ -158,6 +159,7 @@ public final class CudaSelfTest {
         CudaPass s16 = new CudaPass(Precision.FP16, Fixes.NONE);
         s16.forceStreamed = true;
         boolean streamedSame = identical(f16, s16.run(model, in, ProbeLevel.ALL), out, name + " fp16"), ok = streamedSame;
+        ok &= graphMatches(model, in.tokens(), Precision.FP16, out, name);
         for (String p : ref.probeNames()) {
             double c = lg(ref, f16, p), l = lg(ref, low, p), h = hf != null && hf.has(p) ? lg(ref, hf, p) : l;
             if (c > Math.max(l, h) + 0.5 || Double.isNaN(c) && !Double.isNaN(l)) {   // a NaN in cuda:fp16 alone fails too
@@ -169,6 +171,25 @@ public final class CudaSelfTest {
                 fmt(worst(ref, f16, ref)), fmt(worst(ref, low, ref)), fmt(worst(low, f16, ref)),
                 fmt(hf == null ? null : worst(hf, f16, hf)), fmt(hf == null ? null : worst(hf, low, hf)),
                 streamedSame ? "streamed=resident" : "STREAMED DIFFERS", ok ? "ok" : "FAIL");
+    }
+
+    /**
+     * A probes-off forward replayed from a CUDA graph (captured by the first call, replayed by the second) gives the
+     * same logits, bit for bit, as the same forward launched kernel by kernel; a mismatch is printed.
+     */
+    static boolean graphMatches(Model model, int[] tokens, Precision p, PrintStream out, String name) {
+        CudaPass plain = new CudaPass(p, Fixes.NONE), graph = new CudaPass(p, Fixes.NONE);
+        plain.graphs = false;
+        graph.graphs = true;
+        float[] want = plain.logitsWithoutProbes(model, tokens);
+        graph.logitsWithoutProbes(model, tokens);
+        float[] got = graph.logitsWithoutProbes(model, tokens);
+        for (int i = 0; i < want.length; i++)
+            if (Float.floatToIntBits(want[i]) != Float.floatToIntBits(got[i])) {
+                out.println("  " + name + " " + p.id() + ": CUDA-graph logits differ at " + i + ": " + got[i] + " vs " + want[i]);
+                return false;
+            }
+        return true;
     }
 
     /** The ops of a trace, in a layer's order: the columns of {@link #forced}'s bf16 table. */
@@ -348,7 +369,7 @@ public final class CudaSelfTest {
         DeviceKernels k = new DeviceKernels(rt);
         StringBuilder js = new StringBuilder("{\n  \"device\": \"" + rt.deviceName + "\",\n  \"sms\": " + rt.smCount()
                 + ",\n  \"gemm_default\": \"" + k.gemm + "\",\n  \"attention_default\": \"" + k.attention
-                + "\",\n  \"split_k_default\": \"" + k.splitK.mode() + "\",\n  \"cuda_graphs\": \"not implemented\",\n");
+                + "\",\n  \"split_k_default\": \"" + k.splitK.mode() + "\",\n  \"cuda_graphs_default\": " + CudaGraph.enabled() + ",\n");
         List<DeviceKernels.GemmVariant> variants = new ArrayList<>();
         if (rt.has("gemm_wgmma") && !Boolean.getBoolean("modeldiff.cuda.skipWgmmaChecks")) variants.add(DeviceKernels.GemmVariant.WGMMA);
         variants.add(DeviceKernels.GemmVariant.MMA);
@@ -398,7 +419,18 @@ public final class CudaSelfTest {
                 copied[0] = 0;
                 double[] withCopies = timeForward(rt, pass, dm, ids, ProbeLevel.LAYERS, sink, 3);
                 double copiedGb = copied[0] * 4.0 / 3 / 1e9;
+                pass.graphs = false;
                 double[] noCopies = timeForward(rt, pass, dm, ids, ProbeLevel.LAYERS, null, 3);
+                float[] plain = CudaPass.workspaceLogits(dm, tokens);
+                pass.graphs = true;   // CUDA graphs: the first forward captures, the timed ones replay
+                t0 = System.nanoTime();
+                pass.forward(rt, dm, ids, 0, ProbeLevel.LAYERS, null);
+                double captureMs = (System.nanoTime() - t0) / 1e6;
+                double[] graphs = timeForward(rt, pass, dm, ids, ProbeLevel.LAYERS, null, 5);
+                boolean graphSame = java.util.Arrays.equals(plain, CudaPass.workspaceLogits(dm, tokens));
+                pass.graphs = null;
+                System.out.printf("forward %s without copies from a CUDA graph: best %.1f ms, mean %.1f ms (capture + first replay %.0f ms);"
+                        + " logits %s%n", d, graphs[0], graphs[1], captureMs, graphSame ? "identical" : "DIFFER");
                 System.out.printf("forward llama3-8b %s T=%d: best %.1f ms, mean %.1f ms (layer outputs + logits to host, %.2f GB);"
                         + " best %.1f ms, mean %.1f ms without copies%n", d, tokens, withCopies[0], withCopies[1], copiedGb,
                         noCopies[0], noCopies[1]);
@@ -410,6 +442,8 @@ public final class CudaSelfTest {
                 boolean finite = true;
                 for (float v : logits) finite &= Float.isFinite(v);
                 js.append(String.format("  \"%slogits_finite\": %s,\n", p, finite));
+                js.append(String.format("  \"%sforward_ms_no_copies_graphs\": %.2f,\n  \"%sforward_ms_no_copies_graphs_mean\": %.2f,\n"
+                        + "  \"%sgraph_capture_ms\": %.1f,\n  \"%sgraph_logits_identical\": %s,\n", p, graphs[0], p, graphs[1], p, captureMs, p, graphSame));
             }
         }
         if (o.streamed() && residentLogits != null) benchStreamed(rt, c, ids, k, sink, residentLogits, js);

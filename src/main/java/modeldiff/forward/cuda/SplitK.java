@@ -83,6 +83,12 @@ public record SplitK(Mode mode, int fixed) {
 
     private static CUdeviceptr scratch;
     private static long scratchFloats;
+    private static int generation;
+
+    /** Changes whenever the scratch buffer moves (a captured CUDA graph that used the old one is then stale). */
+    static synchronized int generation() {
+        return generation;
+    }
 
     /**
      * A device buffer of at least n floats for the partial sums, shared by every GEMM (they run one after another on
@@ -96,6 +102,7 @@ public record SplitK(Mode mode, int fixed) {
             }
             scratch = CudaRuntime.alloc(4 * n);
             scratchFloats = n;
+            generation++;
         }
         return scratch;
     }
