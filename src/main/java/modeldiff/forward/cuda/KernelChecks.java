@@ -194,6 +194,8 @@ public final class KernelChecks {
         CUdeviceptr db = b == null ? null : CudaRuntime.upload(b);
         CUdeviceptr daB = bf16W && variant != GemmVariant.WMMA ? CudaRuntime.upload(bits(a)) : null;
         GemmVariant saved = k.gemm;
+        SplitK savedSplit = k.splitK;
+        k.splitK = SplitK.OFF;   // the unsplit kernels here; splitKChecks covers the split ones
         if (variant != null) k.gemm = variant;
         GemmVariant used = k.gemmFor(daB, bf16W, K);
         String name = used == null ? "gemm_f32" : "gemm_" + used.name().toLowerCase(java.util.Locale.ROOT);
@@ -205,6 +207,7 @@ public final class KernelChecks {
             }
         }
         k.gemm = saved;
+        k.splitK = savedSplit;
         CudaRuntime.free(da);
         CudaRuntime.free(dw);
         CudaRuntime.free(db);
@@ -452,6 +455,8 @@ public final class KernelChecks {
         CUdeviceptr da = CudaRuntime.upload(a), dw = CudaRuntime.upload(bits16(w, fp16)), db = b == null ? null : CudaRuntime.upload(b);
         CUdeviceptr daB = variant != GemmVariant.WMMA ? CudaRuntime.upload(bits16(a, fp16)) : null;
         GemmVariant saved = k.gemm;
+        SplitK savedSplit = k.splitK;
+        k.splitK = SplitK.OFF;   // the unsplit kernels; splitKChecks covers the split ones in fp16 too
         k.gemm = variant;
         String name = "gemm_" + k.gemmFor(daB, true, K).name().toLowerCase(java.util.Locale.ROOT) + (fp16 ? "_f16" : "");
         String shape = M + "x" + N + "x" + K + (bias ? " +bias" : "");
@@ -462,6 +467,7 @@ public final class KernelChecks {
             checkRounded(name, shape + (fp16 ? " fp16-out" : " bf16-out"), raw, rounded, prec16(fp16));
         }
         k.gemm = saved;
+        k.splitK = savedSplit;
         for (CUdeviceptr p : new CUdeviceptr[]{da, dw, db, daB}) CudaRuntime.free(p);
     }
 
