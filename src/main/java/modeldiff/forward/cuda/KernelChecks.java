@@ -697,7 +697,7 @@ public final class KernelChecks {
             double[] ref = new double[M * N];
             for (int i = 0; i < ref.length; i++) ref[i] = h[GUARD + i];
             check("splitk_" + g.name().toLowerCase(java.util.Locale.ROOT), M + "x" + N + "x" + K + " auto (" + plan.splits()
-                    + " slices on " + rt.smCount() + " SMs) vs unsplit", split, ref, -5.5);
+                    + " slices on " + rt.smCount() + " SMs) vs unsplit", split, ref, -5.0);   // two fp32 sums: the fp32 band
         }
         k.gemm = saved;
         for (CUdeviceptr p : new CUdeviceptr[]{a, aB, w}) CudaRuntime.free(p);
