@@ -509,13 +509,16 @@ extern "C" __global__ void f32_to_f16(__half* out, const float* in, long long n)
 // ---------------------------------------------------------------- split-K: the fixed-order second pass
 // C[M, N] = R(Σ_{z = 0..S-1} part[z][M][N] + bias[N]): the slices are added in order z = 0, 1, ..., so the result is
 // the same on every run (no atomics).
-extern "C" __global__ void splitk_reduce(float* C, const float* part, const float* bias, int M, int N, int S, int bf) {
+// res (may be null): the fused residual, res = R(res + C).
+extern "C" __global__ void splitk_reduce(float* C, const float* part, const float* bias, int M, int N, int S, int bf, float* res) {
     long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x, mn = (long long)M * N;
     if (i >= mn) return;
     float v = part[i];
     for (int z = 1; z < S; z++) v += part[z * mn + i];
     if (bias) v += bias[(int)(i % N)];
-    C[i] = R(v, bf);
+    v = R(v, bf);
+    C[i] = v;
+    if (res) res[i] = R(res[i] + v, bf);
 }
 
 // ---------------------------------------------------------------- GEMM, bf16 tensor cores (mma.sync)
@@ -526,19 +529,20 @@ extern "C" __global__ void splitk_reduce(float* C, const float* part, const floa
 #define MM_BN 256
 #define MM_ST 4
 template <int MODE>
-__device__ __forceinline__ void mma_epilogue(float* C, const float* bias, int M, int N, int r0, int c0, float (&acc)[4][8][4]) {
+__device__ __forceinline__ void mma_epilogue(float* C, const float* bias, int M, int N, int r0, int c0, float (&acc)[4][8][4],
+                                             float* res) {
 #pragma unroll
     for (int i = 0; i < 4; i++)
 #pragma unroll
         for (int j = 0; j < 8; j++) {
-            store2<MODE>(C, bias, M, N, r0 + i * 16, c0 + j * 8, acc[i][j][0], acc[i][j][1]);
-            store2<MODE>(C, bias, M, N, r0 + i * 16 + 8, c0 + j * 8, acc[i][j][2], acc[i][j][3]);
+            store2<MODE>(C, bias, M, N, r0 + i * 16, c0 + j * 8, acc[i][j][0], acc[i][j][1], res);
+            store2<MODE>(C, bias, M, N, r0 + i * 16 + 8, c0 + j * 8, acc[i][j][2], acc[i][j][3], res);
         }
 }
 // Split-K as gemm_wgmma (modeldiff_wgmma.cu): part != null = block z sums K tiles [z·ktPer, (z+1)·ktPer) into part[z].
 template <typename T>
 __device__ __forceinline__ void gemm_mma_impl(float* C, const T* A, const T* W, const float* bias, int M, int N, int K,
-                                              int bf, float* part, int ktPer) {
+                                              int bf, float* part, int ktPer, float* res) {
     extern __shared__ unsigned char smem_raw[];
     const unsigned STAGE = (MM_BM + MM_BN) * 128;
     unsigned sb = (smem_u32(smem_raw) + 1023u) & ~1023u;
@@ -594,18 +598,18 @@ __device__ __forceinline__ void gemm_mma_impl(float* C, const T* A, const T* W, 
     }
     cp_async_wait<0>();
     int r0 = m0 + wm * 64 + (lane >> 2), c0 = n0 + wn * 64 + (lane & 3) * 2;
-    if (part) mma_epilogue<0>(part + (long long)blockIdx.z * M * N, nullptr, M, N, r0, c0, acc);
-    else if (bf == 1) mma_epilogue<1>(C, bias, M, N, r0, c0, acc);
-    else if (bf == 2) mma_epilogue<2>(C, bias, M, N, r0, c0, acc);
-    else mma_epilogue<0>(C, bias, M, N, r0, c0, acc);
+    if (part) mma_epilogue<0>(part + (long long)blockIdx.z * M * N, nullptr, M, N, r0, c0, acc, nullptr);
+    else if (bf == 1) mma_epilogue<1>(C, bias, M, N, r0, c0, acc, res);
+    else if (bf == 2) mma_epilogue<2>(C, bias, M, N, r0, c0, acc, res);
+    else mma_epilogue<0>(C, bias, M, N, r0, c0, acc, res);
 }
 extern "C" __global__ void __launch_bounds__(256, 1) gemm_mma(float* C, const bf16* A, const bf16* W, const float* bias,
-                                                               int M, int N, int K, int bf, float* part, int ktPer) {
-    gemm_mma_impl<bf16>(C, A, W, bias, M, N, K, bf, part, ktPer);
+                                                               int M, int N, int K, int bf, float* part, int ktPer, float* res) {
+    gemm_mma_impl<bf16>(C, A, W, bias, M, N, K, bf, part, ktPer, res);
 }
 extern "C" __global__ void __launch_bounds__(256, 1) gemm_mma_f16(float* C, const __half* A, const __half* W,
-        const float* bias, int M, int N, int K, int bf, float* part, int ktPer) {
-    gemm_mma_impl<__half>(C, A, W, bias, M, N, K, bf, part, ktPer);
+        const float* bias, int M, int N, int K, int bf, float* part, int ktPer, float* res) {
+    gemm_mma_impl<__half>(C, A, W, bias, M, N, K, bf, part, ktPer, res);
 }
 
 // ---------------------------------------------------------------- attention on tensor cores (bf16 operands)

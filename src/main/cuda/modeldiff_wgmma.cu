@@ -39,18 +39,19 @@ __device__ __forceinline__ void wgmma256(float (&d)[128], uint64_t da, uint64_t 
 #define WG_BN 256
 #define WG_ST 4
 template <int MODE>
-__device__ __forceinline__ void wg_epilogue(float* C, const float* bias, int M, int N, int row, int c0, float (&d)[128]) {
+__device__ __forceinline__ void wg_epilogue(float* C, const float* bias, int M, int N, int row, int c0, float (&d)[128],
+                                            float* res) {
 #pragma unroll
     for (int j = 0; j < 32; j++) {
-        store2<MODE>(C, bias, M, N, row, c0 + j * 8, d[4 * j], d[4 * j + 1]);
-        store2<MODE>(C, bias, M, N, row + 8, c0 + j * 8, d[4 * j + 2], d[4 * j + 3]);
+        store2<MODE>(C, bias, M, N, row, c0 + j * 8, d[4 * j], d[4 * j + 1], res);
+        store2<MODE>(C, bias, M, N, row + 8, c0 + j * 8, d[4 * j + 2], d[4 * j + 3], res);
     }
 }
 // Split-K (part != null): block z covers K tiles [z·ktPer, (z+1)·ktPer) and writes its raw fp32 sums (no bias, no
 // rounding) to part[z][M][N]; splitk_reduce (modeldiff_kernels.cu) then adds the slices in a fixed order.
 template <typename T>
 __device__ __forceinline__ void gemm_wgmma_impl(float* C, const T* A, const T* W, const float* bias, int M, int N, int K,
-                                                int bf, float* part, int ktPer) {
+                                                int bf, float* part, int ktPer, float* res) {
     extern __shared__ unsigned char wg_smem[];
     const unsigned STAGE = (WG_BM + WG_BN) * 128;
     unsigned sb = (smem_u32(wg_smem) + 1023u) & ~1023u;
@@ -93,16 +94,17 @@ __device__ __forceinline__ void gemm_wgmma_impl(float* C, const T* A, const T* W
     wg_wait<0>();
     cp_async_wait<0>();
     int row = m0 + wg * 64 + (warp & 3) * 16 + (lane >> 2), c0 = n0 + (lane & 3) * 2;
-    if (part) wg_epilogue<0>(part + (long long)blockIdx.z * M * N, nullptr, M, N, row, c0, d);
-    else if (bf == 1) wg_epilogue<1>(C, bias, M, N, row, c0, d);
-    else if (bf == 2) wg_epilogue<2>(C, bias, M, N, row, c0, d);
-    else wg_epilogue<0>(C, bias, M, N, row, c0, d);
+    if (part) wg_epilogue<0>(part + (long long)blockIdx.z * M * N, nullptr, M, N, row, c0, d, nullptr);
+    else if (bf == 1) wg_epilogue<1>(C, bias, M, N, row, c0, d, res);
+    else if (bf == 2) wg_epilogue<2>(C, bias, M, N, row, c0, d, res);
+    else wg_epilogue<0>(C, bias, M, N, row, c0, d, res);
 }
 extern "C" __global__ void __launch_bounds__(256, 1) gemm_wgmma(float* C, const bf16* A, const bf16* W, const float* bias,
-                                                                 int M, int N, int K, int bf, float* part, int ktPer) {
-    gemm_wgmma_impl<bf16>(C, A, W, bias, M, N, K, bf, part, ktPer);
+                                                                 int M, int N, int K, int bf, float* part, int ktPer,
+                                                                 float* res) {
+    gemm_wgmma_impl<bf16>(C, A, W, bias, M, N, K, bf, part, ktPer, res);
 }
 extern "C" __global__ void __launch_bounds__(256, 1) gemm_wgmma_f16(float* C, const __half* A, const __half* W,
-        const float* bias, int M, int N, int K, int bf, float* part, int ktPer) {
-    gemm_wgmma_impl<__half>(C, A, W, bias, M, N, K, bf, part, ktPer);
+        const float* bias, int M, int N, int K, int bf, float* part, int ktPer, float* res) {
+    gemm_wgmma_impl<__half>(C, A, W, bias, M, N, K, bf, part, ktPer, res);
 }

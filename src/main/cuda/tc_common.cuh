@@ -98,18 +98,27 @@ __device__ __forceinline__ void load_tile64(unsigned sbase, const T* G, int row0
 __device__ __forceinline__ float round_bf(float x, int bf) { return round_dt(x, bf); }
 // GEMM epilogue for two adjacent columns (col, col + 1) of one row: + bias, rounded in mode MODE (0 none, 1 bf16,
 // 2 fp16). MODE is a template argument: a run-time branch per element made the mma kernel's accumulators spill.
+// res (may be null; the fused residual, -Dmodeldiff.cuda.fuseResidual): res = R(res + C) after C is stored, as the
+// residual_add kernel would do next.
 template <int MODE>
-__device__ __forceinline__ void store2(float* C, const float* bias, int M, int N, int row, int col, float v0, float v1) {
+__device__ __forceinline__ void store2(float* C, const float* bias, int M, int N, int row, int col, float v0, float v1,
+                                       float* res = nullptr) {
     if (row >= M) return;
-    float* p = C + (long long)row * N + col;
+    long long at = (long long)row * N + col;
+    float* p = C + at;
     if (col + 1 < N) {
         if (bias) { v0 += bias[col]; v1 += bias[col + 1]; }
         v0 = round_dt(v0, MODE);
         v1 = round_dt(v1, MODE);
         if ((N & 1) == 0) *(float2*)p = make_float2(v0, v1);
         else { p[0] = v0; p[1] = v1; }
+        if (res) {
+            res[at] = round_dt(res[at] + v0, MODE);
+            res[at + 1] = round_dt(res[at + 1] + v1, MODE);
+        }
     } else if (col < N) {
         if (bias) v0 += bias[col];
         p[0] = round_dt(v0, MODE);
+        if (res) res[at] = round_dt(res[at] + p[0], MODE);
     }
 }

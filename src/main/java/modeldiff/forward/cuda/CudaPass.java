@@ -273,6 +273,13 @@ public final class CudaPass implements ForwardPass {
     Boolean graphs;
 
     /**
+     * The residual add fused into the o_proj / down_proj GEMM epilogue where nothing comes between them (no post-norm,
+     * no parallel residual, not teacher-forced): -Dmodeldiff.cuda.fuseResidual=true, default off until measured.
+     * The same values as unfused (the self-test compares every probe).
+     */
+    boolean fuseResidual = Boolean.getBoolean("modeldiff.cuda.fuseResidual");
+
+    /**
      * A probes-off forward replayed from a CUDA graph ({@link CudaGraph}), captured on first use for this workspace,
      * token count and offset (after one ordinary forward, which sizes the split-K scratch and loads every kernel).
      * The logits are left in the workspace. Bit-identical to the ordinary forward: the same launches in the same order.
@@ -464,8 +471,11 @@ public final class CudaPass implements ForwardPass {
             subProbe(p + "v", Act.of(ws.v), kvd);
             attention(spec);
             subProbe(p + "attn", att, qd);
-            k.gemm(ws.o, att, w.o(), T, bf);
+            boolean fuse = fuseResidual && w.postAttnNorm() == null && !fixes.parallelResidual(c) && !teacher.forced();
+            if (fuse) k.gemmAdd(ws.o, att, w.o(), T, bf, ws.x);   // x += o in the GEMM's epilogue (o is still written)
+            else k.gemm(ws.o, att, w.o(), T, bf);
             subProbe(p + "attn_out", Act.of(ws.o), H);
+            if (fuse) return;
             if (w.postAttnNorm() != null) k.norm(Act.of(ws.o), ws.o, w.postAttnNorm(), T, normArgs);
             if (fixes.parallelResidual(c)) k.copy(ws.ao, ws.o, (long) T * H);   // GPT-NeoX: the MLP reads the block's input too
             else k.residualAdd(ws.x, ws.o, (long) T * H, bf);
@@ -514,6 +524,12 @@ public final class CudaPass implements ForwardPass {
                 k.mlpAct(act, ws.g, null, (long) T * ff, mlpArgs);
             }
             subProbe(p + "mlp_act", act, ff);
+            boolean fuse = fuseResidual && w.postMlpNorm() == null && !fixes.parallelResidual(c) && !teacher.forced();
+            if (fuse) {
+                k.gemmAdd(ws.o, act, w.down(), T, bf, ws.x);   // x += down(...) in the GEMM's epilogue
+                subProbe(p + "mlp_out", Act.of(ws.o), H);
+                return;
+            }
             k.gemm(ws.o, act, w.down(), T, bf);
             subProbe(p + "mlp_out", Act.of(ws.o), H);
             if (w.postMlpNorm() != null) k.norm(Act.of(ws.o), ws.o, w.postMlpNorm(), T, normArgs);

@@ -121,12 +121,15 @@ public final class CudaSelfTest {
             CudaPass s32 = new CudaPass(false, Fixes.NONE), s16 = new CudaPass(true, Fixes.NONE);
             s32.forceStreamed = true;
             s16.forceStreamed = true;
-            boolean streamedSame = identical(f32, s32.run(model, in, ProbeLevel.ALL), out, name + " fp32")
-                    & identical(b16, s16.run(model, in, ProbeLevel.ALL), out, name + " bf16");
+            boolean streamedSame = identical(f32, s32.run(model, in, ProbeLevel.ALL), out, name + " fp32 streamed vs resident")
+                    & identical(b16, s16.run(model, in, ProbeLevel.ALL), out, name + " bf16 streamed vs resident");
             double[] fp32Ref = worst(ref, f32, ref), b16Ref = worst(ref, b16, ref), lowRef = worst(ref, low, ref),
                     b16Low = worst(low, b16, ref), b16Hf = hf == null ? null : worst(hf, b16, hf), lowHf = hf == null ? null : worst(hf, low, hf);
             boolean famOk = fp32Ref[0] <= -5 && streamedSame;
             famOk &= graphMatches(model, tokens, Precision.FP32, out, name) & graphMatches(model, tokens, Precision.BF16, out, name);
+            CudaPass fused = new CudaPass(true, Fixes.NONE);
+            fused.fuseResidual = true;   // the residual add in the GEMM epilogue: the same values at every probe
+            famOk &= identical(b16, fused.run(model, in, ProbeLevel.ALL), out, name + " bf16 fused residual");
             String fp16Row = fp16Family(root, name, model, in, ref, out);
             famOk &= !fp16Row.endsWith("FAIL");
             // bf16 within the bf16 noise: at every probe no farther from the reference than lowp:bf16 / HF bf16 are, + 0.5
@@ -158,8 +161,11 @@ public final class CudaSelfTest {
         Trace f16 = new CudaPass(Precision.FP16, Fixes.NONE).run(model, in, ProbeLevel.ALL);
         CudaPass s16 = new CudaPass(Precision.FP16, Fixes.NONE);
         s16.forceStreamed = true;
-        boolean streamedSame = identical(f16, s16.run(model, in, ProbeLevel.ALL), out, name + " fp16"), ok = streamedSame;
+        boolean streamedSame = identical(f16, s16.run(model, in, ProbeLevel.ALL), out, name + " fp16 streamed vs resident"), ok = streamedSame;
         ok &= graphMatches(model, in.tokens(), Precision.FP16, out, name);
+        CudaPass fused = new CudaPass(Precision.FP16, Fixes.NONE);
+        fused.fuseResidual = true;
+        ok &= identical(f16, fused.run(model, in, ProbeLevel.ALL), out, name + " fp16 fused residual");
         for (String p : ref.probeNames()) {
             double c = lg(ref, f16, p), l = lg(ref, low, p), h = hf != null && hf.has(p) ? lg(ref, hf, p) : l;
             if (c > Math.max(l, h) + 0.5 || Double.isNaN(c) && !Double.isNaN(l)) {   // a NaN in cuda:fp16 alone fails too
@@ -272,7 +278,7 @@ public final class CudaSelfTest {
         java.util.Map<String, Double> lowest = identical(hf, t);
         List<String> below = new ArrayList<>();
         for (String p : hf.probeNames()) if (same(hf, t, p) < 0.99) below.add(p + String.format(" %.2f%%", 100 * same(hf, t, p)));
-        boolean streamedSame = identical(t, streamed.run(model, in, ProbeLevel.ALL), out, name + " forced bf16");
+        boolean streamedSame = identical(t, streamed.run(model, in, ProbeLevel.ALL), out, name + " forced bf16 streamed vs resident");
         Trace d = tc.run(model, in, ProbeLevel.ALL);
         java.util.Map<String, Double> lowestTc = identical(hf, d);
         for (String p : hf.probeNames())
@@ -303,7 +309,7 @@ public final class CudaSelfTest {
     static boolean identical(Trace a, Trace b, PrintStream out, String what) {
         for (String p : a.probeNames()) {
             if (!b.has(p) || !java.util.Arrays.equals(a.probe(p).data(), b.probe(p).data())) {
-                out.println("  " + what + ": streamed differs from resident at " + p);
+                out.println("  " + what + ": differs at " + p);
                 return false;
             }
         }

@@ -155,6 +155,24 @@ public final class DeviceKernels {
      * (wgmma or mma.sync, 128×256×64 tiles), else the wmma kernel on the fp32 A. fp32 weights: FFMA on the fp32 A.
      */
     public void gemm(CUdeviceptr c, Act a, Linear w, int M, boolean bf) {
+        gemm(c, a, w, M, bf, null);
+    }
+
+    /**
+     * c = A·Wᵀ + bias as {@link #gemm}, then res = R(res + c) (the residual add, res [M, w.out]): in the tensor-core
+     * GEMMs' epilogue (or split-K's second pass), else by the residual_add kernel; the same values either way.
+     */
+    public void gemmAdd(CUdeviceptr c, Act a, Linear w, int M, boolean bf, CUdeviceptr res) {
+        GemmVariant g = gemmFor(a.bf16(), w.bf16(), w.in());
+        if (g == GemmVariant.WGMMA || g == GemmVariant.MMA) {
+            gemm(c, a, w, M, bf, res);
+            return;
+        }
+        gemm(c, a, w, M, bf, null);
+        residualAdd(res, c, (long) M * w.out(), bf);
+    }
+
+    private void gemm(CUdeviceptr c, Act a, Linear w, int M, boolean bf, CUdeviceptr res) {
         int N = w.out(), K = w.in();
         if (M == 0 || N == 0) return;
         GemmVariant g = gemmFor(a.bf16(), w.bf16(), K);
@@ -166,14 +184,14 @@ public final class DeviceKernels {
             SplitK.Plan p = splitK.plan(M, N, K, rt.smCount());
             if (p.splits() == 1) {
                 rt.launch(name, blocks(M, 128), blocks(N, 256), 256, TC_SMEM, c, a.bf16(), w.w(), w.bias(), M, N, K, mode(bf),
-                        null, 0);
+                        null, 0, res);
                 return;
             }
             // split-K: raw fp32 partial sums per K slice, then one fixed-order pass adds them (+ bias, rounding)
             CUdeviceptr part = SplitK.scratch((long) p.splits() * M * N);
             rt.launchZ(name, blocks(M, 128), blocks(N, 256), p.splits(), 256, TC_SMEM, c, a.bf16(), w.w(), w.bias(), M, N, K,
-                    mode(bf), part, p.ktPer());
-            rt.launch("splitk_reduce", blocks((long) M * N, 256), 1, 256, 0, c, part, w.bias(), M, N, p.splits(), mode(bf));
+                    mode(bf), part, p.ktPer(), null);
+            rt.launch("splitk_reduce", blocks((long) M * N, 256), 1, 256, 0, c, part, w.bias(), M, N, p.splits(), mode(bf), res);
         }
     }
 

@@ -112,6 +112,7 @@ public final class KernelChecks {
         if (rt.has("gemm_wgmma")) variants.add(GemmVariant.WGMMA);
         splitKChecks(variants);
         fp16Checks(variants);
+        fusedResidualChecks(variants);
         return results;
     }
 
@@ -178,6 +179,7 @@ public final class KernelChecks {
         embed(3, 64, 10, true);
         splitKChecks(variants);
         fp16Checks(variants);
+        fusedResidualChecks(variants);
         return results;
     }
 
@@ -701,6 +703,51 @@ public final class KernelChecks {
         }
         k.gemm = saved;
         for (CUdeviceptr p : new CUdeviceptr[]{a, aB, w}) CudaRuntime.free(p);
+    }
+
+    /**
+     * The residual fused into the GEMM epilogue (and split-K's second pass): gemmAdd must leave C and res bit-identical
+     * to gemm followed by residual_add, in bf16 and fp16 mode, split and unsplit, at ragged shapes.
+     */
+    private void fusedResidualChecks(List<GemmVariant> variants) {
+        SplitK saved = k.splitK;
+        GemmVariant savedGemm = k.gemm;
+        try {
+            for (GemmVariant g : variants) {
+                if (g == GemmVariant.WMMA) continue;
+                k.gemm = g;
+                for (boolean fp16 : new boolean[]{false, true})
+                    for (SplitK sk : List.of(SplitK.OFF, new SplitK(SplitK.Mode.FIXED, 3))) {
+                        k.fp16 = fp16;
+                        k.splitK = sk;
+                        fusedResidual(129, 257, 520, g);
+                        fusedResidual(7, 13, 296, g);
+                    }
+            }
+        } finally {
+            k.splitK = saved;
+            k.gemm = savedGemm;
+            k.fp16 = false;
+        }
+    }
+
+    private void fusedResidual(int M, int N, int K, GemmVariant g) {
+        boolean fp16 = k.fp16;
+        float[] a = randn16(M * K, 1, fp16), w = randn16(N * K, 1, fp16), b = randn16(N, 1, fp16), x = randn16(M * N, 4, fp16);
+        CUdeviceptr da = CudaRuntime.upload(a), daB = CudaRuntime.upload(bits16(a, fp16)), dw = CudaRuntime.upload(bits16(w, fp16)),
+                db = CudaRuntime.upload(b);
+        Linear lin = new Linear(dw, db, N, K, true);
+        String name = "gemm_add_" + g.name().toLowerCase(java.util.Locale.ROOT) + (fp16 ? "_f16" : "");
+        String shape = M + "x" + N + "x" + K + " " + k.splitK.plan(M, N, K, rt.smCount()).splits() + " slices";
+        try (Guarded c1 = new Guarded(M * N, null); Guarded r1 = new Guarded(M * N, x); Guarded c2 = new Guarded(M * N, null);
+             Guarded r2 = new Guarded(M * N, x)) {
+            k.gemm(c1.ptr, new Act(da, daB), lin, M, true);
+            k.residualAdd(r1.ptr, c1.ptr, (long) M * N, true);
+            k.gemmAdd(c2.ptr, new Act(da, daB), lin, M, true, r2.ptr);
+            checkRounded(name, shape + " C", c1, c2, modeldiff.numeric.Precision.FP32);
+            checkRounded(name, shape + " res", r1, r2, modeldiff.numeric.Precision.FP32);
+        }
+        for (CUdeviceptr p : new CUdeviceptr[]{da, daB, dw, db}) CudaRuntime.free(p);
     }
 
     public static void print(List<Result> rs, Consumer<String> out) {
