@@ -434,7 +434,14 @@ public final class CudaSelfTest {
                 double captureMs = (System.nanoTime() - t0) / 1e6;
                 double[] graphs = timeForward(rt, pass, dm, ids, ProbeLevel.LAYERS, null, 5);
                 boolean graphSame = java.util.Arrays.equals(plain, CudaPass.workspaceLogits(dm, tokens));
+                pass.graphs = false;
+                pass.fuseResidual = true;   // the residual add in the o_proj / down_proj epilogue
+                double[] fused = timeForward(rt, pass, dm, ids, ProbeLevel.LAYERS, null, 3);
+                boolean fusedSame = java.util.Arrays.equals(plain, CudaPass.workspaceLogits(dm, tokens));
+                pass.fuseResidual = false;
                 pass.graphs = null;
+                System.out.printf("forward %s without copies, residual fused: best %.1f ms, mean %.1f ms; logits %s%n", d, fused[0],
+                        fused[1], fusedSame ? "identical" : "DIFFER");
                 System.out.printf("forward %s without copies from a CUDA graph: best %.1f ms, mean %.1f ms (capture + first replay %.0f ms);"
                         + " logits %s%n", d, graphs[0], graphs[1], captureMs, graphSame ? "identical" : "DIFFER");
                 System.out.printf("forward llama3-8b %s T=%d: best %.1f ms, mean %.1f ms (layer outputs + logits to host, %.2f GB);"
@@ -450,6 +457,8 @@ public final class CudaSelfTest {
                 js.append(String.format("  \"%slogits_finite\": %s,\n", p, finite));
                 js.append(String.format("  \"%sforward_ms_no_copies_graphs\": %.2f,\n  \"%sforward_ms_no_copies_graphs_mean\": %.2f,\n"
                         + "  \"%sgraph_capture_ms\": %.1f,\n  \"%sgraph_logits_identical\": %s,\n", p, graphs[0], p, graphs[1], p, captureMs, p, graphSame));
+                js.append(String.format("  \"%sforward_ms_no_copies_fused_residual\": %.2f,\n  \"%sfused_residual_logits_identical\": %s,\n",
+                        p, fused[0], p, fusedSame));
             }
         }
         if (o.streamed() && residentLogits != null) benchStreamed(rt, c, ids, k, sink, residentLogits, js);

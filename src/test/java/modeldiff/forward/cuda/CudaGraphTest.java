@@ -6,7 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 
-/** CUDA graphs, host side: off unless asked for; a graph is reused only for the same tokens count, offset, scratch and dtype. */
+/** CUDA graphs (and the fused residual), host side: off unless asked for; a graph is reused only for the same tokens count, offset, scratch and dtype. */
 class CudaGraphTest {
     @Test
     void offByDefault() {
@@ -17,6 +17,13 @@ class CudaGraphTest {
         } finally {
             if (saved != null) System.setProperty("modeldiff.cuda.graphs", saved);
         }
+    }
+
+    /** The fused residual epilogue is a switch too, off unless -Dmodeldiff.cuda.fuseResidual=true. */
+    @Test
+    void fusedResidualOffByDefault() {
+        org.junit.jupiter.api.Assumptions.assumeTrue(System.getProperty("modeldiff.cuda.fuseResidual") == null);
+        assertFalse(new CudaPass(true, modeldiff.forward.Fixes.NONE).fuseResidual);
     }
 
     @Test
