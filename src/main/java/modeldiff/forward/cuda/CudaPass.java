@@ -143,6 +143,14 @@ public final class CudaPass implements ForwardPass {
         }
     }
 
+    /** Frees the weights kept between runs (the next run uploads them again, resident when they fit). */
+    static void forgetWeights() {
+        synchronized (CudaPass.class) {
+            if (cached != null) cached.close();
+            cached = null;
+        }
+    }
+
     /** Receives each probe as it reaches the host: name, width, [tokens × width] values (valid during the call only). */
     public interface ProbeSink {
         void accept(String name, int cols, FloatBuffer data);
