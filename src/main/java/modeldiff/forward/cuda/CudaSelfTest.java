@@ -370,6 +370,7 @@ public final class CudaSelfTest {
      * flat JSON object (keys name dtype, kernel and shape).
      */
     public static void bench(CudaRuntime rt, BenchOptions o, Path json) throws IOException {
+        Locale.setDefault(Locale.ROOT);   // the JSON's numbers need '.' decimals whatever the box's locale
         String shape = o.shape();
         int tokens = o.tokens();
         if (!shape.equals("llama3-8b")) throw new IllegalArgumentException("known shapes: llama3-8b");
