@@ -29,7 +29,8 @@ class FixRefusalTest {
             "torch:fp16", with(modeldiff.forward.torch.TorchPass.TORCH_REFUSED, "rope.bf16_angles"),
             // both attention kernels keep the softmax in fp32 registers (docs/cuda.md); no MoE families or sinks yet
             "cuda:fp32", with(Fixes.MOE_ONLY, "softmax.lowp"),
-            "cuda:bf16", with(Fixes.MOE_ONLY, "softmax.lowp"));
+            "cuda:bf16", with(Fixes.MOE_ONLY, "softmax.lowp"),
+            "cuda:fp16", with(Fixes.MOE_ONLY, "softmax.lowp"));
 
     private static Set<String> with(Set<String> a, String b) {
         Set<String> out = new TreeSet<>(a);
