@@ -2,9 +2,11 @@
 """HF transformers side of `bench gpu` (docs/benchmarks.md, section GPU): the same forward as modeldiff's cuda:bf16
 bench — a llama3-8b-shaped LlamaForCausalLM with seeded random bf16 weights made on the GPU, 2048 tokens, every
 decoder layer's output copied to the host by forward hooks, and the forward alone (no hooks, logits left on the GPU) —
-plus torch.matmul bf16 at 4096^3 and at the forward's GEMM shapes (fp32 with --fp32).
+plus torch.matmul bf16 at 4096^3 and at the forward's GEMM shapes (fp32 with --fp32). --dtypes bf16,fp16 repeats
+the matmuls and the forward in fp16 (keys torch_matmul_fp16_*, hf_fp16_*); the bf16 keys keep their names.
+`modeldiff bench gpu` runs this script in the same call and merges its JSON with its own.
 
-Usage (on the GPU box): python3 reference-impls/hf_bench.py --tokens 2048 --json OUT.json
+Usage (on the GPU box): python3 reference-impls/hf_bench.py --tokens 2048 --json OUT.json [--dtypes bf16,fp16]
 """
 import argparse
 import json
@@ -38,7 +40,13 @@ def main():
     ap.add_argument("--json")
     ap.add_argument("--attn", default="sdpa")
     ap.add_argument("--fp32", action="store_true")
+    ap.add_argument("--dtypes", default="bf16")
     args = ap.parse_args()
+    dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
+    for d in dtypes:
+        if d not in ("bf16", "fp16"):
+            ap.error("--dtypes takes bf16 and/or fp16, got " + d)
+    tdt = {"bf16": torch.bfloat16, "fp16": torch.float16}
     out = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__}
     import transformers
     out["transformers"] = transformers.__version__
@@ -53,26 +61,29 @@ def main():
         print(name, out[f"torch_matmul_{name}_4096_tflops"], "TFLOP/s", flush=True)
         del a, w
     T = args.tokens
-    for M, N, K in ((T, 14336, 4096), (T, 4096, 14336), (T, 1024, 4096), (T, 128256, 4096)):
-        a = torch.randn(M, K, device="cuda", dtype=torch.bfloat16)
-        w = torch.randn(N, K, device="cuda", dtype=torch.bfloat16)
-        ms = time_cuda(lambda: torch.matmul(a, w.t()), 20)
-        out[f"torch_matmul_bf16_{M}x{N}x{K}_tflops"] = round(2 * M * N * K / (ms * 1e-3) / 1e12, 2)
-        print(f"bf16 {M}x{N}x{K}", out[f"torch_matmul_bf16_{M}x{N}x{K}_tflops"], "TFLOP/s", flush=True)
-        del a, w
+    # the same shapes as modeldiff's bench (CudaSelfTest.gemmShapes): 4096^3, q/o, k/v, gate/up, down, LM head
+    for d in dtypes:
+        for M, N, K in ((4096, 4096, 4096), (T, 4096, 4096), (T, 1024, 4096), (T, 14336, 4096), (T, 4096, 14336), (T, 128256, 4096)):
+            a = torch.randn(M, K, device="cuda", dtype=tdt[d])
+            w = torch.randn(N, K, device="cuda", dtype=tdt[d])
+            ms = time_cuda(lambda: torch.matmul(a, w.t()), 20)
+            out[f"torch_matmul_{d}_{M}x{N}x{K}_tflops"] = round(2 * M * N * K / (ms * 1e-3) / 1e12, 2)
+            print(f"{d} {M}x{N}x{K}", out[f"torch_matmul_{d}_{M}x{N}x{K}_tflops"], "TFLOP/s", flush=True)
+            del a, w
 
     from transformers import LlamaConfig, LlamaForCausalLM
     torch.manual_seed(0)
     g = torch.Generator(device="cuda").manual_seed(0)
     ids = torch.randint(0, LLAMA3_8B["vocab_size"], (1, args.tokens), device="cuda", generator=g)
-    for impl in args.attn.split(","):
+    for d, impl in [(d, impl) for d in dtypes for impl in args.attn.split(",")]:
+        p = "" if d == "bf16" else d + "_"   # bf16 keys keep their earlier names
         cfg = LlamaConfig(**LLAMA3_8B, attn_implementation=impl)
         t0 = time.time()
-        torch.set_default_dtype(torch.bfloat16)
+        torch.set_default_dtype(tdt[d])
         with torch.device("cuda"):
             model = LlamaForCausalLM(cfg).eval()
         torch.set_default_dtype(torch.float32)
-        out["init_s"] = round(time.time() - t0, 1)
+        out[f"{p}init_s"] = round(time.time() - t0, 1)
         captured = []
         hooks = [layer.register_forward_hook(lambda m, i, o: captured.append(
             (o[0] if isinstance(o, tuple) else o).float().cpu())) for layer in model.model.layers]
@@ -93,9 +104,9 @@ def main():
             times.append((time.perf_counter() - s) * 1e3)
         for h in hooks:
             h.remove()
-        out[f"hf_{impl}_forward_ms_best"] = round(min(times), 2)
-        out[f"hf_{impl}_forward_ms_mean"] = round(sum(times) / len(times), 2)
-        print(impl, "hooks", times, flush=True)
+        out[f"hf_{p}{impl}_forward_ms_best"] = round(min(times), 2)
+        out[f"hf_{p}{impl}_forward_ms_mean"] = round(sum(times) / len(times), 2)
+        print(d, impl, "hooks", times, flush=True)
 
         def bare():
             with torch.no_grad():
@@ -109,9 +120,9 @@ def main():
             bare()
             torch.cuda.synchronize()
             times.append((time.perf_counter() - s) * 1e3)
-        out[f"hf_{impl}_forward_nohooks_ms_best"] = round(min(times), 2)
-        out[f"hf_{impl}_forward_nohooks_ms_mean"] = round(sum(times) / len(times), 2)
-        print(impl, "no hooks", times, flush=True)
+        out[f"hf_{p}{impl}_forward_nohooks_ms_best"] = round(min(times), 2)
+        out[f"hf_{p}{impl}_forward_nohooks_ms_mean"] = round(sum(times) / len(times), 2)
+        print(d, impl, "no hooks", times, flush=True)
         del model
         torch.cuda.empty_cache()
     out["tokens"] = args.tokens

@@ -5,8 +5,10 @@
 // Layout: activations are row-major [rows, width] float buffers. In bf16 mode (bf = 1) every op rounds its fp32
 // result once to bfloat16 (round to nearest even) where HF's eager path rounds (forward/lowp/RoundingPoint), so the
 // buffers hold bf16-representable values; weights are stored as bf16 (2 bytes) and GEMMs run on tensor cores with
-// fp32 accumulation. In fp32 mode (bf = 0) nothing is rounded beyond fp32 and GEMMs use plain FFMA.
+// fp32 accumulation. In fp32 mode (bf = 0) nothing is rounded beyond fp32 and GEMMs use plain FFMA. bf = 2 is fp16
+// mode (cuda:fp16): the same rounding points, to IEEE half; weights and operand copies are __half (kernels *_f16).
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <mma.h>
 #include <math.h>
 #include "tc_common.cuh"
@@ -14,9 +16,7 @@
 using namespace nvcuda;
 typedef __nv_bfloat16 bf16;
 
-__device__ __forceinline__ float R(float x, int bf) {
-    return bf ? __bfloat162float(__float2bfloat16_rn(x)) : x;
-}
+__device__ __forceinline__ float R(float x, int bf) { return round_dt(x, bf); }
 __device__ __forceinline__ float ld(const float* p) { return *p; }
 // Llama 4's chunked attention: the first key query t may see is the start of its chunk of attention_chunk_size
 // positions (absolute positions pos0 + t, as HF's chunked mask); chunk <= 0: no chunks.
@@ -26,6 +26,7 @@ __device__ __forceinline__ int chunk_first(int t, int chunk, int pos0) {
     return (int)max(0LL, p - p % chunk - pos0);
 }
 __device__ __forceinline__ float ld(const bf16* p) { return __bfloat162float(*p); }
+__device__ __forceinline__ float ld(const __half* p) { return __half2float(*p); }
 
 // ---------------------------------------------------------------- embedding
 // out[t, j] = table[ids[t], j] (* scale, rounded, when applyScale)
@@ -41,6 +42,9 @@ extern "C" __global__ void embed_f32(float* out, const float* table, const int* 
     embed_impl(out, table, ids, T, H, scale, applyScale, bf);
 }
 extern "C" __global__ void embed_bf16(float* out, const bf16* table, const int* ids, int T, int H, float scale, int applyScale, int bf) {
+    embed_impl(out, table, ids, T, H, scale, applyScale, bf);
+}
+extern "C" __global__ void embed_f16(float* out, const __half* table, const int* ids, int T, int H, float scale, int applyScale, int bf) {
     embed_impl(out, table, ids, T, H, scale, applyScale, bf);
 }
 // GPT-2 learned positions: x[t, j] = R(x[t, j] + wpe[pos0 + t, j])
@@ -100,7 +104,7 @@ extern "C" __global__ void norm_rows(float* out, bf16* outB, const float* x, con
             else y = R((unit ? R(1.f + w[j], bf) : w[j]) * R(xh, bf), bf);
         }
         yr[j] = y;
-        if (outB) outB[(long long)row * dim + j] = __float2bfloat16_rn(y);
+        if (outB) store16(outB + (long long)row * dim + j, y, bf);
     }
 }
 
@@ -158,10 +162,10 @@ extern "C" __global__ void __launch_bounds__(256) gemm_f32(float* C, const float
 #define G_BN 128
 #define G_BK 32
 #define G_LD (G_BK + 8)
-extern "C" __global__ void __launch_bounds__(256) gemm_bf16(float* C, const float* A, const bf16* W, const float* bias,
-                                                            int M, int N, int K, int bf) {
-    __shared__ __align__(128) bf16 As[G_BM * G_LD];
-    __shared__ __align__(128) bf16 Bs[G_BN * G_LD];
+template <typename E>
+__device__ __forceinline__ void gemm_wmma_impl(float* C, const float* A, const E* W, const float* bias, int M, int N, int K, int bf) {
+    __shared__ __align__(128) E As[G_BM * G_LD];
+    __shared__ __align__(128) E Bs[G_BN * G_LD];
     int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     int wm = warp >> 2, wn = warp & 3;
     int m0 = blockIdx.y * G_BM, n0 = blockIdx.x * G_BN;
@@ -178,7 +182,7 @@ extern "C" __global__ void __launch_bounds__(256) gemm_bf16(float* C, const floa
             int r = e >> 5, c = e & 31;
             int gm = m0 + r, gk = k0 + c;
             float v = (gm < M && gk < K) ? A[(long long)gm * K + gk] : 0.f;
-            As[r * G_LD + c] = __float2bfloat16_rn(v);
+            As[r * G_LD + c] = Elem<E>::from_f(v);
         }
         // W: 128 rows × 32 bf16 = 4 × 16-byte chunks per row; 512 chunks, 2 per thread.
 #pragma unroll
@@ -186,20 +190,20 @@ extern "C" __global__ void __launch_bounds__(256) gemm_bf16(float* C, const floa
             int chunk = tid + 256 * e;
             int r = chunk >> 2, c0 = (chunk & 3) * 8;
             int gn = n0 + r, gk = k0 + c0;
-            bf16* dst = Bs + r * G_LD + c0;
+            E* dst = Bs + r * G_LD + c0;
             if (kvec && gn < N && gk + 8 <= K) {
                 *(uint4*)dst = *(const uint4*)(W + (long long)gn * K + gk);
             } else {
 #pragma unroll
                 for (int c = 0; c < 8; c++)
-                    dst[c] = (gn < N && gk + c < K) ? W[(long long)gn * K + gk + c] : __float2bfloat16_rn(0.f);
+                    dst[c] = (gn < N && gk + c < K) ? W[(long long)gn * K + gk + c] : Elem<E>::from_f(0.f);
             }
         }
         __syncthreads();
 #pragma unroll
         for (int kk = 0; kk < G_BK; kk += 16) {
-            wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major> fa[4];
-            wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::col_major> fb[2];
+            wmma::fragment<wmma::matrix_a, 16, 16, 16, E, wmma::row_major> fa[4];
+            wmma::fragment<wmma::matrix_b, 16, 16, 16, E, wmma::col_major> fb[2];
 #pragma unroll
             for (int i = 0; i < 4; i++) wmma::load_matrix_sync(fa[i], As + (wm * 64 + i * 16) * G_LD + kk, G_LD);
 #pragma unroll
@@ -232,6 +236,14 @@ extern "C" __global__ void __launch_bounds__(256) gemm_bf16(float* C, const floa
             __syncwarp();
         }
 }
+extern "C" __global__ void __launch_bounds__(256) gemm_bf16(float* C, const float* A, const bf16* W, const float* bias,
+                                                            int M, int N, int K, int bf) {
+    gemm_wmma_impl<bf16>(C, A, W, bias, M, N, K, bf);
+}
+extern "C" __global__ void __launch_bounds__(256) gemm_f16(float* C, const float* A, const __half* W, const float* bias,
+                                                           int M, int N, int K, int bf) {
+    gemm_wmma_impl<__half>(C, A, W, bias, M, N, K, bf);
+}
 
 // ---------------------------------------------------------------- RoPE
 // rotate_half (or interleaved) RoPE on the first 2·half dims of each head; angle = pos·inv_freq in fp32.
@@ -240,6 +252,8 @@ extern "C" __global__ void rope(float* x, int T, int heads, int hd, int half, co
                                 float scaling, int interleaved, int bf16Angles, int bf) {
     long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (long long)T * heads * half) return;
+    int fp32CosSin = bf & 4;   // OLMo 2 (bit 4 over the rounding mode)
+    bf &= 3;
     int j = (int)(i % half);
     long long th = i / half;
     int t = (int)(th / heads);
@@ -249,11 +263,11 @@ extern "C" __global__ void rope(float* x, int T, int heads, int hd, int half, co
     float* base = x + th * hd;
     int i1 = interleaved ? 2 * j : j, i2 = interleaved ? 2 * j + 1 : j + half;
     float x1 = base[i1], x2 = base[i2];
-    if (bf == 2) {
+    if (fp32CosSin) {
         // OLMo 2: cos/sin stay fp32, products and sum in fp32 (no contraction), one rounding at the end
         float c = cosf(angle) * scaling, s = sinf(angle) * scaling;
-        base[i1] = R(__fadd_rn(__fmul_rn(x1, c), __fmul_rn(-x2, s)), 1);
-        base[i2] = R(__fadd_rn(__fmul_rn(x2, c), __fmul_rn(x1, s)), 1);
+        base[i1] = R(__fadd_rn(__fmul_rn(x1, c), __fmul_rn(-x2, s)), bf);
+        base[i2] = R(__fadd_rn(__fmul_rn(x2, c), __fmul_rn(x1, s)), bf);
         return;
     }
     float c = R(cosf(angle) * scaling, bf), s = R(sinf(angle) * scaling, bf);
@@ -331,7 +345,7 @@ extern "C" __global__ void __launch_bounds__(128) attention(float* out, const fl
                 } else {
                     s = R(s * scale, bf);
                 }
-                if (cap > 0.f) s = bf ? R(R(tanhf(R(s / cap, 1)), 1) * cap, 1) : cap * tanhf(s / cap);
+                if (cap > 0.f) s = bf ? R(R(tanhf(R(s / cap, bf)), bf) * cap, bf) : cap * tanhf(s / cap);
                 float mn = fmaxf(m[a], s);
                 float corr = expf(m[a] - mn);
                 float p = expf(s - mn);
@@ -376,7 +390,7 @@ __device__ __forceinline__ float eager_score(const float* qr, const float* kr, i
     } else {
         s = R(s * scale, bf);
     }
-    if (cap > 0.f) s = bf ? R(R(tanhf(R(s / cap, 1)), 1) * cap, 1) : cap * tanhf(s / cap);
+    if (cap > 0.f) s = bf ? R(R(tanhf(R(s / cap, bf)), bf) * cap, bf) : cap * tanhf(s / cap);
     return s;
 }
 // sinks (may be null), gpt-oss as HF computes it: cat(scores, sink) − max rounded to the dtype, then softmax in fp32
@@ -448,7 +462,7 @@ extern "C" __global__ void mlp_act(float* out, bf16* outB, const float* g, const
     }
     float y = gated ? R(a * up[i], bf) : a;
     out[i] = y;
-    if (outB) outB[i] = __float2bfloat16_rn(y);
+    if (outB) store16(outB + i, y, bf);
 }
 
 // ---------------------------------------------------------------- residual add, soft-cap
@@ -463,7 +477,7 @@ extern "C" __global__ void residual_add(float* x, const float* y, long long n, i
 extern "C" __global__ void softcap(float* x, long long n, float cap, int bf) {
     long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
-    x[i] = bf ? R(R(tanhf(R(x[i] / cap, 1)), 1) * cap, 1) : cap * tanhf(x[i] / cap);
+    x[i] = bf ? R(R(tanhf(R(x[i] / cap, bf)), bf) * cap, bf) : cap * tanhf(x[i] / cap);
 }
 
 // ---------------------------------------------------------------- synthetic weights (benchmarks)
@@ -477,6 +491,12 @@ extern "C" __global__ void fill_bf16(bf16* w, long long n, unsigned long long se
     if (i >= n) return;
     float u = (hash32(seed * 0x9E3779B97F4A7C15ULL + i) >> 8) * (1.0f / 16777216.0f);
     w[i] = __float2bfloat16_rn(offset + amp * (2.f * u - 1.f));
+}
+extern "C" __global__ void fill_f16(__half* w, long long n, unsigned long long seed, float amp, float offset) {
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    float u = (hash32(seed * 0x9E3779B97F4A7C15ULL + i) >> 8) * (1.0f / 16777216.0f);
+    w[i] = __float2half_rn(offset + amp * (2.f * u - 1.f));
 }
 extern "C" __global__ void fill_f32(float* w, long long n, unsigned long long seed, float amp, float offset) {
     long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
@@ -499,6 +519,26 @@ extern "C" __global__ void f32_to_bf16(bf16* out, const float* in, long long n) 
     }
 }
 
+extern "C" __global__ void f32_to_f16(__half* out, const float* in, long long n) {
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) out[i] = __float2half_rn(in[i]);
+}
+
+// ---------------------------------------------------------------- split-K: the fixed-order second pass
+// C[M, N] = R(Σ_{z = 0..S-1} part[z][M][N] + bias[N]): the slices are added in order z = 0, 1, ..., so the result is
+// the same on every run (no atomics).
+// res (may be null): the fused residual, res = R(res + C).
+extern "C" __global__ void splitk_reduce(float* C, const float* part, const float* bias, int M, int N, int S, int bf, float* res) {
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x, mn = (long long)M * N;
+    if (i >= mn) return;
+    float v = part[i];
+    for (int z = 1; z < S; z++) v += part[z * mn + i];
+    if (bias) v += bias[(int)(i % N)];
+    v = R(v, bf);
+    C[i] = v;
+    if (res) res[i] = R(res[i] + v, bf);
+}
+
 // ---------------------------------------------------------------- GEMM, bf16 tensor cores (mma.sync)
 // C[M, N] = R(A[M, K] · W[N, K]ᵀ + bias[N]), A and W bf16 (K % 8 == 0, 16-byte aligned rows), fp32 accumulate.
 // 128×256×64 block tile, 8 warps as 2 (M) × 4 (N) of 64×64, mma.sync m16n8k16 fed by ldmatrix from 128-byte-swizzled
@@ -506,15 +546,32 @@ extern "C" __global__ void f32_to_bf16(bf16* out, const float* in, long long n) 
 #define MM_BM 128
 #define MM_BN 256
 #define MM_ST 4
-extern "C" __global__ void __launch_bounds__(256, 1) gemm_mma(float* C, const bf16* A, const bf16* W, const float* bias,
-                                                               int M, int N, int K, int bf) {
+template <int MODE>
+__device__ __forceinline__ void mma_epilogue(float* C, const float* bias, int M, int N, int r0, int c0, float (&acc)[4][8][4],
+                                             float* res) {
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            store2<MODE>(C, bias, M, N, r0 + i * 16, c0 + j * 8, acc[i][j][0], acc[i][j][1], res);
+            store2<MODE>(C, bias, M, N, r0 + i * 16 + 8, c0 + j * 8, acc[i][j][2], acc[i][j][3], res);
+        }
+}
+// Split-K as gemm_wgmma (modeldiff_wgmma.cu): part != null = block z sums K tiles [z·ktPer, (z+1)·ktPer) into part[z].
+template <typename T>
+__device__ __forceinline__ void gemm_mma_impl(float* C, const T* A, const T* W, const float* bias, int M, int N, int K,
+                                              int bf, float* part, int ktPer, float* res) {
     extern __shared__ unsigned char smem_raw[];
     const unsigned STAGE = (MM_BM + MM_BN) * 128;
     unsigned sb = (smem_u32(smem_raw) + 1023u) & ~1023u;
     int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     int wm = warp >> 2, wn = warp & 3;
     int m0 = blockIdx.x * MM_BM, n0 = blockIdx.y * MM_BN;
-    int KT = (K + 63) / 64;
+    int KTall = (K + 63) / 64, kt0 = part ? blockIdx.z * ktPer : 0;
+    int KT = part ? max(0, min(KTall, kt0 + ktPer) - kt0) : KTall;
+    const T* A0 = A + kt0 * 64;
+    const T* W0 = W + kt0 * 64;
+    int Kend = K - kt0 * 64;
     float acc[4][8][4];
 #pragma unroll
     for (int i = 0; i < 4; i++)
@@ -525,8 +582,8 @@ extern "C" __global__ void __launch_bounds__(256, 1) gemm_mma(float* C, const bf
 #pragma unroll
     for (int s = 0; s < MM_ST - 1; s++) {
         if (s < KT) {
-            load_tile64<MM_BM, 256>(sb + s * STAGE, A, m0, M, s * 64, K, tid);
-            load_tile64<MM_BN, 256>(sb + s * STAGE + MM_BM * 128, W, n0, N, s * 64, K, tid);
+            load_tile64<MM_BM, 256>(sb + s * STAGE, A0, m0, M, s * 64, Kend, K, tid);
+            load_tile64<MM_BN, 256>(sb + s * STAGE + MM_BM * 128, W0, n0, N, s * 64, Kend, K, tid);
         }
         cp_async_commit();
     }
@@ -536,8 +593,8 @@ extern "C" __global__ void __launch_bounds__(256, 1) gemm_mma(float* C, const bf
         int nk = kt + MM_ST - 1;
         if (nk < KT) {
             unsigned st = sb + (nk % MM_ST) * STAGE;
-            load_tile64<MM_BM, 256>(st, A, m0, M, nk * 64, K, tid);
-            load_tile64<MM_BN, 256>(st + MM_BM * 128, W, n0, N, nk * 64, K, tid);
+            load_tile64<MM_BM, 256>(st, A0, m0, M, nk * 64, Kend, K, tid);
+            load_tile64<MM_BN, 256>(st + MM_BM * 128, W0, n0, N, nk * 64, Kend, K, tid);
         }
         cp_async_commit();
         unsigned As = sb + (kt % MM_ST) * STAGE, Bs = As + MM_BM * 128;
@@ -554,18 +611,23 @@ extern "C" __global__ void __launch_bounds__(256, 1) gemm_mma(float* C, const bf
 #pragma unroll
             for (int i = 0; i < 4; i++)
 #pragma unroll
-                for (int j = 0; j < 8; j++) mma_bf16(acc[i][j], af[i], bfr[j][0], bfr[j][1]);
+                for (int j = 0; j < 8; j++) mma16<T>(acc[i][j], af[i], bfr[j][0], bfr[j][1]);
         }
     }
     cp_async_wait<0>();
-#pragma unroll
-    for (int i = 0; i < 4; i++)
-#pragma unroll
-        for (int j = 0; j < 8; j++) {
-            int row = m0 + wm * 64 + i * 16 + (lane >> 2), col = n0 + wn * 64 + j * 8 + (lane & 3) * 2;
-            store2(C, bias, M, N, row, col, acc[i][j][0], acc[i][j][1], bf);
-            store2(C, bias, M, N, row + 8, col, acc[i][j][2], acc[i][j][3], bf);
-        }
+    int r0 = m0 + wm * 64 + (lane >> 2), c0 = n0 + wn * 64 + (lane & 3) * 2;
+    if (part) mma_epilogue<0>(part + (long long)blockIdx.z * M * N, nullptr, M, N, r0, c0, acc, nullptr);
+    else if (bf == 1) mma_epilogue<1>(C, bias, M, N, r0, c0, acc, res);
+    else if (bf == 2) mma_epilogue<2>(C, bias, M, N, r0, c0, acc, res);
+    else mma_epilogue<0>(C, bias, M, N, r0, c0, acc, res);
+}
+extern "C" __global__ void __launch_bounds__(256, 1) gemm_mma(float* C, const bf16* A, const bf16* W, const float* bias,
+                                                               int M, int N, int K, int bf, float* part, int ktPer, float* res) {
+    gemm_mma_impl<bf16>(C, A, W, bias, M, N, K, bf, part, ktPer, res);
+}
+extern "C" __global__ void __launch_bounds__(256, 1) gemm_mma_f16(float* C, const __half* A, const __half* W,
+        const float* bias, int M, int N, int K, int bf, float* part, int ktPer, float* res) {
+    gemm_mma_impl<__half>(C, A, W, bias, M, N, K, bf, part, ktPer, res);
 }
 
 // ---------------------------------------------------------------- attention on tensor cores (bf16 operands)
@@ -576,8 +638,8 @@ extern "C" __global__ void __launch_bounds__(256, 1) gemm_mma(float* C, const bf
 // of the [T, heads·hd] / [T, kvHeads·hd] activations. out: fp32 [T, heads·hd]; outB (may be null): same, as bf16.
 #define FA_BQ 64
 #define FA_BK 64
-template <int HD>
-__device__ __forceinline__ void attn_tc_impl(float* out, bf16* outB, const bf16* q, const bf16* k, const bf16* v, int T,
+template <int HD, typename E>
+__device__ __forceinline__ void attn_tc_impl(float* out, E* outB, const E* q, const E* k, const E* v, int T,
                                              int heads, int kvHeads, int window, float scale, int divide, float scaleDiv,
                                              float cap, int bf, const float* sinks, int chunk, int pos0) {
     constexpr int CH = HD / 8;             // 16-byte chunks per row
@@ -593,12 +655,12 @@ __device__ __forceinline__ void attn_tc_impl(float* out, bf16* outB, const bf16*
     int q0 = (gridDim.x - 1 - blockIdx.x) * FA_BQ;   // heaviest (latest) query blocks first
     long long qStride = (long long)heads * HD, kStride = (long long)kvHeads * HD;
     auto sw = [](int r, int c) { return (unsigned)(r * ROWB + ((c ^ (r & (SW - 1))) << 4)); };
-    auto loadRows = [&](unsigned base, const bf16* g, long long stride, int col0, int t0, int n) {
+    auto loadRows = [&](unsigned base, const E* g, long long stride, int col0, int t0, int n) {
         for (int id = tid; id < n * CH; id += 128) {
             int r = id / CH, c = id % CH;
             int t = t0 + r;
             bool ok = t < T;
-            const bf16* src = ok ? g + (long long)t * stride + col0 + c * 8 : g;
+            const E* src = ok ? g + (long long)t * stride + col0 + c * 8 : g;
             cp_async16(base + sw(r, c), src, ok);
         }
     };
@@ -646,8 +708,8 @@ __device__ __forceinline__ void attn_tc_impl(float* out, bf16* outB, const bf16*
             for (int jp = 0; jp < 4; jp++) {
                 unsigned b0, b1, b2, b3;
                 ldsm_x4(Kb + sw(jp * 16 + (lane & 7) + ((lane >> 4) << 3), kk * 2 + ((lane >> 3) & 1)), b0, b1, b2, b3);
-                mma_bf16(s[2 * jp], qf[kk], b0, b1);
-                mma_bf16(s[2 * jp + 1], qf[kk], b2, b3);
+                mma16<E>(s[2 * jp], qf[kk], b0, b1);
+                mma16<E>(s[2 * jp + 1], qf[kk], b2, b3);
             }
         float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll
@@ -662,7 +724,7 @@ __device__ __forceinline__ void attn_tc_impl(float* out, bf16* outB, const bf16*
                 } else {
                     x = round_bf(x * scale, bf);
                 }
-                if (cap > 0.f) x = bf ? round_bf(round_bf(tanhf(round_bf(x / cap, 1)), 1) * cap, 1) : cap * tanhf(x / cap);
+                if (cap > 0.f) x = bf ? round_bf(round_bf(tanhf(round_bf(x / cap, bf)), bf) * cap, bf) : cap * tanhf(x / cap);
                 bool valid = key < T && key <= t && (window <= 0 || t - key < window) && key >= chunk_first(t, chunk, pos0);
                 x = valid ? x : -INFINITY;
                 s[j][e] = x;
@@ -694,14 +756,14 @@ __device__ __forceinline__ void attn_tc_impl(float* out, bf16* outB, const bf16*
         }
 #pragma unroll
         for (int kk = 0; kk < 4; kk++) {   // 16 keys per step
-            unsigned pa[4] = {pack_bf16(s[2 * kk][0], s[2 * kk][1]), pack_bf16(s[2 * kk][2], s[2 * kk][3]),
-                              pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]), pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+            unsigned pa[4] = {Elem<E>::pack(s[2 * kk][0], s[2 * kk][1]), Elem<E>::pack(s[2 * kk][2], s[2 * kk][3]),
+                              Elem<E>::pack(s[2 * kk + 1][0], s[2 * kk + 1][1]), Elem<E>::pack(s[2 * kk + 1][2], s[2 * kk + 1][3])};
 #pragma unroll
             for (int dp = 0; dp < HD / 16; dp++) {
                 unsigned b0, b1, b2, b3;
                 ldsm_x4_t(Vb + sw(kk * 16 + (lane & 7) + (((lane >> 3) & 1) << 3), dp * 2 + (lane >> 4)), b0, b1, b2, b3);
-                mma_bf16(o[2 * dp], pa, b0, b1);
-                mma_bf16(o[2 * dp + 1], pa, b2, b3);
+                mma16<E>(o[2 * dp], pa, b0, b1);
+                mma16<E>(o[2 * dp + 1], pa, b2, b3);
             }
         }
         __syncthreads();   // this buffer is refilled two tiles on
@@ -723,7 +785,7 @@ __device__ __forceinline__ void attn_tc_impl(float* out, bf16* outB, const bf16*
             float v0 = round_bf(o[n][2 * r] * inv, bf), v1 = round_bf(o[n][2 * r + 1] * inv, bf);
             long long at = (long long)t * qStride + h * HD + d;
             *(float2*)(out + at) = make_float2(v0, v1);
-            if (outB) *(__nv_bfloat162*)(outB + at) = __floats2bfloat162_rn(v0, v1);
+            if (outB) *(unsigned*)(outB + at) = Elem<E>::pack(v0, v1);
         }
     }
 }
@@ -731,8 +793,14 @@ __device__ __forceinline__ void attn_tc_impl(float* out, bf16* outB, const bf16*
     extern "C" __global__ void __launch_bounds__(128) attention_tc##HD(float* out, bf16* outB, const bf16* q,          \
             const bf16* k, const bf16* v, int T, int heads, int kvHeads, int window, float scale, int divide,         \
             float scaleDiv, float cap, int bf, const float* sinks, int chunk, int pos0) {                             \
-        attn_tc_impl<HD>(out, outB, q, k, v, T, heads, kvHeads, window, scale, divide, scaleDiv, cap, bf, sinks,     \
-                         chunk, pos0);                                                                                 \
+        attn_tc_impl<HD, bf16>(out, outB, q, k, v, T, heads, kvHeads, window, scale, divide, scaleDiv, cap, bf, sinks, \
+                               chunk, pos0);                                                                           \
+    }                                                                                                                  \
+    extern "C" __global__ void __launch_bounds__(128) attention_tc##HD##_f16(float* out, __half* outB, const __half* q, \
+            const __half* k, const __half* v, int T, int heads, int kvHeads, int window, float scale, int divide,     \
+            float scaleDiv, float cap, int bf, const float* sinks, int chunk, int pos0) {                             \
+        attn_tc_impl<HD, __half>(out, outB, q, k, v, T, heads, kvHeads, window, scale, divide, scaleDiv, cap, bf,     \
+                                 sinks, chunk, pos0);                                                                  \
     }
 ATTN_TC(16)
 ATTN_TC(32)

@@ -359,8 +359,8 @@ extern "C" __global__ void __launch_bounds__(256, 1) moe_gemm_mma(float* C, cons
 #pragma unroll
     for (int s = 0; s < MG_ST - 1; s++) {
         if (s < KT) {
-            load_tile64<MG_BM, 256>(sb + s * STAGE, A, m0, M, s * 64, K, tid);
-            load_tile64<MG_BN, 256>(sb + s * STAGE + MG_BM * 128, W, n0, N, s * 64, K, tid);
+            load_tile64<MG_BM, 256>(sb + s * STAGE, A, m0, M, s * 64, K, K, tid);
+            load_tile64<MG_BN, 256>(sb + s * STAGE + MG_BM * 128, W, n0, N, s * 64, K, K, tid);
         }
         cp_async_commit();
     }
@@ -370,8 +370,8 @@ extern "C" __global__ void __launch_bounds__(256, 1) moe_gemm_mma(float* C, cons
         int nk = kt + MG_ST - 1;
         if (nk < KT) {
             unsigned st = sb + (nk % MG_ST) * STAGE;
-            load_tile64<MG_BM, 256>(st, A, m0, M, nk * 64, K, tid);
-            load_tile64<MG_BN, 256>(st + MG_BM * 128, W, n0, N, nk * 64, K, tid);
+            load_tile64<MG_BM, 256>(st, A, m0, M, nk * 64, K, K, tid);
+            load_tile64<MG_BN, 256>(st + MG_BM * 128, W, n0, N, nk * 64, K, K, tid);
         }
         cp_async_commit();
         unsigned As = sb + (kt % MG_ST) * STAGE, Bs = As + MG_BM * 128;

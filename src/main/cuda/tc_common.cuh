@@ -2,7 +2,41 @@
 // and the swizzled shared-memory tile layout.
 #pragma once
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <stdint.h>
+
+// Rounding modes of the `bf` kernel argument: 0 = fp32 (nothing rounded), 1 = bfloat16, 2 = float16 (IEEE half,
+// round to nearest even, overflow to inf as PyTorch's .to(torch.float16)). The 16-bit operand copies and weights are
+// of the mode's type; the element-type templates below take __nv_bfloat16 or __half.
+__device__ __forceinline__ float round_dt(float x, int mode) {
+    if (mode == 1) return __bfloat162float(__float2bfloat16_rn(x));
+    if (mode == 2) return __half2float(__float2half_rn(x));
+    return x;
+}
+// The 16-bit copy of a value (exact when it was rounded in that mode): half bits in mode 2, else bfloat16 bits.
+__device__ __forceinline__ void store16(__nv_bfloat16* p, float y, int mode) {
+    if (mode == 2) *(__half*)p = __float2half_rn(y);
+    else *p = __float2bfloat16_rn(y);
+}
+template <typename T> struct Elem;
+template <> struct Elem<__nv_bfloat16> {
+    static constexpr int MODE = 1;
+    static __device__ __forceinline__ float to_f(__nv_bfloat16 x) { return __bfloat162float(x); }
+    static __device__ __forceinline__ __nv_bfloat16 from_f(float x) { return __float2bfloat16_rn(x); }
+    static __device__ __forceinline__ unsigned pack(float lo, float hi) {
+        __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+        return *(unsigned*)&v;
+    }
+};
+template <> struct Elem<__half> {
+    static constexpr int MODE = 2;
+    static __device__ __forceinline__ float to_f(__half x) { return __half2float(x); }
+    static __device__ __forceinline__ __half from_f(float x) { return __float2half_rn(x); }
+    static __device__ __forceinline__ unsigned pack(float lo, float hi) {
+        __half2 v = __floats2half2_rn(lo, hi);
+        return *(unsigned*)&v;
+    }
+};
 
 __device__ __forceinline__ unsigned smem_u32(const void* p) { return (unsigned)__cvta_generic_to_shared(p); }
 
@@ -29,45 +63,62 @@ __device__ __forceinline__ void mma_bf16(float* d, const unsigned* a, unsigned b
                  : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
-__device__ __forceinline__ unsigned pack_bf16(float lo, float hi) {
-    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-    return *(unsigned*)&v;
+// The same with fp16 operands.
+__device__ __forceinline__ void mma_f16(float* d, const unsigned* a, unsigned b0, unsigned b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
+template <typename T>
+__device__ __forceinline__ void mma16(float* d, const unsigned* a, unsigned b0, unsigned b1) {
+    if constexpr (Elem<T>::MODE == 2) mma_f16(d, a, b0, b1);
+    else mma_bf16(d, a, b0, b1);
+}
+__device__ __forceinline__ unsigned pack_bf16(float lo, float hi) { return Elem<__nv_bfloat16>::pack(lo, hi); }
 
 // Tiles of 64 bf16 (128 bytes) per row: 16-byte chunk c of row r lives at chunk c ^ (r & 7) (the hardware's 128-byte
 // swizzle when the tile starts on a 1024-byte boundary): ldmatrix over 8 rows and wgmma reads are bank-conflict free.
 __device__ __forceinline__ unsigned swz128(int r, int c) { return (unsigned)(r * 128 + ((c ^ (r & 7)) << 4)); }
 
-// ROWS × 64 tile of a row-major [rowsMax, K] bf16 matrix (K % 8 == 0) from (row0, k0); rows ≥ rowsMax and columns ≥ K
-// are zero-filled.
-template <int ROWS, int THREADS>
-__device__ __forceinline__ void load_tile64(unsigned sbase, const __nv_bfloat16* G, int row0, int rowsMax, int k0, int K, int tid) {
+// ROWS × 64 tile of a row-major 16-bit (bf16 / fp16) matrix with row stride ld (ld % 8 == 0) from (row0, k0); rows
+// ≥ rowsMax and columns ≥ kMax (kMax % 8 == 0 or the end of the rows) are zero-filled.
+template <int ROWS, int THREADS, typename T>
+__device__ __forceinline__ void load_tile64(unsigned sbase, const T* G, int row0, int rowsMax, int k0, int kMax, int ld, int tid) {
 #pragma unroll
     for (int i = 0; i < ROWS * 8 / THREADS; i++) {
         int id = tid + i * THREADS;
         int r = id >> 3, c = id & 7;
         int gr = row0 + r, gk = k0 + c * 8;
-        bool ok = gr < rowsMax && gk < K;
-        const __nv_bfloat16* src = ok ? G + (long long)gr * K + gk : G;
+        bool ok = gr < rowsMax && gk < kMax;
+        const T* src = ok ? G + (long long)gr * ld + gk : G;
         cp_async16(sbase + swz128(r, c), src, ok);
     }
 }
 
-__device__ __forceinline__ float round_bf(float x, int bf) {
-    return bf ? __bfloat162float(__float2bfloat16_rn(x)) : x;
-}
-// GEMM epilogue for two adjacent columns (col, col + 1) of one row: + bias, rounded in bf16 mode.
-__device__ __forceinline__ void store2(float* C, const float* bias, int M, int N, int row, int col, float v0, float v1, int bf) {
+__device__ __forceinline__ float round_bf(float x, int bf) { return round_dt(x, bf); }
+// GEMM epilogue for two adjacent columns (col, col + 1) of one row: + bias, rounded in mode MODE (0 none, 1 bf16,
+// 2 fp16). MODE is a template argument: a run-time branch per element made the mma kernel's accumulators spill.
+// res (may be null; the fused residual, -Dmodeldiff.cuda.fuseResidual): res = R(res + C) after C is stored, as the
+// residual_add kernel would do next.
+template <int MODE>
+__device__ __forceinline__ void store2(float* C, const float* bias, int M, int N, int row, int col, float v0, float v1,
+                                       float* res = nullptr) {
     if (row >= M) return;
-    float* p = C + (long long)row * N + col;
+    long long at = (long long)row * N + col;
+    float* p = C + at;
     if (col + 1 < N) {
         if (bias) { v0 += bias[col]; v1 += bias[col + 1]; }
-        v0 = round_bf(v0, bf);
-        v1 = round_bf(v1, bf);
+        v0 = round_dt(v0, MODE);
+        v1 = round_dt(v1, MODE);
         if ((N & 1) == 0) *(float2*)p = make_float2(v0, v1);
         else { p[0] = v0; p[1] = v1; }
+        if (res) {
+            res[at] = round_dt(res[at] + v0, MODE);
+            res[at + 1] = round_dt(res[at + 1] + v1, MODE);
+        }
     } else if (col < N) {
         if (bias) v0 += bias[col];
-        p[0] = round_bf(v0, bf);
+        p[0] = round_dt(v0, MODE);
+        if (res) res[at] = round_dt(res[at] + p[0], MODE);
     }
 }

@@ -35,7 +35,7 @@ final class Availability {
 
     static Row cuda() {
         String why = CudaRuntime.unavailableReason();
-        return new Row("CUDA (cuda:fp32, cuda:bf16)", why == null, why == null ? "GPU found, kernels loaded" : why);
+        return new Row("CUDA (cuda:fp32, cuda:bf16, cuda:fp16)", why == null, why == null ? "GPU found, kernels loaded" : why);
     }
 
     /** Another part adds the HF tokenizers binding; until its class is on the class path, text input is unavailable. */
@@ -62,7 +62,7 @@ final class Availability {
     static String implementations() {
         Row t = torch(), c = cuda();
         return "reference, lowp:bf16, lowp:fp16, lowp:fp32 (pure Java, always available); torch:fp32, torch:fp16 ("
-                + status(t) + "); cuda:fp32, cuda:bf16 (" + status(c) + ")";
+                + status(t) + "); cuda:fp32, cuda:bf16, cuda:fp16 (" + status(c) + ")";
     }
 
     private static String status(Row r) {

@@ -340,7 +340,9 @@ final class BenchCommand implements Runnable {
     }
 
     @Command(name = "gpu", mixinStandardHelpOptions = true, sortOptions = false,
-            description = "The CUDA benchmark (modeldiff.forward.cuda.CudaSelfTest bench): GEMMs and a full llama3-8b-shaped forward.")
+            description = "The CUDA benchmark (modeldiff.forward.cuda.CudaSelfTest bench): GEMMs at every forward shape (split-K"
+                    + " off and on), attention and a full llama3-8b-shaped forward per dtype, and HF transformers' side"
+                    + " (reference-impls/hf_bench.py) in the same call when python3 has torch and transformers; one JSON.")
     static final class Gpu implements Callable<Integer> {
         @Option(names = "--shape", defaultValue = "llama3-8b", description = "Shape (default: ${DEFAULT-VALUE}; the only one).")
         String shape;
@@ -348,7 +350,25 @@ final class BenchCommand implements Runnable {
         @Option(names = "--tokens", defaultValue = "2048", description = "Input length (default: ${DEFAULT-VALUE}).")
         int tokens;
 
-        @Option(names = "--json", paramLabel = "FILE", description = "Write the figures as JSON.")
+        @Option(names = "--dtypes", defaultValue = "bf16,fp16", description = "16-bit dtypes to run (default: ${DEFAULT-VALUE}).")
+        String dtypes;
+
+        @Option(names = "--hf", defaultValue = "auto", description = "HF's side: auto (when python has transformers) or off (default: ${DEFAULT-VALUE}).")
+        String hf;
+
+        @Option(names = "--hf-script", defaultValue = "reference-impls/hf_bench.py", description = "HF's side (default: ${DEFAULT-VALUE}).")
+        Path hfScript;
+
+        @Option(names = "--python", defaultValue = "python3", description = "Python for HF's side (default: ${DEFAULT-VALUE}).")
+        String python;
+
+        @Option(names = "--hf-timeout", defaultValue = "600", description = "Seconds HF's side may take (default: ${DEFAULT-VALUE}).")
+        int hfTimeout;
+
+        @Option(names = "--no-streamed", description = "Skip the streamed-layers run.")
+        boolean noStreamed;
+
+        @Option(names = "--json", paramLabel = "FILE", description = "Write both sides' figures and their ratios as one JSON.")
         Path json;
 
         @picocli.CommandLine.Mixin
@@ -356,11 +376,8 @@ final class BenchCommand implements Runnable {
 
         @Override
         public Integer call() throws IOException {
-            if (!shape.equals("llama3-8b")) throw new BadInputException("bench gpu: --shape must be llama3-8b, got '" + shape + "'");
-            CudaRuntime rt = CudaRuntime.get();
-            if (rt == null) throw new BadInputException("bench gpu: CUDA unavailable: " + CudaRuntime.unavailableReason());
-            CudaSelfTest.bench(rt, shape, tokens, json);
-            return 0;
+            return GpuBench.run(new GpuBench.Options(shape, tokens, GpuBench.parseDtypes(dtypes), hf, hfScript, python, !noStreamed,
+                    hfTimeout), json);
         }
     }
 

@@ -8,7 +8,7 @@ package modeldiff.cli;
 final class Help {
     static final String IMPLS_PROPERTY = "modeldiff.help.impls";
     /** What --impl options print when availability was not checked (help was not asked for). */
-    static final String IMPLS = "${sys:" + IMPLS_PROPERTY + ":-reference, lowp:bf16, lowp:fp16, lowp:fp32, torch:fp32, torch:fp16, cuda:fp32, cuda:bf16}";
+    static final String IMPLS = "${sys:" + IMPLS_PROPERTY + ":-reference, lowp:bf16, lowp:fp16, lowp:fp32, torch:fp32, torch:fp16, cuda:fp32, cuda:bf16, cuda:fp16}";
 
     private Help() {
     }

@@ -14,7 +14,7 @@ public final class Implementations {
     }
 
     public static List<String> available() {
-        return List.of("reference", "lowp:bf16", "lowp:fp16", "lowp:fp32", "cuda:fp32", "cuda:bf16", "torch:fp32", "torch:fp16");
+        return List.of("reference", "lowp:bf16", "lowp:fp16", "lowp:fp32", "cuda:fp32", "cuda:bf16", "cuda:fp16", "torch:fp32", "torch:fp16");
     }
 
     public static ForwardPass create(String spec) {
@@ -33,9 +33,10 @@ public final class Implementations {
             }
             return new LowpPass(p, fixes);
         }
-        if (spec.equals("cuda:fp32") || spec.equals("cuda:bf16")) return new modeldiff.forward.cuda.CudaPass(spec.endsWith("bf16"), fixes);
+        if (spec.equals("cuda:fp32") || spec.equals("cuda:bf16") || spec.equals("cuda:fp16"))
+            return new modeldiff.forward.cuda.CudaPass(Precision.parse(spec.substring(5)), fixes);
         if (spec.startsWith("cuda:"))
-            throw new BadInputException("unknown precision in '" + spec + "'; use cuda:fp32 or cuda:bf16");
+            throw new BadInputException("unknown precision in '" + spec + "'; use cuda:fp32, cuda:bf16 or cuda:fp16");
         if (spec.startsWith("torch:")) {
             // torch:bf16 parses and is then refused by TorchPass, in Java (DJL 0.36.0 aborts the JVM on bfloat16).
             Precision p;

@@ -28,9 +28,10 @@ class FixRefusalTest {
             "torch:fp32", with(modeldiff.forward.torch.TorchPass.TORCH_REFUSED, "rope.bf16_angles"),
             "torch:fp16", with(modeldiff.forward.torch.TorchPass.TORCH_REFUSED, "rope.bf16_angles"),
             // both attention kernels keep the softmax in fp32 registers (docs/cuda.md); the MoE fixes are honoured by
-            // forward/cuda/CudaMoe, attn.no_sinks by the attention kernels
+            // forward/cuda/CudaMoe (cuda:fp16 refuses MoE models themselves), attn.no_sinks by the attention kernels
             "cuda:fp32", Set.of("softmax.lowp"),
-            "cuda:bf16", Set.of("softmax.lowp"));
+            "cuda:bf16", Set.of("softmax.lowp"),
+            "cuda:fp16", Set.of("softmax.lowp"));
 
     private static Set<String> with(Set<String> a, String b) {
         Set<String> out = new TreeSet<>(a);

@@ -20,6 +20,7 @@ import modeldiff.model.LayerSpec;
 import modeldiff.model.Model;
 import modeldiff.model.ModelConfig;
 import modeldiff.model.RopeSpec;
+import modeldiff.numeric.Precision;
 import modeldiff.numeric.Rope;
 import modeldiff.trace.Trace;
 
@@ -36,17 +37,28 @@ import java.util.Map;
  * cuda:fp32 computes in fp32 with FFMA GEMMs (a fast check against the float64 reference); cuda:bf16 stores weights
  * in bf16, runs GEMMs on tensor cores with fp32 accumulation and rounds each op's result to bf16 where HF's eager
  * path does (as forward/lowp does on the CPU), except inside attention, which is flash-style: probabilities are never
- * rounded. Same probes as every pass; they are copied back to the host per layer.
+ * rounded. cuda:fp16 is cuda:bf16 with IEEE half in place of bfloat16 (weights, operand copies, every rounding point,
+ * fp16 tensor-core GEMMs and attention), as lowp:fp16 is to lowp:bf16. Same probes as every pass; they are copied
+ * back to the host per layer.
  */
 public final class CudaPass implements ForwardPass {
-    private final boolean bf16;
+    private final boolean bf16;   // a 16-bit pass: bf16, or fp16 when fp16
+    private final boolean fp16;
     private final Fixes fixes;
 
     private static DeviceModel cached;   // one model's weights stay on the GPU between runs
 
     /** @throws BadInputException for a fix this pass cannot apply ({@link #refusal}), before any native call */
     public CudaPass(boolean bf16, Fixes fixes) {
-        this.bf16 = bf16;
+        this(bf16 ? Precision.BF16 : Precision.FP32, fixes);
+    }
+
+    /** cuda:fp32, cuda:bf16 or cuda:fp16 (an IllegalArgumentException for any other precision). */
+    public CudaPass(Precision p, Fixes fixes) {
+        if (p != Precision.FP32 && p != Precision.BF16 && p != Precision.FP16)
+            throw new IllegalArgumentException("cuda runs in fp32, bf16 or fp16, not " + p.id());
+        this.bf16 = p != Precision.FP32;
+        this.fp16 = p == Precision.FP16;
         this.fixes = fixes;
         String why = refusal(fixes);
         if (why != null) throw new BadInputException(name() + " cannot honour fix " + why);
@@ -76,12 +88,17 @@ public final class CudaPass implements ForwardPass {
 
     @Override
     public String name() {
-        return bf16 ? "cuda:bf16" : "cuda:fp32";
+        return !bf16 ? "cuda:fp32" : fp16 ? "cuda:fp16" : "cuda:bf16";
+    }
+
+    /** The pass's dtype. */
+    public Precision precision() {
+        return !bf16 ? Precision.FP32 : fp16 ? Precision.FP16 : Precision.BF16;
     }
 
     @Override
     public String dtype() {
-        return bf16 ? "bfloat16" : "float32";
+        return precision().id();
     }
 
     /** The runtime, or a BadInputException "cuda:bf16 unavailable: reason". */
@@ -109,6 +126,9 @@ public final class CudaPass implements ForwardPass {
     public Trace run(Model model, ForwardInput input, ProbeLevel level) {
         refuseUnimplemented(model, fixes);
         refuseUnsupported(name(), model, attentionOnly);
+        if (fp16 && model.config.moe != null && !attentionOnly)
+            throw new BadInputException("cuda:fp16 does not run MoE models yet (its expert kernels round to bf16 or fp32 only); "
+                    + "use cuda:bf16, cuda:fp32, lowp:fp16 or torch:fp16");
         if (attentionOnly && !input.forced())
             throw new IllegalStateException("attentionOnly skips the MoE blocks: only a teacher-forced run continues right");
         CudaRuntime rt = runtime();
@@ -122,7 +142,7 @@ public final class CudaPass implements ForwardPass {
         if (dm.streamed()) trace.putExtra("cuda_weights", "streamed layer by layer");
         Recorder rec = Recorder.of(trace, input.withTokens(tokens), level);
         forward(rt, dm, tokens, input.positionOffset(), level, (name, cols, data) -> trace.put(name, cols, widen(data)),
-                DeviceTeacher.of(rec, bf16));
+                DeviceTeacher.of(rec, precision()));
         return trace;
     }
 
@@ -140,11 +160,20 @@ public final class CudaPass implements ForwardPass {
 
     private synchronized DeviceModel weights(Model model) {
         synchronized (CudaPass.class) {
-            if (cached != null && cached.key == model && cached.bf16 == bf16 && (!forceStreamed || cached.streamed())) return cached;
+            if (cached != null && cached.key == model && cached.precision() == precision() && (!forceStreamed || cached.streamed()))
+                return cached;
             if (cached != null) cached.close();
             cached = null;
-            cached = DeviceModel.upload(model, bf16, DeviceModel.maxWeightBytes(), forceStreamed);
+            cached = DeviceModel.upload(model, precision(), DeviceModel.maxWeightBytes(), forceStreamed);
             return cached;
+        }
+    }
+
+    /** Frees the weights kept between runs (the next run uploads them again, resident when they fit). */
+    static void forgetWeights() {
+        synchronized (CudaPass.class) {
+            if (cached != null) cached.close();
+            cached = null;
         }
     }
 
@@ -162,6 +191,7 @@ public final class CudaPass implements ForwardPass {
         final CudaAttentionVariants.Buffers variants;
         final CudaMoe.Buffers moe;                  // MoE blocks' buffers (null for a dense model)
         final ProbeCopier copier;
+        CudaGraph graph;   // the probes-off forward captured for these buffers (-Dmodeldiff.cuda.graphs)
 
         Workspace(CudaRuntime rt, ModelConfig c, int T, boolean bf16) {
             this.T = T;
@@ -226,6 +256,8 @@ public final class CudaPass implements ForwardPass {
 
         @Override
         public void close() {
+            if (graph != null) graph.close();
+            graph = null;
             copier.close();
             CudaRuntime.sync();
             for (CUdeviceptr p : all) CudaRuntime.free(p);
@@ -275,6 +307,10 @@ public final class CudaPass implements ForwardPass {
         if (c.headDim > DeviceKernels.ATTN_MAX_HEAD_DIM)
             throw new BadInputException(name() + ": head_dim " + c.headDim + " > " + DeviceKernels.ATTN_MAX_HEAD_DIM);
         Workspace ws = workspace(rt, dm, T);
+        if (sink == null && !teacher.forced() && !dm.streamed() && !variantModel(c) && (graphs != null ? graphs : CudaGraph.enabled())) {
+            graphForward(rt, dm, ws, tokens, (int) positionOffset);
+            return;
+        }
         Run run = new Run(rt, dm, ws, T, (int) positionOffset, level == ProbeLevel.ALL, teacher);
         run.begin(sink);
         try {
@@ -292,6 +328,78 @@ public final class CudaPass implements ForwardPass {
     }
 
     /**
+     * Models whose forward has MoE blocks or an attention variant (sinks, MLA, Llama 4): no CUDA graph is captured for
+     * them (their kernels were not checked under capture: CudaSelfTest runs the graph check on the other families).
+     */
+    static boolean variantModel(ModelConfig c) {
+        return c.moe != null || c.mla != null || c.family.attentionSinks || c.family.llama4Attention;
+    }
+
+    /** Test / bench hook: CUDA graphs for probes-off forwards (null: -Dmodeldiff.cuda.graphs, default off). */
+    Boolean graphs;
+
+    /**
+     * The residual add fused into the o_proj / down_proj GEMM epilogue where nothing comes between them (no post-norm,
+     * no parallel residual, not teacher-forced): -Dmodeldiff.cuda.fuseResidual=true, default off until measured.
+     * The same values as unfused (the self-test compares every probe).
+     */
+    boolean fuseResidual = Boolean.getBoolean("modeldiff.cuda.fuseResidual");
+
+    /**
+     * A probes-off forward replayed from a CUDA graph ({@link CudaGraph}), captured on first use for this workspace,
+     * token count and offset (after one ordinary forward, which sizes the split-K scratch and loads every kernel).
+     * The logits are left in the workspace. Bit-identical to the ordinary forward: the same launches in the same order.
+     */
+    private void graphForward(CudaRuntime rt, DeviceModel dm, Workspace ws, int[] tokens, int pos0) {
+        int T = tokens.length;
+        CudaGraph.Key key = new CudaGraph.Key(T, pos0, SplitK.generation(), dm.fp16);
+        if (ws.graph == null || !ws.graph.key.equals(key)) {
+            if (ws.graph != null) ws.graph.close();
+            ws.graph = null;
+            Run warm = new Run(rt, dm, ws, T, pos0, false, DeviceTeacher.NONE);
+            warm.begin(null);
+            cuMemcpyHtoD(ws.ids, Pointer.to(tokens), 4L * T);
+            try {
+                warm.uploadRopeTables();
+                warm.embed();
+                for (int i = 0; i < dm.config.numLayers; i++) warm.layer(i);
+                warm.head(true);
+                CudaRuntime.sync();
+            } finally {
+                warm.freeRopeTables();
+            }
+            Run run = new Run(rt, dm, ws, T, pos0, false, DeviceTeacher.NONE);
+            run.begin(null);
+            run.uploadRopeTables();   // kept by the graph, which reads them at every replay
+            List<CUdeviceptr> tables = new ArrayList<>();
+            for (RopeArgs r : run.ropes.values()) tables.add(r.invFreq());
+            key = new CudaGraph.Key(T, pos0, SplitK.generation(), dm.fp16);
+            ws.graph = CudaGraph.capture(rt, key, () -> {
+                run.embed();
+                for (int i = 0; i < dm.config.numLayers; i++) run.layer(i);
+                run.head(true);
+            }, tables);
+        }
+        cuMemcpyHtoD(ws.ids, Pointer.to(tokens), 4L * T);
+        CudaRuntime.sync();   // a pageable upload may still be in flight on the legacy stream; the graph's stream does not wait for it
+        ws.graph.launch();
+    }
+
+    /** Test hook: the logits of a probes-off forward (graphs or not, as {@link #graphs} says), from the workspace. */
+    float[] logitsWithoutProbes(Model model, int[] tokens) {
+        CudaRuntime rt = runtime();
+        DeviceModel dm = weights(model);
+        forward(rt, dm, tokens, 0, ProbeLevel.LAYERS, null);
+        return workspaceLogits(dm, tokens.length);
+    }
+
+    /** The logits the last forward over dm left in its workspace (T rows). */
+    static float[] workspaceLogits(DeviceModel dm, int T) {
+        Workspace ws = (Workspace) dm.workspace;
+        return CudaRuntime.download(ws.logits, Math.multiplyExact(T, dm.config.vocabSize));
+    }
+
+    /**
      * One forward's state: sizes, the fixes' answers as kernel arguments, device buffers, probe copies and forcing.
      * Its methods are the forward's steps in order: embed, then per layer the attention block and the MLP block, then
      * the final norm and the LM head.
@@ -306,7 +414,7 @@ public final class CudaPass implements ForwardPass {
         final ProbeCopier pc;
         final DeviceTeacher teacher;
         final int T, H, hd, qd, kvd, ff, V, pos0;
-        final boolean all, bf, tcAtt;
+        final boolean all, bf, fp16, tcAtt;
         final NormArgs normArgs;
         final MlpArgs mlpArgs;
         final Act a, att, act;   // norm output, attention output, MLP activation (each with its bf16 copy in bf16 mode)
@@ -318,6 +426,7 @@ public final class CudaPass implements ForwardPass {
             this.f = c.family;
             this.k = new DeviceKernels(rt);
             this.mk = new MoeKernels(rt);
+            k.fp16 = dm.fp16;
             if (attention != null) k.attention = attention;
             this.ws = ws;
             this.pc = ws.copier;
@@ -325,7 +434,8 @@ public final class CudaPass implements ForwardPass {
             this.T = T;
             this.pos0 = pos0;
             this.all = all;
-            this.bf = bf16;
+            this.bf = dm.bf16;
+            this.fp16 = dm.fp16;
             H = c.hiddenSize;
             hd = c.headDim;
             qd = c.qDim();
@@ -377,7 +487,7 @@ public final class CudaPass implements ForwardPass {
                 // fp32 as HF computes the table (lowp.RopeTable; cuda:fp32 too: the float64 formulas are the reference's)
                 modeldiff.forward.lowp.RopeTable.Fp32 fr = modeldiff.forward.lowp.RopeTable.of(rope, rot, end);
                 float[] inv = fr.invFreq().clone();
-                if (bf && fixes.ropeInvFreqLowp) for (int j = 0; j < inv.length; j++) inv[j] = CudaRuntime.bf16Round(inv[j]);
+                if (bf && fixes.ropeInvFreqLowp) for (int j = 0; j < inv.length; j++) inv[j] = CudaRuntime.round16(inv[j], fp16);
                 ropes.put(rope, new RopeArgs(hd, inv.length, CudaRuntime.upload(inv), pos0, (float) fr.attentionScaling(),
                         CudaAttentionVariants.ropePairs(f, fixes), fixes.ropeBf16Angles, bf, CudaAttentionVariants.ropeCosSinFp32(f)));
             }
@@ -390,7 +500,7 @@ public final class CudaPass implements ForwardPass {
         /** Gemma scales by sqrt(hidden) rounded to the dtype (embed.scale_fp32: the fp32 constant); GPT-2 adds positions. */
         void embed() {
             double scale = fixes.embedScale(c);
-            float scaleF = bf && !fixes.embedScaleFp32 ? CudaRuntime.bf16Round((float) scale) : (float) scale;
+            float scaleF = bf && !fixes.embedScaleFp32 ? CudaRuntime.round16((float) scale, fp16) : (float) scale;
             k.embed(ws.x, dm.embedding, bf, ws.ids, new EmbedArgs(T, H, scaleF, scale != 1.0, bf));
             if (dm.positions != null) k.addPositions(ws.x, dm.positions, T, H, pos0, bf);
             probe("embed", Act.of(ws.x), H);
@@ -414,8 +524,11 @@ public final class CudaPass implements ForwardPass {
             subProbe(p + "attn_norm", a, H);
             Act attOut = dm.mla(spec.index()) != null ? mla(p, spec) : denseAttention(p, w, spec);
             subProbe(p + "attn", attOut, attOut == att ? qd : c.mla.vDim(c.numHeads));
-            k.gemm(ws.o, attOut, w.o(), T, bf);
+            boolean fuse = fuseResidual && w.postAttnNorm() == null && !fixes.parallelResidual(c) && !teacher.forced();
+            if (fuse) k.gemmAdd(ws.o, attOut, w.o(), T, bf, ws.x);   // x += o in the GEMM's epilogue (o is still written)
+            else k.gemm(ws.o, attOut, w.o(), T, bf);
             subProbe(p + "attn_out", Act.of(ws.o), H);
+            if (fuse) return;
             if (w.postAttnNorm() != null) k.norm(Act.of(ws.o), ws.o, w.postAttnNorm(), T, normArgs);
             if (fixes.parallelResidual(c)) k.copy(ws.ao, ws.o, (long) T * H);   // GPT-NeoX: the MLP reads the block's input too
             else k.residualAdd(ws.x, ws.o, (long) T * H, bf);
@@ -476,7 +589,7 @@ public final class CudaPass implements ForwardPass {
             int divideMode = !divide ? 0 : (c.scaleAttnWeights ? 1 : 0) | (c.scaleAttnByInverseLayer ? 2 : 0);
             float scale = (divideMode & 2) != 0 ? spec.index() + 1 : (float) fixes.attnScale(spec);
             AttnArgs args = CudaAttentionVariants.attnExtras(new AttnArgs(T, c.numHeads, c.numKvHeads, hd, fixes.window(spec), scale,
-                    divideMode, CudaRuntime.bf16Round((float) Math.sqrt(hd)), (float) fixes.attnSoftcap(c), bf),
+                    divideMode, CudaRuntime.round16((float) Math.sqrt(hd), fp16), (float) fixes.attnSoftcap(c), bf),
                     dm.sinks(spec.index()), spec, fixes, pos0);
             if (tcAtt) {
                 k.toBf16(ws.qB, ws.q, (long) T * qd);
@@ -504,11 +617,19 @@ public final class CudaPass implements ForwardPass {
                 k.gemm(ws.g, a, w.up(), T, bf);
                 k.mlpAct(act, ws.g, null, (long) T * ff, mlpArgs);
             }
-            if (experts == null) {
+            if (experts != null) {
+                subProbe(p + "mlp_out", Act.of(ws.o), H);
+            } else {
                 subProbe(p + "mlp_act", act, ff);
+                boolean fuse = fuseResidual && w.postMlpNorm() == null && !fixes.parallelResidual(c) && !teacher.forced();
+                if (fuse) {
+                    k.gemmAdd(ws.o, act, w.down(), T, bf, ws.x);   // x += down(...) in the GEMM's epilogue
+                    subProbe(p + "mlp_out", Act.of(ws.o), H);
+                    return;
+                }
                 k.gemm(ws.o, act, w.down(), T, bf);
+                subProbe(p + "mlp_out", Act.of(ws.o), H);
             }
-            subProbe(p + "mlp_out", Act.of(ws.o), H);
             if (w.postMlpNorm() != null) k.norm(Act.of(ws.o), ws.o, w.postMlpNorm(), T, normArgs);
             if (fixes.parallelResidual(c)) k.residualAdd(ws.o, ws.ao, (long) T * H, bf);   // HF: (mlp + attn) + x, each add rounded
             k.residualAdd(ws.x, ws.o, (long) T * H, bf);

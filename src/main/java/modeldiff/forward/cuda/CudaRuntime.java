@@ -260,8 +260,24 @@ public final class CudaRuntime {
         if (p != null) cuMemFree(p);
     }
 
+    /**
+     * The stream kernels are launched on: null = the legacy default stream (every pass); a CUDA-graph capture
+     * ({@link CudaGraph}) sets its own stream for the duration of the capture, on the capturing thread.
+     */
+    private final ThreadLocal<CUstream> launchStream = new ThreadLocal<>();
+
+    void setLaunchStream(CUstream s) {
+        if (s == null) launchStream.remove();
+        else launchStream.set(s);
+    }
+
     /** Launches a kernel on the default stream; args are CUdeviceptr (or null for a null pointer), Integer, Long, Float. */
     public void launch(String kernel, int gx, int gy, int bx, int sharedBytes, Object... args) {
+        launchZ(kernel, gx, gy, 1, bx, sharedBytes, args);
+    }
+
+    /** As {@link #launch}, with a third grid dimension gz. */
+    public void launchZ(String kernel, int gx, int gy, int gz, int bx, int sharedBytes, Object... args) {
         Pointer[] ps = new Pointer[args.length];
         for (int i = 0; i < args.length; i++) {
             Object a = args[i];
@@ -273,7 +289,7 @@ public final class CudaRuntime {
             else throw new IllegalArgumentException("kernel argument " + i + ": " + a.getClass());
         }
         if (sharedBytes > 48 * 1024) allowDynamicSmem(kernel, sharedBytes);
-        cuLaunchKernel(function(kernel), gx, gy, 1, bx, 1, 1, sharedBytes, null, Pointer.to(ps), null);
+        cuLaunchKernel(function(kernel), gx, gy, gz, bx, 1, 1, sharedBytes, launchStream.get(), Pointer.to(ps), null);
     }
 
     public static void sync() {
@@ -287,5 +303,29 @@ public final class CudaRuntime {
 
     public static float bf16Round(float f) {
         return Float.intBitsToFloat((bf16Bits(f) & 0xffff) << 16);
+    }
+
+    /** The 16-bit bits of f: IEEE half when fp16, else bfloat16 (round to nearest even, as PyTorch's .to()). */
+    public static short bits16(float f, boolean fp16) {
+        return fp16 ? (short) modeldiff.numeric.Precision.FP16.toBits(f) : bf16Bits(f);
+    }
+
+    /** f rounded to IEEE half when fp16, else to bfloat16. */
+    public static float round16(float f, boolean fp16) {
+        return fp16 ? modeldiff.numeric.Precision.FP16.round(f) : bf16Round(f);
+    }
+
+    private int sms;
+
+    /** The device's multiprocessor count (split-K planning). */
+    public synchronized int smCount() {
+        if (sms == 0) {
+            int[] v = new int[1];
+            jcuda.driver.CUdevice dev = new jcuda.driver.CUdevice();
+            cuCtxGetDevice(dev);
+            cuDeviceGetAttribute(v, jcuda.driver.CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, dev);
+            sms = Math.max(1, v[0]);
+        }
+        return sms;
     }
 }

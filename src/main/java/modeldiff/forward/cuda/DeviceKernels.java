@@ -5,8 +5,10 @@ import jcuda.driver.CUdeviceptr;
 /**
  * Typed launchers for the kernels of src/main/cuda/modeldiff_kernels.cu and modeldiff_wgmma.cu (one method per kernel,
  * grid sizes here). Each launch takes its buffers plus one small record of what the kernel computes ({@link NormArgs},
- * {@link AttnArgs}, ...), so call sites name what they pass. {@code bf} = true rounds each op's result to bfloat16
- * as HF's eager path does; false keeps fp32. (Not to be confused with forward/kernel, the CPU matrix kernels.)
+ * {@link AttnArgs}, ...), so call sites name what they pass. {@code bf} = true rounds each op's result to the 16-bit
+ * type as HF's eager path does — bfloat16, or IEEE half when {@link #fp16} (cuda:fp16) —; false keeps fp32. 16-bit
+ * weights ({@code Linear.bf16}) and operand copies ({@code Act.bf16}) are of that type too. (Not to be confused with
+ * forward/kernel, the CPU matrix kernels.)
  */
 public final class DeviceKernels {
     private final CudaRuntime rt;
@@ -83,6 +85,10 @@ public final class DeviceKernels {
 
     /** The bf16 GEMM used when A has a bf16 copy and K % 8 == 0 (else WMMA). */
     public GemmVariant gemm;
+    /** The 16-bit type is IEEE half (cuda:fp16: kernels *_f16, rounding mode 2) instead of bfloat16. */
+    public boolean fp16;
+    /** Split-K policy for the tensor-core GEMMs ({@link SplitK#fromProperty}, -Dmodeldiff.cuda.splitK). */
+    public SplitK splitK = SplitK.fromProperty();
     /** The attention kernel used in bf16 mode when the head_dim allows it (else SIMT). */
     public AttentionVariant attention;
 
@@ -114,13 +120,23 @@ public final class DeviceKernels {
         return b ? 1 : 0;
     }
 
+    /** The kernels' rounding mode: 0 fp32, 1 bf16, 2 fp16. */
+    int mode(boolean bf) {
+        return !bf ? 0 : fp16 ? 2 : 1;
+    }
+
+    /** A 16-bit kernel's name for the current type: {@code base} (bf16) or {@code base_f16}. */
+    private String t16(String base) {
+        return fp16 ? base + "_f16" : base;
+    }
+
     public void embed(CUdeviceptr out, CUdeviceptr table, boolean bf16Table, CUdeviceptr ids, EmbedArgs a) {
-        rt.launch(bf16Table ? "embed_bf16" : "embed_f32", blocks((long) a.T() * a.H(), 256), 1, 256, 0,
-                out, table, ids, a.T(), a.H(), a.scale(), i(a.applyScale()), i(a.bf()));
+        rt.launch(!bf16Table ? "embed_f32" : fp16 ? "embed_f16" : "embed_bf16", blocks((long) a.T() * a.H(), 256), 1, 256, 0,
+                out, table, ids, a.T(), a.H(), a.scale(), i(a.applyScale()), mode(a.bf()));
     }
 
     public void addPositions(CUdeviceptr x, CUdeviceptr wpe, int T, int H, int pos0, boolean bf) {
-        rt.launch("add_positions", blocks((long) T * H, 256), 1, 256, 0, x, wpe, T, H, pos0, i(bf));
+        rt.launch("add_positions", blocks((long) T * H, 256), 1, 256, 0, x, wpe, T, H, pos0, mode(bf));
     }
 
     /** out = norm(x) over {@code rows} rows of n.dim(); out.bf16() (may be null) receives the same values as bf16. */
@@ -129,12 +145,14 @@ public final class DeviceKernels {
         int threads = dim >= 1024 ? 512 : dim >= 256 ? 256 : dim > 64 ? 128 : 32;
         if (rows == 0) return;
         rt.launch("norm_rows", rows, 1, threads, 0, out.f32(), out.bf16(), x, n.w(), n.b(), rows, dim, a.eps(),
-                i(a.centered()), i(a.unitOffset()), i(a.weightThenCast()), i(a.bf()));
+                i(a.centered()), i(a.unitOffset()), i(a.weightThenCast()), mode(a.bf()));
     }
 
-    /** out[i] = bf16(in[i]). */
+    /** out[i] = bf16(in[i]), or fp16(in[i]) when {@link #fp16}: the 16-bit operand copy. */
     public void toBf16(CUdeviceptr out, CUdeviceptr in, long n) {
-        if (n > 0) rt.launch("f32_to_bf16", blocks(n, 1024), 1, 256, 0, out, in, n);
+        if (n <= 0) return;
+        if (fp16) rt.launch("f32_to_f16", blocks(n, 256), 1, 256, 0, out, in, n);
+        else rt.launch("f32_to_bf16", blocks(n, 1024), 1, 256, 0, out, in, n);
     }
 
     static final int TC_SMEM = 4 * (128 + 256) * 128 + 1024;
@@ -150,14 +168,44 @@ public final class DeviceKernels {
      * (wgmma or mma.sync, 128×256×64 tiles), else the wmma kernel on the fp32 A. fp32 weights: FFMA on the fp32 A.
      */
     public void gemm(CUdeviceptr c, Act a, Linear w, int M, boolean bf) {
+        gemm(c, a, w, M, bf, null);
+    }
+
+    /**
+     * c = A·Wᵀ + bias as {@link #gemm}, then res = R(res + c) (the residual add, res [M, w.out]): in the tensor-core
+     * GEMMs' epilogue (or split-K's second pass), else by the residual_add kernel; the same values either way.
+     */
+    public void gemmAdd(CUdeviceptr c, Act a, Linear w, int M, boolean bf, CUdeviceptr res) {
+        GemmVariant g = gemmFor(a.bf16(), w.bf16(), w.in());
+        if (g == GemmVariant.WGMMA || g == GemmVariant.MMA) {
+            gemm(c, a, w, M, bf, res);
+            return;
+        }
+        gemm(c, a, w, M, bf, null);
+        residualAdd(res, c, (long) M * w.out(), bf);
+    }
+
+    private void gemm(CUdeviceptr c, Act a, Linear w, int M, boolean bf, CUdeviceptr res) {
         int N = w.out(), K = w.in();
         if (M == 0 || N == 0) return;
         GemmVariant g = gemmFor(a.bf16(), w.bf16(), K);
-        if (g == null) rt.launch("gemm_f32", blocks(N, 64), blocks(M, 64), 256, 0, c, a.f32(), w.w(), w.bias(), M, N, K, i(bf));
+        if (g == null) rt.launch("gemm_f32", blocks(N, 64), blocks(M, 64), 256, 0, c, a.f32(), w.w(), w.bias(), M, N, K, mode(bf));
         else if (g == GemmVariant.WMMA)
-            rt.launch("gemm_bf16", blocks(N, 128), blocks(M, 128), 256, 0, c, a.f32(), w.w(), w.bias(), M, N, K, i(bf));
-        else rt.launch(g == GemmVariant.WGMMA ? "gemm_wgmma" : "gemm_mma", blocks(M, 128), blocks(N, 256), 256, TC_SMEM,
-                    c, a.bf16(), w.w(), w.bias(), M, N, K, i(bf));
+            rt.launch(fp16 ? "gemm_f16" : "gemm_bf16", blocks(N, 128), blocks(M, 128), 256, 0, c, a.f32(), w.w(), w.bias(), M, N, K, mode(bf));
+        else {
+            String name = t16(g == GemmVariant.WGMMA ? "gemm_wgmma" : "gemm_mma");
+            SplitK.Plan p = splitK.plan(M, N, K, rt.smCount());
+            if (p.splits() == 1) {
+                rt.launch(name, blocks(M, 128), blocks(N, 256), 256, TC_SMEM, c, a.bf16(), w.w(), w.bias(), M, N, K, mode(bf),
+                        null, 0, res);
+                return;
+            }
+            // split-K: raw fp32 partial sums per K slice, then one fixed-order pass adds them (+ bias, rounding)
+            CUdeviceptr part = SplitK.scratch((long) p.splits() * M * N);
+            rt.launchZ(name, blocks(M, 128), blocks(N, 256), p.splits(), 256, TC_SMEM, c, a.bf16(), w.w(), w.bias(), M, N, K,
+                    mode(bf), part, p.ktPer(), null);
+            rt.launch("splitk_reduce", blocks((long) M * N, 256), 1, 256, 0, c, part, w.bias(), M, N, p.splits(), mode(bf), res);
+        }
     }
 
     /** dst = src, n floats (a block without pre-norm hands its input on; a parallel block keeps its attention output). */
@@ -169,7 +217,7 @@ public final class DeviceKernels {
     public void rope(CUdeviceptr x, int T, int heads, RopeArgs r) {
         if (r.half() == 0) return;
         rt.launch("rope", blocks((long) T * heads * r.half(), 256), 1, 256, 0, x, T, heads, r.headDim(), r.half(), r.invFreq(),
-                r.pos0(), r.scaling(), i(r.interleaved()), i(r.bf16Angles()), r.bf() ? (r.cosSinFp32() ? 2 : 1) : 0);
+                r.pos0(), r.scaling(), i(r.interleaved()), i(r.bf16Angles()), mode(r.bf()) | (r.bf() && r.cosSinFp32() ? 4 : 0));
     }
 
     public static final int ATTN_MAX_HEAD_DIM = 256;
@@ -184,8 +232,8 @@ public final class DeviceKernels {
         if (a.T() == 0) return;
         int hd = a.headDim();
         int smem = 5 * 64 * hd * 2 + 128;
-        rt.launch("attention_tc" + hd, blocks(a.T(), 64), a.heads(), 128, smem, out.f32(), out.bf16(), qB, kB, vB, a.T(),
-                a.heads(), a.kvHeads(), a.window(), a.scale(), a.divide(), a.scaleDiv(), cap(a), i(a.bf()), a.sinks(),
+        rt.launch(t16("attention_tc" + hd), blocks(a.T(), 64), a.heads(), 128, smem, out.f32(), out.bf16(), qB, kB, vB, a.T(),
+                a.heads(), a.kvHeads(), a.window(), a.scale(), a.divide(), a.scaleDiv(), cap(a), mode(a.bf()), a.sinks(),
                 a.chunk(), a.pos0());
     }
 
@@ -199,11 +247,11 @@ public final class DeviceKernels {
         if (attention == AttentionVariant.EAGER) {
             if (a.T() == 0) return;
             rt.launch("attention_eager", a.T(), a.heads(), 32, 0, out, q, k, v, a.T(), a.heads(), a.kvHeads(), hd, a.window(),
-                    a.scale(), a.divide(), a.scaleDiv(), cap(a), i(a.bf()), a.sinks(), a.chunk(), a.pos0());
+                    a.scale(), a.divide(), a.scaleDiv(), cap(a), mode(a.bf()), a.sinks(), a.chunk(), a.pos0());
             return;
         }
         rt.launch("attention", blocks(a.T(), 16), a.heads(), 128, 2 * 16 * hd * 4, out, q, k, v, a.T(), a.heads(), a.kvHeads(),
-                hd, a.window(), a.scale(), a.divide(), a.scaleDiv(), cap(a), i(a.bf()), a.sinks(), a.chunk(), a.pos0());
+                hd, a.window(), a.scale(), a.divide(), a.scaleDiv(), cap(a), mode(a.bf()), a.sinks(), a.chunk(), a.pos0());
     }
 
     private static float cap(AttnArgs a) {
@@ -213,7 +261,7 @@ public final class DeviceKernels {
     /** out = act(g) (· up when gated; up null = not gated); out.bf16() (may be null) receives the same values as bf16. */
     public void mlpAct(Act out, CUdeviceptr g, CUdeviceptr up, long n, MlpArgs a) {
         rt.launch("mlp_act", blocks(n, 256), 1, 256, 0, out.f32(), out.bf16(), g, up, n, a.kind(), i(up != null),
-                i(a.geluNew()), i(a.bf()));
+                i(a.geluNew()), mode(a.bf()));
     }
 
     /**
@@ -232,19 +280,20 @@ public final class DeviceKernels {
     /** Llama 4's temperature tuning of x [T, width] in place (positions pos0 + t). */
     public void temperatureScale(CUdeviceptr x, int T, int width, int pos0, float attnScale, float floorScale, boolean bf) {
         long n = (long) T * width;
-        if (n > 0) rt.launch("temperature_scale", blocks(n, 256), 1, 256, 0, x, T, width, pos0, attnScale, floorScale, i(bf));
+        if (n > 0) rt.launch("temperature_scale", blocks(n, 256), 1, 256, 0, x, T, width, pos0, attnScale, floorScale, mode(bf));
     }
 
     public void residualAdd(CUdeviceptr x, CUdeviceptr y, long n, boolean bf) {
-        rt.launch("residual_add", blocks(n, 256), 1, 256, 0, x, y, n, i(bf));
+        rt.launch("residual_add", blocks(n, 256), 1, 256, 0, x, y, n, mode(bf));
     }
 
     public void softcap(CUdeviceptr x, long n, float cap, boolean bf) {
-        rt.launch("softcap", blocks(n, 256), 1, 256, 0, x, n, cap, i(bf));
+        rt.launch("softcap", blocks(n, 256), 1, 256, 0, x, n, cap, mode(bf));
     }
 
+    /** Seeded 16-bit weights: bf16, or fp16 when {@link #fp16}. */
     public void fillBf16(CUdeviceptr w, long n, long seed, float amp, float offset) {
-        rt.launch("fill_bf16", blocks(n, 256), 1, 256, 0, w, n, seed, amp, offset);
+        rt.launch(fp16 ? "fill_f16" : "fill_bf16", blocks(n, 256), 1, 256, 0, w, n, seed, amp, offset);
     }
 
     public void fillF32(CUdeviceptr w, long n, long seed, float amp, float offset) {

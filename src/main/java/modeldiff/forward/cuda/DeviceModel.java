@@ -9,6 +9,7 @@ import modeldiff.model.BadInputException;
 import modeldiff.model.LayerWeights;
 import modeldiff.model.LinearRef;
 import modeldiff.model.Model;
+import modeldiff.numeric.Precision;
 import modeldiff.model.ModelConfig;
 import modeldiff.model.NormRef;
 import modeldiff.model.TensorInfo;
@@ -38,7 +39,10 @@ public abstract class DeviceModel implements AutoCloseable {
 
     public static final String MAX_WEIGHT_BYTES = "modeldiff.cuda.maxWeightBytes";
 
+    /** 16-bit weights (cuda:bf16 or cuda:fp16); {@link #fp16} says which type. */
     public final boolean bf16;
+    /** The 16-bit type is IEEE half (cuda:fp16), not bfloat16. */
+    public final boolean fp16;
     public final ModelConfig config;
     public final Object key;
     CUdeviceptr embedding, positions, lmHead;
@@ -55,9 +59,21 @@ public abstract class DeviceModel implements AutoCloseable {
     AutoCloseable workspace;
 
     DeviceModel(ModelConfig config, boolean bf16, Object key) {
+        this(config, bf16 ? Precision.BF16 : Precision.FP32, key);
+    }
+
+    DeviceModel(ModelConfig config, Precision p, Object key) {
+        if (p != Precision.FP32 && p != Precision.BF16 && p != Precision.FP16)
+            throw new IllegalArgumentException("cuda weights are fp32, bf16 or fp16, not " + p.id());
         this.config = config;
-        this.bf16 = bf16;
+        this.bf16 = p != Precision.FP32;
+        this.fp16 = p == Precision.FP16;
         this.key = key;
+    }
+
+    /** The weights' (and the pass's) dtype. */
+    public Precision precision() {
+        return !bf16 ? Precision.FP32 : fp16 ? Precision.FP16 : Precision.BF16;
     }
 
     /** Whether the layers are streamed from host memory ({@link StreamedModel}). */
@@ -108,8 +124,13 @@ public abstract class DeviceModel implements AutoCloseable {
 
     /** forceStreamed: stream the layers even when everything fits (tests). */
     public static DeviceModel upload(Model model, boolean bf16, long maxWeightBytes, boolean forceStreamed) {
+        return upload(model, bf16 ? Precision.BF16 : Precision.FP32, maxWeightBytes, forceStreamed);
+    }
+
+    /** As above, in dtype p (fp32, bf16 or fp16). */
+    public static DeviceModel upload(Model model, Precision p, long maxWeightBytes, boolean forceStreamed) {
         ModelConfig c = model.config;
-        int es = bf16 ? 2 : 4;
+        int es = p == Precision.FP32 ? 4 : 2;
         long linear = 0, maxLayer = 0;
         for (int i = 0; i < c.numLayers; i++) {
             long e = layerLinElems(model.layer(i)) * es;
@@ -118,12 +139,12 @@ public abstract class DeviceModel implements AutoCloseable {
         }
         long other = (long) c.vocabSize * c.hiddenSize * es * (model.lmHead() == model.embedding() ? 1 : 2)
                 + CudaMoe.deviceBytes(model, es);   // experts stay resident
-        if (!forceStreamed && linear + other <= maxWeightBytes) return ResidentModel.upload(model, bf16);
+        if (!forceStreamed && linear + other <= maxWeightBytes) return ResidentModel.upload(model, p);
         if (!forceStreamed && other + 2 * maxLayer > maxWeightBytes)
             throw new BadInputException(String.format("cuda: the model needs %.2f GB on the device even streamed layer by layer "
                     + "(embedding, LM head, two layer slots), over the budget of %.2f GB (-D%s)",
                     (other + 2 * maxLayer) / 1e9, maxWeightBytes / 1e9, MAX_WEIGHT_BYTES));
-        return StreamedModel.upload(model, bf16, maxLayer);
+        return StreamedModel.upload(model, p, maxLayer);
     }
 
     // ---------------------------------------------------------------- shared by the subclasses
@@ -205,7 +226,7 @@ public abstract class DeviceModel implements AutoCloseable {
     }
 
     private float toF(double d) {
-        return bf16 ? CudaRuntime.bf16Round((float) d) : (float) d;
+        return bf16 ? CudaRuntime.round16((float) d, fp16) : (float) d;
     }
 
     /** An fp32 buffer (bf16-rounded values in bf16 mode); null for null. */
@@ -262,7 +283,7 @@ public abstract class DeviceModel implements AutoCloseable {
         if (d.length == 0) return;
         if (bf16) {
             short[] s = new short[d.length];
-            for (int i = 0; i < d.length; i++) s[i] = CudaRuntime.bf16Bits((float) d[i]);
+            for (int i = 0; i < d.length; i++) s[i] = CudaRuntime.bits16((float) d[i], fp16);
             cuMemcpyHtoD(p.withByteOffset(elementOffset * Sizeof.SHORT), Pointer.to(s), (long) s.length * Sizeof.SHORT);
         } else {
             float[] f = new float[d.length];
@@ -273,8 +294,14 @@ public abstract class DeviceModel implements AutoCloseable {
 
     /** n seeded uniform values in ±amp, generated on the device (bf16 or fp32 as the weights). */
     void fill(CUdeviceptr p, long n, long seed, float amp, DeviceKernels k) {
-        if (bf16) k.fillBf16(p, n, seed, amp, 0f);
-        else k.fillF32(p, n, seed, amp, 0f);
+        if (bf16) {
+            boolean saved = k.fp16;
+            k.fp16 = fp16;
+            k.fillBf16(p, n, seed, amp, 0f);
+            k.fp16 = saved;
+        } else {
+            k.fillF32(p, n, seed, amp, 0f);
+        }
     }
 
     /** n seeded uniform values, resident. */

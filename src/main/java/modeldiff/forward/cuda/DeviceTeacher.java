@@ -27,7 +27,12 @@ final class DeviceTeacher {
 
     /** Forcing by the recorder's teacher, or {@link #NONE} when the run is not forced. */
     static DeviceTeacher of(Recorder rec, boolean bf16) {
-        return rec.forced() ? new DeviceTeacher(rec, bf16 ? Precision.BF16 : Precision.FP32) : NONE;
+        return of(rec, bf16 ? Precision.BF16 : Precision.FP32);
+    }
+
+    /** As above, rounding to the pass's dtype p (fp32, bf16 or fp16). */
+    static DeviceTeacher of(Recorder rec, Precision p) {
+        return rec.forced() ? new DeviceTeacher(rec, p) : NONE;
     }
 
     boolean forced() {

@@ -106,6 +106,16 @@ public final class KernelChecks {
         return results;
     }
 
+    /** Only the fp16 checks (GEMMs, tensor-core attention, 16-bit copies and rounding) and the split-K ones. */
+    public List<Result> fp16AndSplitKOnly() {
+        List<GemmVariant> variants = new ArrayList<>(List.of(GemmVariant.MMA, GemmVariant.WMMA));
+        if (rt.has("gemm_wgmma")) variants.add(GemmVariant.WGMMA);
+        splitKChecks(variants);
+        fp16Checks(variants);
+        fusedResidualChecks(variants);
+        return results;
+    }
+
     /** Only the tensor-core attention checks. */
     public List<Result> attentionTcOnly() {
         attentionTcChecks();
@@ -200,6 +210,9 @@ public final class KernelChecks {
         elementwise(777, 1);
         embed(5, 33, 50, false);
         embed(3, 64, 10, true);
+        splitKChecks(variants);
+        fp16Checks(variants);
+        fusedResidualChecks(variants);
         // the MoE kernels (modeldiff_moe.cu, a module of its own)
         if (rt.moeFailure != null) results.add(new Result("moe", "module not loaded: " + rt.moeFailure, 0, -1, true));
         else results.addAll(new MoeChecks(rt).run());
@@ -219,6 +232,8 @@ public final class KernelChecks {
         CUdeviceptr db = b == null ? null : CudaRuntime.upload(b);
         CUdeviceptr daB = bf16W && variant != GemmVariant.WMMA ? CudaRuntime.upload(bits(a)) : null;
         GemmVariant saved = k.gemm;
+        SplitK savedSplit = k.splitK;
+        k.splitK = SplitK.OFF;   // the unsplit kernels here; splitKChecks covers the split ones
         if (variant != null) k.gemm = variant;
         GemmVariant used = k.gemmFor(daB, bf16W, K);
         String name = used == null ? "gemm_f32" : "gemm_" + used.name().toLowerCase(java.util.Locale.ROOT);
@@ -230,6 +245,7 @@ public final class KernelChecks {
             }
         }
         k.gemm = saved;
+        k.splitK = savedSplit;
         CudaRuntime.free(da);
         CudaRuntime.free(dw);
         CudaRuntime.free(db);
@@ -563,6 +579,351 @@ public final class KernelChecks {
         CudaRuntime.free(dt);
         CudaRuntime.free(di);
         CudaRuntime.free(dp);
+    }
+
+    // ---------------------------------------------------------------- fp16 (cuda:fp16) and split-K
+
+    private float[] randn16(int n, double scale, boolean fp16) {
+        float[] f = randn(n, scale, false);
+        for (int i = 0; i < n; i++) f[i] = CudaRuntime.round16(f[i], fp16);
+        return f;
+    }
+
+    private static modeldiff.numeric.Precision prec16(boolean fp16) {
+        return fp16 ? modeldiff.numeric.Precision.FP16 : modeldiff.numeric.Precision.BF16;
+    }
+
+    private static short[] bits16(float[] f, boolean fp16) {
+        short[] s = new short[f.length];
+        for (int i = 0; i < f.length; i++) s[i] = CudaRuntime.bits16(f[i], fp16);
+        return s;
+    }
+
+    /**
+     * fp16 twins of the 16-bit kernels, each against its scalar definition: every GEMM variant at the bf16 shapes
+     * (float64 truth; the fp16-rounded output must be the unrounded one rounded by Precision.FP16, bit for bit),
+     * tensor-core attention on fp16 operands, the fp16 copies of norm / mlp_act / attention, f32_to_f16, the fp16
+     * embedding table, and residual add / soft-cap rounded in fp16 mode against Precision.FP16.
+     */
+    private void fp16Checks(List<GemmVariant> variants) {
+        k.fp16 = true;
+        try {
+            for (GemmVariant g : variants)
+                for (int[] s : TC_SHAPES) gemm16(s[0], s[1], s[2], g, true);
+            for (int[] s : new int[][]{{1, 2, 1, 16, 0}, {63, 4, 2, 32, 0}, {65, 4, 1, 128, 0}, {130, 4, 2, 64, 0},
+                    {200, 8, 2, 128, 0}, {150, 4, 2, 32, 50}, {100, 4, 4, 16, 7}})
+                attentionTc16(s[0], s[1], s[2], s[3], s[4], Float.NaN);
+            attentionTc16(90, 4, 2, 32, 0, 5f);
+            for (int dim : new int[]{7, 300, 1000}) norm16(5, dim);
+            for (Activation a : Activation.values()) mlpAct16(1001, a);
+            for (int n : new int[]{1, 1000, 4097}) toF16(n);
+            rounding16(777, 0);
+            rounding16(777, 1);
+            embed16(4, 40, 30);
+        } finally {
+            k.fp16 = false;
+        }
+    }
+
+    /** One 16-bit GEMM (fp16 when k.fp16) against float64, then its rounded output against the unrounded one rounded. */
+    private void gemm16(int M, int N, int K, GemmVariant variant, boolean bias) {
+        boolean fp16 = k.fp16;
+        float[] a = randn16(M * K, 1, fp16), w = randn16(N * K, 1, fp16), b = bias ? randn16(N, 1, fp16) : null;
+        double[] exp = gemmRef(a, w, b, M, N, K);
+        CUdeviceptr da = CudaRuntime.upload(a), dw = CudaRuntime.upload(bits16(w, fp16)), db = b == null ? null : CudaRuntime.upload(b);
+        CUdeviceptr daB = variant != GemmVariant.WMMA ? CudaRuntime.upload(bits16(a, fp16)) : null;
+        GemmVariant saved = k.gemm;
+        SplitK savedSplit = k.splitK;
+        k.splitK = SplitK.OFF;   // the unsplit kernels; splitKChecks covers the split ones in fp16 too
+        k.gemm = variant;
+        String name = "gemm_" + k.gemmFor(daB, true, K).name().toLowerCase(java.util.Locale.ROOT) + (fp16 ? "_f16" : "");
+        String shape = M + "x" + N + "x" + K + (bias ? " +bias" : "");
+        try (Guarded raw = new Guarded(M * N, null); Guarded rounded = new Guarded(M * N, null)) {
+            k.gemm(raw.ptr, new Act(da, daB), new Linear(dw, db, N, K, true), M, false);
+            k.gemm(rounded.ptr, new Act(da, daB), new Linear(dw, db, N, K, true), M, true);
+            check(name, shape, raw, exp, -5.5);
+            checkRounded(name, shape + (fp16 ? " fp16-out" : " bf16-out"), raw, rounded, prec16(fp16));
+        }
+        k.gemm = saved;
+        k.splitK = savedSplit;
+        for (CUdeviceptr p : new CUdeviceptr[]{da, dw, db, daB}) CudaRuntime.free(p);
+    }
+
+    private static double[] gemmRef(float[] a, float[] w, float[] b, int M, int N, int K) {
+        double[] exp = new double[M * N];
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++) {
+                double s = 0;
+                for (int kk = 0; kk < K; kk++) s += (double) a[i * K + kk] * w[j * K + kk];
+                exp[i * N + j] = s + (b == null ? 0 : b[j]);
+            }
+        return exp;
+    }
+
+    /** rounded must be raw rounded to p (FP16 / BF16; FP32: the same bits), bit for bit; its guards intact. */
+    private void checkRounded(String kernel, String shape, Guarded raw, Guarded rounded, modeldiff.numeric.Precision p) {
+        CudaRuntime.sync();
+        float[] r = raw.all(), o = rounded.all();
+        int bad = 0;
+        boolean guards = true;
+        for (int i = 0; i < GUARD; i++)
+            if (o[i] != SENTINEL || o[GUARD + rounded.n + i] != SENTINEL) guards = false;
+        for (int i = 0; i < raw.n; i++)
+            if (Float.floatToIntBits(o[GUARD + i]) != Float.floatToIntBits(p.round(r[GUARD + i]))) bad++;
+        results.add(new Result(kernel, shape + " = R(unrounded) (" + bad + " differ)", bad == 0 ? -20 : 0, -20, guards));
+    }
+
+    /** The fp16 tensor-core kernel on fp16 inputs against float64, its fp16 copy, and in fp16 mode against SIMT. */
+    private void attentionTc16(int T, int heads, int kvHeads, int hd, int window, float cap) {
+        float[] q = randn16(T * heads * hd, 1, true), kk = randn16(T * kvHeads * hd, 1, true), v = randn16(T * kvHeads * hd, 1, true);
+        float scale = (float) (1 / Math.sqrt(hd));
+        double[] exp = attentionRef(new RefArgs(T, heads, kvHeads, hd, hd, window, cap, Extras.NONE), q, kk, v);
+        CUdeviceptr dq = CudaRuntime.upload(bits16(q, true)), dk = CudaRuntime.upload(bits16(kk, true)), dv = CudaRuntime.upload(bits16(v, true));
+        CUdeviceptr fq = CudaRuntime.upload(q), fk = CudaRuntime.upload(kk), fv = CudaRuntime.upload(v);
+        CUdeviceptr outB = CudaRuntime.alloc(2L * exp.length);
+        String shape = "T" + T + " h" + heads + "/" + kvHeads + " d" + hd + " win " + window + (Float.isNaN(cap) ? "" : " cap " + cap);
+        try (Guarded out = new Guarded(exp.length, null)) {
+            k.attentionTc(new Act(out.ptr, outB), dq, dk, dv, new AttnArgs(T, heads, kvHeads, hd, window, scale, 0, 1f, cap, false));
+            check("attn_tc_f16", shape, out, exp, -3.0);
+            check16Copy("attn_tc_f16", shape, out, outB);
+        }
+        try (Guarded simt = new Guarded(exp.length, null); Guarded tc = new Guarded(exp.length, null)) {
+            AttnArgs fp16Mode = new AttnArgs(T, heads, kvHeads, hd, window, scale, 0, 1f, cap, true);
+            k.attention(simt.ptr, fq, fk, fv, fp16Mode);
+            k.attentionTc(Act.of(tc.ptr), dq, dk, dv, fp16Mode);
+            CudaRuntime.sync();
+            float[] sv = simt.all();
+            double[] ref = new double[exp.length];
+            for (int i = 0; i < ref.length; i++) ref[i] = sv[GUARD + i];
+            check("attn_tc_f16", shape + " fp16 vs simt", tc, ref, -2.5);
+        }
+        for (CUdeviceptr p : new CUdeviceptr[]{dq, dk, dv, fq, fk, fv, outB}) CudaRuntime.free(p);
+    }
+
+    /** The 16-bit copy must be the fp32 output's bits in the current type (fp16 here), element for element. */
+    private void check16Copy(String kernel, String shape, Guarded out, CUdeviceptr outB) {
+        CudaRuntime.sync();
+        float[] h = out.all();
+        short[] b = CudaRuntime.downloadShorts(outB, out.n);
+        int bad = 0;
+        for (int i = 0; i < out.n; i++) if (b[i] != CudaRuntime.bits16(h[GUARD + i], k.fp16)) bad++;
+        results.add(new Result(kernel, shape + (k.fp16 ? " fp16" : " bf16") + " copy (" + bad + " differ)", bad == 0 ? -20 : 0, -20, true));
+    }
+
+    /** RMSNorm in fp16 mode: against float64 at fp16 level, and its fp16 copy bit for bit. */
+    private void norm16(int rows, int dim) {
+        float[] x = randn(rows * dim, 2, false), w = randn16(dim, 1, true);
+        double[] exp = new double[rows * dim];
+        for (int r = 0; r < rows; r++) {
+            double sq = 0;
+            for (int j = 0; j < dim; j++) sq += (double) x[r * dim + j] * x[r * dim + j];
+            double inv = 1 / Math.sqrt(sq / dim + 1e-6);
+            for (int j = 0; j < dim; j++) exp[r * dim + j] = x[r * dim + j] * inv * w[j];
+        }
+        CUdeviceptr dx = CudaRuntime.upload(x), dw = CudaRuntime.upload(w), outB = CudaRuntime.alloc(2L * rows * dim);
+        try (Guarded out = new Guarded(rows * dim, null)) {
+            k.norm(new Act(out.ptr, outB), dx, new Norm(dw, null, dim), rows, new NormArgs(1e-6f, false, false, false, true));
+            check("norm_f16", rows + "x" + dim + " rms", out, exp, -2.9);
+            check16Copy("norm_f16", rows + "x" + dim + " rms", out, outB);
+        }
+        for (CUdeviceptr p : new CUdeviceptr[]{dx, dw, outB}) CudaRuntime.free(p);
+    }
+
+    /** A gated activation in fp16 mode: against float64 at fp16 level, its fp16 copy bit for bit. */
+    private void mlpAct16(int n, Activation a) {
+        float[] g = randn16(n, 2, true), u = randn16(n, 1, true);
+        double[] exp = new double[n];
+        for (int i = 0; i < n; i++) exp[i] = a.apply(g[i]) * u[i];
+        CUdeviceptr dg = CudaRuntime.upload(g), du = CudaRuntime.upload(u), outB = CudaRuntime.alloc(2L * n);
+        try (Guarded out = new Guarded(n, null)) {
+            k.mlpAct(new Act(out.ptr, outB), dg, du, n, new MlpArgs(a.ordinal(), false, true));
+            check("mlp_act_f16", n + " " + a.id() + " gated", out, exp, -2.9);
+            check16Copy("mlp_act_f16", n + " " + a.id() + " gated", out, outB);
+        }
+        for (CUdeviceptr p : new CUdeviceptr[]{dg, du, outB}) CudaRuntime.free(p);
+    }
+
+    /** f32_to_f16 against Precision.FP16.toBits, including values beyond fp16's range (inf) and subnormal ones. */
+    private void toF16(int n) {
+        float[] x = randn(n, 1, false);
+        for (int i = 0; i < n; i += 7) x[i] *= i % 2 == 0 ? 1e5f : 1e-6f;
+        CUdeviceptr dx = CudaRuntime.upload(x), out = CudaRuntime.alloc(2L * n);
+        k.toBf16(out, dx, n);
+        CudaRuntime.sync();
+        short[] got = CudaRuntime.downloadShorts(out, n);
+        int bad = 0;
+        for (int i = 0; i < n; i++) if (got[i] != (short) modeldiff.numeric.Precision.FP16.toBits(x[i])) bad++;
+        results.add(new Result("f32_to_f16", n + " (" + bad + " differ)", bad == 0 ? -20 : 0, -20, true));
+        CudaRuntime.free(dx);
+        CudaRuntime.free(out);
+    }
+
+    /** which 0: residual add R(x + y); 1: soft-cap R(R(tanh(R(x / c))) · c), fp16 mode, against Precision.FP16 bit for bit. */
+    private void rounding16(int n, int which) {
+        float[] x = randn16(n, 20, true), y = randn16(n, 1, true);
+        modeldiff.numeric.Precision h = modeldiff.numeric.Precision.FP16;
+        float c = 30f;
+        float[] exp = new float[n];
+        for (int i = 0; i < n; i++)
+            exp[i] = which == 0 ? h.round(x[i] + y[i]) : h.round(h.round((float) Math.tanh(h.round(x[i] / c))) * c);
+        CUdeviceptr dy = CudaRuntime.upload(y);
+        try (Guarded out = new Guarded(n, x)) {
+            if (which == 0) k.residualAdd(out.ptr, dy, n, true);
+            else k.softcap(out.ptr, n, c, true);
+            CudaRuntime.sync();
+            float[] got = out.all();
+            int bad = 0;
+            for (int i = 0; i < n; i++) {
+                // tanhf is not correctly rounded: allow the fp16 neighbour for the soft-cap, none for the add
+                float g = got[GUARD + i];
+                boolean same = g == exp[i] || which == 1 && Math.abs(g - exp[i]) <= Math.ulp(h.round(exp[i])) * 8192 * 2;
+                if (!same) bad++;
+            }
+            boolean guards = true;
+            for (int i = 0; i < GUARD; i++) if (got[i] != SENTINEL || got[GUARD + n + i] != SENTINEL) guards = false;
+            results.add(new Result(which == 0 ? "residual_f16" : "softcap_f16", n + " vs Precision.FP16 (" + bad + " differ)",
+                    bad == 0 ? -20 : 0, -20, guards));
+        }
+        CudaRuntime.free(dy);
+    }
+
+    /** The fp16 embedding table gathered and scaled in fp16 mode: R(table · scale). */
+    private void embed16(int T, int H, int vocab) {
+        float[] table = randn16(vocab * H, 1, true);
+        int[] ids = new int[T];
+        for (int t = 0; t < T; t++) ids[t] = rnd.nextInt(vocab);
+        float scale = CudaRuntime.round16(2.5f, true);
+        double[] exp = new double[T * H];
+        for (int t = 0; t < T; t++)
+            for (int j = 0; j < H; j++) exp[t * H + j] = CudaRuntime.round16(table[ids[t] * H + j] * scale, true);
+        CUdeviceptr dt = CudaRuntime.upload(bits16(table, true)), di = CudaRuntime.upload(ids);
+        try (Guarded out = new Guarded(T * H, null)) {
+            k.embed(out.ptr, dt, true, di, new EmbedArgs(T, H, scale, true, true));
+            check("embed_f16", T + "x" + H + " vocab " + vocab, out, exp, -20);
+        }
+        CudaRuntime.free(dt);
+        CudaRuntime.free(di);
+    }
+
+    /**
+     * Split-K against float64 (forced slice counts, ragged K, with bias, raw and rounded, bf16 and fp16), its
+     * determinism (the same bits on a second run), and at the k/v projection shape 2048×1024×4096 the automatic
+     * plan against the unsplit kernel (no CPU truth at that size: both are fp32 accumulations of the same products).
+     */
+    private void splitKChecks(List<GemmVariant> variants) {
+        SplitK saved = k.splitK;
+        try {
+            for (GemmVariant g : variants) {
+                if (g == GemmVariant.WMMA) continue;   // split-K is for the cp.async tensor-core kernels
+                for (boolean fp16 : new boolean[]{false, true}) {
+                    k.fp16 = fp16;
+                    for (int[] s : new int[][]{{130, 1000, 1024, 2}, {64, 64, 1000, 3}, {257, 520, 2000, 5}, {7, 13, 296, 4},
+                            {100, 300, 64, 2}, {65, 129, 4104, 8}}) {
+                        k.splitK = new SplitK(SplitK.Mode.FIXED, s[3]);
+                        splitK(s[0], s[1], s[2], g, s[3]);
+                    }
+                    k.fp16 = false;
+                }
+                splitKAgainstUnsplit(2048, 1024, 4096, g);
+            }
+        } finally {
+            k.splitK = saved;
+            k.fp16 = false;
+        }
+    }
+
+    private void splitK(int M, int N, int K, GemmVariant g, int splits) {
+        boolean fp16 = k.fp16;
+        float[] a = randn16(M * K, 1, fp16), w = randn16(N * K, 1, fp16), b = randn16(N, 1, fp16);
+        double[] exp = gemmRef(a, w, b, M, N, K);
+        CUdeviceptr da = CudaRuntime.upload(a), daB = CudaRuntime.upload(bits16(a, fp16)), dw = CudaRuntime.upload(bits16(w, fp16)),
+                db = CudaRuntime.upload(b);
+        GemmVariant saved = k.gemm;
+        k.gemm = g;
+        SplitK.Plan plan = k.splitK.plan(M, N, K, rt.smCount());
+        String name = "splitk_" + g.name().toLowerCase(java.util.Locale.ROOT) + (fp16 ? "_f16" : "");
+        String shape = M + "x" + N + "x" + K + " +bias " + plan.splits() + " slices of " + plan.ktPer();
+        try (Guarded raw = new Guarded(M * N, null); Guarded again = new Guarded(M * N, null); Guarded rounded = new Guarded(M * N, null)) {
+            Linear lin = new Linear(dw, db, N, K, true);
+            k.gemm(raw.ptr, new Act(da, daB), lin, M, false);
+            k.gemm(again.ptr, new Act(da, daB), lin, M, false);
+            k.gemm(rounded.ptr, new Act(da, daB), lin, M, true);
+            check(name, shape, raw, exp, -5.5);
+            checkRounded(name, shape + (fp16 ? " fp16-out" : " bf16-out"), raw, rounded, prec16(fp16));
+            checkRounded(name, shape + " rerun", raw, again, modeldiff.numeric.Precision.FP32);   // deterministic: same bits
+        }
+        k.gemm = saved;
+        for (CUdeviceptr p : new CUdeviceptr[]{da, daB, dw, db}) CudaRuntime.free(p);
+    }
+
+    private void splitKAgainstUnsplit(int M, int N, int K, GemmVariant g) {
+        CUdeviceptr a = CudaRuntime.alloc(4L * M * K), aB = CudaRuntime.alloc(2L * M * K), w = CudaRuntime.alloc(2L * N * K);
+        k.fillF32(a, (long) M * K, 11, 1f, 0f);
+        k.toBf16(aB, a, (long) M * K);
+        k.fillBf16(w, (long) N * K, 12, 1f, 0f);
+        GemmVariant saved = k.gemm;
+        k.gemm = g;
+        Linear lin = new Linear(w, null, N, K, true);
+        try (Guarded split = new Guarded(M * N, null); Guarded whole = new Guarded(M * N, null)) {
+            k.splitK = SplitK.AUTO;
+            SplitK.Plan plan = k.splitK.plan(M, N, K, rt.smCount());
+            k.gemm(split.ptr, new Act(a, aB), lin, M, false);
+            k.splitK = SplitK.OFF;
+            k.gemm(whole.ptr, new Act(a, aB), lin, M, false);
+            CudaRuntime.sync();
+            float[] h = whole.all();
+            double[] ref = new double[M * N];
+            for (int i = 0; i < ref.length; i++) ref[i] = h[GUARD + i];
+            check("splitk_" + g.name().toLowerCase(java.util.Locale.ROOT), M + "x" + N + "x" + K + " auto (" + plan.splits()
+                    + " slices on " + rt.smCount() + " SMs) vs unsplit", split, ref, -5.0);   // two fp32 sums: the fp32 band
+        }
+        k.gemm = saved;
+        for (CUdeviceptr p : new CUdeviceptr[]{a, aB, w}) CudaRuntime.free(p);
+    }
+
+    /**
+     * The residual fused into the GEMM epilogue (and split-K's second pass): gemmAdd must leave C and res bit-identical
+     * to gemm followed by residual_add, in bf16 and fp16 mode, split and unsplit, at ragged shapes.
+     */
+    private void fusedResidualChecks(List<GemmVariant> variants) {
+        SplitK saved = k.splitK;
+        GemmVariant savedGemm = k.gemm;
+        try {
+            for (GemmVariant g : variants) {
+                if (g == GemmVariant.WMMA) continue;
+                k.gemm = g;
+                for (boolean fp16 : new boolean[]{false, true})
+                    for (SplitK sk : List.of(SplitK.OFF, new SplitK(SplitK.Mode.FIXED, 3))) {
+                        k.fp16 = fp16;
+                        k.splitK = sk;
+                        fusedResidual(129, 257, 520, g);
+                        fusedResidual(7, 13, 296, g);
+                    }
+            }
+        } finally {
+            k.splitK = saved;
+            k.gemm = savedGemm;
+            k.fp16 = false;
+        }
+    }
+
+    private void fusedResidual(int M, int N, int K, GemmVariant g) {
+        boolean fp16 = k.fp16;
+        float[] a = randn16(M * K, 1, fp16), w = randn16(N * K, 1, fp16), b = randn16(N, 1, fp16), x = randn16(M * N, 4, fp16);
+        CUdeviceptr da = CudaRuntime.upload(a), daB = CudaRuntime.upload(bits16(a, fp16)), dw = CudaRuntime.upload(bits16(w, fp16)),
+                db = CudaRuntime.upload(b);
+        Linear lin = new Linear(dw, db, N, K, true);
+        String name = "gemm_add_" + g.name().toLowerCase(java.util.Locale.ROOT) + (fp16 ? "_f16" : "");
+        String shape = M + "x" + N + "x" + K + " " + k.splitK.plan(M, N, K, rt.smCount()).splits() + " slices";
+        try (Guarded c1 = new Guarded(M * N, null); Guarded r1 = new Guarded(M * N, x); Guarded c2 = new Guarded(M * N, null);
+             Guarded r2 = new Guarded(M * N, x)) {
+            k.gemm(c1.ptr, new Act(da, daB), lin, M, true);
+            k.residualAdd(r1.ptr, c1.ptr, (long) M * N, true);
+            k.gemmAdd(c2.ptr, new Act(da, daB), lin, M, true, r2.ptr);
+            checkRounded(name, shape + " C", c1, c2, modeldiff.numeric.Precision.FP32);
+            checkRounded(name, shape + " res", r1, r2, modeldiff.numeric.Precision.FP32);
+        }
+        for (CUdeviceptr p : new CUdeviceptr[]{da, daB, dw, db}) CudaRuntime.free(p);
     }
 
     public static void print(List<Result> rs, Consumer<String> out) {

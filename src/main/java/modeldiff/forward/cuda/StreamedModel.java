@@ -7,6 +7,7 @@ import modeldiff.forward.cuda.DeviceKernels.Linear;
 import modeldiff.model.LinearRef;
 import modeldiff.model.Model;
 import modeldiff.model.ModelConfig;
+import modeldiff.numeric.Precision;
 import modeldiff.model.TensorStore;
 
 import java.nio.ByteBuffer;
@@ -48,8 +49,8 @@ public final class StreamedModel extends DeviceModel {
     /** Where the next weight of each layer goes in its slot (bytes). */
     private final List<long[]> layerFill = new ArrayList<>();
 
-    private StreamedModel(ModelConfig c, boolean bf16, Object key, long maxLayerBytes) {
-        super(c, bf16, key);
+    private StreamedModel(ModelConfig c, Precision p, Object key, long maxLayerBytes) {
+        super(c, p, key);
         slotBytes = maxLayerBytes + PAD;
         for (int i = 0; i < 2; i++) {
             slots[i] = own(CudaRuntime.alloc(slotBytes));
@@ -63,8 +64,8 @@ public final class StreamedModel extends DeviceModel {
     }
 
     /** A release streamed layer by layer; maxLayerBytes: its largest layer's linear weights (bf16 or fp32). */
-    static StreamedModel upload(Model model, boolean bf16, long maxLayerBytes) {
-        return building(new StreamedModel(model.config, bf16, model, maxLayerBytes), dm -> {
+    static StreamedModel upload(Model model, Precision p, long maxLayerBytes) {
+        return building(new StreamedModel(model.config, p, model, maxLayerBytes), dm -> {
             dm.uploadOuterWeights(model);
             for (int i = 0; i < model.config.numLayers; i++) {
                 int layer = i;
@@ -76,8 +77,13 @@ public final class StreamedModel extends DeviceModel {
 
     /** {@link SyntheticModel}'s weights (same seeds, same values), streamed. */
     public static StreamedModel synthetic(ModelConfig c, boolean bf16, long seed, DeviceKernels k) {
-        long layerBytes = SyntheticModel.layerElems(c) * (bf16 ? 2 : 4);
-        return building(new StreamedModel(c, bf16, new Object(), layerBytes), dm -> {
+        return synthetic(c, bf16 ? Precision.BF16 : Precision.FP32, seed, k);
+    }
+
+    /** In dtype p (fp32, bf16 or fp16). */
+    public static StreamedModel synthetic(ModelConfig c, Precision p, long seed, DeviceKernels k) {
+        long layerBytes = SyntheticModel.layerElems(c) * (p == Precision.FP32 ? 4 : 2);
+        return building(new StreamedModel(c, p, new Object(), layerBytes), dm -> {
             SyntheticModel.build(dm, seed, k, (layer, out, in, s) -> dm.generatedLinear(layer, out, in, s, k));
             CudaRuntime.sync();
         });
@@ -155,7 +161,7 @@ public final class StreamedModel extends DeviceModel {
             long inPiece = pos % PIECE;
             int n = (int) Math.min(d.length - i, (p.bytes() - inPiece) / es);
             ByteBuffer bb = p.host().getByteBuffer(inPiece, (long) n * es).order(ByteOrder.nativeOrder());
-            if (bf16) for (int j = 0; j < n; j++) bb.putShort(CudaRuntime.bf16Bits((float) d[i + j]));
+            if (bf16) for (int j = 0; j < n; j++) bb.putShort(CudaRuntime.bits16((float) d[i + j], fp16));
             else for (int j = 0; j < n; j++) bb.putFloat((float) d[i + j]);
             i += n;
         }

@@ -3,6 +3,7 @@ package modeldiff.forward.cuda;
 import modeldiff.forward.cuda.DeviceKernels.Linear;
 import modeldiff.model.Family;
 import modeldiff.model.ModelConfig;
+import modeldiff.numeric.Precision;
 
 /**
  * Seeded uniform weights of a config's shapes, generated on the GPU and resident (benchmarks: nothing to read from
@@ -10,13 +11,18 @@ import modeldiff.model.ModelConfig;
  * makes the same weights streamed.
  */
 public final class SyntheticModel extends DeviceModel {
-    private SyntheticModel(ModelConfig c, boolean bf16) {
-        super(c, bf16, new Object());
+    private SyntheticModel(ModelConfig c, Precision p) {
+        super(c, p, new Object());
     }
 
     public static SyntheticModel generate(ModelConfig c, boolean bf16, long seed, DeviceKernels k) {
-        return building(new SyntheticModel(c, bf16), dm -> {
-            build(dm, seed, k, (layer, out, in, s) -> new Linear(dm.random((long) out * in, s, amplitude(in), k), null, out, in, bf16));
+        return generate(c, bf16 ? Precision.BF16 : Precision.FP32, seed, k);
+    }
+
+    /** In dtype p (fp32, bf16 or fp16). */
+    public static SyntheticModel generate(ModelConfig c, Precision p, long seed, DeviceKernels k) {
+        return building(new SyntheticModel(c, p), dm -> {
+            build(dm, seed, k, (layer, out, in, s) -> new Linear(dm.random((long) out * in, s, amplitude(in), k), null, out, in, dm.bf16));
             CudaRuntime.sync();
         });
     }
