@@ -8,7 +8,9 @@ cd "$(dirname "$0")/.."
 DIRS="src/main/resources/modeldiff/demo src/test/resources/tokenizers src/test/resources/quant src/test/resources/malformed"
 EX=.git/info/exclude
 case "${1:?on|off}" in
-  on)  for d in $DIRS; do git rm -r -q --cached "$d"; echo "/$d/ # travel-light" >> "$EX"; done ;;
-  off) git reset -q -- $DIRS; sed -i '/# travel-light$/d' "$EX" ;;
+  on)  echo "# travel-light begin" >> "$EX"
+       for d in $DIRS; do git rm -r -q --cached "$d"; echo "/$d/" >> "$EX"; done
+       echo "# travel-light end" >> "$EX" ;;
+  off) git reset -q -- $DIRS; sed -i '/^# travel-light begin$/,/^# travel-light end$/d' "$EX" ;;
 esac
 git ls-files -z | xargs -0 du -ck 2>/dev/null | tail -1
