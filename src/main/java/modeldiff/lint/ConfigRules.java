@@ -29,6 +29,7 @@ final class ConfigRules {
         slidingWindow(c);
         activation(c);
         headDim(c);
+        swigluLimit(c);
         attnScale(c);
         rope(c);
         vocab(c);
@@ -186,6 +187,20 @@ final class ConfigRules {
                 "set head_dim (and the head counts) to match the weights",
                 "tensor", name, "shape", List.of(t.shape()[0], t.shape()[1]), "num_attention_heads", heads,
                 "num_key_value_heads", kv, "head_dim", hd, "expected_rows", expected);
+    }
+
+    /** The clamp HF transformers 5.17 hard-codes in GptOssExperts (alpha 1.702, limit 7.0), config.swiglu_limit unread. */
+    static final double HF_GPT_OSS_LIMIT = 7.0;
+
+    private static void swigluLimit(LintContext c) {
+        if (c.family == null || c.family.moe == null || c.family.moe.names() != Family.GPT_OSS_EXPERTS) return;
+        JsonNode n = c.raw.get("swiglu_limit");
+        if (n == null || !n.isNumber() || n.asDouble() == HF_GPT_OSS_LIMIT) return;
+        c.add(Rules.SWIGLU_LIMIT, WARNING, "swiglu_limit " + n.asDouble() + ": HF transformers clamps gpt-oss's SwiGLU at "
+                        + HF_GPT_OSS_LIMIT + " whatever the config says, implementations that read swiglu_limit (OpenAI's own) clamp at "
+                        + n.asDouble() + ", so they compute different experts wherever |gate| or |up| passes the smaller limit",
+                "set swiglu_limit to 7.0, or make sure every implementation you ship for honours it (modeldiff's passes follow HF: 7.0)",
+                "swiglu_limit", n.asDouble(), "hf_limit", HF_GPT_OSS_LIMIT, "reference", Rules.REF_GPT_OSS_LIMIT);
     }
 
     private static void attnScale(LintContext c) {

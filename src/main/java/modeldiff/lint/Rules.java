@@ -22,6 +22,7 @@ public final class Rules {
     public static final String PAD_EQUALS_EOS = "config.pad_equals_eos";
     public static final String SPECIAL_TOKEN_OUT_OF_RANGE = "config.special_token_out_of_range";
     public static final String SLIDING_WINDOW = "config.sliding_window_not_power_of_two";
+    public static final String SWIGLU_LIMIT = "config.swiglu_limit_ignored";
     public static final String ACTIVATION_CONFLICT = "config.activation_conflict";
     public static final String HEAD_DIM = "config.head_dim_inconsistent";
     public static final String ATTN_SCALE = "config.attn_scale_unusual";
@@ -73,6 +74,10 @@ public final class Rules {
     public static final String REF_PHI3_CONFIG = "https://huggingface.co/microsoft/Phi-3-mini-4k-instruct/blob/main/config.json";
     public static final String REF_GEMMA_GELU = "https://github.com/huggingface/transformers/pull/29402";
     public static final String REF_LLAMA3_UNTRAINED = "https://github.com/unslothai/unsloth/pull/929";
+    /** GptOssExperts: self.alpha = 1.702, self.limit = 7.0, whatever config.swiglu_limit says (transformers 5.17.0). */
+    public static final String REF_GPT_OSS_LIMIT = "https://github.com/huggingface/transformers/blob/main/src/transformers/models/gpt_oss/modeling_gpt_oss.py";
+    /** openai/gpt-oss's own implementation reads the limit from its config (ModelConfig.swiglu_limit, default 7.0). */
+    public static final String REF_GPT_OSS_REF = "https://github.com/openai/gpt-oss/blob/main/gpt_oss/torch/model.py";
     public static final String REF_YARN_FACTOR = "https://github.com/huggingface/transformers/blob/main/src/transformers/modeling_rope_utils.py";
 
     public static final List<Rule> ALL = List.of(
@@ -85,6 +90,8 @@ public final class Rules {
             new Rule(ACTIVATION_CONFLICT, "Gemma family: exact 'gelu' instead of the tanh approximation, or hidden_act and hidden_activation disagreeing", REF_GEMMA_GELU),
             new Rule(HEAD_DIM, "head_dim given and != hidden/heads where the family normally derives it; heads*head_dim != q_proj/k_proj rows", null),
             new Rule(ATTN_SCALE, "query_pre_attn_scalar is neither head_dim nor hidden/heads", null),
+            new Rule(SWIGLU_LIMIT, "gpt-oss: swiglu_limit other than 7, which HF transformers ignores (its clamp is hard-coded at 7) while "
+                    + "implementations that read the config use it", REF_GPT_OSS_LIMIT + " " + REF_GPT_OSS_REF),
             new Rule(ROPE_SCALING, "rope scaling block: unknown type, missing keys (llama3; original_max_position_embeddings for yarn), factor vs max_position_embeddings / original_max_position_embeddings", REF_YARN_FACTOR),
             new Rule(VOCAB_64, "vocab_size not a multiple of 64 (info)", null),
             new Rule(TIE_MISMATCH, "tied embeddings with a stored lm_head.weight that differs, or untied with no lm_head.weight", null),

@@ -152,6 +152,19 @@ class LintRulesTest {
         assertEquals(96L, errors.get(0).evidence().get("expected_rows"));
     }
 
+    /** gpt-oss's swiglu_limit: HF hard-codes 7, so any other value is a disagreement between implementations. */
+    @Test
+    void swigluLimitOtherThanHfsIsFlagged() {
+        Finding f = one(Planted.copy("gpt_oss", tmp).lint(), Rules.SWIGLU_LIMIT, WARNING);   // the fixture ships 0.5
+        assertEquals(0.5, f.evidence().get("swiglu_limit"));
+        assertEquals(7.0, f.evidence().get("hf_limit"));
+    }
+
+    @Test
+    void swigluLimitOfSevenIsClean() {
+        none(Planted.copy("gpt_oss", tmp).config(c -> c.put("swiglu_limit", 7.0)).lint(), Rules.SWIGLU_LIMIT);
+    }
+
     @Test
     void headDimOfFamiliesWithTheirOwnDefaultIsNotFlagged() {
         // Gemma's head_dim (32) != hidden/heads (24) by design; the fixture is clean.
