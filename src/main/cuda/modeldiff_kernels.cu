@@ -638,7 +638,10 @@ extern "C" __global__ void __launch_bounds__(256, 1) gemm_mma_f16(float* C, cons
 // of the [T, heads·hd] / [T, kvHeads·hd] activations. out: fp32 [T, heads·hd]; outB (may be null): same, as bf16.
 #define FA_BQ 64
 #define FA_BK 64
-template <int HD, typename E>
+// VAR: the attention variants (sinks, chunks) are compiled in; without them the kernel is the plain one (the variants'
+// code, even when not taken, took attention_tc128 from 168 to 218 registers, 3 to 2 blocks per SM, and halved its
+// speed: H100, 2026-12-06).
+template <int HD, typename E, bool VAR>
 __device__ __forceinline__ void attn_tc_impl(float* out, E* outB, const E* q, const E* k, const E* v, int T,
                                              int heads, int kvHeads, int window, float scale, int divide, float scaleDiv,
                                              float cap, int bf, const float* sinks, int chunk, int pos0) {
@@ -665,7 +668,8 @@ __device__ __forceinline__ void attn_tc_impl(float* out, E* outB, const E* q, co
         }
     };
     int kEnd = min(T, q0 + FA_BQ);
-    int kStart = max(window > 0 ? max(0, q0 - window + 1) : 0, chunk_first(q0, chunk, pos0));
+    int kStart = window > 0 ? max(0, q0 - window + 1) : 0;
+    if (VAR) kStart = max(kStart, chunk_first(q0, chunk, pos0));
     int nTiles = (kEnd - kStart + FA_BK - 1) / FA_BK;
     loadRows(sQ, q, qStride, h * HD, q0, FA_BQ);
     loadRows(sK, k, kStride, kvh * HD, kStart, FA_BK);
@@ -677,11 +681,12 @@ __device__ __forceinline__ void attn_tc_impl(float* out, E* outB, const E* q, co
 #pragma unroll
     for (int n = 0; n < ND; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
     float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.f, 0.f};
-    if (sinks) {   // the sink's exp(sink − max) term, counted once per row (lanes 4i hold it; the row sum adds lanes)
+    if (VAR && sinks) {   // the sink's exp(sink − max) term, counted once per row (lanes 4i hold it; the row sum adds lanes)
         mrow[0] = mrow[1] = sinks[h];
         lrow[0] = lrow[1] = (lane & 3) == 0 ? 1.f : 0.f;
     }
     int tRow = q0 + warp * 16 + (lane >> 2);   // and tRow + 8
+    const int cf[2] = {VAR ? chunk_first(tRow, chunk, pos0) : 0, VAR ? chunk_first(tRow + 8, chunk, pos0) : 0};
 
     for (int it = 0; it < nTiles; it++) {
         int k0 = kStart + it * FA_BK, buf = it & 1;
@@ -725,7 +730,7 @@ __device__ __forceinline__ void attn_tc_impl(float* out, E* outB, const E* q, co
                     x = round_bf(x * scale, bf);
                 }
                 if (cap > 0.f) x = bf ? round_bf(round_bf(tanhf(round_bf(x / cap, bf)), bf) * cap, bf) : cap * tanhf(x / cap);
-                bool valid = key < T && key <= t && (window <= 0 || t - key < window) && key >= chunk_first(t, chunk, pos0);
+                bool valid = key < T && key <= t && (window <= 0 || t - key < window) && (!VAR || key >= cf[e >> 1]);
                 x = valid ? x : -INFINITY;
                 s[j][e] = x;
                 mx[e >> 1] = fmaxf(mx[e >> 1], x);
@@ -789,23 +794,31 @@ __device__ __forceinline__ void attn_tc_impl(float* out, E* outB, const E* q, co
         }
     }
 }
-#define ATTN_TC(HD)                                                                                                    \
-    extern "C" __global__ void __launch_bounds__(128) attention_tc##HD(float* out, bf16* outB, const bf16* q,          \
-            const bf16* k, const bf16* v, int T, int heads, int kvHeads, int window, float scale, int divide,         \
-            float scaleDiv, float cap, int bf, const float* sinks, int chunk, int pos0) {                             \
-        attn_tc_impl<HD, bf16>(out, outB, q, k, v, T, heads, kvHeads, window, scale, divide, scaleDiv, cap, bf, sinks, \
-                               chunk, pos0);                                                                           \
-    }                                                                                                                  \
-    extern "C" __global__ void __launch_bounds__(128) attention_tc##HD##_f16(float* out, __half* outB, const __half* q, \
-            const __half* k, const __half* v, int T, int heads, int kvHeads, int window, float scale, int divide,     \
-            float scaleDiv, float cap, int bf, const float* sinks, int chunk, int pos0) {                             \
-        attn_tc_impl<HD, __half>(out, outB, q, k, v, T, heads, kvHeads, window, scale, divide, scaleDiv, cap, bf,     \
-                                 sinks, chunk, pos0);                                                                  \
+#define ATTN_TC_ONE(NAME, E, VAR)                                                                                      \
+    extern "C" __global__ void __launch_bounds__(128) NAME(float* out, E* outB, const E* q, const E* k, const E* v,    \
+            int T, int heads, int kvHeads, int window, float scale, int divide, float scaleDiv, float cap, int bf,      \
+            const float* sinks, int chunk, int pos0) {                                                                  \
+        attn_tc_impl<HD_, E, VAR>(out, outB, q, k, v, T, heads, kvHeads, window, scale, divide, scaleDiv, cap, bf,     \
+                                  sinks, chunk, pos0);                                                                   \
     }
+// attention_tcHD (bf16), attention_tcHD_f16, and their _var twins with sinks / chunks (DeviceKernels.attentionTc)
+#define ATTN_TC(HD)                                                                                                    \
+    ATTN_TC_ONE(attention_tc##HD, bf16, false)                                                                         \
+    ATTN_TC_ONE(attention_tc##HD##_f16, __half, false)                                                                 \
+    ATTN_TC_ONE(attention_tc##HD##_var, bf16, true)                                                                    \
+    ATTN_TC_ONE(attention_tc##HD##_var_f16, __half, true)
+#define HD_ 16
 ATTN_TC(16)
+#undef HD_
+#define HD_ 32
 ATTN_TC(32)
+#undef HD_
+#define HD_ 64
 ATTN_TC(64)
+#undef HD_
+#define HD_ 128
 ATTN_TC(128)
+#undef HD_
 
 // ---------------------------------------------------------------- attention variants (docs/cuda.md)
 // dst[t, h, dstOff + d] = src[t, h, d'] for d < n, rows of dstRow / srcRow floats, heads dstHead / srcHead apart

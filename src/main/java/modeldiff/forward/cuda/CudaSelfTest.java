@@ -108,7 +108,7 @@ public final class CudaSelfTest {
     /**
      * Per family: worst log-L2 over every probe (ProbeLevel.ALL) of the GPU passes against the others; then the
      * attention variants' synthetic models ({@link #synthetic}). Families whose MoE blocks this pass cannot run yet
-     * (and every family with an attention variant) also get the forced attention check ({@link #forcedAttention}).
+     * (and every family with an attention variant) also get the teacher-forced check ({@link #forcedCheck}: whole layers, or attention only where the pass refuses MoE blocks).
      */
     public static boolean fixtures(Path root, PrintStream out) throws IOException {
         return fixtures(root, out, false);
@@ -161,7 +161,7 @@ public final class CudaSelfTest {
         }
         if (refused == null) ok = freeRun(root, name, model, in, ref, low, hf, out);
         else out.println(String.format("%-14s free run skipped: %s", name, refused));
-        if (refused != null || variantFamily(model)) ok &= forcedAttention(name, model, ref, low, out);
+        if (refused != null || variantFamily(model)) ok &= forcedCheck(name, model, ref, low, out, refused != null);
         return ok;
     }
 
@@ -178,7 +178,12 @@ public final class CudaSelfTest {
         double[] fp32Ref = worst(ref, f32, ref), b16Ref = worst(ref, b16, ref), lowRef = worst(ref, low, ref),
                 b16Low = worst(low, b16, ref), b16Hf = hf == null ? null : worst(hf, b16, hf), lowHf = hf == null ? null : worst(hf, low, hf);
         boolean famOk = fp32Ref[0] <= -5 && streamedSame;
-        if (model.config.moe != null) famOk &= routing(name, ref, f32, b16, low, hf, out);
+        boolean sparse = model.config.moe != null && java.util.stream.IntStream.range(0, model.config.numLayers).anyMatch(model.config.moe::sparse);
+        if (sparse) famOk &= routing(name, ref, f32, b16, low, hf, out);
+        // a bf16 routing flip at a near-tie (cuda's router logits are rounded once from an exact sum; lowp's and HF's
+        // from fp32 sums) sends a token to other experts: what follows is not bf16 noise but not a bug either
+        // (issue #16); such a model's bf16 run is judged teacher-forced by lowp:bf16 (forcedCheck, routing taken)
+        boolean bf16Flips = sparse && nearTieFlipsOnly(RoutingAgreement.of(low, b16), name, out);
         String fp16Row = "fp16: not run (cuda:fp16 refuses MoE blocks: its expert kernels round to bf16 only)";
         if (!variantFamily(model)) {   // CUDA graphs and the fused residual are for the dense families (docs/cuda.md)
             int[] tokens = in.tokens();
@@ -201,7 +206,7 @@ public final class CudaSelfTest {
                 continue;
             }
             double c = lg(ref, b16, p), l = lg(ref, low, p), h = hf != null && hf.has(p) ? lg(ref, hf, p) : l;
-            if (c > Math.max(l, h) + 0.5) {
+            if (c > Math.max(l, h) + 0.5 && !bf16Flips) {
                 famOk = false;
                 out.println("  " + name + " " + p + ": cuda:bf16 vs ref " + f(c) + " beyond lowp " + f(l) + " / HF " + f(h));
             }
@@ -219,18 +224,18 @@ public final class CudaSelfTest {
      * their layers' outputs (not the pass's own then) left out; the attention probes of every layer, the dense layers'
      * MLP probes, final_norm and logits are judged.
      */
-    static boolean forcedAttention(String name, Model model, Trace ref, Trace low, PrintStream out) {
+    static boolean forcedCheck(String name, Model model, Trace ref, Trace low, PrintStream out, boolean attentionOnly) {
         CudaPass p32 = new CudaPass(false, Fixes.NONE), p16 = new CudaPass(true, Fixes.NONE);
-        p32.attentionOnly = true;
-        p16.attentionOnly = true;
+        p32.attentionOnly = attentionOnly;
+        p16.attentionOnly = attentionOnly;
         Trace f32 = p32.run(model, ForwardInput.forcedBy(ref), ProbeLevel.ALL);
         Trace b16 = p16.run(model, ForwardInput.forcedBy(low), ProbeLevel.ALL);
         boolean ok = true;
         int judged = 0;
         double w32 = -99, w16 = -99, wLow = -99;
         String at32 = null, at16 = null;
-        for (String p : judged(ref, f32, model, true)) {
-            if (!b16.has(p)) continue;
+        for (String p : judged(ref, f32, model, attentionOnly)) {
+            if (!b16.has(p) || RoutingAgreement.isExpertChoice(p)) continue;   // the teacher's choice is taken
             judged++;
             double e32 = lg(ref, f32, p), e16 = lg(ref, b16, p), el = lg(ref, low, p);
             if (e32 > w32) {
@@ -340,6 +345,23 @@ public final class CudaSelfTest {
         if (hf != null) line.append("; cuda:bf16 vs HF bf16").append(agreements(RoutingAgreement.of(hf, b16)));
         out.println(line.append(ok ? "" : "  FAIL (cuda:fp32 must agree 100%)"));
         return ok;
+    }
+
+    /**
+     * Whether b16 routes some token differently from lowp:bf16 and every such flip is a near-tie (printed with its
+     * margin); a flip that is not a near-tie prints and returns false (the free-run criterion then stands and fails).
+     */
+    static boolean nearTieFlipsOnly(RoutingAgreement a, String name, PrintStream out) {
+        boolean any = false, allNear = true;
+        for (RoutingAgreement.Layer l : a.layers())
+            for (RoutingAgreement.Flip fl : l.flips()) {
+                any = true;
+                allNear &= fl.nearTie();
+                out.println(String.format("  %s cuda:bf16 vs lowp:bf16 layer %d token %d: experts %s vs %s, margin %.3g (%s)", name,
+                        l.layer(), fl.token(), java.util.Arrays.toString(fl.reference()), java.util.Arrays.toString(fl.candidate()),
+                        fl.margin(), fl.nearTie() ? "near-tie: the bf16 free run is judged teacher-forced instead" : "NOT a near-tie"));
+            }
+        return any && allNear;
     }
 
     private static String agreements(RoutingAgreement a) {

@@ -232,7 +232,9 @@ public final class DeviceKernels {
         if (a.T() == 0) return;
         int hd = a.headDim();
         int smem = 5 * 64 * hd * 2 + 128;
-        rt.launch(t16("attention_tc" + hd), blocks(a.T(), 64), a.heads(), 128, smem, out.f32(), out.bf16(), qB, kB, vB, a.T(),
+        // the _var twin only where sinks or chunks are used: their code costs the plain kernel a third of its occupancy
+        String name = "attention_tc" + hd + (a.sinks() != null || a.chunk() > 0 ? "_var" : "");
+        rt.launch(t16(name), blocks(a.T(), 64), a.heads(), 128, smem, out.f32(), out.bf16(), qB, kB, vB, a.T(),
                 a.heads(), a.kvHeads(), a.window(), a.scale(), a.divide(), a.scaleDiv(), cap(a), mode(a.bf()), a.sinks(),
                 a.chunk(), a.pos0());
     }
