@@ -187,7 +187,7 @@ public final class Comparison {
         try {
             bound = floor.upperBound(precision, name);
             if (floor.countsTies()) {
-                ulps = UlpDiff.of(r.data(), p.data(), precision);
+                ulps = TieBudget.diff(r.data(), p.data(), precision);
                 excess = TieBudget.excess(ulps, precision);
             } else {
                 excess = floor.excess(precision, name, r.data(), p.data(), m.logL2());

@@ -77,8 +77,34 @@ public final class TieBudget implements NoiseFloor {
 
     @Override
     public double excess(Precision p, String probe, double[] reference, double[] candidate, double logL2) {
-        return excess(UlpDiff.of(reference, candidate, p), p);
+        return excess(diff(reference, candidate, p), p);
     }
+
+    /**
+     * The ulp differences a verdict in precision p counts. A probe the framework kept in float32 inside a bf16/fp16 run
+     * ({@link #heldInFp32}) is compared at p's resolution (both sides rounded to p): its float32 sum order is the
+     * framework's (cuBLAS on a GPU), which no pass reproduces, and a 1-ulp float32 difference is far below what p can
+     * tell (measured: deepseek_v3-plain's HF bf16 router logits against lowp:bf16 teacher-forced, 77 of 256 differ by
+     * one float32 ulp, log-L2 −7.35), while a wrong formula moves the values by bf16 ulps.
+     */
+    public static UlpDiff diff(double[] reference, double[] candidate, Precision p) {
+        if (!heldInFp32(reference, p)) return UlpDiff.of(reference, candidate, p);
+        return UlpDiff.of(rounded(reference, p), rounded(candidate, p), p);
+    }
+
+    /** Whether a bf16/fp16 run's probe holds values that type cannot: the framework kept it in float32 (HF's sigmoid routers). */
+    public static boolean heldInFp32(double[] reference, Precision p) {
+        if (p != Precision.BF16 && p != Precision.FP16) return false;
+        for (double v : reference) if (Double.isFinite(v) && p.round((float) v) != (float) v) return true;
+        return false;
+    }
+
+    private static double[] rounded(double[] x, Precision p) {
+        double[] r = new double[x.length];
+        for (int i = 0; i < x.length; i++) r[i] = Double.isFinite(x[i]) ? p.round((float) x[i]) : x[i];
+        return r;
+    }
+
 
     @Override
     public boolean countsTies() {

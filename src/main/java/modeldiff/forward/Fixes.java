@@ -343,6 +343,9 @@ public final class Fixes {
         if (scalingAllLayers && spec.sliding() && c.fullAttentionRope != null && !c.fullAttentionRope.type().equals("default"))
             r = c.fullAttentionRope.withTheta(r.theta()).withPartial(r.partialRotaryFactor());
         r = rope(r);
+        if (c.mla != null && r.partialRotaryFactor() != spec.rope().partialRotaryFactor())
+            throw new BadInputException("rope.partial: multi-head latent attention rotates its qk_rope_head_dim part whole; "
+                    + "a rotary fraction does not apply (the " + c.family + " family)");
         int pairs = modeldiff.numeric.Rope.rotaryDim(c.headDim, r.partialRotaryFactor()) / 2;
         if (r.type().equals("longrope") && (r.shortFactor().length != pairs || r.longFactor().length != pairs))
             throw new BadInputException("longrope has " + r.shortFactor().length + " factors but the rotary fraction "

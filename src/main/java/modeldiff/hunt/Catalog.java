@@ -128,7 +128,9 @@ public final class Catalog {
             if (scaled) out.add("rope.scaling_ignored");
             // LongRoPE carries one factor per rotated pair: another rotary fraction is not a config HF would accept.
             boolean longrope = c.layers.stream().anyMatch(l -> l.rope().type().equals("longrope"));
-            if (!longrope) for (double v : new double[]{0.25, 0.5, 1.0}) if (!partials.contains(v)) out.add("rope.partial=" + fmt(v));
+            // MLA rotates a part of its own (qk_rope_head_dim), not a fraction of the head: rope.partial has no meaning there.
+            if (!longrope && c.mla == null)
+                for (double v : new double[]{0.25, 0.5, 1.0}) if (!partials.contains(v)) out.add("rope.partial=" + fmt(v));
             if (lowp) out.add("rope.inv_freq_lowp");
             out.add("qk.interleaved");
         }
