@@ -524,4 +524,16 @@ class MlaTest {
                 "1,2,3", "--out", tmp.resolve("torch-fp32.safetensors").toString());
         assertEquals(0, torch.code(), torch.out() + torch.err());
     }
+
+    /** MLA rotates its qk_rope_head_dim part whole: the catalog does not offer rope.partial, and the passes refuse it. */
+    @Test
+    void ropePartialIsNotOfferedAndRefused() {
+        Path dir = TinyDeepseek.write(tmp.resolve("p"), TinyDeepseek.config(SMALL, true, 1e-6), SMALL, 3);
+        Model m = Model.open(dir);
+        assertTrue(modeldiff.hunt.Catalog.candidates(m, true, null).stream().noneMatch(id -> id.startsWith("rope.partial")));
+        BadInputException e = assertThrows(BadInputException.class,
+                () -> new modeldiff.forward.lowp.LowpPass(modeldiff.numeric.Precision.BF16, Fixes.parse("rope.partial=0.5"))
+                        .run(m, INPUT, ProbeLevel.ALL));
+        assertTrue(e.getMessage().contains("rope.partial"), e.getMessage());
+    }
 }
