@@ -562,7 +562,6 @@ template <typename T>
 __device__ __forceinline__ void gemm_mma_impl(float* C, const T* A, const T* W, const float* bias, int M, int N, int K,
                                               int bf, float* part, int ktPer, float* res) {
     extern __shared__ unsigned char smem_raw[];
-    const unsigned STAGE = (MM_BM + MM_BN) * 128;
     unsigned sb = (smem_u32(smem_raw) + 1023u) & ~1023u;
     int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     int wm = warp >> 2, wn = warp & 3;
@@ -573,48 +572,7 @@ __device__ __forceinline__ void gemm_mma_impl(float* C, const T* A, const T* W, 
     const T* W0 = W + kt0 * 64;
     int Kend = K - kt0 * 64;
     float acc[4][8][4];
-#pragma unroll
-    for (int i = 0; i < 4; i++)
-#pragma unroll
-        for (int j = 0; j < 8; j++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) acc[i][j][e] = 0.f;
-#pragma unroll
-    for (int s = 0; s < MM_ST - 1; s++) {
-        if (s < KT) {
-            load_tile64<MM_BM, 256>(sb + s * STAGE, A0, m0, M, s * 64, Kend, K, tid);
-            load_tile64<MM_BN, 256>(sb + s * STAGE + MM_BM * 128, W0, n0, N, s * 64, Kend, K, tid);
-        }
-        cp_async_commit();
-    }
-    for (int kt = 0; kt < KT; kt++) {
-        cp_async_wait<MM_ST - 2>();
-        __syncthreads();
-        int nk = kt + MM_ST - 1;
-        if (nk < KT) {
-            unsigned st = sb + (nk % MM_ST) * STAGE;
-            load_tile64<MM_BM, 256>(st, A0, m0, M, nk * 64, Kend, K, tid);
-            load_tile64<MM_BN, 256>(st + MM_BM * 128, W0, n0, N, nk * 64, Kend, K, tid);
-        }
-        cp_async_commit();
-        unsigned As = sb + (kt % MM_ST) * STAGE, Bs = As + MM_BM * 128;
-#pragma unroll
-        for (int kk = 0; kk < 4; kk++) {
-            unsigned af[4][4], bfr[8][2];
-#pragma unroll
-            for (int i = 0; i < 4; i++)
-                ldsm_x4(As + swz128(wm * 64 + i * 16 + (lane & 15), kk * 2 + (lane >> 4)), af[i][0], af[i][1], af[i][2], af[i][3]);
-#pragma unroll
-            for (int j = 0; j < 4; j++)
-                ldsm_x4(Bs + swz128(wn * 64 + j * 16 + (lane & 7) + ((lane >> 4) << 3), kk * 2 + ((lane >> 3) & 1)),
-                        bfr[2 * j][0], bfr[2 * j][1], bfr[2 * j + 1][0], bfr[2 * j + 1][1]);
-#pragma unroll
-            for (int i = 0; i < 4; i++)
-#pragma unroll
-                for (int j = 0; j < 8; j++) mma16<T>(acc[i][j], af[i], bfr[j][0], bfr[j][1]);
-        }
-    }
-    cp_async_wait<0>();
+    mma_mainloop<T, MM_BM, MM_BN, MM_ST>(acc, sb, A0, W0, m0, M, n0, N, KT, Kend, K, tid);
     int r0 = m0 + wm * 64 + (lane >> 2), c0 = n0 + wn * 64 + (lane & 3) * 2;
     if (part) mma_epilogue<0>(part + (long long)blockIdx.z * M * N, nullptr, M, N, r0, c0, acc, nullptr);
     else if (bf == 1) mma_epilogue<1>(C, bias, M, N, r0, c0, acc, res);

@@ -345,53 +345,11 @@ extern "C" __global__ void __launch_bounds__(256, 1) moe_gemm_mma(float* C, cons
     int m0 = sM0, M = sEnd, n0 = blockIdx.y * MG_BN;
     const bf16* W = Wall + (long long)e * N * K;
     const float* bias = biasAll ? biasAll + (long long)e * N : nullptr;
-    const unsigned STAGE = (MG_BM + MG_BN) * 128;
     unsigned sb = (smem_u32(moe_smem) + 1023u) & ~1023u;
     int wm = warp >> 2, wn = warp & 3;
     int KT = (K + 63) / 64;
     float acc[4][8][4];
-#pragma unroll
-    for (int i = 0; i < 4; i++)
-#pragma unroll
-        for (int j = 0; j < 8; j++)
-#pragma unroll
-            for (int q = 0; q < 4; q++) acc[i][j][q] = 0.f;
-#pragma unroll
-    for (int s = 0; s < MG_ST - 1; s++) {
-        if (s < KT) {
-            load_tile64<MG_BM, 256>(sb + s * STAGE, A, m0, M, s * 64, K, K, tid);
-            load_tile64<MG_BN, 256>(sb + s * STAGE + MG_BM * 128, W, n0, N, s * 64, K, K, tid);
-        }
-        cp_async_commit();
-    }
-    for (int kt = 0; kt < KT; kt++) {
-        cp_async_wait<MG_ST - 2>();
-        __syncthreads();
-        int nk = kt + MG_ST - 1;
-        if (nk < KT) {
-            unsigned st = sb + (nk % MG_ST) * STAGE;
-            load_tile64<MG_BM, 256>(st, A, m0, M, nk * 64, K, K, tid);
-            load_tile64<MG_BN, 256>(st + MG_BM * 128, W, n0, N, nk * 64, K, K, tid);
-        }
-        cp_async_commit();
-        unsigned As = sb + (kt % MG_ST) * STAGE, Bs = As + MG_BM * 128;
-#pragma unroll
-        for (int kk = 0; kk < 4; kk++) {
-            unsigned af[4][4], bfr[8][2];
-#pragma unroll
-            for (int i = 0; i < 4; i++)
-                ldsm_x4(As + swz128(wm * 64 + i * 16 + (lane & 15), kk * 2 + (lane >> 4)), af[i][0], af[i][1], af[i][2], af[i][3]);
-#pragma unroll
-            for (int j = 0; j < 4; j++)
-                ldsm_x4(Bs + swz128(wn * 64 + j * 16 + (lane & 7) + ((lane >> 4) << 3), kk * 2 + ((lane >> 3) & 1)),
-                        bfr[2 * j][0], bfr[2 * j][1], bfr[2 * j + 1][0], bfr[2 * j + 1][1]);
-#pragma unroll
-            for (int i = 0; i < 4; i++)
-#pragma unroll
-                for (int j = 0; j < 8; j++) mma_bf16(acc[i][j], af[i], bfr[j][0], bfr[j][1]);
-        }
-    }
-    cp_async_wait<0>();
+    mma_mainloop<bf16, MG_BM, MG_BN, MG_ST>(acc, sb, A, W, m0, M, n0, N, KT, K, K, tid);
 #pragma unroll
     for (int i = 0; i < 4; i++)
 #pragma unroll

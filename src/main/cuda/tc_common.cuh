@@ -95,6 +95,60 @@ __device__ __forceinline__ void load_tile64(unsigned sbase, const T* G, int row0
     }
 }
 
+// The mma.sync main loop shared by gemm_mma (modeldiff_kernels.cu) and moe_gemm_mma (modeldiff_moe.cu): 8 warps as
+// 2 (M) × 4 (N) of 64×64 over a BM×BN block tile; acc += A[m0 + r, k] · W[n0 + c, k] over KT 64-wide K tiles
+// (rows ≥ rowsA / rowsW and columns ≥ kMax zero-filled, row stride ld), ST-stage cp.async pipeline in the
+// 1024-byte-aligned shared memory at sb; mma.sync m16n8k16 (element type T) fed by ldmatrix from 128-byte-swizzled tiles.
+template <typename T, int BM, int BN, int ST>
+__device__ __forceinline__ void mma_mainloop(float (&acc)[4][8][4], unsigned sb, const T* A, const T* W, int m0, int rowsA,
+                                             int n0, int rowsW, int KT, int kMax, int ld, int tid) {
+    const unsigned STAGE = (BM + BN) * 128;
+    int warp = tid >> 5, lane = tid & 31;
+    int wm = warp >> 2, wn = warp & 3;
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+#pragma unroll
+        for (int j = 0; j < 8; j++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) acc[i][j][e] = 0.f;
+#pragma unroll
+    for (int s = 0; s < ST - 1; s++) {
+        if (s < KT) {
+            load_tile64<BM, 256>(sb + s * STAGE, A, m0, rowsA, s * 64, kMax, ld, tid);
+            load_tile64<BN, 256>(sb + s * STAGE + BM * 128, W, n0, rowsW, s * 64, kMax, ld, tid);
+        }
+        cp_async_commit();
+    }
+    for (int kt = 0; kt < KT; kt++) {
+        cp_async_wait<ST - 2>();
+        __syncthreads();
+        int nk = kt + ST - 1;
+        if (nk < KT) {
+            unsigned st = sb + (nk % ST) * STAGE;
+            load_tile64<BM, 256>(st, A, m0, rowsA, nk * 64, kMax, ld, tid);
+            load_tile64<BN, 256>(st + BM * 128, W, n0, rowsW, nk * 64, kMax, ld, tid);
+        }
+        cp_async_commit();
+        unsigned As = sb + (kt % ST) * STAGE, Bs = As + BM * 128;
+#pragma unroll
+        for (int kk = 0; kk < 4; kk++) {
+            unsigned af[4][4], bfr[8][2];
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+                ldsm_x4(As + swz128(wm * 64 + i * 16 + (lane & 15), kk * 2 + (lane >> 4)), af[i][0], af[i][1], af[i][2], af[i][3]);
+#pragma unroll
+            for (int j = 0; j < 4; j++)
+                ldsm_x4(Bs + swz128(wn * 64 + j * 16 + (lane & 7) + ((lane >> 4) << 3), kk * 2 + ((lane >> 3) & 1)),
+                        bfr[2 * j][0], bfr[2 * j][1], bfr[2 * j + 1][0], bfr[2 * j + 1][1]);
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+#pragma unroll
+                for (int j = 0; j < 8; j++) mma16<T>(acc[i][j], af[i], bfr[j][0], bfr[j][1]);
+        }
+    }
+    cp_async_wait<0>();
+}
+
 __device__ __forceinline__ float round_bf(float x, int bf) { return round_dt(x, bf); }
 // GEMM epilogue for two adjacent columns (col, col + 1) of one row: + bias, rounded in mode MODE (0 none, 1 bf16,
 // 2 fp16). MODE is a template argument: a run-time branch per element made the mma kernel's accumulators spill.
