@@ -121,27 +121,7 @@ extern "C" __global__ void __launch_bounds__(256) gemm_f32(float* C, const float
     int m0 = blockIdx.y * F_BM, n0 = blockIdx.x * F_BN;
     int tr = tid / 16, tc = tid % 16;
     float acc[4][4] = {};
-    for (int k0 = 0; k0 < K; k0 += F_BK) {
-        for (int e = tid; e < F_BM * F_BK; e += 256) {
-            int r = e / F_BK, kk = e % F_BK;
-            int gm = m0 + r, gk = k0 + kk;
-            As[kk][r] = (gm < M && gk < K) ? A[(long long)gm * K + gk] : 0.f;
-            int gn = n0 + r;
-            Ws[kk][r] = (gn < N && gk < K) ? W[(long long)gn * K + gk] : 0.f;
-        }
-        __syncthreads();
-#pragma unroll
-        for (int kk = 0; kk < F_BK; kk++) {
-            float a[4], b[4];
-#pragma unroll
-            for (int i = 0; i < 4; i++) { a[i] = As[kk][tr + 16 * i]; b[i] = Ws[kk][tc + 16 * i]; }
-#pragma unroll
-            for (int i = 0; i < 4; i++)
-#pragma unroll
-                for (int j = 0; j < 4; j++) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
-        }
-        __syncthreads();
-    }
+    ffma_tile64(acc, As, Ws, A, W, m0, M, n0, N, K, tid);
     for (int i = 0; i < 4; i++) {
         int gm = m0 + tr + 16 * i;
         if (gm >= M) continue;

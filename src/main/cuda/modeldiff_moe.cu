@@ -258,8 +258,6 @@ __device__ __forceinline__ float moe_epi(float v, const float* bias, int col, in
 #define MF_BM 64
 #define MF_BN 64
 #define MF_BK 16
-__device__ __forceinline__ float ldw(const float* p) { return *p; }
-__device__ __forceinline__ float ldw(const bf16* p) { return __bfloat162float(*p); }
 
 // FFMA (fp32 accumulate): cuda:fp32, and the bf16 fallback (K % 8 != 0 or no bf16 copy of A). 64×64 tiles.
 template <typename WT>
@@ -282,27 +280,7 @@ __device__ void moe_gemm_ffma(float* C, const float* A, const WT* Wall, const fl
     const float* bias = biasAll ? biasAll + (long long)e * N : nullptr;
     int tr = tid / 16, tc = tid % 16;
     float acc[4][4] = {};
-    for (int k0 = 0; k0 < K; k0 += MF_BK) {
-        for (int q = tid; q < MF_BM * MF_BK; q += 256) {
-            int r = q / MF_BK, kk = q % MF_BK;
-            int gm = m0 + r, gk = k0 + kk;
-            As[kk][r] = (gm < M && gk < K) ? A[(long long)gm * K + gk] : 0.f;
-            int gn = n0 + r;
-            Ws[kk][r] = (gn < N && gk < K) ? ldw(W + (long long)gn * K + gk) : 0.f;
-        }
-        __syncthreads();
-#pragma unroll
-        for (int kk = 0; kk < MF_BK; kk++) {
-            float a[4], b[4];
-#pragma unroll
-            for (int i = 0; i < 4; i++) { a[i] = As[kk][tr + 16 * i]; b[i] = Ws[kk][tc + 16 * i]; }
-#pragma unroll
-            for (int i = 0; i < 4; i++)
-#pragma unroll
-                for (int j = 0; j < 4; j++) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
-        }
-        __syncthreads();
-    }
+    ffma_tile64(acc, As, Ws, A, W, m0, M, n0, N, K, tid);
     for (int i = 0; i < 4; i++) {
         int gm = m0 + tr + 16 * i;
         if (gm >= M) continue;

@@ -1,5 +1,6 @@
-// Shared helpers of the tensor-core kernels (modeldiff_kernels.cu, modeldiff_wgmma.cu): cp.async, ldmatrix, mma.sync
-// and the swizzled shared-memory tile layout.
+// Shared helpers of the GEMM and tensor-core kernels (modeldiff_kernels.cu, modeldiff_wgmma.cu, modeldiff_moe.cu):
+// cp.async, ldmatrix, mma.sync, the swizzled shared-memory tile layout, and the GEMM main loops the dense and the
+// grouped-expert kernels share.
 #pragma once
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -92,6 +93,38 @@ __device__ __forceinline__ void load_tile64(unsigned sbase, const T* G, int row0
         bool ok = gr < rowsMax && gk < kMax;
         const T* src = ok ? G + (long long)gr * ld + gk : G;
         cp_async16(sbase + swz128(r, c), src, ok);
+    }
+}
+
+// The FFMA main loop shared by gemm_f32 (modeldiff_kernels.cu) and moe_gemm_ffma (modeldiff_moe.cu): a 64×64 tile of
+// A[M, K] · W[N, K]ᵀ from (m0, n0), 16-deep K steps through shared memory (As, Ws: [16][64 + 4]), 256 threads of 4×4
+// outputs (rows tid / 16 + 16i, columns tid % 16 + 16j), zero beyond M, N and K; W fp32 or bf16 (read as fp32).
+__device__ __forceinline__ float ffma_ld(const float* p) { return *p; }
+__device__ __forceinline__ float ffma_ld(const __nv_bfloat16* p) { return __bfloat162float(*p); }
+template <typename WT>
+__device__ __forceinline__ void ffma_tile64(float (&acc)[4][4], float (&As)[16][68], float (&Ws)[16][68], const float* A,
+                                            const WT* W, int m0, int M, int n0, int N, int K, int tid) {
+    int tr = tid / 16, tc = tid % 16;
+    for (int k0 = 0; k0 < K; k0 += 16) {
+        for (int e = tid; e < 64 * 16; e += 256) {
+            int r = e / 16, kk = e % 16;
+            int gm = m0 + r, gk = k0 + kk;
+            As[kk][r] = (gm < M && gk < K) ? A[(long long)gm * K + gk] : 0.f;
+            int gn = n0 + r;
+            Ws[kk][r] = (gn < N && gk < K) ? ffma_ld(W + (long long)gn * K + gk) : 0.f;
+        }
+        __syncthreads();
+#pragma unroll
+        for (int kk = 0; kk < 16; kk++) {
+            float a[4], b[4];
+#pragma unroll
+            for (int i = 0; i < 4; i++) { a[i] = As[kk][tr + 16 * i]; b[i] = Ws[kk][tc + 16 * i]; }
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+#pragma unroll
+                for (int j = 0; j < 4; j++) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
+        }
+        __syncthreads();
     }
 }
 
