@@ -126,7 +126,7 @@ public final class CudaSelfTest {
         boolean ok = true;
         for (String name : names) {
             Model model = Model.open(root.resolve(name).resolve("model"));
-            if (variantsOnly && !variantFamily(model)) continue;
+            if (variantsOnly && !CudaPass.variantModel(model.config)) continue;
             try {
                 CudaPass.refuseUnimplemented(model, Fixes.NONE);
             } catch (modeldiff.model.BadInputException e) {
@@ -142,12 +142,6 @@ public final class CudaSelfTest {
         return ok;
     }
 
-    /** Whether a model has one of the attention variants (sinks, Llama 4's attention, MLA) or MoE blocks. */
-    static boolean variantFamily(Model m) {
-        return m.family.moe != null || m.family.attentionSinks || m.family.llama4Attention
-                || m.family.attention == modeldiff.model.Family.Attention.MLA;
-    }
-
     /** One model: the free-running comparison where the pass runs it whole, the forced attention check where needed. */
     static boolean checkModel(Path root, String name, Model model, ForwardInput in, Trace hf, PrintStream out) throws IOException {
         Trace ref = new ReferencePass().run(model, in, ProbeLevel.ALL);
@@ -161,7 +155,7 @@ public final class CudaSelfTest {
         }
         if (refused == null) ok = freeRun(root, name, model, in, ref, low, hf, out);
         else out.println(String.format("%-14s free run skipped: %s", name, refused));
-        if (refused != null || variantFamily(model)) ok &= forcedCheck(name, model, ref, low, out, refused != null);
+        if (refused != null || CudaPass.variantModel(model.config)) ok &= forcedCheck(name, model, ref, low, out, refused != null);
         return ok;
     }
 
@@ -185,7 +179,7 @@ public final class CudaSelfTest {
         // (issue #16); such a model's bf16 run is judged teacher-forced by lowp:bf16 (forcedCheck, routing taken)
         boolean bf16Flips = sparse && nearTieFlipsOnly(RoutingAgreement.of(low, b16), name, out);
         String fp16Row = "fp16: not run (cuda:fp16 refuses MoE blocks: its expert kernels round to bf16 only)";
-        if (!variantFamily(model)) {   // CUDA graphs and the fused residual are for the dense families (docs/cuda.md)
+        if (!CudaPass.variantModel(model.config)) {   // CUDA graphs and the fused residual are for the dense families (docs/cuda.md)
             int[] tokens = in.tokens();
             famOk &= graphMatches(model, tokens, Precision.FP32, out, name) & graphMatches(model, tokens, Precision.BF16, out, name);
             CudaPass fused = new CudaPass(true, Fixes.NONE);
