@@ -739,12 +739,12 @@ __device__ __forceinline__ void attn_tc_impl(float* out, E* outB, const E* q, co
         attn_tc_impl<HD_, E, VAR>(out, outB, q, k, v, T, heads, kvHeads, window, scale, divide, scaleDiv, cap, bf,     \
                                   sinks, chunk, pos0);                                                                   \
     }
-// attention_tcHD (bf16), attention_tcHD_f16, and their _var twins with sinks / chunks (DeviceKernels.attentionTc)
+// attention_tcHD (bf16), attention_tcHD_f16: v1, kept for comparison (-Dmodeldiff.cuda.attention=tc_v1). Its _var
+// twins (VAR = true: sinks / chunks) are no longer instantiated: attention_faHD_gen serves those launches (every
+// instantiation costs the driver's JIT time when the module loads).
 #define ATTN_TC(HD)                                                                                                    \
     ATTN_TC_ONE(attention_tc##HD, bf16, false)                                                                         \
-    ATTN_TC_ONE(attention_tc##HD##_f16, __half, false)                                                                 \
-    ATTN_TC_ONE(attention_tc##HD##_var, bf16, true)                                                                    \
-    ATTN_TC_ONE(attention_tc##HD##_var_f16, __half, true)
+    ATTN_TC_ONE(attention_tc##HD##_f16, __half, false)
 #define HD_ 16
 ATTN_TC(16)
 #undef HD_
@@ -756,6 +756,257 @@ ATTN_TC(64)
 #undef HD_
 #define HD_ 128
 ATTN_TC(128)
+#undef HD_
+
+// ---------------------------------------------------------------- attention on tensor cores, v2 (issue #18)
+// The same attention and the same rounding contract as attn_tc_impl above (which stays reachable as
+// -Dmodeldiff.cuda.attention=tc_v1), reorganised for speed, since v1 was issue-bound on its per-score scalar code:
+// - Compile-time kinds: RM is the rounding mode (1 bf16, 2 fp16; −1: the run-time argument bf, 0/1/2) and KIND says
+//   which optional code is compiled in (FA_CAPDIV: soft-cap and GPT-2's divide, their values still run-time; FA_VAR:
+//   sinks and chunks), so the plain path (scale, causal, window, GQA) carries none of the others' instructions or
+//   registers. DeviceKernels.attentionTc picks the instantiation: attention_faHD[_f16] (plain, 16-bit mode),
+//   attention_faHD_occ[_f16] (the same, registers capped), attention_faHD_gen[_f16] (everything, any mode).
+// - Only the tiles that hold a masked (query, key) pair run the per-element mask test: the diagonal tile(s), the
+//   window's first tile(s), tiles before a chunk start. Interior tiles skip it.
+// - exp as exp2 (ex2.approx.ftz) of one FFMA per score: p = 2^(x·log2e − m'), m' = R32(m·log2e) the row max scaled
+//   once per tile, and the rescale factor 2^(m'_old − m'_new) uses the same rounded m', so every p and correction of a
+//   row is relative to one base (the factor is exactly 1 when the max does not move). Rounding contract unchanged: the
+//   scores are still rounded where HF's eager path rounds them (q·k, ·scale, each soft-cap op; GPT-2's divisions),
+//   masked scores are −inf, the sums and P·V accumulate in fp32, P is rounded to the 16-bit type for P·V, the output
+//   once. Only the exp's last-ulp behaviour differs from v1's expf (ex2.approx: ≤ 2 ulp; the FFMA's argument error
+//   ≤ half an ulp of x·log2e), far below the 16-bit rounding of P that follows. Like v1 this is not bit-exact to HF's
+//   eager attention: it rounds the unnormalised P, HF the normalised one (docs/cuda.md).
+// - Q goes through shared memory once, into registers, in the space of K/V buffer 1 (before tile 1 is fetched
+//   there): 4 tiles of shared memory instead of 5 (64 KB at head_dim 128: 3 blocks per SM instead of 2).
+// Block = 64 queries of one head, 4 warps × 16 rows, K/V tiles of 64 keys, double-buffered by cp.async.
+#define FA_CAPDIV 1
+#define FA_VAR 2
+__device__ __forceinline__ float ex2_approx(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+    return y;
+}
+template <int HD, typename E, int RM, int KIND>
+__device__ __forceinline__ void attn_fa_impl(float* out, E* outB, const E* q, const E* k, const E* v, int T,
+                                             int heads, int kvHeads, int window, float scale, int divide, float scaleDiv,
+                                             float cap, int bf, const float* sinks, int chunk, int pos0) {
+    constexpr bool GEN = (KIND & FA_CAPDIV) != 0, VAR = (KIND & FA_VAR) != 0;
+    constexpr int CH = HD / 8;             // 16-byte chunks per row
+    constexpr int SW = CH < 8 ? CH : 8;    // swizzle width (chunks)
+    constexpr int ROWB = HD * 2;
+    constexpr int KD = HD / 16;            // k16 steps over the head dim
+    constexpr int ND = HD / 8;             // n8 tiles over the head dim
+    constexpr unsigned TILE = FA_BK * ROWB;
+    constexpr float LOG2E = 1.4426950408889634f;
+    static_assert(FA_BQ == FA_BK, "Q borrows one K tile's shared memory");
+    auto rnd = [bf](float x) { return RM >= 0 ? round_dt(x, RM) : round_dt(x, bf); };
+    extern __shared__ unsigned char fa_smem[];
+    unsigned sK = (smem_u32(fa_smem) + 127u) & ~127u, sV = sK + 2 * TILE;
+    unsigned sQ = sK + TILE;   // K buffer 1 until Q is in registers (tile 1 is fetched there only after that)
+    int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    int h = blockIdx.y, kvh = h / (heads / kvHeads);
+    int q0 = (gridDim.x - 1 - blockIdx.x) * FA_BQ;   // heaviest (latest) query blocks first
+    long long qStride = (long long)heads * HD, kStride = (long long)kvHeads * HD;
+    auto sw = [](int r, int c) { return (unsigned)(r * ROWB + ((c ^ (r & (SW - 1))) << 4)); };
+    auto loadRows = [&](unsigned base, const E* g, long long stride, int col0, int t0) {
+        for (int id = tid; id < FA_BK * CH; id += 128) {
+            int r = id / CH, c = id % CH;
+            int t = t0 + r;
+            bool ok = t < T;   // rows beyond T are zero-filled, nothing read
+            const E* src = ok ? g + (long long)t * stride + col0 + c * 8 : g;
+            cp_async16(base + sw(r, c), src, ok);
+        }
+    };
+    int qLast = min(T, q0 + FA_BQ) - 1;   // the block's last real query
+    int kStart = window > 0 ? max(0, q0 - window + 1) : 0;
+    if (VAR) kStart = max(kStart, chunk_first(q0, chunk, pos0));
+    int nTiles = (qLast + 1 - kStart + FA_BK - 1) / FA_BK;   // >= 1: query q0 sees key q0
+    int cfLast = VAR ? chunk_first(qLast, chunk, pos0) : 0;
+    loadRows(sQ, q, qStride, h * HD, q0);
+    loadRows(sK, k, kStride, kvh * HD, kStart);
+    loadRows(sV, v, kStride, kvh * HD, kStart);
+    cp_async_commit();
+
+    unsigned qf[KD][4];
+    float o[ND][4];
+#pragma unroll
+    for (int n = 0; n < ND; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
+    // per row (tRow, tRow + 8): running max m, m' = R32(m·log2e) (the exponent base), running sum of this lane's p
+    float mrow[2] = {-INFINITY, -INFINITY}, mlg[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.f, 0.f};
+    if (VAR && sinks) {   // the sink's exp(sink − max) term, counted once per row (lanes 4i hold it; the row sum adds lanes)
+        mrow[0] = mrow[1] = sinks[h];
+        mlg[0] = mlg[1] = sinks[h] * LOG2E;
+        lrow[0] = lrow[1] = (lane & 3) == 0 ? 1.f : 0.f;
+    }
+    int tRow = q0 + warp * 16 + (lane >> 2);   // and tRow + 8
+    // row r sees keys lo[r] <= key <= t: the window's and the chunk's first key
+    int lo[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        int t = tRow + r * 8;
+        lo[r] = window > 0 ? max(0, t - window + 1) : 0;   // keys are >= 0: 0 is no bound
+        if (VAR) lo[r] = max(lo[r], chunk_first(t, chunk, pos0));
+    }
+
+    // Q and tile 0 landed: Q into registers; after the barrier its space is free for tile 1
+    cp_async_wait<0>();
+    __syncthreads();
+#pragma unroll
+    for (int kk = 0; kk < KD; kk++)
+        ldsm_x4(sQ + sw(warp * 16 + (lane & 15), kk * 2 + (lane >> 4)), qf[kk][0], qf[kk][1], qf[kk][2], qf[kk][3]);
+    __syncthreads();
+
+    for (int it = 0; it < nTiles; it++) {
+        int k0 = kStart + it * FA_BK, buf = it & 1;
+        if (it + 1 < nTiles) {   // the other buffer was last read in tile it − 1 (or held Q), before a barrier
+            loadRows(sK + (buf ^ 1) * TILE, k, kStride, kvh * HD, k0 + FA_BK);
+            loadRows(sV + (buf ^ 1) * TILE, v, kStride, kvh * HD, k0 + FA_BK);
+        }
+        cp_async_commit();
+        cp_async_wait<1>();   // tile it (tile 0: already complete)
+        __syncthreads();
+        unsigned Kb = sK + buf * TILE, Vb = sV + buf * TILE;
+        float s[8][4];
+#pragma unroll
+        for (int j = 0; j < 8; j++) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+#pragma unroll
+        for (int kk = 0; kk < KD; kk++)
+#pragma unroll
+            for (int jp = 0; jp < 4; jp++) {
+                unsigned b0, b1, b2, b3;
+                ldsm_x4(Kb + sw(jp * 16 + (lane & 7) + ((lane >> 4) << 3), kk * 2 + ((lane >> 3) & 1)), b0, b1, b2, b3);
+                mma16<E>(s[2 * jp], qf[kk], b0, b1);
+                mma16<E>(s[2 * jp + 1], qf[kk], b2, b3);
+            }
+        // the scores as HF rounds them (mode RM): R(q·k), then R(·scale) or GPT-2's R(/ scaleDiv), R(/ layer), soft-cap
+#pragma unroll
+        for (int j = 0; j < 8; j++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                float x = rnd(s[j][e]);
+                if (GEN && divide) {   // see attention: bit 1 / scaleDiv, bit 2 / scale (GPT-2 layer number)
+                    if (divide & 1) x = rnd(x / scaleDiv);
+                    if (divide & 2) x = rnd(x / scale);
+                } else {
+                    x = rnd(x * scale);
+                }
+                if (GEN && cap > 0.f)
+                    x = (RM >= 0 ? RM : bf) ? rnd(rnd(tanhf(rnd(x / cap))) * cap) : cap * tanhf(x / cap);
+                s[j][e] = x;
+            }
+        // the mask, only where a masked pair can be: keys past the block's first query (causal; keys >= T are past
+        // every real query), before the last query's window, before the last query's chunk start
+        bool needMask = k0 + FA_BK - 1 > q0 || (window > 0 && qLast - k0 >= window) || (VAR && k0 < cfLast);
+        if (needMask) {   // key = k0 + c + j·8 + (e & 1), c = this lane's column: compare j·8 + (e & 1) with bounds
+            int c = k0 + (lane & 3) * 2;
+            int hiR[2] = {tRow - c, tRow + 8 - c}, loR[2] = {lo[0] - c, lo[1] - c};
+#pragma unroll
+            for (int j = 0; j < 8; j++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    int rel = j * 8 + (e & 1);
+                    if (rel > hiR[e >> 1] || rel < loR[e >> 1]) s[j][e] = -INFINITY;
+                }
+        }
+        float mx[2] = {mrow[0], mrow[1]};
+#pragma unroll
+        for (int j = 0; j < 8; j++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) mx[e >> 1] = fmaxf(mx[e >> 1], s[j][e]);
+        float corr[2], nb[2];
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+            float ml = mx[r] == -INFINITY ? 0.f : mx[r] * LOG2E;   // no key yet: any finite base (every p is 0)
+            corr[r] = ex2_approx(mlg[r] - ml);                      // 1 when the max stays, 0 from −inf
+            nb[r] = -ml;
+            mrow[r] = mx[r];
+            mlg[r] = mx[r] == -INFINITY ? -INFINITY : ml;
+            lrow[r] *= corr[r];
+        }
+#pragma unroll
+        for (int j = 0; j < 8; j++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                float p = ex2_approx(fmaf(s[j][e], LOG2E, nb[e >> 1]));
+                s[j][e] = p;
+                lrow[e >> 1] += p;
+            }
+#pragma unroll
+        for (int n = 0; n < ND; n++) {
+            o[n][0] *= corr[0]; o[n][1] *= corr[0];
+            o[n][2] *= corr[1]; o[n][3] *= corr[1];
+        }
+#pragma unroll
+        for (int kk = 0; kk < 4; kk++) {   // 16 keys per step; P rounded to the 16-bit type here
+            unsigned pa[4] = {Elem<E>::pack(s[2 * kk][0], s[2 * kk][1]), Elem<E>::pack(s[2 * kk][2], s[2 * kk][3]),
+                              Elem<E>::pack(s[2 * kk + 1][0], s[2 * kk + 1][1]), Elem<E>::pack(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+#pragma unroll
+            for (int dp = 0; dp < HD / 16; dp++) {
+                unsigned b0, b1, b2, b3;
+                ldsm_x4_t(Vb + sw(kk * 16 + (lane & 7) + (((lane >> 3) & 1) << 3), dp * 2 + (lane >> 4)), b0, b1, b2, b3);
+                mma16<E>(o[2 * dp], pa, b0, b1);
+                mma16<E>(o[2 * dp + 1], pa, b2, b3);
+            }
+        }
+        __syncthreads();   // this buffer is refilled two tiles on
+    }
+    cp_async_wait<0>();
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        lrow[r] += __shfl_xor_sync(0xffffffffu, lrow[r], 1);
+        lrow[r] += __shfl_xor_sync(0xffffffffu, lrow[r], 2);
+    }
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        int t = tRow + r * 8;
+        if (t >= T) continue;
+        float inv = 1.f / lrow[r];
+#pragma unroll
+        for (int n = 0; n < ND; n++) {
+            int d = n * 8 + (lane & 3) * 2;
+            float v0 = rnd(o[n][2 * r] * inv), v1 = rnd(o[n][2 * r + 1] * inv);
+            long long at = (long long)t * qStride + h * HD + d;
+            *(float2*)(out + at) = make_float2(v0, v1);
+            if (outB) *(unsigned*)(outB + at) = Elem<E>::pack(v0, v1);
+        }
+    }
+}
+// MINB: blocks per SM ptxas sizes the registers for (1: no cap).
+#define ATTN_FA_ONE(NAME, E, RM, KIND, MINB)                                                                           \
+    extern "C" __global__ void __launch_bounds__(128, MINB) NAME(float* out, E* outB, const E* q, const E* k,          \
+            const E* v, int T, int heads, int kvHeads, int window, float scale, int divide, float scaleDiv, float cap,  \
+            int bf, const float* sinks, int chunk, int pos0) {                                                          \
+        attn_fa_impl<HD_, E, RM, KIND>(out, outB, q, k, v, T, heads, kvHeads, window, scale, divide, scaleDiv, cap, bf,\
+                                       sinks, chunk, pos0);                                                             \
+    }
+// attention_faHD: plain (scale, causal, window, GQA), rounding in the 16-bit mode; _gen: soft-cap, divide, sinks,
+// chunks compiled in and the rounding mode taken from bf (fp32 mode included); _f16: fp16 operands. _occ (head_dim 64 /
+// 128): the plain kernel with its registers capped for one more block per SM (ptxas, nvcc 13.0, sm_90a: attention_fa128
+// 211 registers, no spills, 2 blocks per SM; _occ 168 registers, 44 bytes spilled, 3 blocks; attention_fa64 158 / _occ
+// 128 with 28 bytes spilled, 3 / 4 blocks): which is faster is measured, not assumed (-Dmodeldiff.cuda.faOcc).
+#define ATTN_FA(HD)                                                                                                    \
+    ATTN_FA_ONE(attention_fa##HD, bf16, 1, 0, 1)                                                                       \
+    ATTN_FA_ONE(attention_fa##HD##_gen, bf16, -1, FA_CAPDIV | FA_VAR, 1)                                               \
+    ATTN_FA_ONE(attention_fa##HD##_f16, __half, 2, 0, 1)                                                               \
+    ATTN_FA_ONE(attention_fa##HD##_gen_f16, __half, -1, FA_CAPDIV | FA_VAR, 1)
+#define ATTN_FA_OCC(HD, MINB)                                                                                          \
+    ATTN_FA_ONE(attention_fa##HD##_occ, bf16, 1, 0, MINB)                                                              \
+    ATTN_FA_ONE(attention_fa##HD##_occ_f16, __half, 2, 0, MINB)
+#define HD_ 16
+ATTN_FA(16)
+#undef HD_
+#define HD_ 32
+ATTN_FA(32)
+#undef HD_
+#define HD_ 64
+ATTN_FA(64)
+ATTN_FA_OCC(64, 4)
+#undef HD_
+#define HD_ 128
+ATTN_FA(128)
+ATTN_FA_OCC(128, 3)
 #undef HD_
 
 // ---------------------------------------------------------------- attention variants (docs/cuda.md)

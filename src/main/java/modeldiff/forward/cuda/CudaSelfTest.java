@@ -38,6 +38,8 @@ import static jcuda.driver.JCudaDriver.*;
  *   java -cp ... modeldiff.forward.cuda.CudaSelfTest moebench MODEL HF_TRACE OUT.json [REPS]   # cuda:bf16 vs an HF bf16 trace
  *   java -cp ... modeldiff.forward.cuda.CudaSelfTest fp16check                  # fp16 kernels and split-K alone
  *   java -cp ... modeldiff.forward.cuda.CudaSelfTest bench llama3-8b 2048 OUT.json
+ *   java -cp ... modeldiff.forward.cuda.CudaSelfTest attnbench [OUT.json]      # tensor-core attention checks (both
+ *                                                                               # versions), then their timings (issue #18)
  * </pre>
  * Exit code 0 when every check passes.
  */
@@ -88,6 +90,13 @@ public final class CudaSelfTest {
             long bad = rs.stream().filter(r -> !r.ok()).count();
             System.out.println("fp16 + split-K checks: " + (rs.size() - bad) + "/" + rs.size() + " ok");
             ok = bad == 0;
+        } else if (mode.equals("attnbench")) {   // one JVM: the module's JIT is paid once
+            List<KernelChecks.Result> rs = new KernelChecks(rt).attentionTcOnly();
+            KernelChecks.print(rs, System.out::println);
+            long bad = rs.stream().filter(r -> !r.ok()).count();
+            System.out.println("tensor-core attention checks: " + (rs.size() - bad) + "/" + rs.size() + " ok");
+            ok = bad == 0;
+            AttentionBench.run(rt, args.length > 1 ? Path.of(args[1]) : null);
         } else if (mode.equals("bench")) {
             bench(rt, args.length > 1 ? args[1] : "llama3-8b", args.length > 2 ? Integer.parseInt(args[2]) : 2048,
                     args.length > 3 ? Path.of(args[3]) : null);
@@ -779,10 +788,19 @@ public final class CudaSelfTest {
         float sc = (float) (1 / Math.sqrt(hd));
         double flops = 4.0 * heads * hd * T * (T + 1) / 2.0;
         DeviceKernels.AttnArgs args = new DeviceKernels.AttnArgs(T, heads, kvh, hd, 0, sc, 0, 1f, Float.NaN, true);
+        // the kernel the forward uses (DeviceKernels.attentionTc with the default choice), then the first version
         double tc = time(() -> k.attentionTc(new DeviceKernels.Act(o, oB), qB, kB, vB, args), 10);
         String p = d.equals("bf16") ? "" : d + "_";
-        System.out.printf("attention %s T=%d 32/8 heads d128 causal: tensor cores %.3f ms (%.1f TFLOP/s)%n", d, T, tc, flops / (tc * 1e-3) / 1e12);
+        System.out.printf("attention %s T=%d 32/8 heads d128 causal: tensor cores (%s) %.3f ms (%.1f TFLOP/s)%n", d, T,
+                DeviceKernels.tcKernel(k.attention, k.fp16, k.faOcc, args).name(), tc, flops / (tc * 1e-3) / 1e12);
         js.append(String.format("  \"%sattention_tc_ms\": %.4f,\n  \"%sattention_tc_tflops\": %.2f,\n", p, tc, p, flops / (tc * 1e-3) / 1e12));
+        if (k.attention == DeviceKernels.AttentionVariant.TC) {
+            k.attention = DeviceKernels.AttentionVariant.TC_V1;
+            double v1 = time(() -> k.attentionTc(new DeviceKernels.Act(o, oB), qB, kB, vB, args), 10);
+            k.attention = DeviceKernels.AttentionVariant.TC;
+            System.out.printf("attention %s T=%d: tensor cores v1 %.3f ms (%.1f TFLOP/s)%n", d, T, v1, flops / (v1 * 1e-3) / 1e12);
+            js.append(String.format("  \"%sattention_tc_v1_ms\": %.4f,\n", p, v1));
+        }
         if (d.equals("bf16")) {
             double simt = time(() -> k.attention(o, q, kk, v, args), 3);
             k.attention = DeviceKernels.AttentionVariant.EAGER;
@@ -906,7 +924,7 @@ public final class CudaSelfTest {
         return new double[]{best, sum / reps};
     }
 
-    private static double time(Runnable r, int reps) {
+    static double time(Runnable r, int reps) {
         r.run();
         CudaRuntime.sync();
         CUevent a = new CUevent(), b = new CUevent();

@@ -17,11 +17,12 @@ public final class DeviceKernels {
     public enum GemmVariant { WGMMA, MMA, WMMA }
 
     /**
-     * Attention kernels: tensor cores (bf16 mode, head_dim 16/32/64/128), the CUDA-core flash kernel (any head_dim ≤
-     * 256), or EAGER: HF's eager softmax op for op (normalised probabilities rounded to the dtype; slow, for
-     * comparisons at the level of rounding ties).
+     * Attention kernels: tensor cores (bf16 mode, head_dim 16/32/64/128; TC the attention_fa* kernels, TC_V1 the first
+     * attention_tc* ones, kept for comparison), the CUDA-core flash kernel (any head_dim ≤ 256), or EAGER: HF's eager
+     * softmax op for op (normalised probabilities rounded to the dtype; slow, for comparisons at the level of rounding
+     * ties).
      */
-    public enum AttentionVariant { TC, SIMT, EAGER }
+    public enum AttentionVariant { TC, TC_V1, SIMT, EAGER }
 
     /** An activation buffer: fp32 values and, where a kernel writes or a GEMM reads one, their bf16 copy (else null). */
     public record Act(CUdeviceptr f32, CUdeviceptr bf16) {
@@ -91,6 +92,11 @@ public final class DeviceKernels {
     public SplitK splitK = SplitK.fromProperty();
     /** The attention kernel used in bf16 mode when the head_dim allows it (else SIMT). */
     public AttentionVariant attention;
+    /**
+     * Tensor-core attention at head_dim 64 / 128 without cap, divide, sinks or chunks: the register-capped _occ kernel
+     * (one more block per SM, a few spilled words) instead of the uncapped one (-Dmodeldiff.cuda.faOcc, default false).
+     */
+    public boolean faOcc = Boolean.getBoolean("modeldiff.cuda.faOcc");
 
     public DeviceKernels(CudaRuntime rt) {
         this.rt = rt;
@@ -98,7 +104,7 @@ public final class DeviceKernels {
         this.attention = defaultAttention();
     }
 
-    /** -Dmodeldiff.cuda.attention=tc|simt|eager, default tc. */
+    /** -Dmodeldiff.cuda.attention=tc|tc_v1|simt|eager, default tc. */
     public static AttentionVariant defaultAttention() {
         return AttentionVariant.valueOf(System.getProperty("modeldiff.cuda.attention", "tc").toUpperCase(java.util.Locale.ROOT));
     }
@@ -224,20 +230,50 @@ public final class DeviceKernels {
 
     /** Whether {@link #attentionTc} serves this head_dim (and is selected). */
     public boolean tcAttention(int hd) {
-        return attention == AttentionVariant.TC && (hd == 16 || hd == 32 || hd == 64 || hd == 128);
+        return (attention == AttentionVariant.TC || attention == AttentionVariant.TC_V1) && tcHeadDim(hd);
+    }
+
+    static boolean tcHeadDim(int hd) {
+        return hd == 16 || hd == 32 || hd == 64 || hd == 128;
+    }
+
+    /** A tensor-core attention launch: the kernel's name and its dynamic shared memory. */
+    record TcKernel(String name, int smem) {
+    }
+
+    /**
+     * The tensor-core attention kernel for these arguments. TC (attention_faHD, 4 tiles of shared memory: Q borrows a
+     * K/V one): plain (scale, causal, window, GQA; rounding in the 16-bit mode), _occ the same with its registers
+     * capped (when {@code occ}, head_dim 64 / 128), or _gen (soft-cap, GPT-2's divide, sinks, chunks, or fp32 mode:
+     * everything compiled in). TC_V1 (attention_tcHD, 5 tiles): the first kernel, for comparisons; its sinks / chunks
+     * twins are gone, so such a launch runs attention_faHD_gen. _f16: fp16 operands.
+     */
+    static TcKernel tcKernel(AttentionVariant v, boolean fp16, boolean occ, AttnArgs a) {
+        int hd = a.headDim();
+        if (!tcHeadDim(hd)) throw new IllegalArgumentException("tensor-core attention: head_dim " + hd + " not 16/32/64/128");
+        boolean var = a.sinks() != null || a.chunk() > 0;
+        String f16 = fp16 ? "_f16" : "";
+        if (v == AttentionVariant.TC_V1 && !var) return new TcKernel("attention_tc" + hd + f16, 5 * 64 * hd * 2 + 128);
+        boolean gen = var || !a.bf() || a.divide() != 0 || cap(a) > 0f;
+        String kind = gen ? "_gen" : occ && hd >= 64 ? "_occ" : "";
+        return new TcKernel("attention_fa" + hd + kind + f16, 4 * 64 * hd * 2 + 128);
     }
 
     /** Tensor-core attention over bf16 copies of q/k/v; out.f32() fp32, out.bf16() (may be null) the same as bf16. */
     public void attentionTc(Act out, CUdeviceptr qB, CUdeviceptr kB, CUdeviceptr vB, AttnArgs a) {
         if (a.T() == 0) return;
-        int hd = a.headDim();
-        int smem = 5 * 64 * hd * 2 + 128;
-        // the _var twin only where sinks or chunks are used: their code costs the plain kernel a third of its occupancy
-        String name = "attention_tc" + hd + (a.sinks() != null || a.chunk() > 0 ? "_var" : "");
-        rt.launch(t16(name), blocks(a.T(), 64), a.heads(), 128, smem, out.f32(), out.bf16(), qB, kB, vB, a.T(),
+        TcKernel kn = tcKernel(attention, fp16, faOcc, a);
+        if (attention != AttentionVariant.TC_V1 && !rt.has(kn.name())) {   // a module built before the fa kernels
+            if (!warnedNoFa) System.err.println("[cuda] " + kn.name() + " not in the module: tensor-core attention v1");
+            warnedNoFa = true;
+            kn = tcKernel(AttentionVariant.TC_V1, fp16, false, a);
+        }
+        rt.launch(kn.name(), blocks(a.T(), 64), a.heads(), 128, kn.smem(), out.f32(), out.bf16(), qB, kB, vB, a.T(),
                 a.heads(), a.kvHeads(), a.window(), a.scale(), a.divide(), a.scaleDiv(), cap(a), mode(a.bf()), a.sinks(),
                 a.chunk(), a.pos0());
     }
+
+    private static boolean warnedNoFa;
 
     /**
      * Attention over fp32 q/k/v (any head_dim ≤ {@value #ATTN_MAX_HEAD_DIM}) on CUDA cores: the eager kernel when

@@ -116,9 +116,24 @@ public final class KernelChecks {
         return results;
     }
 
-    /** Only the tensor-core attention checks. */
+    /**
+     * Only the tensor-core attention checks: the default kernels (attention_fa*, every instantiation, bf16 and fp16),
+     * then the same checks on the first ones (attention_tc*, -Dmodeldiff.cuda.attention=tc_v1), still selectable.
+     */
     public List<Result> attentionTcOnly() {
-        attentionTcChecks();
+        DeviceKernels.AttentionVariant saved = k.attention;
+        try {
+            for (DeviceKernels.AttentionVariant v : List.of(DeviceKernels.AttentionVariant.TC, DeviceKernels.AttentionVariant.TC_V1)) {
+                k.attention = v;
+                attentionTcChecks();
+                k.fp16 = true;
+                attentionTc16Checks();
+                k.fp16 = false;
+            }
+        } finally {
+            k.attention = saved;
+            k.fp16 = false;
+        }
         return results;
     }
 
@@ -131,11 +146,57 @@ public final class KernelChecks {
         int[][] tcAtt = {{1, 2, 1, 16, 0}, {5, 4, 2, 16, 0}, {63, 4, 2, 32, 0}, {64, 2, 2, 64, 0}, {65, 4, 1, 128, 0},
                 {130, 4, 2, 64, 0}, {200, 8, 2, 128, 0}, {150, 4, 2, 32, 50}, {100, 4, 4, 16, 7}, {77, 2, 1, 128, 64}};
         for (int[] s : tcAtt) attentionTc(s[0], s[1], s[2], s[3], s[4], Float.NaN, false);
+        for (int[] s : TC_EDGES) attentionTc(s[0], s[1], s[2], s[3], s[4], Float.NaN, false);
         attentionTc(90, 4, 2, 32, 0, 5f, false);
         attentionTc(70, 2, 1, 16, 20, 3f, false);
         attentionTc(129, 4, 2, 64, 0, Float.NaN, true);   // GPT-2 style: divide by sqrt(hd)
+        attentionTc(257, 4, 2, 128, 0, 4f, false);        // soft-cap at head_dim 128 (attention_fa128_gen)
+        attentionTc(127, 2, 1, 16, 30, Float.NaN, true);  // divide with a window
         // gpt-oss's sinks and Llama 4's chunks (chunk edges off the 64-row tiles, positions offset)
         for (Variant v : TC_VARIANTS) attentionTc(v.T, v.heads, v.kvHeads, v.hd, v.window, Float.NaN, false, v.extras(rnd));
+        if (k.attention == DeviceKernels.AttentionVariant.TC) {   // the register-capped plain kernels (_occ)
+            k.faOcc = !k.faOcc;
+            try {
+                for (int[] s : TC_OCC) attentionTc(s[0], s[1], s[2], s[3], s[4], Float.NaN, false);
+            } finally {
+                k.faOcc = !k.faOcc;
+            }
+        }
+    }
+
+    /**
+     * Sizes at and around the tile edges at head_dim 128 and 64 (T = 127, 128, 129, 255, 257), a window whose edge
+     * falls inside interior key tiles (300 / 100 and 600 / 200: tiles start off the 64 grid at q0 − window + 1), and a
+     * window of one.
+     */
+    static final int[][] TC_EDGES = {{127, 4, 2, 128, 0}, {128, 2, 1, 128, 0}, {129, 4, 4, 128, 0}, {255, 2, 1, 128, 0},
+            {257, 4, 2, 128, 0}, {255, 4, 2, 64, 0}, {300, 4, 2, 64, 100}, {600, 2, 1, 64, 200}, {257, 2, 1, 128, 70},
+            {66, 2, 2, 32, 1}};
+    /** The _occ kernels' shapes: head_dim 64 and 128 only, plain (no cap, divide, sinks, chunks). */
+    static final int[][] TC_OCC = {{65, 4, 1, 128, 0}, {257, 4, 2, 128, 0}, {300, 4, 2, 64, 100}, {130, 4, 2, 64, 0},
+            {77, 2, 1, 128, 64}};
+
+    /** The fp16 tensor-core checks (k.fp16 set): plain, soft-cap, sinks / chunks, the _occ kernels. */
+    private void attentionTc16Checks() {
+        for (int[] s : new int[][]{{1, 2, 1, 16, 0}, {63, 4, 2, 32, 0}, {65, 4, 1, 128, 0}, {130, 4, 2, 64, 0},
+                {200, 8, 2, 128, 0}, {150, 4, 2, 32, 50}, {100, 4, 4, 16, 7}, {257, 2, 1, 128, 0}, {300, 2, 1, 64, 100}})
+            attentionTc16(s[0], s[1], s[2], s[3], s[4], Float.NaN, Extras.NONE);
+        attentionTc16(90, 4, 2, 32, 0, 5f, Extras.NONE);
+        for (Variant v : TC_VARIANTS) attentionTc16(v.T, v.heads, v.kvHeads, v.hd, v.window, Float.NaN, v.extras(rnd));
+        if (k.attention == DeviceKernels.AttentionVariant.TC) {
+            k.faOcc = !k.faOcc;
+            try {
+                for (int[] s : TC_OCC) attentionTc16(s[0], s[1], s[2], s[3], s[4], Float.NaN, Extras.NONE);
+            } finally {
+                k.faOcc = !k.faOcc;
+            }
+        }
+    }
+
+    /** The kernel a tensor-core check ran, for its result line: attn_tc (default), attn_tc_occ, attn_tc_v1. */
+    private String tcLabel() {
+        if (k.attention == DeviceKernels.AttentionVariant.TC_V1) return "attn_tc_v1";
+        return k.faOcc ? "attn_tc_occ" : "attn_tc";
     }
 
     /** An attention check with sinks (drawn per head when {@code sinks}) and/or chunks of {@code chunk} from pos0. */
@@ -353,8 +414,8 @@ public final class KernelChecks {
         try (Guarded out = new Guarded(exp.length, null)) {
             k.attentionTc(new Act(out.ptr, outB), dq, dk, dv, new AttnArgs(T, heads, kvHeads, hd, window, (float) scale, divide ? 1 : 0, scaleDiv, cap, false)
                     .with(ds, x.chunk(), x.pos0()));
-            check("attn_tc", shape, out, exp, -2.5);
-            checkBf16Copy("attn_tc", shape, out, outB);
+            check(tcLabel(), shape, out, exp, -2.5);
+            checkBf16Copy(tcLabel(), shape, out, outB);
         }
         try (Guarded simt = new Guarded(exp.length, null); Guarded tc = new Guarded(exp.length, null)) {
             k.attention(simt.ptr, fq, fk, fv, new AttnArgs(T, heads, kvHeads, hd, window, (float) scale, divide ? 1 : 0, scaleDiv, cap, true)
@@ -365,7 +426,7 @@ public final class KernelChecks {
             float[] s = simt.all();
             double[] ref = new double[exp.length];
             for (int i = 0; i < ref.length; i++) ref[i] = s[GUARD + i];
-            check("attn_tc", shape + " bf16 vs simt", tc, ref, -2.0);
+            check(tcLabel(), shape + " bf16 vs simt", tc, ref, -2.0);
         }
         for (CUdeviceptr p : new CUdeviceptr[]{dq, dk, dv, fq, fk, fv, outB, ds}) CudaRuntime.free(p);
     }
@@ -610,10 +671,7 @@ public final class KernelChecks {
         try {
             for (GemmVariant g : variants)
                 for (int[] s : TC_SHAPES) gemm16(s[0], s[1], s[2], g, true);
-            for (int[] s : new int[][]{{1, 2, 1, 16, 0}, {63, 4, 2, 32, 0}, {65, 4, 1, 128, 0}, {130, 4, 2, 64, 0},
-                    {200, 8, 2, 128, 0}, {150, 4, 2, 32, 50}, {100, 4, 4, 16, 7}})
-                attentionTc16(s[0], s[1], s[2], s[3], s[4], Float.NaN);
-            attentionTc16(90, 4, 2, 32, 0, 5f);
+            attentionTc16Checks();
             for (int dim : new int[]{7, 300, 1000}) norm16(5, dim);
             for (Activation a : Activation.values()) mlpAct16(1001, a);
             for (int n : new int[]{1, 1000, 4097}) toF16(n);
@@ -673,31 +731,39 @@ public final class KernelChecks {
         results.add(new Result(kernel, shape + " = R(unrounded) (" + bad + " differ)", bad == 0 ? -20 : 0, -20, guards));
     }
 
-    /** The fp16 tensor-core kernel on fp16 inputs against float64, its fp16 copy, and in fp16 mode against SIMT. */
-    private void attentionTc16(int T, int heads, int kvHeads, int hd, int window, float cap) {
+    /**
+     * The fp16 tensor-core kernel on fp16 inputs against float64, its fp16 copy, and in fp16 mode against SIMT (sinks
+     * rounded to fp16 here, as the fp16 pass rounds the stored logits).
+     */
+    private void attentionTc16(int T, int heads, int kvHeads, int hd, int window, float cap, Extras x) {
         float[] q = randn16(T * heads * hd, 1, true), kk = randn16(T * kvHeads * hd, 1, true), v = randn16(T * kvHeads * hd, 1, true);
         float scale = (float) (1 / Math.sqrt(hd));
-        double[] exp = attentionRef(new RefArgs(T, heads, kvHeads, hd, hd, window, cap, Extras.NONE), q, kk, v);
+        if (x.sinks() != null) for (int h = 0; h < x.sinks().length; h++) x.sinks()[h] = CudaRuntime.round16(x.sinks()[h], true);
+        double[] exp = attentionRef(new RefArgs(T, heads, kvHeads, hd, hd, window, cap, x), q, kk, v);
         CUdeviceptr dq = CudaRuntime.upload(bits16(q, true)), dk = CudaRuntime.upload(bits16(kk, true)), dv = CudaRuntime.upload(bits16(v, true));
         CUdeviceptr fq = CudaRuntime.upload(q), fk = CudaRuntime.upload(kk), fv = CudaRuntime.upload(v);
         CUdeviceptr outB = CudaRuntime.alloc(2L * exp.length);
-        String shape = "T" + T + " h" + heads + "/" + kvHeads + " d" + hd + " win " + window + (Float.isNaN(cap) ? "" : " cap " + cap);
+        CUdeviceptr ds = x.sinks() == null ? null : CudaRuntime.upload(x.sinks());
+        String label = tcLabel() + "_f16";
+        String shape = "T" + T + " h" + heads + "/" + kvHeads + " d" + hd + " win " + window + (Float.isNaN(cap) ? "" : " cap " + cap)
+                + x.describe();
         try (Guarded out = new Guarded(exp.length, null)) {
-            k.attentionTc(new Act(out.ptr, outB), dq, dk, dv, new AttnArgs(T, heads, kvHeads, hd, window, scale, 0, 1f, cap, false));
-            check("attn_tc_f16", shape, out, exp, -3.0);
-            check16Copy("attn_tc_f16", shape, out, outB);
+            k.attentionTc(new Act(out.ptr, outB), dq, dk, dv, new AttnArgs(T, heads, kvHeads, hd, window, scale, 0, 1f, cap, false)
+                    .with(ds, x.chunk(), x.pos0()));
+            check(label, shape, out, exp, -3.0);
+            check16Copy(label, shape, out, outB);
         }
         try (Guarded simt = new Guarded(exp.length, null); Guarded tc = new Guarded(exp.length, null)) {
-            AttnArgs fp16Mode = new AttnArgs(T, heads, kvHeads, hd, window, scale, 0, 1f, cap, true);
+            AttnArgs fp16Mode = new AttnArgs(T, heads, kvHeads, hd, window, scale, 0, 1f, cap, true).with(ds, x.chunk(), x.pos0());
             k.attention(simt.ptr, fq, fk, fv, fp16Mode);
             k.attentionTc(Act.of(tc.ptr), dq, dk, dv, fp16Mode);
             CudaRuntime.sync();
             float[] sv = simt.all();
             double[] ref = new double[exp.length];
             for (int i = 0; i < ref.length; i++) ref[i] = sv[GUARD + i];
-            check("attn_tc_f16", shape + " fp16 vs simt", tc, ref, -2.5);
+            check(label, shape + " fp16 vs simt", tc, ref, -2.5);
         }
-        for (CUdeviceptr p : new CUdeviceptr[]{dq, dk, dv, fq, fk, fv, outB}) CudaRuntime.free(p);
+        for (CUdeviceptr p : new CUdeviceptr[]{dq, dk, dv, fq, fk, fv, outB, ds}) CudaRuntime.free(p);
     }
 
     /** The 16-bit copy must be the fp32 output's bits in the current type (fp16 here), element for element. */
