@@ -786,6 +786,12 @@ __device__ __forceinline__ float ex2_approx(float x) {
     asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
     return y;
 }
+// a and b rounded to bfloat16 (round to nearest even, as __float2bfloat16_rn each) by one cvt.rn.bf16x2 for the pair
+__device__ __forceinline__ void round_bf16_pair(float& a, float& b) {
+    unsigned u = pack_bf16(a, b);   // a in the low half, b in the high half
+    a = __uint_as_float(u << 16);
+    b = __uint_as_float(u & 0xffff0000u);
+}
 template <int HD, typename E, int RM, int KIND>
 __device__ __forceinline__ void attn_fa_impl(float* out, E* outB, const E* q, const E* k, const E* v, int T,
                                              int heads, int kvHeads, int window, float scale, int divide, float scaleDiv,
@@ -879,6 +885,17 @@ __device__ __forceinline__ void attn_fa_impl(float* out, E* outB, const E* q, co
                 mma16<E>(s[2 * jp + 1], qf[kk], b2, b3);
             }
         // the scores as HF rounds them (mode RM): R(q·k), then R(·scale) or GPT-2's R(/ scaleDiv), R(/ layer), soft-cap
+        if constexpr (RM == 1 && !GEN) {   // bf16, plain: each rounding one cvt per pair of scores (same RN bits)
+#pragma unroll
+            for (int j = 0; j < 8; j++)
+#pragma unroll
+                for (int e = 0; e < 4; e += 2) {
+                    round_bf16_pair(s[j][e], s[j][e + 1]);
+                    s[j][e] *= scale;
+                    s[j][e + 1] *= scale;
+                    round_bf16_pair(s[j][e], s[j][e + 1]);
+                }
+        } else {
 #pragma unroll
         for (int j = 0; j < 8; j++)
 #pragma unroll
@@ -894,6 +911,7 @@ __device__ __forceinline__ void attn_fa_impl(float* out, E* outB, const E* q, co
                     x = (RM >= 0 ? RM : bf) ? rnd(rnd(tanhf(rnd(x / cap))) * cap) : cap * tanhf(x / cap);
                 s[j][e] = x;
             }
+        }
         // the mask, only where a masked pair can be: keys past the block's first query (causal; keys >= T are past
         // every real query), before the last query's window, before the last query's chunk start
         bool needMask = k0 + FA_BK - 1 > q0 || (window > 0 && qLast - k0 >= window) || (VAR && k0 < cfLast);
@@ -984,8 +1002,8 @@ __device__ __forceinline__ void attn_fa_impl(float* out, E* outB, const E* q, co
 // attention_faHD: plain (scale, causal, window, GQA), rounding in the 16-bit mode; _gen: soft-cap, divide, sinks,
 // chunks compiled in and the rounding mode taken from bf (fp32 mode included); _f16: fp16 operands. _occ (head_dim 64 /
 // 128): the plain kernel with its registers capped for one more block per SM (ptxas, nvcc 13.0, sm_90a: attention_fa128
-// 211 registers, no spills, 2 blocks per SM; _occ 168 registers, 44 bytes spilled, 3 blocks; attention_fa64 158 / _occ
-// 128 with 28 bytes spilled, 3 / 4 blocks): which is faster is measured, not assumed (-Dmodeldiff.cuda.faOcc).
+// 210 registers, no spills, 2 blocks per SM; _occ 168 registers, 60 bytes spilled, 3 blocks; attention_fa64 158 / _occ
+// 128 with 28 bytes spilled, 3 / 4 blocks; docs/cuda.md): which is faster is for the GPU to say (-Dmodeldiff.cuda.faOcc).
 #define ATTN_FA(HD)                                                                                                    \
     ATTN_FA_ONE(attention_fa##HD, bf16, 1, 0, 1)                                                                       \
     ATTN_FA_ONE(attention_fa##HD##_gen, bf16, -1, FA_CAPDIV | FA_VAR, 1)                                               \
