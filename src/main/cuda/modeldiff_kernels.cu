@@ -761,7 +761,7 @@ ATTN_TC(128)
 // ---------------------------------------------------------------- attention on tensor cores, v2 (issue #18)
 // The same attention and the same rounding contract as attn_tc_impl above (which stays reachable as
 // -Dmodeldiff.cuda.attention=tc_v1), reorganised for speed, since v1 was issue-bound on its per-score scalar code:
-// - Compile-time kinds: RM is the rounding mode (1 bf16, 2 fp16; −1: the run-time argument bf, 0/1/2) and KIND says
+// - Compile-time kinds: RM is the rounding mode (1 bf16, 2 fp16; −1: the run-time argument bf, 0 or E's mode) and KIND says
 //   which optional code is compiled in (FA_CAPDIV: soft-cap and GPT-2's divide, their values still run-time; FA_VAR:
 //   sinks and chunks), so the plain path (scale, causal, window, GQA) carries none of the others' instructions or
 //   registers. DeviceKernels.attentionTc picks the instantiation: attention_faHD[_f16] (plain, 16-bit mode),
@@ -805,7 +805,12 @@ __device__ __forceinline__ void attn_fa_impl(float* out, E* outB, const E* q, co
     constexpr unsigned TILE = FA_BK * ROWB;
     constexpr float LOG2E = 1.4426950408889634f;
     static_assert(FA_BQ == FA_BK, "Q borrows one K tile's shared memory");
-    auto rnd = [bf](float x) { return RM >= 0 ? round_dt(x, RM) : round_dt(x, bf); };
+    // RM −1: bf is 0 (fp32 mode) or E's own mode (DeviceKernels.mode): a select, not round_dt's three-way branch
+    auto rnd = [bf](float x) {
+        if constexpr (RM >= 0) return round_dt(x, RM);
+        float r = round_dt(x, Elem<E>::MODE);
+        return bf ? r : x;
+    };
     extern __shared__ unsigned char fa_smem[];
     unsigned sK = (smem_u32(fa_smem) + 127u) & ~127u, sV = sK + 2 * TILE;
     unsigned sQ = sK + TILE;   // K buffer 1 until Q is in registers (tile 1 is fetched there only after that)

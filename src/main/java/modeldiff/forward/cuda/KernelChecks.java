@@ -152,8 +152,10 @@ public final class KernelChecks {
         attentionTc(129, 4, 2, 64, 0, Float.NaN, true);   // GPT-2 style: divide by sqrt(hd)
         attentionTc(257, 4, 2, 128, 0, 4f, false);        // soft-cap at head_dim 128 (attention_fa128_gen)
         attentionTc(127, 2, 1, 16, 30, Float.NaN, true);  // divide with a window
-        // gpt-oss's sinks and Llama 4's chunks (chunk edges off the 64-row tiles, positions offset)
-        for (Variant v : TC_VARIANTS) attentionTc(v.T, v.heads, v.kvHeads, v.hd, v.window, Float.NaN, false, v.extras(rnd));
+        // gpt-oss's sinks and Llama 4's chunks (chunk edges off the 64-row tiles, positions offset; v1 has no kernel of
+        // its own for them any more: DeviceKernels.tcKernel hands them to attention_fa*_gen)
+        if (k.attention != DeviceKernels.AttentionVariant.TC_V1)
+            for (Variant v : TC_VARIANTS) attentionTc(v.T, v.heads, v.kvHeads, v.hd, v.window, Float.NaN, false, v.extras(rnd));
         if (k.attention == DeviceKernels.AttentionVariant.TC) {   // the register-capped plain kernels (_occ)
             k.faOcc = !k.faOcc;
             try {
@@ -182,7 +184,8 @@ public final class KernelChecks {
                 {200, 8, 2, 128, 0}, {150, 4, 2, 32, 50}, {100, 4, 4, 16, 7}, {257, 2, 1, 128, 0}, {300, 2, 1, 64, 100}})
             attentionTc16(s[0], s[1], s[2], s[3], s[4], Float.NaN, Extras.NONE);
         attentionTc16(90, 4, 2, 32, 0, 5f, Extras.NONE);
-        for (Variant v : TC_VARIANTS) attentionTc16(v.T, v.heads, v.kvHeads, v.hd, v.window, Float.NaN, v.extras(rnd));
+        if (k.attention != DeviceKernels.AttentionVariant.TC_V1)
+            for (Variant v : TC_VARIANTS) attentionTc16(v.T, v.heads, v.kvHeads, v.hd, v.window, Float.NaN, v.extras(rnd));
         if (k.attention == DeviceKernels.AttentionVariant.TC) {
             k.faOcc = !k.faOcc;
             try {
@@ -225,7 +228,11 @@ public final class KernelChecks {
             new Variant(33, 2, 2, 100, 0, true, 7, 0), new Variant(50, 6, 3, 192, 0, false, 12, 3)};
     static final Variant[] TC_VARIANTS = {new Variant(130, 4, 2, 64, 0, true, 0, 0), new Variant(150, 4, 2, 32, 0, false, 40, 7),
             new Variant(200, 8, 2, 128, 50, true, 48, 3), new Variant(65, 2, 1, 16, 0, true, 16, 0),
-            new Variant(1, 2, 2, 32, 0, true, 8, 6), new Variant(129, 4, 4, 64, 0, true, 64, 64)};
+            new Variant(1, 2, 2, 32, 0, true, 8, 6), new Variant(129, 4, 4, 64, 0, true, 64, 64),
+            // head_dim 128: chunks of 40 from position 3; chunks of 200, whose edge at key 197 cuts key tiles that lie
+            // wholly before the block's first query (masked for the chunk alone, not for causality); window + chunk + sinks
+            new Variant(300, 4, 2, 128, 0, false, 40, 3), new Variant(300, 4, 2, 128, 0, false, 200, 3),
+            new Variant(257, 4, 2, 128, 100, true, 96, 17)};
 
     public List<Result> runAll() {
         int[][] gemmShapes = {{1, 1, 1}, {7, 13, 5}, {64, 64, 16}, {65, 129, 33}, {100, 300, 64}, {3, 1000, 17},
