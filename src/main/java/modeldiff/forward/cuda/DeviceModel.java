@@ -226,7 +226,7 @@ public abstract class DeviceModel implements AutoCloseable {
     }
 
     /** Each slot's weight budget (see {@link #upload(Model, Precision, int[], boolean)}). */
-    private static long[] budgets(List<CudaRuntime> rts, int[] ordinals) {
+    static long[] budgets(List<CudaRuntime> rts, int[] ordinals) {
         String prop = System.getProperty(MAX_WEIGHT_BYTES);
         long[] per = new long[rts.size()];
         try {

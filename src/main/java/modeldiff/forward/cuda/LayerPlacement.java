@@ -217,6 +217,23 @@ public final class LayerPlacement {
     }
 
     /**
+     * {@code layers} layers in contiguous ranges of near-equal counts over {@code slots} slots (the first ones one
+     * layer more when it does not divide), whatever the sizes: a benchmark's forced split of a model that would fit
+     * one device (the [0,0] measurement on a one-GPU host).
+     */
+    public static Split even(int layers, int slots) {
+        if (slots < 1 || layers < 0) throw new IllegalArgumentException(layers + " layers over " + slots + " slots");
+        List<Range> ranges = new ArrayList<>();
+        int first = 0;
+        for (int j = 0; j < slots; j++) {
+            int n = layers / slots + (j < layers % slots ? 1 : 0);
+            ranges.add(new Range(j, first, first + n));
+            first += n;
+        }
+        return new Split(List.copyOf(ranges), new long[slots]);
+    }
+
+    /**
      * The device list of {@code -Dmodeldiff.cuda.devices} (or the CLI's --devices): comma-separated CUDA ordinals,
      * repeats allowed ("0,0": two contexts on device 0, the one-GPU proof of the split path). Null or blank: null
      * (one device, today's behaviour).

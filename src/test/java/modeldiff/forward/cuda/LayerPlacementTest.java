@@ -123,6 +123,13 @@ class LayerPlacementTest {
     }
 
     @Test
+    void evenSplitsByCount() {
+        assertEquals(List.of(new Range(0, 0, 4), new Range(1, 4, 8)), LayerPlacement.even(8, 2).ranges());
+        assertEquals(List.of(new Range(0, 0, 3), new Range(1, 3, 5), new Range(2, 5, 7)), LayerPlacement.even(7, 3).ranges());
+        assertEquals("0:[embed, layer 0] 1:[head]", LayerPlacement.even(1, 2).describe(), "one layer over two slots: the first takes it");
+    }
+
+    @Test
     void deviceLists() {
         assertNull(LayerPlacement.parseDevices(null));
         assertNull(LayerPlacement.parseDevices(" "));
