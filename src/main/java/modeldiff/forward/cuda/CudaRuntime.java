@@ -245,8 +245,10 @@ public final class CudaRuntime {
         cuEventRecord(copied, null);
         to.makeCurrent();
         cuStreamWaitEvent(null, copied, 0);
-        cuEventDestroy(dstFree);   // released once the waits are satisfied
+        cuEventDestroy(dstFree);   // each event destroyed in its own context; released once the waits are satisfied
+        from.makeCurrent();
         cuEventDestroy(copied);
+        to.makeCurrent();
     }
 
     /** cuCtxSynchronize on this runtime's context (left current). */

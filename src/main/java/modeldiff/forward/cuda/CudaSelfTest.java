@@ -236,7 +236,9 @@ public final class CudaSelfTest {
         try (var s = Files.list(root)) {
             names = s.filter(p -> Files.isDirectory(p.resolve("model"))).map(p -> p.getFileName().toString()).sorted().toList();
         }
-        out.println("== layers split over two contexts of device 0 (\"0,0\"): every probe bit-identical to one device");
+        String list = System.getProperty(CudaPass.DEVICES);
+        out.println("== layers split over two slots (" + (list != null && list.split(",").length == 2 ? list : "0,0: two contexts of device 0")
+                + "): every probe bit-identical to one device");
         boolean ok = true;
         int checked = 0;
         for (String name : names) {
@@ -285,9 +287,10 @@ public final class CudaSelfTest {
                 Trace t = s.run(model, in, ProbeLevel.ALL);
                 String where = t.extra().get("cuda_devices");
                 if (b == L / 2) layout = where;
-                boolean id = where != null && where.contains("cuda0'") && identical(base, t, out, name + " " + p.id() + " split at " + b);
+                boolean twoSlots = where != null && where.split(" cuda").length == 2;   // "cuda0:[…] cuda0':[…]" (or cuda1)
+                boolean id = twoSlots && identical(base, t, out, name + " " + p.id() + " split at " + b);
                 if (id) same++;
-                else if (where == null || !where.contains("cuda0'")) out.println("  " + name + " split at " + b + ": not split (" + where + ")");
+                else if (!twoSlots) out.println("  " + name + " split at " + b + ": not split over two slots (" + where + ")");
             }
             CudaPass single = new CudaPass(p, Fixes.NONE), forced = new CudaPass(p, Fixes.NONE);
             forced.splitAt = L / 2;
