@@ -140,6 +140,31 @@ class LayerPlacementTest {
         assertArrayEquals(new long[]{50, 50, 80}, LayerPlacement.shareBudgets(new int[]{0, 0, 1}, new long[]{100, 100, 80}));
     }
 
+    @Test
+    void fixtureSizesComeFromTheConfig() {
+        // llama: every layer q, k, v, o, gate, up, down in bf16 plus 16·hidden bytes of norms; the head untied
+        modeldiff.model.Model llama = modeldiff.model.Model.open(java.nio.file.Path.of("src/test/resources/fixtures/llama/model"));
+        var c = llama.config;
+        long H = c.hiddenSize, layer = 2 * (H * c.qDim() + 2 * H * c.kvDim() + c.qDim() * H + 3 * H * c.intermediateSize) + 16 * H;
+        Request r = DeviceModel.request(llama, modeldiff.numeric.Precision.BF16, new long[]{1});
+        for (long b : r.layerBytes()) assertEquals(layer, b);
+        assertEquals(2L * c.vocabSize * H, r.embedBytes());
+        assertEquals(r.embedBytes(), r.headBytes());
+        assertTrue(!r.tied());
+        assertTrue(DeviceModel.request(modeldiff.model.Model.open(java.nio.file.Path.of("src/test/resources/fixtures/gpt2/model")),
+                modeldiff.numeric.Precision.FP32, new long[]{1}).tied());
+        // DeepSeek-V3: layer 0 dense (first_k_dense_replace 1), layers 1-2 MoE with 8 experts: heavier
+        Request ds = DeviceModel.request(modeldiff.model.Model.open(java.nio.file.Path.of("src/test/resources/fixtures/deepseek_v3/model")),
+                modeldiff.numeric.Precision.BF16, new long[]{1});
+        assertTrue(ds.layerBytes()[1] > 2 * ds.layerBytes()[0], Arrays.toString(ds.layerBytes()));
+        assertEquals(ds.layerBytes()[1], ds.layerBytes()[2]);
+        // one byte short of one device: two slots, contiguous, the embedding first and the head last
+        Split s = (Split) LayerPlacement.plan(new Request(r.layerBytes(), r.embedBytes(), r.headBytes(), false,
+                new long[]{r.singleDevice() - 1, r.singleDevice() - 1}));
+        assertEquals(2, s.devices());
+        assertEquals(c.numLayers, s.ranges().get(0).count() + s.ranges().get(1).count());
+    }
+
     // ---- brute force: every way to cut the layers into contiguous ranges, the best largest load / budget
 
     private static double maxRatio(Split s, long[] budgets) {
