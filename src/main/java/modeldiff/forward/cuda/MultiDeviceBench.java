@@ -89,6 +89,8 @@ public final class MultiDeviceBench {
         LayerPlacement.Result plan = o.even() ? LayerPlacement.even(c.numLayers, rts.size())
                 : LayerPlacement.plan(request(c, p, DeviceModel.budgets(rts, o.devices())));
         float[] splitLogits = null, streamedLogits = null;
+        double[] best = new double[1];
+        double splitBest = -1, streamedBest = -1;
         if (plan instanceof LayerPlacement.Split s) {
             DeviceModel.Placement where = new DeviceModel.Placement(rts, s);
             out.println("split: " + where.describe());
@@ -99,7 +101,8 @@ public final class MultiDeviceBench {
             js.append("  \"peer_access_per_boundary\": [").append(String.join(", ", peers)).append("],\n");
             long t0 = System.nanoTime();
             try (DeviceModel dm = SyntheticModel.generate(c, p, 42, where)) {
-                splitLogits = time("split", dm, ids, o.reps(), (System.nanoTime() - t0) / 1e9, js, out);
+                splitLogits = time("split", dm, ids, o.reps(), (System.nanoTime() - t0) / 1e9, js, out, best);
+                splitBest = best[0];
             }
         } else {
             String why = ((LayerPlacement.Refused) plan).reason();
@@ -111,12 +114,17 @@ public final class MultiDeviceBench {
             CudaRuntime rt0 = CudaRuntime.get();
             long t0 = System.nanoTime();
             try (DeviceModel dm = StreamedModel.synthetic(c, p, 42, new DeviceKernels(rt0))) {
-                streamedLogits = time("streamed", dm, ids, o.reps(), (System.nanoTime() - t0) / 1e9, js, out);
+                streamedLogits = time("streamed", dm, ids, o.reps(), (System.nanoTime() - t0) / 1e9, js, out, best);
+                streamedBest = best[0];
             } catch (RuntimeException | OutOfMemoryError e) {   // e.g. page-locked host memory for 141 GB
                 String why = e.getClass().getSimpleName() + ": " + String.valueOf(e.getMessage()).lines().findFirst().orElse("");
                 out.println("streamed: failed: " + why);
                 js.append(String.format("  \"streamed_failed\": \"%s\",\n", why.replace("\"", "'")));
             }
+        }
+        if (splitBest > 0 && streamedBest > 0) {
+            js.append(String.format(Locale.ROOT, "  \"streamed_over_split\": %.3f,\n", streamedBest / splitBest));
+            out.printf(Locale.ROOT, "streamed / split forward time: %.2f%n", streamedBest / splitBest);
         }
         boolean agree = splitLogits == null || streamedLogits == null || Arrays.equals(splitLogits, streamedLogits);
         if (splitLogits != null && streamedLogits != null) {
@@ -130,9 +138,10 @@ public final class MultiDeviceBench {
 
     /**
      * Warm-up (also the logits), then reps forwards without copies and reps with the layer outputs and logits to
-     * the host; appends "{label}_…" keys; returns the logits.
+     * the host; appends "{label}_…" keys; returns the logits (bestMs[0]: the best time without copies).
      */
-    private static float[] time(String label, DeviceModel dm, int[] ids, int reps, double made, StringBuilder js, PrintStream out) {
+    private static float[] time(String label, DeviceModel dm, int[] ids, int reps, double made, StringBuilder js, PrintStream out,
+                                double[] bestMs) {
         CudaPass pass = new CudaPass(Precision.BF16, Fixes.NONE);
         CudaRuntime rt = CudaRuntime.get();
         pass.forward(rt, dm, ids, 0, ProbeLevel.LAYERS, null);
@@ -146,6 +155,7 @@ public final class MultiDeviceBench {
         js.append(String.format(Locale.ROOT, "  \"%s_weights_gb\": %.3f,\n  \"%s_made_s\": %.2f,\n  \"%s_forward_ms_best\": %.2f,\n"
                         + "  \"%s_forward_ms_mean\": %.2f,\n  \"%s_forward_with_copies_ms_best\": %.2f,\n", label, dm.bytes() / 1e9, label, made,
                 label, bare[0], label, bare[1], label, copies[0]));
+        bestMs[0] = bare[0];
         return logits;
     }
 
