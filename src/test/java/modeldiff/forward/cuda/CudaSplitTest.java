@@ -51,6 +51,18 @@ class CudaSplitTest {
     }
 
     @Test
+    void selfTestSplitFixturesExistAndRunOnCuda() {
+        // the self-test's split step fails when one of them is missing or refused: catch a rename here, offline
+        for (String f : CudaSelfTest.SPLIT_FIXTURES) {
+            Model m = Model.open(FIXTURES.resolve(f).resolve("model"));
+            CudaPassAccess.refuse(m);
+            assertTrue(m.config.numLayers >= 2, f);
+        }
+        assertTrue(CudaSelfTest.SPLIT_FIXTURES.stream().anyMatch(f -> Model.open(FIXTURES.resolve(f).resolve("model")).config.moe != null));
+        assertTrue(CudaSelfTest.SPLIT_FIXTURES.stream().anyMatch(f -> Model.open(FIXTURES.resolve(f).resolve("model")).config.moe == null));
+    }
+
+    @Test
     void benchRefusesBadOptionsBeforeTheGpu(@TempDir Path tmp) {
         Path json = tmp.resolve("b.json");
         assertEquals(Main.EXIT_BAD_INPUT, Main.execute("bench", "multigpu", "--split", "sideways", "--json", json.toString()));
