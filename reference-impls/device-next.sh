@@ -16,7 +16,7 @@ J="/tmp/jre/bin/java --add-modules jdk.incubator.vector -cp /tmp/cp"
 W=/tmp/cudamoe; mkdir -p $W
 ( timeout 90 $J -Xmx24g modeldiff.cli.Main synth --shape gpt-oss-20b --layers 1 --out $W/gptoss > $O/cudamoe/synth-gptoss.log 2>&1; echo "rc=$?" >> $O/cudamoe/synth-gptoss.log ) &
 SY=$!
-timeout 90 $J -Xmx24g -Dmodeldiff.cuda.gemm=wgmma -Dmodeldiff.cuda.attention=tc modeldiff.forward.cuda.CudaSelfTest selftest src/test/resources/fixtures > $O/lead/selftest.log 2>&1
+timeout 240 $J -Xmx24g -Dmodeldiff.cuda.gemm=wgmma -Dmodeldiff.cuda.attention=tc modeldiff.forward.cuda.CudaSelfTest selftest src/test/resources/fixtures > $O/lead/selftest.log 2>&1
 echo "== selftest rc=$? at +$(el)s"
 grep -E "FAIL|OVERWRITTEN|checks:|ALL OK|FAILURES|Exception|DIFFER|near-tie|^mixtral|^gpt_oss|^llama4|^deepseek" $O/lead/selftest.log | cut -c1-200 | head -30
 pack

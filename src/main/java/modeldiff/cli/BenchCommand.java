@@ -47,11 +47,11 @@ import java.util.concurrent.Callable;
 import java.util.stream.Stream;
 
 @Command(name = "bench", mixinStandardHelpOptions = true, sortOptions = false, description = "Benchmarks (docs/benchmarks.md).",
-        subcommands = {BenchCommand.Cpu.class, BenchCommand.HuntCost.class, BenchCommand.Gpu.class})
+        subcommands = {BenchCommand.Cpu.class, BenchCommand.HuntCost.class, BenchCommand.Gpu.class, BenchCommand.MultiGpu.class})
 final class BenchCommand implements Runnable {
     @Override
     public void run() {
-        throw new BadInputException("bench: give a subcommand: cpu or gpu");
+        throw new BadInputException("bench: give a subcommand: cpu, hunt, gpu or multigpu");
     }
 
     /**
@@ -378,6 +378,62 @@ final class BenchCommand implements Runnable {
         public Integer call() throws IOException {
             return GpuBench.run(new GpuBench.Options(shape, tokens, GpuBench.parseDtypes(dtypes), hf, hfScript, python, !noStreamed,
                     hfTimeout), json);
+        }
+    }
+
+    /**
+     * Issue #18: the cuda forward split over several GPUs of this host against today's layer streaming on one, on a
+     * real shape with seeded weights generated on the devices (forward/cuda/MultiDeviceBench). Exit 1 when the two
+     * runs' logits differ (they must be bit-identical).
+     */
+    @Command(name = "multigpu", mixinStandardHelpOptions = true, sortOptions = false,
+            description = "Time the cuda:bf16 forward split over --devices against the same weights streamed on device 0.")
+    static final class MultiGpu implements Callable<Integer> {
+        @Option(names = "--shape", defaultValue = "llama3-70b", description = "Shape (default: ${DEFAULT-VALUE}).")
+        String shape;
+
+        @Option(names = "--layers", paramLabel = "N", description = "Only the shape's first N layers (default: all).")
+        Integer layers;
+
+        @Option(names = "--tokens", defaultValue = "2048", description = "Input length (default: ${DEFAULT-VALUE}).")
+        int tokens;
+
+        @Option(names = "--devices", defaultValue = "0,0", paramLabel = "LIST",
+                description = "CUDA devices, comma-separated; a repeated one is another context on it (default: ${DEFAULT-VALUE}).")
+        String devices;
+
+        @Option(names = "--split", defaultValue = "auto", paramLabel = "auto|even",
+                description = "auto: the planner's ranges (one device when the model fits it); even: equal layer counts on every listed device (default: ${DEFAULT-VALUE}).")
+        String split;
+
+        @Option(names = "--reps", defaultValue = "3", description = "Timed forwards of each run (default: ${DEFAULT-VALUE}).")
+        int reps;
+
+        @Option(names = "--no-streamed", description = "Skip the streamed baseline.")
+        boolean noStreamed;
+
+        @Option(names = "--json", paramLabel = "FILE", description = "Write the figures as JSON.")
+        Path json;
+
+        @picocli.CommandLine.Mixin
+        GlobalOptions global;
+
+        @Override
+        public Integer call() throws IOException {
+            if (!split.equals("auto") && !split.equals("even"))
+                throw new BadInputException("bench multigpu: --split must be auto or even, got '" + split + "'");
+            int[] list = modeldiff.forward.cuda.LayerPlacement.parseDevices(devices);
+            if (list == null) throw new BadInputException("bench multigpu: --devices is empty");
+            modeldiff.synth.Shapes.configJson(shape);   // an unknown shape is bad input before the GPU is touched
+            if (CudaRuntime.get() == null) throw new BadInputException("bench multigpu: CUDA unavailable: " + CudaRuntime.unavailableReason());
+            var r = modeldiff.forward.cuda.MultiDeviceBench.run(new modeldiff.forward.cuda.MultiDeviceBench.Options(shape, layers, tokens,
+                    list, split.equals("even"), reps, !noStreamed), System.out);
+            System.out.print(r.json());
+            if (json != null) {
+                AtomicFiles.writeString(json, r.json());
+                System.out.println("wrote " + json);
+            }
+            return r.logitsAgree() ? 0 : 1;
         }
     }
 

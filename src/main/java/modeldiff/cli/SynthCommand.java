@@ -13,7 +13,7 @@ import java.util.concurrent.Callable;
         description = "Write a model of a real release's shape (its exact config.json, HF sharding) with seeded random weights.")
 final class SynthCommand implements Callable<Integer> {
     @Option(names = "--shape", required = true, paramLabel = "NAME",
-            description = "tinyllama-1.1b, gemma-2b, llama2-7b, llama2-13b, llama3-8b, mistral-7b, "
+            description = "tinyllama-1.1b, gemma-2b, llama2-7b, llama2-13b, llama3-8b, llama3-70b (141 GB; see --layers), mistral-7b, "
                     + "or the MoE shapes gpt-oss-20b (bf16 experts, not MXFP4; about 42 GB) and qwen3-30b-a3b (about 61 GB).")
     String shape;
 

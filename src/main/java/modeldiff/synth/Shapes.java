@@ -27,6 +27,13 @@ public final class Shapes {
         m.put("llama2-13b", "meta-llama/Llama-2-13b-hf");
         m.put("llama3-8b", "meta-llama/Meta-Llama-3-8B");
         m.put("mistral-7b", "mistralai/Mistral-7B-v0.1");
+        // Llama-3-70B (issue #18's multi-GPU benchmark): llama3-8b.json's keys and values (the same release, same
+        // transformers version) with the 70B dimensions: hidden 8192, 80 layers, 64 / 8 heads, intermediate 28672,
+        // vocabulary 128256, untied (the 70B table of https://github.com/vulkomilev/oumi/blob/main/configs/recipes/llama3_1/README.md;
+        // a Meta-Llama-3-70B-Instruct config.json quoted in a public repository has these numbers and 8192 positions,
+        // rope_theta 500000, no rope_scaling, eos_token_id 128009, the instruct model's). Not a byte copy of the
+        // release's file: huggingface.co is not reachable here.
+        m.put("llama3-70b", "meta-llama/Meta-Llama-3-70B");
         // MoE shapes. Their config.json (https://huggingface.co/openai/gpt-oss-20b/blob/main/config.json,
         // https://huggingface.co/Qwen/Qwen3-30B-A3B/blob/main/config.json) was read from copies on GitHub, since
         // huggingface.co is not reachable here: gpt-oss-20b's as quoted verbatim in circuit-tracer's gpt-oss test (its

@@ -45,18 +45,21 @@ final class CudaMoe {
 
     /** Device bytes of a model's experts, routers and shared experts (they stay resident, also when layers stream). */
     static long deviceBytes(Model model, int es) {
+        long total = 0;
+        for (int i = 0; i < model.config.numLayers; i++) total += layerBytes(model, i, es);
+        return total;
+    }
+
+    /** Device bytes of layer i's experts, router and shared expert (0 for a dense layer). */
+    static long layerBytes(Model model, int i, int es) {
         ModelConfig c = model.config;
         MoeSpec s = c.moe;
-        if (s == null) return 0;
-        long H = c.hiddenSize, total = 0;
-        for (int i = 0; i < c.numLayers; i++) {
-            if (!s.sparse(i)) continue;
-            total += s.numExperts * H * es                                   // router
-                    + (long) s.numExperts * 3L * s.expertSize * H * es        // experts
-                    + (long) s.numExperts * (3L * s.expertSize + H) * 4       // biases (at most)
-                    + 3L * s.sharedSize * H * es;                             // shared expert
-        }
-        return total;
+        if (s == null || !s.sparse(i)) return 0;
+        long H = c.hiddenSize;
+        return s.numExperts * H * es                                   // router
+                + (long) s.numExperts * 3L * s.expertSize * H * es        // experts
+                + (long) s.numExperts * (3L * s.expertSize + H) * 4       // biases (at most)
+                + 3L * s.sharedSize * H * es;                             // shared expert
     }
 
     /** Uploads layer {@code w}'s weights into {@code dm} (owned by it). */

@@ -140,6 +140,7 @@ public final class CudaPass implements ForwardPass {
                 "cuda (" + rt.deviceName + ")", tokens, input.positionOffset());
         if (!fixes.isEmpty()) trace.putExtra("fixes", fixes.ids().toString());
         if (dm.streamed()) trace.putExtra("cuda_weights", "streamed layer by layer");
+        if (dm.split()) trace.putExtra("cuda_devices", dm.placement.describe());
         Recorder rec = Recorder.of(trace, input.withTokens(tokens), level);
         forward(rt, dm, tokens, input.positionOffset(), level, (name, cols, data) -> trace.put(name, cols, widen(data)),
                 DeviceTeacher.of(rec, precision()));
@@ -158,15 +159,46 @@ public final class CudaPass implements ForwardPass {
     /** Test hook: the attention kernel (null: -Dmodeldiff.cuda.attention, default tc). */
     DeviceKernels.AttentionVariant attention;
 
+    /** The device list property: comma-separated CUDA ordinals the layers may be spread over (issue #18). */
+    public static final String DEVICES = "modeldiff.cuda.devices";
+
+    /** -Dmodeldiff.cuda.devices (null: device 0 alone, today's behaviour). */
+    private final int[] devices = LayerPlacement.parseDevices(System.getProperty(DEVICES));
+
+    /**
+     * Test hook (issue #18's one-GPU proof): the layers split at this boundary (0 … layers) over two slots, those of
+     * {@link #DEVICES} when it lists two, else two contexts of device 0 ("0,0"); null: the device list's own plan.
+     */
+    Integer splitAt;
+
+    /** The cached model's layout: the device list and forced split it was uploaded for. */
+    private static String cachedLayout;
+
+    private String layout() {
+        return java.util.Arrays.toString(devices) + "@" + splitAt;
+    }
+
     private synchronized DeviceModel weights(Model model) {
         synchronized (CudaPass.class) {
-            if (cached != null && cached.key == model && cached.precision() == precision() && (!forceStreamed || cached.streamed()))
+            if (cached != null && cached.key == model && cached.precision() == precision() && (!forceStreamed || cached.streamed())
+                    && layout().equals(cachedLayout))
                 return cached;
             if (cached != null) cached.close();
             cached = null;
-            cached = DeviceModel.upload(model, precision(), DeviceModel.maxWeightBytes(), forceStreamed);
+            cached = splitAt != null ? forcedSplit(model, splitAt) : DeviceModel.upload(model, precision(), devices, forceStreamed);
+            cachedLayout = layout();
             return cached;
         }
+    }
+
+    /** The model split at layer boundary b (layers [0, b) with the embedding, [b, L) with the head) over two slots. */
+    private DeviceModel forcedSplit(Model model, int b) {
+        int L = model.config.numLayers;
+        if (b < 0 || b > L) throw new IllegalArgumentException("split at " + b + ": the boundaries are 0 … " + L);
+        int[] ords = devices != null && devices.length == 2 ? devices : new int[]{0, 0};
+        LayerPlacement.Split plan = new LayerPlacement.Split(List.of(new LayerPlacement.Range(0, 0, b), new LayerPlacement.Range(1, b, L)),
+                new long[2]);
+        return ResidentModel.upload(model, precision(), new DeviceModel.Placement(CudaRuntime.devices(ords), plan));
     }
 
     /** Frees the weights kept between runs (the next run uploads them again, resident when they fit). */
@@ -174,6 +206,7 @@ public final class CudaPass implements ForwardPass {
         synchronized (CudaPass.class) {
             if (cached != null) cached.close();
             cached = null;
+            cachedLayout = null;
         }
     }
 
@@ -184,6 +217,7 @@ public final class CudaPass implements ForwardPass {
 
     /** Device buffers of one forward, kept with the model between runs (reallocated for more tokens). */
     static final class Workspace implements AutoCloseable {
+        final CudaRuntime rt;
         final int T;
         final List<CUdeviceptr> all = new ArrayList<>();
         CUdeviceptr ids, x, a, o, ao, q, k, v, att, g, u, act, logits;
@@ -194,6 +228,12 @@ public final class CudaPass implements ForwardPass {
         CudaGraph graph;   // the probes-off forward captured for these buffers (-Dmodeldiff.cuda.graphs)
 
         Workspace(CudaRuntime rt, ModelConfig c, int T, boolean bf16) {
+            this(rt, c, T, bf16, true);
+        }
+
+        /** In rt's context (current); {@code head}: the slot that runs the LM head (the others have no logits buffer). */
+        Workspace(CudaRuntime rt, ModelConfig c, int T, boolean bf16, boolean head) {
+            this.rt = rt;
             this.T = T;
             int H = c.hiddenSize, qd = c.qDim(), kvd = c.kvDim(), ff = c.intermediateSize;
             ids = f(T);
@@ -208,7 +248,7 @@ public final class CudaPass implements ForwardPass {
             g = f((long) T * ff);
             u = f((long) T * ff);
             act = f((long) T * ff);
-            logits = f((long) T * c.vocabSize);
+            logits = head ? f((long) T * c.vocabSize) : null;
             if (bf16) {
                 aB = h((long) T * H);
                 attB = h((long) T * qd);
@@ -256,6 +296,7 @@ public final class CudaPass implements ForwardPass {
 
         @Override
         public void close() {
+            rt.makeCurrent();   // a split model's slot: its buffers, its copier, its synchronisation
             if (graph != null) graph.close();
             graph = null;
             copier.close();
@@ -263,6 +304,57 @@ public final class CudaPass implements ForwardPass {
             for (CUdeviceptr p : all) CudaRuntime.free(p);
             all.clear();
         }
+    }
+
+    /** A split model's workspaces, one per slot the plan uses, each in its slot's context (kept with the model). */
+    static final class SplitWorkspaces implements AutoCloseable {
+        final int T;
+        final List<Workspace> parts = new ArrayList<>();
+
+        SplitWorkspaces(DeviceModel dm, int T) {
+            this.T = T;
+            List<CudaRuntime> used = dm.placement.used();
+            try {
+                for (int j = 0; j < used.size(); j++) {
+                    CudaRuntime.use(used.get(j));
+                    parts.add(new Workspace(used.get(j), dm.config, T, dm.bf16, j == used.size() - 1));
+                }
+            } catch (RuntimeException | Error e) {
+                close();
+                throw e;
+            } finally {
+                CudaRuntime.use(null);
+            }
+        }
+
+        Workspace head() {
+            return parts.get(parts.size() - 1);
+        }
+
+        @Override
+        public void close() {
+            try {
+                for (Workspace w : parts) w.close();
+                parts.clear();
+            } finally {
+                CudaRuntime.use(null);
+            }
+        }
+    }
+
+    private SplitWorkspaces splitWorkspaces(DeviceModel dm, int T) {
+        if (dm.workspace instanceof SplitWorkspaces w && w.T >= T) return w;
+        if (dm.workspace != null) {
+            try {
+                dm.workspace.close();
+            } catch (Exception e) {
+                throw new IllegalStateException(e);
+            }
+            dm.workspace = null;
+        }
+        SplitWorkspaces w = new SplitWorkspaces(dm, T);
+        dm.workspace = w;
+        return w;
     }
 
     private Workspace workspace(CudaRuntime rt, DeviceModel dm, int T) {
@@ -306,6 +398,10 @@ public final class CudaPass implements ForwardPass {
                     + " learned positions");
         if (c.headDim > DeviceKernels.ATTN_MAX_HEAD_DIM)
             throw new BadInputException(name() + ": head_dim " + c.headDim + " > " + DeviceKernels.ATTN_MAX_HEAD_DIM);
+        if (dm.split()) {
+            splitForward(dm, tokens, (int) positionOffset, level, sink, teacher);
+            return;
+        }
         Workspace ws = workspace(rt, dm, T);
         if (sink == null && !teacher.forced() && !dm.streamed() && !variantModel(c) && (graphs != null ? graphs : CudaGraph.enabled())) {
             graphForward(rt, dm, ws, tokens, (int) positionOffset);
@@ -324,6 +420,52 @@ public final class CudaPass implements ForwardPass {
             CudaRuntime.sync();
         } finally {
             run.freeRopeTables();
+        }
+    }
+
+    /**
+     * The forward over a model split across device slots: each slot runs its layers with its own runtime (context,
+     * modules, split-K scratch), kernels, workspace, RoPE tables and probe copier; at each boundary the residual
+     * stream x [T, H] (all that a layer reads from the one before it) is copied to the next slot's workspace by
+     * {@link CudaRuntime#peerCopy}. The first slot embeds, the last runs the final norm and LM head. Each slot's
+     * probes are delivered before the next slot starts, so the sink sees them in the single-device order. Teacher
+     * forcing acts on the slot's own buffers, as on one device.
+     */
+    private void splitForward(DeviceModel dm, int[] tokens, int pos0, ProbeLevel level, ProbeSink sink, DeviceTeacher teacher) {
+        int T = tokens.length;
+        SplitWorkspaces sw = splitWorkspaces(dm, T);
+        List<LayerPlacement.Range> ranges = dm.placement.plan().ranges();
+        List<CudaRuntime> used = dm.placement.used();
+        Run[] runs = new Run[ranges.size()];
+        int last = ranges.size() - 1;
+        try {
+            for (int j = 0; j <= last; j++) {
+                CudaRuntime rt = used.get(j);
+                LayerPlacement.Range r = ranges.get(j);
+                if (j > 0) {
+                    runs[j - 1].pc.drain();   // the previous slot's probes first: the sink's order is one device's
+                    CudaRuntime.peerCopy(runs[j - 1].rt, sw.parts.get(j - 1).x, rt, sw.parts.get(j).x, 4L * T * dm.config.hiddenSize);
+                }
+                CudaRuntime.use(rt);
+                Run run = runs[j] = new Run(rt, dm, sw.parts.get(j), T, pos0, level == ProbeLevel.ALL, teacher);
+                run.begin(sink, r.count(), j == 0, j == last);
+                run.uploadRopeTables();
+                if (j == 0) {
+                    cuMemcpyHtoD(sw.parts.get(0).ids, Pointer.to(tokens), 4L * T);
+                    run.embed();
+                }
+                for (int i = r.first(); i < r.end(); i++) run.layer(i);
+                if (j == last) run.head(sink == null);
+            }
+            runs[last].pc.drain();
+            for (CudaRuntime rt : used) rt.synchronize();
+        } finally {
+            for (Run run : runs) {
+                if (run == null) continue;
+                CudaRuntime.use(run.rt);
+                run.freeRopeTables();
+            }
+            CudaRuntime.use(null);
         }
     }
 
@@ -395,6 +537,14 @@ public final class CudaPass implements ForwardPass {
 
     /** The logits the last forward over dm left in its workspace (T rows). */
     static float[] workspaceLogits(DeviceModel dm, int T) {
+        if (dm.workspace instanceof SplitWorkspaces sw) {
+            try {
+                sw.head().rt.makeCurrent();
+                return CudaRuntime.download(sw.head().logits, Math.multiplyExact(T, dm.config.vocabSize));
+            } finally {
+                CudaRuntime.use(null);
+            }
+        }
         Workspace ws = (Workspace) dm.workspace;
         return CudaRuntime.download(ws.logits, Math.multiplyExact(T, dm.config.vocabSize));
     }
@@ -405,6 +555,7 @@ public final class CudaPass implements ForwardPass {
      * the final norm and the LM head.
      */
     private final class Run {
+        final CudaRuntime rt;
         final DeviceModel dm;
         final ModelConfig c;
         final Family f;
@@ -421,6 +572,7 @@ public final class CudaPass implements ForwardPass {
         final Map<RopeSpec, RopeArgs> ropes = new HashMap<>();
 
         Run(CudaRuntime rt, DeviceModel dm, Workspace ws, int T, int pos0, boolean all, DeviceTeacher teacher) {
+            this.rt = rt;
             this.dm = dm;
             this.c = dm.config;
             this.f = c.family;
@@ -454,13 +606,18 @@ public final class CudaPass implements ForwardPass {
 
         /** Sizes the probe rings for one forward. */
         void begin(ProbeSink sink) {
-            long TH = 4L * T * H, logitBytes = 4L * T * V;
+            begin(sink, c.numLayers, true, true);
+        }
+
+        /** As above for a slot of a split model: {@code layers} of them, with the embedding and / or the head. */
+        void begin(ProbeSink sink, int layers, boolean embeds, boolean head) {
+            long TH = 4L * T * H, logitBytes = head ? 4L * T * V : 0;
             long wq = c.mla != null ? c.mla.qkDim(c.numHeads) : qd, wv = c.mla != null ? c.mla.vDim(c.numHeads) : kvd;
             long moeCols = c.moe == null ? 0 : c.moe.numExperts + c.moe.topK;   // router_logits, experts
             long layerNeed = all ? 4L * T * (4L * H + 2L * wq + 2L * Math.max(wv, kvd) + ff + moeCols) : 0;
-            long hostNeed = TH * (c.numLayers + 2) + logitBytes + c.numLayers * layerNeed;
+            long hostNeed = TH * (layers + (embeds ? 1 : 0) + (head ? 1 : 0)) + logitBytes + layers * layerNeed;
             long largestStaged = all ? Math.max(TH, 4L * T * Math.max(Math.max(ff, moeCols), Math.max(Math.max(qd, wq), Math.max(kvd, wv)))) : TH;
-            pc.begin(sink, hostNeed, Math.max(logitBytes, largestStaged), TH * (c.numLayers + 1) + c.numLayers * layerNeed,
+            pc.begin(sink, hostNeed, Math.max(logitBytes, largestStaged), TH * (layers + 1) + layers * layerNeed,
                     largestStaged);
         }
 

@@ -39,10 +39,18 @@ public final class CudaRuntime {
 
     private static CudaRuntime instance;
     private static String failure;
+    /** The runtimes of device-list slots beyond the primary one, by "ordinal#occurrence" (made once per process). */
+    private static final Map<String, CudaRuntime> slots = new HashMap<>();
+    /** The runtime {@link #get()} returns on this thread while a split forward works on another device ({@link #use}). */
+    private static final ThreadLocal<CudaRuntime> current = new ThreadLocal<>();
 
     public final CUdevice device;
     public final CUcontext context;
     public final String deviceName;
+    /** The CUDA device ordinal. */
+    public final int ordinal;
+    /** A context of our own (cuCtxCreate: a second slot on a device already listed), not the device's primary one. */
+    public final boolean created;
     private final List<CUmodule> modules = new ArrayList<>();
     private final Map<String, CUfunction> functions = new HashMap<>();
     private final Map<String, Integer> dynamicSmem = new HashMap<>();
@@ -54,19 +62,31 @@ public final class CudaRuntime {
     private CUstream copyStream, uploadStream;
 
     private CudaRuntime(byte[] ptx) {
+        this(ptx, 0, false);
+    }
+
+    /**
+     * Device {@code ordinal}'s primary context, or (created) a context of our own on it: two slots of one device
+     * ("0,0") are two contexts, so a split forward on one GPU crosses a real context boundary.
+     */
+    private CudaRuntime(byte[] ptx, int ordinal, boolean created) {
         JCudaDriver.setExceptionsEnabled(true);
         cuInit(0);
         int[] count = new int[1];
         cuDeviceGetCount(count);
         if (count[0] == 0) throw new IllegalStateException("no CUDA device");
+        if (ordinal >= count[0]) throw new IllegalStateException("no CUDA device " + ordinal + " (this host has " + count[0] + ")");
+        this.ordinal = ordinal;
+        this.created = created;
         device = new CUdevice();
-        cuDeviceGet(device, 0);
+        cuDeviceGet(device, ordinal);
         byte[] name = new byte[256];
         cuDeviceGetName(name, name.length, device);
         String n = new String(name, java.nio.charset.StandardCharsets.US_ASCII);
         deviceName = n.indexOf(0) >= 0 ? n.substring(0, n.indexOf(0)) : n;
         context = new CUcontext();
-        cuDevicePrimaryCtxRetain(context, device);
+        if (created) cuCtxCreate(context, 0, device);   // pushed and current; set current again below
+        else cuDevicePrimaryCtxRetain(context, device);
         cuCtxSetCurrent(context);
         CUmodule module = new CUmodule();
         cuModuleLoadData(module, ptx);
@@ -101,8 +121,17 @@ public final class CudaRuntime {
         }
     }
 
-    /** The runtime, or null when CUDA cannot be used here ({@link #unavailableReason()} says why). */
+    /**
+     * The runtime, or null when CUDA cannot be used here ({@link #unavailableReason()} says why): device 0's primary
+     * context, or, while a split forward works on another slot, that slot's runtime ({@link #use}). Its context is
+     * made current on the calling thread.
+     */
     public static synchronized CudaRuntime get() {
+        CudaRuntime c = current.get();
+        if (c != null) {
+            c.makeCurrent();
+            return c;
+        }
         if (instance != null) {
             instance.makeCurrent();
             return instance;
@@ -124,6 +153,113 @@ public final class CudaRuntime {
             return null;
         }
         return instance;
+    }
+
+    /**
+     * Makes {@code rt} this thread's runtime ({@link #get()} returns it) and its context current; null goes back to
+     * the primary runtime. A split forward calls it at every device boundary and with null when it ends.
+     */
+    public static synchronized void use(CudaRuntime rt) {
+        if (rt == null || rt == instance) current.remove();
+        else current.set(rt);
+        CudaRuntime now = rt != null ? rt : instance;
+        if (now != null) now.makeCurrent();
+    }
+
+    /**
+     * The runtimes of a device list, one per slot: the first time an ordinal is listed its primary context (ordinal
+     * 0's is the process's runtime), each repeat a context created for it. Peer access is enabled between distinct
+     * devices that allow it (cuDeviceCanAccessPeer); copies between slots work either way (cuMemcpyPeerAsync stages
+     * through the host without it). A device that does not exist or a context that cannot be made is a
+     * BadInputException naming the slot.
+     */
+    public static synchronized List<CudaRuntime> devices(int[] ordinals) {
+        get();
+        CudaRuntime primary = instance;
+        if (primary == null) throw new modeldiff.model.BadInputException("cuda unavailable: " + unavailableReason());
+        List<CudaRuntime> out = new ArrayList<>();
+        Map<Integer, Integer> seen = new HashMap<>();
+        try {
+            for (int d : ordinals) {
+                int occurrence = seen.merge(d, 1, Integer::sum) - 1;
+                if (d == 0 && occurrence == 0) {
+                    out.add(primary);
+                    continue;
+                }
+                String key = d + "#" + occurrence;
+                CudaRuntime rt = slots.get(key);
+                if (rt == null) {
+                    rt = new CudaRuntime(loadPtx(PTX_RESOURCE), d, occurrence > 0);
+                    slots.put(key, rt);
+                }
+                out.add(rt);
+            }
+            for (CudaRuntime a : out)
+                for (CudaRuntime b : out)
+                    if (a.ordinal != b.ordinal) a.enablePeerAccess(b);
+        } catch (IOException | RuntimeException e) {
+            throw new modeldiff.model.BadInputException("cuda devices " + java.util.Arrays.toString(ordinals) + ": "
+                    + e.getClass().getSimpleName() + ": " + String.valueOf(e.getMessage()).lines().findFirst().orElse(""));
+        } finally {
+            use(null);
+        }
+        return out;
+    }
+
+    /** Whether peer access from this context to {@code peer}'s is on (distinct devices only). */
+    private final java.util.Set<CudaRuntime> peers = new java.util.HashSet<>();
+
+    private void enablePeerAccess(CudaRuntime peer) {
+        if (peers.contains(peer)) return;
+        int[] can = new int[1];
+        cuDeviceCanAccessPeer(can, device, peer.device);
+        if (can[0] == 0) return;
+        makeCurrent();
+        try {
+            cuCtxEnablePeerAccess(peer.context, 0);
+        } catch (jcuda.CudaException e) {   // CUDA_ERROR_PEER_ACCESS_ALREADY_ENABLED: someone did it
+            if (!String.valueOf(e.getMessage()).contains("ALREADY_ENABLED")) throw e;
+        }
+        peers.add(peer);
+    }
+
+    /** Whether kernels of this context may read {@code peer}'s memory directly (the copies are faster then). */
+    public boolean peerAccess(CudaRuntime peer) {
+        return peers.contains(peer);
+    }
+
+    /**
+     * Copies {@code bytes} from {@code src} (memory of {@code from}'s context) to {@code dst} (of {@code to}'s), in
+     * stream order on both sides: after the work queued so far on {@code to}'s legacy stream (its last use of dst)
+     * and on {@code from}'s (what wrote src), before what {@code to}'s stream gets next. The host does not wait.
+     * Leaves {@code to}'s context current.
+     */
+    public static void peerCopy(CudaRuntime from, CUdeviceptr src, CudaRuntime to, CUdeviceptr dst, long bytes) {
+        to.makeCurrent();
+        CUevent dstFree = event();
+        cuEventRecord(dstFree, null);
+        from.makeCurrent();
+        cuStreamWaitEvent(null, dstFree, 0);   // an event of another context: allowed (cuStreamWaitEvent)
+        cuMemcpyPeerAsync(dst, to.context, src, from.context, bytes, null);
+        CUevent copied = event();
+        cuEventRecord(copied, null);
+        to.makeCurrent();
+        cuStreamWaitEvent(null, copied, 0);
+        cuEventDestroy(dstFree);   // each event destroyed in its own context; released once the waits are satisfied
+        from.makeCurrent();
+        cuEventDestroy(copied);
+        to.makeCurrent();
+    }
+
+    /** cuCtxSynchronize on this runtime's context (left current). */
+    public void synchronize() {
+        makeCurrent();
+        cuCtxSynchronize();
+    }
+
+    @Override
+    public String toString() {
+        return "cuda device " + ordinal + (created ? " (created context)" : "") + " " + deviceName;
     }
 
     public static synchronized boolean available() {

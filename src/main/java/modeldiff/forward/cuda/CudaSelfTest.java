@@ -37,6 +37,10 @@ import static jcuda.driver.JCudaDriver.*;
  *   java -cp ... modeldiff.forward.cuda.CudaSelfTest moecheck                    # the MoE kernels alone
  *   java -cp ... modeldiff.forward.cuda.CudaSelfTest moebench MODEL HF_TRACE OUT.json [REPS]   # cuda:bf16 vs an HF bf16 trace
  *   java -cp ... modeldiff.forward.cuda.CudaSelfTest fp16check                  # fp16 kernels and split-K alone
+ *   java -cp ... modeldiff.forward.cuda.CudaSelfTest split FIXTURES_DIR         # every fixture split over two contexts
+ *                                                                               # of device 0 = one device, bit for bit
+ *   java -cp ... modeldiff.forward.cuda.CudaSelfTest splitbench LAYERS TOKENS OUT.json   # Llama-3-70B-shaped layers
+ *                                                                               # split over -Dmodeldiff.cuda.devices vs streamed
  *   java -cp ... modeldiff.forward.cuda.CudaSelfTest bench llama3-8b 2048 OUT.json
  *   java -cp ... modeldiff.forward.cuda.CudaSelfTest attnbench [OUT.json]      # tensor-core attention checks (both
  *                                                                               # versions), then their timings (issue #18)
@@ -62,6 +66,12 @@ public final class CudaSelfTest {
         if (mode.equals("selftest")) {
             ok = kernels(rt, System.out);
             ok &= fixtures(Path.of(args.length > 1 ? args[1] : "src/test/resources/fixtures"), System.out);
+            ok &= splitFixtures(Path.of(args.length > 1 ? args[1] : "src/test/resources/fixtures"), System.out, SPLIT_FIXTURES);
+        } else if (mode.equals("split")) {
+            ok = splitFixtures(Path.of(args.length > 1 ? args[1] : "src/test/resources/fixtures"), System.out, null);
+        } else if (mode.equals("splitbench")) {
+            ok = MultiDeviceBench.run(rt, Integer.parseInt(args[1]), Integer.parseInt(args[2]), args.length > 3 ? Path.of(args[3]) : null,
+                    System.out);
         } else if (mode.equals("variants") || mode.equals("variantmodels")) {
             if (mode.equals("variants")) ok = kernels(rt, System.out);
             ok &= fixtures(Path.of(args.length > 1 ? args[1] : "src/test/resources/fixtures"), System.out, true);
@@ -218,6 +228,123 @@ public final class CudaSelfTest {
                 fmt(b16Low), fmt(b16Hf), fmt(lowHf), streamedSame ? "streamed=resident" : "STREAMED DIFFERS", famOk ? "ok" : "FAIL"));
         out.println(String.format("%-14s %s", "", fp16Row));
         return famOk;
+    }
+
+    /**
+     * The fixtures of the self-test's split check: dense with an untied head (llama, 3 layers), tied (gpt2: the head a
+     * copy of the embedding on the second slot; learned positions), sandwich norms and soft-caps (gemma2, 4 layers),
+     * MoE (qwen3_moe, 3 layers) and MLA with MoE (deepseek_v3, 3 layers). {@code split} mode runs every fixture.
+     */
+    static final List<String> SPLIT_FIXTURES = List.of("llama", "gpt2", "gemma2", "qwen3_moe", "deepseek_v3");
+
+    /**
+     * Issue #18's proof on one GPU, per fixture ({@code only} null: every one the pass runs): {@link #splitCheck}.
+     */
+    static boolean splitFixtures(Path root, PrintStream out, List<String> only) throws IOException {
+        List<String> names;
+        try (var s = Files.list(root)) {
+            names = s.filter(p -> Files.isDirectory(p.resolve("model"))).map(p -> p.getFileName().toString()).sorted().toList();
+        }
+        String list = System.getProperty(CudaPass.DEVICES);
+        out.println("== layers split over two slots (" + (list != null && list.split(",").length == 2 ? list : "0,0: two contexts of device 0")
+                + "): every probe bit-identical to one device");
+        boolean ok = true;
+        int checked = 0;
+        for (String name : names) {
+            if (only != null && !only.contains(name)) continue;
+            Model model = Model.open(root.resolve(name).resolve("model"));
+            try {
+                CudaPass.refuseUnimplemented(model, Fixes.NONE);
+                CudaPass.refuseUnsupported("cuda", model, false);
+            } catch (modeldiff.model.BadInputException e) {
+                out.println(String.format("%-14s skipped: %s", name, e.getMessage()));
+                continue;
+            }
+            Path hfPath = root.resolve(name).resolve("traces").resolve("hf-bfloat16.safetensors");
+            Path any = Files.exists(hfPath) ? hfPath : root.resolve(name).resolve("traces").resolve("hf-float64.safetensors");
+            ok &= splitCheck(name, model, new ForwardInput(TraceFiles.read(any).tokens(), 0), out);
+            checked++;
+        }
+        if (only != null && checked < only.size()) {
+            out.println("split check: only " + checked + " of " + only + " ran");
+            ok = false;
+        }
+        CudaPass.forgetWeights();
+        return ok;
+    }
+
+    /**
+     * One model, cuda:fp32 and cuda:bf16, every probe: the layers split at each boundary b = 0 … L (layers [0, b) and
+     * the embedding in device 0's primary context, [b, L) and the head in a second context created on device 0; b = 0
+     * and b = L leave one slot with the embedding or the head alone) equal the single-device run bit for bit; the
+     * same at the middle boundary teacher-forced by the float64 reference; and (fp32) the automatic plan of
+     * {@code -Dmodeldiff.cuda.devices=0,0} under a weight budget one byte short of the model, which must split.
+     */
+    static boolean splitCheck(String name, Model model, ForwardInput in, PrintStream out) {
+        int L = model.config.numLayers;
+        boolean ok = true;
+        StringBuilder line = new StringBuilder(String.format("%-14s", name));
+        Trace ref = new ReferencePass().run(model, in, ProbeLevel.ALL);
+        String layout = null;
+        for (Precision p : List.of(Precision.FP32, Precision.BF16)) {
+            CudaPass.forgetWeights();
+            Trace base = new CudaPass(p, Fixes.NONE).run(model, in, ProbeLevel.ALL);
+            int same = 0;
+            for (int b = 0; b <= L; b++) {
+                CudaPass s = new CudaPass(p, Fixes.NONE);
+                s.splitAt = b;
+                Trace t = s.run(model, in, ProbeLevel.ALL);
+                String where = t.extra().get("cuda_devices");
+                if (b == L / 2) layout = where;
+                boolean twoSlots = where != null && where.split(" cuda").length == 2;   // "cuda0:[…] cuda0':[…]" (or cuda1)
+                boolean id = twoSlots && identical(base, t, out, name + " " + p.id() + " split at " + b);
+                if (id) same++;
+                else if (!twoSlots) out.println("  " + name + " split at " + b + ": not split over two slots (" + where + ")");
+            }
+            CudaPass single = new CudaPass(p, Fixes.NONE), forced = new CudaPass(p, Fixes.NONE);
+            forced.splitAt = L / 2;
+            ForwardInput byRef = ForwardInput.forcedBy(ref);
+            boolean forcedSame = identical(single.run(model, byRef, ProbeLevel.ALL), forced.run(model, byRef, ProbeLevel.ALL), out,
+                    name + " " + p.id() + " forced, split at " + L / 2);
+            ok &= same == L + 1 && forcedSame;
+            line.append(String.format(" %s: %d/%d boundaries identical, forced %s;", p.id(), same, L + 1, forcedSame ? "identical" : "DIFFERS"));
+            if (p == Precision.FP32) {
+                String auto = autoPlanMatches(model, in, base, out, name);
+                ok &= auto.startsWith("identical");
+                line.append(" auto plan ").append(auto).append(';');
+            }
+        }
+        out.println(line.append(" at ").append(L / 2).append(": ").append(layout).append(ok ? "  ok" : "  FAIL"));
+        return ok;
+    }
+
+    /**
+     * cuda:fp32 with -Dmodeldiff.cuda.devices=0,0 and -Dmodeldiff.cuda.maxWeightBytes one byte short of the model's
+     * bytes (each slot's budget: the model does not fit one, it fits two): the automatic plan must split, and its
+     * probes equal {@code base}'s. Returns "identical (layout)" or what went wrong.
+     */
+    static String autoPlanMatches(Model model, ForwardInput in, Trace base, PrintStream out, String name) {
+        long need = DeviceModel.request(model, Precision.FP32, new long[]{Long.MAX_VALUE}).singleDevice();
+        String oldDevices = System.getProperty(CudaPass.DEVICES), oldBudget = System.getProperty(DeviceModel.MAX_WEIGHT_BYTES);
+        try {
+            System.setProperty(CudaPass.DEVICES, "0,0");
+            System.setProperty(DeviceModel.MAX_WEIGHT_BYTES, Long.toString(need - 1));
+            Trace t = new CudaPass(Precision.FP32, Fixes.NONE).run(model, in, ProbeLevel.ALL);
+            String where = t.extra().get("cuda_devices");
+            if (where == null) return "DID NOT SPLIT";
+            return identical(base, t, out, name + " fp32 automatic plan") ? "identical (" + where + ")" : "DIFFERS (" + where + ")";
+        } catch (RuntimeException e) {
+            return "FAILED: " + e;
+        } finally {
+            restore(CudaPass.DEVICES, oldDevices);
+            restore(DeviceModel.MAX_WEIGHT_BYTES, oldBudget);
+            CudaPass.forgetWeights();
+        }
+    }
+
+    private static void restore(String key, String value) {
+        if (value == null) System.clearProperty(key);
+        else System.setProperty(key, value);
     }
 
     /**

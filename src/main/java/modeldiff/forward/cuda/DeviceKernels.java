@@ -207,7 +207,7 @@ public final class DeviceKernels {
                 return;
             }
             // split-K: raw fp32 partial sums per K slice, then one fixed-order pass adds them (+ bias, rounding)
-            CUdeviceptr part = SplitK.scratch((long) p.splits() * M * N);
+            CUdeviceptr part = SplitK.scratch(rt, (long) p.splits() * M * N);
             rt.launchZ(name, blocks(M, 128), blocks(N, 256), p.splits(), 256, TC_SMEM, c, a.bf16(), w.w(), w.bias(), M, N, K,
                     mode(bf), part, p.ktPer(), null);
             rt.launch("splitk_reduce", blocks((long) M * N, 256), 1, 256, 0, c, part, w.bias(), M, N, p.splits(), mode(bf), res);

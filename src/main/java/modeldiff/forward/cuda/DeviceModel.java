@@ -54,9 +54,52 @@ public abstract class DeviceModel implements AutoCloseable {
     /** Per layer its experts ({@link CudaMoe}), null for a dense layer; empty for a dense model. */
     final List<CudaMoe.Weights> moe = new ArrayList<>();
     private final List<CUdeviceptr> owned = new ArrayList<>();
+    /** Per owned buffer, the runtime whose context allocated it (null: the one runtime of an unsplit model). */
+    private final List<CudaRuntime> ownerOf = new ArrayList<>();
     long bytes;
+    /** The device slots the layers are spread over (null: one device, today's single-GPU model). */
+    Placement placement;
     /** Workspace of the last forward (CudaPass), kept between runs. */
     AutoCloseable workspace;
+
+    /**
+     * A model spread over device slots (issue #18): the runtime of each slot and the plan (slot 0 holds the
+     * embedding, the plan's last slot the final norm and LM head, each slot a contiguous range of layers).
+     */
+    public record Placement(List<CudaRuntime> runtimes, LayerPlacement.Split plan) {
+        /** The runtime of layer i's slot. */
+        CudaRuntime of(int layer) {
+            return runtimes.get(plan.deviceOf(layer));
+        }
+
+        CudaRuntime first() {
+            return runtimes.get(plan.ranges().get(0).device());
+        }
+
+        CudaRuntime head() {
+            return runtimes.get(plan.headDevice());
+        }
+
+        /** The slots the plan uses, in order. */
+        List<CudaRuntime> used() {
+            List<CudaRuntime> l = new ArrayList<>();
+            for (LayerPlacement.Range r : plan.ranges()) l.add(runtimes.get(r.device()));
+            return l;
+        }
+
+        /** e.g. "0:[embed, layers 0-1] 0:[layers 2-3, head]" with the slots' device ordinals. */
+        public String describe() {
+            StringBuilder sb = new StringBuilder();
+            String d = plan.describe();
+            for (String part : d.split(" (?=\\d+:\\[)")) {
+                int slot = Integer.parseInt(part.substring(0, part.indexOf(':')));
+                CudaRuntime rt = runtimes.get(slot);
+                sb.append(sb.length() == 0 ? "" : " ").append("cuda").append(rt.ordinal).append(rt.created ? "'" : "")
+                        .append(part.substring(part.indexOf(':')));
+            }
+            return sb.toString();
+        }
+    }
 
     DeviceModel(ModelConfig config, boolean bf16, Object key) {
         this(config, bf16 ? Precision.BF16 : Precision.FP32, key);
@@ -74,6 +117,11 @@ public abstract class DeviceModel implements AutoCloseable {
     /** The weights' (and the pass's) dtype. */
     public Precision precision() {
         return !bf16 ? Precision.FP32 : fp16 ? Precision.FP16 : Precision.BF16;
+    }
+
+    /** Whether the layers are spread over several device slots ({@link #placement}). */
+    public boolean split() {
+        return placement != null;
     }
 
     /** Whether the layers are streamed from host memory ({@link StreamedModel}). */
@@ -145,6 +193,112 @@ public abstract class DeviceModel implements AutoCloseable {
                     + "(embedding, LM head, two layer slots), over the budget of %.2f GB (-D%s)",
                     (other + 2 * maxLayer) / 1e9, maxWeightBytes / 1e9, MAX_WEIGHT_BYTES));
         return StreamedModel.upload(model, p, maxLayer);
+    }
+
+    /**
+     * Uploads a release for the device list {@code ordinals} ({@code -Dmodeldiff.cuda.devices}): the {@link
+     * LayerPlacement} plan over the slots' budgets ({@code -Dmodeldiff.cuda.maxWeightBytes} per slot when set, else
+     * each device's free memory less max(2 GiB, 10%), shared among its slots). One slot when everything fits the
+     * first: on device 0 that is exactly {@link #upload(Model, Precision, long, boolean)}. When no split fits, the
+     * layers are streamed on the first slot's device (device 0 only: streaming elsewhere is not built), else refused
+     * naming both reasons. forceStreamed streams on device 0 as before.
+     */
+    public static DeviceModel upload(Model model, Precision p, int[] ordinals, boolean forceStreamed) {
+        if (ordinals == null || ordinals.length == 1 && ordinals[0] == 0 || forceStreamed)
+            return upload(model, p, maxWeightBytes(), forceStreamed);
+        List<CudaRuntime> rts = CudaRuntime.devices(ordinals);
+        long[] budgets = budgets(rts, ordinals);
+        LayerPlacement.Result plan = LayerPlacement.plan(request(model, p, budgets));
+        if (plan instanceof LayerPlacement.Split s) {
+            if (s.devices() == 1 && rts.get(0).ordinal == 0 && !rts.get(0).created)
+                return upload(model, p, budgets[0], false);   // fits the first device: today's model
+            return ResidentModel.upload(model, p, new Placement(rts, s));
+        }
+        String why = ((LayerPlacement.Refused) plan).reason();
+        if (rts.get(0).ordinal != 0 || rts.get(0).created)
+            throw new BadInputException("cuda devices " + java.util.Arrays.toString(ordinals) + ": " + why
+                    + "; streaming the layers runs on device 0 only (list it first)");
+        try {
+            return upload(model, p, maxWeightBytes(), false);   // streamed when it does not fit device 0
+        } catch (BadInputException e) {
+            throw new BadInputException("cuda devices " + java.util.Arrays.toString(ordinals) + ": " + why + "; " + e.getMessage());
+        }
+    }
+
+    /** Each slot's weight budget (see {@link #upload(Model, Precision, int[], boolean)}). */
+    static long[] budgets(List<CudaRuntime> rts, int[] ordinals) {
+        String prop = System.getProperty(MAX_WEIGHT_BYTES);
+        long[] per = new long[rts.size()];
+        try {
+            for (int i = 0; i < per.length; i++) {
+                if (prop != null && !prop.isBlank()) {
+                    per[i] = parseBytes(prop);
+                    continue;
+                }
+                CudaRuntime.use(rts.get(i));
+                long[] info = CudaRuntime.memInfo();
+                per[i] = info[0] - Math.max(2L << 30, info[1] / 10);
+            }
+        } finally {
+            CudaRuntime.use(null);
+        }
+        return prop != null && !prop.isBlank() ? per : LayerPlacement.shareBudgets(ordinals, per);
+    }
+
+    /** The planner's sizes for a release in dtype p ({@link #layerBytes}; the LM head a copy when split, if tied). */
+    static LayerPlacement.Request request(Model model, Precision p, long[] budgets) {
+        int es = p == Precision.FP32 ? 4 : 2;
+        ModelConfig c = model.config;
+        long matrix = (long) c.vocabSize * c.hiddenSize * es;
+        long[] layers = new long[c.numLayers];
+        for (int i = 0; i < layers.length; i++) layers[i] = layerBytes(model, i, es);
+        return new LayerPlacement.Request(layers, matrix, matrix, model.lmHead() == model.embedding(), budgets);
+    }
+
+    /**
+     * Device bytes of layer i: its linear weights (dtype), MLA projections, experts, routers and shared expert, and
+     * fp32 norms (four of hidden width at most, as an upper bound).
+     */
+    static long layerBytes(Model model, int i, int es) {
+        ModelConfig c = model.config;
+        long b = layerLinElems(model.layer(i)) * es + 4L * 4 * c.hiddenSize + CudaMoe.layerBytes(model, i, es);
+        modeldiff.model.MlaWeights m = model.mla(i);
+        if (m != null)
+            b += es * (linElems(m.qA()) + linElems(m.qNope()) + linElems(m.qRope()) + linElems(m.kvA()) + linElems(m.kPe())
+                    + linElems(m.kNope()) + linElems(m.v()));
+        return b;
+    }
+
+    /**
+     * A split model's weights (resident): the embedding (and learned positions) on the first slot, final norm and LM
+     * head on the head slot (a tied head uploaded again there when that is another slot), each layer's weights, sink
+     * logits, MLA projections and experts on its slot. Allocations happen with the slot's context current.
+     */
+    void uploadSplit(Model model, Function<LinearRef, Linear> linear) {
+        ModelConfig c = model.config;
+        long VH = (long) c.vocabSize * c.hiddenSize;
+        try {
+            CudaRuntime.use(placement.first());
+            embedding = matrix(model.embedding(), 0, VH);
+            if (model.positionEmbedding() != null)
+                positions = vector(TensorStore.readDoubles(model.positionEmbedding(), 0, model.positionEmbedding().elementCount()));
+            CudaRuntime.use(placement.head());
+            boolean sameSlot = placement.head() == placement.first();
+            lmHead = sameSlot && model.lmHead() == model.embedding() ? embedding : matrix(model.lmHead(), 0, VH);
+            finalNorm = norm(model.finalNorm());
+            for (int i = 0; i < c.numLayers; i++) {
+                CudaRuntime.use(placement.of(i));
+                TensorInfo s = model.sinks(i);
+                sinks.add(s == null ? null : vector(TensorStore.readDoubles(s, 0, c.numHeads)));
+                mla.add(model.mla(i) == null ? null : CudaAttentionVariants.MlaLayer.upload(this, model.mla(i)));
+                layers.add(layer(model.layer(i), linear));
+                modeldiff.model.MoeWeights w = model.moe(i);
+                moe.add(w == null ? null : CudaMoe.upload(this, w, c));
+            }
+            for (CudaRuntime rt : placement.used()) rt.synchronize();
+        } finally {
+            CudaRuntime.use(null);
+        }
     }
 
     // ---------------------------------------------------------------- shared by the subclasses
@@ -222,6 +376,7 @@ public abstract class DeviceModel implements AutoCloseable {
 
     CUdeviceptr own(CUdeviceptr p) {
         owned.add(p);
+        ownerOf.add(placement == null ? null : CudaRuntime.get());   // a split model's slot is the thread's runtime now
         return p;
     }
 
@@ -337,9 +492,31 @@ public abstract class DeviceModel implements AutoCloseable {
             }
             workspace = null;
         }
+        if (placement != null) {
+            closeSplit();
+            return;
+        }
         if (!owned.isEmpty() || holdsMore()) CudaRuntime.sync();
         for (CUdeviceptr p : owned) CudaRuntime.free(p);
         owned.clear();
+        ownerOf.clear();
         freeMore();
+    }
+
+    /** Every slot synchronised, then each buffer freed with its own context current. */
+    private void closeSplit() {
+        try {
+            for (CudaRuntime rt : placement.runtimes()) rt.synchronize();
+            for (int i = 0; i < owned.size(); i++) {
+                CudaRuntime rt = ownerOf.get(i);
+                if (rt != null) rt.makeCurrent();
+                CudaRuntime.free(owned.get(i));
+            }
+            owned.clear();
+            ownerOf.clear();
+            freeMore();
+        } finally {
+            CudaRuntime.use(null);
+        }
     }
 }

@@ -21,4 +21,12 @@ public final class ResidentModel extends DeviceModel {
             dm.uploadMoe(model);
         });
     }
+
+    /** Spread over device slots as {@code where} says (issue #18; {@link DeviceModel#uploadSplit}). */
+    public static ResidentModel upload(Model model, Precision p, Placement where) {
+        return building(new ResidentModel(model, p), dm -> {
+            dm.placement = where;
+            dm.uploadSplit(model, dm::residentLinear);
+        });
+    }
 }

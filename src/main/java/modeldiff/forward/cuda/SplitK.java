@@ -81,8 +81,9 @@ public record SplitK(Mode mode, int fixed) {
         return n <= 1 ? Plan.NONE : new Plan(n, ktPer);
     }
 
-    private static CUdeviceptr scratch;
-    private static long scratchFloats;
+    /** Per context (a split forward's slots each have their own), the scratch and its size in floats. */
+    private static final java.util.Map<CudaRuntime, CUdeviceptr> scratch = new java.util.IdentityHashMap<>();
+    private static final java.util.Map<CudaRuntime, Long> scratchFloats = new java.util.IdentityHashMap<>();
     private static int generation;
 
     /** Changes whenever the scratch buffer moves (a captured CUDA graph that used the old one is then stale). */
@@ -91,19 +92,21 @@ public record SplitK(Mode mode, int fixed) {
     }
 
     /**
-     * A device buffer of at least n floats for the partial sums, shared by every GEMM (they run one after another on
-     * one stream), grown and never shrunk.
+     * A device buffer of at least n floats for the partial sums, shared by every GEMM of rt's context (they run one
+     * after another on one stream), grown and never shrunk.
      */
-    static synchronized CUdeviceptr scratch(long n) {
-        if (n > scratchFloats) {
-            if (scratch != null) {
+    static synchronized CUdeviceptr scratch(CudaRuntime rt, long n) {
+        CUdeviceptr have = scratch.get(rt);
+        if (n > scratchFloats.getOrDefault(rt, 0L)) {
+            if (have != null) {
                 CudaRuntime.sync();
-                CudaRuntime.free(scratch);
+                CudaRuntime.free(have);
             }
-            scratch = CudaRuntime.alloc(4 * n);
-            scratchFloats = n;
+            have = CudaRuntime.alloc(4 * n);   // in rt's context: the GEMM launching on rt made it current
+            scratch.put(rt, have);
+            scratchFloats.put(rt, n);
             generation++;
         }
-        return scratch;
+        return have;
     }
 }
