@@ -792,11 +792,14 @@ __device__ __forceinline__ void round_bf16_pair(float& a, float& b) {
     a = __uint_as_float(u << 16);
     b = __uint_as_float(u & 0xffff0000u);
 }
-template <int HD, typename E, int RM, int KIND>
+// MI: 16-row MMA blocks per warp (1: 64 queries per block, Q held in registers in the shared memory of K/V buffer 1;
+// 2: 128 queries per block, each K/V fragment feeds twice the MMAs, Q re-read from its own shared memory every tile).
+template <int HD, typename E, int RM, int KIND, int MI = 1>
 __device__ __forceinline__ void attn_fa_impl(float* out, E* outB, const E* q, const E* k, const E* v, int T,
                                              int heads, int kvHeads, int window, float scale, int divide, float scaleDiv,
                                              float cap, int bf, const float* sinks, int chunk, int pos0) {
-    constexpr bool GEN = (KIND & FA_CAPDIV) != 0, VAR = (KIND & FA_VAR) != 0;
+    constexpr bool GEN = (KIND & FA_CAPDIV) != 0, VAR = (KIND & FA_VAR) != 0, QREG = MI == 1;
+    constexpr int BQ = FA_BQ * MI;         // queries per block
     constexpr int CH = HD / 8;             // 16-byte chunks per row
     constexpr int SW = CH < 8 ? CH : 8;    // swizzle width (chunks)
     constexpr int ROWB = HD * 2;
@@ -805,6 +808,7 @@ __device__ __forceinline__ void attn_fa_impl(float* out, E* outB, const E* q, co
     constexpr unsigned TILE = FA_BK * ROWB;
     constexpr float LOG2E = 1.4426950408889634f;
     static_assert(FA_BQ == FA_BK, "Q borrows one K tile's shared memory");
+    static_assert(MI == 1 || MI == 2, "16 or 32 rows per warp");
     // RM −1: bf is 0 (fp32 mode) or E's own mode (DeviceKernels.mode): a select, not round_dt's three-way branch
     auto rnd = [bf](float x) {
         if constexpr (RM >= 0) return round_dt(x, RM);
@@ -813,14 +817,15 @@ __device__ __forceinline__ void attn_fa_impl(float* out, E* outB, const E* q, co
     };
     extern __shared__ unsigned char fa_smem[];
     unsigned sK = (smem_u32(fa_smem) + 127u) & ~127u, sV = sK + 2 * TILE;
-    unsigned sQ = sK + TILE;   // K buffer 1 until Q is in registers (tile 1 is fetched there only after that)
+    // MI 1: K buffer 1 until Q is in registers (tile 1 is fetched there only after that); MI 2: after the V buffers
+    unsigned sQ = QREG ? sK + TILE : sV + 2 * TILE;
     int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     int h = blockIdx.y, kvh = h / (heads / kvHeads);
-    int q0 = (gridDim.x - 1 - blockIdx.x) * FA_BQ;   // heaviest (latest) query blocks first
+    int q0 = (gridDim.x - 1 - blockIdx.x) * BQ;   // heaviest (latest) query blocks first
     long long qStride = (long long)heads * HD, kStride = (long long)kvHeads * HD;
     auto sw = [](int r, int c) { return (unsigned)(r * ROWB + ((c ^ (r & (SW - 1))) << 4)); };
-    auto loadRows = [&](unsigned base, const E* g, long long stride, int col0, int t0) {
-        for (int id = tid; id < FA_BK * CH; id += 128) {
+    auto loadRows = [&](unsigned base, const E* g, long long stride, int col0, int t0, int rows) {
+        for (int id = tid; id < rows * CH; id += 128) {
             int r = id / CH, c = id % CH;
             int t = t0 + r;
             bool ok = t < T;   // rows beyond T are zero-filled, nothing read
@@ -828,187 +833,229 @@ __device__ __forceinline__ void attn_fa_impl(float* out, E* outB, const E* q, co
             cp_async16(base + sw(r, c), src, ok);
         }
     };
-    int qLast = min(T, q0 + FA_BQ) - 1;   // the block's last real query
+    int qLast = min(T, q0 + BQ) - 1;   // the block's last real query
     int kStart = window > 0 ? max(0, q0 - window + 1) : 0;
     if (VAR) kStart = max(kStart, chunk_first(q0, chunk, pos0));
     int nTiles = (qLast + 1 - kStart + FA_BK - 1) / FA_BK;   // >= 1: query q0 sees key q0
     int cfLast = VAR ? chunk_first(qLast, chunk, pos0) : 0;
-    loadRows(sQ, q, qStride, h * HD, q0);
-    loadRows(sK, k, kStride, kvh * HD, kStart);
-    loadRows(sV, v, kStride, kvh * HD, kStart);
+    loadRows(sQ, q, qStride, h * HD, q0, BQ);
+    loadRows(sK, k, kStride, kvh * HD, kStart, FA_BK);
+    loadRows(sV, v, kStride, kvh * HD, kStart, FA_BK);
     cp_async_commit();
 
-    unsigned qf[KD][4];
-    float o[ND][4];
+    unsigned qf[QREG ? KD : 1][4];
+    float o[MI][ND][4];
 #pragma unroll
-    for (int n = 0; n < ND; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
-    // per row (tRow, tRow + 8): running max m, m' = R32(m·log2e) (the exponent base), running sum of this lane's p
-    float mrow[2] = {-INFINITY, -INFINITY}, mlg[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.f, 0.f};
-    if (VAR && sinks) {   // the sink's exp(sink − max) term, counted once per row (lanes 4i hold it; the row sum adds lanes)
-        mrow[0] = mrow[1] = sinks[h];
-        mlg[0] = mlg[1] = sinks[h] * LOG2E;
-        lrow[0] = lrow[1] = (lane & 3) == 0 ? 1.f : 0.f;
-    }
-    int tRow = q0 + warp * 16 + (lane >> 2);   // and tRow + 8
-    // row r sees keys lo[r] <= key <= t: the window's and the chunk's first key
-    int lo[2];
+    for (int mi = 0; mi < MI; mi++)
 #pragma unroll
-    for (int r = 0; r < 2; r++) {
-        int t = tRow + r * 8;
-        lo[r] = window > 0 ? max(0, t - window + 1) : 0;   // keys are >= 0: 0 is no bound
-        if (VAR) lo[r] = max(lo[r], chunk_first(t, chunk, pos0));
+        for (int n = 0; n < ND; n++) o[mi][n][0] = o[mi][n][1] = o[mi][n][2] = o[mi][n][3] = 0.f;
+    // per row (rows tRow[mi], tRow[mi] + 8): running max m, m' = R32(m·log2e) (the exponent base), this lane's sum of p
+    float mrow[MI][2], mlg[MI][2], lrow[MI][2];
+    int tRow[MI], lo[MI][2];   // row r sees keys lo <= key <= t: the window's and the chunk's first key
+#pragma unroll
+    for (int mi = 0; mi < MI; mi++) {
+        tRow[mi] = q0 + mi * FA_BQ + warp * 16 + (lane >> 2);
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            mrow[mi][r] = mlg[mi][r] = -INFINITY;
+            lrow[mi][r] = 0.f;
+            if (VAR && sinks) {   // the sink's exp(sink − max) term, once per row (lanes 4i hold it; the row sum adds lanes)
+                mrow[mi][r] = sinks[h];
+                mlg[mi][r] = sinks[h] * LOG2E;
+                lrow[mi][r] = (lane & 3) == 0 ? 1.f : 0.f;
+            }
+            int t = tRow[mi] + r * 8;
+            lo[mi][r] = window > 0 ? max(0, t - window + 1) : 0;   // keys are >= 0: 0 is no bound
+            if (VAR) lo[mi][r] = max(lo[mi][r], chunk_first(t, chunk, pos0));
+        }
     }
 
-    // Q and tile 0 landed: Q into registers; after the barrier its space is free for tile 1
-    cp_async_wait<0>();
-    __syncthreads();
+    if constexpr (QREG) {   // Q and tile 0 landed: Q into registers; after the barrier its space is free for tile 1
+        cp_async_wait<0>();
+        __syncthreads();
 #pragma unroll
-    for (int kk = 0; kk < KD; kk++)
-        ldsm_x4(sQ + sw(warp * 16 + (lane & 15), kk * 2 + (lane >> 4)), qf[kk][0], qf[kk][1], qf[kk][2], qf[kk][3]);
-    __syncthreads();
+        for (int kk = 0; kk < KD; kk++)
+            ldsm_x4(sQ + sw(warp * 16 + (lane & 15), kk * 2 + (lane >> 4)), qf[kk][0], qf[kk][1], qf[kk][2], qf[kk][3]);
+        __syncthreads();
+    }
 
     for (int it = 0; it < nTiles; it++) {
         int k0 = kStart + it * FA_BK, buf = it & 1;
         if (it + 1 < nTiles) {   // the other buffer was last read in tile it − 1 (or held Q), before a barrier
-            loadRows(sK + (buf ^ 1) * TILE, k, kStride, kvh * HD, k0 + FA_BK);
-            loadRows(sV + (buf ^ 1) * TILE, v, kStride, kvh * HD, k0 + FA_BK);
+            loadRows(sK + (buf ^ 1) * TILE, k, kStride, kvh * HD, k0 + FA_BK, FA_BK);
+            loadRows(sV + (buf ^ 1) * TILE, v, kStride, kvh * HD, k0 + FA_BK, FA_BK);
         }
         cp_async_commit();
-        cp_async_wait<1>();   // tile it (tile 0: already complete)
+        cp_async_wait<1>();   // tile it (and, MI 2, Q with tile 0)
         __syncthreads();
         unsigned Kb = sK + buf * TILE, Vb = sV + buf * TILE;
-        float s[8][4];
+        float s[MI][8][4];
 #pragma unroll
-        for (int j = 0; j < 8; j++) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+        for (int mi = 0; mi < MI; mi++)
 #pragma unroll
-        for (int kk = 0; kk < KD; kk++)
+            for (int j = 0; j < 8; j++) s[mi][j][0] = s[mi][j][1] = s[mi][j][2] = s[mi][j][3] = 0.f;
+#pragma unroll
+        for (int kk = 0; kk < KD; kk++) {
+            unsigned qa[MI][4];
+#pragma unroll
+            for (int mi = 0; mi < MI; mi++) {
+                if constexpr (QREG) {
+#pragma unroll
+                    for (int i = 0; i < 4; i++) qa[mi][i] = qf[kk][i];
+                } else {
+                    ldsm_x4(sQ + sw(mi * FA_BQ + warp * 16 + (lane & 15), kk * 2 + (lane >> 4)), qa[mi][0], qa[mi][1],
+                            qa[mi][2], qa[mi][3]);
+                }
+            }
 #pragma unroll
             for (int jp = 0; jp < 4; jp++) {
                 unsigned b0, b1, b2, b3;
                 ldsm_x4(Kb + sw(jp * 16 + (lane & 7) + ((lane >> 4) << 3), kk * 2 + ((lane >> 3) & 1)), b0, b1, b2, b3);
-                mma16<E>(s[2 * jp], qf[kk], b0, b1);
-                mma16<E>(s[2 * jp + 1], qf[kk], b2, b3);
-            }
-        // the scores as HF rounds them (mode RM): R(q·k), then R(·scale) or GPT-2's R(/ scaleDiv), R(/ layer), soft-cap
-        if constexpr (RM == 1 && !GEN) {   // bf16, plain: each rounding one cvt per pair of scores (same RN bits)
 #pragma unroll
-            for (int j = 0; j < 8; j++)
-#pragma unroll
-                for (int e = 0; e < 4; e += 2) {
-                    round_bf16_pair(s[j][e], s[j][e + 1]);
-                    s[j][e] *= scale;
-                    s[j][e + 1] *= scale;
-                    round_bf16_pair(s[j][e], s[j][e + 1]);
+                for (int mi = 0; mi < MI; mi++) {
+                    mma16<E>(s[mi][2 * jp], qa[mi], b0, b1);
+                    mma16<E>(s[mi][2 * jp + 1], qa[mi], b2, b3);
                 }
-        } else {
-#pragma unroll
-        for (int j = 0; j < 8; j++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                float x = rnd(s[j][e]);
-                if (GEN && divide) {   // see attention: bit 1 / scaleDiv, bit 2 / scale (GPT-2 layer number)
-                    if (divide & 1) x = rnd(x / scaleDiv);
-                    if (divide & 2) x = rnd(x / scale);
-                } else {
-                    x = rnd(x * scale);
-                }
-                if (GEN && cap > 0.f)
-                    x = (RM >= 0 ? RM : bf) ? rnd(rnd(tanhf(rnd(x / cap))) * cap) : cap * tanhf(x / cap);
-                s[j][e] = x;
             }
         }
         // the mask, only where a masked pair can be: keys past the block's first query (causal; keys >= T are past
         // every real query), before the last query's window, before the last query's chunk start
         bool needMask = k0 + FA_BK - 1 > q0 || (window > 0 && qLast - k0 >= window) || (VAR && k0 < cfLast);
-        if (needMask) {   // key = k0 + c + j·8 + (e & 1), c = this lane's column: compare j·8 + (e & 1) with bounds
-            int c = k0 + (lane & 3) * 2;
-            int hiR[2] = {tRow - c, tRow + 8 - c}, loR[2] = {lo[0] - c, lo[1] - c};
+        float corr[MI][2];
+#pragma unroll
+        for (int mi = 0; mi < MI; mi++) {
+            // the scores as HF rounds them (mode RM): R(q·k), then R(·scale) or GPT-2's R(/ scaleDiv), R(/ layer), cap
+            if constexpr (RM == 1 && !GEN) {   // bf16, plain: each rounding one cvt per pair of scores (same RN bits)
+#pragma unroll
+                for (int j = 0; j < 8; j++)
+#pragma unroll
+                    for (int e = 0; e < 4; e += 2) {
+                        round_bf16_pair(s[mi][j][e], s[mi][j][e + 1]);
+                        s[mi][j][e] *= scale;
+                        s[mi][j][e + 1] *= scale;
+                        round_bf16_pair(s[mi][j][e], s[mi][j][e + 1]);
+                    }
+            } else {
+#pragma unroll
+                for (int j = 0; j < 8; j++)
+#pragma unroll
+                    for (int e = 0; e < 4; e++) {
+                        float x = rnd(s[mi][j][e]);
+                        if (GEN && divide) {   // see attention: bit 1 / scaleDiv, bit 2 / scale (GPT-2 layer number)
+                            if (divide & 1) x = rnd(x / scaleDiv);
+                            if (divide & 2) x = rnd(x / scale);
+                        } else {
+                            x = rnd(x * scale);
+                        }
+                        if (GEN && cap > 0.f)
+                            x = (RM >= 0 ? RM : bf) ? rnd(rnd(tanhf(rnd(x / cap))) * cap) : cap * tanhf(x / cap);
+                        s[mi][j][e] = x;
+                    }
+            }
+            if (needMask) {   // key = k0 + c + j·8 + (e & 1), c = this lane's column: compare j·8 + (e & 1) with bounds
+                int c = k0 + (lane & 3) * 2;
+                int hiR[2] = {tRow[mi] - c, tRow[mi] + 8 - c}, loR[2] = {lo[mi][0] - c, lo[mi][1] - c};
+#pragma unroll
+                for (int j = 0; j < 8; j++)
+#pragma unroll
+                    for (int e = 0; e < 4; e++) {
+                        int rel = j * 8 + (e & 1);
+                        if (rel > hiR[e >> 1] || rel < loR[e >> 1]) s[mi][j][e] = -INFINITY;
+                    }
+            }
+            float mx[2] = {mrow[mi][0], mrow[mi][1]};
+#pragma unroll
+            for (int j = 0; j < 8; j++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) mx[e >> 1] = fmaxf(mx[e >> 1], s[mi][j][e]);
+            float nb[2];
+#pragma unroll
+            for (int r = 0; r < 2; r++) {
+                mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+                mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+                float ml = mx[r] == -INFINITY ? 0.f : mx[r] * LOG2E;   // no key yet: any finite base (every p is 0)
+                corr[mi][r] = ex2_approx(mlg[mi][r] - ml);             // 1 when the max stays, 0 from −inf
+                nb[r] = -ml;
+                mrow[mi][r] = mx[r];
+                mlg[mi][r] = mx[r] == -INFINITY ? -INFINITY : ml;
+                lrow[mi][r] *= corr[mi][r];
+            }
 #pragma unroll
             for (int j = 0; j < 8; j++)
 #pragma unroll
                 for (int e = 0; e < 4; e++) {
-                    int rel = j * 8 + (e & 1);
-                    if (rel > hiR[e >> 1] || rel < loR[e >> 1]) s[j][e] = -INFINITY;
+                    float p = ex2_approx(fmaf(s[mi][j][e], LOG2E, nb[e >> 1]));
+                    s[mi][j][e] = p;
+                    lrow[mi][e >> 1] += p;
                 }
-        }
-        float mx[2] = {mrow[0], mrow[1]};
 #pragma unroll
-        for (int j = 0; j < 8; j++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) mx[e >> 1] = fmaxf(mx[e >> 1], s[j][e]);
-        float corr[2], nb[2];
-#pragma unroll
-        for (int r = 0; r < 2; r++) {
-            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
-            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
-            float ml = mx[r] == -INFINITY ? 0.f : mx[r] * LOG2E;   // no key yet: any finite base (every p is 0)
-            corr[r] = ex2_approx(mlg[r] - ml);                      // 1 when the max stays, 0 from −inf
-            nb[r] = -ml;
-            mrow[r] = mx[r];
-            mlg[r] = mx[r] == -INFINITY ? -INFINITY : ml;
-            lrow[r] *= corr[r];
-        }
-#pragma unroll
-        for (int j = 0; j < 8; j++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                float p = ex2_approx(fmaf(s[j][e], LOG2E, nb[e >> 1]));
-                s[j][e] = p;
-                lrow[e >> 1] += p;
+            for (int n = 0; n < ND; n++) {
+                o[mi][n][0] *= corr[mi][0]; o[mi][n][1] *= corr[mi][0];
+                o[mi][n][2] *= corr[mi][1]; o[mi][n][3] *= corr[mi][1];
             }
-#pragma unroll
-        for (int n = 0; n < ND; n++) {
-            o[n][0] *= corr[0]; o[n][1] *= corr[0];
-            o[n][2] *= corr[1]; o[n][3] *= corr[1];
         }
 #pragma unroll
         for (int kk = 0; kk < 4; kk++) {   // 16 keys per step; P rounded to the 16-bit type here
-            unsigned pa[4] = {Elem<E>::pack(s[2 * kk][0], s[2 * kk][1]), Elem<E>::pack(s[2 * kk][2], s[2 * kk][3]),
-                              Elem<E>::pack(s[2 * kk + 1][0], s[2 * kk + 1][1]), Elem<E>::pack(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+            unsigned pa[MI][4];
+#pragma unroll
+            for (int mi = 0; mi < MI; mi++) {
+                pa[mi][0] = Elem<E>::pack(s[mi][2 * kk][0], s[mi][2 * kk][1]);
+                pa[mi][1] = Elem<E>::pack(s[mi][2 * kk][2], s[mi][2 * kk][3]);
+                pa[mi][2] = Elem<E>::pack(s[mi][2 * kk + 1][0], s[mi][2 * kk + 1][1]);
+                pa[mi][3] = Elem<E>::pack(s[mi][2 * kk + 1][2], s[mi][2 * kk + 1][3]);
+            }
 #pragma unroll
             for (int dp = 0; dp < HD / 16; dp++) {
                 unsigned b0, b1, b2, b3;
                 ldsm_x4_t(Vb + sw(kk * 16 + (lane & 7) + (((lane >> 3) & 1) << 3), dp * 2 + (lane >> 4)), b0, b1, b2, b3);
-                mma16<E>(o[2 * dp], pa, b0, b1);
-                mma16<E>(o[2 * dp + 1], pa, b2, b3);
+#pragma unroll
+                for (int mi = 0; mi < MI; mi++) {
+                    mma16<E>(o[mi][2 * dp], pa[mi], b0, b1);
+                    mma16<E>(o[mi][2 * dp + 1], pa[mi], b2, b3);
+                }
             }
         }
         __syncthreads();   // this buffer is refilled two tiles on
     }
     cp_async_wait<0>();
 #pragma unroll
-    for (int r = 0; r < 2; r++) {
-        lrow[r] += __shfl_xor_sync(0xffffffffu, lrow[r], 1);
-        lrow[r] += __shfl_xor_sync(0xffffffffu, lrow[r], 2);
-    }
+    for (int mi = 0; mi < MI; mi++)
 #pragma unroll
-    for (int r = 0; r < 2; r++) {
-        int t = tRow + r * 8;
-        if (t >= T) continue;
-        float inv = 1.f / lrow[r];
-#pragma unroll
-        for (int n = 0; n < ND; n++) {
-            int d = n * 8 + (lane & 3) * 2;
-            float v0 = rnd(o[n][2 * r] * inv), v1 = rnd(o[n][2 * r + 1] * inv);
-            long long at = (long long)t * qStride + h * HD + d;
-            *(float2*)(out + at) = make_float2(v0, v1);
-            if (outB) *(unsigned*)(outB + at) = Elem<E>::pack(v0, v1);
+        for (int r = 0; r < 2; r++) {
+            lrow[mi][r] += __shfl_xor_sync(0xffffffffu, lrow[mi][r], 1);
+            lrow[mi][r] += __shfl_xor_sync(0xffffffffu, lrow[mi][r], 2);
         }
-    }
+#pragma unroll
+    for (int mi = 0; mi < MI; mi++)
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            int t = tRow[mi] + r * 8;
+            if (t >= T) continue;
+            float inv = 1.f / lrow[mi][r];
+#pragma unroll
+            for (int n = 0; n < ND; n++) {
+                int d = n * 8 + (lane & 3) * 2;
+                float v0 = rnd(o[mi][n][2 * r] * inv), v1 = rnd(o[mi][n][2 * r + 1] * inv);
+                long long at = (long long)t * qStride + h * HD + d;
+                *(float2*)(out + at) = make_float2(v0, v1);
+                if (outB) *(unsigned*)(outB + at) = Elem<E>::pack(v0, v1);
+            }
+        }
 }
-// MINB: blocks per SM ptxas sizes the registers for (1: no cap).
-#define ATTN_FA_ONE(NAME, E, RM, KIND, MINB)                                                                           \
+// MINB: blocks per SM ptxas sizes the registers for (1: no cap). MI: 16-row MMA blocks per warp (attn_fa_impl).
+#define ATTN_FA_MI(NAME, E, RM, KIND, MINB, MI)                                                                        \
     extern "C" __global__ void __launch_bounds__(128, MINB) NAME(float* out, E* outB, const E* q, const E* k,          \
             const E* v, int T, int heads, int kvHeads, int window, float scale, int divide, float scaleDiv, float cap,  \
             int bf, const float* sinks, int chunk, int pos0) {                                                          \
-        attn_fa_impl<HD_, E, RM, KIND>(out, outB, q, k, v, T, heads, kvHeads, window, scale, divide, scaleDiv, cap, bf,\
-                                       sinks, chunk, pos0);                                                             \
+        attn_fa_impl<HD_, E, RM, KIND, MI>(out, outB, q, k, v, T, heads, kvHeads, window, scale, divide, scaleDiv, cap, \
+                                           bf, sinks, chunk, pos0);                                                     \
     }
+#define ATTN_FA_ONE(NAME, E, RM, KIND, MINB) ATTN_FA_MI(NAME, E, RM, KIND, MINB, 1)
 // attention_faHD: plain (scale, causal, window, GQA), rounding in the 16-bit mode; _gen: soft-cap, divide, sinks,
 // chunks compiled in and the rounding mode taken from bf (fp32 mode included); _f16: fp16 operands. _occ (head_dim 64 /
 // 128): the plain kernel with its registers capped for one more block per SM (ptxas, nvcc 13.0, sm_90a: attention_fa128
 // 210 registers, no spills, 2 blocks per SM; _occ 168 registers, 60 bytes spilled, 3 blocks; attention_fa64 158 / _occ
-// 128 with 28 bytes spilled, 3 / 4 blocks; docs/cuda.md): which is faster is for the GPU to say (-Dmodeldiff.cuda.faOcc).
+// 128 with 28 bytes spilled, 3 / 4 blocks; docs/cuda.md): which is faster is for the GPU to say (-Dmodeldiff.cuda.faPlain=occ).
 #define ATTN_FA(HD)                                                                                                    \
     ATTN_FA_ONE(attention_fa##HD, bf16, 1, 0, 1)                                                                       \
     ATTN_FA_ONE(attention_fa##HD##_gen, bf16, -1, FA_CAPDIV | FA_VAR, 1)                                               \
@@ -1017,6 +1064,10 @@ __device__ __forceinline__ void attn_fa_impl(float* out, E* outB, const E* q, co
 #define ATTN_FA_OCC(HD, MINB)                                                                                          \
     ATTN_FA_ONE(attention_fa##HD##_occ, bf16, 1, 0, MINB)                                                              \
     ATTN_FA_ONE(attention_fa##HD##_occ_f16, __half, 2, 0, MINB)
+// _r32 (head_dim 64 / 128): the plain kernel with 32 query rows per warp, 128 per block (MI 2)
+#define ATTN_FA_R32(HD)                                                                                                \
+    ATTN_FA_MI(attention_fa##HD##_r32, bf16, 1, 0, 1, 2)                                                               \
+    ATTN_FA_MI(attention_fa##HD##_r32_f16, __half, 2, 0, 1, 2)
 #define HD_ 16
 ATTN_FA(16)
 #undef HD_
@@ -1026,10 +1077,12 @@ ATTN_FA(32)
 #define HD_ 64
 ATTN_FA(64)
 ATTN_FA_OCC(64, 4)
+ATTN_FA_R32(64)
 #undef HD_
 #define HD_ 128
 ATTN_FA(128)
 ATTN_FA_OCC(128, 3)
+ATTN_FA_R32(128)
 #undef HD_
 
 // ---------------------------------------------------------------- attention variants (docs/cuda.md)

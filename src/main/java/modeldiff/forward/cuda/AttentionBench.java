@@ -13,9 +13,10 @@ import java.util.Locale;
 
 /**
  * Issue #18's attention timings ({@code CudaSelfTest attnbench}): the tensor-core attention at real shapes, the first
- * kernels (attention_tc*, v1) next to the current ones (attention_fa*, uncapped and _occ) on the same inputs in the
- * same process, with how far each output is from v1's (log-L2; the two differ only in the exp's last ulps and the
- * P roundings those flip) and whether _occ gives the uncapped kernel's bits. reference-impls/attn_bench.py times
+ * kernels (attention_tc*, v1) next to the current ones (attention_fa*, each form of the plain kernel: base, _occ,
+ * _r32) on the same inputs in the same process, with how far each output is from v1's (log-L2; they differ only in the
+ * exp's last ulps and the P roundings those flip) and whether each form gives base's bits (the same arithmetic in the
+ * same order per element: it should). reference-impls/attn_bench.py times
  * torch's scaled_dot_product_attention on the same shapes ({@link #SHAPES}).
  */
 final class AttentionBench {
@@ -67,12 +68,14 @@ final class AttentionBench {
         AttnArgs a = new AttnArgs(s.T(), s.heads(), s.kvHeads(), s.hd(), s.window(), (float) (1 / Math.sqrt(s.hd())), 0, 1f,
                 Float.NaN, true);
         double[] v1Out = null;
-        float[] faOut = null;
+        float[] baseOut = null;
         StringBuilder line = new StringBuilder(String.format("attention %-22s", s.key()));
         double v1Ms = 0;
-        for (String which : List.of("v1", "fa", "fa_occ")) {
+        List<String> runs = new java.util.ArrayList<>(List.of("v1"));
+        for (DeviceKernels.FaPlain form : DeviceKernels.FaPlain.values()) runs.add("fa_" + form.name().toLowerCase(Locale.ROOT));
+        for (String which : runs) {
             k.attention = which.equals("v1") ? AttentionVariant.TC_V1 : AttentionVariant.TC;
-            k.faOcc = which.equals("fa_occ");
+            if (!which.equals("v1")) k.faPlain = DeviceKernels.FaPlain.valueOf(which.substring(3).toUpperCase(Locale.ROOT));
             double ms = CudaSelfTest.time(() -> k.attentionTc(Act.of(o), qB, kB, vB, a), 20);
             float[] out = CudaRuntime.download(o, (int) nq);
             double tflops = s.flops() / (ms * 1e-3) / 1e12;
@@ -81,21 +84,21 @@ final class AttentionBench {
             if (which.equals("v1")) {
                 v1Ms = ms;
                 v1Out = toDouble(out);
-            } else {
-                double d = Metrics.logL2(v1Out, toDouble(out));
-                line.append(String.format(" (x%.2f v1; log-L2 vs v1 %.2f)", v1Ms / ms, d));
-                js.append(String.format("  \"%s_%s_log_l2_vs_v1\": %.3f,\n", s.key(), which, d));
-                if (which.equals("fa")) faOut = out;
-                else {
-                    boolean same = java.util.Arrays.equals(faOut, out);
-                    line.append(same ? " = fa bit for bit" : " DIFFERS from fa");
-                    js.append(String.format("  \"%s_fa_occ_identical_to_fa\": %s,\n", s.key(), same));
-                }
+                continue;
+            }
+            double d = Metrics.logL2(v1Out, toDouble(out));
+            line.append(String.format(" (x%.2f v1; log-L2 vs v1 %.2f)", v1Ms / ms, d));
+            js.append(String.format("  \"%s_%s_log_l2_vs_v1\": %.3f,\n", s.key(), which, d));
+            if (baseOut == null) baseOut = out;
+            else {
+                boolean same = java.util.Arrays.equals(baseOut, out);
+                line.append(same ? " = fa_base bit for bit" : " DIFFERS from fa_base");
+                js.append(String.format("  \"%s_%s_identical_to_fa_base\": %s,\n", s.key(), which, same));
             }
         }
         System.out.println(line);
         k.attention = DeviceKernels.defaultAttention();
-        k.faOcc = Boolean.getBoolean("modeldiff.cuda.faOcc");
+        k.faPlain = DeviceKernels.FaPlain.fromProperty();
         for (CUdeviceptr p : new CUdeviceptr[]{f, qB, kB, vB, o}) CudaRuntime.free(p);
     }
 

@@ -919,19 +919,25 @@ public final class CudaSelfTest {
         double tc = time(() -> k.attentionTc(new DeviceKernels.Act(o, oB), qB, kB, vB, args), 10);
         String p = d.equals("bf16") ? "" : d + "_";
         System.out.printf("attention %s T=%d 32/8 heads d128 causal: tensor cores (%s) %.3f ms (%.1f TFLOP/s)%n", d, T,
-                DeviceKernels.tcKernel(k.attention, k.fp16, k.faOcc, args).name(), tc, flops / (tc * 1e-3) / 1e12);
+                DeviceKernels.tcKernel(k.attention, k.fp16, k.faPlain, args).name(), tc, flops / (tc * 1e-3) / 1e12);
         js.append(String.format("  \"%sattention_tc_ms\": %.4f,\n  \"%sattention_tc_tflops\": %.2f,\n", p, tc, p, flops / (tc * 1e-3) / 1e12));
         if (k.attention == DeviceKernels.AttentionVariant.TC) {
             k.attention = DeviceKernels.AttentionVariant.TC_V1;
             double v1 = time(() -> k.attentionTc(new DeviceKernels.Act(o, oB), qB, kB, vB, args), 10);
             k.attention = DeviceKernels.AttentionVariant.TC;
-            k.faOcc = !k.faOcc;   // the other register budget of the plain kernel (_occ or not)
-            double other = time(() -> k.attentionTc(new DeviceKernels.Act(o, oB), qB, kB, vB, args), 10);
-            String otherName = DeviceKernels.tcKernel(k.attention, k.fp16, k.faOcc, args).name();
-            k.faOcc = !k.faOcc;
-            System.out.printf("attention %s T=%d: tensor cores v1 %.3f ms (%.1f TFLOP/s), %s %.3f ms (%.1f TFLOP/s)%n", d, T, v1,
-                    flops / (v1 * 1e-3) / 1e12, otherName, other, flops / (other * 1e-3) / 1e12);
-            js.append(String.format("  \"%sattention_tc_v1_ms\": %.4f,\n  \"%sattention_tc_other_occ_ms\": %.4f,\n", p, v1, p, other));
+            System.out.printf("attention %s T=%d: tensor cores v1 %.3f ms (%.1f TFLOP/s)%n", d, T, v1, flops / (v1 * 1e-3) / 1e12);
+            js.append(String.format("  \"%sattention_tc_v1_ms\": %.4f,\n", p, v1));
+            DeviceKernels.FaPlain saved = k.faPlain;
+            for (DeviceKernels.FaPlain f : DeviceKernels.FaPlain.values()) {   // the plain kernel's other forms
+                if (f == saved) continue;
+                k.faPlain = f;
+                double ms = time(() -> k.attentionTc(new DeviceKernels.Act(o, oB), qB, kB, vB, args), 10);
+                String key = f.name().toLowerCase(Locale.ROOT);
+                System.out.printf("attention %s T=%d: %s %.3f ms (%.1f TFLOP/s)%n", d, T,
+                        DeviceKernels.tcKernel(k.attention, k.fp16, f, args).name(), ms, flops / (ms * 1e-3) / 1e12);
+                js.append(String.format("  \"%sattention_tc_%s_ms\": %.4f,\n", p, key, ms));
+            }
+            k.faPlain = saved;
         }
         if (d.equals("bf16")) {
             double simt = time(() -> k.attention(o, q, kk, v, args), 3);

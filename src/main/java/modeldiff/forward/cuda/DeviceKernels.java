@@ -93,10 +93,33 @@ public final class DeviceKernels {
     /** The attention kernel used in bf16 mode when the head_dim allows it (else SIMT). */
     public AttentionVariant attention;
     /**
-     * Tensor-core attention at head_dim 64 / 128 without cap, divide, sinks or chunks: the register-capped _occ kernel
-     * (one more block per SM, a few spilled words) instead of the uncapped one (-Dmodeldiff.cuda.faOcc, default false).
+     * Which form of the plain tensor-core attention kernel runs at head_dim 64 / 128 (no cap, divide, sinks or chunks):
+     * -Dmodeldiff.cuda.faPlain=base|occ|r32, default base ({@link FaPlain}).
      */
-    public boolean faOcc = Boolean.getBoolean("modeldiff.cuda.faOcc");
+    public FaPlain faPlain = FaPlain.fromProperty();
+
+    /**
+     * The plain attention_fa kernel's forms at head_dim 64 / 128, the same arithmetic: BASE (registers uncapped, no
+     * spills), OCC (registers capped for one more block per SM, a few spilled words), R32 (32 query rows per warp, 128
+     * per block: each K/V fragment from shared memory feeds twice the MMAs; Q re-read from shared memory every tile).
+     * Which is fastest is measured (CudaSelfTest attnbench), not assumed; at other head_dims every form is BASE.
+     */
+    public enum FaPlain {
+        BASE("", 64), OCC("_occ", 64), R32("_r32", 128);
+
+        final String suffix;
+        /** Queries per block. */
+        final int rows;
+
+        FaPlain(String suffix, int rows) {
+            this.suffix = suffix;
+            this.rows = rows;
+        }
+
+        static FaPlain fromProperty() {
+            return valueOf(System.getProperty("modeldiff.cuda.faPlain", "base").toUpperCase(java.util.Locale.ROOT));
+        }
+    }
 
     public DeviceKernels(CudaRuntime rt) {
         this.rt = rt;
@@ -237,38 +260,40 @@ public final class DeviceKernels {
         return hd == 16 || hd == 32 || hd == 64 || hd == 128;
     }
 
-    /** A tensor-core attention launch: the kernel's name and its dynamic shared memory. */
-    record TcKernel(String name, int smem) {
+    /** A tensor-core attention launch: the kernel's name, its dynamic shared memory, queries per block. */
+    record TcKernel(String name, int smem, int rows) {
     }
 
     /**
-     * The tensor-core attention kernel for these arguments. TC (attention_faHD, 4 tiles of shared memory: Q borrows a
-     * K/V one): plain (scale, causal, window, GQA; rounding in the 16-bit mode), _occ the same with its registers
-     * capped (when {@code occ}, head_dim 64 / 128), or _gen (soft-cap, GPT-2's divide, sinks, chunks, or fp32 mode:
-     * everything compiled in). TC_V1 (attention_tcHD, 5 tiles): the first kernel, for comparisons; its sinks / chunks
-     * twins are gone, so such a launch runs attention_faHD_gen. _f16: fp16 operands.
+     * The tensor-core attention kernel for these arguments. TC (attention_faHD): plain (scale, causal, window, GQA;
+     * rounding in the 16-bit mode; at head_dim 64 / 128 in the form {@code plain}: _occ, _r32), or _gen (soft-cap,
+     * GPT-2's divide, sinks, chunks, or fp32 mode: everything compiled in). Shared memory: 4 K/V tiles of 64 rows (Q
+     * borrows one), R32 plus Q's 128 rows of its own. TC_V1 (attention_tcHD, 5 tiles): the first kernel, for
+     * comparisons; its sinks / chunks twins are gone, so such a launch runs attention_faHD_gen. _f16: fp16 operands.
      */
-    static TcKernel tcKernel(AttentionVariant v, boolean fp16, boolean occ, AttnArgs a) {
+    static TcKernel tcKernel(AttentionVariant v, boolean fp16, FaPlain plain, AttnArgs a) {
         int hd = a.headDim();
         if (!tcHeadDim(hd)) throw new IllegalArgumentException("tensor-core attention: head_dim " + hd + " not 16/32/64/128");
         boolean var = a.sinks() != null || a.chunk() > 0;
         String f16 = fp16 ? "_f16" : "";
-        if (v == AttentionVariant.TC_V1 && !var) return new TcKernel("attention_tc" + hd + f16, 5 * 64 * hd * 2 + 128);
+        int tile = 64 * hd * 2;
+        if (v == AttentionVariant.TC_V1 && !var) return new TcKernel("attention_tc" + hd + f16, 5 * tile + 128, 64);
         boolean gen = var || !a.bf() || a.divide() != 0 || cap(a) > 0f;
-        String kind = gen ? "_gen" : occ && hd >= 64 ? "_occ" : "";
-        return new TcKernel("attention_fa" + hd + kind + f16, 4 * 64 * hd * 2 + 128);
+        FaPlain form = gen || hd < 64 ? FaPlain.BASE : plain;
+        return new TcKernel("attention_fa" + hd + (gen ? "_gen" : form.suffix) + f16,
+                (4 + (form == FaPlain.R32 ? 2 : 0)) * tile + 128, form.rows);
     }
 
     /** Tensor-core attention over bf16 copies of q/k/v; out.f32() fp32, out.bf16() (may be null) the same as bf16. */
     public void attentionTc(Act out, CUdeviceptr qB, CUdeviceptr kB, CUdeviceptr vB, AttnArgs a) {
         if (a.T() == 0) return;
-        TcKernel kn = tcKernel(attention, fp16, faOcc, a);
+        TcKernel kn = tcKernel(attention, fp16, faPlain, a);
         if (attention != AttentionVariant.TC_V1 && !rt.has(kn.name())) {   // a module built before the fa kernels
             if (!warnedNoFa) System.err.println("[cuda] " + kn.name() + " not in the module: tensor-core attention v1");
             warnedNoFa = true;
-            kn = tcKernel(AttentionVariant.TC_V1, fp16, false, a);
+            kn = tcKernel(AttentionVariant.TC_V1, fp16, FaPlain.BASE, a);
         }
-        rt.launch(kn.name(), blocks(a.T(), 64), a.heads(), 128, kn.smem(), out.f32(), out.bf16(), qB, kB, vB, a.T(),
+        rt.launch(kn.name(), blocks(a.T(), kn.rows()), a.heads(), 128, kn.smem(), out.f32(), out.bf16(), qB, kB, vB, a.T(),
                 a.heads(), a.kvHeads(), a.window(), a.scale(), a.divide(), a.scaleDiv(), cap(a), mode(a.bf()), a.sinks(),
                 a.chunk(), a.pos0());
     }

@@ -156,14 +156,10 @@ public final class KernelChecks {
         // its own for them any more: DeviceKernels.tcKernel hands them to attention_fa*_gen)
         if (k.attention != DeviceKernels.AttentionVariant.TC_V1)
             for (Variant v : TC_VARIANTS) attentionTc(v.T, v.heads, v.kvHeads, v.hd, v.window, Float.NaN, false, v.extras(rnd));
-        if (k.attention == DeviceKernels.AttentionVariant.TC) {   // the register-capped plain kernels (_occ)
-            k.faOcc = !k.faOcc;
-            try {
-                for (int[] s : TC_OCC) attentionTc(s[0], s[1], s[2], s[3], s[4], Float.NaN, false);
-            } finally {
-                k.faOcc = !k.faOcc;
-            }
-        }
+        if (k.attention == DeviceKernels.AttentionVariant.TC)   // the plain kernel's other forms (_occ, _r32)
+            otherPlainForms(() -> {
+                for (int[] s : TC_PLAIN) attentionTc(s[0], s[1], s[2], s[3], s[4], Float.NaN, false);
+            });
     }
 
     /**
@@ -174,11 +170,29 @@ public final class KernelChecks {
     static final int[][] TC_EDGES = {{127, 4, 2, 128, 0}, {128, 2, 1, 128, 0}, {129, 4, 4, 128, 0}, {255, 2, 1, 128, 0},
             {257, 4, 2, 128, 0}, {255, 4, 2, 64, 0}, {300, 4, 2, 64, 100}, {600, 2, 1, 64, 200}, {257, 2, 1, 128, 70},
             {66, 2, 2, 32, 1}};
-    /** The _occ kernels' shapes: head_dim 64 and 128 only, plain (no cap, divide, sinks, chunks). */
-    static final int[][] TC_OCC = {{65, 4, 1, 128, 0}, {257, 4, 2, 128, 0}, {300, 4, 2, 64, 100}, {130, 4, 2, 64, 0},
-            {77, 2, 1, 128, 64}};
+    /**
+     * The plain kernel's other forms' shapes: head_dim 64 and 128 (no cap, divide, sinks, chunks), T around 64 and 128
+     * (_r32's block), windows whose edges fall inside interior tiles.
+     */
+    static final int[][] TC_PLAIN = {{65, 4, 1, 128, 0}, {127, 2, 1, 128, 0}, {128, 4, 2, 64, 0}, {129, 2, 2, 128, 0},
+            {257, 4, 2, 128, 0}, {300, 4, 2, 64, 100}, {130, 4, 2, 64, 0}, {77, 2, 1, 128, 64}, {600, 2, 1, 128, 200},
+            {1, 2, 1, 64, 0}};
 
-    /** The fp16 tensor-core checks (k.fp16 set): plain, soft-cap, sinks / chunks, the _occ kernels. */
+    /** Runs the checks once per form of the plain kernel other than the selected one, then restores it. */
+    private void otherPlainForms(Runnable checks) {
+        DeviceKernels.FaPlain saved = k.faPlain;
+        try {
+            for (DeviceKernels.FaPlain f : DeviceKernels.FaPlain.values()) {
+                if (f == saved) continue;
+                k.faPlain = f;
+                checks.run();
+            }
+        } finally {
+            k.faPlain = saved;
+        }
+    }
+
+    /** The fp16 tensor-core checks (k.fp16 set): plain, soft-cap, sinks / chunks, the plain kernel's other forms. */
     private void attentionTc16Checks() {
         for (int[] s : new int[][]{{1, 2, 1, 16, 0}, {63, 4, 2, 32, 0}, {65, 4, 1, 128, 0}, {130, 4, 2, 64, 0},
                 {200, 8, 2, 128, 0}, {150, 4, 2, 32, 50}, {100, 4, 4, 16, 7}, {257, 2, 1, 128, 0}, {300, 2, 1, 64, 100}})
@@ -186,20 +200,16 @@ public final class KernelChecks {
         attentionTc16(90, 4, 2, 32, 0, 5f, Extras.NONE);
         if (k.attention != DeviceKernels.AttentionVariant.TC_V1)
             for (Variant v : TC_VARIANTS) attentionTc16(v.T, v.heads, v.kvHeads, v.hd, v.window, Float.NaN, v.extras(rnd));
-        if (k.attention == DeviceKernels.AttentionVariant.TC) {
-            k.faOcc = !k.faOcc;
-            try {
-                for (int[] s : TC_OCC) attentionTc16(s[0], s[1], s[2], s[3], s[4], Float.NaN, Extras.NONE);
-            } finally {
-                k.faOcc = !k.faOcc;
-            }
-        }
+        if (k.attention == DeviceKernels.AttentionVariant.TC)
+            otherPlainForms(() -> {
+                for (int[] s : TC_PLAIN) attentionTc16(s[0], s[1], s[2], s[3], s[4], Float.NaN, Extras.NONE);
+            });
     }
 
-    /** The kernel a tensor-core check ran, for its result line: attn_tc (default), attn_tc_occ, attn_tc_v1. */
+    /** The kernel a tensor-core check ran, for its result line: attn_tc (default), attn_tc_occ / _r32, attn_tc_v1. */
     private String tcLabel() {
         if (k.attention == DeviceKernels.AttentionVariant.TC_V1) return "attn_tc_v1";
-        return k.faOcc ? "attn_tc_occ" : "attn_tc";
+        return "attn_tc" + k.faPlain.suffix;
     }
 
     /** An attention check with sinks (drawn per head when {@code sinks}) and/or chunks of {@code chunk} from pos0. */

@@ -3,6 +3,7 @@ package modeldiff.forward.cuda;
 import jcuda.driver.CUdeviceptr;
 import modeldiff.forward.cuda.DeviceKernels.AttentionVariant;
 import modeldiff.forward.cuda.DeviceKernels.AttnArgs;
+import modeldiff.forward.cuda.DeviceKernels.FaPlain;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 
@@ -32,7 +33,11 @@ class TcAttentionChoiceTest {
     }
 
     private static String name(AttentionVariant v, boolean fp16, boolean occ, AttnArgs a) {
-        return DeviceKernels.tcKernel(v, fp16, occ, a).name();
+        return name(v, fp16, occ ? FaPlain.OCC : FaPlain.BASE, a);
+    }
+
+    private static String name(AttentionVariant v, boolean fp16, FaPlain plain, AttnArgs a) {
+        return DeviceKernels.tcKernel(v, fp16, plain, a).name();
     }
 
     @Test
@@ -60,6 +65,21 @@ class TcAttentionChoiceTest {
         assertEquals("attention_fa128_gen", name(AttentionVariant.TC, false, true, args(128, 30f, 0, true, null, 0)));
     }
 
+    /** _r32 takes 128 queries per block and Q's own 128 rows of shared memory; other forms and v1 take 64. */
+    @Test
+    void rows32KernelsTakeTwiceTheQueriesPerBlock() {
+        DeviceKernels.TcKernel r = DeviceKernels.tcKernel(AttentionVariant.TC, false, FaPlain.R32, args(128, Float.NaN, 0, true, null, 0));
+        assertEquals("attention_fa128_r32", r.name());
+        assertEquals(128, r.rows());
+        DeviceKernels.TcKernel b = DeviceKernels.tcKernel(AttentionVariant.TC, false, FaPlain.BASE, args(128, Float.NaN, 0, true, null, 0));
+        assertEquals(64, b.rows());
+        assertEquals(128 * 128 * 2, r.smem() - b.smem());   // Q: 128 rows of 128 bf16
+        assertEquals("attention_fa64_r32_f16", name(AttentionVariant.TC, true, FaPlain.R32, args(64, Float.NaN, 0, true, null, 0)));
+        assertEquals("attention_fa32", name(AttentionVariant.TC, false, FaPlain.R32, args(32, Float.NaN, 0, true, null, 0)));
+        assertEquals(64, DeviceKernels.tcKernel(AttentionVariant.TC, false, FaPlain.R32, args(64, 3f, 0, true, null, 0)).rows());
+        assertEquals(FaPlain.BASE, FaPlain.fromProperty());
+    }
+
     @Test
     void v1RemainsSelectableAndHandsSinksAndChunksToTheGeneralKernel() {
         assertEquals("attention_tc128", name(AttentionVariant.TC_V1, false, false, args(128, Float.NaN, 0, true, null, 0)));
@@ -70,9 +90,9 @@ class TcAttentionChoiceTest {
 
     @Test
     void otherHeadDimsAreRefused() {
-        assertThrows(IllegalArgumentException.class, () -> DeviceKernels.tcKernel(AttentionVariant.TC, false, false,
+        assertThrows(IllegalArgumentException.class, () -> DeviceKernels.tcKernel(AttentionVariant.TC, false, FaPlain.BASE,
                 args(96, Float.NaN, 0, true, null, 0)));
-        assertThrows(IllegalArgumentException.class, () -> DeviceKernels.tcKernel(AttentionVariant.TC, false, false,
+        assertThrows(IllegalArgumentException.class, () -> DeviceKernels.tcKernel(AttentionVariant.TC, false, FaPlain.BASE,
                 args(256, Float.NaN, 0, true, null, 0)));
     }
 
@@ -90,7 +110,7 @@ class TcAttentionChoiceTest {
         int checked = 0;
         for (AttentionVariant v : new AttentionVariant[]{AttentionVariant.TC, AttentionVariant.TC_V1})
             for (boolean fp16 : new boolean[]{false, true})
-                for (boolean occ : new boolean[]{false, true})
+                for (FaPlain occ : FaPlain.values())
                     for (int hd : new int[]{16, 32, 64, 128})
                         for (AttnArgs a : new AttnArgs[]{args(hd, Float.NaN, 0, true, null, 0), args(hd, 5f, 0, true, null, 0),
                                 args(hd, Float.NaN, 3, true, null, 0), args(hd, Float.NaN, 0, true, SINKS, 0),
@@ -100,7 +120,7 @@ class TcAttentionChoiceTest {
                             assertTrue(k.smem() <= 227 * 1024, k.name() + ": " + k.smem() + " bytes of shared memory");
                             checked++;
                         }
-        assertEquals(2 * 2 * 2 * 4 * 6, checked);
+        assertEquals(2 * 2 * 3 * 4 * 6, checked);
     }
 
     /** The visible (query, key) pairs the bench's FLOP count uses, against counting them one by one. */
