@@ -3,8 +3,8 @@
 shapes `CudaSelfTest attnbench` times (AttentionBench.SHAPES: keep the two lists the same), with the same FLOP count
 (4 * head_dim * heads * visible (query, key) pairs; causal: T(T+1)/2 pairs; window w: sum over t of min(t + 1, w)).
 
-Causal shapes use is_causal=True with enable_gqa=True (flash backend where torch picks it; the backend torch chose is
-recorded). The sliding-window shape needs an explicit boolean mask, which rules out the flash backend: its time is
+Causal shapes use is_causal=True with enable_gqa=True, timed with torch's own backend choice; `_backend` records the
+first backend, in the order flash, efficient, cudnn, math, that accepts the inputs (a hint: torch's choice may differ). The sliding-window shape needs an explicit boolean mask, which rules out the flash backend: its time is
 torch's best with a mask, not FlashAttention's, and is labelled so. Inputs: standard normal q / k / v of layout
 [1, heads, T, head_dim] (what sdpa takes); the numbers do not depend on the values.
 
