@@ -16,7 +16,8 @@ import java.util.Locale;
  * kernels (attention_tc*, v1) next to the current ones (attention_fa*, each form of the plain kernel: base, _occ,
  * _r32) on the same inputs in the same process, with how far each output is from v1's (log-L2; they differ only in the
  * exp's last ulps and the P roundings those flip) and whether each form gives base's bits (the same arithmetic in the
- * same order per element: it should). reference-impls/attn_bench.py times
+ * same order per element: it should, except _r32 with a window, whose key tiles start elsewhere; KernelChecks
+ * .plainFormsIdentical). reference-impls/attn_bench.py times
  * torch's scaled_dot_product_attention on the same shapes ({@link #SHAPES}).
  */
 final class AttentionBench {

@@ -94,7 +94,7 @@ public final class DeviceKernels {
     public AttentionVariant attention;
     /**
      * Which form of the plain tensor-core attention kernel runs at head_dim 64 / 128 (no cap, divide, sinks or chunks):
-     * -Dmodeldiff.cuda.faPlain=base|occ|r32, default base ({@link FaPlain}).
+     * -Dmodeldiff.cuda.faPlain=auto|base|occ|r32 ({@link FaPlain}); null = auto, the default ({@link FaPlain#auto}).
      */
     public FaPlain faPlain = FaPlain.fromProperty();
 
@@ -116,8 +116,18 @@ public final class DeviceKernels {
             this.rows = rows;
         }
 
+        /** -Dmodeldiff.cuda.faPlain; null for auto (the default). */
         static FaPlain fromProperty() {
-            return valueOf(System.getProperty("modeldiff.cuda.faPlain", "base").toUpperCase(java.util.Locale.ROOT));
+            String p = System.getProperty("modeldiff.cuda.faPlain", "auto").toUpperCase(java.util.Locale.ROOT);
+            return p.equals("AUTO") ? null : valueOf(p);
+        }
+
+        /**
+         * Until the GPU has timed them: the form with no spilled registers and the most blocks per SM (ptxas, nvcc 13.0,
+         * docs/cuda.md): OCC at head_dim 64 (128 registers, no spills, 4 blocks), BASE elsewhere (at 128, OCC spills).
+         */
+        static FaPlain auto(int hd) {
+            return hd == 64 ? OCC : BASE;
         }
     }
 
@@ -266,7 +276,7 @@ public final class DeviceKernels {
 
     /**
      * The tensor-core attention kernel for these arguments. TC (attention_faHD): plain (scale, causal, window, GQA;
-     * rounding in the 16-bit mode; at head_dim 64 / 128 in the form {@code plain}: _occ, _r32), or _gen (soft-cap,
+     * rounding in the 16-bit mode; at head_dim 64 / 128 in the form {@code plain}, null = auto: _occ, _r32), or _gen (soft-cap,
      * GPT-2's divide, sinks, chunks, or fp32 mode: everything compiled in). Shared memory: 4 K/V tiles of 64 rows (Q
      * borrows one), R32 plus Q's 128 rows of its own. TC_V1 (attention_tcHD, 5 tiles): the first kernel, for
      * comparisons; its sinks / chunks twins are gone, so such a launch runs attention_faHD_gen. _f16: fp16 operands.
@@ -279,7 +289,7 @@ public final class DeviceKernels {
         int tile = 64 * hd * 2;
         if (v == AttentionVariant.TC_V1 && !var) return new TcKernel("attention_tc" + hd + f16, 5 * tile + 128, 64);
         boolean gen = var || !a.bf() || a.divide() != 0 || cap(a) > 0f;
-        FaPlain form = gen || hd < 64 ? FaPlain.BASE : plain;
+        FaPlain form = gen || hd < 64 ? FaPlain.BASE : plain == null ? FaPlain.auto(hd) : plain;
         return new TcKernel("attention_fa" + hd + (gen ? "_gen" : form.suffix) + f16,
                 (4 + (form == FaPlain.R32 ? 2 : 0)) * tile + 128, form.rows);
     }

@@ -156,10 +156,47 @@ public final class KernelChecks {
         // its own for them any more: DeviceKernels.tcKernel hands them to attention_fa*_gen)
         if (k.attention != DeviceKernels.AttentionVariant.TC_V1)
             for (Variant v : TC_VARIANTS) attentionTc(v.T, v.heads, v.kvHeads, v.hd, v.window, Float.NaN, false, v.extras(rnd));
-        if (k.attention == DeviceKernels.AttentionVariant.TC)   // the plain kernel's other forms (_occ, _r32)
+        if (k.attention == DeviceKernels.AttentionVariant.TC) {   // the plain kernel's other forms (_occ, _r32)
             otherPlainForms(() -> {
                 for (int[] s : TC_PLAIN) attentionTc(s[0], s[1], s[2], s[3], s[4], Float.NaN, false);
             });
+            for (int[] s : TC_SAME_BITS) plainFormsIdentical(s[0], s[1], s[2], s[3], s[4]);
+        }
+    }
+
+    /** Shapes at which every form of the plain kernel must give base's bits (bf16 / fp16 mode, as the forward runs). */
+    static final int[][] TC_SAME_BITS = {{257, 4, 2, 128, 0}, {127, 2, 1, 128, 0}, {300, 4, 2, 64, 0}, {129, 2, 2, 64, 0},
+            {300, 4, 2, 64, 100}, {200, 2, 1, 128, 70}};
+
+    /**
+     * The forms of the plain kernel (_occ, _r32) against base on the same inputs in 16-bit mode, bit for bit: each output
+     * element is the same arithmetic in the same order (same K/V tiles, same MMA k-order) — except _r32 with a window,
+     * whose 128-query blocks start their key tiles elsewhere (q0 − window + 1 of the larger block), so the online
+     * softmax rescales at other keys: not compared there.
+     */
+    private void plainFormsIdentical(int T, int heads, int kvHeads, int hd, int window) {
+        boolean fp16 = k.fp16;
+        float[] q = randn16(T * heads * hd, 1, fp16), kk = randn16(T * kvHeads * hd, 1, fp16), v = randn16(T * kvHeads * hd, 1, fp16);
+        CUdeviceptr dq = CudaRuntime.upload(bits16(q, fp16)), dk = CudaRuntime.upload(bits16(kk, fp16)), dv = CudaRuntime.upload(bits16(v, fp16));
+        AttnArgs a = new AttnArgs(T, heads, kvHeads, hd, window, (float) (1 / Math.sqrt(hd)), 0, 1f, Float.NaN, true);
+        String shape = "T" + T + " h" + heads + "/" + kvHeads + " d" + hd + " win " + window + (fp16 ? " fp16" : " bf16");
+        int n = T * heads * hd;
+        DeviceKernels.FaPlain saved = k.faPlain;
+        try (Guarded base = new Guarded(n, null)) {
+            k.faPlain = DeviceKernels.FaPlain.BASE;
+            k.attentionTc(Act.of(base.ptr), dq, dk, dv, a);
+            for (DeviceKernels.FaPlain f : DeviceKernels.FaPlain.values()) {
+                if (f == DeviceKernels.FaPlain.BASE || f == DeviceKernels.FaPlain.R32 && window > 0) continue;
+                try (Guarded form = new Guarded(n, null)) {
+                    k.faPlain = f;
+                    k.attentionTc(Act.of(form.ptr), dq, dk, dv, a);
+                    checkRounded("attn_tc" + f.suffix, shape + " vs base", base, form, modeldiff.numeric.Precision.FP32);
+                }
+            }
+        } finally {
+            k.faPlain = saved;
+        }
+        for (CUdeviceptr p : new CUdeviceptr[]{dq, dk, dv}) CudaRuntime.free(p);
     }
 
     /**
@@ -178,7 +215,7 @@ public final class KernelChecks {
             {257, 4, 2, 128, 0}, {300, 4, 2, 64, 100}, {130, 4, 2, 64, 0}, {77, 2, 1, 128, 64}, {600, 2, 1, 128, 200},
             {1, 2, 1, 64, 0}};
 
-    /** Runs the checks once per form of the plain kernel other than the selected one, then restores it. */
+    /** Runs the checks once per form of the plain kernel other than the selected one (all three under auto), then restores it. */
     private void otherPlainForms(Runnable checks) {
         DeviceKernels.FaPlain saved = k.faPlain;
         try {
@@ -200,16 +237,18 @@ public final class KernelChecks {
         attentionTc16(90, 4, 2, 32, 0, 5f, Extras.NONE);
         if (k.attention != DeviceKernels.AttentionVariant.TC_V1)
             for (Variant v : TC_VARIANTS) attentionTc16(v.T, v.heads, v.kvHeads, v.hd, v.window, Float.NaN, v.extras(rnd));
-        if (k.attention == DeviceKernels.AttentionVariant.TC)
+        if (k.attention == DeviceKernels.AttentionVariant.TC) {
             otherPlainForms(() -> {
                 for (int[] s : TC_PLAIN) attentionTc16(s[0], s[1], s[2], s[3], s[4], Float.NaN, Extras.NONE);
             });
+            for (int[] s : TC_SAME_BITS) plainFormsIdentical(s[0], s[1], s[2], s[3], s[4]);
+        }
     }
 
     /** The kernel a tensor-core check ran, for its result line: attn_tc (default), attn_tc_occ / _r32, attn_tc_v1. */
     private String tcLabel() {
         if (k.attention == DeviceKernels.AttentionVariant.TC_V1) return "attn_tc_v1";
-        return "attn_tc" + k.faPlain.suffix;
+        return "attn_tc" + (k.faPlain == null ? "" : k.faPlain.suffix);
     }
 
     /** An attention check with sinks (drawn per head when {@code sinks}) and/or chunks of {@code chunk} from pos0. */

@@ -77,7 +77,11 @@ class TcAttentionChoiceTest {
         assertEquals("attention_fa64_r32_f16", name(AttentionVariant.TC, true, FaPlain.R32, args(64, Float.NaN, 0, true, null, 0)));
         assertEquals("attention_fa32", name(AttentionVariant.TC, false, FaPlain.R32, args(32, Float.NaN, 0, true, null, 0)));
         assertEquals(64, DeviceKernels.tcKernel(AttentionVariant.TC, false, FaPlain.R32, args(64, 3f, 0, true, null, 0)).rows());
-        assertEquals(FaPlain.BASE, FaPlain.fromProperty());
+        assertEquals(null, FaPlain.fromProperty());   // auto
+        assertEquals("attention_fa64_occ", name(AttentionVariant.TC, false, (FaPlain) null, args(64, Float.NaN, 0, true, null, 0)));
+        assertEquals("attention_fa128", name(AttentionVariant.TC, false, (FaPlain) null, args(128, Float.NaN, 0, true, null, 0)));
+        assertEquals("attention_fa32", name(AttentionVariant.TC, false, (FaPlain) null, args(32, Float.NaN, 0, true, null, 0)));
+        assertEquals("attention_fa64_gen", name(AttentionVariant.TC, false, (FaPlain) null, args(64, 5f, 0, true, null, 0)));
     }
 
     @Test
