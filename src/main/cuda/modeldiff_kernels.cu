@@ -988,10 +988,13 @@ __device__ __forceinline__ void attn_fa_impl(float* out, E* outB, const E* q, co
                     s[mi][j][e] = p;
                     lrow[mi][e >> 1] += p;
                 }
+            // rescale O only where some row's max moved (a factor of exactly 1 changes no bit: skipping it is exact)
+            if (!__all_sync(0xffffffffu, corr[mi][0] == 1.f && corr[mi][1] == 1.f)) {
 #pragma unroll
-            for (int n = 0; n < ND; n++) {
-                o[mi][n][0] *= corr[mi][0]; o[mi][n][1] *= corr[mi][0];
-                o[mi][n][2] *= corr[mi][1]; o[mi][n][3] *= corr[mi][1];
+                for (int n = 0; n < ND; n++) {
+                    o[mi][n][0] *= corr[mi][0]; o[mi][n][1] *= corr[mi][0];
+                    o[mi][n][2] *= corr[mi][1]; o[mi][n][3] *= corr[mi][1];
+                }
             }
         }
 #pragma unroll
@@ -1054,7 +1057,7 @@ __device__ __forceinline__ void attn_fa_impl(float* out, E* outB, const E* q, co
 // attention_faHD: plain (scale, causal, window, GQA), rounding in the 16-bit mode; _gen: soft-cap, divide, sinks,
 // chunks compiled in and the rounding mode taken from bf (fp32 mode included); _f16: fp16 operands. _occ (head_dim 64 /
 // 128): the plain kernel with its registers capped for one more block per SM (ptxas, nvcc 13.0, sm_90a: attention_fa128
-// 215 registers, no spills, 2 blocks per SM; _occ 168 registers, 36 bytes spilled, 3 blocks; attention_fa64 150 / _occ
+// 203 registers, no spills, 2 blocks per SM; _occ 168 registers, 24 bytes spilled, 3 blocks; attention_fa64 149 / _occ
 // 128 without spills, 3 / 4 blocks; docs/cuda.md): which is faster is for the GPU to say (-Dmodeldiff.cuda.faPlain).
 #define ATTN_FA(HD)                                                                                                    \
     ATTN_FA_ONE(attention_fa##HD, bf16, 1, 0, 1)                                                                       \
