@@ -861,7 +861,7 @@ __device__ __forceinline__ void attn_fa_impl(float* out, E* outB, const E* q, co
             lrow[mi][r] = 0.f;
             if (VAR && sinks) {   // the sink's exp(sink − max) term, once per row (lanes 4i hold it; the row sum adds lanes)
                 mrow[mi][r] = sinks[h];
-                mlg[mi][r] = sinks[h] * LOG2E;
+                mlg[mi][r] = __fmul_rn(sinks[h], LOG2E);
                 lrow[mi][r] = (lane & 3) == 0 ? 1.f : 0.f;
             }
             int t = tRow[mi] + r * 8;
@@ -973,8 +973,9 @@ __device__ __forceinline__ void attn_fa_impl(float* out, E* outB, const E* q, co
             for (int r = 0; r < 2; r++) {
                 mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
                 mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
-                float ml = mx[r] == -INFINITY ? 0.f : mx[r] * LOG2E;   // no key yet: any finite base (every p is 0)
-                corr[mi][r] = mlg[mi][r] == ml ? 1.f : ex2_approx(mlg[mi][r] - ml);   // exactly 1 when the max stays; 0 from −inf
+                // m' rounded once and used as is (_rn: no contraction into an FMA), so p and the factor share one base
+                float ml = mx[r] == -INFINITY ? 0.f : __fmul_rn(mx[r], LOG2E);   // no key yet: any finite base (p = 0)
+                corr[mi][r] = mlg[mi][r] == ml ? 1.f : ex2_approx(__fsub_rn(mlg[mi][r], ml));   // 1 if the max stays; 0 from −inf
                 nb[r] = -ml;
                 mrow[mi][r] = mx[r];
                 mlg[mi][r] = mx[r] == -INFINITY ? -INFINITY : ml;
@@ -1057,8 +1058,9 @@ __device__ __forceinline__ void attn_fa_impl(float* out, E* outB, const E* q, co
 // attention_faHD: plain (scale, causal, window, GQA), rounding in the 16-bit mode; _gen: soft-cap, divide, sinks,
 // chunks compiled in and the rounding mode taken from bf (fp32 mode included); _f16: fp16 operands. _occ (head_dim 64 /
 // 128): the plain kernel with its registers capped for one more block per SM (ptxas, nvcc 13.0, sm_90a: attention_fa128
-// 203 registers, no spills, 2 blocks per SM; _occ 168 registers, 24 bytes spilled, 3 blocks; attention_fa64 149 / _occ
-// 128 without spills, 3 / 4 blocks; docs/cuda.md): which is faster is for the GPU to say (-Dmodeldiff.cuda.faPlain).
+// 203 registers, no spills, 2 blocks per SM; _occ 168 registers, 20 bytes spilled, 3 blocks; attention_fa64 155 / _occ
+// 128 without spills (fp16: 40 bytes), 3 / 4 blocks; docs/cuda.md): which is faster is for the GPU to say
+// (-Dmodeldiff.cuda.faPlain).
 #define ATTN_FA(HD)                                                                                                    \
     ATTN_FA_ONE(attention_fa##HD, bf16, 1, 0, 1)                                                                       \
     ATTN_FA_ONE(attention_fa##HD##_gen, bf16, -1, FA_CAPDIV | FA_VAR, 1)                                               \

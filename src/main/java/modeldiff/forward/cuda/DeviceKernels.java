@@ -124,7 +124,8 @@ public final class DeviceKernels {
 
         /**
          * Until the GPU has timed them: the form with no spilled registers and the most blocks per SM (ptxas, nvcc 13.0,
-         * docs/cuda.md): OCC at head_dim 64 (128 registers, no spills, 4 blocks), BASE elsewhere (at 128, OCC spills).
+         * docs/cuda.md): OCC at head_dim 64 (128 registers, 4 blocks; no spills in bf16, 40 bytes in fp16), BASE elsewhere
+         * (at 128, OCC spills).
          */
         static FaPlain auto(int hd) {
             return hd == 64 ? OCC : BASE;
