@@ -123,12 +123,13 @@ public final class DeviceKernels {
         }
 
         /**
-         * Until the GPU has timed them: the form with no spilled registers and the most blocks per SM (ptxas, nvcc 13.0,
-         * docs/cuda.md): OCC at head_dim 64 (128 registers, 4 blocks; no spills in bf16, 40 bytes in fp16), BASE elsewhere
-         * (at 128, OCC spills).
+         * OCC at head_dim 64 and 128, as timed (CudaSelfTest attnbench on an H100 80GB HBM3, 2026-12-06,
+         * docs/gpu-runs/2026-12-06-d/fa): the fastest or within 1 % of it at every causal shape but T = 4096 / hd 128,
+         * where R32 was 8 % faster (0.625 vs 0.676 ms); at T = 2048 / hd 128, 0.210 ms vs BASE 0.217 and R32 0.209.
+         * Its 20 spilled bytes at hd 128 (ptxas) cost less than the third block per SM gains.
          */
         static FaPlain auto(int hd) {
-            return hd == 64 ? OCC : BASE;
+            return OCC;
         }
     }
 
