@@ -108,3 +108,101 @@ extern "C" __global__ void __launch_bounds__(256, 1) gemm_wgmma_f16(float* C, co
         const float* bias, int M, int N, int K, int bf, float* part, int ktPer, float* res) {
     gemm_wgmma_impl<__half>(C, A, W, bias, M, N, K, bf, part, ktPer, res);
 }
+
+// ---- gemm_wgmma_ws: the same product, warp-specialised (issue #18) -------------------------------------------------
+// 384 threads: warpgroup 0 the producer (cp.async of the A and W tiles into a WS_ST-stage ring, the same 128B-swizzled
+// K-major layout load_tile64 writes for gemm_wgmma), warpgroups 1 and 2 the consumers (64 rows × 256 columns each, as
+// gemm_wgmma's two warpgroups). No block-wide barrier in the main loop: per stage a "full" mbarrier (expected count =
+// the 128 producer threads; each thread's cp.async.mbarrier.arrive.noinc fires once its copies of the stage landed) and
+// an "empty" one (expected count = the 8 consumer warps; a warp arrives once wgmma.wait_group says the wgmma group that
+// read the stage is done). setmaxnreg moves registers from the producer (40) to the consumers (232): 128·40 + 256·232
+// = 64512 of the 65536. Same arguments, epilogue, zero-fill and split-K as gemm_wgmma (DeviceKernels switches by name).
+#define WS_ST 4
+#define WS_THREADS 384
+__device__ __forceinline__ void mbar_init(unsigned bar, unsigned count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(unsigned bar) {
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+}
+// One arrive on bar once every cp.async this thread issued so far has landed (.noinc: counted in the expected count).
+__device__ __forceinline__ void mbar_cp_async_arrive(unsigned bar) {
+    asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(bar) : "memory");
+}
+// Blocks until the barrier's phase of this parity has completed (acquire: the data it guards is visible after it).
+__device__ __forceinline__ void mbar_wait(unsigned bar, unsigned parity) {
+    unsigned done;
+    do {
+        asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+                     : "=r"(done) : "r"(bar), "r"(parity) : "memory");
+    } while (!done);
+}
+template <typename T>
+__device__ __forceinline__ void gemm_wgmma_ws_impl(float* C, const T* A, const T* W, const float* bias, int M, int N, int K,
+                                                   int bf, float* part, int ktPer, float* res) {
+    extern __shared__ unsigned char wg_smem[];
+    const unsigned STAGE = (WG_BM + WG_BN) * 128;
+    unsigned sb = (smem_u32(wg_smem) + 1023u) & ~1023u;
+    unsigned full = sb + WS_ST * STAGE, empty = full + WS_ST * 8;   // WS_ST mbarriers each, 8 bytes apiece
+    int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, wg = warp >> 2;
+    int m0 = blockIdx.x * WG_BM, n0 = blockIdx.y * WG_BN;
+    int KTall = (K + 63) / 64, kt0 = part ? blockIdx.z * ktPer : 0;
+    int KT = part ? max(0, min(KTall, kt0 + ktPer) - kt0) : KTall;
+    if (tid == 0) {
+        for (int s = 0; s < WS_ST; s++) {
+            mbar_init(full + s * 8, 128);
+            mbar_init(empty + s * 8, 8);
+        }
+    }
+    __syncthreads();   // the barriers' initialisation is visible to every thread (the last block-wide barrier)
+    if (wg == 0) {
+        asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n" ::: "memory");
+        const T* A0 = A + kt0 * 64;   // as gemm_wgmma: the split's first column, row stride K, zero beyond Kend
+        const T* W0 = W + kt0 * 64;
+        int Kend = K - kt0 * 64;
+        for (int kt = 0; kt < KT; kt++) {
+            int s = kt % WS_ST, round = kt / WS_ST;
+            if (round > 0) mbar_wait(empty + s * 8, (round - 1) & 1);   // the consumers are done with its last use
+            unsigned st = sb + s * STAGE;
+            load_tile64<WG_BM, 128>(st, A0, m0, M, kt * 64, Kend, K, tid);
+            load_tile64<WG_BN, 128>(st + WG_BM * 128, W0, n0, N, kt * 64, Kend, K, tid);
+            mbar_cp_async_arrive(full + s * 8);
+        }
+        cp_async_wait<0>();   // nothing of ours still in flight when the warp exits
+        return;
+    }
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n" ::: "memory");
+    int cw = wg - 1;   // consumer warpgroup: rows cw·64 .. cw·64 + 63 of the block tile
+    float d[128];
+#pragma unroll
+    for (int i = 0; i < 128; i++) d[i] = 0.f;
+    unsigned s = 0, phase = 0;   // the stage of kt and the parity of its "full" phase, stepped without a division
+    for (int kt = 0; kt < KT; kt++) {
+        mbar_wait(full + s * 8, phase);
+        // the stage was written through the generic proxy (cp.async); wgmma reads it through the async proxy
+        asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+        unsigned As = sb + s * STAGE + cw * 64 * 128, Bs = sb + s * STAGE + WG_BM * 128;
+        wg_fence();
+#pragma unroll
+        for (int kk = 0; kk < 4; kk++) wgmma256<T>(d, wg_desc(As + kk * 32), wg_desc(Bs + kk * 32));
+        wg_commit();
+        wg_wait<1>();   // the group of kt - 1 is done: its stage goes back to the producer
+        __syncwarp();
+        if (kt > 0 && lane == 0) mbar_arrive(empty + (s == 0 ? WS_ST - 1 : s - 1) * 8);
+        if (++s == WS_ST) s = 0, phase ^= 1;
+    }
+    wg_wait<0>();
+    int row = m0 + cw * 64 + (warp & 3) * 16 + (lane >> 2), c0 = n0 + (lane & 3) * 2;
+    if (part) wg_epilogue<0>(part + (long long)blockIdx.z * M * N, nullptr, M, N, row, c0, d, nullptr);
+    else if (bf == 1) wg_epilogue<1>(C, bias, M, N, row, c0, d, res);
+    else if (bf == 2) wg_epilogue<2>(C, bias, M, N, row, c0, d, res);
+    else wg_epilogue<0>(C, bias, M, N, row, c0, d, res);
+}
+extern "C" __global__ void __launch_bounds__(WS_THREADS, 1) gemm_wgmma_ws(float* C, const bf16* A, const bf16* W,
+        const float* bias, int M, int N, int K, int bf, float* part, int ktPer, float* res) {
+    gemm_wgmma_ws_impl<bf16>(C, A, W, bias, M, N, K, bf, part, ktPer, res);
+}
+extern "C" __global__ void __launch_bounds__(WS_THREADS, 1) gemm_wgmma_ws_f16(float* C, const __half* A, const __half* W,
+        const float* bias, int M, int N, int K, int bf, float* part, int ktPer, float* res) {
+    gemm_wgmma_ws_impl<__half>(C, A, W, bias, M, N, K, bf, part, ktPer, res);
+}
