@@ -158,6 +158,8 @@ public final class CudaPass implements ForwardPass {
 
     /** Test hook: the attention kernel (null: -Dmodeldiff.cuda.attention, default tc). */
     DeviceKernels.AttentionVariant attention;
+    /** The GEMM kernel, when not the default ({@link DeviceKernels#defaultGemm}): the self-test's gemm_wgmma_ws run. */
+    DeviceKernels.GemmVariant gemm;
 
     /** The device list property: comma-separated CUDA ordinals the layers may be spread over (issue #18). */
     public static final String DEVICES = "modeldiff.cuda.devices";
@@ -580,6 +582,7 @@ public final class CudaPass implements ForwardPass {
             this.mk = new MoeKernels(rt);
             k.fp16 = dm.fp16;
             if (attention != null) k.attention = attention;
+            if (gemm != null) k.gemm = gemm;
             this.ws = ws;
             this.pc = ws.copier;
             this.teacher = teacher;

@@ -94,6 +94,12 @@ public final class CudaSelfTest {
                     : kc.gemmOnly(DeviceKernels.GemmVariant.valueOf(args[1].toUpperCase(Locale.ROOT)));
             KernelChecks.print(rs, System.out::println);
             ok = rs.stream().allMatch(KernelChecks.Result::ok);
+        } else if (mode.equals("wgmmacheck")) {   // every check of gemm_wgmma and gemm_wgmma_ws (issue #18)
+            List<KernelChecks.Result> rs = new KernelChecks(rt).wgmmaOnly();
+            KernelChecks.print(rs, System.out::println);
+            long bad = rs.stream().filter(r -> !r.ok()).count();
+            System.out.println("wgmma checks: " + (rs.size() - bad) + "/" + rs.size() + " ok");
+            ok = bad == 0;
         } else if (mode.equals("fp16check")) {
             List<KernelChecks.Result> rs = new KernelChecks(rt).fp16AndSplitKOnly();
             KernelChecks.print(rs, System.out::println);
@@ -178,6 +184,21 @@ public final class CudaSelfTest {
         return ok;
     }
 
+    /**
+     * Where the default GEMM is gemm_wgmma and gemm_wgmma_ws loaded: the bf16 pass with gemm_wgmma_ws must give b16's
+     * bits at every probe (the same wgmma instructions on the same tiles in the same K order; issue #18).
+     */
+    private static boolean wsMatches(Model model, ForwardInput in, Trace b16, PrintStream out, String name) {
+        CudaRuntime rt = CudaRuntime.get();
+        if (DeviceKernels.defaultGemm(rt) != DeviceKernels.GemmVariant.WGMMA || !rt.has("gemm_wgmma_ws")
+                || Boolean.getBoolean("modeldiff.cuda.skipWgmmaChecks")) return true;
+        CudaPass ws = new CudaPass(true, Fixes.NONE);
+        ws.gemm = DeviceKernels.GemmVariant.WGMMA_WS;
+        boolean same = identical(b16, ws.run(model, in, ProbeLevel.ALL), out, name + " bf16 gemm_wgmma_ws");
+        if (same) out.println("  " + name + " bf16 gemm_wgmma_ws: the same bits as gemm_wgmma at every probe");
+        return same;
+    }
+
     private static boolean freeRun(Path root, String name, Model model, ForwardInput in, Trace ref, Trace low, Trace hf, PrintStream out)
             throws IOException {
         Trace f32 = new CudaPass(false, Fixes.NONE).run(model, in, ProbeLevel.ALL);
@@ -204,6 +225,7 @@ public final class CudaSelfTest {
             CudaPass fused = new CudaPass(true, Fixes.NONE);
             fused.fuseResidual = true;   // the residual add in the GEMM epilogue: the same values at every probe
             famOk &= identical(b16, fused.run(model, in, ProbeLevel.ALL), out, name + " bf16 fused residual");
+            famOk &= wsMatches(model, in, b16, out, name);
         }
         if (model.config.moe == null) {
             fp16Row = fp16Family(root, name, model, in, ref, out);
@@ -782,6 +804,7 @@ public final class CudaSelfTest {
                 + "\",\n  \"split_k_default\": \"" + k.splitK.mode() + "\",\n  \"cuda_graphs_default\": " + CudaGraph.enabled() + ",\n");
         List<DeviceKernels.GemmVariant> variants = new ArrayList<>();
         if (rt.has("gemm_wgmma") && !Boolean.getBoolean("modeldiff.cuda.skipWgmmaChecks")) variants.add(DeviceKernels.GemmVariant.WGMMA);
+        if (rt.has("gemm_wgmma_ws") && !Boolean.getBoolean("modeldiff.cuda.skipWgmmaChecks")) variants.add(DeviceKernels.GemmVariant.WGMMA_WS);
         variants.add(DeviceKernels.GemmVariant.MMA);
         variants.add(DeviceKernels.GemmVariant.WMMA);
         SplitK splitDefault = k.splitK;

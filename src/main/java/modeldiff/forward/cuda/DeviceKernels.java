@@ -13,8 +13,11 @@ import jcuda.driver.CUdeviceptr;
 public final class DeviceKernels {
     private final CudaRuntime rt;
 
-    /** bf16 GEMM kernels: wgmma (sm_90a module), mma.sync, and the first wmma one (fp32 A, any K). */
-    public enum GemmVariant { WGMMA, MMA, WMMA }
+    /**
+     * bf16 GEMM kernels: wgmma (sm_90a module), its warp-specialised twin wgmma_ws (same module, opt-in: a producer
+     * warpgroup and mbarriers instead of a block-wide barrier per K tile), mma.sync, and the first wmma one (fp32 A, any K).
+     */
+    public enum GemmVariant { WGMMA, WGMMA_WS, MMA, WMMA }
 
     /**
      * Attention kernels: tensor cores (bf16 mode, head_dim 16/32/64/128; TC the attention_fa* kernels, TC_V1 the first
@@ -144,11 +147,27 @@ public final class DeviceKernels {
         return AttentionVariant.valueOf(System.getProperty("modeldiff.cuda.attention", "tc").toUpperCase(java.util.Locale.ROOT));
     }
 
-    /** -Dmodeldiff.cuda.gemm=wgmma|mma|wmma; default wgmma where its module loaded, else mma. */
+    /** -Dmodeldiff.cuda.gemm=wgmma|wgmma_ws|mma|wmma; default wgmma where its module loaded, else mma. */
     public static GemmVariant defaultGemm(CudaRuntime rt) {
-        String p = System.getProperty("modeldiff.cuda.gemm", "auto").toUpperCase(java.util.Locale.ROOT);
-        if (!p.equals("AUTO")) return GemmVariant.valueOf(p);
-        return rt.has("gemm_wgmma") ? GemmVariant.WGMMA : GemmVariant.MMA;
+        return resolveGemm(System.getProperty("modeldiff.cuda.gemm", "auto"), rt::has);
+    }
+
+    /**
+     * The GEMM kernel named by {@code prop} (auto, wgmma, wgmma_ws, mma, wmma; any case), given which kernels loaded.
+     * auto: wgmma where the sm_90a module loaded, else mma. wgmma_ws without that module: the same fallback as auto
+     * (the kernel is opt-in; a box without sm_90a still runs). Anything else is an IllegalArgumentException naming it.
+     */
+    static GemmVariant resolveGemm(String prop, java.util.function.Predicate<String> has) {
+        String p = prop.trim().toUpperCase(java.util.Locale.ROOT);
+        GemmVariant auto = has.test("gemm_wgmma") ? GemmVariant.WGMMA : GemmVariant.MMA;
+        if (p.equals("AUTO")) return auto;
+        GemmVariant g;
+        try {
+            g = GemmVariant.valueOf(p);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("modeldiff.cuda.gemm must be auto, wgmma, wgmma_ws, mma or wmma, got '" + prop + "'");
+        }
+        return g == GemmVariant.WGMMA_WS && !has.test("gemm_wgmma_ws") ? auto : g;
     }
 
     private static int blocks(long n, int per) {
@@ -198,6 +217,25 @@ public final class DeviceKernels {
 
     static final int TC_SMEM = 4 * (128 + 256) * 128 + 1024;
 
+    /** A tensor-core GEMM launch (128×256 output tiles): the kernel's name, threads per block, dynamic shared memory. */
+    record TcGemm(String name, int threads, int smem) {
+    }
+
+    /**
+     * The launch of a tensor-core GEMM variant (WGMMA, WGMMA_WS, MMA). WGMMA_WS: 384 threads (a producer warpgroup
+     * and two consumers) and, after the 4 stages (+ 1024 bytes of alignment slack), 4 "full" and 4 "empty" mbarriers
+     * of 8 bytes (modeldiff_wgmma.cu).
+     */
+    static TcGemm tcGemm(GemmVariant g, boolean fp16) {
+        String f16 = fp16 ? "_f16" : "";
+        return switch (g) {
+            case WGMMA -> new TcGemm("gemm_wgmma" + f16, 256, TC_SMEM);
+            case WGMMA_WS -> new TcGemm("gemm_wgmma_ws" + f16, 384, TC_SMEM + 2 * 4 * 8);
+            case MMA -> new TcGemm("gemm_mma" + f16, 256, TC_SMEM);
+            case WMMA -> throw new IllegalArgumentException("wmma is not a 128x256 tensor-core GEMM");
+        };
+    }
+
     /** Which kernel {@link #gemm} runs for these arguments (null: the fp32 FFMA one). */
     public GemmVariant gemmFor(CUdeviceptr aB, boolean bf16Weights, int K) {
         if (!bf16Weights) return null;
@@ -218,7 +256,7 @@ public final class DeviceKernels {
      */
     public void gemmAdd(CUdeviceptr c, Act a, Linear w, int M, boolean bf, CUdeviceptr res) {
         GemmVariant g = gemmFor(a.bf16(), w.bf16(), w.in());
-        if (g == GemmVariant.WGMMA || g == GemmVariant.MMA) {
+        if (g == GemmVariant.WGMMA || g == GemmVariant.WGMMA_WS || g == GemmVariant.MMA) {
             gemm(c, a, w, M, bf, res);
             return;
         }
@@ -234,17 +272,17 @@ public final class DeviceKernels {
         else if (g == GemmVariant.WMMA)
             rt.launch(fp16 ? "gemm_f16" : "gemm_bf16", blocks(N, 128), blocks(M, 128), 256, 0, c, a.f32(), w.w(), w.bias(), M, N, K, mode(bf));
         else {
-            String name = t16(g == GemmVariant.WGMMA ? "gemm_wgmma" : "gemm_mma");
+            TcGemm t = tcGemm(g, fp16);
             SplitK.Plan p = splitK.plan(M, N, K, rt.smCount());
             if (p.splits() == 1) {
-                rt.launch(name, blocks(M, 128), blocks(N, 256), 256, TC_SMEM, c, a.bf16(), w.w(), w.bias(), M, N, K, mode(bf),
-                        null, 0, res);
+                rt.launch(t.name(), blocks(M, 128), blocks(N, 256), t.threads(), t.smem(), c, a.bf16(), w.w(), w.bias(), M, N, K,
+                        mode(bf), null, 0, res);
                 return;
             }
             // split-K: raw fp32 partial sums per K slice, then one fixed-order pass adds them (+ bias, rounding)
             CUdeviceptr part = SplitK.scratch(rt, (long) p.splits() * M * N);
-            rt.launchZ(name, blocks(M, 128), blocks(N, 256), p.splits(), 256, TC_SMEM, c, a.bf16(), w.w(), w.bias(), M, N, K,
-                    mode(bf), part, p.ktPer(), null);
+            rt.launchZ(t.name(), blocks(M, 128), blocks(N, 256), p.splits(), t.threads(), t.smem(), c, a.bf16(), w.w(), w.bias(),
+                    M, N, K, mode(bf), part, p.ktPer(), null);
             rt.launch("splitk_reduce", blocks((long) M * N, 256), 1, 256, 0, c, part, w.bias(), M, N, p.splits(), mode(bf), res);
         }
     }

@@ -106,10 +106,86 @@ public final class KernelChecks {
         return results;
     }
 
+    /**
+     * Every check of the sm_90a GEMMs (gemm_wgmma, and gemm_wgmma_ws where loaded), bf16 and fp16: against float64 at
+     * {@link #TC_SHAPES} and ragged K (raw, and rounded = R(raw) bit for bit), split-K, the fused residual; then
+     * gemm_wgmma_ws against gemm_wgmma bit for bit at shapes too large for a CPU truth (both run the same wgmma
+     * instructions on the same tiles in the same K order, so their fp32 sums are the same bits).
+     */
+    public List<Result> wgmmaOnly() {
+        if (!rt.has("gemm_wgmma")) {
+            results.add(new Result("gemm_wgmma", "not loaded: " + rt.sm90aFailure, 0, 0, true));
+            return results;
+        }
+        List<GemmVariant> variants = new ArrayList<>(List.of(GemmVariant.WGMMA));
+        if (rt.has("gemm_wgmma_ws")) variants.add(GemmVariant.WGMMA_WS);
+        else results.add(new Result("gemm_wgmma_ws", "not loaded (the sm_90a module is stale?)", Double.POSITIVE_INFINITY, 0, true));
+        for (GemmVariant g : variants) {
+            for (int[] s : TC_SHAPES) gemm(s[0], s[1], s[2], true, true, g);
+            for (int[] s : RAGGED_K) gemm(s[0], s[1], s[2], true, true, g);
+        }
+        for (boolean fp16 : new boolean[]{false, true}) {
+            k.fp16 = fp16;
+            try {
+                for (GemmVariant g : variants)
+                    for (int[] s : RAGGED_K) gemm16(s[0], s[1], s[2], g, true);
+            } finally {
+                k.fp16 = false;
+            }
+        }
+        splitKChecks(variants);
+        fusedResidualChecks(variants);
+        if (variants.contains(GemmVariant.WGMMA_WS)) wsSameBits();
+        return results;
+    }
+
+    /** Shapes whose K is no multiple of 64 (296, 2000, 4104) or spans many tiles, M and N ragged. */
+    static final int[][] RAGGED_K = {{7, 13, 296}, {130, 1000, 1024}, {257, 520, 2000}, {65, 129, 4104}};
+
+    /** gemm_wgmma_ws = gemm_wgmma bit for bit (raw and rounded, bf16 and fp16, split-K off) at large ragged shapes. */
+    private void wsSameBits() {
+        SplitK savedSplit = k.splitK;
+        GemmVariant savedGemm = k.gemm;
+        k.splitK = SplitK.OFF;
+        try {
+            for (boolean fp16 : new boolean[]{false, true})
+                for (int[] s : new int[][]{{2048, 1024, 4096}, {1000, 3000, 4104}, {4096, 4096, 4096}}) {
+                    k.fp16 = fp16;
+                    wsSameBits(s[0], s[1], s[2]);
+                }
+        } finally {
+            k.splitK = savedSplit;
+            k.gemm = savedGemm;
+            k.fp16 = false;
+        }
+    }
+
+    private void wsSameBits(int M, int N, int K) {
+        CUdeviceptr a = CudaRuntime.alloc(4L * M * K), aB = CudaRuntime.alloc(2L * M * K), w = CudaRuntime.alloc(2L * N * K),
+                b = CudaRuntime.alloc(4L * N);
+        k.fillF32(a, (long) M * K, 21, 1f, 0f);
+        k.toBf16(aB, a, (long) M * K);   // toBf16 / fillBf16 write fp16 when k.fp16
+        k.fillBf16(w, (long) N * K, 22, 1f, 0f);
+        k.fillF32(b, N, 23, 1f, 0f);
+        Linear lin = new Linear(w, b, N, K, true);
+        String shape = M + "x" + N + "x" + K + " +bias" + (k.fp16 ? " fp16" : " bf16");
+        for (boolean round : new boolean[]{false, true})
+            try (Guarded ref = new Guarded(M * N, null); Guarded ws = new Guarded(M * N, null)) {
+                k.gemm = GemmVariant.WGMMA;
+                k.gemm(ref.ptr, new Act(a, aB), lin, M, round);
+                k.gemm = GemmVariant.WGMMA_WS;
+                k.gemm(ws.ptr, new Act(a, aB), lin, M, round);
+                checkRounded("gemm_wgmma_ws", shape + (round ? " rounded" : " raw") + " = gemm_wgmma", ref, ws,
+                        modeldiff.numeric.Precision.FP32);
+            }
+        for (CUdeviceptr p : new CUdeviceptr[]{a, aB, w, b}) CudaRuntime.free(p);
+    }
+
     /** Only the fp16 checks (GEMMs, tensor-core attention, 16-bit copies and rounding) and the split-K ones. */
     public List<Result> fp16AndSplitKOnly() {
         List<GemmVariant> variants = new ArrayList<>(List.of(GemmVariant.MMA, GemmVariant.WMMA));
         if (rt.has("gemm_wgmma")) variants.add(GemmVariant.WGMMA);
+        if (rt.has("gemm_wgmma_ws")) variants.add(GemmVariant.WGMMA_WS);
         splitKChecks(variants);
         fp16Checks(variants);
         fusedResidualChecks(variants);
@@ -291,7 +367,11 @@ public final class KernelChecks {
         List<GemmVariant> variants = new ArrayList<>(List.of(GemmVariant.MMA, GemmVariant.WMMA));
         if (!rt.has("gemm_wgmma")) results.add(new Result("gemm_wgmma", "not loaded: " + rt.sm90aFailure, 0, 0, true));
         else if (Boolean.getBoolean("modeldiff.cuda.skipWgmmaChecks")) results.add(new Result("gemm_wgmma", "checks skipped", 0, 0, true));
-        else variants.add(GemmVariant.WGMMA);
+        else {
+            variants.add(GemmVariant.WGMMA);
+            if (rt.has("gemm_wgmma_ws")) variants.add(GemmVariant.WGMMA_WS);
+            else results.add(new Result("gemm_wgmma_ws", "not loaded (the sm_90a module is stale?)", Double.POSITIVE_INFINITY, 0, true));
+        }
         for (GemmVariant g : variants)
             for (int[] s : TC_SHAPES) gemm(s[0], s[1], s[2], true, true, g);
         gemm(77, 150, 40, true, false, k.gemm);
