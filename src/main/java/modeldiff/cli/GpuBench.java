@@ -139,7 +139,7 @@ final class GpuBench {
         return l.length == 0 ? "" : l[l.length - 1];
     }
 
-    private static final Pattern OUR_GEMM = Pattern.compile("gemm_(wgmma|mma|wmma)(_fp16)?_(\\d+x\\d+x\\d+)(_splitk\\d+)?_tflops");
+    private static final Pattern OUR_GEMM = Pattern.compile("gemm_(wgmma_ws|wgmma|mma|wmma)(_fp16)?_(\\d+x\\d+x\\d+)(_splitk\\d+)?_tflops");
 
     /**
      * The issue's measures: per dtype, forward alone / HF sdpa forward (goal ≤ 0.9), forward with probes / forward

@@ -48,6 +48,19 @@ class GpuBenchTest {
         assertFalse(r.has("gemm_bf16_4096x4096x4096_over_torch"));                          // no torch figure for it
     }
 
+    /** gemm_wgmma_ws's timings count among ours: the best kernel per shape, whichever it is (issue #18). */
+    @Test
+    void wsCountsAsOurs() throws Exception {
+        JsonNode m = om.readTree("""
+                {"gemm_wgmma_2048x4096x4096_tflops": 400, "gemm_wgmma_ws_2048x4096x4096_tflops": 600,
+                 "gemm_wgmma_ws_fp16_4096x4096x4096_tflops": 700, "gemm_wgmma_fp16_4096x4096x4096_tflops": 500}""");
+        JsonNode h = om.readTree("""
+                {"torch_matmul_bf16_2048x4096x4096_tflops": 750, "torch_matmul_fp16_4096x4096x4096_tflops": 875}""");
+        ObjectNode r = GpuBench.ratios(om, m, h);
+        assertEquals(0.8, r.get("gemm_bf16_2048x4096x4096_over_torch").asDouble(), 1e-12);   // 600 / 750
+        assertEquals(0.8, r.get("gemm_fp16_4096x4096x4096_over_torch").asDouble(), 1e-12);   // 700 / 875
+    }
+
     /** Without HF's side only our own ratios are written. */
     @Test
     void ratiosWithoutHf() throws Exception {
