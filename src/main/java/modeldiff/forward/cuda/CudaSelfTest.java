@@ -866,6 +866,16 @@ public final class CudaSelfTest {
                 double[] fused = timeForward(rt, pass, dm, ids, ProbeLevel.LAYERS, null, 3);
                 boolean fusedSame = java.util.Arrays.equals(plain, CudaPass.workspaceLogits(dm, tokens));
                 pass.fuseResidual = false;
+                double[] ws = null;
+                boolean wsSame = false;
+                if (k.gemm == DeviceKernels.GemmVariant.WGMMA && rt.has("gemm_wgmma_ws")) {   // issue #18: the opt-in GEMM
+                    pass.gemm = DeviceKernels.GemmVariant.WGMMA_WS;
+                    ws = timeForward(rt, pass, dm, ids, ProbeLevel.LAYERS, null, 3);
+                    wsSame = java.util.Arrays.equals(plain, CudaPass.workspaceLogits(dm, tokens));
+                    pass.gemm = null;
+                    System.out.printf("forward %s without copies, gemm_wgmma_ws: best %.1f ms, mean %.1f ms; logits %s%n", d, ws[0],
+                            ws[1], wsSame ? "identical" : "DIFFER");
+                }
                 pass.graphs = null;
                 System.out.printf("forward %s without copies, residual fused: best %.1f ms, mean %.1f ms; logits %s%n", d, fused[0],
                         fused[1], fusedSame ? "identical" : "DIFFER");
@@ -886,6 +896,9 @@ public final class CudaSelfTest {
                         + "  \"%sgraph_capture_ms\": %.1f,\n  \"%sgraph_logits_identical\": %s,\n", p, graphs[0], p, graphs[1], p, captureMs, p, graphSame));
                 js.append(String.format("  \"%sforward_ms_no_copies_fused_residual\": %.2f,\n  \"%sfused_residual_logits_identical\": %s,\n",
                         p, fused[0], p, fusedSame));
+                if (ws != null)
+                    js.append(String.format("  \"%sforward_ms_no_copies_wgmma_ws\": %.2f,\n  \"%swgmma_ws_logits_identical\": %s,\n",
+                            p, ws[0], p, wsSame));
             }
         }
         if (o.streamed() && residentLogits != null) benchStreamed(rt, c, ids, k, sink, residentLogits, js);
