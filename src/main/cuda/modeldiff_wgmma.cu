@@ -168,7 +168,8 @@ __device__ __forceinline__ void gemm_wgmma_ws_impl(float* C, const T* A, const T
             load_tile64<WG_BN, 128>(st + WG_BM * 128, W0, n0, N, kt * 64, Kend, K, tid);
             mbar_cp_async_arrive(full + s * 8);
         }
-        cp_async_wait<0>();   // nothing of ours still in flight when the warp exits
+        // nothing of ours in flight when the warp exits (wait_all: these copies were never committed to a group)
+        asm volatile("cp.async.wait_all;\n" ::: "memory");
         return;
     }
     asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n" ::: "memory");

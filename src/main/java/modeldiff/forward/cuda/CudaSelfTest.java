@@ -37,6 +37,8 @@ import static jcuda.driver.JCudaDriver.*;
  *   java -cp ... modeldiff.forward.cuda.CudaSelfTest moecheck                    # the MoE kernels alone
  *   java -cp ... modeldiff.forward.cuda.CudaSelfTest moebench MODEL HF_TRACE OUT.json [REPS]   # cuda:bf16 vs an HF bf16 trace
  *   java -cp ... modeldiff.forward.cuda.CudaSelfTest fp16check                  # fp16 kernels and split-K alone
+ *   java -cp ... modeldiff.forward.cuda.CudaSelfTest wgmmacheck                 # gemm_wgmma and gemm_wgmma_ws alone
+ *   java -cp ... modeldiff.forward.cuda.CudaSelfTest gemmbench [wgmma,wgmma_ws] [OUT.json]   # bf16 GEMM timings alone
  *   java -cp ... modeldiff.forward.cuda.CudaSelfTest split FIXTURES_DIR         # every fixture split over two contexts
  *                                                                               # of device 0 = one device, bit for bit
  *   java -cp ... modeldiff.forward.cuda.CudaSelfTest splitbench LAYERS TOKENS OUT.json   # Llama-3-70B-shaped layers
@@ -100,6 +102,8 @@ public final class CudaSelfTest {
             long bad = rs.stream().filter(r -> !r.ok()).count();
             System.out.println("wgmma checks: " + (rs.size() - bad) + "/" + rs.size() + " ok");
             ok = bad == 0;
+        } else if (mode.equals("gemmbench")) {   // gemmbench [wgmma,wgmma_ws] [OUT.json]: bf16 GEMM timings alone
+            gemmBench(rt, args.length > 1 ? args[1] : "wgmma,wgmma_ws", args.length > 2 ? Path.of(args[2]) : null);
         } else if (mode.equals("fp16check")) {
             List<KernelChecks.Result> rs = new KernelChecks(rt).fp16AndSplitKOnly();
             KernelChecks.print(rs, System.out::println);
@@ -906,6 +910,21 @@ public final class CudaSelfTest {
         js.append("\n}\n");
         if (json != null) Files.writeString(json, js.toString());
         System.out.print(js);
+    }
+
+    /**
+     * The bf16 GEMMs alone at the bench's shapes (4096³ and the llama3-8b forward's at 2048 tokens), for the named
+     * kernels (comma-separated -Dmodeldiff.cuda.gemm values), split-K off and where it splits on; keys as in bench.
+     */
+    static void gemmBench(CudaRuntime rt, String kernels, Path json) {
+        DeviceKernels k = new DeviceKernels(rt);
+        List<DeviceKernels.GemmVariant> variants = new ArrayList<>();
+        for (String s : kernels.split(",")) variants.add(DeviceKernels.GemmVariant.valueOf(s.trim().toUpperCase(Locale.ROOT)));
+        StringBuilder js = new StringBuilder("{\n  \"device\": \"" + rt.deviceName + "\",\n  \"sms\": " + rt.smCount() + ",\n");
+        for (int[] sh : gemmShapes(2048)) benchGemm(rt, k, variants, "bf16", sh, js);
+        js.setLength(js.length() - 2);
+        js.append("\n}\n");
+        if (json != null) modeldiff.util.AtomicFiles.writeString(json, js.toString());
     }
 
     /** One GEMM shape: each kernel (wmma only at 4096³), split-K off, and on where the automatic plan splits. */
