@@ -194,8 +194,7 @@ public final class CudaSelfTest {
      */
     private static boolean wsMatches(Model model, ForwardInput in, Trace b16, PrintStream out, String name) {
         CudaRuntime rt = CudaRuntime.get();
-        if (DeviceKernels.defaultGemm(rt) != DeviceKernels.GemmVariant.WGMMA || !rt.has("gemm_wgmma_ws")
-                || Boolean.getBoolean("modeldiff.cuda.skipWgmmaChecks")) return true;
+        if (DeviceKernels.defaultGemm(rt) != DeviceKernels.GemmVariant.WGMMA || !KernelChecks.wsChecked(rt)) return true;
         CudaPass ws = new CudaPass(true, Fixes.NONE);
         ws.gemm = DeviceKernels.GemmVariant.WGMMA_WS;
         boolean same = identical(b16, ws.run(model, in, ProbeLevel.ALL), out, name + " bf16 gemm_wgmma_ws");
@@ -808,7 +807,7 @@ public final class CudaSelfTest {
                 + "\",\n  \"split_k_default\": \"" + k.splitK.mode() + "\",\n  \"cuda_graphs_default\": " + CudaGraph.enabled() + ",\n");
         List<DeviceKernels.GemmVariant> variants = new ArrayList<>();
         if (rt.has("gemm_wgmma") && !Boolean.getBoolean("modeldiff.cuda.skipWgmmaChecks")) variants.add(DeviceKernels.GemmVariant.WGMMA);
-        if (rt.has("gemm_wgmma_ws") && !Boolean.getBoolean("modeldiff.cuda.skipWgmmaChecks")) variants.add(DeviceKernels.GemmVariant.WGMMA_WS);
+        if (KernelChecks.wsChecked(rt)) variants.add(DeviceKernels.GemmVariant.WGMMA_WS);
         variants.add(DeviceKernels.GemmVariant.MMA);
         variants.add(DeviceKernels.GemmVariant.WMMA);
         SplitK splitDefault = k.splitK;
@@ -872,7 +871,7 @@ public final class CudaSelfTest {
                 pass.fuseResidual = false;
                 double[] ws = null;
                 boolean wsSame = false;
-                if (k.gemm == DeviceKernels.GemmVariant.WGMMA && rt.has("gemm_wgmma_ws")) {   // issue #18: the opt-in GEMM
+                if (k.gemm == DeviceKernels.GemmVariant.WGMMA && KernelChecks.wsChecked(rt)) {   // issue #18: the opt-in GEMM
                     pass.gemm = DeviceKernels.GemmVariant.WGMMA_WS;
                     ws = timeForward(rt, pass, dm, ids, ProbeLevel.LAYERS, null, 3);
                     wsSame = java.util.Arrays.equals(plain, CudaPass.workspaceLogits(dm, tokens));
