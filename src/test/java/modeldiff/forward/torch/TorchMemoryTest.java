@@ -59,7 +59,7 @@ class TorchMemoryTest {
         long second = median(Arrays.copyOfRange(rss, q, 2 * q)), last = median(Arrays.copyOfRange(rss, 3 * q, rss.length));
         long min = Arrays.stream(rss).min().orElseThrow(), max = Arrays.stream(rss).max().orElseThrow();
         System.out.printf("%s gemma3 32 tokens probes=all, %d forwards in %.1f s (%d threads); VmRSS MB: before %.0f, "
-                        + "after forward 5 %.0f, 100 %.0f, 200 %.0f; min %.0f max %.0f; median forwards 51-100 %.0f, 151-200 %.0f%n",
+                        + "after forward 5 %.0f, 100 %.0f, 200 %.0f; min %.0f max %.0f; median forwards 51-100 %.0f, 151-200 %.0f (VmRSS less the committed Java heap)%n",
                 pass.name(), FORWARDS, seconds, pass.threads(), mb(before), mb(rss[0]), mb(rss[100 / EVERY - 1]),
                 mb(rss[rss.length - 1]), mb(min), mb(max), mb(second), mb(last));
         assertTrue(last - second < SLACK_KB, "median VmRSS grew by " + (last - second) / 1024 + " MB: " + Arrays.toString(rss));
@@ -75,11 +75,18 @@ class TorchMemoryTest {
         return s[s.length / 2];
     }
 
-    /** VmRSS in kB after a GC (so the Java heap's garbage doesn't count as a native leak). */
+    /**
+     * VmRSS in kB after a GC, less the Java heap's committed size: what is left is native memory (libtorch, DJL,
+     * malloc arenas), where a leak of unclosed NDArrays shows. In the full suite's JVM the heap's committed size moves
+     * by hundreds of MB as G1 shrinks and regrows it (CI on 2026-12-06: "before" 2536 MB, then 1002 … 1214 MB over
+     * the 200 forwards, medians 1104 → 1208 MB, which failed the 64 MB slack with no leak: 600 fp16 forwards alone
+     * stayed between 275 and 428 MB with no trend), and that is not what this test is about.
+     */
     static long rssKb(Path status) throws IOException {
         System.gc();
+        long heapKb = Runtime.getRuntime().totalMemory() / 1024;
         for (String l : Files.readAllLines(status))
-            if (l.startsWith("VmRSS:")) return Long.parseLong(l.replaceAll("[^0-9]", ""));
+            if (l.startsWith("VmRSS:")) return Long.parseLong(l.replaceAll("[^0-9]", "")) - heapKb;
         throw new IllegalStateException("no VmRSS line");
     }
 }
