@@ -115,8 +115,8 @@ extern "C" __global__ void __launch_bounds__(256, 1) gemm_wgmma_f16(float* C, co
 // gemm_wgmma's two warpgroups). No block-wide barrier in the main loop: per stage a "full" mbarrier (expected count =
 // the 128 producer threads; each thread's cp.async.mbarrier.arrive.noinc fires once its copies of the stage landed) and
 // an "empty" one (expected count = the 8 consumer warps; a warp arrives once wgmma.wait_group says the wgmma group that
-// read the stage is done). setmaxnreg moves registers from the producer (56) to the consumers (224): 128·56 + 256·224
-// = 64512 of the 65536 (the launch gives 168 each; with 40 the producer spilled a word, ptxas -v). Same arguments, epilogue, zero-fill and split-K as gemm_wgmma (DeviceKernels switches by name).
+// read the stage is done). No setmaxnreg: the consumers fit the 168 registers a 384-thread block may have (ptxas -v:
+// 154, no spills), and an .inc the pool cannot serve would hang the block. Same arguments, epilogue, zero-fill and split-K as gemm_wgmma (DeviceKernels switches by name).
 #define WS_ST 4
 #define WS_THREADS 384
 __device__ __forceinline__ void mbar_init(unsigned bar, unsigned count) {
@@ -167,7 +167,6 @@ __device__ __forceinline__ void gemm_wgmma_ws_impl(float* C, const T* A, const T
     }
     __syncthreads();   // the barriers' initialisation is visible to every thread (the last block-wide barrier)
     if (wg == 0) {
-        asm volatile("setmaxnreg.dec.sync.aligned.u32 56;\n" ::: "memory");
         const T* A0 = A + kt0 * 64;   // as gemm_wgmma: the split's first column, row stride K, zero beyond Kend
         const T* W0 = W + kt0 * 64;
         int Kend = K - kt0 * 64;
@@ -183,7 +182,6 @@ __device__ __forceinline__ void gemm_wgmma_ws_impl(float* C, const T* A, const T
         asm volatile("cp.async.wait_all;\n" ::: "memory");
         return;
     }
-    asm volatile("setmaxnreg.inc.sync.aligned.u32 224;\n" ::: "memory");
     int cw = wg - 1;   // consumer warpgroup: rows cw·64 .. cw·64 + 63 of the block tile
     float d[128];
 #pragma unroll
