@@ -14,6 +14,8 @@ import argparse
 import json
 import sys
 
+from cuda_timing import time_cuda
+
 SHAPES = [(512, 32, 8, 128, 0), (2048, 32, 8, 128, 0), (4096, 32, 8, 128, 0), (2048, 32, 8, 64, 0),
           (4096, 32, 8, 64, 0), (4096, 32, 8, 128, 1024)]
 
@@ -28,16 +30,6 @@ def key(T, heads, kv, hd, window):
     return f"T{T}_h{heads}_{kv}_d{hd}" + (f"_w{window}" if window > 0 else "")
 
 
-def time_cuda(torch, fn, reps):
-    fn()
-    torch.cuda.synchronize()
-    a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    a.record()
-    for _ in range(reps):
-        fn()
-    b.record()
-    b.synchronize()
-    return a.elapsed_time(b) / reps
 
 
 def backend_of(torch, F, q, k, v, causal, mask):
@@ -77,7 +69,7 @@ def main():
             causal = False
         name = key(T, heads, kv, hd, window)
         backend = backend_of(torch, F, q, k, v, causal, mask)
-        ms = time_cuda(torch, lambda: F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal,
+        ms = time_cuda(lambda: F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal,
                                                                         enable_gqa=True), a.reps)
         tflops = 4.0 * hd * heads * pairs(T, window) / (ms * 1e-3) / 1e12
         out[f"{name}_torch_sdpa_ms"] = round(ms, 4)

@@ -11,6 +11,8 @@ import json
 import re
 import sys
 
+from cuda_timing import time_cuda
+
 
 def shapes(T):
     return ((4096, 4096, 4096), (T, 4096, 4096), (T, 1024, 4096), (T, 14336, 4096), (T, 4096, 14336), (T, 128256, 4096))
@@ -22,16 +24,7 @@ def time_torch(T, reps=20):
     for M, N, K in shapes(T):
         a = torch.randn(M, K, device="cuda", dtype=torch.bfloat16)
         w = torch.randn(N, K, device="cuda", dtype=torch.bfloat16)
-        fn = lambda: torch.matmul(a, w.t())
-        fn()
-        torch.cuda.synchronize()
-        e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        e0.record()
-        for _ in range(reps):
-            fn()
-        e1.record()
-        e1.synchronize()
-        ms = e0.elapsed_time(e1) / reps
+        ms = time_cuda(lambda: torch.matmul(a, w.t()), reps)
         out[f"torch_matmul_bf16_{M}x{N}x{K}_ms"] = round(ms, 4)
         out[f"torch_matmul_bf16_{M}x{N}x{K}_tflops"] = round(2 * M * N * K / (ms * 1e-3) / 1e12, 2)
         del a, w
