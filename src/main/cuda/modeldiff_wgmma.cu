@@ -47,6 +47,15 @@ __device__ __forceinline__ void wg_epilogue(float* C, const float* bias, int M, 
         store2<MODE>(C, bias, M, N, row + 8, c0 + j * 8, d[4 * j + 2], d[4 * j + 3], res);
     }
 }
+// A warpgroup's accumulators out: raw to split-K's slice part[blockIdx.z] (no bias, no rounding), else C with bias and the
+// rounding mode bf (0 fp32, 1 bf16, 2 fp16) and the residual res. Shared by gemm_wgmma and gemm_wgmma_ws.
+__device__ __forceinline__ void wg_store(float* C, const float* bias, int M, int N, int row, int c0, float (&d)[128],
+                                         float* res, float* part, int bf) {
+    if (part) wg_epilogue<0>(part + (long long)blockIdx.z * M * N, nullptr, M, N, row, c0, d, nullptr);
+    else if (bf == 1) wg_epilogue<1>(C, bias, M, N, row, c0, d, res);
+    else if (bf == 2) wg_epilogue<2>(C, bias, M, N, row, c0, d, res);
+    else wg_epilogue<0>(C, bias, M, N, row, c0, d, res);
+}
 // Split-K (part != null): block z covers K tiles [z·ktPer, (z+1)·ktPer) and writes its raw fp32 sums (no bias, no
 // rounding) to part[z][M][N]; splitk_reduce (modeldiff_kernels.cu) then adds the slices in a fixed order.
 template <typename T>
@@ -94,10 +103,7 @@ __device__ __forceinline__ void gemm_wgmma_impl(float* C, const T* A, const T* W
     wg_wait<0>();
     cp_async_wait<0>();
     int row = m0 + wg * 64 + (warp & 3) * 16 + (lane >> 2), c0 = n0 + (lane & 3) * 2;
-    if (part) wg_epilogue<0>(part + (long long)blockIdx.z * M * N, nullptr, M, N, row, c0, d, nullptr);
-    else if (bf == 1) wg_epilogue<1>(C, bias, M, N, row, c0, d, res);
-    else if (bf == 2) wg_epilogue<2>(C, bias, M, N, row, c0, d, res);
-    else wg_epilogue<0>(C, bias, M, N, row, c0, d, res);
+    wg_store(C, bias, M, N, row, c0, d, res, part, bf);
 }
 extern "C" __global__ void __launch_bounds__(256, 1) gemm_wgmma(float* C, const bf16* A, const bf16* W, const float* bias,
                                                                  int M, int N, int K, int bf, float* part, int ktPer,
@@ -203,10 +209,7 @@ __device__ __forceinline__ void gemm_wgmma_ws_impl(float* C, const T* A, const T
     }
     wg_wait<0>();
     int row = m0 + cw * 64 + (warp & 3) * 16 + (lane >> 2), c0 = n0 + (lane & 3) * 2;
-    if (part) wg_epilogue<0>(part + (long long)blockIdx.z * M * N, nullptr, M, N, row, c0, d, nullptr);
-    else if (bf == 1) wg_epilogue<1>(C, bias, M, N, row, c0, d, res);
-    else if (bf == 2) wg_epilogue<2>(C, bias, M, N, row, c0, d, res);
-    else wg_epilogue<0>(C, bias, M, N, row, c0, d, res);
+    wg_store(C, bias, M, N, row, c0, d, res, part, bf);
 }
 extern "C" __global__ void __launch_bounds__(WS_THREADS, 1) gemm_wgmma_ws(float* C, const bf16* A, const bf16* W,
         const float* bias, int M, int N, int K, int bf, float* part, int ktPer, float* res) {

@@ -131,7 +131,7 @@ public final class DeviceKernels {
          * where R32 was 8 % faster (0.625 vs 0.676 ms); at T = 2048 / hd 128, 0.210 ms vs BASE 0.217 and R32 0.209.
          * Its 20 spilled bytes at hd 128 (ptxas) cost less than the third block per SM gains.
          */
-        static FaPlain auto(int hd) {
+        static FaPlain auto() {
             return OCC;
         }
     }
@@ -183,11 +183,6 @@ public final class DeviceKernels {
     /** The kernels' rounding mode: 0 fp32, 1 bf16, 2 fp16. */
     int mode(boolean bf) {
         return !bf ? 0 : fp16 ? 2 : 1;
-    }
-
-    /** A 16-bit kernel's name for the current type: {@code base} (bf16) or {@code base_f16}. */
-    private String t16(String base) {
-        return fp16 ? base + "_f16" : base;
     }
 
     public void embed(CUdeviceptr out, CUdeviceptr table, boolean bf16Table, CUdeviceptr ids, EmbedArgs a) {
@@ -329,7 +324,7 @@ public final class DeviceKernels {
         int tile = 64 * hd * 2;
         if (v == AttentionVariant.TC_V1 && !var) return new TcKernel("attention_tc" + hd + f16, 5 * tile + 128, 64);
         boolean gen = var || !a.bf() || a.divide() != 0 || cap(a) > 0f;
-        FaPlain form = gen || hd < 64 ? FaPlain.BASE : plain == null ? FaPlain.auto(hd) : plain;
+        FaPlain form = gen || hd < 64 ? FaPlain.BASE : plain == null ? FaPlain.auto() : plain;
         return new TcKernel("attention_fa" + hd + (gen ? "_gen" : form.suffix) + f16,
                 (4 + (form == FaPlain.R32 ? 2 : 0)) * tile + 128, form.rows);
     }

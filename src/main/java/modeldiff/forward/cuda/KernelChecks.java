@@ -430,13 +430,7 @@ public final class KernelChecks {
 
     private void gemm(int M, int N, int K, boolean bf16W, boolean bias, GemmVariant variant) {
         float[] a = randn(M * K, 1, bf16W), w = randn(N * K, 1, bf16W), b = bias ? randn(N, 1, bf16W) : null;
-        double[] exp = new double[M * N];
-        for (int i = 0; i < M; i++)
-            for (int j = 0; j < N; j++) {
-                double s = 0;
-                for (int kk = 0; kk < K; kk++) s += (double) a[i * K + kk] * w[j * K + kk];
-                exp[i * N + j] = s + (b == null ? 0 : b[j]);
-            }
+        double[] exp = gemmRef(a, w, b, M, N, K);
         CUdeviceptr da = CudaRuntime.upload(a), dw = bf16W ? CudaRuntime.upload(bits(w)) : CudaRuntime.upload(w);
         CUdeviceptr db = b == null ? null : CudaRuntime.upload(b);
         CUdeviceptr daB = bf16W && variant != GemmVariant.WMMA ? CudaRuntime.upload(bits(a)) : null;
